@@ -1,0 +1,223 @@
+/*
+ * bench.h - the benchmark harness shared by every case: clocks, pinning,
+ * shared memory between forked processes, a cross-process barrier, sample
+ * statistics and the result table.
+ *
+ * A case measures something and adds rows (bench_row); main.c prints them,
+ * writes the TSV and, once every case has run, fills in each row's ratio to
+ * its floor. Rows are compared by "cost": nanoseconds for latency rows,
+ * nanoseconds per message (1e9 / msgs_per_s) for throughput rows, so a ratio
+ * above 1 always means "slower than the floor".
+ */
+#ifndef SHMBUS_BENCH_H
+#define SHMBUS_BENCH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BENCH_KIB ((size_t)1024)
+#define BENCH_MIB ((size_t)1024 * 1024)
+#define BENCH_CACHE_LINE 64
+#define BENCH_MAX_PROCS 32
+
+/* ------------------------------------------------------------- settings */
+
+struct bench_config {
+	int passes;            /* measured passes per case */
+	int64_t pass_ns;       /* target duration of one pass */
+	int64_t warmup_ns;     /* warm-up before the passes */
+	uint64_t min_iters;    /* per pass, whatever pass_ns says */
+	uint64_t max_iters;    /* per pass */
+	int cpu_a, cpu_b;      /* the two cores the processes are pinned to */
+	bool smoke;            /* tiny counts; check sanity, do not report */
+	const char *only;      /* run only cases whose name contains this */
+	const char *bus_name;  /* "bench-<pid>" */
+	const char *broker;    /* broker executable, or NULL ($SHMBUSD) */
+};
+
+extern struct bench_config bench_cfg;
+
+/* ---------------------------------------------------------------- clock */
+
+/* CLOCK_MONOTONIC in ns: system-wide, so a time taken in one process can be
+ * subtracted from one taken in another. */
+int64_t bench_now_ns(void);
+
+/* ---------------------------------------------------- processes, memory */
+
+/* Pin the calling process to one CPU; 0 or -errno. */
+int bench_pin(int cpu);
+
+/* Anonymous shared memory that forked children share; zeroed and touched
+ * (so page faults are not measured). NULL on failure. */
+void *bench_shm_alloc(size_t size);
+void bench_shm_free(void *p, size_t size);
+
+/* Fork `n` children; child i pins itself to cpus[i] and runs
+ * fn(arg, i), its return value is its exit status (0 success). Pids go to
+ * pids[0..n). Returns 0, or -1 (children already started are killed). */
+int bench_spawn(int n, const int *cpus, int (*fn)(void *arg, int index), void *arg,
+		pid_t *pids);
+
+/* Wait for the children, at most timeout_ns in all, then kill the rest.
+ * Returns 0 when every child exited with status 0. */
+int bench_reap(int n, pid_t *pids, int64_t timeout_ns);
+
+/* A barrier in shared memory for `parties` processes, built on a futex so
+ * that waiting processes sleep (there are more processes than cores). */
+struct bench_barrier {
+	_Alignas(BENCH_CACHE_LINE) _Atomic uint32_t arrived;
+	_Atomic uint32_t generation;
+	uint32_t parties;
+	_Atomic uint32_t broken; /* set when a party failed: everyone leaves */
+};
+
+void bench_barrier_init(struct bench_barrier *b, uint32_t parties);
+/* 0, or -1 on timeout (30 s) or when the barrier was broken. */
+int bench_barrier_wait(struct bench_barrier *b);
+void bench_barrier_break(struct bench_barrier *b);
+
+/* Raw futex calls on a word in MAP_SHARED memory (not FUTEX_PRIVATE: the
+ * waiters are in other processes). */
+int bench_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns);
+int bench_futex_wake(_Atomic uint32_t *word, int n);
+
+/* -------------------------------------------------------------- samples */
+
+struct bench_samples {
+	int64_t *v;    /* pooled over passes */
+	size_t n, cap;
+	double pass_median[64]; /* per pass, of the per-pass samples */
+	int passes;
+};
+
+int bench_samples_init(struct bench_samples *s, size_t cap);
+void bench_samples_free(struct bench_samples *s);
+/* Close a pass: samples [from, s->n) are its own. */
+void bench_samples_end_pass(struct bench_samples *s, size_t from);
+
+/* Nearest-rank percentile of v[0..n) (sorts v). p in (0, 1]. */
+double bench_percentile(int64_t *v, size_t n, double p);
+/* (max - min) / median of x[0..n), in percent. */
+double bench_spread_pct(const double *x, int n);
+double bench_median_of(const double *x, int n);
+
+/* ---------------------------------------------------------------- rows */
+
+struct bench_row {
+	char name[48];
+	uint64_t size;
+	double median_ns, p99_ns, p999_ns; /* NAN when n/a */
+	double msgs_per_s, gb_per_s;       /* NAN when n/a */
+	double spread_pct;
+	char floor_name[48];  /* "" when none */
+	uint64_t floor_size;
+	double ratio;         /* filled by bench_rows_finish() */
+	uint64_t samples;     /* how many samples the percentiles came from */
+	char note[160];       /* losses and the like, "" when none */
+};
+
+/* Add a row; returns it so the caller can fill the floor and note. */
+struct bench_row *bench_row_add(const char *name, uint64_t size);
+void bench_row_set_floor(struct bench_row *r, const char *floor_name, uint64_t floor_size);
+/* Latency row from pooled samples (values are already one-way ns). */
+struct bench_row *bench_row_latency(const char *name, uint64_t size, struct bench_samples *s);
+
+size_t bench_rows_count(void);
+struct bench_row *bench_rows_get(size_t i);
+const struct bench_row *bench_rows_find(const char *name, uint64_t size);
+void bench_rows_finish(void);
+void bench_rows_free(void);
+
+/* Each case reports failures through this, then returns -1. */
+void bench_fail(const char *case_name, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* --------------------------------------------------------------- cases */
+
+/* Iterations for one pass, from the cost of one iteration seen in warm-up. */
+uint64_t bench_iters_for(int64_t ns_per_iter);
+
+/* A generic two-process ping-pong: the parent (initiator, cpu_a) sends
+ * `size` bytes and waits for the echo from the child (echoer, cpu_b). The
+ * round trip is timed per sample; one-way latency = round trip / 2. */
+enum bench_cmd { BENCH_CMD_ECHO = 1, BENCH_CMD_STOP = 2 };
+
+struct bench_pingpong_ops {
+	/* In each process after fork; role 0 initiator, 1 echoer. 0 or -1. */
+	int (*setup)(void *ctx, int role);
+	/* Initiator: send a message of the case's size carrying cmd; with
+	 * BENCH_CMD_ECHO also wait for the reply. 0 or -1. */
+	int (*ping)(void *ctx, enum bench_cmd cmd);
+	/* Echoer: wait for a message; reply to ECHO. Returns BENCH_CMD_ECHO,
+	 * BENCH_CMD_STOP, or -1. */
+	int (*echo)(void *ctx);
+	void (*teardown)(void *ctx, int role);
+};
+
+/* Runs warm-up and passes, adds a latency row `name` at `size` with the
+ * given floor. 0 or -1. */
+int bench_pingpong(const char *name, size_t size, const struct bench_pingpong_ops *ops,
+		   void *ctx, const char *floor_name, uint64_t floor_size);
+
+/* A generic streaming run: `producers` processes send as fast as they can
+ * for pass_ns, `consumers` processes take what reaches them. Each
+ * participant is a child pinned to its cpu; the parent only waits. */
+struct bench_stream_ops {
+	/* In each child after fork; role 0 producer, 1 consumer. 0 or -1. */
+	int (*setup)(void *ctx, int role, int index);
+	void (*teardown)(void *ctx, int role, int index);
+	/* Producer: send one message. 0 or -1. */
+	int (*send)(void *ctx, int index);
+	/* Consumer: take one message without blocking: 1 taken, 0 nothing
+	 * there now, -1 error. */
+	int (*try_recv)(void *ctx, int index);
+	/* Consumer: sleep until a message may be there or timeout_ns passes;
+	 * NULL to poll. 0 or -1. */
+	int (*wait)(void *ctx, int index, int64_t timeout_ns);
+	/* Consumer: messages taken or given up so far (received + lost). */
+	uint64_t (*position)(void *ctx, int index);
+	/* Consumer: messages lost so far; NULL for lossless transports. */
+	uint64_t (*lost)(void *ctx, int index);
+};
+
+struct bench_stream_result {
+	int passes;
+	double prod_rate[64];     /* all producers together, msgs/s */
+	double prod_rate_min[64]; /* the slowest producer */
+	double cons_rate[64];     /* delivered per consumer (mean), msgs/s */
+	double cons_rate_min[64]; /* the slowest consumer */
+	uint64_t sent, received, lost; /* over all passes and consumers */
+};
+
+int bench_stream(const char *name, int producers, const int *producer_cpus, int consumers,
+		 const int *consumer_cpus, const struct bench_stream_ops *ops, void *ctx,
+		 struct bench_stream_result *res);
+
+/* A throughput row from per-pass rates. */
+struct bench_row *bench_row_rates(const char *name, uint64_t size, const double *rates,
+				  int passes);
+
+/* The payload sizes of the latency cases. */
+extern const size_t bench_sizes[];
+extern const size_t bench_nsizes;
+/* The payload sizes of the throughput cases, and the ring size they use
+ * (the same for the bus and the floors). */
+extern const size_t bench_tput_sizes[];
+extern const size_t bench_ntput_sizes;
+uint32_t bench_tput_slots(size_t size);
+
+/* Case groups (floors.c, ipc.c, bus_cases.c). Each returns the number of
+ * failed cases. */
+int bench_floors_run(void);
+int bench_ipc_run(void);
+int bench_bus_run(void);
+bool bench_bus_available(void);
+
+/* Whether a case named `name` is selected by --only. */
+bool bench_selected(const char *name);
+
+#endif /* SHMBUS_BENCH_H */

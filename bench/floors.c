@@ -1,0 +1,455 @@
+/*
+ * floors.c - what the machine itself costs, measured the way the bus cases
+ * are: two processes ping-ponging through shared memory we map ourselves,
+ * waiting by polling an atomic (polling floor) or in futex wait/wake
+ * (blocking floor); memcpy at each size (bandwidth floor); and a minimal
+ * lossless single-producer ring (streaming floor).
+ *
+ * The ping-pong floors move the payload the way a copying bus must: the
+ * sender copies it into shared memory and publishes a sequence number with
+ * a release store; the receiver sees it with an acquire load and copies
+ * the payload out. At 64 B that is one payload line and one flag line
+ * crossing between the cores.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLOOR_TIMEOUT_NS (10 * (int64_t)1000000000)
+
+/* ---------------------------------------------------- ping-pong floors */
+
+struct shm_pp_flags {
+	/* Each word has its own line so that the two writers never share
+	 * one. */
+	_Alignas(BENCH_CACHE_LINE) _Atomic uint32_t ping; /* initiator's sequence */
+	_Alignas(BENCH_CACHE_LINE) _Atomic uint32_t pong; /* echoer's sequence */
+};
+
+struct shm_pp {
+	struct shm_pp_flags *flags;
+	unsigned char *ping_buf, *pong_buf; /* shared */
+	size_t map_size, size;
+	bool futex;
+	unsigned char *priv; /* this process's own buffer */
+	uint32_t seq;        /* last sequence number sent or seen */
+};
+
+/* Wait until *w != old; spins (polling) or sleeps in the kernel (futex).
+ * Bounded: gives up after FLOOR_TIMEOUT_NS so a dead peer cannot hang us. */
+static int await_change(_Atomic uint32_t *w, uint32_t old, bool futex, uint32_t *out)
+{
+	uint32_t v;
+	unsigned spins = 0;
+	int64_t deadline = 0;
+
+	/* Acquire pairs with the peer's release store of the word: the
+	 * payload it copied before is visible once we see the new value. */
+	while ((v = atomic_load_explicit(w, memory_order_acquire)) == old) {
+		if (futex) {
+			if (bench_futex_wait(w, old, 100000000) == 0 || errno != ETIMEDOUT)
+				continue;
+		} else if (++spins % 4096 != 0) {
+			continue;
+		}
+		if (!deadline)
+			deadline = bench_now_ns() + FLOOR_TIMEOUT_NS;
+		else if (bench_now_ns() > deadline)
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static void announce(_Atomic uint32_t *w, uint32_t v, bool futex)
+{
+	/* Release: the payload copied before this store travels with it. */
+	atomic_store_explicit(w, v, memory_order_release);
+	if (futex)
+		bench_futex_wake(w, 1);
+}
+
+static int shm_pp_setup(void *ctx, int role)
+{
+	struct shm_pp *c = ctx;
+
+	(void)role;
+	c->priv = malloc(c->size);
+	if (!c->priv)
+		return -1;
+	memset(c->priv, 0x5a, c->size);
+	c->seq = 0;
+	return 0;
+}
+
+static void shm_pp_teardown(void *ctx, int role)
+{
+	struct shm_pp *c = ctx;
+
+	(void)role;
+	free(c->priv);
+	c->priv = NULL;
+}
+
+static int shm_pp_ping(void *ctx, enum bench_cmd cmd)
+{
+	struct shm_pp *c = ctx;
+	uint64_t word = (uint64_t)cmd;
+	uint32_t v;
+
+	memcpy(c->priv, &word, sizeof(word));
+	memcpy(c->ping_buf, c->priv, c->size);
+	announce(&c->flags->ping, ++c->seq, c->futex);
+	if (cmd == BENCH_CMD_STOP)
+		return 0;
+	if (await_change(&c->flags->pong, c->seq - 1, c->futex, &v) != 0)
+		return -1;
+	memcpy(c->priv, c->pong_buf, c->size);
+	return 0;
+}
+
+static int shm_pp_echo(void *ctx)
+{
+	struct shm_pp *c = ctx;
+	uint64_t word;
+	uint32_t v;
+
+	if (await_change(&c->flags->ping, c->seq, c->futex, &v) != 0)
+		return -1;
+	c->seq = v;
+	memcpy(c->priv, c->ping_buf, c->size);
+	memcpy(&word, c->priv, sizeof(word));
+	if (word == BENCH_CMD_STOP)
+		return BENCH_CMD_STOP;
+	memcpy(c->pong_buf, c->priv, c->size);
+	announce(&c->flags->pong, v, c->futex);
+	return BENCH_CMD_ECHO;
+}
+
+static const struct bench_pingpong_ops shm_pp_ops = {
+	.setup = shm_pp_setup,
+	.ping = shm_pp_ping,
+	.echo = shm_pp_echo,
+	.teardown = shm_pp_teardown,
+};
+
+static size_t round_up(size_t n, size_t to)
+{
+	return (n + to - 1) / to * to;
+}
+
+static int run_shm_pingpong(const char *name, size_t size, bool futex)
+{
+	struct shm_pp c = {.size = size, .futex = futex};
+	size_t flags = round_up(sizeof(struct shm_pp_flags), 4096);
+	unsigned char *base;
+	int rc;
+
+	c.map_size = flags + 2 * round_up(size, 4096);
+	base = bench_shm_alloc(c.map_size);
+	if (!base) {
+		bench_fail(name, "cannot map %zu bytes", c.map_size);
+		return -1;
+	}
+	c.flags = (struct shm_pp_flags *)(void *)base;
+	c.ping_buf = base + flags;
+	c.pong_buf = c.ping_buf + round_up(size, 4096);
+	rc = bench_pingpong(name, size, &shm_pp_ops, &c, NULL, 0);
+	bench_shm_free(base, c.map_size);
+	return rc;
+}
+
+/* The bare cache line: both processes take turns writing one word of one
+ * line (odd: the initiator's turn is done, even: the echoer's), with the
+ * command in the same line. No payload is copied: this is the least that
+ * any hand-over between the two cores can cost. */
+struct line_pp {
+	struct line_shared {
+		_Alignas(BENCH_CACHE_LINE) _Atomic uint32_t word;
+		_Atomic uint32_t cmd;
+	} *sh;
+	bool futex;
+	uint32_t seen;
+};
+
+static int line_setup(void *ctx, int role)
+{
+	(void)role;
+	((struct line_pp *)ctx)->seen = 0;
+	return 0;
+}
+
+static void line_teardown(void *ctx, int role)
+{
+	(void)ctx;
+	(void)role;
+}
+
+static int line_ping(void *ctx, enum bench_cmd cmd)
+{
+	struct line_pp *c = ctx;
+	uint32_t v;
+
+	/* Relaxed: the release store of the word below carries it. */
+	atomic_store_explicit(&c->sh->cmd, (uint32_t)cmd, memory_order_relaxed);
+	announce(&c->sh->word, c->seen + 1, c->futex);
+	if (cmd == BENCH_CMD_STOP)
+		return 0;
+	if (await_change(&c->sh->word, c->seen + 1, c->futex, &v) != 0)
+		return -1;
+	c->seen = v;
+	return 0;
+}
+
+static int line_echo(void *ctx)
+{
+	struct line_pp *c = ctx;
+	uint32_t v;
+
+	if (await_change(&c->sh->word, c->seen, c->futex, &v) != 0)
+		return -1;
+	if (atomic_load_explicit(&c->sh->cmd, memory_order_relaxed) == BENCH_CMD_STOP)
+		return BENCH_CMD_STOP;
+	c->seen = v + 1;
+	announce(&c->sh->word, v + 1, c->futex);
+	return BENCH_CMD_ECHO;
+}
+
+static const struct bench_pingpong_ops line_pp_ops = {
+	.setup = line_setup,
+	.ping = line_ping,
+	.echo = line_echo,
+	.teardown = line_teardown,
+};
+
+static int run_line_pingpong(const char *name, bool futex)
+{
+	struct line_pp c = {.futex = futex};
+	int rc;
+
+	c.sh = bench_shm_alloc(sizeof(*c.sh));
+	if (!c.sh) {
+		bench_fail(name, "out of memory");
+		return -1;
+	}
+	rc = bench_pingpong(name, BENCH_CACHE_LINE, &line_pp_ops, &c, NULL, 0);
+	if (rc == 0)
+		snprintf(bench_rows_get(bench_rows_count() - 1)->note, sizeof(((struct bench_row *)0)->note),
+			 "one shared line, no payload copied");
+	bench_shm_free(c.sh, sizeof(*c.sh));
+	return rc;
+}
+
+/* -------------------------------------------------------------- memcpy */
+
+/* Called through a volatile pointer so that the copies cannot be proven
+ * useless and removed. */
+static void *(*volatile copy_fn)(void *, const void *, size_t) = memcpy;
+
+static int run_memcpy(const char *name, size_t size)
+{
+	size_t batch = size >= 256 * BENCH_KIB ? 1 : 256 * BENCH_KIB / size;
+	unsigned char *src = malloc(size), *dst = malloc(size);
+	struct bench_samples s;
+	int64_t t0, t1, warm = 0;
+	uint64_t iters;
+	int rc = -1;
+
+	if (!src || !dst || bench_samples_init(&s, (size_t)bench_cfg.passes * bench_cfg.max_iters)) {
+		free(src);
+		free(dst);
+		bench_fail(name, "out of memory");
+		return -1;
+	}
+	memset(src, 0x5a, size);
+	memset(dst, 0xa5, size);
+	bench_pin(bench_cfg.cpu_a);
+	t0 = bench_now_ns();
+	do {
+		for (size_t k = 0; k < batch; k++)
+			copy_fn(dst, src, size);
+		warm++;
+		t1 = bench_now_ns();
+	} while (t1 - t0 < bench_cfg.warmup_ns || warm < 3);
+	iters = bench_iters_for((t1 - t0) / warm);
+	for (int p = 0; p < bench_cfg.passes; p++) {
+		size_t from = s.n;
+
+		for (uint64_t i = 0; i < iters; i++) {
+			int64_t a = bench_now_ns();
+
+			for (size_t k = 0; k < batch; k++)
+				copy_fn(dst, src, size);
+			s.v[s.n++] = bench_now_ns() - a; /* per batch */
+		}
+		bench_samples_end_pass(&s, from);
+	}
+	{
+		struct bench_row *r = bench_row_latency(name, size, &s);
+
+		/* Per copy, kept fractional: a 64 B copy takes about 1 ns. */
+		r->median_ns /= (double)batch;
+		r->p99_ns /= (double)batch;
+		r->p999_ns /= (double)batch;
+		r->msgs_per_s = 1e9 / r->median_ns;
+		r->gb_per_s = (double)size / r->median_ns;
+		if (batch > 1)
+			snprintf(r->note, sizeof(r->note), "ns per copy, timed in batches of %zu",
+				 batch);
+		rc = r->median_ns > 0 ? 0 : -1;
+	}
+	bench_samples_free(&s);
+	free(src);
+	free(dst);
+	return rc;
+}
+
+/* ---------------------------------------------------------- ring floor */
+
+struct ring_shared {
+	/* Producer's and consumer's counters on lines of their own. */
+	_Alignas(BENCH_CACHE_LINE) _Atomic uint64_t head;
+	_Alignas(BENCH_CACHE_LINE) _Atomic uint64_t tail;
+};
+
+struct ring {
+	struct ring_shared *sh;
+	unsigned char *slots;
+	size_t size, slot_size, map_size;
+	uint64_t nslots;
+	unsigned char *priv;
+	uint64_t head, tail;   /* own counter */
+	uint64_t peer;         /* last seen value of the other one */
+};
+
+static int ring_setup(void *ctx, int role, int index)
+{
+	struct ring *r = ctx;
+
+	(void)role;
+	(void)index;
+	r->priv = malloc(r->size);
+	if (!r->priv)
+		return -1;
+	memset(r->priv, 0x5a, r->size);
+	return 0;
+}
+
+static void ring_teardown(void *ctx, int role, int index)
+{
+	struct ring *r = ctx;
+
+	(void)role;
+	(void)index;
+	free(r->priv);
+	r->priv = NULL;
+}
+
+static int ring_send(void *ctx, int index)
+{
+	struct ring *r = ctx;
+	int64_t deadline = 0;
+	unsigned spins = 0;
+
+	(void)index;
+	while (r->head - r->peer == r->nslots) {
+		/* Acquire pairs with the consumer's release of tail: it is
+		 * done reading the slot we are about to overwrite. */
+		r->peer = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+		if (++spins % 4096 == 0) {
+			if (!deadline)
+				deadline = bench_now_ns() + FLOOR_TIMEOUT_NS;
+			else if (bench_now_ns() > deadline)
+				return -1;
+		}
+	}
+	memcpy(r->slots + (r->head % r->nslots) * r->slot_size, r->priv, r->size);
+	/* Release: the payload is visible before the new head. */
+	atomic_store_explicit(&r->sh->head, ++r->head, memory_order_release);
+	return 0;
+}
+
+static int ring_try_recv(void *ctx, int index)
+{
+	struct ring *r = ctx;
+
+	(void)index;
+	if (r->tail == r->peer) {
+		/* Acquire pairs with the producer's release of head. */
+		r->peer = atomic_load_explicit(&r->sh->head, memory_order_acquire);
+		if (r->tail == r->peer)
+			return 0;
+	}
+	memcpy(r->priv, r->slots + (r->tail % r->nslots) * r->slot_size, r->size);
+	/* Release: our reads of the slot are done before the producer may
+	 * reuse it. */
+	atomic_store_explicit(&r->sh->tail, ++r->tail, memory_order_release);
+	return 1;
+}
+
+static uint64_t ring_position(void *ctx, int index)
+{
+	(void)index;
+	return ((struct ring *)ctx)->tail;
+}
+
+static const struct bench_stream_ops ring_ops = {
+	.setup = ring_setup,
+	.teardown = ring_teardown,
+	.send = ring_send,
+	.try_recv = ring_try_recv,
+	.position = ring_position,
+};
+
+static int run_ring(const char *name, size_t size)
+{
+	struct ring r = {.size = size, .slot_size = round_up(size, BENCH_CACHE_LINE)};
+	size_t hdr = round_up(sizeof(struct ring_shared), 4096);
+	struct bench_stream_result res;
+	unsigned char *base;
+	int rc;
+
+	r.nslots = bench_tput_slots(size);
+	r.map_size = hdr + r.nslots * r.slot_size;
+	base = bench_shm_alloc(r.map_size);
+	if (!base) {
+		bench_fail(name, "cannot map %zu bytes", r.map_size);
+		return -1;
+	}
+	r.sh = (struct ring_shared *)(void *)base;
+	r.slots = base + hdr;
+	rc = bench_stream(name, 1, &bench_cfg.cpu_a, 1, &bench_cfg.cpu_b, &ring_ops, &r, &res);
+	if (rc == 0) {
+		struct bench_row *row = bench_row_rates(name, size, res.cons_rate, res.passes);
+
+		snprintf(row->note, sizeof(row->note), "%llu slots, lossless (producer waits)",
+			 (unsigned long long)r.nslots);
+	}
+	bench_shm_free(base, r.map_size);
+	return rc;
+}
+
+int bench_floors_run(void)
+{
+	int failed = 0;
+
+	if (bench_selected("floor_line_poll"))
+		failed += run_line_pingpong("floor_line_poll", false) != 0;
+	if (bench_selected("floor_line_futex"))
+		failed += run_line_pingpong("floor_line_futex", true) != 0;
+	for (size_t i = 0; i < bench_nsizes; i++) {
+		if (bench_selected("floor_shm_poll"))
+			failed += run_shm_pingpong("floor_shm_poll", bench_sizes[i], false) != 0;
+		if (bench_selected("floor_futex"))
+			failed += run_shm_pingpong("floor_futex", bench_sizes[i], true) != 0;
+		if (bench_selected("memcpy"))
+			failed += run_memcpy("memcpy", bench_sizes[i]) != 0;
+	}
+	for (size_t i = 0; i < bench_ntput_sizes; i++)
+		if (bench_selected("floor_ring_tput"))
+			failed += run_ring("floor_ring_tput", bench_tput_sizes[i]) != 0;
+	return failed;
+}

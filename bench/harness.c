@@ -1,0 +1,424 @@
+/*
+ * harness.c - what every benchmark case shares: the clock, pinning, shared
+ * memory and children, the futex barrier, statistics, the result rows and
+ * the generic two-process ping-pong driver.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct bench_config bench_cfg;
+
+const size_t bench_sizes[] = {64, 4 * BENCH_KIB, 64 * BENCH_KIB, BENCH_MIB, 8 * BENCH_MIB};
+const size_t bench_nsizes = sizeof(bench_sizes) / sizeof(bench_sizes[0]);
+const size_t bench_tput_sizes[] = {64, BENCH_MIB};
+const size_t bench_ntput_sizes = sizeof(bench_tput_sizes) / sizeof(bench_tput_sizes[0]);
+
+uint32_t bench_tput_slots(size_t size)
+{
+	/* Enough that a subscriber on the other core keeps up at 64 B; at
+	 * 1 MiB, 16 slots are 16 MiB of ring. */
+	return size <= 4 * BENCH_KIB ? 256 : 16;
+}
+
+int64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int bench_pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		return -errno;
+	return 0;
+}
+
+void *bench_shm_alloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	memset(p, 0, size);
+	return p;
+}
+
+void bench_shm_free(void *p, size_t size)
+{
+	if (p)
+		munmap(p, size);
+}
+
+int bench_spawn(int n, const int *cpus, int (*fn)(void *arg, int index), void *arg,
+		pid_t *pids)
+{
+	fflush(stdout);
+	fflush(stderr);
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			for (int j = 0; j < i; j++)
+				kill(pids[j], SIGKILL);
+			bench_reap(i, pids, 1000000000);
+			return -1;
+		}
+		if (pid == 0) {
+			int rc;
+
+			if (bench_pin(cpus[i]) != 0) {
+				fprintf(stderr, "bench: cannot pin child to cpu %d\n", cpus[i]);
+				_exit(3);
+			}
+			rc = fn(arg, i);
+			fflush(stdout);
+			fflush(stderr);
+			/* _exit: the parent's atexit handlers and stdio buffers
+			 * belong to the parent. */
+			_exit(rc == 0 ? 0 : 1);
+		}
+		pids[i] = pid;
+	}
+	return 0;
+}
+
+int bench_reap(int n, pid_t *pids, int64_t timeout_ns)
+{
+	int64_t deadline = bench_now_ns() + timeout_ns;
+	int failed = 0, left = n;
+	bool done[BENCH_MAX_PROCS] = {false};
+
+	while (left > 0) {
+		for (int i = 0; i < n; i++) {
+			int status;
+			pid_t r;
+
+			if (done[i])
+				continue;
+			r = waitpid(pids[i], &status, WNOHANG);
+			if (r == 0)
+				continue;
+			done[i] = true;
+			left--;
+			if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				failed++;
+		}
+		if (left == 0)
+			break;
+		if (bench_now_ns() > deadline) {
+			for (int i = 0; i < n; i++) {
+				if (!done[i]) {
+					kill(pids[i], SIGKILL);
+					waitpid(pids[i], NULL, 0);
+					failed++;
+				}
+			}
+			break;
+		}
+		usleep(1000);
+	}
+	return failed ? -1 : 0;
+}
+
+int bench_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(timeout_ns / 1000000000),
+		.tv_nsec = (long)(timeout_ns % 1000000000),
+	};
+
+	return (int)syscall(SYS_futex, word, FUTEX_WAIT, expected, timeout_ns < 0 ? NULL : &ts,
+			    NULL, 0);
+}
+
+int bench_futex_wake(_Atomic uint32_t *word, int n)
+{
+	return (int)syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+void bench_barrier_init(struct bench_barrier *b, uint32_t parties)
+{
+	atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+	atomic_store_explicit(&b->generation, 0, memory_order_relaxed);
+	atomic_store_explicit(&b->broken, 0, memory_order_relaxed);
+	b->parties = parties;
+}
+
+void bench_barrier_break(struct bench_barrier *b)
+{
+	atomic_store_explicit(&b->broken, 1, memory_order_relaxed);
+	/* Bump the generation so that sleepers wake and see `broken`. */
+	atomic_fetch_add_explicit(&b->generation, 1, memory_order_release);
+	bench_futex_wake(&b->generation, INT32_MAX);
+}
+
+int bench_barrier_wait(struct bench_barrier *b)
+{
+	/* Acquire: what the previous generation's parties wrote before they
+	 * arrived is visible once we see the generation move. */
+	uint32_t gen = atomic_load_explicit(&b->generation, memory_order_acquire);
+	int64_t deadline = bench_now_ns() + 30 * (int64_t)1000000000;
+
+	if (atomic_load_explicit(&b->broken, memory_order_relaxed))
+		return -1;
+	/* acq_rel: publishes our writes to the last arriver and, for the last
+	 * one, takes everyone else's. */
+	if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) + 1 == b->parties) {
+		atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+		/* Release pairs with the acquire loads of the waiters below. */
+		atomic_fetch_add_explicit(&b->generation, 1, memory_order_release);
+		bench_futex_wake(&b->generation, INT32_MAX);
+		return 0;
+	}
+	while (atomic_load_explicit(&b->generation, memory_order_acquire) == gen) {
+		if (bench_now_ns() > deadline) {
+			bench_barrier_break(b);
+			return -1;
+		}
+		bench_futex_wait(&b->generation, gen, 100000000);
+	}
+	return atomic_load_explicit(&b->broken, memory_order_relaxed) ? -1 : 0;
+}
+
+/* ---------------------------------------------------------- statistics */
+
+int bench_samples_init(struct bench_samples *s, size_t cap)
+{
+	memset(s, 0, sizeof(*s));
+	s->v = malloc(cap * sizeof(*s->v));
+	if (!s->v)
+		return -1;
+	s->cap = cap;
+	return 0;
+}
+
+void bench_samples_free(struct bench_samples *s)
+{
+	free(s->v);
+	s->v = NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double bench_percentile(int64_t *v, size_t n, double p)
+{
+	size_t rank;
+
+	if (n == 0)
+		return NAN;
+	qsort(v, n, sizeof(*v), cmp_i64);
+	rank = (size_t)ceil(p * (double)n);
+	if (rank < 1)
+		rank = 1;
+	if (rank > n)
+		rank = n;
+	return (double)v[rank - 1];
+}
+
+double bench_median_of(const double *x, int n)
+{
+	double tmp[64];
+
+	if (n <= 0 || n > 64)
+		return NAN;
+	memcpy(tmp, x, (size_t)n * sizeof(*x));
+	qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
+	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+double bench_spread_pct(const double *x, int n)
+{
+	double lo = INFINITY, hi = -INFINITY, med = bench_median_of(x, n);
+
+	if (n <= 0 || !(med > 0))
+		return NAN;
+	for (int i = 0; i < n; i++) {
+		lo = fmin(lo, x[i]);
+		hi = fmax(hi, x[i]);
+	}
+	return (hi - lo) / med * 100;
+}
+
+void bench_samples_end_pass(struct bench_samples *s, size_t from)
+{
+	size_t n = s->n - from;
+	int64_t *tmp;
+
+	if (s->passes >= 64)
+		return;
+	s->pass_median[s->passes] = NAN;
+	if (n > 0 && (tmp = malloc(n * sizeof(*tmp))) != NULL) {
+		memcpy(tmp, s->v + from, n * sizeof(*tmp));
+		s->pass_median[s->passes] = bench_percentile(tmp, n, 0.5);
+		free(tmp);
+	}
+	s->passes++;
+}
+
+uint64_t bench_iters_for(int64_t ns_per_iter)
+{
+	uint64_t n = ns_per_iter > 0 ? (uint64_t)(bench_cfg.pass_ns / ns_per_iter) : 0;
+
+	if (n < bench_cfg.min_iters)
+		n = bench_cfg.min_iters;
+	if (n > bench_cfg.max_iters)
+		n = bench_cfg.max_iters;
+	return n;
+}
+
+/* ----------------------------------------------------------------- rows */
+
+static struct bench_row *rows;
+static size_t nrows, caprows;
+
+struct bench_row *bench_row_add(const char *name, uint64_t size)
+{
+	struct bench_row *r;
+
+	if (nrows == caprows) {
+		size_t cap = caprows ? caprows * 2 : 64;
+		struct bench_row *n = realloc(rows, cap * sizeof(*n));
+
+		if (!n) {
+			fprintf(stderr, "bench: out of memory\n");
+			exit(1);
+		}
+		rows = n;
+		caprows = cap;
+	}
+	r = &rows[nrows++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->size = size;
+	r->median_ns = r->p99_ns = r->p999_ns = NAN;
+	r->msgs_per_s = r->gb_per_s = r->spread_pct = r->ratio = NAN;
+	return r;
+}
+
+void bench_row_set_floor(struct bench_row *r, const char *floor_name, uint64_t floor_size)
+{
+	if (!floor_name)
+		return;
+	snprintf(r->floor_name, sizeof(r->floor_name), "%s", floor_name);
+	r->floor_size = floor_size;
+}
+
+struct bench_row *bench_row_latency(const char *name, uint64_t size, struct bench_samples *s)
+{
+	struct bench_row *r = bench_row_add(name, size);
+
+	r->median_ns = bench_percentile(s->v, s->n, 0.5);
+	r->p99_ns = bench_percentile(s->v, s->n, 0.99);
+	r->p999_ns = bench_percentile(s->v, s->n, 0.999);
+	r->spread_pct = bench_spread_pct(s->pass_median, s->passes);
+	r->samples = s->n;
+	return r;
+}
+
+struct bench_row *bench_row_rates(const char *name, uint64_t size, const double *rates,
+				  int passes)
+{
+	struct bench_row *r = bench_row_add(name, size);
+
+	r->msgs_per_s = bench_median_of(rates, passes);
+	r->gb_per_s = r->msgs_per_s * (double)size / 1e9;
+	r->spread_pct = bench_spread_pct(rates, passes);
+	r->samples = (uint64_t)passes;
+	return r;
+}
+
+size_t bench_rows_count(void)
+{
+	return nrows;
+}
+
+struct bench_row *bench_rows_get(size_t i)
+{
+	return i < nrows ? &rows[i] : NULL;
+}
+
+const struct bench_row *bench_rows_find(const char *name, uint64_t size)
+{
+	for (size_t i = 0; i < nrows; i++)
+		if (rows[i].size == size && strcmp(rows[i].name, name) == 0)
+			return &rows[i];
+	return NULL;
+}
+
+/* Cost of a row: latency when it has one, else time per message. */
+static double row_cost(const struct bench_row *r)
+{
+	if (!isnan(r->median_ns))
+		return r->median_ns;
+	if (r->msgs_per_s > 0)
+		return 1e9 / r->msgs_per_s;
+	return NAN;
+}
+
+void bench_rows_finish(void)
+{
+	for (size_t i = 0; i < nrows; i++) {
+		const struct bench_row *f;
+
+		if (!rows[i].floor_name[0])
+			continue;
+		f = bench_rows_find(rows[i].floor_name, rows[i].floor_size);
+		if (f && row_cost(f) > 0)
+			rows[i].ratio = row_cost(&rows[i]) / row_cost(f);
+	}
+}
+
+void bench_rows_free(void)
+{
+	free(rows);
+	rows = NULL;
+	nrows = caprows = 0;
+}
+
+void bench_fail(const char *case_name, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "bench: %s: ", case_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+bool bench_selected(const char *name)
+{
+	return !bench_cfg.only || strstr(name, bench_cfg.only) != NULL;
+}

@@ -1,0 +1,389 @@
+/*
+ * main.c - shmbus-bench: runs every case group in one process tree on two
+ * pinned cores, prints the table, writes the TSV, checks the targets, and in
+ * --smoke mode only checks that each case produced sane numbers.
+ *
+ *   shmbus-bench [--smoke] [--only SUBSTR] [--passes N] [--pass-ms MS]
+ *                [--warmup-ms MS] [--cpus A,B] [--tsv PATH] [--broker PATH]
+ *                [--label TEXT]
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef BENCH_BUILDTYPE
+#define BENCH_BUILDTYPE "unknown"
+#endif
+
+/* A group of cases, each in its own file. */
+struct bench_group {
+	const char *name;
+	int (*run)(void);          /* returns the number of failed cases */
+	bool (*available)(void);   /* NULL: always */
+};
+
+static const struct bench_group groups[] = {
+	{"floors", bench_floors_run, NULL},
+	{"ipc", bench_ipc_run, NULL},
+	{"bus", bench_bus_run, bench_bus_available},
+	/*
+	 * Cases from later issues go here, one group and one file each, using
+	 * the same drivers (bench_pingpong, bench_stream) so that they stay
+	 * comparable with the floors above:
+	 *   typed      - publish/take through protoc-gen-shmbus generated code
+	 *                (protobuf-c packing straight into the loan)
+	 *   integrity  - topics created with SHMBUS_TOPIC_INTEGRITY: the cost
+	 *                of the BLAKE2b tag per message and per size
+	 *   recording  - `shmbus record` as one more subscriber: MCAP write
+	 *                rate and what it costs the publisher
+	 */
+};
+
+/* A target from the issue, evaluated on rows of the same run. */
+struct bench_target {
+	const char *what;
+	const char *num; uint64_t num_size;  /* row whose cost is compared */
+	const char *den; uint64_t den_size;  /* against this row's cost */
+	double limit;                        /* met when ratio <= limit */
+	bool rate;                           /* compare msgs/s instead: met
+						when num rate >= limit */
+};
+
+static const struct bench_target targets[] = {
+	{"polling latency 64 B (take) <= 2x shared-memory floor",
+	 "bus_poll_take", 64, "floor_shm_poll", 64, 2.0, false},
+	{"polling latency 64 B (view) <= 2x shared-memory floor",
+	 "bus_poll_view", 64, "floor_shm_poll", 64, 2.0, false},
+	{"blocking latency 64 B <= 1.2x futex floor",
+	 "bus_wait", 64, "floor_futex", 64, 1.2, false},
+	{"polling latency 64 B far below Unix socket (<= 0.5x)",
+	 "bus_poll_take", 64, "unix_socket", 64, 0.5, false},
+	{"blocking latency 64 B far below Unix socket (<= 0.5x)",
+	 "bus_wait", 64, "unix_socket", 64, 0.5, false},
+	{"zero-copy view 1 MiB <= 2x view 64 B",
+	 "bus_poll_view", BENCH_MIB, "bus_poll_view", 64, 2.0, false},
+	{"zero-copy view 8 MiB <= 2x view 64 B",
+	 "bus_poll_view", 8 * BENCH_MIB, "bus_poll_view", 64, 2.0, false},
+	{">= 10 M msgs/s of 64 B, one publisher to one subscriber (delivered)",
+	 "bus_tput", 64, NULL, 0, 10e6, true},
+	{"16 subscribers cost the publisher < 10 % (rate n16 / n1 >= 0.9)",
+	 "fanout_pub_n16", 64, "fanout_pub_n1", 64, 1 / 0.9, false},
+};
+
+static double row_cost(const struct bench_row *r)
+{
+	if (!isnan(r->median_ns))
+		return r->median_ns;
+	return r->msgs_per_s > 0 ? 1e9 / r->msgs_per_s : NAN;
+}
+
+static void fmt_num(char *buf, size_t n, double v, int prec)
+{
+	if (isnan(v))
+		snprintf(buf, n, "-");
+	else
+		snprintf(buf, n, "%.*f", prec, v);
+}
+
+static void fmt_size(char *buf, size_t n, uint64_t size)
+{
+	if (size >= BENCH_MIB && size % BENCH_MIB == 0)
+		snprintf(buf, n, "%llu MiB", (unsigned long long)(size / BENCH_MIB));
+	else if (size >= BENCH_KIB && size % BENCH_KIB == 0)
+		snprintf(buf, n, "%llu KiB", (unsigned long long)(size / BENCH_KIB));
+	else
+		snprintf(buf, n, "%llu B", (unsigned long long)size);
+}
+
+static void machine_line(char *buf, size_t n)
+{
+	char model[160] = "unknown", line[256], clocksrc[64] = "unknown";
+	struct utsname u;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			char *colon = strchr(line, ':');
+
+			if (strncmp(line, "model name", 10) == 0 && colon) {
+				snprintf(model, sizeof(model), "%s", colon + 2);
+				model[strcspn(model, "\n")] = '\0';
+				break;
+			}
+		}
+		fclose(f);
+	}
+	f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+	if (f) {
+		if (fgets(clocksrc, sizeof(clocksrc), f))
+			clocksrc[strcspn(clocksrc, "\n")] = '\0';
+		fclose(f);
+	}
+	if (uname(&u) != 0)
+		snprintf(u.release, sizeof(u.release), "unknown");
+	snprintf(buf, n,
+		 "cpu: %s, %ld online; cores used: %d,%d; kernel: Linux %s %s; clocksource: %s",
+		 model, sysconf(_SC_NPROCESSORS_ONLN), bench_cfg.cpu_a, bench_cfg.cpu_b, u.release,
+		 u.machine, clocksrc);
+}
+
+static void print_table(FILE *out)
+{
+	fprintf(out, "%-18s %8s %11s %11s %11s %12s %8s %7s %-22s %7s  %s\n", "case", "size",
+		"median_ns", "p99_ns", "p999_ns", "msgs/s", "GB/s", "spread%", "floor", "ratio",
+		"note");
+	for (size_t i = 0; i < bench_rows_count(); i++) {
+		const struct bench_row *r = bench_rows_get(i);
+		char size[32], med[24], p99[24], p999[24], rate[24], gb[24], spread[24];
+		char floor[96], ratio[24];
+
+		fmt_size(size, sizeof(size), r->size);
+		fmt_num(med, sizeof(med), r->median_ns, r->median_ns < 10 ? 1 : 0);
+		fmt_num(p99, sizeof(p99), r->p99_ns, r->p99_ns < 10 ? 1 : 0);
+		fmt_num(p999, sizeof(p999), r->p999_ns, r->p999_ns < 10 ? 1 : 0);
+		fmt_num(rate, sizeof(rate), r->msgs_per_s, 0);
+		fmt_num(gb, sizeof(gb), r->gb_per_s, 3);
+		fmt_num(spread, sizeof(spread), r->spread_pct, 1);
+		fmt_num(ratio, sizeof(ratio), r->ratio, 2);
+		if (r->floor_name[0]) {
+			char fs[32];
+
+			fmt_size(fs, sizeof(fs), r->floor_size);
+			snprintf(floor, sizeof(floor), "%s@%s", r->floor_name, fs);
+		} else {
+			snprintf(floor, sizeof(floor), "-");
+		}
+		fprintf(out, "%-18s %8s %11s %11s %11s %12s %8s %7s %-22s %7s  %s\n", r->name, size,
+			med, p99, p999, rate, gb, spread, floor, ratio, r->note);
+	}
+}
+
+static int write_tsv(const char *path, const char *machine, const char *label, int64_t started)
+{
+	FILE *f = fopen(path, "w");
+	char when[64];
+	time_t t = (time_t)(started / 1000000000);
+	struct tm tm;
+
+	if (!f) {
+		fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(f, "# shmbus-bench results, %s%s%s\n", when, label ? ", " : "", label ? label : "");
+	fprintf(f, "# machine: %s\n", machine);
+	fprintf(f, "# build: %s, %s; passes: %d x %lld ms after %lld ms warm-up\n",
+		BENCH_BUILDTYPE, __VERSION__, bench_cfg.passes,
+		(long long)(bench_cfg.pass_ns / 1000000), (long long)(bench_cfg.warmup_ns / 1000000));
+	fprintf(f, "# latency = one-way = round trip / 2; ratio_to_floor = cost / floor cost "
+		   "(cost: median_ns, or 1e9 / msgs_per_s); spread_pct = (max - min) / median "
+		   "of the per-pass medians or rates\n");
+	fprintf(f, "case\tsize_B\tmedian_ns\tp99_ns\tp999_ns\tmsgs_per_s\tGB_per_s\tspread_pct\t"
+		   "floor_case\tratio_to_floor\n");
+	for (size_t i = 0; i < bench_rows_count(); i++) {
+		const struct bench_row *r = bench_rows_get(i);
+		char med[24], p99[24], p999[24], rate[24], gb[24], spread[24], ratio[24];
+		char floor[96];
+
+		fmt_num(med, sizeof(med), r->median_ns, r->median_ns < 100 ? 2 : 0);
+		fmt_num(p99, sizeof(p99), r->p99_ns, r->p99_ns < 100 ? 2 : 0);
+		fmt_num(p999, sizeof(p999), r->p999_ns, r->p999_ns < 100 ? 2 : 0);
+		fmt_num(rate, sizeof(rate), r->msgs_per_s, 0);
+		fmt_num(gb, sizeof(gb), r->gb_per_s, 4);
+		fmt_num(spread, sizeof(spread), r->spread_pct, 1);
+		fmt_num(ratio, sizeof(ratio), r->ratio, 3);
+		if (r->floor_name[0])
+			snprintf(floor, sizeof(floor), "%s@%llu", r->floor_name,
+				 (unsigned long long)r->floor_size);
+		else
+			snprintf(floor, sizeof(floor), "-");
+		fprintf(f, "%s\t%llu\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->name,
+			(unsigned long long)r->size, med, p99, p999, rate, gb, spread, floor, ratio);
+	}
+	for (size_t i = 0; i < bench_rows_count(); i++) {
+		const struct bench_row *r = bench_rows_get(i);
+
+		if (r->note[0])
+			fprintf(f, "# note %s@%llu: %s\n", r->name, (unsigned long long)r->size,
+				r->note);
+	}
+	if (fclose(f) != 0)
+		return -1;
+	return 0;
+}
+
+/* Prints each target with its ratio; lines start with "target" so that
+ * bench/run can copy them. */
+static void check_targets(FILE *out)
+{
+	fprintf(out, "\ntargets (same run):\n");
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		const struct bench_target *t = &targets[i];
+		const struct bench_row *n = bench_rows_find(t->num, t->num_size);
+		const struct bench_row *d = t->den ? bench_rows_find(t->den, t->den_size) : NULL;
+
+		if (!n || (t->den && !d)) {
+			fprintf(out, "target NOT MEASURED  %s\n", t->what);
+			continue;
+		}
+		if (t->rate) {
+			fprintf(out, "target %-12s %s: %.2f M msgs/s\n",
+				n->msgs_per_s >= t->limit ? "MET" : "MISSED", t->what,
+				n->msgs_per_s / 1e6);
+		} else {
+			double ratio = row_cost(n) / row_cost(d);
+
+			fprintf(out, "target %-12s %s: %.2fx (%.0f vs %.0f ns)\n",
+				ratio <= t->limit ? "MET" : "MISSED", t->what, ratio, row_cost(n),
+				row_cost(d));
+		}
+	}
+}
+
+/* Smoke mode: every row must hold finite, positive, ordered numbers. */
+static int check_sane(void)
+{
+	int bad = 0;
+
+	for (size_t i = 0; i < bench_rows_count(); i++) {
+		const struct bench_row *r = bench_rows_get(i);
+		bool ok;
+
+		if (!isnan(r->median_ns))
+			ok = isfinite(r->median_ns) && r->median_ns > 0 && isfinite(r->p999_ns) &&
+			     r->median_ns <= r->p99_ns && r->p99_ns <= r->p999_ns;
+		else
+			ok = isfinite(r->msgs_per_s) && r->msgs_per_s > 0;
+		if (!ok) {
+			fprintf(stderr, "bench: insane numbers in %s@%llu\n", r->name,
+				(unsigned long long)r->size);
+			bad++;
+		}
+	}
+	return bad;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: shmbus-bench [--smoke] [--only SUBSTR] [--passes N] [--pass-ms MS]\n"
+		     "                    [--warmup-ms MS] [--cpus A,B] [--tsv PATH]\n"
+		     "                    [--broker PATH] [--label TEXT]\n");
+}
+
+static int pick_cpus(const char *spec)
+{
+	cpu_set_t set;
+	int n = 0, found[2] = {-1, -1};
+
+	if (spec) {
+		if (sscanf(spec, "%d,%d", &bench_cfg.cpu_a, &bench_cfg.cpu_b) != 2)
+			return -1;
+		return 0;
+	}
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return -1;
+	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+		if (CPU_ISSET(c, &set))
+			found[n++] = c;
+	if (n == 0)
+		return -1;
+	bench_cfg.cpu_a = found[0];
+	/* One CPU only: both processes share it (the header says so). */
+	bench_cfg.cpu_b = n == 2 ? found[1] : found[0];
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"smoke", no_argument, NULL, 's'},   {"only", required_argument, NULL, 'o'},
+		{"passes", required_argument, NULL, 'p'}, {"pass-ms", required_argument, NULL, 'm'},
+		{"warmup-ms", required_argument, NULL, 'w'}, {"cpus", required_argument, NULL, 'c'},
+		{"tsv", required_argument, NULL, 't'}, {"broker", required_argument, NULL, 'b'},
+		{"label", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *tsv = NULL, *cpus = NULL, *label = NULL;
+	char bus_name[64], machine[512];
+	int failed = 0, c;
+	int64_t started = 0;
+	struct timespec rt;
+
+	bench_cfg = (struct bench_config){
+		.passes = 5, .pass_ns = 200000000, .warmup_ns = 100000000,
+		.min_iters = 200, .max_iters = 200000,
+	};
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			bench_cfg.smoke = true;
+			bench_cfg.passes = 2;
+			bench_cfg.pass_ns = 3000000;
+			bench_cfg.warmup_ns = 1000000;
+			bench_cfg.min_iters = 3;
+			bench_cfg.max_iters = 200;
+			break;
+		case 'o': bench_cfg.only = optarg; break;
+		case 'p': bench_cfg.passes = atoi(optarg); break;
+		case 'm': bench_cfg.pass_ns = atoll(optarg) * 1000000; break;
+		case 'w': bench_cfg.warmup_ns = atoll(optarg) * 1000000; break;
+		case 'c': cpus = optarg; break;
+		case 't': tsv = optarg; break;
+		case 'b': bench_cfg.broker = optarg; break;
+		case 'l': label = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || bench_cfg.passes < 1 || bench_cfg.passes > 63 ||
+	    bench_cfg.pass_ns <= 0 || bench_cfg.warmup_ns < 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (pick_cpus(cpus) != 0) {
+		fprintf(stderr, "bench: no usable CPUs\n");
+		return 2;
+	}
+	/* A peer that died must show up as a failed write, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(bus_name, sizeof(bus_name), "bench-%ld", (long)getpid());
+	bench_cfg.bus_name = bus_name;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	started = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec;
+	machine_line(machine, sizeof(machine));
+	printf("shmbus-bench: %s\n", machine);
+	printf("build: %s; %d passes x %lld ms after %lld ms warm-up%s\n\n", BENCH_BUILDTYPE,
+	       bench_cfg.passes, (long long)(bench_cfg.pass_ns / 1000000),
+	       (long long)(bench_cfg.warmup_ns / 1000000), bench_cfg.smoke ? " (smoke)" : "");
+	fflush(stdout);
+
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		if (groups[g].available && !groups[g].available()) {
+			printf("group %s: not built (no bus library)\n", groups[g].name);
+			continue;
+		}
+		failed += groups[g].run();
+	}
+	bench_rows_finish();
+	print_table(stdout);
+	if (!bench_cfg.smoke)
+		check_targets(stdout);
+	if (tsv && write_tsv(tsv, machine, label, started) != 0)
+		failed++;
+	if (bench_cfg.smoke)
+		failed += check_sane();
+	printf("\n%zu rows, %d failed\n", bench_rows_count(), failed);
+	bench_rows_free();
+	return failed ? 1 : 0;
+}
