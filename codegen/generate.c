@@ -103,6 +103,12 @@ static const FileProto *find_file(const struct gen *g, const char *name)
 	return NULL;
 }
 
+/* protoc writes type references fully qualified: ".pkg.Name". */
+static const char *plain(const char *type_name)
+{
+	return type_name && type_name[0] == '.' ? type_name + 1 : type_name;
+}
+
 static bool has_unknown(const ProtobufCMessage *m, uint32_t number)
 {
 	if (!m)
@@ -123,7 +129,7 @@ static void check_message(struct gen *g, const MessageProto *m, const char *full
 			  "protoc-gen-shmbus does not support extensions: protobuf-c "
 			  "cannot pack them into the loaned slot. Use a message field "
 			  "or google.protobuf.Any instead",
-			  g->file->name, full, m->extension[0]->extendee);
+			  g->file->name, full, plain(m->extension[0]->extendee));
 		return;
 	}
 	for (size_t i = 0; i < m->n_field; i++) {
@@ -162,7 +168,7 @@ static void check_file(struct gen *g)
 			  "protoc-gen-shmbus does not support extensions: protobuf-c "
 			  "cannot pack them into the loaned slot. Use a message field "
 			  "or google.protobuf.Any instead",
-			  f->name, f->extension[0]->extendee);
+			  f->name, plain(f->extension[0]->extendee));
 		return;
 	}
 	if (f->options && has_unknown(&f->options->base, PROTOBUF_C_OPTION_NUMBER)) {

@@ -1,0 +1,116 @@
+/*
+ * paths.c - owns naming rules and where a bus's files live on the host.
+ */
+#include "paths.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "layout.h"
+#include "shmbus/shmbus.h"
+
+static bool name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-' || c == '.';
+}
+
+bool bus_name_valid(const char *name)
+{
+	if (!name || !*name || strlen(name) > BUS_NAME_MAX || name[0] == '.')
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!name_char(*p))
+			return false;
+	return true;
+}
+
+bool topic_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > 200 || name[0] == '/' || name[n - 1] == '/')
+		return false;
+	for (const char *p = name; *p; p++) {
+		if (*p == '/' && p[1] == '/')
+			return false;
+		if (!name_char(*p) && *p != '/')
+			return false;
+	}
+	return true;
+}
+
+const char *bus_name_resolve(const char *name)
+{
+	if (name && *name)
+		return name;
+	const char *env = getenv("SHMBUS_BUS");
+	return env && *env ? env : "default";
+}
+
+int runtime_dir(char *buf, size_t len, bool create, char *err, size_t errlen)
+{
+	const char *env = getenv("SHMBUS_RUNTIME_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+	struct stat st;
+
+	if (env && *env)
+		n = snprintf(buf, len, "%s", env);
+	else if (xdg && *xdg && stat(xdg, &st) == 0 && S_ISDIR(st.st_mode))
+		n = snprintf(buf, len, "%s/shmbus", xdg);
+	else
+		n = snprintf(buf, len, "/tmp/shmbus-%u", (unsigned)getuid());
+	if (n < 0 || (size_t)n >= len) {
+		snprintf(err, errlen, "runtime directory path is too long");
+		return SHMBUS_ENAME;
+	}
+	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create runtime directory %s: %s", buf,
+			 strerror(errno));
+		return SHMBUS_ESYS;
+	}
+	if (lstat(buf, &st) < 0) {
+		snprintf(err, errlen, "runtime directory %s: %s", buf, strerror(errno));
+		return errno == ENOENT ? SHMBUS_ENOBROKER : SHMBUS_ESYS;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 0777) != 0700) {
+		snprintf(err, errlen,
+			 "runtime directory %s must be a directory owned by uid %u with mode 0700 "
+			 "(it is uid %u, mode %03o)",
+			 buf, (unsigned)getuid(), (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
+		return SHMBUS_EPERM;
+	}
+	return 0;
+}
+
+int bus_file(char *buf, size_t len, const char *bus, const char *suffix, bool create, char *err,
+	     size_t errlen)
+{
+	char dir[PATH_BUF];
+	int rc = runtime_dir(dir, sizeof(dir), create, err, errlen);
+	if (rc)
+		return rc;
+	int n = snprintf(buf, len, "%s/%s.%s", dir, bus, suffix);
+	if (n < 0 || (size_t)n >= len) {
+		snprintf(err, errlen, "path for bus '%s' is too long", bus);
+		return SHMBUS_ENAME;
+	}
+	return 0;
+}
+
+bool sockaddr_for(struct sockaddr_un *a, const char *path)
+{
+	size_t n = strlen(path);
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	if (n >= sizeof(a->sun_path))
+		return false;
+	memcpy(a->sun_path, path, n + 1);
+	return true;
+}

@@ -1,0 +1,470 @@
+/*
+ * ring.c - owns the hot path: claiming, writing and committing slots, and
+ * reading them back with exact loss counts. The slot state machine is drawn
+ * in layout.h.
+ *
+ * Publishing: one atomic add (claim a sequence number), one CAS (own the
+ * slot), the writes, one CAS (commit), one load (anyone waiting?). No lock,
+ * no system call unless a subscriber sleeps, no allocation.
+ * Taking: load the slot state, copy, re-load the state (seqlock).
+ */
+#include "ring.h"
+
+#include <string.h>
+
+#include "futex.h"
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SB_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define SB_TSAN 1
+#endif
+
+#ifdef SB_TSAN
+/* The payload copy out of a slot races with a publisher lapping the reader
+ * by design: the seqlock re-check afterwards throws such a copy away. Tell
+ * ThreadSanitizer so, for that copy only; every other access stays checked. */
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+#define RACY_COPY_BEGIN() AnnotateIgnoreReadsBegin(__FILE__, __LINE__)
+#define RACY_COPY_END() AnnotateIgnoreReadsEnd(__FILE__, __LINE__)
+#else
+#define RACY_COPY_BEGIN() ((void)0)
+#define RACY_COPY_END() ((void)0)
+#endif
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+static void wake_waiters(const struct topic_map *m)
+{
+	/* seq_cst: with the seq_cst commit before it and the subscriber's
+	 * seq_cst increment of `waiters` then load of the slot state, either
+	 * the subscriber sees our commit or we see it waiting (Dekker). */
+	if (atomic_load_explicit(&m->ctl->waiters, memory_order_seq_cst) == 0)
+		return;
+	/* Release: a waiter that reads the new value sees the commit. */
+	atomic_fetch_add_explicit(&m->ctl->futex, 1, memory_order_release);
+	futex_wake_all_shared(&m->ctl->futex);
+}
+
+/* ------------------------------------------------------------ publishing */
+
+void ring_writer_init(struct ring_writer *w, const struct topic_map *map, struct ctl_pub *entry,
+		      uint32_t publisher_id)
+{
+	memset(w, 0, sizeof(*w));
+	w->map = map;
+	w->entry = entry;
+	w->publisher_id = publisher_id;
+}
+
+static void writer_mirror(struct ring_writer *w)
+{
+	/* Relaxed: counters for `shmbus info`, read without ordering. */
+	atomic_store_explicit(&w->entry->published, w->published, memory_order_relaxed);
+	atomic_store_explicit(&w->entry->skipped, w->skipped, memory_order_relaxed);
+	atomic_store_explicit(&w->entry->superseded, w->superseded, memory_order_relaxed);
+}
+
+int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
+{
+	const struct topic_map *m = w->map;
+
+	if (w->loaned)
+		return SHMBUS_ESTATE;
+	/* Each try burns one sequence number; a try fails only when the slot
+	 * is held by another publisher's loan that has outlived a lap. */
+	for (uint32_t tries = 0; tries <= m->mask + 1; tries++) {
+		/* Relaxed: the counter only hands out unique numbers; who owns
+		 * the slot is decided by the CAS on its state below. */
+		uint64_t n = atomic_fetch_add_explicit(&m->seg->next_seq, 1, memory_order_relaxed);
+		struct slot_header *s = topic_slot(m, n);
+		uint64_t cur = atomic_load_explicit(&s->state, memory_order_relaxed);
+		for (;;) {
+			if (cur != 0 && SLOT_SEQ(cur) >= n)
+				break; /* a later claim got here first: n is lost */
+			uint64_t want = (cur & SLOT_OCC) ? SLOT_STATE(n, SLOT_OCC | SLOT_SKIP)
+							 : SLOT_STATE(n, SLOT_OCC);
+			/* Acquire: the previous holder's payload writes (released by
+			 * its commit) happen before ours. */
+			if (!atomic_compare_exchange_weak_explicit(&s->state, &cur, want,
+								   memory_order_acquire,
+								   memory_order_relaxed))
+				continue;
+			if (cur & SLOT_OCC)
+				break; /* held by an older loan: n skipped */
+			/* Release fence: the claim is ordered before the payload
+			 * writes, so a reader that saw any of them re-reads a
+			 * changed state (seqlock writer side). */
+			atomic_thread_fence(memory_order_release);
+			atomic_store_explicit(&w->entry->loan_state, want, memory_order_relaxed);
+			w->loaned = true;
+			w->loan_seq = n;
+			w->loan_slot = s;
+			*buf = slot_payload(s);
+			*capacity = m->seg->max_message_size;
+			return 0;
+		}
+		w->skipped++;
+		writer_mirror(w);
+	}
+	return SHMBUS_EBUSY;
+}
+
+/* Give up OCC on the loaned slot: `final` is the state to install if nobody
+ * superseded the loan. Returns true if it was installed. */
+static bool writer_end_loan(struct ring_writer *w, uint64_t final)
+{
+	struct slot_header *s = w->loan_slot;
+	uint64_t held = SLOT_STATE(w->loan_seq, SLOT_OCC);
+
+	/* Cleared before the commit: if we die after this store, the broker
+	 * never mistakes a later holder's OCC for ours. */
+	atomic_store_explicit(&w->entry->loan_state, 0, memory_order_relaxed);
+	w->loaned = false;
+	/* seq_cst: the commit is the store wake_waiters() orders against. */
+	if (atomic_compare_exchange_strong_explicit(&s->state, &held, final,
+						    memory_order_seq_cst, memory_order_relaxed))
+		return true;
+	/* A later claim skipped over our held slot: `held` is (k, OCC|SKIP).
+	 * We are the only one allowed to clear OCC. Release: the next holder's
+	 * acquire claim sees our payload writes finished. */
+	while (!atomic_compare_exchange_weak_explicit(&s->state, &held, held & ~SLOT_OCC,
+						      memory_order_seq_cst, memory_order_relaxed))
+		;
+	return false;
+}
+
+int ring_publish(struct ring_writer *w, size_t size, uint64_t *seq)
+{
+	if (!w->loaned)
+		return SHMBUS_ESTATE;
+	if (size > w->map->seg->max_message_size)
+		return SHMBUS_EMSGSIZE;
+	struct slot_header *s = w->loan_slot;
+	/* Relaxed: published by the commit CAS (seq_cst, so also release). */
+	atomic_store_explicit(&s->size, (uint32_t)size, memory_order_relaxed);
+	atomic_store_explicit(&s->publisher_id, w->publisher_id, memory_order_relaxed);
+	atomic_store_explicit(&s->publish_ns, realtime_ns(), memory_order_relaxed);
+	uint64_t n = w->loan_seq;
+	bool ok = writer_end_loan(w, SLOT_STATE(n, 0));
+	if (ok)
+		w->published++;
+	else
+		w->superseded++;
+	writer_mirror(w);
+	wake_waiters(w->map);
+	if (!ok)
+		return SHMBUS_ELAPPED;
+	if (seq)
+		*seq = n;
+	return 0;
+}
+
+int ring_discard(struct ring_writer *w)
+{
+	if (!w->loaned)
+		return SHMBUS_ESTATE;
+	writer_end_loan(w, SLOT_STATE(w->loan_seq, SLOT_SKIP));
+	wake_waiters(w->map);
+	return 0;
+}
+
+bool ring_release_dead_loan(const struct topic_map *m, uint64_t held)
+{
+	if (!(held & SLOT_OCC))
+		return false;
+	struct slot_header *s = topic_slot(m, SLOT_SEQ(held));
+	uint64_t cur = atomic_load_explicit(&s->state, memory_order_relaxed);
+	for (;;) {
+		/* OCC is exclusive, so if the slot is still held (by the same
+		 * claim, or skipped over since), the dead publisher holds it. */
+		if (!(cur & SLOT_OCC))
+			return false;
+		if (cur != held && !((cur & SLOT_SKIP) && SLOT_SEQ(cur) > SLOT_SEQ(held)))
+			return false;
+		uint64_t want = (cur & ~SLOT_OCC) | SLOT_SKIP;
+		if (atomic_compare_exchange_weak_explicit(&s->state, &cur, want,
+							  memory_order_seq_cst,
+							  memory_order_relaxed)) {
+			wake_waiters(m);
+			return true;
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- taking */
+
+uint64_t ring_start_seq(const struct topic_map *m, enum shmbus_start start, uint32_t last_n)
+{
+	/* Relaxed: a starting point; the slot states decide what is there. */
+	uint64_t head = atomic_load_explicit(&m->seg->next_seq, memory_order_relaxed);
+	if (start != SHMBUS_START_LAST)
+		return head;
+	if (last_n > m->seg->history)
+		last_n = m->seg->history;
+	return head > last_n ? head - last_n : 0;
+}
+
+void ring_reader_init(struct ring_reader *r, const struct topic_map *map, struct ctl_sub *entry,
+		      uint64_t start)
+{
+	memset(r, 0, sizeof(*r));
+	r->map = map;
+	r->entry = entry;
+	r->next = start;
+	r->last_seq = UINT64_MAX;
+	atomic_store_explicit(&entry->next_seq, start, memory_order_relaxed);
+}
+
+static void reader_mirror(struct ring_reader *r)
+{
+	/* Relaxed: counters for `shmbus info`, read without ordering. */
+	atomic_store_explicit(&r->entry->next_seq, r->next, memory_order_relaxed);
+	atomic_store_explicit(&r->entry->received, r->received, memory_order_relaxed);
+	atomic_store_explicit(&r->entry->lost, r->lost, memory_order_relaxed);
+}
+
+static void reader_lose(struct ring_reader *r, uint64_t to)
+{
+	r->lost += to - r->next;
+	r->pending_lost += to - r->next;
+	r->next = to;
+}
+
+/* The slot for r->next holds a later sequence number: we were lapped. Jump
+ * to the oldest message that can still be there; everything passed is lost. */
+static void reader_lapped(struct ring_reader *r)
+{
+	const struct topic_map *m = r->map;
+	uint64_t head = atomic_load_explicit(&m->seg->next_seq, memory_order_relaxed);
+	uint64_t oldest = head > (uint64_t)m->mask + 1 ? head - m->mask - 1 : 0;
+	reader_lose(r, oldest > r->next + 1 ? oldest : r->next + 1);
+}
+
+enum peek { PEEK_NOTHING, PEEK_MESSAGE, PEEK_MOVED };
+
+/* Look at the slot for r->next. PEEK_MESSAGE: *state is its committed
+ * state. PEEK_MOVED: r->next moved past lost sequence numbers (look again).
+ * order: the load's memory order (acquire, or seq_cst when waiting). */
+static enum peek reader_peek(struct ring_reader *r, uint64_t *state, memory_order order)
+{
+	struct slot_header *s = topic_slot(r->map, r->next);
+	/* Acquire (at least): pairs with the publisher's commit CAS, so the
+	 * payload and size read next are the committed ones unless the state
+	 * changes under us. */
+	uint64_t st = atomic_load_explicit(&s->state, order);
+	if (st == 0 || SLOT_SEQ(st) < r->next)
+		return PEEK_NOTHING;
+	if (SLOT_SEQ(st) > r->next) {
+		reader_lapped(r);
+		return PEEK_MOVED;
+	}
+	if (st & SLOT_SKIP) {
+		reader_lose(r, r->next + 1);
+		return PEEK_MOVED;
+	}
+	if (st & SLOT_OCC)
+		return PEEK_NOTHING; /* being written */
+	*state = st;
+	return PEEK_MESSAGE;
+}
+
+static bool state_unchanged(const struct slot_header *s, uint64_t st)
+{
+	/* Acquire fence: every read of the slot before it is ordered before
+	 * the re-load, so an unchanged state means none of them saw a later
+	 * writer (seqlock reader side). */
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&((struct slot_header *)s)->state, memory_order_relaxed) == st;
+}
+
+static void fill_info(struct ring_reader *r, const struct slot_header *s, uint64_t seq,
+		      uint32_t size, struct shmbus_msg_info *info)
+{
+	info->seq = seq;
+	/* Relaxed: validated by the state re-check that follows. */
+	info->publish_ns = atomic_load_explicit(&((struct slot_header *)s)->publish_ns,
+						memory_order_relaxed);
+	info->publisher_id = atomic_load_explicit(&((struct slot_header *)s)->publisher_id,
+						  memory_order_relaxed);
+	info->size = size;
+	info->lost = r->pending_lost;
+}
+
+static void reader_deliver(struct ring_reader *r, uint64_t seq)
+{
+	r->received++;
+	r->last_seq = seq;
+	r->pending_lost = 0;
+	reader_mirror(r);
+}
+
+int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info)
+{
+	struct shmbus_msg_info tmp;
+	if (!info)
+		info = &tmp;
+	if (r->viewing)
+		return SHMBUS_ESTATE;
+	for (;;) {
+		uint64_t st;
+		enum peek p = reader_peek(r, &st, memory_order_acquire);
+		if (p == PEEK_MOVED)
+			continue;
+		if (p == PEEK_NOTHING) {
+			reader_mirror(r);
+			return SHMBUS_EAGAIN;
+		}
+		uint64_t n = r->next;
+		struct slot_header *s = topic_slot(r->map, n);
+		uint32_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
+		if (size > capacity || size > r->map->seg->max_message_size) {
+			if (!state_unchanged(s, st))
+				continue; /* overwritten: next peek sees the lap */
+			if (size > r->map->seg->max_message_size) {
+				/* Only a broken publisher writes this: never deliver. */
+				reader_lose(r, n + 1);
+				continue;
+			}
+			info->size = size;
+			return SHMBUS_EMSGSIZE;
+		}
+		RACY_COPY_BEGIN();
+		memcpy(buf, slot_payload(s), size);
+		RACY_COPY_END();
+		fill_info(r, s, n, size, info);
+		if (!state_unchanged(s, st))
+			continue;
+		r->next = n + 1;
+		reader_deliver(r, n);
+		return 0;
+	}
+}
+
+int ring_view(struct ring_reader *r, struct shmbus_view *view)
+{
+	if (r->viewing)
+		return SHMBUS_ESTATE;
+	for (;;) {
+		uint64_t st;
+		enum peek p = reader_peek(r, &st, memory_order_acquire);
+		if (p == PEEK_MOVED)
+			continue;
+		if (p == PEEK_NOTHING) {
+			reader_mirror(r);
+			return SHMBUS_EAGAIN;
+		}
+		uint64_t n = r->next;
+		struct slot_header *s = topic_slot(r->map, n);
+		uint32_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
+		fill_info(r, s, n, size, &view->info);
+		if (!state_unchanged(s, st))
+			continue;
+		if (size > r->map->seg->max_message_size) {
+			reader_lose(r, n + 1);
+			continue;
+		}
+		view->data = slot_payload(s);
+		view->state_ = st;
+		r->next = n + 1;
+		r->viewing = true;
+		return 0;
+	}
+}
+
+bool ring_view_valid(const struct ring_reader *r, const struct shmbus_view *view)
+{
+	if (!view->data)
+		return false;
+	return state_unchanged(topic_slot(r->map, view->info.seq), view->state_);
+}
+
+int ring_release(struct ring_reader *r, struct shmbus_view *view)
+{
+	if (!r->viewing || !view->data)
+		return SHMBUS_ESTATE;
+	bool valid = ring_view_valid(r, view);
+	r->viewing = false;
+	view->data = NULL;
+	if (valid) {
+		reader_deliver(r, view->info.seq);
+		return 0;
+	}
+	r->lost++;
+	r->pending_lost = 0;
+	reader_mirror(r);
+	return SHMBUS_ELAPPED;
+}
+
+static bool reader_ready_order(const struct ring_reader *r, memory_order order)
+{
+	const struct slot_header *s = topic_slot(r->map, r->next);
+	uint64_t st = atomic_load_explicit(&((struct slot_header *)s)->state, order);
+	if (st == 0 || SLOT_SEQ(st) < r->next)
+		return false;
+	if (SLOT_SEQ(st) > r->next || (st & SLOT_SKIP))
+		return true;
+	return !(st & SLOT_OCC);
+}
+
+bool ring_ready(const struct ring_reader *r)
+{
+	return reader_ready_order(r, memory_order_acquire);
+}
+
+int ring_wait(struct ring_reader *r, int64_t timeout_ns)
+{
+	struct ctl_header *c = r->map->ctl;
+	int64_t now = monotonic_ns();
+	int64_t deadline = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
+
+	if (ring_ready(r))
+		return 0;
+	if (r->spin_ns > 0) {
+		int64_t spin_end = now + (r->spin_ns < timeout_ns || timeout_ns < 0 ? r->spin_ns
+										    : timeout_ns);
+		uint32_t i = 0;
+		while (!ring_ready(r)) {
+			cpu_relax();
+			if ((++i & 63) == 0 && monotonic_ns() >= spin_end)
+				break;
+		}
+		if (ring_ready(r))
+			return 0;
+	}
+	for (;;) {
+		/* seq_cst: see wake_waiters(). */
+		atomic_fetch_add_explicit(&c->waiters, 1, memory_order_seq_cst);
+		/* Acquire: pairs with the publisher's release increment. */
+		uint32_t seen = atomic_load_explicit(&c->futex, memory_order_acquire);
+		bool ready = reader_ready_order(r, memory_order_seq_cst);
+		int rc = 0;
+		if (!ready) {
+			now = monotonic_ns();
+			rc = now >= deadline ? SHMBUS_ETIMEDOUT
+					     : futex_wait_shared(&c->futex, seen,
+								 deadline == INT64_MAX ? -1
+										       : deadline - now);
+		}
+		/* Relaxed: only a hint for publishers; a stale non-zero costs
+		 * one needless wake. */
+		atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
+		if (ready || ring_ready(r))
+			return 0;
+		if (rc == SHMBUS_ETIMEDOUT)
+			return rc;
+		if (rc < 0)
+			return rc;
+	}
+}

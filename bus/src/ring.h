@@ -1,0 +1,62 @@
+/*
+ * ring.h - the lock-free slot ring: how publishers claim, write and commit
+ * slots and how subscribers read them (seqlock), on a mapped topic. Knows
+ * nothing of the broker, so it can be tested with threads alone.
+ */
+#ifndef SHMBUS_RING_H
+#define SHMBUS_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "segment.h"
+#include "shmbus/shmbus.h"
+
+struct ring_writer {
+	const struct topic_map *map;
+	struct ctl_pub *entry;     /* this publisher's line in the control area */
+	uint32_t publisher_id;
+	bool loaned;
+	uint64_t loan_seq;
+	struct slot_header *loan_slot;
+	uint64_t published, skipped, superseded;
+};
+
+struct ring_reader {
+	const struct topic_map *map;
+	struct ctl_sub *entry;     /* this subscriber's line in the control area */
+	uint64_t next;             /* next sequence number to read */
+	uint64_t received, lost;
+	uint64_t last_seq;
+	uint64_t pending_lost;     /* lost before the message being viewed */
+	bool viewing;
+	int64_t spin_ns;
+};
+
+void ring_writer_init(struct ring_writer *w, const struct topic_map *map,
+		      struct ctl_pub *entry, uint32_t publisher_id);
+int ring_loan(struct ring_writer *w, void **buf, size_t *capacity);
+int ring_publish(struct ring_writer *w, size_t size, uint64_t *seq);
+int ring_discard(struct ring_writer *w);
+
+/* start: first sequence number to read (see ring_start_seq). */
+void ring_reader_init(struct ring_reader *r, const struct topic_map *map,
+		      struct ctl_sub *entry, uint64_t start);
+uint64_t ring_start_seq(const struct topic_map *map, enum shmbus_start start, uint32_t last_n);
+int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info);
+int ring_view(struct ring_reader *r, struct shmbus_view *view);
+bool ring_view_valid(const struct ring_reader *r, const struct shmbus_view *view);
+int ring_release(struct ring_reader *r, struct shmbus_view *view);
+
+/* Whether a take would find something (a message, or a loss to report). */
+bool ring_ready(const struct ring_reader *r);
+
+/* Block until ring_ready or timeout: SHMBUS_OK / SHMBUS_ETIMEDOUT. */
+int ring_wait(struct ring_reader *r, int64_t timeout_ns);
+
+/* Give up a slot whose holder died: the slot state `held` (with SLOT_OCC)
+ * becomes not held, its sequence number skipped. Returns true if it did. */
+bool ring_release_dead_loan(const struct topic_map *map, uint64_t held);
+
+#endif /* SHMBUS_RING_H */
