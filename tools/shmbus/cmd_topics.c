@@ -1,0 +1,144 @@
+/*
+ * cmd_topics.c - `shmbus topics` and `shmbus info TOPIC`: what is on a bus,
+ * read live from the topics' shared memory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int collect(void *ctx, const char *topic)
+{
+	struct names *ns = ctx;
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 32;
+		char **v = realloc(ns->v, cap * sizeof(*v));
+		if (!v)
+			return SHMBUS_ENOMEM;
+		ns->v = v;
+		ns->cap = cap;
+	}
+	ns->v[ns->n] = strdup(topic);
+	if (!ns->v[ns->n])
+		return SHMBUS_ENOMEM;
+	ns->n++;
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cmd_topics(int argc, char **argv)
+{
+	bool help;
+	const char *bus_name = cli_common_options(&argc, argv, &help);
+	if (help || argc != 1) {
+		fprintf(help ? stdout : stderr,
+			"usage: shmbus topics [--bus NAME]\n\n"
+			"One line per topic: name, type, publishers, subscribers, and the last\n"
+			"sequence number published (- before the first).\n");
+		return help ? 0 : 2;
+	}
+	shmbus_bus *bus = cli_connect(bus_name);
+	if (!bus)
+		return 1;
+	struct names ns = { 0 };
+	int rc = shmbus_list_topics(bus, collect, &ns);
+	if (rc) {
+		cli_fail("topics", rc, bus, NULL);
+		shmbus_disconnect(bus);
+		return 1;
+	}
+	qsort(ns.v, ns.n, sizeof(*ns.v), by_name);
+	printf("%-32s %-32s %4s %4s %12s\n", "TOPIC", "TYPE", "PUBS", "SUBS", "LAST_SEQ");
+	for (size_t i = 0; i < ns.n; i++) {
+		struct shmbus_topic_info ti;
+		rc = shmbus_topic_inspect(bus, ns.v[i], &ti, NULL, 0, NULL, NULL, 0, NULL);
+		if (rc) {
+			fprintf(stderr, "shmbus topics: %s: %s: %s\n", ns.v[i], shmbus_strerror(rc),
+				shmbus_errmsg(bus));
+			free(ns.v[i]);
+			continue;
+		}
+		char last[24] = "-";
+		if (ti.next_seq)
+			snprintf(last, sizeof(last), "%llu", (unsigned long long)ti.next_seq - 1);
+		printf("%-32s %-32s %4u %4u %12s\n", ti.name,
+		       ti.type_name[0] ? ti.type_name : "(untyped)", ti.publishers, ti.subscribers,
+		       last);
+		free(ns.v[i]);
+	}
+	free(ns.v);
+	shmbus_disconnect(bus);
+	return 0;
+}
+
+static void human_size(char *buf, size_t len, uint64_t v)
+{
+	if (v >= (1ull << 20))
+		snprintf(buf, len, "%.1f MiB", (double)v / (1 << 20));
+	else if (v >= 1024)
+		snprintf(buf, len, "%.1f KiB", (double)v / 1024);
+	else
+		snprintf(buf, len, "%llu B", (unsigned long long)v);
+}
+
+int cmd_info(int argc, char **argv)
+{
+	bool help;
+	const char *bus_name = cli_common_options(&argc, argv, &help);
+	if (help || argc != 2) {
+		fprintf(help ? stdout : stderr,
+			"usage: shmbus info [--bus NAME] TOPIC\n\n"
+			"The topic's layout and type, each publisher (pid, id, published,\n"
+			"sequence numbers it skipped) and each subscriber (pid, received, lost,\n"
+			"lag behind the newest message).\n");
+		return help ? 0 : 2;
+	}
+	shmbus_bus *bus = cli_connect(bus_name);
+	if (!bus)
+		return 1;
+	struct shmbus_topic_info ti;
+	struct shmbus_client_info pubs[64], subs[256];
+	size_t np, ns;
+	int rc = shmbus_topic_inspect(bus, argv[1], &ti, pubs, 64, &np, subs, 256, &ns);
+	if (rc) {
+		cli_fail("info", rc, bus, argv[1]);
+		shmbus_disconnect(bus);
+		return 1;
+	}
+	char seg[32], maxm[32];
+	human_size(seg, sizeof(seg), ti.segment_size);
+	human_size(maxm, sizeof(maxm), ti.max_message_size);
+	printf("topic:       %s\n", ti.name);
+	printf("type:        %s\n", ti.type_name[0] ? ti.type_name : "(untyped)");
+	printf("schema:      %llu bytes\n", (unsigned long long)ti.schema_size);
+	printf("layout:      %u slots of %s max (slot %u bytes), history %u, segment %s\n",
+	       ti.slot_count, maxm, ti.slot_size, ti.history, seg);
+	printf("integrity:   %s\n", ti.flags & SHMBUS_TOPIC_INTEGRITY ? "on" : "off");
+	printf("published:   %llu sequence numbers\n", (unsigned long long)ti.next_seq);
+	printf("waiting:     %u\n", ti.waiters);
+	printf("publishers:  %zu\n", np);
+	if (np)
+		printf("  %8s %6s %12s %8s\n", "PID", "ID", "PUBLISHED", "SKIPPED");
+	for (size_t i = 0; i < np; i++)
+		printf("  %8d %6u %12llu %8llu\n", pubs[i].pid, pubs[i].id,
+		       (unsigned long long)pubs[i].count, (unsigned long long)pubs[i].lost);
+	printf("subscribers: %zu\n", ns);
+	if (ns)
+		printf("  %8s %6s %12s %10s %10s\n", "PID", "SLOT", "RECEIVED", "LOST", "LAG");
+	for (size_t i = 0; i < ns; i++)
+		printf("  %8d %6u %12llu %10llu %10llu\n", subs[i].pid, subs[i].id,
+		       (unsigned long long)subs[i].count, (unsigned long long)subs[i].lost,
+		       (unsigned long long)subs[i].lag);
+	shmbus_disconnect(bus);
+	return 0;
+}
