@@ -1,0 +1,759 @@
+/*
+ * bus_cases.c - the bus measured with the same drivers as the floors:
+ * ping-pong latency polling with take, polling with zero-copy views, and
+ * blocking in shmbus_sub_wait; streaming throughput one to one; fan-out to
+ * 1..16 subscribers (latency and rates); four publishers into one topic.
+ *
+ * The main process connects first (which starts the broker for the bench's
+ * own bus), every forked participant connects on its own, and the broker is
+ * stopped at the end.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <shmbus/shmbus.h>
+
+#define BUS_TIMEOUT_NS (10 * (int64_t)1000000000)
+
+static shmbus_bus *main_bus; /* the main process's connection */
+static pid_t main_pid;
+
+bool bench_bus_available(void)
+{
+	return true;
+}
+
+static int bus_connect(shmbus_bus **bus)
+{
+	struct shmbus_connect_options o;
+
+	shmbus_connect_options_init(&o);
+	if (bench_cfg.broker)
+		o.broker_path = bench_cfg.broker;
+	return shmbus_connect(bench_cfg.bus_name, &o, bus);
+}
+
+/* The main process uses its connection; a forked child makes its own. */
+static int bus_get(shmbus_bus **bus)
+{
+	if (getpid() == main_pid) {
+		*bus = main_bus;
+		return 0;
+	}
+	return bus_connect(bus);
+}
+
+static void bus_put(shmbus_bus *bus)
+{
+	if (bus && bus != main_bus)
+		shmbus_disconnect(bus);
+}
+
+static void report(const char *name, shmbus_bus *bus, const char *what, int rc)
+{
+	bench_fail(name, "%s: %s%s%s", what, shmbus_strerror(rc), bus ? " - " : "",
+		   bus ? shmbus_errmsg(bus) : "");
+}
+
+static uint32_t latency_slots(size_t size)
+{
+	/* One message in flight at a time: a few slots suffice, and 8 MiB
+	 * slots are kept to 64 MiB of ring. */
+	return size >= BENCH_MIB ? 8 : 64;
+}
+
+/* Open a publisher on `pub_topic` and a subscriber on `sub_topic`, either
+ * creating them with the given layout. */
+static int open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
+		     const char *sub_topic, size_t size, uint32_t slots, shmbus_pub **pub,
+		     shmbus_sub **sub)
+{
+	struct shmbus_topic_options t;
+	struct shmbus_sub_options so;
+	int rc;
+
+	*pub = NULL;
+	*sub = NULL;
+	shmbus_topic_options_init(&t);
+	t.slot_count = slots;
+	t.max_message_size = (uint32_t)size;
+	if (pub_topic && (rc = shmbus_pub_open(bus, pub_topic, &t, pub)) != 0) {
+		report(name, bus, "shmbus_pub_open", rc);
+		return -1;
+	}
+	if (!sub_topic)
+		return 0;
+	shmbus_sub_options_init(&so);
+	so.create_if_missing = true;
+	so.topic = t;
+	if ((rc = shmbus_sub_open(bus, sub_topic, &so, sub)) != 0) {
+		report(name, bus, "shmbus_sub_open", rc);
+		shmbus_pub_close(*pub);
+		*pub = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------- ping-pong latency */
+
+enum bus_mode {
+	MODE_TAKE, /* poll shmbus_sub_take, send with shmbus_pub_send */
+	MODE_VIEW, /* poll shmbus_sub_view, reply by loan + publish */
+	MODE_WAIT, /* block in shmbus_sub_wait, then take */
+};
+
+struct bus_pp {
+	const char *name;
+	enum bus_mode mode;
+	size_t size;
+	char topic[2][96]; /* [0] initiator -> echoer, [1] back */
+	/* Per process (each has its own copy after fork). */
+	shmbus_bus *bus;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	unsigned char *priv;
+};
+
+static int bus_pp_setup(void *ctx, int role)
+{
+	struct bus_pp *c = ctx;
+	int rc;
+
+	c->pub = NULL;
+	c->sub = NULL;
+	c->priv = malloc(c->size);
+	if (!c->priv)
+		return -1;
+	memset(c->priv, 0x5a, c->size);
+	if ((rc = bus_get(&c->bus)) != 0) {
+		report(c->name, NULL, "shmbus_connect", rc);
+		free(c->priv);
+		return -1;
+	}
+	if (open_pair(c->name, c->bus, c->topic[role], c->topic[!role], c->size,
+		      latency_slots(c->size), &c->pub, &c->sub) != 0) {
+		bus_put(c->bus);
+		free(c->priv);
+		return -1;
+	}
+	return 0;
+}
+
+static void bus_pp_teardown(void *ctx, int role)
+{
+	struct bus_pp *c = ctx;
+
+	(void)role;
+	shmbus_sub_close(c->sub);
+	shmbus_pub_close(c->pub);
+	bus_put(c->bus);
+	free(c->priv);
+	c->priv = NULL;
+}
+
+static int bus_pp_send(struct bus_pp *c, uint64_t cmd)
+{
+	int rc;
+
+	if (c->mode == MODE_VIEW) {
+		void *buf;
+		size_t cap;
+
+		/* Zero-copy: the message is produced in place; only its first
+		 * word (the command) is written here. */
+		if ((rc = shmbus_pub_loan(c->pub, &buf, &cap)) == 0) {
+			memcpy(buf, &cmd, sizeof(cmd));
+			rc = shmbus_pub_publish(c->pub, c->size, NULL);
+		}
+	} else {
+		memcpy(c->priv, &cmd, sizeof(cmd));
+		rc = shmbus_pub_send(c->pub, c->priv, c->size, NULL);
+	}
+	if (rc != 0)
+		report(c->name, c->bus, "publish", rc);
+	return rc ? -1 : 0;
+}
+
+/* Wait for the next message and return its command word, or -1. */
+static int64_t bus_pp_recv(struct bus_pp *c)
+{
+	int64_t deadline = 0;
+	unsigned spins = 0;
+	uint64_t cmd;
+	int rc;
+
+	for (;;) {
+		if (c->mode == MODE_VIEW) {
+			struct shmbus_view v;
+
+			rc = shmbus_sub_view(c->sub, &v);
+			if (rc == 0) {
+				memcpy(&cmd, v.data, sizeof(cmd));
+				rc = shmbus_sub_release(c->sub, &v);
+				if (rc == 0)
+					return (int64_t)cmd;
+			}
+		} else {
+			rc = shmbus_sub_take(c->sub, c->priv, c->size, NULL);
+			if (rc == 0) {
+				memcpy(&cmd, c->priv, sizeof(cmd));
+				return (int64_t)cmd;
+			}
+		}
+		if (rc != SHMBUS_EAGAIN) {
+			report(c->name, c->bus, "take", rc);
+			return -1;
+		}
+		if (c->mode == MODE_WAIT) {
+			rc = shmbus_sub_wait(c->sub, 100000000);
+			if (rc != 0 && rc != SHMBUS_ETIMEDOUT) {
+				report(c->name, c->bus, "shmbus_sub_wait", rc);
+				return -1;
+			}
+			if (rc == 0)
+				continue;
+		} else if (++spins % 4096 != 0) {
+			continue;
+		}
+		if (!deadline) {
+			deadline = bench_now_ns() + BUS_TIMEOUT_NS;
+		} else if (bench_now_ns() > deadline) {
+			bench_fail(c->name, "no message for %lld s",
+				   (long long)(BUS_TIMEOUT_NS / 1000000000));
+			return -1;
+		}
+	}
+}
+
+static int bus_pp_ping(void *ctx, enum bench_cmd cmd)
+{
+	struct bus_pp *c = ctx;
+
+	if (bus_pp_send(c, (uint64_t)cmd) != 0)
+		return -1;
+	if (cmd == BENCH_CMD_STOP)
+		return 0;
+	return bus_pp_recv(c) == BENCH_CMD_ECHO ? 0 : -1;
+}
+
+static int bus_pp_echo(void *ctx)
+{
+	struct bus_pp *c = ctx;
+	int64_t cmd = bus_pp_recv(c);
+
+	if (cmd == BENCH_CMD_STOP)
+		return BENCH_CMD_STOP;
+	if (cmd != BENCH_CMD_ECHO || bus_pp_send(c, BENCH_CMD_ECHO) != 0)
+		return -1;
+	return BENCH_CMD_ECHO;
+}
+
+static const struct bench_pingpong_ops bus_pp_ops = {
+	.setup = bus_pp_setup,
+	.ping = bus_pp_ping,
+	.echo = bus_pp_echo,
+	.teardown = bus_pp_teardown,
+};
+
+static int run_latency(const char *name, enum bus_mode mode, size_t size, const char *floor,
+		       uint64_t floor_size)
+{
+	struct bus_pp c = {.name = name, .mode = mode, .size = size};
+
+	snprintf(c.topic[0], sizeof(c.topic[0]), "bench/%s/%zu/ping", name, size);
+	snprintf(c.topic[1], sizeof(c.topic[1]), "bench/%s/%zu/pong", name, size);
+	return bench_pingpong(name, size, &bus_pp_ops, &c, floor, floor_size);
+}
+
+/* ----------------------------------------------------------- streaming */
+
+struct bus_stream {
+	const char *name;
+	char topic[96];
+	size_t size;
+	uint32_t slots;
+	/* Per process. */
+	shmbus_bus *bus;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	unsigned char *priv;
+};
+
+static int bs_setup(void *ctx, int role, int index)
+{
+	struct bus_stream *c = ctx;
+	int rc;
+
+	(void)index;
+	c->priv = malloc(c->size);
+	if (!c->priv)
+		return -1;
+	memset(c->priv, 0x5a, c->size);
+	if ((rc = bus_get(&c->bus)) != 0) {
+		report(c->name, NULL, "shmbus_connect", rc);
+		free(c->priv);
+		return -1;
+	}
+	if (open_pair(c->name, c->bus, role == 0 ? c->topic : NULL, role == 1 ? c->topic : NULL,
+		      c->size, c->slots, &c->pub, &c->sub) != 0) {
+		bus_put(c->bus);
+		free(c->priv);
+		return -1;
+	}
+	return 0;
+}
+
+static void bs_teardown(void *ctx, int role, int index)
+{
+	struct bus_stream *c = ctx;
+
+	(void)role;
+	(void)index;
+	shmbus_sub_close(c->sub);
+	shmbus_pub_close(c->pub);
+	bus_put(c->bus);
+	free(c->priv);
+}
+
+static int bs_send(void *ctx, int index)
+{
+	struct bus_stream *c = ctx;
+	int rc = shmbus_pub_send(c->pub, c->priv, c->size, NULL);
+
+	(void)index;
+	if (rc != 0)
+		report(c->name, c->bus, "shmbus_pub_send", rc);
+	return rc ? -1 : 0;
+}
+
+static int bs_try_recv(void *ctx, int index)
+{
+	struct bus_stream *c = ctx;
+	int rc = shmbus_sub_take(c->sub, c->priv, c->size, NULL);
+
+	(void)index;
+	if (rc == 0)
+		return 1;
+	if (rc == SHMBUS_EAGAIN)
+		return 0;
+	report(c->name, c->bus, "shmbus_sub_take", rc);
+	return -1;
+}
+
+static int bs_wait(void *ctx, int index, int64_t timeout_ns)
+{
+	struct bus_stream *c = ctx;
+	int rc = shmbus_sub_wait(c->sub, timeout_ns);
+
+	(void)index;
+	if (rc == 0 || rc == SHMBUS_ETIMEDOUT)
+		return 0;
+	report(c->name, c->bus, "shmbus_sub_wait", rc);
+	return -1;
+}
+
+static uint64_t bs_position(void *ctx, int index)
+{
+	struct bus_stream *c = ctx;
+	struct shmbus_sub_stats st;
+
+	(void)index;
+	shmbus_sub_stats(c->sub, &st);
+	return st.received + st.lost;
+}
+
+static uint64_t bs_lost(void *ctx, int index)
+{
+	struct bus_stream *c = ctx;
+	struct shmbus_sub_stats st;
+
+	(void)index;
+	shmbus_sub_stats(c->sub, &st);
+	return st.lost;
+}
+
+static const struct bench_stream_ops bs_poll_ops = {
+	.setup = bs_setup,
+	.teardown = bs_teardown,
+	.send = bs_send,
+	.try_recv = bs_try_recv,
+	.position = bs_position,
+	.lost = bs_lost,
+};
+
+static const struct bench_stream_ops bs_wait_ops = {
+	.setup = bs_setup,
+	.teardown = bs_teardown,
+	.send = bs_send,
+	.try_recv = bs_try_recv,
+	.wait = bs_wait,
+	.position = bs_position,
+	.lost = bs_lost,
+};
+
+static double loss_pct(const struct bench_stream_result *r)
+{
+	uint64_t all = r->received + r->lost;
+
+	return all ? 100.0 * (double)r->lost / (double)all : 0;
+}
+
+static int run_tput(size_t size)
+{
+	struct bus_stream c = {.name = "bus_tput", .size = size, .slots = bench_tput_slots(size)};
+	struct bench_stream_result res;
+	struct bench_row *r;
+
+	snprintf(c.topic, sizeof(c.topic), "bench/tput/%zu", size);
+	if (bench_stream(c.name, 1, &bench_cfg.cpu_a, 1, &bench_cfg.cpu_b, &bs_poll_ops, &c,
+			 &res) != 0)
+		return -1;
+	r = bench_row_rates("bus_tput", size, res.cons_rate, res.passes);
+	bench_row_set_floor(r, "floor_ring_tput", size);
+	snprintf(r->note, sizeof(r->note),
+		 "delivered; lost %llu of %llu (%.2f %%), %u slots, subscriber polls",
+		 (unsigned long long)res.lost, (unsigned long long)(res.received + res.lost),
+		 loss_pct(&res), c.slots);
+	r = bench_row_rates("bus_tput_pub", size, res.prod_rate, res.passes);
+	bench_row_set_floor(r, "floor_ring_tput", size);
+	snprintf(r->note, sizeof(r->note), "publisher's own rate (it never waits)");
+	return 0;
+}
+
+static int run_fanout_tput(int nsubs)
+{
+	struct bus_stream c = {.name = "fanout_tput", .size = 64, .slots = bench_tput_slots(64)};
+	struct bench_stream_result res;
+	int cpus[BENCH_MAX_PROCS];
+	char name[48];
+	struct bench_row *r;
+
+	for (int i = 0; i < nsubs; i++)
+		cpus[i] = bench_cfg.cpu_b;
+	snprintf(c.topic, sizeof(c.topic), "bench/fanout/%d", nsubs);
+	if (bench_stream(c.name, 1, &bench_cfg.cpu_a, nsubs, cpus, &bs_wait_ops, &c, &res) != 0)
+		return -1;
+	snprintf(name, sizeof(name), "fanout_pub_n%d", nsubs);
+	r = bench_row_rates(name, 64, res.prod_rate, res.passes);
+	bench_row_set_floor(r, "fanout_pub_n1", 64);
+	snprintf(r->note, sizeof(r->note), "publisher's rate with %d blocking subscribers", nsubs);
+	snprintf(name, sizeof(name), "fanout_sub_n%d", nsubs);
+	r = bench_row_rates(name, 64, res.cons_rate, res.passes);
+	snprintf(r->note, sizeof(r->note),
+		 "delivered per subscriber (mean; slowest %.0f/s); lost %.2f %%",
+		 bench_median_of(res.cons_rate_min, res.passes), loss_pct(&res));
+	return 0;
+}
+
+static int run_contention(int npubs)
+{
+	struct bus_stream c = {.name = "contention", .size = 64, .slots = bench_tput_slots(64)};
+	struct bench_stream_result res;
+	int cpus[BENCH_MAX_PROCS];
+	char name[48];
+	struct bench_row *r;
+
+	for (int i = 0; i < npubs; i++)
+		cpus[i] = i % 2 ? bench_cfg.cpu_b : bench_cfg.cpu_a;
+	snprintf(c.topic, sizeof(c.topic), "bench/contention/%d", npubs);
+	if (bench_stream(c.name, npubs, cpus, 1, &bench_cfg.cpu_b, &bs_wait_ops, &c, &res) != 0)
+		return -1;
+	snprintf(name, sizeof(name), "contention_pub%d", npubs);
+	r = bench_row_rates(name, 64, res.prod_rate, res.passes);
+	bench_row_set_floor(r, "fanout_pub_n1", 64);
+	snprintf(r->note, sizeof(r->note),
+		 "%d publishers together (2 per core; slowest %.0f/s)", npubs,
+		 bench_median_of(res.prod_rate_min, res.passes));
+	snprintf(name, sizeof(name), "contention_sub%d", npubs);
+	r = bench_row_rates(name, 64, res.cons_rate, res.passes);
+	snprintf(r->note, sizeof(r->note), "delivered to one blocking subscriber; lost %.2f %%",
+		 loss_pct(&res));
+	return 0;
+}
+
+/* ----------------------------------------------------- fan-out latency */
+
+/* The publisher (main process, cpu_a) sends one timestamped message and
+ * waits until every subscriber (children, all on cpu_b, blocking in
+ * shmbus_sub_wait) has taken it; each subscriber records publish-to-take
+ * time. Subscribers never lag, so nothing is lost. */
+
+#define FAN_PER_PASS_MAX 20000
+
+struct fan_msg {
+	uint64_t cmd; /* BENCH_CMD_ECHO: a sample; BENCH_CMD_STOP: the end */
+	int64_t sent_ns;
+	uint32_t pass;
+};
+
+struct fan_shared {
+	struct bench_barrier barrier;
+	/* Subscribers add one per message taken (release, after recording);
+	 * the publisher waits for the total (acquire). */
+	_Alignas(BENCH_CACHE_LINE) _Atomic uint64_t acks;
+	uint64_t count[BENCH_MAX_PROCS];
+};
+
+struct fan {
+	const char *name;
+	char topic[96];
+	struct fan_shared *sh;
+	int64_t *lat;     /* [sub][i], shared */
+	uint8_t *pass;    /* [sub][i], shared */
+	size_t cap;       /* samples per subscriber */
+};
+
+static int fan_sub(void *arg, int index)
+{
+	struct fan *f = arg;
+	shmbus_bus *bus = NULL;
+	shmbus_sub *sub = NULL;
+	shmbus_pub *none;
+	struct fan_msg m;
+	int rc;
+	uint64_t n = 0;
+
+	if ((rc = bus_get(&bus)) != 0) {
+		report(f->name, NULL, "shmbus_connect", rc);
+		bench_barrier_break(&f->sh->barrier);
+		return -1;
+	}
+	if (open_pair(f->name, bus, NULL, f->topic, sizeof(m), 64, &none, &sub) != 0) {
+		bench_barrier_break(&f->sh->barrier);
+		bus_put(bus);
+		return -1;
+	}
+	rc = -1;
+	if (bench_barrier_wait(&f->sh->barrier) != 0)
+		goto out;
+	for (;;) {
+		int r = shmbus_sub_take(sub, &m, sizeof(m), NULL);
+		int64_t now = bench_now_ns();
+
+		if (r == SHMBUS_EAGAIN) {
+			r = shmbus_sub_wait(sub, BUS_TIMEOUT_NS);
+			if (r != 0) {
+				report(f->name, bus, "shmbus_sub_wait", r);
+				goto out;
+			}
+			continue;
+		}
+		if (r != 0) {
+			report(f->name, bus, "shmbus_sub_take", r);
+			goto out;
+		}
+		if (m.cmd == BENCH_CMD_STOP)
+			break;
+		if (n < f->cap) {
+			f->lat[(size_t)index * f->cap + n] = now - m.sent_ns;
+			f->pass[(size_t)index * f->cap + n] = (uint8_t)m.pass;
+			n++;
+		}
+		atomic_fetch_add_explicit(&f->sh->acks, 1, memory_order_release);
+	}
+	f->sh->count[index] = n;
+	rc = 0;
+out:
+	shmbus_sub_close(sub);
+	bus_put(bus);
+	return rc;
+}
+
+static int fan_publish(struct fan *f, shmbus_pub *pub, uint64_t cmd, uint32_t pass)
+{
+	struct fan_msg m = {.cmd = cmd, .pass = pass};
+	int rc;
+
+	m.sent_ns = bench_now_ns();
+	rc = shmbus_pub_send(pub, &m, sizeof(m), NULL);
+	if (rc != 0)
+		report(f->name, main_bus, "shmbus_pub_send", rc);
+	return rc ? -1 : 0;
+}
+
+static int fan_await(struct fan *f, uint64_t want)
+{
+	int64_t deadline = 0;
+	unsigned spins = 0;
+
+	/* Acquire pairs with the subscribers' release adds. */
+	while (atomic_load_explicit(&f->sh->acks, memory_order_acquire) < want) {
+		if (++spins % 1024)
+			continue;
+		if (!deadline)
+			deadline = bench_now_ns() + BUS_TIMEOUT_NS;
+		else if (bench_now_ns() > deadline)
+			return -1;
+	}
+	return 0;
+}
+
+static int run_fanout_latency(int nsubs)
+{
+	struct fan f = {.name = "fanout_lat"};
+	int cpus[BENCH_MAX_PROCS];
+	pid_t pids[BENCH_MAX_PROCS];
+	size_t per_pass = bench_cfg.smoke ? 50 : FAN_PER_PASS_MAX;
+	size_t lat_size, pass_size;
+	shmbus_pub *pub = NULL;
+	shmbus_sub *none;
+	struct bench_samples s = {0};
+	uint64_t sent = 0;
+	int rc = -1;
+	char name[48];
+
+	f.cap = per_pass * (size_t)(bench_cfg.passes + 1);
+	lat_size = (size_t)nsubs * f.cap * sizeof(int64_t);
+	pass_size = (size_t)nsubs * f.cap;
+	snprintf(f.topic, sizeof(f.topic), "bench/fanout-lat/%d", nsubs);
+	f.sh = bench_shm_alloc(sizeof(*f.sh));
+	f.lat = bench_shm_alloc(lat_size);
+	f.pass = bench_shm_alloc(pass_size);
+	if (!f.sh || !f.lat || !f.pass ||
+	    bench_samples_init(&s, (size_t)nsubs * f.cap) != 0) {
+		bench_fail(f.name, "out of memory");
+		goto out_free;
+	}
+	bench_barrier_init(&f.sh->barrier, (uint32_t)nsubs + 1);
+	for (int i = 0; i < nsubs; i++)
+		cpus[i] = bench_cfg.cpu_b;
+	bench_pin(bench_cfg.cpu_a);
+	if (open_pair(f.name, main_bus, f.topic, NULL, sizeof(struct fan_msg), 64, &pub, &none))
+		goto out_free;
+	if (bench_spawn(nsubs, cpus, fan_sub, &f, pids) != 0) {
+		bench_fail(f.name, "fork failed");
+		goto close;
+	}
+	if (bench_barrier_wait(&f.sh->barrier) != 0) {
+		bench_fail(f.name, "a subscriber did not start");
+		goto stop;
+	}
+	for (int p = 0; p <= bench_cfg.passes; p++) {
+		int64_t t0 = bench_now_ns();
+		int64_t dur = p == 0 ? bench_cfg.warmup_ns : bench_cfg.pass_ns;
+		size_t k = 0;
+
+		do {
+			if (fan_publish(&f, pub, BENCH_CMD_ECHO, (uint32_t)p) != 0)
+				goto stop;
+			sent++;
+			if (fan_await(&f, sent * (uint64_t)nsubs) != 0) {
+				bench_fail(f.name, "subscribers stopped taking");
+				goto stop;
+			}
+		} while (++k < per_pass && (bench_now_ns() - t0 < dur || k < 3));
+	}
+	rc = 0;
+stop:
+	if (fan_publish(&f, pub, BENCH_CMD_STOP, 0) != 0)
+		rc = -1;
+	if (bench_reap(nsubs, pids, BUS_TIMEOUT_NS) != 0) {
+		if (rc == 0)
+			bench_fail(f.name, "a subscriber failed");
+		rc = -1;
+	}
+	if (rc == 0) {
+		/* Pool the measured passes over all subscribers. */
+		for (int p = 1; p <= bench_cfg.passes; p++) {
+			size_t from = s.n;
+
+			for (int i = 0; i < nsubs; i++)
+				for (uint64_t j = 0; j < f.sh->count[i]; j++)
+					if (f.pass[(size_t)i * f.cap + j] == p)
+						s.v[s.n++] = f.lat[(size_t)i * f.cap + j];
+			bench_samples_end_pass(&s, from);
+		}
+		snprintf(name, sizeof(name), "fanout_lat_n%d", nsubs);
+		{
+			struct bench_row *r = bench_row_latency(name, 64, &s);
+
+			bench_row_set_floor(r, "bus_wait", 64);
+			snprintf(r->note, sizeof(r->note),
+				 "publish to take, %d blocking subscribers on one core, "
+				 "all samples pooled",
+				 nsubs);
+		}
+	}
+close:
+	shmbus_pub_close(pub);
+out_free:
+	bench_samples_free(&s);
+	bench_shm_free(f.sh, sizeof(*f.sh));
+	bench_shm_free(f.lat, lat_size);
+	bench_shm_free(f.pass, pass_size);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- run */
+
+static void stop_broker(int pid)
+{
+	int64_t deadline;
+
+	if (pid <= 0)
+		return;
+	if (kill(pid, SIGTERM) != 0)
+		return;
+	deadline = bench_now_ns() + 5 * (int64_t)1000000000;
+	while (bench_now_ns() < deadline) {
+		/* Reap it if it is our child; otherwise watch it go. */
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return;
+		if (kill(pid, 0) != 0 && errno == ESRCH)
+			return;
+		usleep(2000);
+	}
+	fprintf(stderr, "bench: broker %d did not exit on SIGTERM; killing it\n", pid);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, WNOHANG);
+}
+
+int bench_bus_run(void)
+{
+	static const int fanouts[] = {1, 2, 4, 8, 16};
+	int failed = 0, rc, broker;
+
+	main_pid = getpid();
+	if ((rc = bus_connect(&main_bus)) != 0) {
+		bench_fail("bus", "shmbus_connect(%s): %s (set SHMBUSD or --broker)",
+			   bench_cfg.bus_name, shmbus_strerror(rc));
+		return 1;
+	}
+	broker = shmbus_broker_pid(main_bus);
+
+	for (size_t i = 0; i < bench_nsizes; i++) {
+		size_t s = bench_sizes[i];
+
+		if (bench_selected("bus_poll_take"))
+			failed += run_latency("bus_poll_take", MODE_TAKE, s, "floor_shm_poll", s) != 0;
+		if (bench_selected("bus_poll_view"))
+			failed += run_latency("bus_poll_view", MODE_VIEW, s, "bus_poll_view", 64) != 0;
+		if (bench_selected("bus_wait"))
+			failed += run_latency("bus_wait", MODE_WAIT, s, "floor_futex", s) != 0;
+	}
+	for (size_t i = 0; i < bench_ntput_sizes; i++)
+		if (bench_selected("bus_tput"))
+			failed += run_tput(bench_tput_sizes[i]) != 0;
+	for (size_t i = 0; i < sizeof(fanouts) / sizeof(fanouts[0]); i++) {
+		if (bench_selected("fanout_lat"))
+			failed += run_fanout_latency(fanouts[i]) != 0;
+		if (bench_selected("fanout_tput"))
+			failed += run_fanout_tput(fanouts[i]) != 0;
+	}
+	if (bench_selected("contention"))
+		failed += run_contention(4) != 0;
+
+	shmbus_disconnect(main_bus);
+	main_bus = NULL;
+	stop_broker(broker);
+	return failed;
+}
