@@ -36,6 +36,13 @@ void AnnotateIgnoreReadsEnd(const char *file, int line);
 #define RACY_COPY_END() ((void)0)
 #endif
 
+void ring_copy_racy(void *dst, const void *src, size_t n)
+{
+	RACY_COPY_BEGIN();
+	memcpy(dst, src, n);
+	RACY_COPY_END();
+}
+
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -340,9 +347,7 @@ int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_m
 			info->size = size;
 			return SHMBUS_EMSGSIZE;
 		}
-		RACY_COPY_BEGIN();
-		memcpy(buf, slot_payload(s), size);
-		RACY_COPY_END();
+		ring_copy_racy(buf, slot_payload(s), size);
 		fill_info(r, s, n, size, info);
 		if (!state_unchanged(s, st))
 			continue;

@@ -49,6 +49,10 @@ int ring_view(struct ring_reader *r, struct shmbus_view *view);
 bool ring_view_valid(const struct ring_reader *r, const struct shmbus_view *view);
 int ring_release(struct ring_reader *r, struct shmbus_view *view);
 
+/* Copy bytes out of a slot that a publisher may be overwriting: the
+ * caller validates afterwards (seqlock), so the race is by design. */
+void ring_copy_racy(void *dst, const void *src, size_t n);
+
 /* Whether a take would find something (a message, or a loss to report). */
 bool ring_ready(const struct ring_reader *r);
 

@@ -1,0 +1,442 @@
+/*
+ * test_ring.c - the slot ring on its own (threads, no broker): wrap-around,
+ * exact loss counts when lapped, views invalidated under the reader,
+ * history for late joiners, oversize, loans that outlive a lap, and a
+ * many-writer many-reader stress run (also run under ThreadSanitizer).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "ring.h"
+#include "segment.h"
+
+static struct ctl_pub pub_lines[8];
+static struct ctl_sub sub_lines[8];
+
+static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
+{
+	struct seg_params p = { .slot_count = slots, .max_message_size = max, .topic = "t" };
+	char err[256];
+	CU_ASSERT_FATAL(seg_params_normalize(&p, err, sizeof(err)) == 0);
+	int dfd = memfd_create("data", MFD_CLOEXEC), cfd = memfd_create("ctl", MFD_CLOEXEC);
+	CU_ASSERT_FATAL(dfd >= 0 && cfd >= 0);
+	CU_ASSERT_FATAL(ftruncate(dfd, (off_t)seg_size_for(&p)) == 0);
+	CU_ASSERT_FATAL(ftruncate(cfd, (off_t)ctl_size()) == 0);
+	void *d = mmap(NULL, seg_size_for(&p), PROT_READ | PROT_WRITE, MAP_SHARED, dfd, 0);
+	void *c = mmap(NULL, ctl_size(), PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
+	seg_format(d, &p);
+	ctl_format(c, 1);
+	munmap(d, seg_size_for(&p));
+	munmap(c, ctl_size());
+	CU_ASSERT_FATAL(topic_map_fds(dfd, cfd, true, true, m, err, sizeof(err)) == 0);
+	close(dfd);
+	close(cfd);
+}
+
+static int send_u64(struct ring_writer *w, uint64_t v)
+{
+	void *buf;
+	size_t cap;
+	int rc = ring_loan(w, &buf, &cap);
+	if (rc)
+		return rc;
+	memcpy(buf, &v, sizeof(v));
+	return ring_publish(w, sizeof(v), NULL);
+}
+
+static void test_wraparound(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r;
+	make_topic(&m, 4, 64);
+	ring_writer_init(&w, &m, &pub_lines[0], 7);
+	ring_reader_init(&r, &m, &sub_lines[0], ring_start_seq(&m, SHMBUS_START_NEW, 0));
+	for (uint64_t i = 0; i < 10; i++) {
+		uint64_t v = 0;
+		struct shmbus_msg_info info;
+		CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), SHMBUS_EAGAIN);
+		CU_ASSERT_EQUAL(send_u64(&w, i * 3), 0);
+		CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+		CU_ASSERT_EQUAL(v, i * 3);
+		CU_ASSERT_EQUAL(info.seq, i);
+		CU_ASSERT_EQUAL(info.publisher_id, 7);
+		CU_ASSERT_EQUAL(info.lost, 0);
+		CU_ASSERT_EQUAL(info.size, sizeof(v));
+	}
+	CU_ASSERT_EQUAL(r.received, 10);
+	CU_ASSERT_EQUAL(r.lost, 0);
+	topic_unmap(&m);
+}
+
+static void test_lapped_exact_loss(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r;
+	make_topic(&m, 8, 64);
+	ring_writer_init(&w, &m, &pub_lines[0], 1);
+	ring_reader_init(&r, &m, &sub_lines[0], 0);
+	for (uint64_t i = 0; i < 20; i++)
+		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
+	uint64_t v, expect = 12;
+	struct shmbus_msg_info info;
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(info.lost, 12); /* 0..11 overwritten by 8..19 */
+	CU_ASSERT_EQUAL(info.seq, 12);
+	CU_ASSERT_EQUAL(v, 12);
+	while (ring_take(&r, &v, sizeof(v), &info) == 0) {
+		CU_ASSERT_EQUAL(v, ++expect);
+		CU_ASSERT_EQUAL(info.lost, 0);
+	}
+	CU_ASSERT_EQUAL(expect, 19);
+	CU_ASSERT_EQUAL(r.received + r.lost, 20);
+	CU_ASSERT_EQUAL(sub_lines[0].lost, 12);
+	CU_ASSERT_EQUAL(sub_lines[0].received, 8);
+	topic_unmap(&m);
+}
+
+static void test_view_invalidated(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r;
+	struct shmbus_view view;
+	make_topic(&m, 4, 64);
+	ring_writer_init(&w, &m, &pub_lines[0], 1);
+	ring_reader_init(&r, &m, &sub_lines[0], 0);
+	CU_ASSERT_EQUAL(send_u64(&w, 42), 0);
+	CU_ASSERT_EQUAL(ring_view(&r, &view), 0);
+	CU_ASSERT_EQUAL(*(const uint64_t *)view.data, 42);
+	CU_ASSERT_TRUE(ring_view_valid(&r, &view));
+	/* Taking while a view is open is out of order. */
+	uint64_t v;
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), NULL), SHMBUS_ESTATE);
+	for (uint64_t i = 0; i < 4; i++) /* laps slot 0 */
+		CU_ASSERT_EQUAL(send_u64(&w, 100 + i), 0);
+	CU_ASSERT_FALSE(ring_view_valid(&r, &view));
+	CU_ASSERT_EQUAL(ring_release(&r, &view), SHMBUS_ELAPPED);
+	CU_ASSERT_EQUAL(r.lost, 1);
+	CU_ASSERT_EQUAL(r.received, 0);
+	/* seq 1..4 are all still there. */
+	for (uint64_t i = 0; i < 4; i++) {
+		CU_ASSERT_EQUAL(ring_view(&r, &view), 0);
+		CU_ASSERT_EQUAL(view.info.seq, i + 1);
+		CU_ASSERT_EQUAL(*(const uint64_t *)view.data, 100 + i);
+		CU_ASSERT_EQUAL(ring_release(&r, &view), 0);
+	}
+	CU_ASSERT_EQUAL(r.received + r.lost, 5);
+	topic_unmap(&m);
+}
+
+static void test_history(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	make_topic(&m, 16, 64); /* default history: 8 */
+	ring_writer_init(&w, &m, &pub_lines[0], 1);
+	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_LAST, 5), 0);
+	for (uint64_t i = 0; i < 10; i++)
+		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
+	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_NEW, 5), 10);
+	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_LAST, 5), 5);
+	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_LAST, 100), 2);
+	struct ring_reader r;
+	ring_reader_init(&r, &m, &sub_lines[0], ring_start_seq(&m, SHMBUS_START_LAST, 3));
+	uint64_t v, n = 0;
+	while (ring_take(&r, &v, sizeof(v), NULL) == 0)
+		CU_ASSERT_EQUAL(v, 7 + n++);
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(r.lost, 0);
+	topic_unmap(&m);
+}
+
+static void test_oversize_and_discard(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r;
+	void *buf;
+	size_t cap;
+	make_topic(&m, 4, 100);
+	ring_writer_init(&w, &m, &pub_lines[0], 1);
+	ring_reader_init(&r, &m, &sub_lines[0], 0);
+	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), 0);
+	CU_ASSERT_EQUAL(cap, 100);
+	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), SHMBUS_ESTATE); /* one loan at a time */
+	CU_ASSERT_EQUAL(ring_publish(&w, 101, NULL), SHMBUS_EMSGSIZE);
+	CU_ASSERT_TRUE(w.loaned); /* the loan stays open */
+	CU_ASSERT_EQUAL(ring_discard(&w), 0);
+	CU_ASSERT_EQUAL(ring_publish(&w, 1, NULL), SHMBUS_ESTATE);
+	CU_ASSERT_EQUAL(send_u64(&w, 5), 0);
+	/* A reader skips the discarded sequence number and counts it. */
+	uint64_t v;
+	struct shmbus_msg_info info;
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(info.seq, 1);
+	CU_ASSERT_EQUAL(info.lost, 1);
+	/* A buffer too small: the message stays next, its size reported. */
+	CU_ASSERT_EQUAL(send_u64(&w, 6), 0);
+	uint8_t small[4];
+	CU_ASSERT_EQUAL(ring_take(&r, small, sizeof(small), &info), SHMBUS_EMSGSIZE);
+	CU_ASSERT_EQUAL(info.size, 8);
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(v, 6);
+	topic_unmap(&m);
+}
+
+static void test_loan_outlives_lap(void)
+{
+	struct topic_map m;
+	struct ring_writer slow, fast, third;
+	struct ring_reader r;
+	void *buf, *buf2;
+	size_t cap;
+	make_topic(&m, 2, 64);
+	ring_writer_init(&slow, &m, &pub_lines[0], 1);
+	ring_writer_init(&fast, &m, &pub_lines[1], 2);
+	ring_writer_init(&third, &m, &pub_lines[2], 3);
+	ring_reader_init(&r, &m, &sub_lines[0], 0);
+	CU_ASSERT_EQUAL(ring_loan(&slow, &buf, &cap), 0); /* seq 0, slot 0 */
+	memset(buf, 0xAA, 64);
+	CU_ASSERT_EQUAL(send_u64(&fast, 1), 0); /* seq 1, slot 1 */
+	/* seq 2 wants slot 0, still held by the slow loan: it is skipped and
+	 * the publisher moves on to seq 3 (slot 1). The slow loan's bytes are
+	 * never written under it. */
+	CU_ASSERT_EQUAL(send_u64(&fast, 3), 0);
+	CU_ASSERT_EQUAL(fast.skipped, 1);
+	CU_ASSERT_EQUAL(((uint8_t *)buf)[0], 0xAA);
+	/* Both slots held by loans: a third loan finds nothing. */
+	CU_ASSERT_EQUAL(ring_loan(&fast, &buf2, &cap), 0);
+	CU_ASSERT_EQUAL(ring_loan(&third, &buf2, &cap), SHMBUS_EBUSY);
+	CU_ASSERT_EQUAL(ring_discard(&fast), 0);
+	/* The slow loan was superseded: publishing it says so. */
+	CU_ASSERT_EQUAL(ring_publish(&slow, 8, NULL), SHMBUS_ELAPPED);
+	CU_ASSERT_EQUAL(slow.superseded, 1);
+	/* The reader gets only intact messages, and counts every other
+	 * sequence number as lost. */
+	uint64_t v, head = atomic_load(&m.seg->next_seq);
+	while (ring_take(&r, &v, sizeof(v), NULL) == 0)
+		CU_ASSERT_NOT_EQUAL(v, 0xAAAAAAAAAAAAAAAAull);
+	CU_ASSERT_EQUAL(r.next, head);
+	CU_ASSERT_EQUAL(r.received + r.lost, head);
+	/* The slot is usable again. */
+	CU_ASSERT_EQUAL(send_u64(&fast, 9), 0);
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), NULL), 0);
+	CU_ASSERT_EQUAL(v, 9);
+	topic_unmap(&m);
+}
+
+static void test_dead_loan_released(void)
+{
+	struct topic_map m;
+	struct ring_writer dead, live;
+	struct ring_reader r;
+	void *buf;
+	size_t cap;
+	make_topic(&m, 4, 64);
+	ring_writer_init(&dead, &m, &pub_lines[0], 1);
+	ring_writer_init(&live, &m, &pub_lines[1], 2);
+	ring_reader_init(&r, &m, &sub_lines[0], 0);
+	CU_ASSERT_EQUAL(ring_loan(&dead, &buf, &cap), 0); /* and then "dies" */
+	CU_ASSERT_EQUAL(send_u64(&live, 1), 0);
+	uint64_t v;
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), NULL), SHMBUS_EAGAIN); /* seq 0 pending */
+	CU_ASSERT_FALSE(ring_ready(&r));
+	uint64_t held = atomic_load(&pub_lines[0].loan_state);
+	CU_ASSERT_TRUE(ring_release_dead_loan(&m, held));
+	CU_ASSERT_TRUE(ring_ready(&r));
+	struct shmbus_msg_info info;
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT_EQUAL(info.lost, 1);
+	CU_ASSERT_FALSE(ring_release_dead_loan(&m, held)); /* only once */
+	topic_unmap(&m);
+}
+
+/* ---------------------------------------------------------------- stress */
+
+#define WRITERS 3
+#define READERS 3
+
+struct stress {
+	struct topic_map m;
+	uint64_t per_writer;
+	_Atomic int writers_done;
+	int failures;
+	pthread_mutex_t lock;
+};
+
+struct msg {
+	uint32_t writer;
+	uint32_t len;
+	uint64_t counter;
+	uint8_t body[200];
+};
+
+static void fill(struct msg *x, uint32_t writer, uint64_t counter)
+{
+	x->writer = writer;
+	x->counter = counter;
+	x->len = (uint32_t)(counter % sizeof(x->body));
+	for (uint32_t i = 0; i < x->len; i++)
+		x->body[i] = (uint8_t)(counter * 31 + i + writer);
+}
+
+static bool intact(const struct msg *x, size_t size)
+{
+	if (size < offsetof(struct msg, body) || x->writer >= WRITERS ||
+	    size != offsetof(struct msg, body) + x->len || x->len != x->counter % sizeof(x->body))
+		return false;
+	for (uint32_t i = 0; i < x->len; i++)
+		if (x->body[i] != (uint8_t)(x->counter * 31 + i + x->writer))
+			return false;
+	return true;
+}
+
+struct worker {
+	struct stress *s;
+	uint32_t id;
+	uint64_t received, lost, torn, disorder;
+	bool views;
+};
+
+static void *writer_main(void *arg)
+{
+	struct worker *wk = arg;
+	struct ring_writer w;
+	ring_writer_init(&w, &wk->s->m, &pub_lines[wk->id], wk->id + 1);
+	for (uint64_t i = 0; i < wk->s->per_writer; i++) {
+		void *buf;
+		size_t cap;
+		struct msg x;
+		fill(&x, wk->id, i);
+		int rc = ring_loan(&w, &buf, &cap);
+		if (rc) {
+			wk->torn++; /* a loan must always be found with 3 writers */
+			continue;
+		}
+		memcpy(buf, &x, offsetof(struct msg, body) + x.len);
+		rc = ring_publish(&w, offsetof(struct msg, body) + x.len, NULL);
+		if (rc && rc != SHMBUS_ELAPPED)
+			wk->torn++;
+	}
+	atomic_fetch_add(&wk->s->writers_done, 1);
+	return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+	struct worker *wk = arg;
+	struct ring_reader r;
+	uint64_t last[WRITERS];
+	ring_reader_init(&r, &wk->s->m, &sub_lines[wk->id], 0);
+	for (int i = 0; i < WRITERS; i++)
+		last[i] = UINT64_MAX;
+	for (;;) {
+		struct msg x;
+		struct shmbus_msg_info info;
+		int rc;
+		if (wk->views) {
+			struct shmbus_view v;
+			rc = ring_view(&r, &v);
+			if (rc == 0) {
+				size_t n = v.info.size < sizeof(x) ? v.info.size : sizeof(x);
+				ring_copy_racy(&x, v.data, n);
+				if (ring_release(&r, &v) == SHMBUS_ELAPPED)
+					continue; /* overwritten while viewed: counted lost */
+				info = v.info;
+				if (!intact(&x, info.size)) {
+					wk->torn++;
+					continue;
+				}
+				if (last[x.writer] != UINT64_MAX && x.counter <= last[x.writer])
+					wk->disorder++;
+				last[x.writer] = x.counter;
+				continue;
+			}
+		} else {
+			rc = ring_take(&r, &x, sizeof(x), &info);
+			if (rc == 0) {
+				if (!intact(&x, info.size)) {
+					wk->torn++;
+					continue;
+				}
+				if (last[x.writer] != UINT64_MAX && x.counter <= last[x.writer])
+					wk->disorder++;
+				last[x.writer] = x.counter;
+				continue;
+			}
+		}
+		if (rc != SHMBUS_EAGAIN) {
+			wk->torn++;
+			break;
+		}
+		if (atomic_load(&wk->s->writers_done) == WRITERS &&
+		    r.next == atomic_load(&wk->s->m.seg->next_seq))
+			break;
+		ring_wait(&r, 1000000);
+	}
+	wk->received = r.received;
+	wk->lost = r.lost;
+	return NULL;
+}
+
+static void test_stress(void)
+{
+	struct stress s = { .per_writer = 200000 };
+	const char *env = getenv("SHMBUS_STRESS_N");
+	if (env)
+		s.per_writer = strtoull(env, NULL, 10);
+	make_topic(&s.m, 64, sizeof(struct msg));
+	pthread_t wt[WRITERS], rt[READERS];
+	struct worker ww[WRITERS], rw[READERS];
+	for (uint32_t i = 0; i < READERS; i++) {
+		rw[i] = (struct worker){ .s = &s, .id = i, .views = i == READERS - 1 };
+		pthread_create(&rt[i], NULL, reader_main, &rw[i]);
+	}
+	for (uint32_t i = 0; i < WRITERS; i++) {
+		ww[i] = (struct worker){ .s = &s, .id = i };
+		pthread_create(&wt[i], NULL, writer_main, &ww[i]);
+	}
+	for (int i = 0; i < WRITERS; i++) {
+		pthread_join(wt[i], NULL);
+		CU_ASSERT_EQUAL(ww[i].torn, 0);
+	}
+	uint64_t head = atomic_load(&s.m.seg->next_seq);
+	for (int i = 0; i < READERS; i++) {
+		pthread_join(rt[i], NULL);
+		CU_ASSERT_EQUAL(rw[i].torn, 0);
+		CU_ASSERT_EQUAL(rw[i].disorder, 0);
+		CU_ASSERT_EQUAL(rw[i].received + rw[i].lost, head);
+		CU_ASSERT_TRUE(rw[i].received > 0);
+		printf("\n  reader %d: received %llu lost %llu of %llu%s", i,
+		       (unsigned long long)rw[i].received, (unsigned long long)rw[i].lost,
+		       (unsigned long long)head, rw[i].views ? " (views)" : "");
+	}
+	CU_ASSERT_TRUE(head >= WRITERS * s.per_writer);
+	topic_unmap(&s.m);
+}
+
+static void add(void)
+{
+	CU_pSuite s = CU_add_suite("ring", NULL, NULL);
+	CU_add_test(s, "wrap-around", test_wraparound);
+	CU_add_test(s, "lapped: exact loss", test_lapped_exact_loss);
+	CU_add_test(s, "view invalidated while held", test_view_invalidated);
+	CU_add_test(s, "history for late joiners", test_history);
+	CU_add_test(s, "oversize, discard, small buffer", test_oversize_and_discard);
+	CU_add_test(s, "loan that outlives a lap", test_loan_outlives_lap);
+	CU_add_test(s, "dead publisher's loan released", test_dead_loan_released);
+	CU_add_test(s, "stress: 3 writers x 3 readers", test_stress);
+}
+
+int main(void)
+{
+	return h_run("test_ring", add);
+}
