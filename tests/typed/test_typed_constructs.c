@@ -1,0 +1,396 @@
+/*
+ * test_typed_constructs - a .proto with every construct the typed layer
+ * handles (package, import from another directory, Timestamp, nested
+ * messages and enums, oneofs, repeated and map fields, C keyword names,
+ * two large bytes fields) compiles and round-trips over a real bus, whole
+ * and with each large field viewed in place.
+ */
+#include "typed_bus.h"
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "golden.shmbus.h"
+#include "shmbus/test/all.shmbus.h"
+#include "shmbus/test/common/units.shmbus.h"
+
+#define WAIT_NS 2000000000LL
+
+static struct test_bus tb;
+
+static int suite_init(void)
+{
+	int rc = test_bus_start(&tb, "constructs");
+
+	if (rc != SHMBUS_OK)
+		fprintf(stderr, "cannot start a bus: %s\n", shmbus_strerror(rc));
+	return rc == SHMBUS_OK ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+	return test_bus_stop(&tb);
+}
+
+typedef Shmbus__Test__All__Everything Everything;
+typedef Shmbus__Test__All__Everything__Inner Inner;
+typedef Shmbus__Test__All__Everything__Inner__Innermost Innermost;
+
+/* Everything the message holds, kept alive for the whole test. */
+static struct {
+	Everything e;
+	Google__Protobuf__Timestamp stamp;
+	Shmbus__Test__Common__Quantity quantity;
+	Inner inner, inners[2], choice, by_id_inner;
+	Innermost innermost, more[3];
+	Innermost *more_p[3];
+	Inner *inners_p[2];
+	int32_t numbers[5];
+	char *names[3];
+	Shmbus__Test__All__Colour colours[2];
+	Shmbus__Test__All__Everything__CountsEntry counts[2];
+	Shmbus__Test__All__Everything__CountsEntry *counts_p[2];
+	Shmbus__Test__All__Everything__ByIdEntry by_id[1];
+	Shmbus__Test__All__Everything__ByIdEntry *by_id_p[1];
+	uint8_t blob[10000], extra[3000];
+} f;
+
+static void fill(void)
+{
+	Everything *e = &f.e;
+
+	shmbus__test__all__everything__init(e);
+	google__protobuf__timestamp__init(&f.stamp);
+	f.stamp.seconds = 1764000000;
+	f.stamp.nanos = 123456789;
+	e->stamp = &f.stamp;
+	shmbus__test__common__quantity__init(&f.quantity);
+	f.quantity.value = 2.5;
+	f.quantity.unit = SHMBUS__TEST__COMMON__UNIT__UNIT_METRE;
+	e->quantity = &f.quantity;
+
+	shmbus__test__all__everything__inner__innermost__init(&f.innermost);
+	f.innermost.depth = -3;
+	for (int i = 0; i < 3; i++) {
+		shmbus__test__all__everything__inner__innermost__init(&f.more[i]);
+		f.more[i].depth = i * 100 - 50;
+		f.more_p[i] = &f.more[i];
+	}
+	shmbus__test__all__everything__inner__init(&f.inner);
+	f.inner.label = (char *)"inner";
+	f.inner.innermost = &f.innermost;
+	f.inner.n_more = 3;
+	f.inner.more = f.more_p;
+	e->inner = &f.inner;
+	e->mode = SHMBUS__TEST__ALL__EVERYTHING__MODE__MODE_FAST;
+	e->colour = SHMBUS__TEST__ALL__COLOUR__COLOUR_GREEN;
+
+	shmbus__test__all__everything__inner__init(&f.choice);
+	f.choice.label = (char *)"chosen";
+	e->choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_NESTED_CHOICE;
+	e->nested_choice = &f.choice;
+
+	for (int i = 0; i < 5; i++)
+		f.numbers[i] = (i - 2) * 1000003;
+	e->n_numbers = 5;
+	e->numbers = f.numbers;
+	f.names[0] = (char *)"alpha";
+	f.names[1] = (char *)"";
+	f.names[2] = (char *)"gamma";
+	e->n_names = 3;
+	e->names = f.names;
+	for (int i = 0; i < 2; i++) {
+		shmbus__test__all__everything__inner__init(&f.inners[i]);
+		f.inners[i].label = (char *)(i ? "second" : "first");
+		f.inners_p[i] = &f.inners[i];
+	}
+	e->n_inners = 2;
+	e->inners = f.inners_p;
+	f.colours[0] = SHMBUS__TEST__ALL__COLOUR__COLOUR_RED;
+	f.colours[1] = SHMBUS__TEST__ALL__COLOUR__COLOUR_GREEN;
+	e->n_colours = 2;
+	e->colours = f.colours;
+	for (int i = 0; i < 2; i++) {
+		shmbus__test__all__everything__counts_entry__init(&f.counts[i]);
+		f.counts[i].key = (char *)(i ? "b" : "a");
+		f.counts[i].value = i + 41;
+		f.counts_p[i] = &f.counts[i];
+	}
+	e->n_counts = 2;
+	e->counts = f.counts_p;
+	shmbus__test__all__everything__inner__init(&f.by_id_inner);
+	f.by_id_inner.label = (char *)"by id";
+	shmbus__test__all__everything__by_id_entry__init(&f.by_id[0]);
+	f.by_id[0].key = -7;
+	f.by_id[0].value = &f.by_id_inner;
+	f.by_id_p[0] = &f.by_id[0];
+	e->n_by_id = 1;
+	e->by_id = f.by_id_p;
+
+	e->int_ = -12;
+	e->default_ = (char *)"keyword";
+	e->struct_ = 1;
+	e->f64 = 0xfedcba9876543210ull;
+	e->sf32 = -5;
+	e->ratio = 0.75f;
+	e->precise = 1.0 / 3.0;
+
+	for (size_t i = 0; i < sizeof(f.blob); i++)
+		f.blob[i] = (uint8_t)(i * 13 + 1);
+	for (size_t i = 0; i < sizeof(f.extra); i++)
+		f.extra[i] = (uint8_t)(255 - i);
+	e->blob.data = f.blob;
+	e->blob.len = sizeof(f.blob);
+	e->extra.data = f.extra;
+	e->extra.len = sizeof(f.extra);
+}
+
+static void check_fields(const Everything *g, int with_blob, int with_extra)
+{
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g->stamp);
+	CU_ASSERT_EQUAL(g->stamp->seconds, 1764000000);
+	CU_ASSERT_EQUAL(g->stamp->nanos, 123456789);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g->quantity);
+	CU_ASSERT_EQUAL(g->quantity->unit, SHMBUS__TEST__COMMON__UNIT__UNIT_METRE);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g->inner);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g->inner->innermost);
+	CU_ASSERT_EQUAL(g->inner->innermost->depth, -3);
+	CU_ASSERT_EQUAL_FATAL(g->inner->n_more, 3);
+	CU_ASSERT_EQUAL(g->inner->more[2]->depth, 150);
+	CU_ASSERT_EQUAL(g->mode, SHMBUS__TEST__ALL__EVERYTHING__MODE__MODE_FAST);
+	CU_ASSERT_EQUAL_FATAL(g->choice_case, SHMBUS__TEST__ALL__EVERYTHING__CHOICE_NESTED_CHOICE);
+	CU_ASSERT_STRING_EQUAL(g->nested_choice->label, "chosen");
+	CU_ASSERT_EQUAL_FATAL(g->n_numbers, 5);
+	CU_ASSERT_EQUAL(g->numbers[0], -2000006);
+	CU_ASSERT_EQUAL_FATAL(g->n_names, 3);
+	CU_ASSERT_STRING_EQUAL(g->names[1], "");
+	CU_ASSERT_STRING_EQUAL(g->names[2], "gamma");
+	CU_ASSERT_EQUAL_FATAL(g->n_inners, 2);
+	CU_ASSERT_STRING_EQUAL(g->inners[1]->label, "second");
+	CU_ASSERT_EQUAL_FATAL(g->n_colours, 2);
+	CU_ASSERT_EQUAL(g->colours[0], SHMBUS__TEST__ALL__COLOUR__COLOUR_RED);
+	CU_ASSERT_EQUAL_FATAL(g->n_counts, 2);
+	CU_ASSERT_STRING_EQUAL(g->counts[1]->key, "b");
+	CU_ASSERT_EQUAL(g->counts[1]->value, 42);
+	CU_ASSERT_EQUAL_FATAL(g->n_by_id, 1);
+	CU_ASSERT_EQUAL(g->by_id[0]->key, -7);
+	CU_ASSERT_STRING_EQUAL(g->by_id[0]->value->label, "by id");
+	CU_ASSERT_EQUAL(g->int_, -12);
+	CU_ASSERT_STRING_EQUAL(g->default_, "keyword");
+	CU_ASSERT_TRUE(g->struct_);
+	CU_ASSERT_EQUAL(g->f64, 0xfedcba9876543210ull);
+	CU_ASSERT_EQUAL(g->sf32, -5);
+	CU_ASSERT_EQUAL(g->ratio, 0.75f);
+	CU_ASSERT_EQUAL(g->precise, 1.0 / 3.0);
+	if (with_blob) {
+		CU_ASSERT_EQUAL_FATAL(g->blob.len, sizeof(f.blob));
+		CU_ASSERT_EQUAL(memcmp(g->blob.data, f.blob, sizeof(f.blob)), 0);
+	} else {
+		CU_ASSERT_EQUAL(g->blob.len, 0);
+	}
+	if (with_extra) {
+		CU_ASSERT_EQUAL_FATAL(g->extra.len, sizeof(f.extra));
+		CU_ASSERT_EQUAL(memcmp(g->extra.data, f.extra, sizeof(f.extra)), 0);
+	} else {
+		CU_ASSERT_EQUAL(g->extra.len, 0);
+	}
+}
+
+static void open_everything(const char *topic, shmbus_pub **pub, shmbus_sub **sub)
+{
+	struct shmbus_topic_options to;
+
+	shmbus_topic_options_init(&to);
+	to.max_message_size = 64 * 1024;
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__pub_open(tb.bus, topic, &to, pub),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__sub_open(tb.bus, topic, NULL, sub),
+			      SHMBUS_OK);
+}
+
+static int inside(const struct shmbus_typed_view *v)
+{
+	const uint8_t *slot = v->view.data;
+
+	return v->field >= slot && v->field + v->field_size <= slot + v->view.info.size;
+}
+
+static void test_round_trip(void)
+{
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	Everything *g = NULL;
+
+	fill();
+	open_everything("all/whole", &pub, &sub);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__wait(sub, WAIT_NS), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__take(sub, NULL, &g, NULL), SHMBUS_OK);
+	check_fields(g, 1, 1);
+	shmbus__test__all__everything__free(g, NULL);
+
+	/* Each oneof member in turn. */
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_RAW_CHOICE;
+	f.e.raw_choice.data = (uint8_t *)"raw";
+	f.e.raw_choice.len = 3;
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_TEXT;
+	f.e.text = (char *)"text";
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__take(sub, NULL, &g, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(g->choice_case, SHMBUS__TEST__ALL__EVERYTHING__CHOICE_RAW_CHOICE);
+	CU_ASSERT_EQUAL(g->raw_choice.len, 3);
+	shmbus__test__all__everything__free(g, NULL);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__take(sub, NULL, &g, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(g->choice_case, SHMBUS__TEST__ALL__EVERYTHING__CHOICE_TEXT);
+	CU_ASSERT_STRING_EQUAL(g->text, "text");
+	shmbus__test__all__everything__free(g, NULL);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+/* Packed normally, blob sits between other fields on the wire: the view
+ * has to gather the fields around it. */
+static void test_view_in_the_middle(void)
+{
+	struct shmbus_typed_view view;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	Everything *g = NULL;
+
+	fill();
+	open_everything("all/middle", &pub, &sub);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__view_blob(sub, NULL, &g, &view),
+			      SHMBUS_OK);
+	check_fields(g, 0, 1);
+	CU_ASSERT_EQUAL_FATAL(view.field_size, sizeof(f.blob));
+	CU_ASSERT_TRUE(inside(&view));
+	CU_ASSERT_EQUAL(memcmp(view.field, f.blob, sizeof(f.blob)), 0);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__view_release(sub, g, NULL, &view),
+			SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__view_extra(sub, NULL, &g, &view),
+			      SHMBUS_OK);
+	check_fields(g, 1, 0);
+	CU_ASSERT_EQUAL_FATAL(view.field_size, sizeof(f.extra));
+	CU_ASSERT_TRUE(inside(&view));
+	CU_ASSERT_EQUAL(memcmp(view.field, f.extra, sizeof(f.extra)), 0);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__view_release(sub, g, NULL, &view),
+			SHMBUS_OK);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+/* Loaned, blob is written last, after every other field including extra. */
+static void test_loan_with_other_bytes(void)
+{
+	struct shmbus_typed_loan loan;
+	struct shmbus_typed_view view;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	Everything *g = NULL;
+
+	fill();
+	open_everything("all/loan", &pub, &sub);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__loan_blob(pub, &f.e, sizeof(f.blob),
+								      &loan), SHMBUS_OK);
+	memcpy(loan.field, f.blob, sizeof(f.blob));
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish_loan(pub, &loan, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__loan_blob(pub, &f.e, sizeof(f.blob),
+								      &loan), SHMBUS_OK);
+	memcpy(loan.field, f.blob, sizeof(f.blob));
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish_loan(pub, &loan, NULL), SHMBUS_OK);
+
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__view_blob(sub, NULL, &g, &view),
+			      SHMBUS_OK);
+	check_fields(g, 0, 1);
+	CU_ASSERT_TRUE(inside(&view));
+	/* Laid out last: the field ends the message. */
+	CU_ASSERT_PTR_EQUAL(view.field + view.field_size,
+			    (const uint8_t *)view.view.data + view.view.info.size);
+	CU_ASSERT_EQUAL(memcmp(view.field, f.blob, sizeof(f.blob)), 0);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__view_release(sub, g, NULL, &view),
+			SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__take(sub, NULL, &g, NULL), SHMBUS_OK);
+	check_fields(g, 1, 1);
+	shmbus__test__all__everything__free(g, NULL);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+static void test_keyword_type_and_imports(void)
+{
+	Shmbus__Test__All__Switch sw = SHMBUS__TEST__ALL__SWITCH__INIT, *gs = NULL;
+	Shmbus__Test__Common__Quantity qt = SHMBUS__TEST__COMMON__QUANTITY__INIT, *gq = NULL;
+	Shmbus__Test__Golden__Sample__Part part = SHMBUS__TEST__GOLDEN__SAMPLE__PART__INIT, *gp = NULL;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+
+	sw.case_ = 99;
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__switch__pub_open(tb.bus, "switch", NULL, &pub),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__switch__sub_open(tb.bus, "switch", NULL, &sub),
+			      SHMBUS_OK);
+	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "shmbus.test.all.switch");
+	CU_ASSERT_EQUAL(shmbus__test__all__switch__publish(pub, &sw, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__switch__take(sub, NULL, &gs, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(gs->case_, 99);
+	shmbus__test__all__switch__free(gs, NULL);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+
+	qt.value = -1.25;
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__common__quantity__pub_open(tb.bus, "qty", NULL, &pub),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__common__quantity__sub_open(tb.bus, "qty", NULL, &sub),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus__test__common__quantity__publish(pub, &qt, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__common__quantity__take(sub, NULL, &gq, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(gq->value, -1.25);
+	shmbus__test__common__quantity__free(gq, NULL);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+
+	/* A nested message type is a topic type of its own. */
+	part.name = (char *)"nested";
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__golden__sample__part__pub_open(tb.bus, "part", NULL,
+									   &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__golden__sample__part__sub_open(tb.bus, "part", NULL,
+									   &sub), SHMBUS_OK);
+	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "shmbus.test.golden.Sample.Part");
+	CU_ASSERT_EQUAL(shmbus__test__golden__sample__part__publish(pub, &part, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__golden__sample__part__take(sub, NULL, &gp, NULL),
+			      SHMBUS_OK);
+	CU_ASSERT_STRING_EQUAL(gp->name, "nested");
+	shmbus__test__golden__sample__part__free(gp, NULL);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+	unsigned failed;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("typed_constructs", suite_init, suite_clean);
+	if (!s || !CU_add_test(s, "every construct round-trips", test_round_trip) ||
+	    !CU_add_test(s, "view of a field in the middle", test_view_in_the_middle) ||
+	    !CU_add_test(s, "loan next to another bytes field", test_loan_with_other_bytes) ||
+	    !CU_add_test(s, "keyword type, imported and nested types",
+			 test_keyword_type_and_imports)) {
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+		 CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,461 @@
+/*
+ * test_typed_zero_copy - large bytes fields written and read in place, and
+ * the typed layer's refusals: an image is loaned and filled in shared
+ * memory and viewed without copying (the field pointer lies inside the
+ * slot); oversized messages are SHMBUS_EMSGSIZE with no loan kept; another
+ * type on the topic is SHMBUS_ETYPE; a lapped view is SHMBUS_ELAPPED; an
+ * undecodable payload is SHMBUS_ECORRUPT; failed allocations are
+ * SHMBUS_ENOMEM, and nothing leaks.
+ */
+#include "typed_bus.h"
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shmbus/msgs/image.shmbus.h"
+#include "shmbus/msgs/imu.shmbus.h"
+#include "shmbus/test/legacy.shmbus.h"
+
+#define WAIT_NS 2000000000LL
+#define WIDTH 1280u
+#define HEIGHT 720u
+#define STEP (WIDTH * 3u)
+#define FRAME_SIZE ((size_t)STEP * HEIGHT)
+
+static struct test_bus tb;
+
+static int suite_init(void)
+{
+	int rc = test_bus_start(&tb, "zc");
+
+	if (rc != SHMBUS_OK)
+		fprintf(stderr, "cannot start a bus: %s\n", shmbus_strerror(rc));
+	return rc == SHMBUS_OK ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+	return test_bus_stop(&tb);
+}
+
+static uint8_t pattern(size_t i, uint32_t frame)
+{
+	return (uint8_t)((i * 31u + frame * 7u) ^ (i >> 11));
+}
+
+static void image_init(Shmbus__Msgs__Image *img, Shmbus__Msgs__Header *hdr, int64_t stamp)
+{
+	shmbus__msgs__header__init(hdr);
+	hdr->stamp_ns = stamp;
+	hdr->frame_id = (char *)"camera_optical";
+	shmbus__msgs__image__init(img);
+	img->header = hdr;
+	img->width = WIDTH;
+	img->height = HEIGHT;
+	img->encoding = (char *)"rgb8";
+	img->step = STEP;
+}
+
+static void open_image_topic(const char *topic, uint32_t max_size, shmbus_pub **pub,
+			     shmbus_sub **sub)
+{
+	struct shmbus_topic_options to;
+
+	shmbus_topic_options_init(&to);
+	to.slot_count = 4;
+	to.max_message_size = max_size;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(tb.bus, topic, &to, pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(tb.bus, topic, NULL, sub), SHMBUS_OK);
+}
+
+static void check_header(const Shmbus__Msgs__Image *img, int64_t stamp)
+{
+	CU_ASSERT_PTR_NOT_NULL_FATAL(img);
+	CU_ASSERT_EQUAL(img->width, WIDTH);
+	CU_ASSERT_EQUAL(img->height, HEIGHT);
+	CU_ASSERT_EQUAL(img->step, STEP);
+	CU_ASSERT_STRING_EQUAL(img->encoding, "rgb8");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(img->header);
+	CU_ASSERT_EQUAL(img->header->stamp_ns, stamp);
+	CU_ASSERT_STRING_EQUAL(img->header->frame_id, "camera_optical");
+}
+
+static int frame_matches(const uint8_t *p, size_t n, uint32_t frame)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != pattern(i, frame))
+			return 0;
+	}
+	return 1;
+}
+
+static void test_image_in_place(void)
+{
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_typed_loan loan;
+	struct shmbus_typed_view view;
+	struct shmbus_msg_info info;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	const uint8_t *slot;
+	uint64_t seq;
+
+	open_image_topic("camera/image", (uint32_t)FRAME_SIZE + 4096, &pub, &sub);
+
+	/* Two frames written in place: one read in place, one unpacked. */
+	for (uint32_t frame = 1; frame <= 2; frame++) {
+		image_init(&img, &hdr, 1000 + frame);
+		img.data.data = (uint8_t *)"ignored";
+		img.data.len = 7;
+		CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__loan_data(pub, &img, FRAME_SIZE, &loan),
+				      SHMBUS_OK);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(loan.field);
+		CU_ASSERT_EQUAL(loan.field_size, FRAME_SIZE);
+		for (size_t i = 0; i < FRAME_SIZE; i++)
+			loan.field[i] = pattern(i, frame);
+		CU_ASSERT_EQUAL(shmbus__msgs__image__publish_loan(pub, &loan, &seq), SHMBUS_OK);
+		CU_ASSERT_PTR_NULL(loan.field);
+	}
+
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__wait(sub, WAIT_NS), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_OK);
+	check_header(got, 1001);
+	CU_ASSERT_EQUAL(got->data.len, 0); /* left in the slot, not copied */
+	CU_ASSERT_EQUAL(view.field_size, FRAME_SIZE);
+	slot = view.view.data;
+	/* The field lies inside the slot: zero copy. */
+	CU_ASSERT_TRUE(view.field >= slot);
+	CU_ASSERT_TRUE(view.field + view.field_size <= slot + view.view.info.size);
+	CU_ASSERT_TRUE(frame_matches(view.field, view.field_size, 1));
+	CU_ASSERT_EQUAL(shmbus__msgs__image__view_release(sub, got, NULL, &view), SHMBUS_OK);
+	CU_ASSERT_PTR_NULL(view.field);
+
+	/* The in-place layout is ordinary protobuf: a plain take decodes it. */
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, NULL, &got, &info), SHMBUS_OK);
+	check_header(got, 1002);
+	CU_ASSERT_EQUAL_FATAL(got->data.len, FRAME_SIZE);
+	CU_ASSERT_TRUE(frame_matches(got->data.data, got->data.len, 2));
+	CU_ASSERT_EQUAL(info.seq, seq);
+	shmbus__msgs__image__free(got, NULL);
+
+	CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_EAGAIN);
+	CU_ASSERT_PTR_NULL(got);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+/* A normally published image (field written by protobuf-c) is viewed in
+ * place too. */
+static void test_view_of_packed_image(void)
+{
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_typed_view view;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	uint8_t *pixels = malloc(64 * 1024);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pixels);
+	for (size_t i = 0; i < 64 * 1024; i++)
+		pixels[i] = pattern(i, 9);
+	open_image_topic("camera/small", 128 * 1024, &pub, &sub);
+	image_init(&img, &hdr, 77);
+	img.data.data = pixels;
+	img.data.len = 64 * 1024;
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_OK);
+	check_header(got, 77);
+	CU_ASSERT_EQUAL(view.field_size, 64 * 1024);
+	CU_ASSERT_TRUE(view.field >= (const uint8_t *)view.view.data);
+	CU_ASSERT_TRUE(view.field + view.field_size <=
+		       (const uint8_t *)view.view.data + view.view.info.size);
+	CU_ASSERT_EQUAL(memcmp(view.field, pixels, 64 * 1024), 0);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__view_release(sub, got, NULL, &view), SHMBUS_OK);
+	free(pixels);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+static void test_too_big(void)
+{
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_typed_loan loan;
+	uint8_t big[2048];
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+
+	memset(big, 0xab, sizeof(big));
+	open_image_topic("camera/tiny", 1024, &pub, &sub);
+	image_init(&img, &hdr, 5);
+	img.data.data = big;
+	img.data.len = sizeof(big);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_EMSGSIZE);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__loan_data(pub, &img, sizeof(big), &loan),
+			SHMBUS_EMSGSIZE);
+	CU_ASSERT_PTR_NULL(loan.field);
+	/* No loan was kept: the publisher goes on. */
+	img.data.len = 100;
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(got->data.len, 100);
+	shmbus__msgs__image__free(got, NULL);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_EAGAIN);
+	/* An uninitialised message is refused, not packed. */
+	{
+		Shmbus__Msgs__Image bad;
+
+		memset(&bad, 0, sizeof(bad));
+		CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &bad, NULL), SHMBUS_EINVAL);
+	}
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+static void test_type_mismatch(void)
+{
+	shmbus_pub *pub, *imu_pub = NULL;
+	shmbus_sub *sub, *imu_sub = NULL, *raw = NULL;
+	Shmbus__Msgs__Imu *imu = NULL;
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+
+	open_image_topic("camera/typed", 4096, &pub, &sub);
+	CU_ASSERT_EQUAL(shmbus__msgs__imu__pub_open(tb.bus, "camera/typed", NULL, &imu_pub),
+			SHMBUS_ETYPE);
+	CU_ASSERT_PTR_NULL(imu_pub);
+	CU_ASSERT_EQUAL(shmbus__msgs__imu__sub_open(tb.bus, "camera/typed", NULL, &imu_sub),
+			SHMBUS_ETYPE);
+	CU_ASSERT_PTR_NULL(imu_sub);
+
+	/* An untyped subscriber sees the topic's type; typed take checks it. */
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(tb.bus, "camera/typed", NULL, &raw), SHMBUS_OK);
+	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(raw), SHMBUS__MSGS__IMAGE__SHMBUS_TYPE_NAME);
+	image_init(&img, &hdr, 3);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus__msgs__imu__take(raw, NULL, &imu, NULL), SHMBUS_ETYPE);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__take(raw, NULL, &got, NULL), SHMBUS_OK);
+	check_header(got, 3);
+	shmbus__msgs__image__free(got, NULL);
+	shmbus_sub_close(raw);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+static void test_lapped_view(void)
+{
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_typed_view view;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	uint8_t px[256];
+
+	memset(px, 1, sizeof(px));
+	open_image_topic("camera/lapped", 4096, &pub, &sub);
+	image_init(&img, &hdr, 1);
+	img.data.data = px;
+	img.data.len = sizeof(px);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_OK);
+	/* Publish a whole ring's worth while the view is held. */
+	for (int i = 0; i < 8; i++)
+		CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__view_release(sub, got, NULL, &view), SHMBUS_ELAPPED);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+static void test_corrupt_payload(void)
+{
+	struct shmbus_topic_options to;
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_typed_view view;
+	shmbus_pub *pub, *raw;
+	shmbus_sub *sub;
+	/* Field 2 (width) as a varint that never ends. */
+	static const uint8_t garbage[] = { 0x10, 0xff, 0xff, 0xff };
+
+	open_image_topic("camera/corrupt", 4096, &pub, &sub);
+	shmbus_topic_options_init(&to);
+	shmbus__msgs__image__topic_type(&to);
+	to.max_message_size = 4096;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(tb.bus, "camera/corrupt", &to, &raw), SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus_pub_send(raw, garbage, sizeof(garbage), NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus_pub_send(raw, garbage, sizeof(garbage), NULL), SHMBUS_OK);
+	image_init(&img, &hdr, 8);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_ECORRUPT);
+	CU_ASSERT_PTR_NULL(got);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_ECORRUPT);
+	CU_ASSERT_PTR_NULL(got);
+	/* Skipped, not stuck: the good message after them comes through. */
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_OK);
+	check_header(got, 8);
+	shmbus__msgs__image__free(got, NULL);
+	shmbus_pub_close(raw);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+/* An allocator that counts and can be told to fail. */
+struct counting {
+	long live;
+	long calls;
+	long fail_at; /* fail the call with this index (0-based); -1: never */
+};
+
+static void *counting_alloc(void *data, size_t size)
+{
+	struct counting *c = data;
+	void *p;
+
+	if (c->calls++ == c->fail_at)
+		return NULL;
+	p = malloc(size);
+	if (p)
+		c->live++;
+	return p;
+}
+
+static void counting_free(void *data, void *p)
+{
+	struct counting *c = data;
+
+	if (p)
+		c->live--;
+	free(p);
+}
+
+static void test_allocator(void)
+{
+	struct counting c = { 0, 0, -1 };
+	ProtobufCAllocator a = { counting_alloc, counting_free, &c };
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_typed_view view;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	int rc;
+
+	open_image_topic("camera/alloc", 4096, &pub, &sub);
+	image_init(&img, &hdr, 4);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, &a, &got, NULL), SHMBUS_OK);
+	CU_ASSERT_TRUE(c.live > 0);
+	check_header(got, 4);
+	shmbus__msgs__image__free(got, &a);
+	CU_ASSERT_EQUAL(c.live, 0);
+
+	/* Every allocation of an unpack failing in turn: ENOMEM, no leak. */
+	for (long k = 0; k < 8; k++) {
+		c.calls = 0;
+		c.fail_at = k;
+		CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+		rc = shmbus__msgs__image__take(sub, &a, &got, NULL);
+		if (rc == SHMBUS_OK) {
+			/* Fewer allocations than k: nothing failed. */
+			CU_ASSERT_TRUE(c.calls <= k);
+			shmbus__msgs__image__free(got, &a);
+		} else {
+			CU_ASSERT_EQUAL(rc, SHMBUS_ENOMEM);
+			CU_ASSERT_PTR_NULL(got);
+		}
+		CU_ASSERT_EQUAL(c.live, 0);
+		CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+		c.calls = 0;
+		rc = shmbus__msgs__image__view_data(sub, &a, &got, &view);
+		if (rc == SHMBUS_OK) {
+			CU_ASSERT_EQUAL(shmbus__msgs__image__view_release(sub, got, &a, &view),
+					SHMBUS_OK);
+		} else {
+			CU_ASSERT_EQUAL(rc, SHMBUS_ENOMEM);
+		}
+		CU_ASSERT_EQUAL(c.live, 0);
+	}
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+/* proto2: an optional bytes field has a has_ flag the loan must clear, and
+ * a required bytes field next to it is still packed. */
+static void test_proto2_has_flag(void)
+{
+	Shmbus__Test__Legacy__Frame f, *got = NULL;
+	struct shmbus_topic_options to;
+	struct shmbus_typed_loan loan;
+	struct shmbus_typed_view view;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+
+	shmbus_topic_options_init(&to);
+	to.max_message_size = 4096;
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__pub_open(tb.bus, "legacy", &to, &pub),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__sub_open(tb.bus, "legacy", NULL, &sub),
+			      SHMBUS_OK);
+	shmbus__test__legacy__frame__init(&f);
+	f.id = 42;
+	f.checksum.data = (uint8_t *)"sum";
+	f.checksum.len = 3;
+	f.has_pixels = 1;
+	f.pixels.data = (uint8_t *)"stale";
+	f.pixels.len = 5;
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__loan_pixels(pub, &f, 300, &loan),
+			      SHMBUS_OK);
+	memset(loan.field, 0x5a, 300);
+	CU_ASSERT_EQUAL(shmbus__test__legacy__frame__publish_loan(pub, &loan, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__take(sub, NULL, &got, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(got->id, 42);
+	CU_ASSERT_TRUE(got->has_pixels);
+	CU_ASSERT_EQUAL(got->pixels.len, 300); /* once, the loaned one */
+	CU_ASSERT_EQUAL(got->pixels.data[299], 0x5a);
+	CU_ASSERT_EQUAL(got->checksum.len, 3);
+	shmbus__test__legacy__frame__free(got, NULL);
+
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__loan_pixels(pub, &f, 10, &loan),
+			      SHMBUS_OK);
+	memset(loan.field, 0x11, 10);
+	CU_ASSERT_EQUAL(shmbus__test__legacy__frame__publish_loan(pub, &loan, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__view_pixels(sub, NULL, &got, &view),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL(got->id, 42);
+	CU_ASSERT_FALSE(got->has_pixels);
+	CU_ASSERT_EQUAL(view.field_size, 10);
+	CU_ASSERT_EQUAL(view.field[9], 0x11);
+	CU_ASSERT_EQUAL(shmbus__test__legacy__frame__view_release(sub, got, NULL, &view),
+			SHMBUS_OK);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+	unsigned failed;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("typed_zero_copy", suite_init, suite_clean);
+	if (!s || !CU_add_test(s, "1280x720 image loaned and viewed in place", test_image_in_place) ||
+	    !CU_add_test(s, "packed image viewed in place", test_view_of_packed_image) ||
+	    !CU_add_test(s, "oversized message is EMSGSIZE, loan discarded", test_too_big) ||
+	    !CU_add_test(s, "another type is ETYPE", test_type_mismatch) ||
+	    !CU_add_test(s, "lapped view is ELAPPED", test_lapped_view) ||
+	    !CU_add_test(s, "undecodable payload is ECORRUPT and skipped", test_corrupt_payload) ||
+	    !CU_add_test(s, "caller's allocator, failures are ENOMEM", test_allocator) ||
+	    !CU_add_test(s, "proto2 optional bytes in place", test_proto2_has_flag)) {
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+		 CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
