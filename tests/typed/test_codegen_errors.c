@@ -119,12 +119,12 @@ static void test_not_a_request(void)
 	fclose(f);
 	char *argv[] = { (char *)plugin, NULL };
 	CU_ASSERT_EQUAL(util_run(argv, in_path, dir, &err), 1);
-	CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "not a CodeGeneratorRequest"));
+	CU_ASSERT_TRUE(err && strstr(err, "not a CodeGeneratorRequest"));
 	free(err);
 	err = NULL;
 	char *argv2[] = { (char *)plugin, (char *)"foo.proto", NULL };
 	CU_ASSERT_EQUAL(util_run(argv2, NULL, dir, &err), 2);
-	CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "is a protoc plugin"));
+	CU_ASSERT_TRUE(err && strstr(err, "is a protoc plugin"));
 	free(err);
 	util_rmtree(dir);
 	free(dir);
