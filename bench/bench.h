@@ -201,6 +201,13 @@ int bench_stream(const char *name, int producers, const int *producer_cpus, int 
 struct bench_row *bench_row_rates(const char *name, uint64_t size, const double *rates,
 				  int passes);
 
+/* One-way wake-up cases (floor_wake_idle, fanout_lat): the sender waits
+ * this long after the receivers took the last message, so that they are
+ * asleep again and every sample includes a wake-up. */
+#define BENCH_WAKE_GAP_NS 20000
+/* Spin (on the caller's own core) for ns. */
+void bench_spin_ns(int64_t ns);
+
 /* The payload sizes of the latency cases. */
 extern const size_t bench_sizes[];
 extern const size_t bench_nsizes;

@@ -243,6 +243,155 @@ static int run_line_pingpong(const char *name, bool futex)
 	return rc;
 }
 
+/* --------------------------------------------------- one-way wake-up */
+
+/* The floor of fanout_lat: the parent (cpu_a) stamps the time, bumps a
+ * futex word and wakes the child (cpu_b), which sleeps in FUTEX_WAIT and
+ * records now - stamp; the parent waits for its ack, then leaves it
+ * BENCH_WAKE_GAP_NS to fall asleep again. Unlike the ping-pong, the waking
+ * side never sleeps, exactly as a publisher streaming to sleepers. */
+
+#define WAKE_PER_PASS_MAX 20000
+
+struct wake_shared {
+	struct bench_barrier barrier;
+	/* Release/acquire pair: the stamp travels with the word. */
+	_Alignas(BENCH_CACHE_LINE) _Atomic uint32_t word;
+	_Atomic int64_t stamp;
+	_Atomic uint32_t pass; /* pass of this message; UINT32_MAX: stop */
+	_Alignas(BENCH_CACHE_LINE) _Atomic uint64_t acks;
+	uint64_t count;
+};
+
+struct wake {
+	struct wake_shared *sh;
+	int64_t *lat;
+	uint8_t *pass;
+	size_t cap;
+};
+
+static int wake_child(void *arg, int index)
+{
+	struct wake *w = arg;
+	uint32_t seen = 0, v;
+	uint64_t n = 0;
+
+	(void)index;
+	if (bench_barrier_wait(&w->sh->barrier) != 0)
+		return -1;
+	for (;;) {
+		int64_t now;
+		uint32_t pass;
+
+		if (await_change(&w->sh->word, seen, true, &v) != 0)
+			return -1;
+		now = bench_now_ns();
+		seen = v;
+		pass = atomic_load_explicit(&w->sh->pass, memory_order_relaxed);
+		if (pass == UINT32_MAX)
+			break;
+		if (n < w->cap) {
+			w->lat[n] = now - atomic_load_explicit(&w->sh->stamp, memory_order_relaxed);
+			w->pass[n] = (uint8_t)pass;
+			n++;
+		}
+		/* Release: the sample is written before the ack. */
+		atomic_fetch_add_explicit(&w->sh->acks, 1, memory_order_release);
+	}
+	w->sh->count = n;
+	return 0;
+}
+
+static int wake_send(struct wake *w, uint32_t pass, uint64_t want_acks)
+{
+	int64_t deadline = 0;
+	unsigned spins = 0;
+
+	/* Relaxed: both are published by the release store of the word. */
+	atomic_store_explicit(&w->sh->pass, pass, memory_order_relaxed);
+	atomic_store_explicit(&w->sh->stamp, bench_now_ns(), memory_order_relaxed);
+	announce(&w->sh->word, atomic_load_explicit(&w->sh->word, memory_order_relaxed) + 1,
+		 true);
+	if (pass == UINT32_MAX)
+		return 0;
+	/* Acquire pairs with the child's release add. */
+	while (atomic_load_explicit(&w->sh->acks, memory_order_acquire) < want_acks) {
+		if (++spins % 1024)
+			continue;
+		if (!deadline)
+			deadline = bench_now_ns() + FLOOR_TIMEOUT_NS;
+		else if (bench_now_ns() > deadline)
+			return -1;
+	}
+	return 0;
+}
+
+static int run_wake_idle(const char *name)
+{
+	struct wake w = {0};
+	size_t per_pass = bench_cfg.smoke ? 50 : WAKE_PER_PASS_MAX;
+	struct bench_samples s = {0};
+	uint64_t sent = 0;
+	int cpu = bench_cfg.cpu_b, rc = -1;
+	pid_t pid;
+
+	w.cap = per_pass * (size_t)(bench_cfg.passes + 1);
+	w.sh = bench_shm_alloc(sizeof(*w.sh));
+	w.lat = bench_shm_alloc(w.cap * sizeof(*w.lat));
+	w.pass = bench_shm_alloc(w.cap);
+	if (!w.sh || !w.lat || !w.pass || bench_samples_init(&s, w.cap) != 0) {
+		bench_fail(name, "out of memory");
+		goto out;
+	}
+	bench_barrier_init(&w.sh->barrier, 2);
+	bench_pin(bench_cfg.cpu_a);
+	if (bench_spawn(1, &cpu, wake_child, &w, &pid) != 0) {
+		bench_fail(name, "fork failed");
+		goto out;
+	}
+	if (bench_barrier_wait(&w.sh->barrier) != 0)
+		goto stop;
+	for (int p = 0; p <= bench_cfg.passes; p++) {
+		int64_t t0 = bench_now_ns(), dur = p ? bench_cfg.pass_ns : bench_cfg.warmup_ns;
+		size_t k = 0;
+
+		do {
+			if (wake_send(&w, (uint32_t)p, ++sent) != 0) {
+				bench_fail(name, "the sleeper stopped answering");
+				goto stop;
+			}
+			bench_spin_ns(BENCH_WAKE_GAP_NS);
+		} while (++k < per_pass && (bench_now_ns() - t0 < dur || k < 3));
+	}
+	rc = 0;
+stop:
+	wake_send(&w, UINT32_MAX, 0);
+	if (bench_reap(1, &pid, FLOOR_TIMEOUT_NS) != 0)
+		rc = -1;
+	if (rc == 0) {
+		struct bench_row *r;
+
+		for (int p = 1; p <= bench_cfg.passes; p++) {
+			size_t from = s.n;
+
+			for (uint64_t j = 0; j < w.sh->count; j++)
+				if (w.pass[j] == p)
+					s.v[s.n++] = w.lat[j];
+			bench_samples_end_pass(&s, from);
+		}
+		r = bench_row_latency(name, BENCH_CACHE_LINE, &s);
+		snprintf(r->note, sizeof(r->note),
+			 "one-way futex wake of a sleeper by a busy waker, %d us apart",
+			 (int)(BENCH_WAKE_GAP_NS / 1000));
+	}
+out:
+	bench_samples_free(&s);
+	bench_shm_free(w.sh, sizeof(*w.sh));
+	bench_shm_free(w.lat, w.cap * sizeof(*w.lat));
+	bench_shm_free(w.pass, w.cap);
+	return rc;
+}
+
 /* -------------------------------------------------------------- memcpy */
 
 /* Called through a volatile pointer so that the copies cannot be proven
@@ -440,6 +589,8 @@ int bench_floors_run(void)
 		failed += run_line_pingpong("floor_line_poll", false) != 0;
 	if (bench_selected("floor_line_futex"))
 		failed += run_line_pingpong("floor_line_futex", true) != 0;
+	if (bench_selected("floor_wake_idle"))
+		failed += run_wake_idle("floor_wake_idle") != 0;
 	for (size_t i = 0; i < bench_nsizes; i++) {
 		if (bench_selected("floor_shm_poll"))
 			failed += run_shm_pingpong("floor_shm_poll", bench_sizes[i], false) != 0;

@@ -418,6 +418,14 @@ void bench_fail(const char *case_name, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+void bench_spin_ns(int64_t ns)
+{
+	int64_t end = bench_now_ns() + ns;
+
+	while (bench_now_ns() < end)
+		;
+}
+
 bool bench_selected(const char *name)
 {
 	return !bench_cfg.only || strstr(name, bench_cfg.only) != NULL;
