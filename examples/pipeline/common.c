@@ -1,0 +1,132 @@
+/*
+ * common.c - the demo processes' shared plumbing (see common.h).
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+volatile sig_atomic_t pipeline_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	pipeline_stop = 1;
+}
+
+void pipeline_init(int argc, char **argv, const char *prog, struct pipeline_args *args)
+{
+	static const struct option longopts[] = {
+		{ "bus", required_argument, NULL, 'b' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sigaction sa;
+	int c;
+
+	args->bus = NULL;
+	args->duration_s = 0;
+	while ((c = getopt_long(argc, argv, "b:d:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			args->bus = optarg;
+			break;
+		case 'd':
+			args->duration_s = strtod(optarg, NULL);
+			break;
+		case 'h':
+			printf("usage: %s [--bus NAME] [--duration SECONDS]\n", prog);
+			exit(0);
+		default:
+			fprintf(stderr, "usage: %s [--bus NAME] [--duration SECONDS]\n", prog);
+			exit(2);
+		}
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal; /* no SA_RESTART: waits return early */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+shmbus_bus *pipeline_connect(const char *prog, const struct pipeline_args *args)
+{
+	struct shmbus_connect_options o;
+	char why[256] = "";
+	shmbus_bus *bus;
+	int rc;
+
+	shmbus_connect_options_init(&o);
+	o.errbuf = why;
+	o.errbuf_size = sizeof(why);
+	rc = shmbus_connect(args->bus, &o, &bus);
+	if (rc != SHMBUS_OK) {
+		fprintf(stderr, "%s: cannot connect: %s: %s\n", prog, shmbus_strerror(rc), why);
+		exit(1);
+	}
+	return bus;
+}
+
+void camera_topic_options(struct shmbus_topic_options *o)
+{
+	shmbus_topic_options_init(o);
+	o->slot_count = 8; /* ~0.27 s of frames: a slow reader is lapped, not obeyed */
+	o->max_message_size = CAMERA_FRAME_BYTES + 4096; /* pixels + the other fields */
+	o->history = 1;
+}
+
+void imu_topic_options(struct shmbus_topic_options *o)
+{
+	shmbus_topic_options_init(o);
+	o->slot_count = 1024; /* ~1 s of samples */
+	o->max_message_size = 1024;
+	o->history = 64;
+}
+
+void stats_topic_options(struct shmbus_topic_options *o)
+{
+	shmbus_topic_options_init(o);
+	o->slot_count = 64;
+	o->max_message_size = 1024;
+	o->history = 8;
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t realtime_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
+}
+
+int64_t monotonic_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+void sleep_until(int64_t t)
+{
+	struct timespec ts = { (time_t)(t / 1000000000), (long)(t % 1000000000) };
+
+	while (!pipeline_stop &&
+	       clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+bool pipeline_done(const struct pipeline_args *args, int64_t start_ns)
+{
+	if (pipeline_stop)
+		return true;
+	return args->duration_s > 0 &&
+	       monotonic_ns() - start_ns >= (int64_t)(args->duration_s * 1e9);
+}
