@@ -26,7 +26,8 @@
 /* ------------------------------------------------------------- settings */
 
 struct bench_config {
-	int passes;            /* measured passes per case */
+	int passes;            /* measured passes per case and round (1) */
+	int rounds;            /* rounds: every case runs once per round */
 	int64_t pass_ns;       /* target duration of one pass */
 	int64_t warmup_ns;     /* warm-up before the passes */
 	uint64_t min_iters;    /* per pass, whatever pass_ns says */
@@ -107,6 +108,11 @@ double bench_median_of(const double *x, int n);
 
 /* ---------------------------------------------------------------- rows */
 
+/* One row of the report: a case at one size. A case runs once per round
+ * (one warm-up, one pass), so that every case's passes are spread over the
+ * whole run and cases compared in the same run saw the same machine (on a
+ * VM the host moves the virtual CPUs around while we measure). The rows
+ * pool what the rounds added; bench_rows_finish() computes the figures. */
 struct bench_row {
 	char name[48];
 	uint64_t size;
@@ -117,18 +123,30 @@ struct bench_row {
 	uint64_t floor_size;
 	double ratio;         /* filled by bench_rows_finish() */
 	uint64_t samples;     /* how many samples the percentiles came from */
-	char note[160];       /* losses and the like, "" when none */
+	char note[160];       /* what the case says about itself */
+	/* Pooled over rounds. */
+	bool is_rate;         /* a throughput row */
+	bool copy_rate;       /* latency row that also reports size / median */
+	double scale;         /* latency samples are per `scale` operations */
+	int64_t *acc;
+	size_t nacc, capacc;
+	double pass_vals[64]; /* per pass: median (latency) or rate */
+	int npass;
+	uint64_t lost, total, superseded, skipped;
 };
 
-/* Add a row; returns it so the caller can fill the floor and note. */
-struct bench_row *bench_row_add(const char *name, uint64_t size);
-void bench_row_set_floor(struct bench_row *r, const char *floor_name, uint64_t floor_size);
-/* Latency row from pooled samples (values are already one-way ns). */
+/* Find or add the row and pool one round's pass(es) into it. */
 struct bench_row *bench_row_latency(const char *name, uint64_t size, struct bench_samples *s);
+struct bench_row *bench_row_rates(const char *name, uint64_t size, const double *rates,
+				  int passes);
+void bench_row_set_floor(struct bench_row *r, const char *floor_name, uint64_t floor_size);
+/* Accumulate loss counts of a round into the row's note. */
+void bench_row_add_counts(struct bench_row *r, uint64_t lost, uint64_t total,
+			  uint64_t superseded, uint64_t skipped);
 
 size_t bench_rows_count(void);
 struct bench_row *bench_rows_get(size_t i);
-const struct bench_row *bench_rows_find(const char *name, uint64_t size);
+struct bench_row *bench_rows_find(const char *name, uint64_t size);
 void bench_rows_finish(void);
 void bench_rows_free(void);
 
@@ -197,10 +215,6 @@ int bench_stream(const char *name, int producers, const int *producer_cpus, int 
 		 const int *consumer_cpus, const struct bench_stream_ops *ops, void *ctx,
 		 struct bench_stream_result *res);
 
-/* A throughput row from per-pass rates. */
-struct bench_row *bench_row_rates(const char *name, uint64_t size, const double *rates,
-				  int passes);
-
 /* One-way wake-up cases (floor_wake_idle, fanout_lat): the sender waits
  * this long after the receivers took the last message, so that they are
  * asleep again and every sample includes a wake-up. */
@@ -223,6 +237,10 @@ int bench_floors_run(void);
 int bench_ipc_run(void);
 int bench_bus_run(void);
 bool bench_bus_available(void);
+/* Connect (which starts the bench's own broker) before the first round;
+ * disconnect and stop the broker after the last. */
+int bench_bus_begin(void);
+void bench_bus_end(void);
 
 /* Whether a case named `name` is selected by --only. */
 bool bench_selected(const char *name);

@@ -422,13 +422,6 @@ static const struct bench_stream_ops bs_wait_ops = {
 	.lost = bs_lost,
 };
 
-static double loss_pct(const struct bench_stream_result *r)
-{
-	uint64_t all = r->received + r->lost;
-
-	return all ? 100.0 * (double)r->lost / (double)all : 0;
-}
-
 static int run_tput(size_t size)
 {
 	struct bus_stream c = {.name = "bus_tput", .size = size, .slots = bench_tput_slots(size)};
@@ -447,10 +440,8 @@ static int run_tput(size_t size)
 	}
 	r = bench_row_rates("bus_tput", size, res.cons_rate, res.passes);
 	bench_row_set_floor(r, "floor_ring_tput", size);
-	snprintf(r->note, sizeof(r->note),
-		 "delivered; lost %llu of %llu (%.2f %%), %u slots, subscriber polls",
-		 (unsigned long long)res.lost, (unsigned long long)(res.received + res.lost),
-		 loss_pct(&res), c.slots);
+	snprintf(r->note, sizeof(r->note), "delivered; %u slots, subscriber polls", c.slots);
+	bench_row_add_counts(r, res.lost, res.received + res.lost, 0, 0);
 	r = bench_row_rates("bus_tput_pub", size, res.prod_rate, res.passes);
 	bench_row_set_floor(r, "floor_ring_tput", size);
 	snprintf(r->note, sizeof(r->note), "publisher's own rate (it never waits)");
@@ -483,9 +474,8 @@ static int run_fanout_tput(int nsubs)
 	snprintf(r->note, sizeof(r->note), "publisher's rate with %d blocking subscribers", nsubs);
 	snprintf(name, sizeof(name), "fanout_sub_n%d", nsubs);
 	r = bench_row_rates(name, 64, res.cons_rate, res.passes);
-	snprintf(r->note, sizeof(r->note),
-		 "delivered per subscriber (mean; slowest %.0f/s); lost %.2f %%",
-		 bench_median_of(res.cons_rate_min, res.passes), loss_pct(&res));
+	snprintf(r->note, sizeof(r->note), "delivered per subscriber (mean over subscribers)");
+	bench_row_add_counts(r, res.lost, res.received + res.lost, 0, 0);
 	bench_shm_free(counts, sizeof(*counts));
 	return 0;
 }
@@ -512,17 +502,13 @@ static int run_contention(int npubs)
 	snprintf(name, sizeof(name), "contention_pub%d", npubs);
 	r = bench_row_rates(name, 64, res.prod_rate, res.passes);
 	bench_row_set_floor(r, "fanout_pub_n1", 64);
-	snprintf(r->note, sizeof(r->note),
-		 "%d publishers together (2 per core; slowest %.0f/s); superseded %llu, "
-		 "skipped %llu of %llu",
-		 npubs, bench_median_of(res.prod_rate_min, res.passes),
-		 (unsigned long long)atomic_load(&counts->superseded),
-		 (unsigned long long)atomic_load(&counts->skipped),
-		 (unsigned long long)atomic_load(&counts->published));
+	snprintf(r->note, sizeof(r->note), "%d publishers together, 2 per core", npubs);
+	bench_row_add_counts(r, 0, 0, atomic_load(&counts->superseded),
+			     atomic_load(&counts->skipped));
 	snprintf(name, sizeof(name), "contention_sub%d", npubs);
 	r = bench_row_rates(name, 64, res.cons_rate, res.passes);
-	snprintf(r->note, sizeof(r->note), "delivered to one blocking subscriber; lost %.2f %%",
-		 loss_pct(&res));
+	snprintf(r->note, sizeof(r->note), "delivered to one blocking subscriber");
+	bench_row_add_counts(r, res.lost, res.received + res.lost, 0, 0);
 	bench_shm_free(counts, sizeof(*counts));
 	return 0;
 }
@@ -767,22 +753,39 @@ static void stop_broker(int pid)
 	waitpid(pid, NULL, WNOHANG);
 }
 
-int bench_bus_run(void)
+static int broker_pid;
+
+int bench_bus_begin(void)
 {
-	static const int fanouts[] = {1, 2, 4, 8, 16};
-	int failed = 0, rc, broker;
+	int rc;
 
 	main_pid = getpid();
 	if (bench_cfg.broker && setenv("SHMBUSD", bench_cfg.broker, 1) != 0) {
 		bench_fail("bus", "setenv: %s", strerror(errno));
-		return 1;
+		return -1;
 	}
 	if ((rc = bus_connect(&main_bus)) != 0) {
 		bench_fail("bus", "shmbus_connect(%s): %s (set SHMBUSD or --broker)",
 			   bench_cfg.bus_name, shmbus_strerror(rc));
-		return 1;
+		return -1;
 	}
-	broker = shmbus_broker_pid(main_bus);
+	broker_pid = shmbus_broker_pid(main_bus);
+	return 0;
+}
+
+void bench_bus_end(void)
+{
+	if (!main_bus)
+		return;
+	shmbus_disconnect(main_bus);
+	main_bus = NULL;
+	stop_broker(broker_pid);
+}
+
+int bench_bus_run(void)
+{
+	static const int fanouts[] = {1, 2, 4, 8, 16};
+	int failed = 0;
 
 	for (size_t i = 0; i < bench_nsizes; i++) {
 		size_t s = bench_sizes[i];
@@ -805,9 +808,5 @@ int bench_bus_run(void)
 	}
 	if (bench_selected("contention"))
 		failed += run_contention(4) != 0;
-
-	shmbus_disconnect(main_bus);
-	main_bus = NULL;
-	stop_broker(broker);
 	return failed;
 }

@@ -13,3 +13,12 @@ int bench_bus_run(void)
 {
 	return 0;
 }
+
+int bench_bus_begin(void)
+{
+	return 0;
+}
+
+void bench_bus_end(void)
+{
+}

@@ -237,8 +237,8 @@ static int run_line_pingpong(const char *name, bool futex)
 	}
 	rc = bench_pingpong(name, BENCH_CACHE_LINE, &line_pp_ops, &c, NULL, 0);
 	if (rc == 0)
-		snprintf(bench_rows_get(bench_rows_count() - 1)->note, sizeof(((struct bench_row *)0)->note),
-			 "one shared line, no payload copied");
+		snprintf(bench_rows_find(name, BENCH_CACHE_LINE)->note,
+			 sizeof(((struct bench_row *)0)->note), "one shared line, no payload copied");
 	bench_shm_free(c.sh, sizeof(*c.sh));
 	return rc;
 }
@@ -439,16 +439,14 @@ static int run_memcpy(const char *name, size_t size)
 	{
 		struct bench_row *r = bench_row_latency(name, size, &s);
 
-		/* Per copy, kept fractional: a 64 B copy takes about 1 ns. */
-		r->median_ns /= (double)batch;
-		r->p99_ns /= (double)batch;
-		r->p999_ns /= (double)batch;
-		r->msgs_per_s = 1e9 / r->median_ns;
-		r->gb_per_s = (double)size / r->median_ns;
+		/* Samples are per batch; the row reports per copy (a 64 B copy
+		 * takes about 1 ns) and size / median as bandwidth. */
+		r->scale = (double)batch;
+		r->copy_rate = true;
 		if (batch > 1)
 			snprintf(r->note, sizeof(r->note), "ns per copy, timed in batches of %zu",
 				 batch);
-		rc = r->median_ns > 0 ? 0 : -1;
+		rc = s.n > 0 ? 0 : -1;
 	}
 	bench_samples_free(&s);
 	free(src);

@@ -303,10 +303,13 @@ uint64_t bench_iters_for(int64_t ns_per_iter)
 static struct bench_row *rows;
 static size_t nrows, caprows;
 
-struct bench_row *bench_row_add(const char *name, uint64_t size)
+static struct bench_row *row_get(const char *name, uint64_t size)
 {
 	struct bench_row *r;
 
+	for (size_t i = 0; i < nrows; i++)
+		if (rows[i].size == size && strcmp(rows[i].name, name) == 0)
+			return &rows[i];
 	if (nrows == caprows) {
 		size_t cap = caprows ? caprows * 2 : 64;
 		struct bench_row *n = realloc(rows, cap * sizeof(*n));
@@ -322,6 +325,7 @@ struct bench_row *bench_row_add(const char *name, uint64_t size)
 	memset(r, 0, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->size = size;
+	r->scale = 1;
 	r->median_ns = r->p99_ns = r->p999_ns = NAN;
 	r->msgs_per_s = r->gb_per_s = r->spread_pct = r->ratio = NAN;
 	return r;
@@ -337,26 +341,44 @@ void bench_row_set_floor(struct bench_row *r, const char *floor_name, uint64_t f
 
 struct bench_row *bench_row_latency(const char *name, uint64_t size, struct bench_samples *s)
 {
-	struct bench_row *r = bench_row_add(name, size);
+	struct bench_row *r = row_get(name, size);
 
-	r->median_ns = bench_percentile(s->v, s->n, 0.5);
-	r->p99_ns = bench_percentile(s->v, s->n, 0.99);
-	r->p999_ns = bench_percentile(s->v, s->n, 0.999);
-	r->spread_pct = bench_spread_pct(s->pass_median, s->passes);
-	r->samples = s->n;
+	if (r->nacc + s->n > r->capacc) {
+		size_t cap = (r->nacc + s->n) * 2;
+		int64_t *n = realloc(r->acc, cap * sizeof(*n));
+
+		if (!n) {
+			fprintf(stderr, "bench: out of memory\n");
+			exit(1);
+		}
+		r->acc = n;
+		r->capacc = cap;
+	}
+	memcpy(r->acc + r->nacc, s->v, s->n * sizeof(*s->v));
+	r->nacc += s->n;
+	for (int p = 0; p < s->passes && r->npass < 64; p++)
+		r->pass_vals[r->npass++] = s->pass_median[p];
 	return r;
 }
 
 struct bench_row *bench_row_rates(const char *name, uint64_t size, const double *rates,
 				  int passes)
 {
-	struct bench_row *r = bench_row_add(name, size);
+	struct bench_row *r = row_get(name, size);
 
-	r->msgs_per_s = bench_median_of(rates, passes);
-	r->gb_per_s = r->msgs_per_s * (double)size / 1e9;
-	r->spread_pct = bench_spread_pct(rates, passes);
-	r->samples = (uint64_t)passes;
+	r->is_rate = true;
+	for (int p = 0; p < passes && r->npass < 64; p++)
+		r->pass_vals[r->npass++] = rates[p];
 	return r;
+}
+
+void bench_row_add_counts(struct bench_row *r, uint64_t lost, uint64_t total,
+			  uint64_t superseded, uint64_t skipped)
+{
+	r->lost += lost;
+	r->total += total;
+	r->superseded += superseded;
+	r->skipped += skipped;
 }
 
 size_t bench_rows_count(void)
@@ -369,7 +391,7 @@ struct bench_row *bench_rows_get(size_t i)
 	return i < nrows ? &rows[i] : NULL;
 }
 
-const struct bench_row *bench_rows_find(const char *name, uint64_t size)
+struct bench_row *bench_rows_find(const char *name, uint64_t size)
 {
 	for (size_t i = 0; i < nrows; i++)
 		if (rows[i].size == size && strcmp(rows[i].name, name) == 0)
@@ -387,8 +409,42 @@ static double row_cost(const struct bench_row *r)
 	return NAN;
 }
 
+static void row_figures(struct bench_row *r)
+{
+	size_t len;
+
+	if (r->is_rate) {
+		r->msgs_per_s = bench_median_of(r->pass_vals, r->npass);
+		r->gb_per_s = r->msgs_per_s * (double)r->size / 1e9;
+		r->spread_pct = bench_spread_pct(r->pass_vals, r->npass);
+		r->samples = (uint64_t)r->npass;
+	} else if (r->nacc > 0) {
+		r->median_ns = bench_percentile(r->acc, r->nacc, 0.5) / r->scale;
+		r->p99_ns = bench_percentile(r->acc, r->nacc, 0.99) / r->scale;
+		r->p999_ns = bench_percentile(r->acc, r->nacc, 0.999) / r->scale;
+		r->spread_pct = bench_spread_pct(r->pass_vals, r->npass);
+		r->samples = r->nacc;
+		if (r->copy_rate && r->median_ns > 0) {
+			r->msgs_per_s = 1e9 / r->median_ns;
+			r->gb_per_s = (double)r->size / r->median_ns;
+		}
+	}
+	len = strlen(r->note);
+	if (r->total > 0)
+		len += (size_t)snprintf(r->note + len, len < sizeof(r->note) ? sizeof(r->note) - len : 0,
+				"%slost %llu of %llu (%.2f %%)", len ? "; " : "",
+				(unsigned long long)r->lost, (unsigned long long)r->total,
+				100.0 * (double)r->lost / (double)r->total);
+	if ((r->superseded || r->skipped) && len < sizeof(r->note))
+		snprintf(r->note + len, sizeof(r->note) - len, "%ssuperseded %llu, skipped %llu",
+			 len ? "; " : "", (unsigned long long)r->superseded,
+			 (unsigned long long)r->skipped);
+}
+
 void bench_rows_finish(void)
 {
+	for (size_t i = 0; i < nrows; i++)
+		row_figures(&rows[i]);
 	for (size_t i = 0; i < nrows; i++) {
 		const struct bench_row *f;
 
@@ -402,6 +458,8 @@ void bench_rows_finish(void)
 
 void bench_rows_free(void)
 {
+	for (size_t i = 0; i < nrows; i++)
+		free(rows[i].acc);
 	free(rows);
 	rows = NULL;
 	nrows = caprows = 0;

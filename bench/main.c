@@ -3,7 +3,7 @@
  * pinned cores, prints the table, writes the TSV, checks the targets, and in
  * --smoke mode only checks that each case produced sane numbers.
  *
- *   shmbus-bench [--smoke] [--only SUBSTR] [--passes N] [--pass-ms MS]
+ *   shmbus-bench [--smoke] [--only SUBSTR] [--rounds N] [--pass-ms MS]
  *                [--warmup-ms MS] [--cpus A,B] [--tsv PATH] [--broker PATH]
  *                [--label TEXT]
  */
@@ -28,14 +28,16 @@
 /* A group of cases, each in its own file. */
 struct bench_group {
 	const char *name;
-	int (*run)(void);          /* returns the number of failed cases */
+	int (*run)(void);          /* one round; returns the number of failed cases */
 	bool (*available)(void);   /* NULL: always */
+	int (*begin)(void);        /* before the first round, NULL: nothing */
+	void (*end)(void);         /* after the last round */
 };
 
 static const struct bench_group groups[] = {
-	{"floors", bench_floors_run, NULL},
-	{"ipc", bench_ipc_run, NULL},
-	{"bus", bench_bus_run, bench_bus_available},
+	{"floors", bench_floors_run, NULL, NULL, NULL},
+	{"ipc", bench_ipc_run, NULL, NULL, NULL},
+	{"bus", bench_bus_run, bench_bus_available, bench_bus_begin, bench_bus_end},
 	/*
 	 * Cases from later issues go here, one group and one file each, using
 	 * the same drivers (bench_pingpong, bench_stream) so that they stay
@@ -183,12 +185,13 @@ static int write_tsv(const char *path, const char *machine, const char *label, i
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	fprintf(f, "# shmbus-bench results, %s%s%s\n", when, label ? ", " : "", label ? label : "");
 	fprintf(f, "# machine: %s\n", machine);
-	fprintf(f, "# build: %s, %s; passes: %d x %lld ms after %lld ms warm-up\n",
-		BENCH_BUILDTYPE, __VERSION__, bench_cfg.passes,
-		(long long)(bench_cfg.pass_ns / 1000000), (long long)(bench_cfg.warmup_ns / 1000000));
+	fprintf(f, "# build: %s, %s; %d rounds, each case once per round: %lld ms warm-up, "
+		   "one %lld ms pass\n",
+		BENCH_BUILDTYPE, __VERSION__, bench_cfg.rounds,
+		(long long)(bench_cfg.warmup_ns / 1000000), (long long)(bench_cfg.pass_ns / 1000000));
 	fprintf(f, "# latency = one-way = round trip / 2; ratio_to_floor = cost / floor cost "
 		   "(cost: median_ns, or 1e9 / msgs_per_s); spread_pct = (max - min) / median "
-		   "of the per-pass medians or rates\n");
+		   "of the per-pass medians or rates (one pass per round)\n");
 	fprintf(f, "case\tsize_B\tmedian_ns\tp99_ns\tp999_ns\tmsgs_per_s\tGB_per_s\tspread_pct\t"
 		   "floor_case\tratio_to_floor\n");
 	for (size_t i = 0; i < bench_rows_count(); i++) {
@@ -276,7 +279,7 @@ static int check_sane(void)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: shmbus-bench [--smoke] [--only SUBSTR] [--passes N] [--pass-ms MS]\n"
+	fprintf(out, "usage: shmbus-bench [--smoke] [--only SUBSTR] [--rounds N] [--pass-ms MS]\n"
 		     "                    [--warmup-ms MS] [--cpus A,B] [--tsv PATH]\n"
 		     "                    [--broker PATH] [--label TEXT]\n");
 }
@@ -308,7 +311,8 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"smoke", no_argument, NULL, 's'},   {"only", required_argument, NULL, 'o'},
-		{"passes", required_argument, NULL, 'p'}, {"pass-ms", required_argument, NULL, 'm'},
+		{"rounds", required_argument, NULL, 'p'}, {"passes", required_argument, NULL, 'p'},
+		{"pass-ms", required_argument, NULL, 'm'},
 		{"warmup-ms", required_argument, NULL, 'w'}, {"cpus", required_argument, NULL, 'c'},
 		{"tsv", required_argument, NULL, 't'}, {"broker", required_argument, NULL, 'b'},
 		{"label", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
@@ -321,21 +325,21 @@ int main(int argc, char **argv)
 	struct timespec rt;
 
 	bench_cfg = (struct bench_config){
-		.passes = 5, .pass_ns = 200000000, .warmup_ns = 100000000,
+		.passes = 1, .rounds = 5, .pass_ns = 200000000, .warmup_ns = 100000000,
 		.min_iters = 200, .max_iters = 200000,
 	};
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			bench_cfg.smoke = true;
-			bench_cfg.passes = 2;
+			bench_cfg.rounds = 2;
 			bench_cfg.pass_ns = 3000000;
 			bench_cfg.warmup_ns = 1000000;
 			bench_cfg.min_iters = 3;
 			bench_cfg.max_iters = 200;
 			break;
 		case 'o': bench_cfg.only = optarg; break;
-		case 'p': bench_cfg.passes = atoi(optarg); break;
+		case 'p': bench_cfg.rounds = atoi(optarg); break;
 		case 'm': bench_cfg.pass_ns = atoll(optarg) * 1000000; break;
 		case 'w': bench_cfg.warmup_ns = atoll(optarg) * 1000000; break;
 		case 'c': cpus = optarg; break;
@@ -346,7 +350,7 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind != argc || bench_cfg.passes < 1 || bench_cfg.passes > 63 ||
+	if (optind != argc || bench_cfg.rounds < 1 || bench_cfg.rounds > 63 ||
 	    bench_cfg.pass_ns <= 0 || bench_cfg.warmup_ns < 0) {
 		usage(stderr);
 		return 2;
@@ -363,17 +367,33 @@ int main(int argc, char **argv)
 	started = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec;
 	machine_line(machine, sizeof(machine));
 	printf("shmbus-bench: %s\n", machine);
-	printf("build: %s; %d passes x %lld ms after %lld ms warm-up%s\n\n", BENCH_BUILDTYPE,
-	       bench_cfg.passes, (long long)(bench_cfg.pass_ns / 1000000),
-	       (long long)(bench_cfg.warmup_ns / 1000000), bench_cfg.smoke ? " (smoke)" : "");
+	printf("build: %s; %d rounds, each case once per round: %lld ms warm-up, one %lld ms "
+	       "pass%s\n\n",
+	       BENCH_BUILDTYPE, bench_cfg.rounds, (long long)(bench_cfg.warmup_ns / 1000000),
+	       (long long)(bench_cfg.pass_ns / 1000000), bench_cfg.smoke ? " (smoke)" : "");
 	fflush(stdout);
 
-	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
-		if (groups[g].available && !groups[g].available()) {
-			printf("group %s: not built (no bus library)\n", groups[g].name);
-			continue;
+	{
+		enum { NGROUPS = sizeof(groups) / sizeof(groups[0]) };
+		bool on[NGROUPS];
+
+		for (size_t g = 0; g < NGROUPS; g++) {
+			on[g] = !groups[g].available || groups[g].available();
+			if (!on[g])
+				printf("group %s: not built (no bus library)\n", groups[g].name);
+			else if (groups[g].begin && groups[g].begin() != 0)
+				on[g] = false, failed++;
 		}
-		failed += groups[g].run();
+		/* Round r runs every case once: pass r of each case. */
+		for (int r = 0; r < bench_cfg.rounds; r++) {
+			fprintf(stderr, "round %d/%d\n", r + 1, bench_cfg.rounds);
+			for (size_t g = 0; g < NGROUPS; g++)
+				if (on[g])
+					failed += groups[g].run();
+		}
+		for (size_t g = 0; g < NGROUPS; g++)
+			if (on[g] && groups[g].end)
+				groups[g].end();
 	}
 	bench_rows_finish();
 	print_table(stdout);
