@@ -53,6 +53,7 @@ struct message {
 	char *upper;   /* "PKG__OUTER__INNER" */
 	struct zc_field *zc;
 	size_t n_zc;
+	bool copy_first; /* unpack from a private copy, see needs_private_copy() */
 };
 
 struct gen {
@@ -206,6 +207,110 @@ static bool is_zero_copy_candidate(const struct gen *g, const MessageProto *m, c
 	return !in_real_oneof;
 }
 
+/* Finds a message type by its fully qualified name (".pkg.Outer.Inner")
+ * among `msgs`, whose names are `prefix`.NAME. */
+static const MessageProto *find_message_in(MessageProto *const *msgs, size_t n,
+					   const char *prefix, const char *want)
+{
+	size_t plen = strlen(prefix);
+
+	if (strncmp(want, prefix, plen) != 0 || want[plen] != '.')
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *rest = want + plen + 1;
+		size_t nlen = strlen(msgs[i]->name);
+
+		if (strncmp(rest, msgs[i]->name, nlen) != 0)
+			continue;
+		if (rest[nlen] == '\0')
+			return msgs[i];
+		if (rest[nlen] == '.') {
+			char *sub_prefix = NULL;
+			const MessageProto *found;
+
+			if (asprintf(&sub_prefix, "%s.%s", prefix, msgs[i]->name) < 0)
+				return NULL;
+			found = find_message_in(msgs[i]->nested_type, msgs[i]->n_nested_type,
+						sub_prefix, want);
+			free(sub_prefix);
+			if (found)
+				return found;
+		}
+	}
+	return NULL;
+}
+
+static const MessageProto *find_message(const struct gen *g, const char *type_name)
+{
+	for (size_t i = 0; i < g->req->n_proto_file; i++) {
+		const FileProto *f = g->req->proto_file[i];
+		const char *pkg = f->package ? f->package : "";
+		char *prefix = NULL;
+		const MessageProto *m;
+
+		if (asprintf(&prefix, "%s%s", *pkg ? "." : "", pkg) < 0)
+			return NULL;
+		m = find_message_in(f->message_type, f->n_message_type, prefix, type_name);
+		free(prefix);
+		if (m)
+			return m;
+	}
+	return NULL;
+}
+
+static bool is_varint_type(Google__Protobuf__FieldDescriptorProto__Type t)
+{
+	switch (t) {
+	case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_INT32:
+	case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_INT64:
+	case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_UINT32:
+	case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_UINT64:
+	case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_SINT32:
+	case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_SINT64:
+	case GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_ENUM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+#define MAX_NESTING 64
+
+/* Whether unpacking a message of this type straight from shared memory
+ * could go wrong if a lapping publisher rewrote the bytes meanwhile (the
+ * view is checked only afterwards). protobuf-c reads a packed repeated
+ * varint field twice, counting the elements to size the array, then
+ * filling it; changed bytes could hold more elements than were counted and
+ * overflow the array. Every other field is read once, with the lengths of
+ * the first pass, so torn bytes give wrong values (then discarded as
+ * SHMBUS_ELAPPED) but no memory error. Types with such a field, here or in
+ * any message they contain, are unpacked from a private copy. */
+static bool needs_private_copy(const struct gen *g, const MessageProto *m,
+			       const MessageProto **stack, size_t depth)
+{
+	if (depth >= MAX_NESTING)
+		return true; /* too deep to tell: be safe */
+	for (size_t i = 0; i < depth; i++) {
+		if (stack[i] == m)
+			return false; /* already being looked at (a recursive type) */
+	}
+	stack[depth] = m;
+	for (size_t i = 0; i < m->n_field; i++) {
+		const FieldProto *f = m->field[i];
+		const MessageProto *sub;
+
+		if (f->label == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REPEATED &&
+		    is_varint_type(f->type))
+			return true;
+		if (f->type != GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_MESSAGE)
+			continue;
+		sub = find_message(g, f->type_name);
+		if (!sub || needs_private_copy(g, sub, stack, depth + 1))
+			return true; /* a type it cannot find counts as unsafe */
+	}
+	return false;
+}
+
 static void free_message(struct message *m)
 {
 	free(m->full);
@@ -243,6 +348,11 @@ static void add_message(struct gen *g, const MessageProto *mp, const char *full)
 	m->lower = name_c_lower(full);
 	m->upper = name_c_upper(full);
 	m->zc = calloc(mp->n_field ? mp->n_field : 1, sizeof(*m->zc));
+	{
+		const MessageProto *stack[MAX_NESTING];
+
+		m->copy_first = needs_private_copy(g, mp, stack, 0);
+	}
 	if (!m->full || !m->ctype || !m->lower || !m->upper || !m->zc) {
 		g->nomem = true;
 		return;
@@ -614,8 +724,11 @@ static const char *const source_core[] = {
 	"\treturn strcmp(shmbus_sub_type_name(sub), desc->name) == 0;\n",
 	"}\n",
 	"\n",
+	"/* Unpacks from the view in place; or, for types protobuf-c cannot safely\n",
+	" * read from bytes that may change underneath it (copy_first: see\n",
+	" * protoc-gen-shmbus), from a private copy taken before the release. */\n",
 	"static int shmbus_gen_take(shmbus_sub *sub, const ProtobufCMessageDescriptor *desc,\n",
-	"\t\tProtobufCAllocator *allocator, ProtobufCMessage **out,\n",
+	"\t\tint copy_first, ProtobufCAllocator *allocator, ProtobufCMessage **out,\n",
 	"\t\tstruct shmbus_msg_info *info)\n",
 	"{\n",
 	"\tstruct shmbus_gen_alloc_watch watch;\n",
@@ -632,13 +745,29 @@ static const char *const source_core[] = {
 	"\tif (rc != SHMBUS_OK)\n",
 	"\t\treturn rc;\n",
 	"\tshmbus_gen_watch_init(&watch, allocator);\n",
-	"\tm = protobuf_c_message_unpack(desc, &watch.base, view.info.size, view.data);\n",
-	"\trc = shmbus_sub_release(sub, &view);\n",
-	"\tif (rc != SHMBUS_OK) {\n",
-	"\t\t/* Overwritten while unpacked: whatever came out is torn. */\n",
-	"\t\tif (m)\n",
-	"\t\t\tprotobuf_c_message_free_unpacked(m, allocator);\n",
-	"\t\treturn rc;\n",
+	"\tif (copy_first) {\n",
+	"\t\tuint8_t *copy = watch.base.alloc(&watch, view.info.size ? view.info.size : 1);\n",
+	"\n",
+	"\t\tif (copy)\n",
+	"\t\t\tmemcpy(copy, view.data, view.info.size);\n",
+	"\t\trc = shmbus_sub_release(sub, &view);\n",
+	"\t\tif (!copy)\n",
+	"\t\t\treturn rc == SHMBUS_OK ? SHMBUS_ENOMEM : rc;\n",
+	"\t\tif (rc != SHMBUS_OK) {\n",
+	"\t\t\twatch.base.free(&watch, copy);\n",
+	"\t\t\treturn rc;\n",
+	"\t\t}\n",
+	"\t\tm = protobuf_c_message_unpack(desc, &watch.base, view.info.size, copy);\n",
+	"\t\twatch.base.free(&watch, copy);\n",
+	"\t} else {\n",
+	"\t\tm = protobuf_c_message_unpack(desc, &watch.base, view.info.size, view.data);\n",
+	"\t\trc = shmbus_sub_release(sub, &view);\n",
+	"\t\tif (rc != SHMBUS_OK) {\n",
+	"\t\t\t/* Overwritten while unpacked: whatever came out is torn. */\n",
+	"\t\t\tif (m)\n",
+	"\t\t\t\tprotobuf_c_message_free_unpacked(m, allocator);\n",
+	"\t\t\treturn rc;\n",
+	"\t\t}\n",
 	"\t}\n",
 	"\tif (!m)\n",
 	"\t\treturn watch.failed ? SHMBUS_ENOMEM : SHMBUS_ECORRUPT;\n",
@@ -802,10 +931,11 @@ static const char *const source_zc[] = {
 	"\n",
 	"/* Unpacks every field but `number`, which stays in the slot. When the\n",
 	" * field is the message's end (as the loan functions lay it out) the rest\n",
-	" * is unpacked in place; otherwise the other fields are gathered first. */\n",
+	" * is unpacked in place; otherwise (or with copy_first, as for take) the\n",
+	" * other fields are gathered into a private buffer first. */\n",
 	"static int shmbus_gen_view_field(shmbus_sub *sub, const ProtobufCMessageDescriptor *desc,\n",
-	"\t\tuint32_t number, ProtobufCAllocator *allocator, ProtobufCMessage **out,\n",
-	"\t\tstruct shmbus_typed_view *view)\n",
+	"\t\tuint32_t number, int copy_first, ProtobufCAllocator *allocator,\n",
+	"\t\tProtobufCMessage **out, struct shmbus_typed_view *view)\n",
 	"{\n",
 	"\tstruct shmbus_gen_alloc_watch watch;\n",
 	"\tProtobufCMessage *m = NULL;\n",
@@ -831,7 +961,8 @@ static const char *const source_zc[] = {
 	"\t\trc = SHMBUS_ECORRUPT;\n",
 	"\t\tgoto fail;\n",
 	"\t}\n",
-	"\tif (n_found == 0 || (n_found == 1 && view->field + view->field_size == p + size)) {\n",
+	"\tif (!copy_first &&\n",
+	"\t    (n_found == 0 || (n_found == 1 && view->field + view->field_size == p + size))) {\n",
 	"\t\tm = protobuf_c_message_unpack(desc, &watch.base, kept, p);\n",
 	"\t} else {\n",
 	"\t\tuint8_t *rest = watch.base.alloc(&watch, kept ? kept : 1);\n",
@@ -923,7 +1054,7 @@ static const char *const source_message[] = {
 	"\n",
 	"\tif (!msg)\n",
 	"\t\treturn SHMBUS_EINVAL;\n",
-	"\trc = shmbus_gen_take(sub, &$lower$__descriptor, allocator, &m, info);\n",
+	"\trc = shmbus_gen_take(sub, &$lower$__descriptor, $copy$, allocator, &m, info);\n",
 	"\t*msg = ($ctype$ *)m;\n",
 	"\treturn rc;\n",
 	"}\n",
@@ -965,7 +1096,8 @@ static const char *const source_zc_field[] = {
 	"\n",
 	"\tif (!msg)\n",
 	"\t\treturn SHMBUS_EINVAL;\n",
-	"\trc = shmbus_gen_view_field(sub, &$lower$__descriptor, $number$u, allocator, &m, view);\n",
+	"\trc = shmbus_gen_view_field(sub, &$lower$__descriptor, $number$u, $copy$, allocator,\n",
+	"\t\t\t&m, view);\n",
 	"\t*msg = ($ctype$ *)m;\n",
 	"\treturn rc;\n",
 	"}\n",
@@ -1054,9 +1186,10 @@ static void emit_files(struct gen *g, const uint8_t *schema, size_t schema_size,
 
 	for (size_t i = 0; i < g->n_msgs; i++) {
 		const struct message *m = &g->msgs[i];
+		const char *copy = m->copy_first ? "1" : "0";
 		const char *const vars[] = {
 			"full", m->full, "ctype", m->ctype, "lower", m->lower,
-			"upper", m->upper, "schema", schema_name, NULL,
+			"upper", m->upper, "schema", schema_name, "copy", copy, NULL,
 		};
 
 		emit(&h, header_message, vars);
@@ -1079,7 +1212,7 @@ static void emit_files(struct gen *g, const uint8_t *schema, size_t schema_size,
 			const char *const zvars[] = {
 				"full", m->full, "ctype", m->ctype, "lower", m->lower,
 				"fname", z->fname, "member", z->member, "number", number,
-				"clear_has", clear_has, NULL,
+				"clear_has", clear_has, "copy", copy, NULL,
 			};
 			emit(&h, header_zc_field, zvars);
 			emit(&c, source_zc_field, zvars);

@@ -9,11 +9,11 @@
 #error "golden.shmbus.c needs protobuf-c 1.3 or later"
 #endif
 
-const uint8_t shmbus_schema_golden_2eproto[287] = {
-	0x0a, 0x9c, 0x02, 0x0a, 0x0c, 0x67, 0x6f, 0x6c, 0x64, 0x65, 0x6e, 0x2e,
+const uint8_t shmbus_schema_golden_2eproto[313] = {
+	0x0a, 0xb6, 0x02, 0x0a, 0x0c, 0x67, 0x6f, 0x6c, 0x64, 0x65, 0x6e, 0x2e,
 	0x70, 0x72, 0x6f, 0x74, 0x6f, 0x12, 0x12, 0x73, 0x68, 0x6d, 0x62, 0x75,
 	0x73, 0x2e, 0x74, 0x65, 0x73, 0x74, 0x2e, 0x67, 0x6f, 0x6c, 0x64, 0x65,
-	0x6e, 0x22, 0xef, 0x01, 0x0a, 0x06, 0x53, 0x61, 0x6d, 0x70, 0x6c, 0x65,
+	0x6e, 0x22, 0x89, 0x02, 0x0a, 0x06, 0x53, 0x61, 0x6d, 0x70, 0x6c, 0x65,
 	0x12, 0x19, 0x0a, 0x08, 0x73, 0x74, 0x61, 0x6d, 0x70, 0x5f, 0x6e, 0x73,
 	0x18, 0x01, 0x20, 0x01, 0x28, 0x03, 0x52, 0x07, 0x73, 0x74, 0x61, 0x6d,
 	0x70, 0x4e, 0x73, 0x12, 0x33, 0x0a, 0x04, 0x6b, 0x69, 0x6e, 0x64, 0x18,
@@ -27,15 +27,18 @@ const uint8_t shmbus_schema_golden_2eproto[287] = {
 	0x70, 0x6c, 0x65, 0x2e, 0x50, 0x61, 0x72, 0x74, 0x52, 0x05, 0x70, 0x61,
 	0x72, 0x74, 0x73, 0x12, 0x18, 0x0a, 0x07, 0x70, 0x61, 0x79, 0x6c, 0x6f,
 	0x61, 0x64, 0x18, 0x04, 0x20, 0x01, 0x28, 0x0c, 0x52, 0x07, 0x70, 0x61,
-	0x79, 0x6c, 0x6f, 0x61, 0x64, 0x1a, 0x1a, 0x0a, 0x04, 0x50, 0x61, 0x72,
-	0x74, 0x12, 0x12, 0x0a, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x18, 0x01, 0x20,
-	0x01, 0x28, 0x09, 0x52, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x22, 0x28, 0x0a,
-	0x04, 0x4b, 0x69, 0x6e, 0x64, 0x12, 0x14, 0x0a, 0x10, 0x4b, 0x49, 0x4e,
-	0x44, 0x5f, 0x55, 0x4e, 0x53, 0x50, 0x45, 0x43, 0x49, 0x46, 0x49, 0x45,
-	0x44, 0x10, 0x00, 0x12, 0x0a, 0x0a, 0x06, 0x4b, 0x49, 0x4e, 0x44, 0x5f,
-	0x41, 0x10, 0x01, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+	0x79, 0x6c, 0x6f, 0x61, 0x64, 0x12, 0x18, 0x0a, 0x07, 0x73, 0x61, 0x6d,
+	0x70, 0x6c, 0x65, 0x73, 0x18, 0x05, 0x20, 0x03, 0x28, 0x11, 0x52, 0x07,
+	0x73, 0x61, 0x6d, 0x70, 0x6c, 0x65, 0x73, 0x1a, 0x1a, 0x0a, 0x04, 0x50,
+	0x61, 0x72, 0x74, 0x12, 0x12, 0x0a, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x18,
+	0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x22,
+	0x28, 0x0a, 0x04, 0x4b, 0x69, 0x6e, 0x64, 0x12, 0x14, 0x0a, 0x10, 0x4b,
+	0x49, 0x4e, 0x44, 0x5f, 0x55, 0x4e, 0x53, 0x50, 0x45, 0x43, 0x49, 0x46,
+	0x49, 0x45, 0x44, 0x10, 0x00, 0x12, 0x0a, 0x0a, 0x06, 0x4b, 0x49, 0x4e,
+	0x44, 0x5f, 0x41, 0x10, 0x01, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f,
+	0x33,
 };
-const size_t shmbus_schema_golden_2eproto_size = 287;
+const size_t shmbus_schema_golden_2eproto_size = 313;
 
 #ifndef SHMBUS_GEN_CORE_HELPERS
 #define SHMBUS_GEN_CORE_HELPERS
@@ -144,8 +147,11 @@ static int shmbus_gen_type_ok(const shmbus_sub *sub, const ProtobufCMessageDescr
 	return strcmp(shmbus_sub_type_name(sub), desc->name) == 0;
 }
 
+/* Unpacks from the view in place; or, for types protobuf-c cannot safely
+ * read from bytes that may change underneath it (copy_first: see
+ * protoc-gen-shmbus), from a private copy taken before the release. */
 static int shmbus_gen_take(shmbus_sub *sub, const ProtobufCMessageDescriptor *desc,
-		ProtobufCAllocator *allocator, ProtobufCMessage **out,
+		int copy_first, ProtobufCAllocator *allocator, ProtobufCMessage **out,
 		struct shmbus_msg_info *info)
 {
 	struct shmbus_gen_alloc_watch watch;
@@ -162,13 +168,29 @@ static int shmbus_gen_take(shmbus_sub *sub, const ProtobufCMessageDescriptor *de
 	if (rc != SHMBUS_OK)
 		return rc;
 	shmbus_gen_watch_init(&watch, allocator);
-	m = protobuf_c_message_unpack(desc, &watch.base, view.info.size, view.data);
-	rc = shmbus_sub_release(sub, &view);
-	if (rc != SHMBUS_OK) {
-		/* Overwritten while unpacked: whatever came out is torn. */
-		if (m)
-			protobuf_c_message_free_unpacked(m, allocator);
-		return rc;
+	if (copy_first) {
+		uint8_t *copy = watch.base.alloc(&watch, view.info.size ? view.info.size : 1);
+
+		if (copy)
+			memcpy(copy, view.data, view.info.size);
+		rc = shmbus_sub_release(sub, &view);
+		if (!copy)
+			return rc == SHMBUS_OK ? SHMBUS_ENOMEM : rc;
+		if (rc != SHMBUS_OK) {
+			watch.base.free(&watch, copy);
+			return rc;
+		}
+		m = protobuf_c_message_unpack(desc, &watch.base, view.info.size, copy);
+		watch.base.free(&watch, copy);
+	} else {
+		m = protobuf_c_message_unpack(desc, &watch.base, view.info.size, view.data);
+		rc = shmbus_sub_release(sub, &view);
+		if (rc != SHMBUS_OK) {
+			/* Overwritten while unpacked: whatever came out is torn. */
+			if (m)
+				protobuf_c_message_free_unpacked(m, allocator);
+			return rc;
+		}
 	}
 	if (!m)
 		return watch.failed ? SHMBUS_ENOMEM : SHMBUS_ECORRUPT;
@@ -327,10 +349,11 @@ static int shmbus_gen_scan(const uint8_t *p, size_t size, uint32_t number,
 
 /* Unpacks every field but `number`, which stays in the slot. When the
  * field is the message's end (as the loan functions lay it out) the rest
- * is unpacked in place; otherwise the other fields are gathered first. */
+ * is unpacked in place; otherwise (or with copy_first, as for take) the
+ * other fields are gathered into a private buffer first. */
 static int shmbus_gen_view_field(shmbus_sub *sub, const ProtobufCMessageDescriptor *desc,
-		uint32_t number, ProtobufCAllocator *allocator, ProtobufCMessage **out,
-		struct shmbus_typed_view *view)
+		uint32_t number, int copy_first, ProtobufCAllocator *allocator,
+		ProtobufCMessage **out, struct shmbus_typed_view *view)
 {
 	struct shmbus_gen_alloc_watch watch;
 	ProtobufCMessage *m = NULL;
@@ -356,7 +379,8 @@ static int shmbus_gen_view_field(shmbus_sub *sub, const ProtobufCMessageDescript
 		rc = SHMBUS_ECORRUPT;
 		goto fail;
 	}
-	if (n_found == 0 || (n_found == 1 && view->field + view->field_size == p + size)) {
+	if (!copy_first &&
+	    (n_found == 0 || (n_found == 1 && view->field + view->field_size == p + size))) {
 		m = protobuf_c_message_unpack(desc, &watch.base, kept, p);
 	} else {
 		uint8_t *rest = watch.base.alloc(&watch, kept ? kept : 1);
@@ -444,7 +468,7 @@ int shmbus__test__golden__sample__take(shmbus_sub *sub, ProtobufCAllocator *allo
 
 	if (!msg)
 		return SHMBUS_EINVAL;
-	rc = shmbus_gen_take(sub, &shmbus__test__golden__sample__descriptor, allocator, &m, info);
+	rc = shmbus_gen_take(sub, &shmbus__test__golden__sample__descriptor, 1, allocator, &m, info);
 	*msg = (Shmbus__Test__Golden__Sample *)m;
 	return rc;
 }
@@ -481,7 +505,8 @@ int shmbus__test__golden__sample__view_payload(shmbus_sub *sub, ProtobufCAllocat
 
 	if (!msg)
 		return SHMBUS_EINVAL;
-	rc = shmbus_gen_view_field(sub, &shmbus__test__golden__sample__descriptor, 4u, allocator, &m, view);
+	rc = shmbus_gen_view_field(sub, &shmbus__test__golden__sample__descriptor, 4u, 1, allocator,
+			&m, view);
 	*msg = (Shmbus__Test__Golden__Sample *)m;
 	return rc;
 }
@@ -536,7 +561,7 @@ int shmbus__test__golden__sample__part__take(shmbus_sub *sub, ProtobufCAllocator
 
 	if (!msg)
 		return SHMBUS_EINVAL;
-	rc = shmbus_gen_take(sub, &shmbus__test__golden__sample__part__descriptor, allocator, &m, info);
+	rc = shmbus_gen_take(sub, &shmbus__test__golden__sample__part__descriptor, 0, allocator, &m, info);
 	*msg = (Shmbus__Test__Golden__Sample__Part *)m;
 	return rc;
 }
