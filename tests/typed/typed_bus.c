@@ -20,12 +20,19 @@
 int test_bus_start(struct test_bus *tb, const char *tag)
 {
 	struct shmbus_connect_options o;
+	char why[256] = "";
+	int rc;
 
 	snprintf(tb->name, sizeof(tb->name), "t-typed-%s-%ld", tag, (long)getpid());
 	shmbus_connect_options_init(&o);
 	o.autostart = true;
+	o.errbuf = why;
+	o.errbuf_size = sizeof(why);
 	tb->bus = NULL;
-	return shmbus_connect(tb->name, &o, &tb->bus);
+	rc = shmbus_connect(tb->name, &o, &tb->bus);
+	if (rc != SHMBUS_OK)
+		fprintf(stderr, "bus %s: %s: %s\n", tb->name, shmbus_strerror(rc), why);
+	return rc;
 }
 
 static int wait_exit(int pid)
