@@ -73,8 +73,9 @@ int shmbus__test__golden__sample__sub_open(shmbus_bus *bus, const char *topic,
 /* Take the next message, unpacked with allocator (NULL: malloc); free
  * it with shmbus__test__golden__sample__free(). SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
  * it was overwritten while read (counted lost). SHMBUS_ECORRUPT: it does
- * not decode as shmbus.test.golden.Sample (skipped). SHMBUS_ETYPE: sub is not a
- * shmbus.test.golden.Sample subscriber. info (may be NULL) gets seq, time and loss. */
+ * not decode as shmbus.test.golden.Sample; SHMBUS_ENOMEM: the allocator failed (either way
+ * the message is skipped). SHMBUS_ETYPE: sub is not a shmbus.test.golden.Sample
+ * subscriber. info (may be NULL) gets seq, time and loss. */
 int shmbus__test__golden__sample__take(shmbus_sub *sub, ProtobufCAllocator *allocator, Shmbus__Test__Golden__Sample **msg,
 		struct shmbus_msg_info *info);
 
@@ -137,8 +138,9 @@ int shmbus__test__golden__sample__part__sub_open(shmbus_bus *bus, const char *to
 /* Take the next message, unpacked with allocator (NULL: malloc); free
  * it with shmbus__test__golden__sample__part__free(). SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
  * it was overwritten while read (counted lost). SHMBUS_ECORRUPT: it does
- * not decode as shmbus.test.golden.Sample.Part (skipped). SHMBUS_ETYPE: sub is not a
- * shmbus.test.golden.Sample.Part subscriber. info (may be NULL) gets seq, time and loss. */
+ * not decode as shmbus.test.golden.Sample.Part; SHMBUS_ENOMEM: the allocator failed (either way
+ * the message is skipped). SHMBUS_ETYPE: sub is not a shmbus.test.golden.Sample.Part
+ * subscriber. info (may be NULL) gets seq, time and loss. */
 int shmbus__test__golden__sample__part__take(shmbus_sub *sub, ProtobufCAllocator *allocator, Shmbus__Test__Golden__Sample__Part **msg,
 		struct shmbus_msg_info *info);
 

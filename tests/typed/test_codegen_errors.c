@@ -76,6 +76,14 @@ static void test_extensions_refused(void)
 	expect_error("bad/extension.proto", NULL, needles);
 }
 
+static void test_groups_refused(void)
+{
+	const char *const needles[] = { "bad/group.proto", "shmbus.test.bad.WithGroup.result",
+					"group", NULL };
+
+	expect_error("bad/group.proto", NULL, needles);
+}
+
 static void test_protobuf_c_options_refused(void)
 {
 	const char *const needles[] = { "bad/pbc_option.proto", "pb_c_file", NULL };
@@ -148,6 +156,7 @@ int main(int argc, char **argv)
 	suite = CU_add_suite("codegen_errors", NULL, NULL);
 	if (!suite ||
 	    !CU_add_test(suite, "extensions are refused", test_extensions_refused) ||
+	    !CU_add_test(suite, "groups are refused", test_groups_refused) ||
 	    !CU_add_test(suite, "protobuf-c file options are refused",
 			 test_protobuf_c_options_refused) ||
 	    !CU_add_test(suite, "unknown parameter is refused", test_unknown_parameter_refused) ||
