@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,6 +140,50 @@ static void machine_line(char *buf, size_t n)
 		 u.machine, clocksrc);
 }
 
+/* What else ran on the machine while we measured: CPU time from
+ * /proc/stat minus our own (and our reaped children's), and the time the
+ * hypervisor gave our virtual CPUs to someone else (steal). */
+struct cpu_snap {
+	double busy_s, steal_s, ours_s;
+	int64_t t_ns;
+};
+
+static void cpu_snap(struct cpu_snap *s)
+{
+	unsigned long long v[10] = {0};
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	struct rusage self, kids;
+	FILE *f = fopen("/proc/stat", "r");
+
+	memset(s, 0, sizeof(*s));
+	if (f) {
+		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+			   &v[4], &v[5], &v[6], &v[7]) != 8)
+			memset(v, 0, sizeof(v));
+		fclose(f);
+	}
+	s->busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / hz;
+	s->steal_s = (double)v[7] / hz;
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	s->ours_s = (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec +
+			     kids.ru_stime.tv_sec) +
+		    (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec +
+			     kids.ru_stime.tv_usec) / 1e6;
+	s->t_ns = bench_now_ns();
+}
+
+/* "other processes X % of the CPUs, steal Y %" between two snapshots. */
+static double cpu_other_pct(const struct cpu_snap *a, const struct cpu_snap *b, double *steal)
+{
+	double cpus = (double)sysconf(_SC_NPROCESSORS_ONLN);
+	double wall = (double)(b->t_ns - a->t_ns) / 1e9 * cpus;
+	double other = (b->busy_s - a->busy_s) - (b->ours_s - a->ours_s);
+
+	*steal = wall > 0 ? (b->steal_s - a->steal_s) / wall * 100 : NAN;
+	return wall > 0 ? fmax(other, 0) / wall * 100 : NAN;
+}
+
 static void print_table(FILE *out)
 {
 	fprintf(out, "%-18s %8s %11s %11s %11s %12s %8s %7s %-22s %7s  %s\n", "case", "size",
@@ -170,7 +215,8 @@ static void print_table(FILE *out)
 	}
 }
 
-static int write_tsv(const char *path, const char *machine, const char *label, int64_t started)
+static int write_tsv(const char *path, const char *machine, const char *load, const char *label,
+		     int64_t started)
 {
 	FILE *f = fopen(path, "w");
 	char when[64];
@@ -185,6 +231,7 @@ static int write_tsv(const char *path, const char *machine, const char *label, i
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	fprintf(f, "# shmbus-bench results, %s%s%s\n", when, label ? ", " : "", label ? label : "");
 	fprintf(f, "# machine: %s\n", machine);
+	fprintf(f, "# load: %s\n", load);
 	fprintf(f, "# build: %s, %s; %d rounds, each case once per round: %lld ms warm-up, "
 		   "one %lld ms pass\n",
 		BENCH_BUILDTYPE, __VERSION__, bench_cfg.rounds,
@@ -319,7 +366,9 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *tsv = NULL, *cpus = NULL, *label = NULL;
-	char bus_name[64], machine[512];
+	char bus_name[64], machine[512], load[256];
+	struct cpu_snap before_wait, before, after;
+	double other_before, other_during, steal_before, steal_during;
 	int failed = 0, c;
 	int64_t started = 0;
 	struct timespec rt;
@@ -367,6 +416,12 @@ int main(int argc, char **argv)
 	started = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec;
 	machine_line(machine, sizeof(machine));
 	printf("shmbus-bench: %s\n", machine);
+	/* A second of the machine alone, to say how quiet it was. */
+	cpu_snap(&before_wait);
+	if (!bench_cfg.smoke)
+		usleep(1000000);
+	cpu_snap(&before);
+	other_before = cpu_other_pct(&before_wait, &before, &steal_before);
 	printf("build: %s; %d rounds, each case once per round: %lld ms warm-up, one %lld ms "
 	       "pass%s\n\n",
 	       BENCH_BUILDTYPE, bench_cfg.rounds, (long long)(bench_cfg.warmup_ns / 1000000),
@@ -395,11 +450,21 @@ int main(int argc, char **argv)
 			if (on[g] && groups[g].end)
 				groups[g].end();
 	}
+	cpu_snap(&after);
+	other_during = cpu_other_pct(&before, &after, &steal_during);
+	snprintf(load, sizeof(load),
+		 "other processes used %.1f %% of the CPUs during the run (%.1f %% in the second "
+		 "before); steal %.1f %%",
+		 other_during, other_before, steal_during);
 	bench_rows_finish();
 	print_table(stdout);
+	printf("\nload: %s\n", load);
+	if (other_during > 5)
+		printf("WARNING: other processes were busy during the run; the figures are not "
+		       "trustworthy\n");
 	if (!bench_cfg.smoke)
 		check_targets(stdout);
-	if (tsv && write_tsv(tsv, machine, label, started) != 0)
+	if (tsv && write_tsv(tsv, machine, load, label, started) != 0)
 		failed++;
 	if (bench_cfg.smoke)
 		failed += check_sane();
