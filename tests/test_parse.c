@@ -119,7 +119,8 @@ static uint8_t *make_segment(size_t *size)
 	char err[256];
 	CU_ASSERT_FATAL(seg_params_normalize(&p, err, sizeof(err)) == 0);
 	*size = seg_size_for(&p);
-	uint8_t *mem = aligned_alloc(4096, *size);
+	void *mem = NULL;
+	CU_ASSERT_FATAL(posix_memalign(&mem, 4096, *size) == 0);
 	memset(mem, 0, *size);
 	seg_format(mem, &p);
 	return mem;
