@@ -2,7 +2,7 @@
 # bench/run cuts out of bench/results/latest.tsv.
 #   gnuplot -e "datadir='...'; outdir='...'; machine='...'" bench/plot.gp
 
-set terminal pngcairo size 1100,700 font "DejaVu Sans,11"
+set terminal pngcairo size 1100,700 font "DejaVu Sans,11" noenhanced
 set grid
 set key outside right top
 
@@ -16,7 +16,7 @@ set xtics ("64 B" 64, "4 KiB" 4096, "64 KiB" 65536, "1 MiB" 1048576, "8 MiB" 838
 set format y "%.0s%c"
 plot datadir."/bus_poll_take.dat" using 1:2 with linespoints lw 2 pt 7 title "bus: poll, take (copy)", \
      datadir."/bus_poll_view.dat" using 1:2 with linespoints lw 2 pt 5 title "bus: poll, zero-copy view", \
-     datadir."/bus_wait.dat" using 1:2 with linespoints lw 2 pt 9 title "bus: shmbus\\_sub\\_wait", \
+     datadir."/bus_wait.dat" using 1:2 with linespoints lw 2 pt 9 title "bus: shmbus_sub_wait", \
      datadir."/floor_shm_poll.dat" using 1:2 with linespoints dt 2 pt 6 title "floor: shm + atomics, polling", \
      datadir."/floor_futex.dat" using 1:2 with linespoints dt 2 pt 8 title "floor: shm + futex", \
      datadir."/unix_socket.dat" using 1:2 with linespoints dt 3 pt 4 title "Unix socket pair", \
@@ -25,11 +25,11 @@ plot datadir."/bus_poll_take.dat" using 1:2 with linespoints lw 2 pt 7 title "bu
 
 # ------------------------------------------------------------- fan-out
 reset
-set terminal pngcairo size 1100,700 font "DejaVu Sans,11"
+set terminal pngcairo size 1100,700 font "DejaVu Sans,11" noenhanced
 set output outdir."/fanout.png"
 set grid
 set key outside right top
-set title "Fan-out: one publisher (core A), N subscribers asleep in shmbus\\_sub\\_wait (all on core B), 64 B\n".machine font ",10"
+set title "Fan-out: one publisher (core A), N subscribers asleep in shmbus_sub_wait (all on core B), 64 B\n".machine font ",10"
 set logscale x 2
 set logscale y
 set xlabel "subscribers"
@@ -39,13 +39,14 @@ set format y "%.0s%c"
 set y2label "publish-to-take latency, median (us)"
 set y2tics
 set logscale y2
-plot datadir."/fanout_pub.dat" using 1:2 with linespoints lw 2 pt 7 title "publisher rate", \
+plot datadir."/fanout_alone.dat" using 1:2 with lines dt 2 lw 2 title "publisher alone (no subscriber)", \
+     datadir."/fanout_pub.dat" using 1:2 with linespoints lw 2 pt 7 title "publisher rate", \
      datadir."/fanout_sub.dat" using 1:2 with linespoints lw 2 pt 5 title "delivered per subscriber", \
      datadir."/fanout_lat.dat" using 1:($2/1000) axes x1y2 with linespoints dt 2 pt 9 title "latency (right axis)"
 
 # ---------------------------------------------------------- throughput
 reset
-set terminal pngcairo size 1100,700 font "DejaVu Sans,11"
+set terminal pngcairo size 1100,700 font "DejaVu Sans,11" noenhanced
 set output outdir."/throughput.png"
 set multiplot layout 1,2 title "Streaming, one producer on core A, one consumer on core B (median of passes)\n".machine font ",10"
 set grid y
