@@ -522,7 +522,10 @@ static void emit_files(struct gen *g, const uint8_t *schema, size_t schema_size,
 	text_append(&c, banner, strlen(banner));
 	emit(&c, tpl_source_top, file_vars);
 	emit_schema(&c, schema_name, schema, schema_size);
-	emit(&c, tpl_source_core, file_vars);
+	/* Static helpers only where something uses them (an enum-only file
+	 * would otherwise warn about unused functions). */
+	if (g->n_msgs > 0)
+		emit(&c, tpl_source_core, file_vars);
 	for (size_t i = 0; i < g->n_msgs; i++)
 		any_zc = any_zc || g->msgs[i].n_zc > 0;
 	if (any_zc)

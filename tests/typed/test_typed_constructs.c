@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "golden.shmbus.h"
+#include "nopkg.shmbus.h"
 #include "shmbus/test/all.shmbus.h"
 #include "shmbus/test/common/units.shmbus.h"
 
@@ -371,6 +372,27 @@ static void test_keyword_type_and_imports(void)
 	shmbus_pub_close(pub);
 }
 
+/* A file without a package; its enum comes from an enum-only file. */
+static void test_no_package(void)
+{
+	Bare b = BARE__INIT, *got = NULL;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+
+	b.level = SHMBUS__TEST__COMMON__LEVEL__LEVEL_HIGH;
+	b.note = (char *)"bare";
+	CU_ASSERT_EQUAL_FATAL(bare__pub_open(tb.bus, "bare", NULL, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(bare__sub_open(tb.bus, "bare", NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "Bare");
+	CU_ASSERT_EQUAL(bare__publish(pub, &b, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(bare__take(sub, NULL, &got, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(got->level, SHMBUS__TEST__COMMON__LEVEL__LEVEL_HIGH);
+	CU_ASSERT_STRING_EQUAL(got->note, "bare");
+	bare__free(got, NULL);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -383,7 +405,8 @@ int main(void)
 	    !CU_add_test(s, "view of a field in the middle", test_view_in_the_middle) ||
 	    !CU_add_test(s, "loan next to another bytes field", test_loan_with_other_bytes) ||
 	    !CU_add_test(s, "keyword type, imported and nested types",
-			 test_keyword_type_and_imports)) {
+			 test_keyword_type_and_imports) ||
+	    !CU_add_test(s, "no package, enum-only import", test_no_package)) {
 		CU_cleanup_registry();
 		return 1;
 	}
