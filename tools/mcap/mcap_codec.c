@@ -1,0 +1,273 @@
+/*
+ * mcap_codec.c - the byte-level pieces the writer and reader share: the
+ * growable buffer, CRC32 (zlib), and chunk compression with zstd and lz4
+ * (lz4 in its frame format, as the MCAP spec requires).
+ */
+#include "mcap_internal.h"
+
+#include <errno.h>
+#include <lz4frame.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <zlib.h>
+#include <zstd.h>
+
+int mcap_compression_parse(const char *name, enum mcap_compression *out)
+{
+	if (strcmp(name, "none") == 0 || strcmp(name, "") == 0)
+		*out = MCAP_COMPRESSION_NONE;
+	else if (strcmp(name, "lz4") == 0)
+		*out = MCAP_COMPRESSION_LZ4;
+	else if (strcmp(name, "zstd") == 0)
+		*out = MCAP_COMPRESSION_ZSTD;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+const char *mcap_compression_name(enum mcap_compression c)
+{
+	switch (c) {
+	case MCAP_COMPRESSION_LZ4:
+		return "lz4";
+	case MCAP_COMPRESSION_ZSTD:
+		return "zstd";
+	case MCAP_COMPRESSION_NONE:
+		break;
+	}
+	return "";
+}
+
+int mcap_buf_reserve(struct mcap_buf *b, size_t extra)
+{
+	if (b->failed)
+		return -ENOMEM;
+	if (extra <= b->cap - b->size)
+		return 0;
+	if (extra > SIZE_MAX / 2 - b->size) {
+		b->failed = 1;
+		return -ENOMEM;
+	}
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap - b->size < extra)
+		cap *= 2;
+	uint8_t *p = realloc(b->data, cap);
+	if (!p) {
+		b->failed = 1;
+		return -ENOMEM;
+	}
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+uint8_t *mcap_buf_grow(struct mcap_buf *b, size_t n)
+{
+	if (mcap_buf_reserve(b, n))
+		return NULL;
+	uint8_t *p = b->data + b->size;
+	b->size += n;
+	return p;
+}
+
+void mcap_buf_u8(struct mcap_buf *b, uint8_t v)
+{
+	uint8_t *p = mcap_buf_grow(b, 1);
+	if (p)
+		*p = v;
+}
+
+void mcap_buf_u16(struct mcap_buf *b, uint16_t v)
+{
+	uint8_t *p = mcap_buf_grow(b, 2);
+	if (p)
+		mcap_put16(p, v);
+}
+
+void mcap_buf_u32(struct mcap_buf *b, uint32_t v)
+{
+	uint8_t *p = mcap_buf_grow(b, 4);
+	if (p)
+		mcap_put32(p, v);
+}
+
+void mcap_buf_u64(struct mcap_buf *b, uint64_t v)
+{
+	uint8_t *p = mcap_buf_grow(b, 8);
+	if (p)
+		mcap_put64(p, v);
+}
+
+void mcap_buf_bytes(struct mcap_buf *b, const void *src, size_t n)
+{
+	uint8_t *p = mcap_buf_grow(b, n);
+	if (p && n)
+		memcpy(p, src, n);
+}
+
+void mcap_buf_str(struct mcap_buf *b, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n > UINT32_MAX) {
+		b->failed = 1;
+		return;
+	}
+	mcap_buf_u32(b, (uint32_t)n);
+	mcap_buf_bytes(b, s, n);
+}
+
+size_t mcap_buf_record_begin(struct mcap_buf *b, uint8_t op)
+{
+	mcap_buf_u8(b, op);
+	size_t at = b->size;
+	mcap_buf_u64(b, 0);
+	return at;
+}
+
+void mcap_buf_record_end(struct mcap_buf *b, size_t len_at)
+{
+	if (!b->failed)
+		mcap_put64(b->data + len_at, b->size - len_at - 8);
+}
+
+void mcap_buf_free(struct mcap_buf *b)
+{
+	free(b->data);
+	*b = (struct mcap_buf){ 0 };
+}
+
+uint32_t mcap_crc32(uint32_t crc, const void *p, size_t n)
+{
+	const uint8_t *s = p;
+	/* zlib takes uInt lengths. */
+	while (n) {
+		uInt step = n > (1u << 30) ? (1u << 30) : (uInt)n;
+		crc = (uint32_t)crc32(crc, s, step);
+		s += step;
+		n -= step;
+	}
+	return crc;
+}
+
+uint32_t mcap_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
+{
+	return (uint32_t)crc32_combine(crc1, crc2, (z_off_t)len2);
+}
+
+int mcap_compress(enum mcap_compression c, int level, const uint8_t *in, size_t n,
+		  uint8_t **out, size_t *out_size, char *err, size_t errlen)
+{
+	size_t bound, got;
+	uint8_t *buf;
+
+	switch (c) {
+	case MCAP_COMPRESSION_ZSTD:
+		bound = ZSTD_compressBound(n);
+		buf = malloc(bound ? bound : 1);
+		if (!buf)
+			return -ENOMEM;
+		got = ZSTD_compress(buf, bound, in, n, level);
+		if (ZSTD_isError(got)) {
+			snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(got));
+			free(buf);
+			return -EIO;
+		}
+		break;
+	case MCAP_COMPRESSION_LZ4: {
+		LZ4F_preferences_t prefs;
+		memset(&prefs, 0, sizeof(prefs));
+		prefs.frameInfo.contentSize = n;
+		prefs.frameInfo.blockSizeID = LZ4F_max4MB;
+		bound = LZ4F_compressFrameBound(n, &prefs);
+		buf = malloc(bound ? bound : 1);
+		if (!buf)
+			return -ENOMEM;
+		got = LZ4F_compressFrame(buf, bound, in, n, &prefs);
+		if (LZ4F_isError(got)) {
+			snprintf(err, errlen, "lz4: %s", LZ4F_getErrorName(got));
+			free(buf);
+			return -EIO;
+		}
+		break;
+	}
+	case MCAP_COMPRESSION_NONE:
+	default:
+		snprintf(err, errlen, "no compression to do");
+		return -EINVAL;
+	}
+	*out = buf;
+	*out_size = got;
+	return 0;
+}
+
+static int lz4_decompress(const uint8_t *in, size_t n, uint8_t *out, size_t expect, char *err,
+			  size_t errlen)
+{
+	LZ4F_dctx *dctx;
+	size_t done_in = 0, done_out = 0, hint = 1;
+
+	if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
+		return -ENOMEM;
+	while (hint != 0) {
+		size_t src = n - done_in, dst = expect - done_out;
+		if (src == 0) {
+			snprintf(err, errlen, "lz4 frame ends early (%zu of %zu bytes)", done_out,
+				 expect);
+			LZ4F_freeDecompressionContext(dctx);
+			return -EBADMSG;
+		}
+		hint = LZ4F_decompress(dctx, out + done_out, &dst, in + done_in, &src, NULL);
+		if (LZ4F_isError(hint)) {
+			snprintf(err, errlen, "lz4: %s", LZ4F_getErrorName(hint));
+			LZ4F_freeDecompressionContext(dctx);
+			return -EBADMSG;
+		}
+		done_in += src;
+		done_out += dst;
+		if (src == 0 && dst == 0 && hint != 0) {
+			/* No progress: the output is full but the frame wants more. */
+			snprintf(err, errlen, "lz4 frame holds more than the %zu bytes announced",
+				 expect);
+			LZ4F_freeDecompressionContext(dctx);
+			return -EBADMSG;
+		}
+	}
+	LZ4F_freeDecompressionContext(dctx);
+	if (done_out != expect || done_in != n) {
+		snprintf(err, errlen, "lz4 frame gives %zu bytes from %zu, expected %zu from %zu",
+			 done_out, done_in, expect, n);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int mcap_decompress(enum mcap_compression c, const uint8_t *in, size_t n, uint8_t *out,
+		    size_t expect, char *err, size_t errlen)
+{
+	switch (c) {
+	case MCAP_COMPRESSION_ZSTD: {
+		size_t got = ZSTD_decompress(out, expect, in, n);
+		if (ZSTD_isError(got)) {
+			snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(got));
+			return -EBADMSG;
+		}
+		if (got != expect) {
+			snprintf(err, errlen, "zstd frame gives %zu bytes, expected %zu", got,
+				 expect);
+			return -EBADMSG;
+		}
+		return 0;
+	}
+	case MCAP_COMPRESSION_LZ4:
+		return lz4_decompress(in, n, out, expect, err, errlen);
+	case MCAP_COMPRESSION_NONE:
+	default:
+		if (n != expect) {
+			snprintf(err, errlen, "%zu bytes, expected %zu", n, expect);
+			return -EBADMSG;
+		}
+		if (n)
+			memcpy(out, in, n);
+		return 0;
+	}
+}

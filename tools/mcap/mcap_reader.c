@@ -1,0 +1,966 @@
+/*
+ * mcap_reader.c - reads MCAP files, trusting nothing in them: every length
+ * is checked against what is left of its record, chunk or file, and every
+ * failure names the offset where the file went wrong.
+ *
+ * Opening takes the fast path when the file ends in magic and a Footer
+ * whose summary CRC holds: channels, schemas and counts come from the
+ * summary. Otherwise (recorder killed, disk full) the data section is
+ * scanned forward, chunk by chunk, up to the last complete record, and the
+ * file is reported incomplete. Messages are then read in file order.
+ */
+#include "mcap_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+/* A chunk may not claim more than this uncompressed (a corrupt size field
+ * must not make us allocate terabytes). */
+#define MCAP_MAX_CHUNK ((uint64_t)1 << 32)
+
+struct rmeta {
+	char *name;
+	struct mcap_kv *kv;
+	size_t n;
+};
+
+struct mcap_reader {
+	int fd;
+	const uint8_t *base;
+	uint64_t size;
+	char *path;
+	unsigned flags;
+	struct mcap_info info;
+	char err[320];
+
+	struct mcap_schema *schemas;
+	size_t n_schemas;
+	struct mcap_channel *channels;
+	size_t n_channels;
+	uint64_t *meta_offsets; /* Metadata records, parsed on demand */
+	size_t n_meta;
+	struct rmeta *meta;
+
+	uint64_t data_start, data_end;
+	/* iteration */
+	uint64_t pos;
+	uint8_t *chunk;
+	size_t chunk_cap, chunk_size, chunk_pos;
+	uint64_t chunk_off;
+	bool in_chunk;
+};
+
+static int bad(mcap_reader *r, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* A bounded view of bytes, with the file offset of its first byte for
+ * error messages. */
+struct cur {
+	const uint8_t *p;
+	uint64_t n;
+	uint64_t off; /* file offset of p (or of the chunk, for chunk data) */
+	const char *what;
+};
+
+static bool cur_take(struct cur *c, uint64_t n, const uint8_t **out)
+{
+	if (n > c->n)
+		return false;
+	*out = c->p;
+	c->p += n;
+	c->n -= n;
+	c->off += n;
+	return true;
+}
+
+static bool cur_u16(struct cur *c, uint16_t *v)
+{
+	const uint8_t *p;
+	if (!cur_take(c, 2, &p))
+		return false;
+	*v = mcap_get16(p);
+	return true;
+}
+
+static bool cur_u32(struct cur *c, uint32_t *v)
+{
+	const uint8_t *p;
+	if (!cur_take(c, 4, &p))
+		return false;
+	*v = mcap_get32(p);
+	return true;
+}
+
+static bool cur_u64(struct cur *c, uint64_t *v)
+{
+	const uint8_t *p;
+	if (!cur_take(c, 8, &p))
+		return false;
+	*v = mcap_get64(p);
+	return true;
+}
+
+/* A length-prefixed string as a new NUL-terminated copy. */
+static bool cur_str(struct cur *c, char **out)
+{
+	uint32_t n;
+	const uint8_t *p;
+	if (!cur_u32(c, &n) || !cur_take(c, n, &p))
+		return false;
+	char *s = malloc((size_t)n + 1);
+	if (!s)
+		return false;
+	memcpy(s, p, n);
+	s[n] = 0;
+	*out = s;
+	return true;
+}
+
+static bool cur_str_into(struct cur *c, char *buf, size_t cap)
+{
+	uint32_t n;
+	const uint8_t *p;
+	if (!cur_u32(c, &n) || !cur_take(c, n, &p))
+		return false;
+	size_t k = n < cap - 1 ? n : cap - 1;
+	memcpy(buf, p, k);
+	buf[k] = 0;
+	return true;
+}
+
+static void free_kv(struct mcap_kv *kv, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)kv[i].key);
+		free((char *)kv[i].value);
+	}
+	free(kv);
+}
+
+static bool cur_map_kv(struct cur *c, struct mcap_kv **out, size_t *n_out)
+{
+	uint32_t len;
+	const uint8_t *p;
+	if (!cur_u32(c, &len) || !cur_take(c, len, &p))
+		return false;
+	struct cur m = { p, len, c->off - len, c->what };
+	struct mcap_kv *kv = NULL;
+	size_t n = 0;
+	while (m.n) {
+		struct mcap_kv *v = realloc(kv, (n + 1) * sizeof(*v));
+		if (!v)
+			goto fail;
+		kv = v;
+		char *k = NULL, *val = NULL;
+		if (!cur_str(&m, &k))
+			goto fail;
+		if (!cur_str(&m, &val)) {
+			free(k);
+			goto fail;
+		}
+		kv[n].key = k;
+		kv[n].value = val;
+		n++;
+	}
+	*out = kv;
+	*n_out = n;
+	return true;
+fail:
+	free_kv(kv, n);
+	return false;
+}
+
+static int add_schema(mcap_reader *r, const uint8_t *p, uint64_t len, uint64_t off)
+{
+	struct cur c = { p, len, off, "schema" };
+	struct mcap_schema s = { 0 };
+	uint32_t dlen;
+	const uint8_t *d;
+	if (!cur_u16(&c, &s.id) || !cur_str(&c, &s.name) || !cur_str(&c, &s.encoding) ||
+	    !cur_u32(&c, &dlen) || !cur_take(&c, dlen, &d)) {
+		free(s.name);
+		free(s.encoding);
+		return bad(r, -EBADMSG, "%s: malformed Schema record at offset %llu", r->path,
+			   (unsigned long long)off);
+	}
+	/* id 0 is invalid and ignored; a repeated id is the same schema. */
+	if (s.id == 0 || mcap_reader_schema(r, s.id)) {
+		free(s.name);
+		free(s.encoding);
+		return 0;
+	}
+	s.data = malloc(dlen ? dlen : 1);
+	struct mcap_schema *v = realloc(r->schemas, (r->n_schemas + 1) * sizeof(*v));
+	if (!s.data || !v) {
+		free(s.data);
+		free(s.name);
+		free(s.encoding);
+		if (v)
+			r->schemas = v;
+		return bad(r, -ENOMEM, "out of memory");
+	}
+	if (dlen)
+		memcpy(s.data, d, dlen);
+	s.size = dlen;
+	r->schemas = v;
+	/* keep sorted by id */
+	size_t i = r->n_schemas;
+	while (i > 0 && v[i - 1].id > s.id) {
+		v[i] = v[i - 1];
+		i--;
+	}
+	v[i] = s;
+	r->n_schemas++;
+	return 0;
+}
+
+static int add_channel(mcap_reader *r, const uint8_t *p, uint64_t len, uint64_t off)
+{
+	struct cur c = { p, len, off, "channel" };
+	struct mcap_channel ch = { 0 };
+	if (!cur_u16(&c, &ch.id) || !cur_u16(&c, &ch.schema_id) || !cur_str(&c, &ch.topic) ||
+	    !cur_str(&c, &ch.message_encoding) || !cur_map_kv(&c, &ch.metadata, &ch.n_metadata)) {
+		free(ch.topic);
+		free(ch.message_encoding);
+		return bad(r, -EBADMSG, "%s: malformed Channel record at offset %llu", r->path,
+			   (unsigned long long)off);
+	}
+	if (mcap_reader_channel(r, ch.id)) {
+		free(ch.topic);
+		free(ch.message_encoding);
+		free_kv(ch.metadata, ch.n_metadata);
+		return 0;
+	}
+	struct mcap_channel *v = realloc(r->channels, (r->n_channels + 1) * sizeof(*v));
+	if (!v) {
+		free(ch.topic);
+		free(ch.message_encoding);
+		free_kv(ch.metadata, ch.n_metadata);
+		return bad(r, -ENOMEM, "out of memory");
+	}
+	r->channels = v;
+	size_t i = r->n_channels;
+	while (i > 0 && v[i - 1].id > ch.id) {
+		v[i] = v[i - 1];
+		i--;
+	}
+	v[i] = ch;
+	r->n_channels++;
+	return 0;
+}
+
+static int add_meta_offset(mcap_reader *r, uint64_t off)
+{
+	uint64_t *v = realloc(r->meta_offsets, (r->n_meta + 1) * sizeof(*v));
+	if (!v)
+		return bad(r, -ENOMEM, "out of memory");
+	r->meta_offsets = v;
+	v[r->n_meta++] = off;
+	return 0;
+}
+
+/* The record at file offset `off`, bounded by `limit`: 1 and its opcode
+ * and content, 0 if it does not fit (cut short). */
+static int record_at(const mcap_reader *r, uint64_t off, uint64_t limit, uint8_t *op,
+		     const uint8_t **content, uint64_t *len)
+{
+	if (off > limit || limit - off < MCAP_RECORD_PREFIX)
+		return 0;
+	uint64_t l = mcap_get64(r->base + off + 1);
+	if (l > limit - off - MCAP_RECORD_PREFIX)
+		return 0;
+	*op = r->base[off];
+	*content = r->base + off + MCAP_RECORD_PREFIX;
+	*len = l;
+	return 1;
+}
+
+/* Decompress and check the Chunk record at `off` into r->chunk. */
+static int load_chunk(mcap_reader *r, uint64_t off, const uint8_t *p, uint64_t len)
+{
+	struct cur c = { p, len, off + MCAP_RECORD_PREFIX, "chunk" };
+	uint64_t start, end, usize, csize;
+	uint32_t crc;
+	char comp[32];
+	const uint8_t *data;
+	enum mcap_compression kind;
+	if (!cur_u64(&c, &start) || !cur_u64(&c, &end) || !cur_u64(&c, &usize) ||
+	    !cur_u32(&c, &crc) || !cur_str_into(&c, comp, sizeof(comp)) || !cur_u64(&c, &csize) ||
+	    !cur_take(&c, csize, &data))
+		return bad(r, -EBADMSG, "%s: malformed Chunk record at offset %llu", r->path,
+			   (unsigned long long)off);
+	if (mcap_compression_parse(comp, &kind) || strcmp(comp, "none") == 0)
+		return bad(r, -EBADMSG, "%s: chunk at offset %llu: unknown compression '%s'",
+			   r->path, (unsigned long long)off, comp);
+	if (usize > MCAP_MAX_CHUNK ||
+	    (kind == MCAP_COMPRESSION_NONE && usize != csize))
+		return bad(r, -EBADMSG,
+			   "%s: chunk at offset %llu: implausible uncompressed size %llu "
+			   "(%llu bytes stored)",
+			   r->path, (unsigned long long)off, (unsigned long long)usize,
+			   (unsigned long long)csize);
+	if (kind == MCAP_COMPRESSION_ZSTD) {
+		unsigned long long fs = ZSTD_getFrameContentSize(data, csize);
+		if (fs == ZSTD_CONTENTSIZE_ERROR || (fs != ZSTD_CONTENTSIZE_UNKNOWN && fs != usize))
+			return bad(r, -EBADMSG,
+				   "%s: chunk at offset %llu: zstd frame does not hold the "
+				   "%llu bytes the chunk announces",
+				   r->path, (unsigned long long)off, (unsigned long long)usize);
+	}
+	if (usize > r->chunk_cap) {
+		uint8_t *b = realloc(r->chunk, usize);
+		if (!b)
+			return bad(r, -ENOMEM, "%s: chunk at offset %llu: out of memory for %llu bytes",
+				   r->path, (unsigned long long)off, (unsigned long long)usize);
+		r->chunk = b;
+		r->chunk_cap = usize;
+	}
+	char why[160] = "";
+	int rc = mcap_decompress(kind, data, csize, r->chunk, usize, why, sizeof(why));
+	if (rc)
+		return bad(r, rc, "%s: chunk at offset %llu does not decompress: %s", r->path,
+			   (unsigned long long)off, why);
+	if (crc) {
+		uint32_t got = mcap_crc32(mcap_crc32(0, NULL, 0), r->chunk, usize);
+		if (got != crc)
+			return bad(r, -EBADMSG,
+				   "%s: chunk at offset %llu: CRC mismatch (stored %08x, data "
+				   "%08x)",
+				   r->path, (unsigned long long)off, crc, got);
+	}
+	r->chunk_size = usize;
+	r->chunk_pos = 0;
+	r->chunk_off = off;
+	return 0;
+}
+
+/* Message record content -> msg (data pointing into p). */
+static int parse_message(mcap_reader *r, const uint8_t *p, uint64_t len, uint64_t off,
+			 struct mcap_message *msg)
+{
+	if (len < MCAP_MESSAGE_FIXED)
+		return bad(r, -EBADMSG, "%s: Message record at offset %llu is too short (%llu bytes)",
+			   r->path, (unsigned long long)off, (unsigned long long)len);
+	msg->channel_id = mcap_get16(p);
+	msg->sequence = mcap_get32(p + 2);
+	msg->log_time = mcap_get64(p + 6);
+	msg->publish_time = mcap_get64(p + 14);
+	msg->data = p + MCAP_MESSAGE_FIXED;
+	msg->size = (size_t)(len - MCAP_MESSAGE_FIXED);
+	msg->offset = off;
+	if (!mcap_reader_channel(r, msg->channel_id))
+		return bad(r, -EBADMSG, "%s: message at offset %llu is on channel %u, which has no "
+				       "Channel record before it",
+			   r->path, (unsigned long long)off, msg->channel_id);
+	return 0;
+}
+
+static void count_message(mcap_reader *r, const struct mcap_message *m)
+{
+	struct mcap_channel *ch = (struct mcap_channel *)mcap_reader_channel(r, m->channel_id);
+	if (!ch)
+		return;
+	ch->message_count++;
+	if (m->size > ch->max_message_size)
+		ch->max_message_size = m->size;
+	struct mcap_info *in = &r->info;
+	if (in->message_count == 0 || m->log_time < in->start_time)
+		in->start_time = m->log_time;
+	if (in->message_count == 0 || m->log_time > in->end_time)
+		in->end_time = m->log_time;
+	in->message_count++;
+}
+
+/* The next record inside the current chunk: 1, 0 at its end, or an error.
+ * Schema and Channel records are registered on the way. */
+static int chunk_next(mcap_reader *r, struct mcap_message *msg)
+{
+	while (r->chunk_pos < r->chunk_size) {
+		size_t left = r->chunk_size - r->chunk_pos;
+		const uint8_t *p = r->chunk + r->chunk_pos;
+		if (left < MCAP_RECORD_PREFIX || mcap_get64(p + 1) > left - MCAP_RECORD_PREFIX)
+			return bad(r, -EBADMSG,
+				   "%s: chunk at offset %llu: record at byte %zu of its data runs "
+				   "past its end",
+				   r->path, (unsigned long long)r->chunk_off, r->chunk_pos);
+		uint8_t op = p[0];
+		uint64_t len = mcap_get64(p + 1);
+		size_t at = r->chunk_pos;
+		r->chunk_pos += MCAP_RECORD_PREFIX + (size_t)len;
+		int rc = 0;
+		switch (op) {
+		case MCAP_OP_SCHEMA:
+			rc = add_schema(r, p + MCAP_RECORD_PREFIX, len, r->chunk_off);
+			break;
+		case MCAP_OP_CHANNEL:
+			rc = add_channel(r, p + MCAP_RECORD_PREFIX, len, r->chunk_off);
+			break;
+		case MCAP_OP_MESSAGE:
+			rc = parse_message(r, p + MCAP_RECORD_PREFIX, len, r->chunk_off, msg);
+			if (rc == 0)
+				return 1;
+			break;
+		default:
+			if (op == 0 || op == MCAP_OP_CHUNK)
+				return bad(r, -EBADMSG,
+					   "%s: chunk at offset %llu: record with opcode 0x%02x at "
+					   "byte %zu is not allowed in a chunk",
+					   r->path, (unsigned long long)r->chunk_off, op, at);
+			break; /* other opcodes: skipped, as the spec asks */
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Whether the file ends in a Footer and magic; *footer_off if so. */
+static bool find_footer(const mcap_reader *r, uint64_t *footer_off)
+{
+	if (r->size < r->data_start + MCAP_FOOTER_SIZE + MCAP_MAGIC_SIZE)
+		return false;
+	uint64_t f = r->size - MCAP_MAGIC_SIZE - MCAP_FOOTER_SIZE;
+	if (memcmp(r->base + r->size - MCAP_MAGIC_SIZE, MCAP_MAGIC, MCAP_MAGIC_SIZE) != 0 ||
+	    r->base[f] != MCAP_OP_FOOTER || mcap_get64(r->base + f + 1) != 20)
+		return false;
+	*footer_off = f;
+	return true;
+}
+
+/* CRC of [0, off) against the DataEnd record at off. */
+static int check_data_crc(mcap_reader *r, uint64_t off, const uint8_t *p, uint64_t len)
+{
+	if (len < 4)
+		return bad(r, -EBADMSG, "%s: DataEnd record at offset %llu is too short", r->path,
+			   (unsigned long long)off);
+	uint32_t want = mcap_get32(p);
+	if (want == 0)
+		return 0;
+	uint32_t got = mcap_crc32(mcap_crc32(0, NULL, 0), r->base, off);
+	if (got != want)
+		return bad(r, -EBADMSG,
+			   "%s: data section CRC mismatch (DataEnd at offset %llu says %08x, "
+			   "bytes 0..%llu give %08x)",
+			   r->path, (unsigned long long)off, want, (unsigned long long)off, got);
+	return 0;
+}
+
+/* Read the summary named by the footer. 0: done; 1: nothing usable there
+ * (scan instead); < 0: corrupt. */
+static int read_summary(mcap_reader *r, uint64_t footer_off)
+{
+	const uint8_t *f = r->base + footer_off + MCAP_RECORD_PREFIX;
+	uint64_t ss = mcap_get64(f), sos = mcap_get64(f + 8);
+	uint32_t crc = mcap_get32(f + 16);
+	if (ss == 0)
+		return 1;
+	if (ss < r->data_start || ss > footer_off || (sos && (sos < ss || sos > footer_off)))
+		return bad(r, -EBADMSG,
+			   "%s: footer at offset %llu points at a summary outside the file "
+			   "(summary_start %llu, summary_offset_start %llu)",
+			   r->path, (unsigned long long)footer_off, (unsigned long long)ss,
+			   (unsigned long long)sos);
+	if (crc) {
+		uint32_t got = mcap_crc32(mcap_crc32(0, NULL, 0), r->base + ss,
+					  footer_off + MCAP_RECORD_PREFIX + 16 - ss);
+		if (got != crc)
+			return bad(r, -EBADMSG,
+				   "%s: summary CRC mismatch (footer at offset %llu says %08x, "
+				   "summary from offset %llu gives %08x)",
+				   r->path, (unsigned long long)footer_off, crc,
+				   (unsigned long long)ss, got);
+	}
+	uint64_t end = sos ? sos : footer_off, off = ss;
+	bool have_stats = false;
+	struct mcap_info *in = &r->info;
+	while (off < end) {
+		uint8_t op;
+		const uint8_t *p;
+		uint64_t len;
+		if (!record_at(r, off, end, &op, &p, &len))
+			return bad(r, -EBADMSG, "%s: summary record at offset %llu runs past the "
+					       "summary's end (%llu)",
+				   r->path, (unsigned long long)off, (unsigned long long)end);
+		struct cur c = { p, len, off, "summary" };
+		int rc = 0;
+		switch (op) {
+		case MCAP_OP_SCHEMA:
+			rc = add_schema(r, p, len, off);
+			break;
+		case MCAP_OP_CHANNEL:
+			rc = add_channel(r, p, len, off);
+			break;
+		case MCAP_OP_STATISTICS: {
+			uint16_t ns;
+			uint32_t nc, na, nm, nch, maplen;
+			const uint8_t *m;
+			if (!cur_u64(&c, &in->message_count) || !cur_u16(&c, &ns) ||
+			    !cur_u32(&c, &nc) || !cur_u32(&c, &na) || !cur_u32(&c, &nm) ||
+			    !cur_u32(&c, &nch) || !cur_u64(&c, &in->start_time) ||
+			    !cur_u64(&c, &in->end_time) || !cur_u32(&c, &maplen) ||
+			    !cur_take(&c, maplen, &m) || maplen % 10)
+				return bad(r, -EBADMSG, "%s: malformed Statistics record at offset %llu",
+					   r->path, (unsigned long long)off);
+			in->attachment_count = na;
+			in->metadata_count = nm;
+			in->chunk_count = nch;
+			for (uint32_t i = 0; i < maplen; i += 10) {
+				struct mcap_channel *ch =
+					(struct mcap_channel *)mcap_reader_channel(r, mcap_get16(m + i));
+				if (ch)
+					ch->message_count = mcap_get64(m + i + 2);
+			}
+			have_stats = true;
+			break;
+		}
+		case MCAP_OP_CHUNK_INDEX: {
+			uint64_t t0, t1, co, cl, mil, csize, usize;
+			uint32_t maplen;
+			const uint8_t *m;
+			char comp[32];
+			if (!cur_u64(&c, &t0) || !cur_u64(&c, &t1) || !cur_u64(&c, &co) ||
+			    !cur_u64(&c, &cl) || !cur_u32(&c, &maplen) || !cur_take(&c, maplen, &m) ||
+			    !cur_u64(&c, &mil) || !cur_str_into(&c, comp, sizeof(comp)) ||
+			    !cur_u64(&c, &csize) || !cur_u64(&c, &usize))
+				return bad(r, -EBADMSG, "%s: malformed ChunkIndex record at offset %llu",
+					   r->path, (unsigned long long)off);
+			if (co < r->data_start || co > ss || cl > ss - co)
+				return bad(r, -EBADMSG,
+					   "%s: ChunkIndex at offset %llu points outside the data "
+					   "section (chunk at %llu, %llu bytes)",
+					   r->path, (unsigned long long)off, (unsigned long long)co,
+					   (unsigned long long)cl);
+			if (strcmp(comp, "zstd") == 0)
+				in->chunks_zstd++;
+			else if (strcmp(comp, "lz4") == 0)
+				in->chunks_lz4++;
+			else
+				in->chunks_none++;
+			in->compressed_bytes += csize;
+			in->uncompressed_bytes += usize;
+			break;
+		}
+		case MCAP_OP_METADATA_INDEX: {
+			uint64_t mo, ml;
+			if (!cur_u64(&c, &mo) || !cur_u64(&c, &ml))
+				return bad(r, -EBADMSG,
+					   "%s: malformed MetadataIndex record at offset %llu", r->path,
+					   (unsigned long long)off);
+			if (mo < r->data_start || mo > ss || ml > ss - mo)
+				return bad(r, -EBADMSG,
+					   "%s: MetadataIndex at offset %llu points outside the data "
+					   "section",
+					   r->path, (unsigned long long)off);
+			rc = add_meta_offset(r, mo);
+			break;
+		}
+		default:
+			break;
+		}
+		if (rc)
+			return rc;
+		off += MCAP_RECORD_PREFIX + len;
+	}
+	if (!have_stats)
+		return 1;
+	r->data_end = ss;
+	if (r->flags & MCAP_READ_VERIFY_DATA_CRC) {
+		/* DataEnd is the last record of the data section, right before the
+		 * summary when written as the spec draws it. */
+		uint64_t de = ss >= MCAP_RECORD_PREFIX + 4 ? ss - MCAP_RECORD_PREFIX - 4 : 0;
+		if (de < r->data_start || r->base[de] != MCAP_OP_DATA_END ||
+		    mcap_get64(r->base + de + 1) != 4)
+			return 1; /* not where expected: let the scan find it */
+		int rc = check_data_crc(r, de, r->base + de + MCAP_RECORD_PREFIX, 4);
+		if (rc)
+			return rc;
+	}
+	in->complete = true;
+	return 0;
+}
+
+/* Forward scan of the data section: schemas, channels, counts; stops at
+ * DataEnd or at the first record that does not fit in the file. */
+static int scan(mcap_reader *r, bool footer)
+{
+	struct mcap_info *in = &r->info;
+	uint64_t off = r->data_start;
+	bool data_end = false;
+	for (size_t i = 0; i < r->n_channels; i++)
+		r->channels[i].message_count = 0;
+	in->message_count = in->chunk_count = in->metadata_count = 0;
+	in->chunks_none = in->chunks_lz4 = in->chunks_zstd = 0;
+	in->compressed_bytes = in->uncompressed_bytes = 0;
+	r->n_meta = 0;
+	while (off < r->size) {
+		uint8_t op;
+		const uint8_t *p;
+		uint64_t len;
+		if (!record_at(r, off, r->size, &op, &p, &len)) {
+			snprintf(in->why_incomplete, sizeof(in->why_incomplete),
+				 "the record at offset %llu is cut short at the end of the file "
+				 "(%llu bytes)",
+				 (unsigned long long)off, (unsigned long long)r->size);
+			break;
+		}
+		int rc = 0;
+		struct mcap_message m;
+		switch (op) {
+		case 0: {
+			/* Zeros where a record should start: a file whose tail was
+			 * never written (the disk filled or the machine died) - unless
+			 * anything non-zero follows. */
+			uint64_t k = off;
+			while (k < r->size && r->base[k] == 0)
+				k++;
+			if (k == r->size) {
+				snprintf(in->why_incomplete, sizeof(in->why_incomplete),
+					 "only zero bytes from offset %llu on", (unsigned long long)off);
+				goto done;
+			}
+			return bad(r, -EBADMSG, "%s: invalid record opcode 0 at offset %llu", r->path,
+				   (unsigned long long)off);
+		}
+		case MCAP_OP_HEADER:
+			return bad(r, -EBADMSG, "%s: second Header record at offset %llu", r->path,
+				   (unsigned long long)off);
+		case MCAP_OP_FOOTER:
+			return bad(r, -EBADMSG, "%s: Footer at offset %llu before any DataEnd",
+				   r->path, (unsigned long long)off);
+		case MCAP_OP_SCHEMA:
+			rc = add_schema(r, p, len, off);
+			break;
+		case MCAP_OP_CHANNEL:
+			rc = add_channel(r, p, len, off);
+			break;
+		case MCAP_OP_MESSAGE:
+			rc = parse_message(r, p, len, off, &m);
+			if (rc == 0)
+				count_message(r, &m);
+			break;
+		case MCAP_OP_CHUNK:
+			rc = load_chunk(r, off, p, len);
+			while (rc == 0 && (rc = chunk_next(r, &m)) == 1) {
+				count_message(r, &m);
+				rc = 0;
+			}
+			if (rc == 0) {
+				in->chunk_count++;
+				in->uncompressed_bytes += r->chunk_size;
+				in->compressed_bytes += len;
+				const char *comp = (const char *)p + 8 + 8 + 8 + 4 + 4;
+				uint32_t cl = mcap_get32(p + 28);
+				if (cl == 4 && memcmp(comp, "zstd", 4) == 0)
+					in->chunks_zstd++;
+				else if (cl == 3 && memcmp(comp, "lz4", 3) == 0)
+					in->chunks_lz4++;
+				else
+					in->chunks_none++;
+			}
+			break;
+		case MCAP_OP_METADATA:
+			rc = add_meta_offset(r, off);
+			in->metadata_count++;
+			break;
+		case MCAP_OP_ATTACHMENT:
+			in->attachment_count++;
+			break;
+		case MCAP_OP_DATA_END:
+			if (r->flags & MCAP_READ_VERIFY_DATA_CRC)
+				rc = check_data_crc(r, off, p, len);
+			data_end = true;
+			break;
+		default:
+			break;
+		}
+		if (rc)
+			return rc;
+		if (data_end)
+			break;
+		off += MCAP_RECORD_PREFIX + len;
+	}
+	if (!data_end && !in->why_incomplete[0])
+		snprintf(in->why_incomplete, sizeof(in->why_incomplete),
+			 "the file ends at offset %llu without a DataEnd record",
+			 (unsigned long long)off);
+done:
+	r->data_end = off;
+	in->end_offset = off;
+	in->complete = data_end && footer;
+	if (data_end && !footer)
+		snprintf(in->why_incomplete, sizeof(in->why_incomplete),
+			 "DataEnd at offset %llu but no footer after it", (unsigned long long)off);
+	r->in_chunk = false;
+	return 0;
+}
+
+int mcap_reader_open(const char *path, unsigned flags, mcap_reader **out, char *err,
+		     size_t errlen)
+{
+	int rc;
+	mcap_reader *r = calloc(1, sizeof(*r));
+	*out = NULL;
+	if (!r || !(r->path = strdup(path))) {
+		free(r);
+		if (err)
+			snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r->flags = flags;
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (r->fd < 0 || fstat(r->fd, &st) != 0) {
+		rc = -errno;
+		bad(r, rc, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	r->size = (uint64_t)st.st_size;
+	r->info.file_size = r->size;
+	if (r->size < MCAP_MAGIC_SIZE) {
+		rc = bad(r, -EBADMSG, "%s: not an MCAP file: %llu bytes, shorter than the magic",
+			 path, (unsigned long long)r->size);
+		goto fail;
+	}
+	r->base = mmap(NULL, r->size, PROT_READ, MAP_PRIVATE, r->fd, 0);
+	if (r->base == MAP_FAILED) {
+		r->base = NULL;
+		rc = -errno;
+		bad(r, rc, "%s: mmap: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (memcmp(r->base, MCAP_MAGIC, MCAP_MAGIC_SIZE) != 0) {
+		rc = bad(r, -EBADMSG, "%s: not an MCAP file (no MCAP magic at offset 0)", path);
+		goto fail;
+	}
+	uint8_t op;
+	const uint8_t *p;
+	uint64_t len;
+	if (!record_at(r, MCAP_MAGIC_SIZE, r->size, &op, &p, &len) || op != MCAP_OP_HEADER) {
+		rc = bad(r, -EBADMSG, "%s: no complete Header record at offset %d", path,
+			 MCAP_MAGIC_SIZE);
+		goto fail;
+	}
+	struct cur c = { p, len, MCAP_MAGIC_SIZE, "header" };
+	if (!cur_str_into(&c, r->info.profile, sizeof(r->info.profile)) ||
+	    !cur_str_into(&c, r->info.library, sizeof(r->info.library))) {
+		rc = bad(r, -EBADMSG, "%s: malformed Header record at offset %d", path,
+			 MCAP_MAGIC_SIZE);
+		goto fail;
+	}
+	r->data_start = MCAP_MAGIC_SIZE + MCAP_RECORD_PREFIX + len;
+
+	uint64_t footer_off;
+	bool footer = find_footer(r, &footer_off);
+	rc = 1;
+	if (footer && !(flags & MCAP_READ_SCAN))
+		rc = read_summary(r, footer_off);
+	if (rc < 0)
+		goto fail;
+	if (rc == 1) {
+		/* Forget whatever a partial summary gave; the scan is the truth. */
+		rc = scan(r, footer);
+		if (rc < 0)
+			goto fail;
+	}
+	mcap_reader_rewind(r);
+	*out = r;
+	return 0;
+fail:
+	if (err)
+		snprintf(err, errlen, "%s", r->err);
+	mcap_reader_close(r);
+	return rc;
+}
+
+void mcap_reader_close(mcap_reader *r)
+{
+	if (!r)
+		return;
+	if (r->base)
+		munmap((void *)r->base, r->size);
+	if (r->fd >= 0)
+		close(r->fd);
+	for (size_t i = 0; i < r->n_schemas; i++) {
+		free(r->schemas[i].name);
+		free(r->schemas[i].encoding);
+		free(r->schemas[i].data);
+	}
+	for (size_t i = 0; i < r->n_channels; i++) {
+		free(r->channels[i].topic);
+		free(r->channels[i].message_encoding);
+		free_kv(r->channels[i].metadata, r->channels[i].n_metadata);
+	}
+	if (r->meta) {
+		for (size_t i = 0; i < r->n_meta; i++) {
+			free(r->meta[i].name);
+			free_kv(r->meta[i].kv, r->meta[i].n);
+		}
+	}
+	free(r->meta);
+	free(r->meta_offsets);
+	free(r->schemas);
+	free(r->channels);
+	free(r->chunk);
+	free(r->path);
+	free(r);
+}
+
+const struct mcap_info *mcap_reader_info(const mcap_reader *r)
+{
+	return &r->info;
+}
+
+size_t mcap_reader_channels(const mcap_reader *r, const struct mcap_channel **out)
+{
+	*out = r->channels;
+	return r->n_channels;
+}
+
+size_t mcap_reader_schemas(const mcap_reader *r, const struct mcap_schema **out)
+{
+	*out = r->schemas;
+	return r->n_schemas;
+}
+
+const struct mcap_channel *mcap_reader_channel(const mcap_reader *r, uint16_t id)
+{
+	size_t lo = 0, hi = r->n_channels;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (r->channels[mid].id == id)
+			return &r->channels[mid];
+		if (r->channels[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+const struct mcap_schema *mcap_reader_schema(const mcap_reader *r, uint16_t id)
+{
+	size_t lo = 0, hi = r->n_schemas;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (r->schemas[mid].id == id)
+			return &r->schemas[mid];
+		if (r->schemas[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int mcap_reader_metadata(mcap_reader *r, size_t i, const char **name,
+			 const struct mcap_kv **kv, size_t *n)
+{
+	if (i >= r->n_meta)
+		return -ENOENT;
+	if (!r->meta) {
+		r->meta = calloc(r->n_meta, sizeof(*r->meta));
+		if (!r->meta)
+			return bad(r, -ENOMEM, "out of memory");
+	}
+	struct rmeta *m = &r->meta[i];
+	if (!m->name) {
+		uint64_t off = r->meta_offsets[i];
+		uint8_t op;
+		const uint8_t *p;
+		uint64_t len;
+		if (!record_at(r, off, r->size, &op, &p, &len) || op != MCAP_OP_METADATA)
+			return bad(r, -EBADMSG, "%s: no Metadata record at offset %llu", r->path,
+				   (unsigned long long)off);
+		struct cur c = { p, len, off, "metadata" };
+		char *nm = NULL;
+		if (!cur_str(&c, &nm) || !cur_map_kv(&c, &m->kv, &m->n)) {
+			free(nm);
+			return bad(r, -EBADMSG, "%s: malformed Metadata record at offset %llu",
+				   r->path, (unsigned long long)off);
+		}
+		m->name = nm;
+	}
+	*name = m->name;
+	*kv = m->kv;
+	*n = m->n;
+	return 0;
+}
+
+void mcap_reader_rewind(mcap_reader *r)
+{
+	r->pos = r->data_start;
+	r->in_chunk = false;
+}
+
+int mcap_reader_next(mcap_reader *r, struct mcap_message *msg)
+{
+	for (;;) {
+		if (r->in_chunk) {
+			int rc = chunk_next(r, msg);
+			if (rc != 0)
+				return rc;
+			r->in_chunk = false;
+		}
+		if (r->pos >= r->data_end)
+			return 0;
+		uint8_t op;
+		const uint8_t *p;
+		uint64_t len;
+		uint64_t off = r->pos;
+		if (!record_at(r, off, r->data_end, &op, &p, &len))
+			return bad(r, -EBADMSG, "%s: record at offset %llu runs past the data "
+					       "section's end (%llu)",
+				   r->path, (unsigned long long)off, (unsigned long long)r->data_end);
+		r->pos = off + MCAP_RECORD_PREFIX + len;
+		int rc = 0;
+		switch (op) {
+		case MCAP_OP_CHUNK:
+			rc = load_chunk(r, off, p, len);
+			if (rc == 0)
+				r->in_chunk = true;
+			break;
+		case MCAP_OP_MESSAGE:
+			rc = parse_message(r, p, len, off, msg);
+			if (rc == 0)
+				return 1;
+			break;
+		case MCAP_OP_SCHEMA:
+			rc = add_schema(r, p, len, off);
+			break;
+		case MCAP_OP_CHANNEL:
+			rc = add_channel(r, p, len, off);
+			break;
+		case MCAP_OP_DATA_END:
+			r->pos = r->data_end;
+			return 0;
+		case 0:
+		case MCAP_OP_HEADER:
+		case MCAP_OP_FOOTER:
+			return bad(r, -EBADMSG, "%s: record with opcode 0x%02x at offset %llu in the "
+					       "data section",
+				   r->path, op, (unsigned long long)off);
+		default:
+			break;
+		}
+		if (rc)
+			return rc;
+	}
+}
+
+const char *mcap_reader_error(const mcap_reader *r)
+{
+	return r->err;
+}

@@ -1,0 +1,658 @@
+/*
+ * mcap_writer.c - writes MCAP files: records are gathered in an
+ * uncompressed chunk buffer (Schema and Channel records there too, before
+ * the messages that use them), and a full chunk goes to the file in one
+ * writev: the Chunk record, then one MessageIndex per channel. close()
+ * adds DataEnd, the summary (Schema, Channel, Statistics, ChunkIndex,
+ * MetadataIndex groups), SummaryOffsets, Footer and magic.
+ *
+ * A failed write (disk full) cuts the file back to the end of the last
+ * complete chunk, so what is on disk is always a valid data section that
+ * readers can scan; close() then tries to finish it properly.
+ */
+#include "mcap_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+struct wchannel {
+	bool written;          /* its record is in the file (not just a chunk) */
+	uint64_t count;        /* messages in the file */
+	uint64_t chunk_count;  /* messages in the chunk being built */
+	struct mcap_buf index; /* this chunk's (log_time, offset) pairs */
+	struct mcap_buf record;
+};
+
+struct wschema {
+	bool written;
+	struct mcap_buf record;
+};
+
+struct mcap_writer {
+	int fd;
+	char *path;
+	struct mcap_writer_options opts;
+	uint64_t pos;      /* bytes in the file */
+	uint32_t data_crc; /* CRC32 of bytes 0..pos */
+	int error;         /* first write error; the writer only closes after */
+	char err[256];
+
+	struct wschema *schemas; /* [id - 1] */
+	size_t n_schemas;
+	struct wchannel *channels; /* [id - 1] */
+	size_t n_channels;
+	uint16_t *chunk_channels; /* channel ids with messages in this chunk */
+	size_t n_chunk_channels;
+	size_t new_schemas, new_channels; /* added since the last chunk */
+
+	struct mcap_buf chunk; /* uncompressed records of the chunk */
+	uint64_t chunk_start, chunk_end, chunk_msgs;
+	size_t pending_at;     /* begin/end: where the open message starts */
+	uint16_t pending_channel;
+	uint64_t pending_time;
+	bool pending;
+
+	uint64_t messages, dropped;
+	uint64_t start_time, end_time;
+	uint32_t chunk_count, metadata_count;
+	struct mcap_buf chunk_indexes; /* serialized ChunkIndex records */
+	struct mcap_buf metadata_indexes;
+	struct mcap_buf scratch;
+};
+
+static int fail(mcap_writer *w, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	if (w->error)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(w->err, sizeof(w->err), fmt, ap);
+	va_end(ap);
+	w->error = rc;
+	return rc;
+}
+
+void mcap_writer_options_init(struct mcap_writer_options *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->compression = MCAP_COMPRESSION_ZSTD;
+	opts->chunk_size = 4u << 20;
+	opts->zstd_level = 1;
+	opts->library = "shmbus-mcap";
+	opts->profile = "";
+}
+
+/* Write every byte of iov at the end of the file. On failure the file is
+ * cut back to where it was, so it never ends in half a record. */
+static int write_all(mcap_writer *w, struct iovec *iov, int n, const char *what)
+{
+	uint64_t start = w->pos, total = 0;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	while (n > 0) {
+		ssize_t got = writev(w->fd, iov, n > IOV_MAX ? IOV_MAX : n);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			/* Give the partial record's space back (and make the
+			 * file end at a record boundary). */
+			if (ftruncate(w->fd, (off_t)start) == 0)
+				(void)lseek(w->fd, (off_t)start, SEEK_SET);
+			w->pos = start;
+			return fail(w, -e, "%s: writing %s (%llu bytes at offset %llu): %s%s", w->path,
+				    what, (unsigned long long)total, (unsigned long long)start,
+				    strerror(e),
+				    e == ENOSPC ? " (disk full; the file is kept up to the last "
+						  "complete chunk)" : "");
+		}
+		w->pos += (uint64_t)got;
+		size_t left = (size_t)got;
+		while (n > 0 && left >= iov->iov_len) {
+			left -= iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + left;
+			iov->iov_len -= left;
+		}
+	}
+	return 0;
+}
+
+static int write_buf(mcap_writer *w, const struct mcap_buf *b, const char *what)
+{
+	struct iovec iov = { b->data, b->size };
+	if (b->failed)
+		return fail(w, -ENOMEM, "out of memory building %s", what);
+	int rc = write_all(w, &iov, 1, what);
+	if (rc == 0)
+		w->data_crc = mcap_crc32(w->data_crc, b->data, b->size);
+	return rc;
+}
+
+int mcap_writer_open(const char *path, const struct mcap_writer_options *opts,
+		     mcap_writer **out, char *err, size_t errlen)
+{
+	mcap_writer *w = calloc(1, sizeof(*w));
+	*out = NULL;
+	if (!w || !(w->path = strdup(path))) {
+		free(w);
+		snprintf(err ? err : (char[1]){ 0 }, err ? errlen : 1, "out of memory");
+		return -ENOMEM;
+	}
+	if (opts)
+		w->opts = *opts;
+	else
+		mcap_writer_options_init(&w->opts);
+	if (!w->opts.chunk_size)
+		w->opts.chunk_size = 4u << 20;
+	if (!w->opts.library)
+		w->opts.library = "shmbus-mcap";
+	w->data_crc = mcap_crc32(0, NULL, 0);
+	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (w->fd < 0) {
+		int e = errno;
+		if (err)
+			snprintf(err, errlen, "%s: %s", path, strerror(e));
+		free(w->path);
+		free(w);
+		return -e;
+	}
+	struct mcap_buf *b = &w->scratch;
+	b->size = 0;
+	mcap_buf_bytes(b, MCAP_MAGIC, MCAP_MAGIC_SIZE);
+	size_t at = mcap_buf_record_begin(b, MCAP_OP_HEADER);
+	mcap_buf_str(b, w->opts.profile);
+	mcap_buf_str(b, w->opts.library);
+	mcap_buf_record_end(b, at);
+	int rc = write_buf(w, b, "the header");
+	if (rc) {
+		if (err)
+			snprintf(err, errlen, "%s", w->err);
+		close(w->fd);
+		unlink(path);
+		mcap_buf_free(&w->scratch);
+		free(w->path);
+		free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+static void put_map_kv(struct mcap_buf *b, const struct mcap_kv *kv, size_t n)
+{
+	size_t at = b->size;
+	mcap_buf_u32(b, 0);
+	for (size_t i = 0; i < n; i++) {
+		mcap_buf_str(b, kv[i].key);
+		mcap_buf_str(b, kv[i].value);
+	}
+	if (!b->failed)
+		mcap_put32(b->data + at, (uint32_t)(b->size - at - 4));
+}
+
+int mcap_writer_add_schema(mcap_writer *w, const char *name, const char *encoding,
+			   const void *data, size_t size, uint16_t *id)
+{
+	if (w->error)
+		return w->error;
+	if (w->n_schemas >= UINT16_MAX || size > UINT32_MAX)
+		return -EINVAL;
+	struct wschema *v = realloc(w->schemas, (w->n_schemas + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	w->schemas = v;
+	struct wschema *s = &v[w->n_schemas];
+	memset(s, 0, sizeof(*s));
+	uint16_t sid = (uint16_t)(w->n_schemas + 1);
+	size_t at = mcap_buf_record_begin(&s->record, MCAP_OP_SCHEMA);
+	mcap_buf_u16(&s->record, sid);
+	mcap_buf_str(&s->record, name);
+	mcap_buf_str(&s->record, encoding);
+	mcap_buf_u32(&s->record, (uint32_t)size);
+	mcap_buf_bytes(&s->record, data, size);
+	mcap_buf_record_end(&s->record, at);
+	mcap_buf_bytes(&w->chunk, s->record.data, s->record.size);
+	if (s->record.failed || w->chunk.failed) {
+		mcap_buf_free(&s->record);
+		return -ENOMEM;
+	}
+	w->n_schemas++;
+	w->new_schemas++;
+	*id = sid;
+	return 0;
+}
+
+int mcap_writer_add_channel(mcap_writer *w, uint16_t schema_id, const char *topic,
+			    const char *message_encoding, const struct mcap_kv *metadata,
+			    size_t n_metadata, uint16_t *id)
+{
+	if (w->error)
+		return w->error;
+	if (w->n_channels >= UINT16_MAX || schema_id > w->n_schemas)
+		return -EINVAL;
+	struct wchannel *v = realloc(w->channels, (w->n_channels + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	w->channels = v;
+	uint16_t *cc = realloc(w->chunk_channels, (w->n_channels + 1) * sizeof(*cc));
+	if (!cc)
+		return -ENOMEM;
+	w->chunk_channels = cc;
+	struct wchannel *c = &v[w->n_channels];
+	memset(c, 0, sizeof(*c));
+	uint16_t cid = (uint16_t)(w->n_channels + 1);
+	size_t at = mcap_buf_record_begin(&c->record, MCAP_OP_CHANNEL);
+	mcap_buf_u16(&c->record, cid);
+	mcap_buf_u16(&c->record, schema_id);
+	mcap_buf_str(&c->record, topic);
+	mcap_buf_str(&c->record, message_encoding);
+	put_map_kv(&c->record, metadata, n_metadata);
+	mcap_buf_record_end(&c->record, at);
+	mcap_buf_bytes(&w->chunk, c->record.data, c->record.size);
+	if (c->record.failed || w->chunk.failed) {
+		mcap_buf_free(&c->record);
+		return -ENOMEM;
+	}
+	w->n_channels++;
+	w->new_channels++;
+	*id = cid;
+	return 0;
+}
+
+/* The Chunk record's fields before its compressed records. */
+static void chunk_header(mcap_writer *w, struct mcap_buf *b, uint32_t crc, size_t payload)
+{
+	const char *comp = mcap_compression_name(w->opts.compression);
+	size_t comp_len = strlen(comp);
+	uint64_t content = 8 + 8 + 8 + 4 + 4 + comp_len + 8 + payload;
+	mcap_buf_u8(b, MCAP_OP_CHUNK);
+	mcap_buf_u64(b, content);
+	mcap_buf_u64(b, w->chunk_start);
+	mcap_buf_u64(b, w->chunk_end);
+	mcap_buf_u64(b, w->chunk.size);
+	mcap_buf_u32(b, crc);
+	mcap_buf_str(b, comp);
+	mcap_buf_u64(b, payload);
+}
+
+int mcap_writer_flush(mcap_writer *w)
+{
+	if (w->error)
+		return w->error;
+	if (w->pending)
+		return -EBUSY;
+	if (w->chunk.size == 0)
+		return 0;
+	if (w->chunk.failed)
+		return fail(w, -ENOMEM, "out of memory building a chunk");
+
+	uint32_t crc = mcap_crc32(mcap_crc32(0, NULL, 0), w->chunk.data, w->chunk.size);
+	uint8_t *packed = NULL;
+	const uint8_t *payload = w->chunk.data;
+	size_t payload_size = w->chunk.size;
+	if (w->opts.compression != MCAP_COMPRESSION_NONE) {
+		char why[128] = "";
+		int rc = mcap_compress(w->opts.compression, w->opts.zstd_level, w->chunk.data,
+				       w->chunk.size, &packed, &payload_size, why, sizeof(why));
+		if (rc)
+			return fail(w, rc, "compressing a chunk: %s", why);
+		payload = packed;
+	}
+
+	struct mcap_buf *hb = &w->scratch;
+	hb->size = 0;
+	chunk_header(w, hb, crc, payload_size);
+	size_t header_size = hb->size;
+	uint64_t chunk_offset = w->pos;
+	uint64_t chunk_length = header_size + payload_size;
+
+	/* MessageIndex records, after the chunk header in scratch; their
+	 * offsets go into the ChunkIndex. */
+	size_t mi_start = hb->size;
+	struct mcap_buf ci = { 0 };
+	size_t ci_at = mcap_buf_record_begin(&ci, MCAP_OP_CHUNK_INDEX);
+	mcap_buf_u64(&ci, w->chunk_start);
+	mcap_buf_u64(&ci, w->chunk_end);
+	mcap_buf_u64(&ci, chunk_offset);
+	mcap_buf_u64(&ci, chunk_length);
+	mcap_buf_u32(&ci, (uint32_t)(w->n_chunk_channels * 10));
+	for (size_t i = 0; i < w->n_chunk_channels; i++) {
+		uint16_t id = w->chunk_channels[i];
+		struct wchannel *c = &w->channels[id - 1];
+		mcap_buf_u16(&ci, id);
+		mcap_buf_u64(&ci, chunk_offset + chunk_length + (hb->size - mi_start));
+		size_t at = mcap_buf_record_begin(hb, MCAP_OP_MESSAGE_INDEX);
+		mcap_buf_u16(hb, id);
+		mcap_buf_u32(hb, (uint32_t)c->index.size);
+		mcap_buf_bytes(hb, c->index.data, c->index.size);
+		mcap_buf_record_end(hb, at);
+	}
+	size_t mi_size = hb->size - mi_start;
+	mcap_buf_u64(&ci, mi_size);
+	mcap_buf_str(&ci, mcap_compression_name(w->opts.compression));
+	mcap_buf_u64(&ci, payload_size);
+	mcap_buf_u64(&ci, w->chunk.size);
+	mcap_buf_record_end(&ci, ci_at);
+	if (hb->failed || ci.failed) {
+		free(packed);
+		mcap_buf_free(&ci);
+		return fail(w, -ENOMEM, "out of memory indexing a chunk");
+	}
+
+	struct iovec iov[3] = {
+		{ hb->data, header_size },
+		{ (void *)payload, payload_size },
+		{ hb->data + mi_start, mi_size },
+	};
+	int rc = write_all(w, iov, 3, "a chunk");
+	if (rc) {
+		/* close() counts the chunk's messages as dropped. */
+		free(packed);
+		mcap_buf_free(&ci);
+		return rc;
+	}
+
+	/* The data-section CRC: the header, the records (whose CRC is known
+	 * already when they are stored uncompressed), the indexes. */
+	w->data_crc = mcap_crc32(w->data_crc, hb->data, header_size);
+	if (packed)
+		w->data_crc = mcap_crc32(w->data_crc, packed, payload_size);
+	else
+		w->data_crc = mcap_crc32_combine(w->data_crc, crc, payload_size);
+	w->data_crc = mcap_crc32(w->data_crc, hb->data + mi_start, mi_size);
+	free(packed);
+
+	mcap_buf_bytes(&w->chunk_indexes, ci.data, ci.size);
+	mcap_buf_free(&ci);
+	w->chunk_count++;
+	for (size_t i = w->n_schemas - w->new_schemas; i < w->n_schemas; i++)
+		w->schemas[i].written = true;
+	for (size_t i = w->n_channels - w->new_channels; i < w->n_channels; i++)
+		w->channels[i].written = true;
+	w->new_schemas = w->new_channels = 0;
+	for (size_t i = 0; i < w->n_chunk_channels; i++) {
+		struct wchannel *c = &w->channels[w->chunk_channels[i] - 1];
+		c->count += c->chunk_count;
+		c->chunk_count = 0;
+		c->index.size = 0;
+	}
+	if (w->chunk_msgs) {
+		if (w->messages == 0 || w->chunk_start < w->start_time)
+			w->start_time = w->chunk_start;
+		if (w->messages == 0 || w->chunk_end > w->end_time)
+			w->end_time = w->chunk_end;
+	}
+	w->messages += w->chunk_msgs;
+	w->n_chunk_channels = 0;
+	w->chunk_msgs = 0;
+	w->chunk_start = w->chunk_end = 0;
+	w->chunk.size = 0;
+	/* Do not keep a buffer sized for one huge message forever. */
+	if (w->chunk.cap > 4 * w->opts.chunk_size + (1u << 20)) {
+		mcap_buf_free(&w->chunk);
+	}
+	return 0;
+}
+
+int mcap_writer_message_begin(mcap_writer *w, uint16_t channel_id, uint32_t sequence,
+			      uint64_t log_time, uint64_t publish_time, size_t size, void **data)
+{
+	if (w->error)
+		return w->error;
+	if (w->pending)
+		return -EBUSY;
+	if (channel_id == 0 || channel_id > w->n_channels)
+		return -EINVAL;
+	size_t at = w->chunk.size;
+	uint8_t *p = mcap_buf_grow(&w->chunk, MCAP_RECORD_PREFIX + MCAP_MESSAGE_FIXED + size);
+	if (!p) {
+		w->chunk.failed = 0;
+		return -ENOMEM;
+	}
+	p[0] = MCAP_OP_MESSAGE;
+	mcap_put64(p + 1, MCAP_MESSAGE_FIXED + size);
+	mcap_put16(p + 9, channel_id);
+	mcap_put32(p + 11, sequence);
+	mcap_put64(p + 15, log_time);
+	mcap_put64(p + 23, publish_time);
+	*data = p + MCAP_RECORD_PREFIX + MCAP_MESSAGE_FIXED;
+	w->pending = true;
+	w->pending_at = at;
+	w->pending_channel = channel_id;
+	w->pending_time = log_time;
+	return 0;
+}
+
+int mcap_writer_message_end(mcap_writer *w, bool keep)
+{
+	if (!w->pending)
+		return -EINVAL;
+	w->pending = false;
+	if (!keep) {
+		w->chunk.size = w->pending_at;
+		return 0;
+	}
+	struct wchannel *c = &w->channels[w->pending_channel - 1];
+	if (c->chunk_count == 0 && c->index.size == 0)
+		w->chunk_channels[w->n_chunk_channels++] = w->pending_channel;
+	uint8_t *e = mcap_buf_grow(&c->index, 16);
+	if (!e) {
+		c->index.failed = 0;
+		w->chunk.size = w->pending_at;
+		return -ENOMEM;
+	}
+	mcap_put64(e, w->pending_time);
+	mcap_put64(e + 8, w->pending_at);
+	c->chunk_count++;
+	if (w->chunk_msgs == 0 || w->pending_time < w->chunk_start)
+		w->chunk_start = w->pending_time;
+	if (w->chunk_msgs == 0 || w->pending_time > w->chunk_end)
+		w->chunk_end = w->pending_time;
+	w->chunk_msgs++;
+	if (w->chunk.size >= w->opts.chunk_size)
+		return mcap_writer_flush(w);
+	return 0;
+}
+
+int mcap_writer_message(mcap_writer *w, uint16_t channel_id, uint32_t sequence,
+			uint64_t log_time, uint64_t publish_time, const void *data, size_t size)
+{
+	void *dst;
+	int rc = mcap_writer_message_begin(w, channel_id, sequence, log_time, publish_time, size,
+					   &dst);
+	if (rc)
+		return rc;
+	if (size)
+		memcpy(dst, data, size);
+	return mcap_writer_message_end(w, true);
+}
+
+int mcap_writer_metadata(mcap_writer *w, const char *name, const struct mcap_kv *kv, size_t n)
+{
+	int rc = mcap_writer_flush(w);
+	if (rc)
+		return rc;
+	struct mcap_buf *b = &w->scratch;
+	b->size = 0;
+	size_t at = mcap_buf_record_begin(b, MCAP_OP_METADATA);
+	mcap_buf_str(b, name);
+	put_map_kv(b, kv, n);
+	mcap_buf_record_end(b, at);
+	uint64_t offset = w->pos;
+	size_t len = b->size;
+	rc = write_buf(w, b, "a metadata record");
+	if (rc)
+		return rc;
+	struct mcap_buf *mi = &w->metadata_indexes;
+	at = mcap_buf_record_begin(mi, MCAP_OP_METADATA_INDEX);
+	mcap_buf_u64(mi, offset);
+	mcap_buf_u64(mi, len);
+	mcap_buf_str(mi, name);
+	mcap_buf_record_end(mi, at);
+	w->metadata_count++;
+	return 0;
+}
+
+uint64_t mcap_writer_size(const mcap_writer *w)
+{
+	return w->pos + w->chunk.size;
+}
+
+uint64_t mcap_writer_message_count(const mcap_writer *w)
+{
+	return w->messages + w->chunk_msgs;
+}
+
+uint64_t mcap_writer_messages_dropped(const mcap_writer *w)
+{
+	return w->dropped;
+}
+
+const char *mcap_writer_error(const mcap_writer *w)
+{
+	return w->err;
+}
+
+/* One group of summary records with the same opcode, and its offset
+ * record. */
+static void group_mark(struct mcap_buf *offs, uint8_t op, uint64_t start, uint64_t end)
+{
+	if (end == start)
+		return;
+	size_t at = mcap_buf_record_begin(offs, MCAP_OP_SUMMARY_OFFSET);
+	mcap_buf_u8(offs, op);
+	mcap_buf_u64(offs, start);
+	mcap_buf_u64(offs, end - start);
+	mcap_buf_record_end(offs, at);
+}
+
+/* DataEnd, summary, summary offsets, footer, magic: one buffer, one write. */
+static int write_tail(mcap_writer *w)
+{
+	struct mcap_buf t = { 0 }, offs = { 0 };
+	size_t at = mcap_buf_record_begin(&t, MCAP_OP_DATA_END);
+	mcap_buf_u32(&t, w->data_crc);
+	mcap_buf_record_end(&t, at);
+
+	uint64_t summary_start = w->pos + t.size, g;
+	size_t sum_at = t.size;
+	g = w->pos + t.size;
+	for (size_t i = 0; i < w->n_schemas; i++)
+		if (w->schemas[i].written)
+			mcap_buf_bytes(&t, w->schemas[i].record.data, w->schemas[i].record.size);
+	group_mark(&offs, MCAP_OP_SCHEMA, g, w->pos + t.size);
+	g = w->pos + t.size;
+	uint32_t n_channels = 0;
+	uint16_t n_schemas = 0;
+	for (size_t i = 0; i < w->n_schemas; i++)
+		n_schemas += w->schemas[i].written;
+	for (size_t i = 0; i < w->n_channels; i++) {
+		if (!w->channels[i].written)
+			continue;
+		mcap_buf_bytes(&t, w->channels[i].record.data, w->channels[i].record.size);
+		n_channels++;
+	}
+	group_mark(&offs, MCAP_OP_CHANNEL, g, w->pos + t.size);
+
+	g = w->pos + t.size;
+	at = mcap_buf_record_begin(&t, MCAP_OP_STATISTICS);
+	mcap_buf_u64(&t, w->messages);
+	mcap_buf_u16(&t, n_schemas);
+	mcap_buf_u32(&t, n_channels);
+	mcap_buf_u32(&t, 0); /* attachments */
+	mcap_buf_u32(&t, w->metadata_count);
+	mcap_buf_u32(&t, w->chunk_count);
+	mcap_buf_u64(&t, w->messages ? w->start_time : 0);
+	mcap_buf_u64(&t, w->messages ? w->end_time : 0);
+	mcap_buf_u32(&t, n_channels * 10);
+	for (size_t i = 0; i < w->n_channels; i++) {
+		if (!w->channels[i].written)
+			continue;
+		mcap_buf_u16(&t, (uint16_t)(i + 1));
+		mcap_buf_u64(&t, w->channels[i].count);
+	}
+	mcap_buf_record_end(&t, at);
+	group_mark(&offs, MCAP_OP_STATISTICS, g, w->pos + t.size);
+
+	g = w->pos + t.size;
+	mcap_buf_bytes(&t, w->chunk_indexes.data, w->chunk_indexes.size);
+	group_mark(&offs, MCAP_OP_CHUNK_INDEX, g, w->pos + t.size);
+	g = w->pos + t.size;
+	mcap_buf_bytes(&t, w->metadata_indexes.data, w->metadata_indexes.size);
+	group_mark(&offs, MCAP_OP_METADATA_INDEX, g, w->pos + t.size);
+
+	uint64_t summary_offset_start = w->pos + t.size;
+	mcap_buf_bytes(&t, offs.data, offs.size);
+	mcap_buf_free(&offs);
+
+	/* The summary CRC runs from the summary's first byte through the
+	 * footer's summary_offset_start field. */
+	at = mcap_buf_record_begin(&t, MCAP_OP_FOOTER);
+	mcap_buf_u64(&t, summary_start);
+	mcap_buf_u64(&t, summary_offset_start);
+	uint32_t crc = t.failed ? 0
+				: mcap_crc32(mcap_crc32(0, NULL, 0), t.data + sum_at,
+					     t.size - sum_at);
+	mcap_buf_u32(&t, crc);
+	mcap_buf_record_end(&t, at);
+	mcap_buf_bytes(&t, MCAP_MAGIC, MCAP_MAGIC_SIZE);
+
+	if (t.failed) {
+		mcap_buf_free(&t);
+		return fail(w, -ENOMEM, "out of memory building the summary");
+	}
+	struct iovec iov = { t.data, t.size };
+	int rc = write_all(w, &iov, 1, "the summary");
+	mcap_buf_free(&t);
+	return rc;
+}
+
+int mcap_writer_close(mcap_writer *w, char *err, size_t errlen)
+{
+	if (!w)
+		return 0;
+	if (w->pending)
+		mcap_writer_message_end(w, false);
+	if (!w->error)
+		mcap_writer_flush(w);
+	else
+		w->dropped += w->chunk_msgs;
+	/* Even after an error the data section is whole (write_all cut off
+	 * any partial chunk); try to give it its summary. If even that does
+	 * not fit, write_all cuts it off again and readers scan the file. */
+	int first = w->error;
+	write_tail(w);
+	if (fsync(w->fd) != 0 && errno != EINVAL && errno != EROFS)
+		fail(w, -errno, "%s: fsync: %s", w->path, strerror(errno));
+	if (close(w->fd) != 0 && !w->error)
+		fail(w, -errno, "%s: close: %s", w->path, strerror(errno));
+	int rc = first ? first : w->error;
+	if (err && errlen)
+		snprintf(err, errlen, "%s", rc ? w->err : "");
+	for (size_t i = 0; i < w->n_schemas; i++)
+		mcap_buf_free(&w->schemas[i].record);
+	for (size_t i = 0; i < w->n_channels; i++) {
+		mcap_buf_free(&w->channels[i].record);
+		mcap_buf_free(&w->channels[i].index);
+	}
+	free(w->schemas);
+	free(w->channels);
+	free(w->chunk_channels);
+	mcap_buf_free(&w->chunk);
+	mcap_buf_free(&w->chunk_indexes);
+	mcap_buf_free(&w->metadata_indexes);
+	mcap_buf_free(&w->scratch);
+	free(w->path);
+	free(w);
+	return rc;
+}
