@@ -137,9 +137,9 @@ static void test_segment_checks(void)
 	for (size_t n = 0; n < size; n += 64)
 		CU_ASSERT_EQUAL(seg_check(mem, n, err, sizeof(err)), SHMBUS_ECORRUPT);
 	/* Another layout version: a clear version error. */
-	h->layout_version = 2;
+	h->layout_version = SEG_LAYOUT_VERSION + 1;
 	CU_ASSERT_EQUAL(seg_check(mem, size, err, sizeof(err)), SHMBUS_EVERSION);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "version 2"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "this library reads"));
 	h->layout_version = SEG_LAYOUT_VERSION;
 	/* Any flipped byte of the fixed header is caught by its check. */
 	size_t from = sizeof(h->magic), to = offsetof(struct seg_header, header_check);

@@ -9,14 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "ring.h"
 #include "segment.h"
 
-static struct ctl_pub pub_lines[8];
-static struct ctl_sub sub_lines[8];
 
 static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
 {
@@ -55,8 +54,8 @@ static void test_wraparound(void)
 	struct ring_writer w;
 	struct ring_reader r;
 	make_topic(&m, 4, 64);
-	ring_writer_init(&w, &m, &pub_lines[0], 7);
-	ring_reader_init(&r, &m, &sub_lines[0], ring_start_seq(&m, SHMBUS_START_NEW, 0));
+	ring_writer_init(&w, &m, &m.ctl->pubs[0], 7);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, SHMBUS_START_NEW, 0));
 	for (uint64_t i = 0; i < 10; i++) {
 		uint64_t v = 0;
 		struct shmbus_msg_info info;
@@ -80,8 +79,8 @@ static void test_lapped_exact_loss(void)
 	struct ring_writer w;
 	struct ring_reader r;
 	make_topic(&m, 8, 64);
-	ring_writer_init(&w, &m, &pub_lines[0], 1);
-	ring_reader_init(&r, &m, &sub_lines[0], 0);
+	ring_writer_init(&w, &m, &m.ctl->pubs[0], 1);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
 	for (uint64_t i = 0; i < 20; i++)
 		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
 	uint64_t v, expect = 12;
@@ -96,8 +95,8 @@ static void test_lapped_exact_loss(void)
 	}
 	CU_ASSERT_EQUAL(expect, 19);
 	CU_ASSERT_EQUAL(r.received + r.lost, 20);
-	CU_ASSERT_EQUAL(sub_lines[0].lost, 12);
-	CU_ASSERT_EQUAL(sub_lines[0].received, 8);
+	CU_ASSERT_EQUAL(m.ctl->subs[0].lost, 12);
+	CU_ASSERT_EQUAL(m.ctl->subs[0].received, 8);
 	topic_unmap(&m);
 }
 
@@ -108,8 +107,8 @@ static void test_view_invalidated(void)
 	struct ring_reader r;
 	struct shmbus_view view;
 	make_topic(&m, 4, 64);
-	ring_writer_init(&w, &m, &pub_lines[0], 1);
-	ring_reader_init(&r, &m, &sub_lines[0], 0);
+	ring_writer_init(&w, &m, &m.ctl->pubs[0], 1);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
 	CU_ASSERT_EQUAL(send_u64(&w, 42), 0);
 	CU_ASSERT_EQUAL(ring_view(&r, &view), 0);
 	CU_ASSERT_EQUAL(*(const uint64_t *)view.data, 42);
@@ -139,7 +138,7 @@ static void test_history(void)
 	struct topic_map m;
 	struct ring_writer w;
 	make_topic(&m, 16, 64); /* default history: 8 */
-	ring_writer_init(&w, &m, &pub_lines[0], 1);
+	ring_writer_init(&w, &m, &m.ctl->pubs[0], 1);
 	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_LAST, 5), 0);
 	for (uint64_t i = 0; i < 10; i++)
 		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
@@ -147,7 +146,7 @@ static void test_history(void)
 	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_LAST, 5), 5);
 	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_LAST, 100), 2);
 	struct ring_reader r;
-	ring_reader_init(&r, &m, &sub_lines[0], ring_start_seq(&m, SHMBUS_START_LAST, 3));
+	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, SHMBUS_START_LAST, 3));
 	uint64_t v, n = 0;
 	while (ring_take(&r, &v, sizeof(v), NULL) == 0)
 		CU_ASSERT_EQUAL(v, 7 + n++);
@@ -164,8 +163,8 @@ static void test_oversize_and_discard(void)
 	void *buf;
 	size_t cap;
 	make_topic(&m, 4, 100);
-	ring_writer_init(&w, &m, &pub_lines[0], 1);
-	ring_reader_init(&r, &m, &sub_lines[0], 0);
+	ring_writer_init(&w, &m, &m.ctl->pubs[0], 1);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
 	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), 0);
 	CU_ASSERT_EQUAL(cap, 100);
 	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), SHMBUS_ESTATE); /* one loan at a time */
@@ -198,10 +197,10 @@ static void test_loan_outlives_lap(void)
 	void *buf, *buf2;
 	size_t cap;
 	make_topic(&m, 2, 64);
-	ring_writer_init(&slow, &m, &pub_lines[0], 1);
-	ring_writer_init(&fast, &m, &pub_lines[1], 2);
-	ring_writer_init(&third, &m, &pub_lines[2], 3);
-	ring_reader_init(&r, &m, &sub_lines[0], 0);
+	ring_writer_init(&slow, &m, &m.ctl->pubs[0], 1);
+	ring_writer_init(&fast, &m, &m.ctl->pubs[1], 2);
+	ring_writer_init(&third, &m, &m.ctl->pubs[2], 3);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
 	CU_ASSERT_EQUAL(ring_loan(&slow, &buf, &cap), 0); /* seq 0, slot 0 */
 	memset(buf, 0xAA, 64);
 	CU_ASSERT_EQUAL(send_u64(&fast, 1), 0); /* seq 1, slot 1 */
@@ -240,22 +239,92 @@ static void test_dead_loan_released(void)
 	void *buf;
 	size_t cap;
 	make_topic(&m, 4, 64);
-	ring_writer_init(&dead, &m, &pub_lines[0], 1);
-	ring_writer_init(&live, &m, &pub_lines[1], 2);
-	ring_reader_init(&r, &m, &sub_lines[0], 0);
+	ring_writer_init(&dead, &m, &m.ctl->pubs[0], 1);
+	ring_writer_init(&live, &m, &m.ctl->pubs[1], 2);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
 	CU_ASSERT_EQUAL(ring_loan(&dead, &buf, &cap), 0); /* and then "dies" */
 	CU_ASSERT_EQUAL(send_u64(&live, 1), 0);
 	uint64_t v;
 	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), NULL), SHMBUS_EAGAIN); /* seq 0 pending */
 	CU_ASSERT_FALSE(ring_ready(&r));
-	uint64_t held = atomic_load(&pub_lines[0].loan_state);
-	CU_ASSERT_TRUE(ring_release_dead_loan(&m, held));
+	CU_ASSERT_EQUAL(ring_release_holder(&m, 0), 1);
 	CU_ASSERT_TRUE(ring_ready(&r));
 	struct shmbus_msg_info info;
 	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
 	CU_ASSERT_EQUAL(v, 1);
 	CU_ASSERT_EQUAL(info.lost, 1);
-	CU_ASSERT_FALSE(ring_release_dead_loan(&m, held)); /* only once */
+	CU_ASSERT_EQUAL(ring_release_holder(&m, 0), 0); /* only once */
+	topic_unmap(&m);
+}
+
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	return pid;
+}
+
+/* Without a broker: a number claimed by a publisher that died before
+ * taking its slot, or died holding it, is skipped after the stall timeout;
+ * a live holder is waited for. */
+static void test_stall_recovery(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r;
+	void *buf;
+	size_t cap;
+	uint64_t v;
+	struct shmbus_msg_info info;
+	make_topic(&m, 8, 64);
+	ring_writer_init(&w, &m, &m.ctl->pubs[1], 2);
+	atomic_store(&m.ctl->pubs[1].pid, getpid());
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
+	r.stall_ns = 50000000; /* 50 ms */
+
+	/* 1. Claimed, never taken: the claimant died right after its add. */
+	atomic_fetch_add(&m.seg->next_seq, 1);
+	CU_ASSERT_EQUAL(send_u64(&w, 11), 0);
+	int64_t t0 = h_now_ns();
+	CU_ASSERT_EQUAL(ring_wait(&r, 20000000000ll), 0);
+	CU_ASSERT_TRUE(h_now_ns() - t0 >= r.stall_ns);
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(v, 11);
+	CU_ASSERT_EQUAL(info.lost, 1);
+
+	/* 2. Taken by a holder that died (its line names a dead pid). */
+	struct ring_writer dead;
+	ring_writer_init(&dead, &m, &m.ctl->pubs[0], 1);
+	atomic_store(&m.ctl->pubs[0].pid, dead_pid());
+	CU_ASSERT_EQUAL(ring_loan(&dead, &buf, &cap), 0);
+	CU_ASSERT_EQUAL(send_u64(&w, 12), 0);
+	CU_ASSERT_EQUAL(ring_wait(&r, 20000000000ll), 0);
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(v, 12);
+	CU_ASSERT_EQUAL(info.lost, 1);
+	/* Its slot is free again for everybody. */
+	for (uint64_t i = 0; i < 16; i++)
+		CU_ASSERT_EQUAL(send_u64(&w, 100 + i), 0);
+	CU_ASSERT_EQUAL(w.skipped, 0);
+
+	/* 3. A live holder writing the very next number is waited for. */
+	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, SHMBUS_START_NEW, 0));
+	r.stall_ns = 20000000;
+	atomic_store(&m.ctl->pubs[0].pid, getpid());
+	struct ring_writer live;
+	ring_writer_init(&live, &m, &m.ctl->pubs[0], 1);
+	CU_ASSERT_EQUAL(ring_loan(&live, &buf, &cap), 0);
+	CU_ASSERT_EQUAL(send_u64(&w, 13), 0);
+	CU_ASSERT_EQUAL(ring_wait(&r, 200000000), SHMBUS_ETIMEDOUT);
+	memcpy(buf, &(uint64_t){ 14 }, 8);
+	CU_ASSERT_EQUAL(ring_publish(&live, 8, NULL), 0);
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(v, 14);
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(v, 13);
+	CU_ASSERT_EQUAL(r.lost, 0);
 	topic_unmap(&m);
 }
 
@@ -310,7 +379,7 @@ static void *writer_main(void *arg)
 {
 	struct worker *wk = arg;
 	struct ring_writer w;
-	ring_writer_init(&w, &wk->s->m, &pub_lines[wk->id], wk->id + 1);
+	ring_writer_init(&w, &wk->s->m, &wk->s->m.ctl->pubs[wk->id], wk->id + 1);
 	for (uint64_t i = 0; i < wk->s->per_writer; i++) {
 		void *buf;
 		size_t cap;
@@ -335,7 +404,7 @@ static void *reader_main(void *arg)
 	struct worker *wk = arg;
 	struct ring_reader r;
 	uint64_t last[WRITERS];
-	ring_reader_init(&r, &wk->s->m, &sub_lines[wk->id], 0);
+	ring_reader_init(&r, &wk->s->m, &wk->s->m.ctl->subs[wk->id], 0);
 	for (int i = 0; i < WRITERS; i++)
 		last[i] = UINT64_MAX;
 	for (;;) {
@@ -433,6 +502,7 @@ static void add(void)
 	CU_add_test(s, "oversize, discard, small buffer", test_oversize_and_discard);
 	CU_add_test(s, "loan that outlives a lap", test_loan_outlives_lap);
 	CU_add_test(s, "dead publisher's loan released", test_dead_loan_released);
+	CU_add_test(s, "stalls: dead claimant, dead holder, live holder", test_stall_recovery);
 	CU_add_test(s, "stress: 3 writers x 3 readers", test_stress);
 }
 

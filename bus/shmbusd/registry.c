@@ -244,7 +244,6 @@ int registry_claim_pub(struct topic *t, pid_t pid, uint64_t start_time, uint32_t
 		atomic_store_explicit(&e->published, 0, memory_order_relaxed);
 		atomic_store_explicit(&e->skipped, 0, memory_order_relaxed);
 		atomic_store_explicit(&e->superseded, 0, memory_order_relaxed);
-		atomic_store_explicit(&e->loan_state, 0, memory_order_relaxed);
 		/* Release: readers of the table see the fields above with the pid. */
 		atomic_store_explicit(&e->pid, (int32_t)pid, memory_order_release);
 		*publisher_id = id;
@@ -263,6 +262,8 @@ int registry_claim_sub(struct topic *t, pid_t pid, uint64_t start_time)
 		atomic_store_explicit(&e->start_time, start_time, memory_order_relaxed);
 		atomic_store_explicit(&e->received, 0, memory_order_relaxed);
 		atomic_store_explicit(&e->lost, 0, memory_order_relaxed);
+		atomic_store_explicit(&e->rejected, 0, memory_order_relaxed);
+		atomic_store_explicit(&e->waiting, 0, memory_order_relaxed);
 		/* Release: see registry_claim_pub. */
 		atomic_store_explicit(&e->pid, (int32_t)pid, memory_order_release);
 		return i;
@@ -273,18 +274,27 @@ int registry_claim_sub(struct topic *t, pid_t pid, uint64_t start_time)
 void registry_free_pub(struct topic *t, uint32_t index)
 {
 	struct ctl_pub *e = &t->map.ctl->pubs[index];
-	/* Relaxed: the publisher is gone or closed; nobody writes this now. */
-	uint64_t held = atomic_load_explicit(&e->loan_state, memory_order_relaxed);
-	if (held && ring_release_dead_loan(&t->map, held))
-		log_msg("topic '%s': released the slot publisher %u held when it went away",
-			t->map.seg->topic, atomic_load(&e->publisher_id));
-	atomic_store_explicit(&e->loan_state, 0, memory_order_relaxed);
+	/* Before the line is free for reuse: release what this holder held. */
+	size_t n = ring_release_holder(&t->map, index);
+	if (n)
+		log_msg("topic '%s': released %zu slot(s) publisher %u held when it went away",
+			t->map.seg->topic, n, atomic_load(&e->publisher_id));
 	atomic_store_explicit(&e->pid, 0, memory_order_release);
 }
 
 void registry_free_sub(struct topic *t, uint32_t index)
 {
-	atomic_store_explicit(&t->map.ctl->subs[index].pid, 0, memory_order_release);
+	struct ctl_sub *e = &t->map.ctl->subs[index];
+	/* A subscriber that died asleep still counts as a waiter: take its
+	 * count back so publishers stop making wake-up calls for it. */
+	uint32_t w = atomic_exchange_explicit(&e->waiting, 0, memory_order_relaxed);
+	uint32_t cur = atomic_load_explicit(&t->map.ctl->waiters, memory_order_relaxed);
+	while (w && !atomic_compare_exchange_weak_explicit(&t->map.ctl->waiters, &cur,
+							   cur > w ? cur - w : 0,
+							   memory_order_relaxed,
+							   memory_order_relaxed))
+		;
+	atomic_store_explicit(&e->pid, 0, memory_order_release);
 }
 
 uint64_t proc_start_time(pid_t pid)

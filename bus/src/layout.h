@@ -19,6 +19,7 @@
  *
  * Changelog of SEG_LAYOUT_VERSION (bump on any incompatible change):
  *   1  first layout.
+ *   2  holder in the slot state; per-subscriber waiting and rejected.
  */
 #ifndef SHMBUS_LAYOUT_H
 #define SHMBUS_LAYOUT_H
@@ -31,40 +32,49 @@
 
 #define SEG_MAGIC 0x5441445355424d53ull /* "SMBUSDAT" little-endian */
 #define CTL_MAGIC 0x4c54435355424d53ull /* "SMBUSCTL" little-endian */
-#define SEG_LAYOUT_VERSION 1u
+#define SEG_LAYOUT_VERSION 2u
 
 #define SEG_TOPIC_MAX 256 /* bytes, with the NUL */
 #define SEG_TYPE_MAX 256
-#define SEG_MAX_PUBS 64
+#define SEG_MAX_PUBS 64 /* fits the 6 holder bits of a slot state */
 #define SEG_MAX_SUBS 256
 #define SEG_MAX_SLOTS (1u << 20)
 #define SEG_MAX_MESSAGE (256u << 20) /* 256 MiB */
 #define SEG_MAX_SCHEMA (8u << 20)
 
 /*
- * Slot state, one 64-bit word per slot: ((seq + 1) << 2) | flags, 0 when the
- * slot was never claimed. It is both the seqlock and the ownership of the
- * slot's payload.
+ * Slot state, one 64-bit word per slot: ((seq + 1) << 8) | holder << 2 |
+ * flags, 0 when the slot was never claimed. It is at once the seqlock, the
+ * ownership of the slot's payload, and who owns it.
  *
  *              claim (CAS, writer n)          commit (CAS, writer n)
- *   (m, -) ----------------------------> (n, OCC) -----------------> (n, -)
+ *   (m, -) ----------------------------> (n, OCC/h) ---------------> (n, -)
  *     |                                     |   another writer k > n found the
- *     |  writer k finds OCC held by an      |   slot held: (k, OCC|SKIP); the
+ *     |  writer k finds OCC held by an      |   slot held: (k, OCC/h|SKIP); the
  *     |  older writer: burns k              v   holder's commit then fails and
- *     +----------------------------> (k, OCC|SKIP) --holder ends--> (k, SKIP)
+ *     +----------------------------> (k, OCC/h|SKIP) --holder ends--> (k, SKIP)
  *
- * OCC: some writer is writing the payload; only one writer at a time may
- *      hold it, so a slow writer never has its slot written under it.
+ * OCC/h: publisher line h of the control area is writing the payload; only
+ *      one writer at a time may hold a slot, so a slow writer never has its
+ *      slot written under it, and anyone can check whether h is still alive.
  * SKIP: sequence number `seq` will never be published in this slot.
  * A reader looking for n sees: seq < n nothing yet; seq > n lapped;
  * seq == n: committed (read it), OCC (in progress), SKIP (lost).
+ * If n stays "nothing yet" or "in progress" past the subscriber's stall
+ * timeout, the reader marks n SKIP itself, and releases OCC whose holder
+ * is dead (the broker does the same at once when it sees a publisher die).
  */
 #define SLOT_OCC 1ull
 #define SLOT_SKIP 2ull
-#define SLOT_FLAGS 3ull
-#define SLOT_STATE(seq, flags) ((((uint64_t)(seq) + 1) << 2) | (flags))
+#define SLOT_HOLDER_SHIFT 2
+#define SLOT_HOLD_BITS 0xFDull /* OCC and the holder */
+#define SLOT_SEQ_SHIFT 8
+#define SLOT_STATE(seq, bits) ((((uint64_t)(seq) + 1) << SLOT_SEQ_SHIFT) | (bits))
+#define SLOT_HELD(seq, holder) \
+	SLOT_STATE(seq, SLOT_OCC | ((uint64_t)(holder) << SLOT_HOLDER_SHIFT))
+#define SLOT_HOLDER(state) ((uint32_t)(((state) >> SLOT_HOLDER_SHIFT) & 63))
 /* Sequence number of a state; UINT64_MAX ("before 0") for a fresh slot. */
-#define SLOT_SEQ(state) (((state) >> 2) - 1)
+#define SLOT_SEQ(state) (((state) >> SLOT_SEQ_SHIFT) - 1)
 
 struct slot_header {
 	_Atomic uint64_t state;
@@ -109,21 +119,21 @@ struct ctl_pub {
 	_Atomic uint64_t published;
 	_Atomic uint64_t skipped;
 	_Atomic uint64_t superseded;
-	/* Slot state this publisher installed for its open loan, 0 if none: lets
-	 * the broker release the slot if the publisher dies holding it. */
-	_Atomic uint64_t loan_state;
-	uint8_t pad[SHMBUS_CACHE_LINE - 48];
+	uint8_t pad[SHMBUS_CACHE_LINE - 40];
 };
 _Static_assert(sizeof(struct ctl_pub) == SHMBUS_CACHE_LINE, "one line per publisher");
 
 struct ctl_sub {
 	_Alignas(SHMBUS_CACHE_LINE) _Atomic int32_t pid;
-	uint32_t pad0;
+	/* How many of the topic's `waiters` are this subscriber's: the broker
+	 * takes them back if it dies asleep, so publishers stop waking. */
+	_Atomic uint32_t waiting;
 	_Atomic uint64_t start_time;
 	_Atomic uint64_t next_seq;
 	_Atomic uint64_t received;
 	_Atomic uint64_t lost;
-	uint8_t pad[SHMBUS_CACHE_LINE - 40];
+	_Atomic uint64_t rejected; /* failed the integrity check */
+	uint8_t pad[SHMBUS_CACHE_LINE - 48];
 };
 _Static_assert(sizeof(struct ctl_sub) == SHMBUS_CACHE_LINE, "one line per subscriber");
 

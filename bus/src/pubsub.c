@@ -253,6 +253,8 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic, const struct shmbus_sub_
 	ring_reader_init(&s->r, &s->map, &s->map.ctl->subs[op.index],
 			 ring_start_seq(&s->map, opts->start, opts->last_n));
 	s->r.spin_ns = opts->spin_ns;
+	if (opts->stall_timeout_ns > 0)
+		s->r.stall_ns = opts->stall_timeout_ns;
 	s->spin_ns = opts->spin_ns;
 	*out = s;
 	return 0;
@@ -407,8 +409,20 @@ int shmbus_waitset_wait(shmbus_waitset *ws, int64_t timeout_ns, shmbus_sub **rea
 			break;
 		/* Register as a waiter on every topic, then re-check: the same
 		 * Dekker pairing as ring_wait() (seq_cst both sides). */
+		int64_t nap = -1;
+		for (size_t i = 0; i < ws->n; i++) {
+			struct ring_reader *r = &ws->subs[i]->r;
+			if (ring_unstick(r))
+				nap = 0;
+			else if (r->stall_since && (nap < 0 || nap > r->stall_ns / 4))
+				nap = r->stall_ns / 4; /* wake to check the stall */
+		}
+		if (nap == 0)
+			continue;
 		for (size_t i = 0; i < ws->n; i++) {
 			struct ctl_header *c = ws->subs[i]->map.ctl;
+			atomic_fetch_add_explicit(&ws->subs[i]->r.entry->waiting, 1,
+						  memory_order_relaxed);
 			atomic_fetch_add_explicit(&c->waiters, 1, memory_order_seq_cst);
 			words[i] = &c->futex;
 			/* Acquire: pairs with the publisher's release bump. */
@@ -419,15 +433,20 @@ int shmbus_waitset_wait(shmbus_waitset *ws, int64_t timeout_ns, shmbus_sub **rea
 		int rc = 0;
 		if (!k) {
 			int64_t now = monotonic_ns();
+			int64_t sleep = deadline == INT64_MAX ? -1 : deadline - now;
+			if (nap > 0 && (sleep < 0 || sleep > nap))
+				sleep = nap;
 			rc = now >= deadline ? SHMBUS_ETIMEDOUT
-					     : futex_waitv_shared(words, seen, ws->n,
-								  deadline == INT64_MAX
-									  ? -1
-									  : deadline - now);
+					     : futex_waitv_shared(words, seen, ws->n, sleep);
+			if (rc == SHMBUS_ETIMEDOUT && monotonic_ns() < deadline)
+				rc = 0; /* only the stall check's nap ended */
 		}
-		for (size_t i = 0; i < ws->n; i++)
+		for (size_t i = 0; i < ws->n; i++) {
 			atomic_fetch_sub_explicit(&ws->subs[i]->map.ctl->waiters, 1,
 						  memory_order_relaxed);
+			atomic_fetch_sub_explicit(&ws->subs[i]->r.entry->waiting, 1,
+						  memory_order_relaxed);
+		}
 		if (k)
 			break;
 		if (rc == SHMBUS_ETIMEDOUT || rc < 0) {
@@ -521,6 +540,7 @@ int shmbus_topic_inspect(shmbus_bus *bus, const char *topic, struct shmbus_topic
 		ci.id = (uint32_t)i;
 		ci.count = atomic_load_explicit(&e->received, memory_order_relaxed);
 		ci.lost = atomic_load_explicit(&e->lost, memory_order_relaxed);
+		ci.rejected = atomic_load_explicit(&e->rejected, memory_order_relaxed);
 		ci.next_seq = atomic_load_explicit(&e->next_seq, memory_order_relaxed);
 		ci.lag = info->next_seq > ci.next_seq ? info->next_seq - ci.next_seq : 0;
 		if (subs && ns < subs_cap)

@@ -10,6 +10,8 @@
  */
 #include "ring.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 #include "futex.h"
@@ -73,6 +75,7 @@ void ring_writer_init(struct ring_writer *w, const struct topic_map *map, struct
 	w->map = map;
 	w->entry = entry;
 	w->publisher_id = publisher_id;
+	w->holder = (uint32_t)(entry - map->ctl->pubs);
 }
 
 static void writer_mirror(struct ring_writer *w)
@@ -100,8 +103,10 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 		for (;;) {
 			if (cur != 0 && SLOT_SEQ(cur) >= n)
 				break; /* a later claim got here first: n is lost */
-			uint64_t want = (cur & SLOT_OCC) ? SLOT_STATE(n, SLOT_OCC | SLOT_SKIP)
-							 : SLOT_STATE(n, SLOT_OCC);
+			/* Held by an older loan: skip n, keeping who holds it. */
+			uint64_t want = (cur & SLOT_OCC)
+						? SLOT_STATE(n, (cur & SLOT_HOLD_BITS) | SLOT_SKIP)
+						: SLOT_HELD(n, w->holder);
 			/* Acquire: the previous holder's payload writes (released by
 			 * its commit) happen before ours. */
 			if (!atomic_compare_exchange_weak_explicit(&s->state, &cur, want,
@@ -114,7 +119,6 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 			 * writes, so a reader that saw any of them re-reads a
 			 * changed state (seqlock writer side). */
 			atomic_thread_fence(memory_order_release);
-			atomic_store_explicit(&w->entry->loan_state, want, memory_order_relaxed);
 			w->loaned = true;
 			w->loan_seq = n;
 			w->loan_slot = s;
@@ -133,20 +137,18 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 static bool writer_end_loan(struct ring_writer *w, uint64_t final)
 {
 	struct slot_header *s = w->loan_slot;
-	uint64_t held = SLOT_STATE(w->loan_seq, SLOT_OCC);
+	uint64_t held = SLOT_HELD(w->loan_seq, w->holder);
 
-	/* Cleared before the commit: if we die after this store, the broker
-	 * never mistakes a later holder's OCC for ours. */
-	atomic_store_explicit(&w->entry->loan_state, 0, memory_order_relaxed);
 	w->loaned = false;
 	/* seq_cst: the commit is the store wake_waiters() orders against. */
 	if (atomic_compare_exchange_strong_explicit(&s->state, &held, final,
 						    memory_order_seq_cst, memory_order_relaxed))
 		return true;
-	/* A later claim skipped over our held slot: `held` is (k, OCC|SKIP).
-	 * We are the only one allowed to clear OCC. Release: the next holder's
-	 * acquire claim sees our payload writes finished. */
-	while (!atomic_compare_exchange_weak_explicit(&s->state, &held, held & ~SLOT_OCC,
+	/* A later claim skipped over our held slot: `held` is (k, OCC/h|SKIP).
+	 * Only the holder (or whoever finds it dead) clears OCC. seq_cst (so
+	 * also release): the next holder's acquire claim sees our writes done. */
+	while ((held & SLOT_OCC) && SLOT_HOLDER(held) == w->holder &&
+	       !atomic_compare_exchange_weak_explicit(&s->state, &held, held & ~SLOT_HOLD_BITS,
 						      memory_order_seq_cst, memory_order_relaxed))
 		;
 	return false;
@@ -187,20 +189,13 @@ int ring_discard(struct ring_writer *w)
 	return 0;
 }
 
-bool ring_release_dead_loan(const struct topic_map *m, uint64_t held)
+/* Drop OCC from a slot held by a holder that is gone, marking its sequence
+ * number skipped. */
+static bool release_slot(const struct topic_map *m, struct slot_header *s, uint32_t holder)
 {
-	if (!(held & SLOT_OCC))
-		return false;
-	struct slot_header *s = topic_slot(m, SLOT_SEQ(held));
 	uint64_t cur = atomic_load_explicit(&s->state, memory_order_relaxed);
-	for (;;) {
-		/* OCC is exclusive, so if the slot is still held (by the same
-		 * claim, or skipped over since), the dead publisher holds it. */
-		if (!(cur & SLOT_OCC))
-			return false;
-		if (cur != held && !((cur & SLOT_SKIP) && SLOT_SEQ(cur) > SLOT_SEQ(held)))
-			return false;
-		uint64_t want = (cur & ~SLOT_OCC) | SLOT_SKIP;
+	while ((cur & SLOT_OCC) && SLOT_HOLDER(cur) == holder) {
+		uint64_t want = (cur & ~SLOT_HOLD_BITS) | SLOT_SKIP;
 		if (atomic_compare_exchange_weak_explicit(&s->state, &cur, want,
 							  memory_order_seq_cst,
 							  memory_order_relaxed)) {
@@ -208,6 +203,15 @@ bool ring_release_dead_loan(const struct topic_map *m, uint64_t held)
 			return true;
 		}
 	}
+	return false;
+}
+
+size_t ring_release_holder(const struct topic_map *m, uint32_t holder)
+{
+	size_t n = 0;
+	for (uint64_t i = 0; i <= m->mask; i++)
+		n += release_slot(m, topic_slot(m, i), holder);
+	return n;
 }
 
 /* ---------------------------------------------------------------- taking */
@@ -231,6 +235,7 @@ void ring_reader_init(struct ring_reader *r, const struct topic_map *map, struct
 	r->entry = entry;
 	r->next = start;
 	r->last_seq = UINT64_MAX;
+	r->stall_ns = RING_DEFAULT_STALL_NS;
 	atomic_store_explicit(&entry->next_seq, start, memory_order_relaxed);
 }
 
@@ -311,10 +316,74 @@ static void fill_info(struct ring_reader *r, const struct slot_header *s, uint64
 
 static void reader_deliver(struct ring_reader *r, uint64_t seq)
 {
+	r->idle_polls = 0;
 	r->received++;
 	r->last_seq = seq;
 	r->pending_lost = 0;
 	reader_mirror(r);
+}
+
+static bool holder_alive(const struct topic_map *m, uint32_t holder)
+{
+	/* Relaxed: the broker sets pid before handing the topic out. */
+	int32_t pid = atomic_load_explicit(&m->ctl->pubs[holder].pid, memory_order_relaxed);
+	if (pid <= 0)
+		return false;
+	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* r->next has been handed out to a publisher (it is below the topic's
+ * next_seq) but is not readable. Past the stall timeout, skip it: its
+ * claimant died before taking the slot, or took it and died (holder gone),
+ * or is so slow that waiting longer would stall every subscriber. A live
+ * holder writing exactly r->next is waited for. True if the slot changed. */
+bool ring_unstick(struct ring_reader *r)
+{
+	const struct topic_map *m = r->map;
+	uint64_t n = r->next;
+	/* Relaxed: a hint; the CAS below decides. */
+	if (atomic_load_explicit(&m->seg->next_seq, memory_order_relaxed) <= n) {
+		r->stall_since = 0;
+		return false;
+	}
+	int64_t now = monotonic_ns();
+	if (r->stall_since == 0 || r->stall_seq != n) {
+		r->stall_since = now;
+		r->stall_seq = n;
+		return false;
+	}
+	if (now - r->stall_since < r->stall_ns)
+		return false;
+	struct slot_header *s = topic_slot(m, n);
+	uint64_t cur = atomic_load_explicit(&s->state, memory_order_relaxed);
+	for (;;) {
+		bool fresh = cur == 0 || SLOT_SEQ(cur) < n;
+		if (!fresh && (SLOT_SEQ(cur) > n || (cur & SLOT_SKIP) || !(cur & SLOT_OCC)))
+			return true; /* it moved on by itself */
+		bool held = cur & SLOT_OCC;
+		bool dead = held && !holder_alive(m, SLOT_HOLDER(cur));
+		if (!fresh && !dead)
+			return false; /* a live publisher is writing n */
+		uint64_t keep = held && !dead ? (cur & SLOT_HOLD_BITS) : 0;
+		uint64_t want = SLOT_STATE(n, SLOT_SKIP | keep);
+		if (atomic_compare_exchange_weak_explicit(&s->state, &cur, want,
+							  memory_order_seq_cst,
+							  memory_order_relaxed)) {
+			r->stall_since = 0;
+			wake_waiters(m);
+			return true;
+		}
+	}
+}
+
+/* Called when a take finds nothing: check for a stall now and then (each
+ * check reads the publishers' hot counter, so not on every poll). */
+static bool reader_idle(struct ring_reader *r)
+{
+	if (++r->idle_polls < 1024)
+		return false;
+	r->idle_polls = 0;
+	return ring_unstick(r);
 }
 
 int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info)
@@ -330,6 +399,8 @@ int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_m
 		if (p == PEEK_MOVED)
 			continue;
 		if (p == PEEK_NOTHING) {
+			if (reader_idle(r))
+				continue;
 			reader_mirror(r);
 			return SHMBUS_EAGAIN;
 		}
@@ -367,6 +438,8 @@ int ring_view(struct ring_reader *r, struct shmbus_view *view)
 		if (p == PEEK_MOVED)
 			continue;
 		if (p == PEEK_NOTHING) {
+			if (reader_idle(r))
+				continue;
 			reader_mirror(r);
 			return SHMBUS_EAGAIN;
 		}
@@ -449,6 +522,11 @@ int ring_wait(struct ring_reader *r, int64_t timeout_ns)
 			return 0;
 	}
 	for (;;) {
+		if (ring_unstick(r) && ring_ready(r))
+			return 0;
+		/* Ours first, then the topic's: if we die in between, the broker
+		 * gives back at most what is ours. */
+		atomic_fetch_add_explicit(&r->entry->waiting, 1, memory_order_relaxed);
 		/* seq_cst: see wake_waiters(). */
 		atomic_fetch_add_explicit(&c->waiters, 1, memory_order_seq_cst);
 		/* Acquire: pairs with the publisher's release increment. */
@@ -457,14 +535,20 @@ int ring_wait(struct ring_reader *r, int64_t timeout_ns)
 		int rc = 0;
 		if (!ready) {
 			now = monotonic_ns();
+			int64_t sleep = deadline == INT64_MAX ? -1 : deadline - now;
+			/* A claimed number not ready yet: wake up to check for a
+			 * stall (the claimant may be dead). */
+			if (r->stall_since && (sleep < 0 || sleep > r->stall_ns / 4))
+				sleep = r->stall_ns / 4;
 			rc = now >= deadline ? SHMBUS_ETIMEDOUT
-					     : futex_wait_shared(&c->futex, seen,
-								 deadline == INT64_MAX ? -1
-										       : deadline - now);
+					     : futex_wait_shared(&c->futex, seen, sleep);
+			if (rc == SHMBUS_ETIMEDOUT && monotonic_ns() < deadline)
+				rc = 0; /* only the stall check's nap ended */
 		}
 		/* Relaxed: only a hint for publishers; a stale non-zero costs
 		 * one needless wake. */
 		atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
+		atomic_fetch_sub_explicit(&r->entry->waiting, 1, memory_order_relaxed);
 		if (ready || ring_ready(r))
 			return 0;
 		if (rc == SHMBUS_ETIMEDOUT)

@@ -17,6 +17,7 @@ struct ring_writer {
 	const struct topic_map *map;
 	struct ctl_pub *entry;     /* this publisher's line in the control area */
 	uint32_t publisher_id;
+	uint32_t holder;           /* index of `entry`: written into held slots */
 	bool loaned;
 	uint64_t loan_seq;
 	struct slot_header *loan_slot;
@@ -32,7 +33,13 @@ struct ring_reader {
 	uint64_t pending_lost;     /* lost before the message being viewed */
 	bool viewing;
 	int64_t spin_ns;
+	int64_t stall_ns;          /* skip a claimed number not ready for this long */
+	uint64_t stall_seq;
+	int64_t stall_since;       /* 0: not stalled */
+	uint32_t idle_polls;
 };
+
+#define RING_DEFAULT_STALL_NS 1000000000ll
 
 void ring_writer_init(struct ring_writer *w, const struct topic_map *map,
 		      struct ctl_pub *entry, uint32_t publisher_id);
@@ -56,11 +63,15 @@ void ring_copy_racy(void *dst, const void *src, size_t n);
 /* Whether a take would find something (a message, or a loss to report). */
 bool ring_ready(const struct ring_reader *r);
 
+/* Check whether the reader waits for a number whose publisher is gone or
+ * too slow, and skip it once past the stall timeout; true if it did. */
+bool ring_unstick(struct ring_reader *r);
+
 /* Block until ring_ready or timeout: SHMBUS_OK / SHMBUS_ETIMEDOUT. */
 int ring_wait(struct ring_reader *r, int64_t timeout_ns);
 
-/* Give up a slot whose holder died: the slot state `held` (with SLOT_OCC)
- * becomes not held, its sequence number skipped. Returns true if it did. */
-bool ring_release_dead_loan(const struct topic_map *map, uint64_t held);
+/* Give up every slot held by publisher line `holder`, which is gone: their
+ * sequence numbers become skipped. Returns how many it released. */
+size_t ring_release_holder(const struct topic_map *map, uint32_t holder);
 
 #endif /* SHMBUS_RING_H */

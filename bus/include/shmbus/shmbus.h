@@ -197,6 +197,12 @@ struct shmbus_sub_options {
 	uint32_t last_n;  /* with SHMBUS_START_LAST; capped at the topic's
 	                     history */
 	int64_t spin_ns;  /* how long a wait spins before it sleeps (default 0) */
+	/* A sequence number handed out to a publisher but not published for
+	 * this long is skipped (counted lost): its publisher died, or holds
+	 * its loan so long that it would stall every subscriber. A live
+	 * publisher still writing that very message is waited for. Default 1 s;
+	 * with a broker running, a dead publisher is noticed at once. */
+	int64_t stall_timeout_ns;
 	/* When the topic does not exist: create it from `topic` if
 	 * create_if_missing, else fail with SHMBUS_ENOTOPIC. topic.type_name
 	 * is checked against an existing topic as for publishers. */
@@ -311,6 +317,8 @@ struct shmbus_client_info {
 	uint64_t lost;      /* subscribers: lost; publishers: skipped */
 	uint64_t next_seq;  /* subscribers: position */
 	uint64_t lag;       /* subscribers: next_seq of topic - position */
+	uint64_t rejected;  /* subscribers: messages that failed the integrity
+	                       check (never delivered) */
 };
 
 /* List topic names: calls fn for each until it returns non-zero. */
