@@ -384,6 +384,8 @@ int main(int argc, char **argv)
 		case 's':
 			bench_cfg.smoke = true;
 			bench_cfg.rounds = 2;
+			while (bench_nsizes > 1 && bench_sizes[bench_nsizes - 1] > BENCH_MIB)
+				bench_nsizes--;
 			bench_cfg.pass_ns = 3000000;
 			bench_cfg.warmup_ns = 1000000;
 			bench_cfg.min_iters = 3;
