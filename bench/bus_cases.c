@@ -22,6 +22,9 @@
 #include <shmbus/shmbus.h>
 
 #define BUS_TIMEOUT_NS (10 * (int64_t)1000000000)
+/* The spin budget of the *_spinwait / *_spin cases: longer than a
+ * round trip at the sizes where spinning pays. */
+#define BUS_SPIN_NS ((int64_t)50000)
 
 static shmbus_bus *main_bus; /* the main process's connection */
 static pid_t main_pid;
@@ -75,8 +78,8 @@ static uint32_t latency_slots(size_t size)
 /* Open a publisher on `pub_topic` and a subscriber on `sub_topic`, either
  * creating them with the given layout. */
 static int open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
-		     const char *sub_topic, size_t size, uint32_t slots, shmbus_pub **pub,
-		     shmbus_sub **sub)
+		     const char *sub_topic, size_t size, uint32_t slots, int64_t spin_ns,
+		     shmbus_pub **pub, shmbus_sub **sub)
 {
 	struct shmbus_topic_options t;
 	struct shmbus_sub_options so;
@@ -95,6 +98,7 @@ static int open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
 		return 0;
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
+	so.spin_ns = spin_ns;
 	so.topic = t;
 	if ((rc = shmbus_sub_open(bus, sub_topic, &so, sub)) != 0) {
 		report(name, bus, "shmbus_sub_open", rc);
@@ -117,6 +121,7 @@ struct bus_pp {
 	const char *name;
 	enum bus_mode mode;
 	size_t size;
+	int64_t spin_ns; /* MODE_WAIT: spin budget before sleeping */
 	char topic[2][96]; /* [0] initiator -> echoer, [1] back */
 	/* Per process (each has its own copy after fork). */
 	shmbus_bus *bus;
@@ -142,7 +147,7 @@ static int bus_pp_setup(void *ctx, int role)
 		return -1;
 	}
 	if (open_pair(c->name, c->bus, c->topic[role], c->topic[!role], c->size,
-		      latency_slots(c->size), &c->pub, &c->sub) != 0) {
+		      latency_slots(c->size), c->spin_ns, &c->pub, &c->sub) != 0) {
 		bus_put(c->bus);
 		free(c->priv);
 		return -1;
@@ -266,14 +271,19 @@ static const struct bench_pingpong_ops bus_pp_ops = {
 	.teardown = bus_pp_teardown,
 };
 
-static int run_latency(const char *name, enum bus_mode mode, size_t size, const char *floor,
-		       uint64_t floor_size)
+static int run_latency(const char *name, enum bus_mode mode, int64_t spin_ns, size_t size,
+		       const char *floor, uint64_t floor_size)
 {
-	struct bus_pp c = {.name = name, .mode = mode, .size = size};
+	struct bus_pp c = {.name = name, .mode = mode, .size = size, .spin_ns = spin_ns};
 
 	snprintf(c.topic[0], sizeof(c.topic[0]), "bench/%s/%zu/ping", name, size);
 	snprintf(c.topic[1], sizeof(c.topic[1]), "bench/%s/%zu/pong", name, size);
-	return bench_pingpong(name, size, &bus_pp_ops, &c, floor, floor_size);
+	if (bench_pingpong(name, size, &bus_pp_ops, &c, floor, floor_size) != 0)
+		return -1;
+	if (spin_ns > 0)
+		snprintf(bench_rows_find(name, size)->note, sizeof(((struct bench_row *)0)->note),
+			 "shmbus_sub_options.spin_ns = %lld us", (long long)(spin_ns / 1000));
+	return 0;
 }
 
 /* ----------------------------------------------------------- streaming */
@@ -288,6 +298,7 @@ struct bus_stream {
 	char topic[96];
 	size_t size;
 	uint32_t slots;
+	int64_t spin_ns; /* subscribers' spin budget in shmbus_sub_wait */
 	struct bus_pub_counts *counts; /* shared */
 	/* Per process. */
 	shmbus_bus *bus;
@@ -312,7 +323,7 @@ static int bs_setup(void *ctx, int role, int index)
 		return -1;
 	}
 	if (open_pair(c->name, c->bus, role == 0 ? c->topic : NULL, role == 1 ? c->topic : NULL,
-		      c->size, c->slots, &c->pub, &c->sub) != 0) {
+		      c->size, c->slots, c->spin_ns, &c->pub, &c->sub) != 0) {
 		bus_put(c->bus);
 		free(c->priv);
 		return -1;
@@ -422,9 +433,11 @@ static const struct bench_stream_ops bs_wait_ops = {
 	.lost = bs_lost,
 };
 
-static int run_tput(size_t size)
+static int run_tput(size_t size, bool spin)
 {
-	struct bus_stream c = {.name = "bus_tput", .size = size, .slots = bench_tput_slots(size)};
+	struct bus_stream c = {.name = spin ? "bus_tput_spin" : "bus_tput", .size = size,
+			       .slots = bench_tput_slots(size), .spin_ns = spin ? BUS_SPIN_NS : 0};
+	char name[48];
 	struct bench_stream_result res;
 	struct bus_pub_counts *counts = bench_shm_alloc(sizeof(*counts));
 	struct bench_row *r;
@@ -432,17 +445,24 @@ static int run_tput(size_t size)
 	if (!counts)
 		return -1;
 	c.counts = counts;
-	snprintf(c.topic, sizeof(c.topic), "bench/tput/%zu", size);
-	if (bench_stream(c.name, 1, &bench_cfg.cpu_a, 1, &bench_cfg.cpu_b, &bs_poll_ops, &c,
-			 &res) != 0) {
+	snprintf(c.topic, sizeof(c.topic), "bench/%s/%zu", c.name, size);
+	if (bench_stream(c.name, 1, &bench_cfg.cpu_a, 1, &bench_cfg.cpu_b,
+			 spin ? &bs_wait_ops : &bs_poll_ops, &c, &res) != 0) {
 		bench_shm_free(counts, sizeof(*counts));
 		return -1;
 	}
-	r = bench_row_rates("bus_tput", size, res.cons_rate, res.passes);
+	r = bench_row_rates(c.name, size, res.cons_rate, res.passes);
 	bench_row_set_floor(r, "floor_ring_tput", size);
-	snprintf(r->note, sizeof(r->note), "delivered; %u slots, subscriber polls", c.slots);
+	if (spin)
+		snprintf(r->note, sizeof(r->note),
+			 "delivered; %u slots, subscriber in shmbus_sub_wait, spin_ns %lld us",
+			 c.slots, (long long)(BUS_SPIN_NS / 1000));
+	else
+		snprintf(r->note, sizeof(r->note), "delivered; %u slots, subscriber polls take",
+			 c.slots);
 	bench_row_add_counts(r, res.lost, res.received + res.lost, 0, 0);
-	r = bench_row_rates("bus_tput_pub", size, res.prod_rate, res.passes);
+	snprintf(name, sizeof(name), "%s_pub", c.name);
+	r = bench_row_rates(name, size, res.prod_rate, res.passes);
 	bench_row_set_floor(r, "floor_ring_tput", size);
 	snprintf(r->note, sizeof(r->note), "publisher's own rate (it never waits)");
 	bench_shm_free(counts, sizeof(*counts));
@@ -565,7 +585,7 @@ static int fan_sub(void *arg, int index)
 		bench_barrier_break(&f->sh->barrier);
 		return -1;
 	}
-	if (open_pair(f->name, bus, NULL, f->topic, sizeof(m), 64, &none, &sub) != 0) {
+	if (open_pair(f->name, bus, NULL, f->topic, sizeof(m), 64, 0, &none, &sub) != 0) {
 		bench_barrier_break(&f->sh->barrier);
 		bus_put(bus);
 		return -1;
@@ -665,7 +685,7 @@ static int run_fanout_latency(int nsubs)
 	for (int i = 0; i < nsubs; i++)
 		cpus[i] = bench_cfg.cpu_b;
 	bench_pin(bench_cfg.cpu_a);
-	if (open_pair(f.name, main_bus, f.topic, NULL, sizeof(struct fan_msg), 64, &pub, &none))
+	if (open_pair(f.name, main_bus, f.topic, NULL, sizeof(struct fan_msg), 64, 0, &pub, &none))
 		goto out_free;
 	if (bench_spawn(nsubs, cpus, fan_sub, &f, pids) != 0) {
 		bench_fail(f.name, "fork failed");
@@ -800,15 +820,21 @@ int bench_bus_run(void)
 		size_t s = bench_sizes[i];
 
 		if (bench_selected("bus_poll_take"))
-			failed += run_latency("bus_poll_take", MODE_TAKE, s, "floor_shm_poll", s) != 0;
+			failed += run_latency("bus_poll_take", MODE_TAKE, 0, s, "floor_shm_poll", s) != 0;
 		if (bench_selected("bus_poll_view"))
-			failed += run_latency("bus_poll_view", MODE_VIEW, s, "bus_poll_view", 64) != 0;
+			failed += run_latency("bus_poll_view", MODE_VIEW, 0, s, "bus_poll_view", 64) != 0;
 		if (bench_selected("bus_wait"))
-			failed += run_latency("bus_wait", MODE_WAIT, s, "floor_futex", s) != 0;
+			failed += run_latency("bus_wait", MODE_WAIT, 0, s, "floor_futex", s) != 0;
+		if (bench_selected("bus_spinwait"))
+			failed += run_latency("bus_spinwait", MODE_WAIT, BUS_SPIN_NS, s,
+					      "floor_shm_poll", s) != 0;
 	}
-	for (size_t i = 0; i < bench_ntput_sizes; i++)
+	for (size_t i = 0; i < bench_ntput_sizes; i++) {
 		if (bench_selected("bus_tput"))
-			failed += run_tput(bench_tput_sizes[i]) != 0;
+			failed += run_tput(bench_tput_sizes[i], false) != 0;
+		if (bench_selected("bus_tput_spin"))
+			failed += run_tput(bench_tput_sizes[i], true) != 0;
+	}
 	for (size_t i = 0; i < sizeof(fanouts) / sizeof(fanouts[0]); i++) {
 		if (bench_selected("fanout_lat"))
 			failed += run_fanout_latency(fanouts[i]) != 0;
