@@ -302,6 +302,81 @@ static void test_corrupt_payload(void)
 	shmbus_pub_close(pub);
 }
 
+/* Every prefix of a valid image and a few thousand random payloads: take
+ * and view return OK or ECORRUPT, never read outside the slot (ASan
+ * builds check that) and never leave the subscriber stuck. */
+static void test_malformed_payloads(void)
+{
+	struct shmbus_topic_options to;
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_typed_view view;
+	shmbus_pub *raw;
+	shmbus_sub *sub;
+	uint8_t px[64], wire[512], junk[48];
+	size_t n;
+	unsigned seed = 12345, ok = 0, corrupt = 0;
+
+	shmbus_topic_options_init(&to);
+	shmbus__msgs__image__topic_type(&to);
+	to.slot_count = 16;
+	to.max_message_size = 4096;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(tb.bus, "camera/malformed", &to, &raw), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(tb.bus, "camera/malformed", NULL, &sub),
+			      SHMBUS_OK);
+	memset(px, 7, sizeof(px));
+	image_init(&img, &hdr, 11);
+	img.data.data = px;
+	img.data.len = sizeof(px);
+	n = shmbus__msgs__image__get_packed_size(&img);
+	CU_ASSERT_FATAL(n <= sizeof(wire));
+	shmbus__msgs__image__pack(&img, wire);
+
+	for (unsigned round = 0; round < 2 * (n + 1) + 4000; round++) {
+		const uint8_t *payload = wire;
+		size_t size;
+		int rc;
+
+		if (round < 2 * (n + 1)) {
+			size = round / 2; /* each prefix, once for take, once for view */
+		} else {
+			size = (size_t)(rand_r(&seed) % (int)sizeof(junk));
+			for (size_t i = 0; i < size; i++)
+				junk[i] = (uint8_t)rand_r(&seed);
+			payload = junk;
+		}
+		CU_ASSERT_EQUAL_FATAL(shmbus_pub_send(raw, payload, size, NULL), SHMBUS_OK);
+		if (round % 2) {
+			rc = shmbus__msgs__image__take(sub, NULL, &got, NULL);
+			if (rc == SHMBUS_OK)
+				shmbus__msgs__image__free(got, NULL);
+		} else {
+			rc = shmbus__msgs__image__view_data(sub, NULL, &got, &view);
+			if (rc == SHMBUS_OK) {
+				if (view.field) {
+					CU_ASSERT_TRUE(view.field >= (const uint8_t *)view.view.data);
+					CU_ASSERT_TRUE(view.field + view.field_size <=
+						       (const uint8_t *)view.view.data +
+							       view.view.info.size);
+				}
+				CU_ASSERT_EQUAL(shmbus__msgs__image__view_release(sub, got, NULL,
+										  &view),
+						SHMBUS_OK);
+			}
+		}
+		CU_ASSERT_TRUE(rc == SHMBUS_OK || rc == SHMBUS_ECORRUPT);
+		ok += rc == SHMBUS_OK;
+		corrupt += rc == SHMBUS_ECORRUPT;
+		/* Consumed either way: nothing is left to take. */
+		CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_EAGAIN);
+	}
+	/* The whole message decodes, most prefixes and junk do not. */
+	CU_ASSERT_TRUE(ok >= 2);
+	CU_ASSERT_TRUE(corrupt > 0);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(raw);
+}
+
 /* An allocator that counts and can be told to fail. */
 struct counting {
 	long live;
@@ -447,6 +522,7 @@ int main(void)
 	    !CU_add_test(s, "another type is ETYPE", test_type_mismatch) ||
 	    !CU_add_test(s, "lapped view is ELAPPED", test_lapped_view) ||
 	    !CU_add_test(s, "undecodable payload is ECORRUPT and skipped", test_corrupt_payload) ||
+	    !CU_add_test(s, "malformed and truncated payloads", test_malformed_payloads) ||
 	    !CU_add_test(s, "caller's allocator, failures are ENOMEM", test_allocator) ||
 	    !CU_add_test(s, "proto2 optional bytes in place", test_proto2_has_flag)) {
 		CU_cleanup_registry();
