@@ -57,6 +57,7 @@ struct mcap_reader {
 	bool in_chunk;
 };
 
+__attribute__((format(printf, 3, 4)))
 static int bad(mcap_reader *r, int rc, const char *fmt, ...)
 {
 	va_list ap;

@@ -66,6 +66,7 @@ struct mcap_writer {
 	struct mcap_buf scratch;
 };
 
+__attribute__((format(printf, 3, 4)))
 static int fail(mcap_writer *w, int rc, const char *fmt, ...)
 {
 	va_list ap;
@@ -597,14 +598,14 @@ static int write_tail(mcap_writer *w)
 
 	/* The summary CRC runs from the summary's first byte through the
 	 * footer's summary_offset_start field. */
-	at = mcap_buf_record_begin(&t, MCAP_OP_FOOTER);
+	mcap_buf_u8(&t, MCAP_OP_FOOTER);
+	mcap_buf_u64(&t, 20); /* known now: the CRC covers it */
 	mcap_buf_u64(&t, summary_start);
 	mcap_buf_u64(&t, summary_offset_start);
 	uint32_t crc = t.failed ? 0
 				: mcap_crc32(mcap_crc32(0, NULL, 0), t.data + sum_at,
 					     t.size - sum_at);
 	mcap_buf_u32(&t, crc);
-	mcap_buf_record_end(&t, at);
 	mcap_buf_bytes(&t, MCAP_MAGIC, MCAP_MAGIC_SIZE);
 
 	if (t.failed) {
