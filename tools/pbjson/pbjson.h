@@ -96,6 +96,10 @@ int pbjson_decode(const pbjson_schema *s, const char *type, const uint8_t *buf, 
 int pbjson_encode(const pbjson_schema *s, const char *type, const json_t *in, uint8_t **out,
 		  size_t *len, char *err, size_t errlen);
 
+/* Standard base64 (with padding) of p[0..n), malloc'd; NULL if out of
+ * memory. For printing payloads that have no schema. */
+char *pbjson_base64(const void *p, size_t n);
+
 /* Serialize j compactly on one line (JSON Lines), with each number as the
  * shortest text that reads back to the same value: jansson's json_dumps
  * prints the double 0.1 as 0.10000000000000001. malloc'd; NULL if out of

@@ -44,6 +44,11 @@ char *pj_base64(const uint8_t *p, size_t n)
 	return s;
 }
 
+char *pbjson_base64(const void *p, size_t n)
+{
+	return pj_base64(p, n);
+}
+
 static int b64_value(char c)
 {
 	if (c >= 'A' && c <= 'Z')

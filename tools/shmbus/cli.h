@@ -27,5 +27,9 @@ int cli_fail(const char *verb, int rc, shmbus_bus *bus, const char *what);
 
 int cmd_topics(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_echo(int argc, char **argv); /* cmd_echo.c */
+int cmd_hz(int argc, char **argv);   /* cmd_hz.c */
+int cmd_bw(int argc, char **argv);
+int cmd_pub(int argc, char **argv);  /* cmd_pub.c */
 
 #endif

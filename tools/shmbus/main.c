@@ -9,6 +9,10 @@
 static const struct cli_verb verbs[] = {
 	{ "topics", "list the topics of a bus", cmd_topics },
 	{ "info", "show a topic's layout, publishers and subscribers", cmd_info },
+	{ "echo", "print a topic's messages as JSON lines", cmd_echo },
+	{ "hz", "show a topic's message rate", cmd_hz },
+	{ "bw", "show a topic's bandwidth", cmd_bw },
+	{ "pub", "publish a message written as JSON", cmd_pub },
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,305 @@
+/*
+ * cmd_pub.c - `shmbus pub TOPIC TYPE JSON`: publish a message written as
+ * JSON, encoded by reflection over the type's schema: the topic's own, a
+ * descriptor set file, or the schemas/ types built into the tool.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "live.h"
+
+extern const unsigned char pbjson_builtin_fds[];
+extern const size_t pbjson_builtin_fds_size;
+
+static const char pub_usage[] =
+	"usage: shmbus pub [--bus NAME] TOPIC TYPE JSON [-r HZ] [-n COUNT]\n"
+	"                  [--descriptor-set FILE] [-q]\n"
+	"\n"
+	"Publishes JSON (protobuf's JSON mapping; JSON or .proto field names) as a\n"
+	"message of TYPE (full name, e.g. shmbus.msgs.Imu) on TOPIC, creating the topic\n"
+	"if needed. JSON '-' reads it from stdin. The type's schema comes from the\n"
+	"topic when it exists, else from --descriptor-set FILE (written by `protoc\n"
+	"--include_imports --descriptor_set_out=FILE`), else from the shmbus.msgs\n"
+	"types built into this tool; a topic it creates stores that schema.\n"
+	"\n"
+	"  -r, --rate HZ      publish HZ times a second (default: once, then exit)\n"
+	"  -n, --count COUNT  publish COUNT times (default 1; with -r, until stopped)\n"
+	"  --descriptor-set FILE  the schema of TYPE\n"
+	"  -q, --quiet        do not print a line per message\n"
+	"\n"
+	"Stops cleanly on SIGINT/SIGTERM. Starts the bus's broker if none runs.\n";
+
+static uint8_t *read_all(FILE *f, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	uint8_t *buf = malloc(cap);
+	while (buf) {
+		n += fread(buf + n, 1, cap - n, f);
+		if (n < cap)
+			break;
+		uint8_t *b = cap < (1u << 30) ? realloc(buf, cap * 2) : NULL;
+		if (!b) {
+			free(buf);
+			return NULL;
+		}
+		buf = b;
+		cap *= 2;
+	}
+	if (buf && ferror(f)) {
+		free(buf);
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+static void list_types(const pbjson_schema *s)
+{
+	fprintf(stderr, "known types:");
+	size_t shown = 0;
+	for (size_t i = 0; i < pbjson_type_count(s) && shown < 40; i++) {
+		const char *t = pbjson_type_name(s, i);
+		if (strstr(t, "Entry")) /* map entries are not publishable types */
+			continue;
+		fprintf(stderr, " %s", t);
+		shown++;
+	}
+	fprintf(stderr, "\n");
+}
+
+/* The schema of an existing topic, checking its type. 1: no such topic;
+ * 2: the topic has the type but no usable schema. */
+static int topic_schema(shmbus_bus *bus, const char *topic, const char *type,
+			pbjson_schema **out, uint32_t *max_size)
+{
+	struct shmbus_sub_options so;
+	shmbus_sub_options_init(&so);
+	shmbus_sub *sub;
+	int rc = shmbus_sub_open(bus, topic, &so, &sub);
+	if (rc == SHMBUS_ENOTOPIC)
+		return 1;
+	if (rc) {
+		cli_fail("pub", rc, bus, topic);
+		return -1;
+	}
+	const char *have = shmbus_sub_type_name(sub);
+	*max_size = (uint32_t)shmbus_sub_max_message_size(sub);
+	int status = 0;
+	if (strcmp(have, type) != 0) {
+		fprintf(stderr, "shmbus pub: topic '%s' has type '%s', not '%s'\n", topic,
+			*have ? have : "(untyped)", type);
+		status = -1;
+	} else {
+		*out = live_topic_schema("pub", sub, "using the --descriptor-set or built-in one");
+		if (!*out)
+			status = 2;
+	}
+	shmbus_sub_close(sub);
+	return status;
+}
+
+static pbjson_schema *load_blob(const void *p, size_t n, const char *from)
+{
+	pbjson_schema *s;
+	char err[256];
+	if (pbjson_schema_load(p, n, &s, err, sizeof(err))) {
+		fprintf(stderr, "shmbus pub: %s: %s\n", from, err);
+		return NULL;
+	}
+	return s;
+}
+
+static pbjson_schema *file_schema(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		fprintf(stderr, "shmbus pub: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	size_t n;
+	uint8_t *blob = read_all(f, &n);
+	fclose(f);
+	if (!blob) {
+		fprintf(stderr, "shmbus pub: %s: cannot read it\n", path);
+		return NULL;
+	}
+	pbjson_schema *s = load_blob(blob, n, path);
+	free(blob);
+	return s;
+}
+
+static json_t *parse_json(const char *arg)
+{
+	json_error_t jerr;
+	json_t *j;
+	if (strcmp(arg, "-") == 0)
+		j = json_loadf(stdin, JSON_REJECT_DUPLICATES, &jerr);
+	else
+		j = json_loads(arg, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j)
+		fprintf(stderr, "shmbus pub: bad JSON at line %d, column %d (character %d): %s\n",
+			jerr.line, jerr.column, jerr.position, jerr.text);
+	return j;
+}
+
+struct pub_args {
+	const char *topic, *type, *json, *fds_path;
+	double rate;
+	uint64_t count;
+	bool quiet;
+};
+
+static int parse_args(int argc, char **argv, struct pub_args *a)
+{
+	const char *pos[3];
+	int npos = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		if ((v = live_opt(argc, argv, &i, "--rate", "-r"))) {
+			if (!live_seconds("pub", "-r", v, &a->rate))
+				return 2;
+		} else if ((v = live_opt(argc, argv, &i, "--count", "-n"))) {
+			if (!live_u64("pub", "-n", v, &a->count))
+				return 2;
+		} else if ((v = live_opt(argc, argv, &i, "--descriptor-set", NULL))) {
+			a->fds_path = v;
+		} else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) {
+			a->quiet = true;
+		} else if ((argv[i][0] == '-' && argv[i][1] != '\0') || npos == 3) {
+			fprintf(stderr, "shmbus pub: unexpected argument '%s'\n%s", argv[i], pub_usage);
+			return 2;
+		} else {
+			pos[npos++] = argv[i];
+		}
+	}
+	if (npos != 3) {
+		fputs(pub_usage, stderr);
+		return 2;
+	}
+	a->topic = pos[0];
+	a->type = pos[1];
+	a->json = pos[2];
+	if (!a->count)
+		a->count = a->rate > 0 ? UINT64_MAX : 1;
+	return 0;
+}
+
+static int publish_loop(shmbus_pub *pub, shmbus_bus *bus, const struct pub_args *a,
+			const uint8_t *msg, size_t len)
+{
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	int64_t period = a->rate > 0 ? (int64_t)(1e9 / a->rate) : 0;
+	for (uint64_t i = 0; i < a->count && !live_stopping(); i++) {
+		if (i && period) {
+			int64_t ns = next.tv_nsec + period;
+			next.tv_sec += ns / 1000000000;
+			next.tv_nsec = ns % 1000000000;
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+				if (live_stopping())
+					return 0;
+		}
+		uint64_t seq;
+		int rc = shmbus_pub_send(pub, msg, len, &seq);
+		if (rc)
+			return cli_fail("pub", rc, bus, a->topic);
+		if (!a->quiet) {
+			printf("published #%" PRIu64 " (sequence number %" PRIu64 ", %zu bytes)\n",
+			       i + 1, seq, len);
+			fflush(stdout);
+		}
+	}
+	return 0;
+}
+
+int cmd_pub(int argc, char **argv)
+{
+	bool help;
+	const char *bus_name = cli_common_options(&argc, argv, &help);
+	if (help) {
+		fputs(pub_usage, stdout);
+		return 0;
+	}
+	struct pub_args a = { 0 };
+	int rc = parse_args(argc, argv, &a);
+	if (rc)
+		return rc;
+	json_t *j = parse_json(a.json);
+	if (!j)
+		return 1;
+	live_catch_signals();
+
+	struct shmbus_connect_options co;
+	char why[512] = "";
+	shmbus_connect_options_init(&co);
+	co.errbuf = why;
+	co.errbuf_size = sizeof(why);
+	shmbus_bus *bus;
+	rc = shmbus_connect(bus_name, &co, &bus);
+	if (rc) {
+		fprintf(stderr, "shmbus pub: %s: %s\n", shmbus_strerror(rc), why);
+		json_decref(j);
+		return 1;
+	}
+	pbjson_schema *s = NULL;
+	uint32_t topic_max = 0;
+	int status = topic_schema(bus, a.topic, a.type, &s, &topic_max);
+	if (status == 1 || status == 2) { /* a new topic, or one without a schema */
+		status = 0;
+		s = a.fds_path ? file_schema(a.fds_path)
+			       : load_blob(pbjson_builtin_fds, pbjson_builtin_fds_size,
+					   "built-in schemas");
+		if (!s)
+			status = -1;
+		else if (!pbjson_has_type(s, a.type)) {
+			fprintf(stderr, "shmbus pub: unknown type '%s'%s%s\n", a.type,
+				a.fds_path ? " in " : "", a.fds_path ? a.fds_path : "");
+			list_types(s);
+			status = -1;
+		}
+	}
+	uint8_t *msg = NULL, *schema_blob = NULL;
+	size_t len = 0, schema_len = 0;
+	char err[512];
+	if (!status && pbjson_encode(s, a.type, j, &msg, &len, err, sizeof(err))) {
+		fprintf(stderr, "shmbus pub: %s\n", err);
+		status = -1;
+	}
+	if (!status && !topic_max &&
+	    pbjson_schema_subset(s, a.type, &schema_blob, &schema_len, err, sizeof(err))) {
+		fprintf(stderr, "shmbus pub: %s\n", err);
+		status = -1;
+	}
+	shmbus_pub *pub = NULL;
+	if (!status) {
+		struct shmbus_topic_options to;
+		shmbus_topic_options_init(&to);
+		to.type_name = a.type;
+		to.schema = schema_blob;
+		to.schema_size = schema_len;
+		if (!topic_max && len > to.max_message_size)
+			to.max_message_size = (uint32_t)len;
+		if (topic_max)
+			to.max_message_size = topic_max;
+		rc = shmbus_pub_open(bus, a.topic, &to, &pub);
+		if (rc) {
+			cli_fail("pub", rc, bus, a.topic);
+			status = -1;
+		}
+	}
+	if (!status && publish_loop(pub, bus, &a, msg, len))
+		status = -1;
+	if (pub)
+		shmbus_pub_close(pub);
+	free(msg);
+	free(schema_blob);
+	pbjson_schema_free(s);
+	json_decref(j);
+	shmbus_disconnect(bus);
+	return status ? 1 : 0;
+}
