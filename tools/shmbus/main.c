@@ -9,6 +9,9 @@
 static const struct cli_verb verbs[] = {
 	{ "topics", "list the topics of a bus", cmd_topics },
 	{ "info", "show a topic's layout, publishers and subscribers", cmd_info },
+	{ "record", "record topics into an MCAP file", cmd_record },
+	{ "play", "publish an MCAP recording with its timing", cmd_play },
+	{ "mcap", "show (info) or print (cat) an MCAP recording", cmd_mcap },
 	{ "echo", "print a topic's messages as JSON lines", cmd_echo },
 	{ "hz", "show a topic's message rate", cmd_hz },
 	{ "bw", "show a topic's bandwidth", cmd_bw },

@@ -1,0 +1,265 @@
+/*
+ * cmd_mcap.c - `shmbus mcap info FILE` and `shmbus mcap cat FILE`: what a
+ * recording holds, and its messages as JSON Lines decoded with the schema
+ * stored in the file (tools/pbjson), so no .proto is needed.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "mcap.h"
+#include "mcap_cli.h"
+#include "pbjson.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shmbus mcap info FILE.mcap\n"
+		"       shmbus mcap cat FILE.mcap [--topics TOPIC...] [--full]\n\n"
+		"info: topics, types, message counts, time range, duration, compression and\n"
+		"      chunks; says \"incomplete\" for a file cut short (recorder killed, disk\n"
+		"      full), which is then read up to its last complete chunk.\n"
+		"cat:  one JSON object per message, in file order:\n"
+		"      {\"topic\":..., \"_meta\":{\"seq\":..., \"time\":..., \"log_time_ns\":...,\n"
+		"       \"publish_time_ns\":..., \"size\":...}, \"msg\":{...}}\n"
+		"      \"msg\" is decoded with the file's protobuf schema; payloads without one\n"
+		"      print as {\"_base64\": ...}. --full prints bytes fields whole.\n"
+		"A corrupt file is an error naming the offset (exit status 1).\n");
+}
+
+static void iso_time(char *buf, size_t len, uint64_t ns)
+{
+	time_t s = (time_t)(ns / 1000000000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%09uZ", (unsigned)(ns % 1000000000));
+}
+
+static const char *type_of(mcap_reader *r, const struct mcap_channel *ch)
+{
+	for (size_t i = 0; i < ch->n_metadata; i++)
+		if (strcmp(ch->metadata[i].key, MCAP_KEY_TYPE) == 0 && ch->metadata[i].value[0])
+			return ch->metadata[i].value;
+	const struct mcap_schema *s = mcap_reader_schema(r, ch->schema_id);
+	return s ? s->name : "(untyped)";
+}
+
+static int mcap_info(const char *file)
+{
+	mcap_reader *r;
+	char err[512];
+	if (mcap_reader_open(file, 0, &r, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shmbus mcap info: %s\n", err);
+		return 1;
+	}
+	const struct mcap_info *in = mcap_reader_info(r);
+	char t0[64] = "-", t1[64] = "-";
+	if (in->message_count) {
+		iso_time(t0, sizeof(t0), in->start_time);
+		iso_time(t1, sizeof(t1), in->end_time);
+	}
+	printf("file:        %s (%" PRIu64 " bytes)\n", file, in->file_size);
+	if (in->complete)
+		printf("status:      complete\n");
+	else
+		printf("status:      incomplete: %s; read up to offset %" PRIu64 "\n",
+		       in->why_incomplete, in->end_offset);
+	printf("library:     %s\n", in->library);
+	printf("messages:    %" PRIu64 "\n", in->message_count);
+	printf("start:       %s (%" PRIu64 " ns)\n", t0, in->message_count ? in->start_time : 0);
+	printf("end:         %s (%" PRIu64 " ns)\n", t1, in->message_count ? in->end_time : 0);
+	printf("duration:    %.3f s\n",
+	       in->message_count ? (double)(in->end_time - in->start_time) / 1e9 : 0.0);
+	printf("chunks:      %u", in->chunk_count);
+	if (in->chunks_zstd)
+		printf(", zstd: %u", in->chunks_zstd);
+	if (in->chunks_lz4)
+		printf(", lz4: %u", in->chunks_lz4);
+	if (in->chunks_none)
+		printf(", none: %u", in->chunks_none);
+	printf("\n");
+	if (in->uncompressed_bytes)
+		printf("compression: %.1f MiB stored for %.1f MiB (%.0f%%)\n",
+		       (double)in->compressed_bytes / (1 << 20),
+		       (double)in->uncompressed_bytes / (1 << 20),
+		       100.0 * (double)in->compressed_bytes / (double)in->uncompressed_bytes);
+	const struct mcap_channel *ch;
+	size_t n = mcap_reader_channels(r, &ch);
+	printf("topics:      %zu\n", n);
+	for (size_t i = 0; i < n; i++)
+		printf("  %-40s %-36s %10" PRIu64 " msgs  %s\n", ch[i].topic, type_of(r, &ch[i]),
+		       ch[i].message_count, ch[i].message_encoding);
+	for (size_t i = 0; i < in->metadata_count; i++) {
+		const char *name;
+		const struct mcap_kv *kv;
+		size_t nkv;
+		if (mcap_reader_metadata(r, i, &name, &kv, &nkv) != 0)
+			break;
+		printf("metadata:    %s\n", name);
+		for (size_t k = 0; k < nkv; k++)
+			printf("  %-40s %s\n", kv[k].key, kv[k].value);
+	}
+	mcap_reader_close(r);
+	return 0;
+}
+
+struct cat_channel {
+	bool selected;
+	bool tried;
+	pbjson_schema *schema;
+	const char *type;
+};
+
+static json_t *raw(const uint8_t *p, size_t n, size_t limit, const char *why)
+{
+	size_t m = limit && n > limit ? limit : n;
+	char *b = pbjson_base64(p, m);
+	json_t *j = json_object();
+	if (!b || !j) {
+		free(b);
+		json_decref(j);
+		return NULL;
+	}
+	json_object_set_new(j, "_base64", json_string(b));
+	if (m < n)
+		json_object_set_new(j, "_size", json_integer((json_int_t)n));
+	if (why)
+		json_object_set_new(j, "_error", json_string(why));
+	free(b);
+	return j;
+}
+
+static int mcap_cat(const char *file, char **topics, size_t n_topics, bool full)
+{
+	mcap_reader *r;
+	char err[512];
+	int ret = 1;
+	if (mcap_reader_open(file, 0, &r, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shmbus mcap cat: %s\n", err);
+		return 1;
+	}
+	/* By channel id: a cut-short file may name channels only inside its
+	 * chunks, so the reader's table can grow while reading. */
+	struct cat_channel *cc = calloc(65536, sizeof(*cc));
+	struct pbjson_options po;
+	pbjson_options_init(&po);
+	po.full_bytes = full;
+	if (!cc)
+		goto out;
+	if (!mcap_reader_info(r)->complete)
+		fprintf(stderr, "shmbus mcap cat: %s is incomplete (%s)\n", file,
+			mcap_reader_info(r)->why_incomplete);
+	struct mcap_message m;
+	int rc;
+	while ((rc = mcap_reader_next(r, &m)) == 1) {
+		const struct mcap_channel *c = mcap_reader_channel(r, m.channel_id);
+		struct cat_channel *x = &cc[m.channel_id];
+		if (!x->tried) {
+			const struct mcap_schema *s = mcap_reader_schema(r, c->schema_id);
+			x->tried = true;
+			x->selected = n_topics == 0;
+			for (size_t k = 0; k < n_topics; k++)
+				x->selected |= strcmp(topics[k], c->topic) == 0;
+			if (x->selected && s && strcmp(s->encoding, "protobuf") == 0 &&
+			    strcmp(c->message_encoding, "protobuf") == 0) {
+				if (pbjson_schema_load(s->data, s->size, &x->schema, err, sizeof(err)))
+					fprintf(stderr, "shmbus mcap cat: %s: schema %s does not load: %s\n",
+						c->topic, s->name, err);
+				else
+					x->type = s->name;
+			}
+		}
+		if (!x->selected)
+			continue;
+		json_t *msg = NULL;
+		if (x->schema) {
+			if (pbjson_decode(x->schema, x->type, m.data, m.size, &po, &msg, err,
+					  sizeof(err)) != 0)
+				msg = raw(m.data, m.size, full ? 0 : 4096, err);
+		} else {
+			msg = raw(m.data, m.size, full ? 0 : 4096, NULL);
+		}
+		char when[64], lt[24], pt[24];
+		iso_time(when, sizeof(when), m.log_time);
+		snprintf(lt, sizeof(lt), "%" PRIu64, m.log_time);
+		snprintf(pt, sizeof(pt), "%" PRIu64, m.publish_time);
+		json_t *line = json_pack("{s:s,s:{s:I,s:s,s:s,s:s,s:I},s:o}", "topic", c->topic,
+					 "_meta", "seq", (json_int_t)m.sequence, "time", when,
+					 "log_time_ns", lt, "publish_time_ns", pt, "size",
+					 (json_int_t)m.size, "msg", msg ? msg : json_null());
+		char *text = line ? pbjson_dumps(line) : NULL;
+		json_decref(line);
+		if (!text) {
+			fprintf(stderr, "shmbus mcap cat: out of memory\n");
+			goto out;
+		}
+		bool ok = puts(text) >= 0;
+		free(text);
+		if (!ok)
+			goto out;
+	}
+	if (fflush(stdout) != 0)
+		goto out;
+	if (rc < 0) {
+		fprintf(stderr, "shmbus mcap cat: %s\n", mcap_reader_error(r));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (cc)
+		for (size_t i = 0; i < 65536; i++)
+			pbjson_schema_free(cc[i].schema);
+	free(cc);
+	mcap_reader_close(r);
+	return ret;
+}
+
+int cmd_mcap(int argc, char **argv)
+{
+	bool help;
+	(void)cli_common_options(&argc, argv, &help);
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc < 3) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "info") == 0) {
+		if (argc != 3) {
+			usage(stderr);
+			return 2;
+		}
+		return mcap_info(argv[2]);
+	}
+	if (strcmp(argv[1], "cat") == 0) {
+		char **topics = calloc((size_t)argc, sizeof(char *));
+		size_t nt = 0;
+		bool full = false;
+		if (!topics)
+			return 1;
+		for (int i = 3; i < argc; i++) {
+			if (strcmp(argv[i], "--topics") == 0) {
+				while (i + 1 < argc && argv[i + 1][0] != '-')
+					topics[nt++] = argv[++i];
+			} else if (strcmp(argv[i], "--full") == 0) {
+				full = true;
+			} else {
+				fprintf(stderr, "shmbus mcap cat: unexpected argument '%s'\n", argv[i]);
+				free(topics);
+				return 2;
+			}
+		}
+		int rc = mcap_cat(argv[2], topics, nt, full);
+		free(topics);
+		return rc;
+	}
+	fprintf(stderr, "shmbus mcap: unknown subcommand '%s' (info or cat)\n", argv[1]);
+	return 2;
+}
