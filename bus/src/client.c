@@ -416,7 +416,18 @@ int shmbus_connect(const char *name, const struct shmbus_connect_options *opts,
 		snprintf(bus->broker_path, sizeof(bus->broker_path), "%s", opts->broker_path);
 	if (bus->broker_path[0])
 		bus->opts.broker_path = bus->broker_path;
-	int rc = bus_open_socket(bus);
+	bus->opts.key_file = NULL;
+	const char *key_file = opts && opts->key_file ? opts->key_file : getenv("SHMBUS_KEY_FILE");
+	int rc = 0;
+	if (key_file && *key_file) {
+		char err[400];
+		rc = integrity_load_key(key_file, bus->key, err, sizeof(err));
+		if (rc)
+			bus_set_error(bus, "%s", err);
+		bus->have_key = rc == 0;
+	}
+	if (rc == 0)
+		rc = bus_open_socket(bus);
 	if (rc) {
 		if (opts && opts->errbuf && opts->errbuf_size)
 			snprintf(opts->errbuf, opts->errbuf_size, "%s", bus->errmsg);
@@ -433,6 +444,7 @@ void shmbus_disconnect(shmbus_bus *bus)
 		return;
 	if (bus->fd >= 0)
 		close(bus->fd);
+	memset(bus->key, 0, sizeof(bus->key));
 	pthread_mutex_destroy(&bus->lock);
 	free(bus);
 }

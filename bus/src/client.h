@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "integrity.h"
 #include "paths.h"
 #include "proto.h"
 #include "shmbus/shmbus.h"
@@ -19,6 +20,8 @@ struct shmbus_bus {
 	struct shmbus_connect_options opts;
 	char broker_path[PATH_BUF];
 	char errmsg[512];
+	bool have_key;
+	uint8_t key[INTEGRITY_KEY_BYTES];
 };
 
 /* The reply to a request. body is owned by the caller (free()). */

@@ -17,6 +17,7 @@ struct shmbus_pub {
 	shmbus_bus *bus;
 	struct topic_map map;
 	struct ring_writer w;
+	struct integrity integ;
 	uint32_t topic_id, index;
 };
 
@@ -24,6 +25,7 @@ struct shmbus_sub {
 	shmbus_bus *bus;
 	struct topic_map map;
 	struct ring_reader r;
+	struct integrity integ;
 	uint32_t topic_id, index;
 	int64_t spin_ns;
 };
@@ -48,6 +50,8 @@ bool shmbus_topic_name_valid(const char *topic)
 {
 	return topic_name_valid(topic);
 }
+
+static void close_topic(shmbus_bus *bus, uint32_t topic_id, uint32_t role, uint32_t index);
 
 /* Ask the broker for a topic and map it. */
 static int open_topic(shmbus_bus *bus, const char *topic, uint32_t role, bool create,
@@ -112,6 +116,22 @@ static int open_topic(shmbus_bus *bus, const char *topic, uint32_t role, bool cr
 		bus_set_error(bus, "topic '%s': %s", topic, err);
 		return rc;
 	}
+	if (role != ROLE_INSPECT && (map->seg->flags & SHMBUS_TOPIC_INTEGRITY) && !bus->have_key) {
+		topic_unmap(map);
+		close_topic(bus, opened->topic_id, role, opened->index);
+		bus_set_error(bus,
+			      "topic '%s' carries integrity tags: set SHMBUS_KEY_FILE (or "
+			      "key_file) to the bus key",
+			      topic);
+		return SHMBUS_EPERM;
+	}
+	if (role == ROLE_PUB && (t->flags & SHMBUS_TOPIC_INTEGRITY) &&
+	    !(map->seg->flags & SHMBUS_TOPIC_INTEGRITY)) {
+		topic_unmap(map);
+		close_topic(bus, opened->topic_id, role, opened->index);
+		bus_set_error(bus, "topic '%s' was created without integrity tags", topic);
+		return SHMBUS_ELAYOUT;
+	}
 	if (strcmp(map->seg->topic, topic) != 0 ||
 	    (role == ROLE_PUB && opened->index >= SEG_MAX_PUBS) ||
 	    (role == ROLE_SUB && opened->index >= SEG_MAX_SUBS)) {
@@ -158,6 +178,11 @@ int shmbus_pub_open(shmbus_bus *bus, const char *topic, const struct shmbus_topi
 	p->topic_id = op.topic_id;
 	p->index = op.index;
 	ring_writer_init(&p->w, &p->map, &p->map.ctl->pubs[op.index], op.publisher_id);
+	if (p->map.seg->flags & SHMBUS_TOPIC_INTEGRITY) {
+		memcpy(p->integ.key, bus->key, sizeof(p->integ.key));
+		p->integ.topic = p->map.seg->topic;
+		p->w.integ = &p->integ;
+	}
 	*out = p;
 	return 0;
 }
@@ -252,6 +277,11 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic, const struct shmbus_sub_
 	s->index = op.index;
 	ring_reader_init(&s->r, &s->map, &s->map.ctl->subs[op.index],
 			 ring_start_seq(&s->map, opts->start, opts->last_n));
+	if (s->map.seg->flags & SHMBUS_TOPIC_INTEGRITY) {
+		memcpy(s->integ.key, bus->key, sizeof(s->integ.key));
+		s->integ.topic = s->map.seg->topic;
+		s->r.integ = &s->integ;
+	}
 	s->r.spin_ns = opts->spin_ns;
 	if (opts->stall_timeout_ns > 0)
 		s->r.stall_ns = opts->stall_timeout_ns;
@@ -311,6 +341,7 @@ void shmbus_sub_stats(const shmbus_sub *sub, struct shmbus_sub_stats *st)
 	st->last_seq = sub->r.last_seq;
 	st->next_seq = sub->r.next;
 	st->lag = head > sub->r.next ? head - sub->r.next : 0;
+	st->rejected = sub->r.rejected;
 }
 
 const char *shmbus_sub_type_name(const shmbus_sub *sub)

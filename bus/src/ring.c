@@ -164,8 +164,11 @@ int ring_publish(struct ring_writer *w, size_t size, uint64_t *seq)
 	/* Relaxed: published by the commit CAS (seq_cst, so also release). */
 	atomic_store_explicit(&s->size, (uint32_t)size, memory_order_relaxed);
 	atomic_store_explicit(&s->publisher_id, w->publisher_id, memory_order_relaxed);
-	atomic_store_explicit(&s->publish_ns, realtime_ns(), memory_order_relaxed);
+	int64_t now = realtime_ns();
+	atomic_store_explicit(&s->publish_ns, now, memory_order_relaxed);
 	uint64_t n = w->loan_seq;
+	if (w->integ)
+		integrity_tag(w->integ, n, now, (uint32_t)size, slot_payload(s), s->tag);
 	bool ok = writer_end_loan(w, SLOT_STATE(n, 0));
 	if (ok)
 		w->published++;
@@ -245,6 +248,7 @@ static void reader_mirror(struct ring_reader *r)
 	atomic_store_explicit(&r->entry->next_seq, r->next, memory_order_relaxed);
 	atomic_store_explicit(&r->entry->received, r->received, memory_order_relaxed);
 	atomic_store_explicit(&r->entry->lost, r->lost, memory_order_relaxed);
+	atomic_store_explicit(&r->entry->rejected, r->rejected, memory_order_relaxed);
 }
 
 static void reader_lose(struct ring_reader *r, uint64_t to)
@@ -312,6 +316,15 @@ static void fill_info(struct ring_reader *r, const struct slot_header *s, uint64
 						  memory_order_relaxed);
 	info->size = size;
 	info->lost = r->pending_lost;
+}
+
+/* A message that fails its tag: torn, corrupted or forged. Never
+ * delivered; counted as rejected and as lost. */
+static void reader_reject(struct ring_reader *r, uint64_t seq)
+{
+	r->rejected++;
+	reader_lose(r, seq + 1);
+	reader_mirror(r);
 }
 
 static void reader_deliver(struct ring_reader *r, uint64_t seq)
@@ -418,10 +431,17 @@ int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_m
 			info->size = size;
 			return SHMBUS_EMSGSIZE;
 		}
+		uint8_t tag[INTEGRITY_TAG_BYTES];
 		ring_copy_racy(buf, slot_payload(s), size);
+		if (r->integ)
+			ring_copy_racy(tag, s->tag, sizeof(tag));
 		fill_info(r, s, n, size, info);
 		if (!state_unchanged(s, st))
 			continue;
+		if (r->integ && !integrity_check(r->integ, n, info->publish_ns, size, buf, tag)) {
+			reader_reject(r, n);
+			continue;
+		}
 		r->next = n + 1;
 		reader_deliver(r, n);
 		return 0;
@@ -452,6 +472,20 @@ int ring_view(struct ring_reader *r, struct shmbus_view *view)
 		if (size > r->map->seg->max_message_size) {
 			reader_lose(r, n + 1);
 			continue;
+		}
+		if (r->integ) {
+			/* Checked in place; a lap during the check shows in the
+			 * state, and is a loss, not a forgery. */
+			uint8_t tag[INTEGRITY_TAG_BYTES];
+			ring_copy_racy(tag, s->tag, sizeof(tag));
+			bool ok = integrity_check(r->integ, n, view->info.publish_ns, size,
+						  slot_payload(s), tag);
+			if (!state_unchanged(s, st))
+				continue;
+			if (!ok) {
+				reader_reject(r, n);
+				continue;
+			}
 		}
 		view->data = slot_payload(s);
 		view->state_ = st;

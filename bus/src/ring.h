@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "integrity.h"
 #include "segment.h"
 #include "shmbus/shmbus.h"
 
@@ -18,6 +19,7 @@ struct ring_writer {
 	struct ctl_pub *entry;     /* this publisher's line in the control area */
 	uint32_t publisher_id;
 	uint32_t holder;           /* index of `entry`: written into held slots */
+	const struct integrity *integ; /* tag every message (NULL: no tags) */
 	bool loaned;
 	uint64_t loan_seq;
 	struct slot_header *loan_slot;
@@ -29,6 +31,8 @@ struct ring_reader {
 	struct ctl_sub *entry;     /* this subscriber's line in the control area */
 	uint64_t next;             /* next sequence number to read */
 	uint64_t received, lost;
+	uint64_t rejected;         /* failed the tag check (also counted lost) */
+	const struct integrity *integ; /* check every tag (NULL: no tags) */
 	uint64_t last_seq;
 	uint64_t pending_lost;     /* lost before the message being viewed */
 	bool viewing;

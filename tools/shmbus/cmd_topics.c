@@ -134,11 +134,12 @@ int cmd_info(int argc, char **argv)
 		       (unsigned long long)pubs[i].count, (unsigned long long)pubs[i].lost);
 	printf("subscribers: %zu\n", ns);
 	if (ns)
-		printf("  %8s %6s %12s %10s %10s\n", "PID", "SLOT", "RECEIVED", "LOST", "LAG");
+		printf("  %8s %6s %12s %10s %10s %10s\n", "PID", "SLOT", "RECEIVED", "LOST", "LAG",
+		       "REJECTED");
 	for (size_t i = 0; i < ns; i++)
-		printf("  %8d %6u %12llu %10llu %10llu\n", subs[i].pid, subs[i].id,
+		printf("  %8d %6u %12llu %10llu %10llu %10llu\n", subs[i].pid, subs[i].id,
 		       (unsigned long long)subs[i].count, (unsigned long long)subs[i].lost,
-		       (unsigned long long)subs[i].lag);
+		       (unsigned long long)subs[i].lag, (unsigned long long)subs[i].rejected);
 	shmbus_disconnect(bus);
 	return 0;
 }

@@ -83,6 +83,10 @@ struct shmbus_connect_options {
 	const char *broker_path;
 	/* How long to wait for a broker to answer (default 5 s). */
 	int64_t timeout_ns;
+	/* Key for topics with integrity tags (SHMBUS_TOPIC_INTEGRITY): a file
+	 * of 64 hex digits or 32 bytes, readable by its owner only. NULL:
+	 * $SHMBUS_KEY_FILE, else no key (such topics cannot be opened). */
+	const char *key_file;
 	/* Where shmbus_connect() writes why it failed (the handle that would
 	 * hold shmbus_errmsg() does not exist then). May be NULL. */
 	char *errbuf;
@@ -113,7 +117,11 @@ const char *shmbus_errmsg(const shmbus_bus *bus);
 /* ---------------------------------------------------------------- topics */
 
 /* Topic flags. */
-#define SHMBUS_TOPIC_INTEGRITY 0x1u /* reserved for integrity tags */
+/* Every message carries a keyed BLAKE2b tag over topic, sequence number,
+ * time, size and payload; subscribers deliver only messages whose tag
+ * checks (others are counted rejected and lost). Publishers and
+ * subscribers need the bus key (shmbus_connect_options.key_file). */
+#define SHMBUS_TOPIC_INTEGRITY 0x1u
 
 struct shmbus_topic_options {
 	/* Ring size in messages, rounded up to a power of two (default 64). */
@@ -264,6 +272,8 @@ struct shmbus_sub_stats {
 	                      UINT64_MAX before the first */
 	uint64_t next_seq; /* the next sequence number this subscriber reads */
 	uint64_t lag;      /* messages published but not yet taken */
+	uint64_t rejected; /* failed the integrity check: never delivered,
+	                      also counted in lost */
 };
 
 void shmbus_sub_stats(const shmbus_sub *sub, struct shmbus_sub_stats *stats);

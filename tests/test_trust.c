@@ -1,0 +1,439 @@
+/*
+ * test_trust.c - what users of shared memory fear, tried for real:
+ * integrity tags catching corrupted and forged messages, key-file rules,
+ * and 200 rounds of kill -9 on publishers of a tagged topic while
+ * subscribers check order, loss accounting and that nothing stalls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define SEC 1000000000ll
+
+static char key_a[64], key_b[64];
+
+/* Usable outside a test (suite setup): reports by return value. */
+static bool write_key(char *path, size_t len, const char *tag, const char *hex, mode_t mode)
+{
+	snprintf(path, len, "/tmp/shmbus-test-key-%s-%d", tag, (int)getpid());
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return false;
+	bool ok = write(fd, hex, strlen(hex)) == (ssize_t)strlen(hex);
+	close(fd);
+	return ok && chmod(path, mode) == 0;
+}
+
+static shmbus_bus *connect_key(const char *bus, const char *key, int *rc, char *why,
+			       size_t whylen)
+{
+	struct shmbus_connect_options o;
+	shmbus_bus *b = NULL;
+	shmbus_connect_options_init(&o);
+	o.key_file = key;
+	o.errbuf = why;
+	o.errbuf_size = whylen;
+	o.timeout_ns = 20 * SEC;
+	*rc = shmbus_connect(bus, &o, &b);
+	return b;
+}
+
+static struct shmbus_topic_options tagged(void)
+{
+	struct shmbus_topic_options o;
+	shmbus_topic_options_init(&o);
+	o.type_name = "test.Tagged";
+	o.slot_count = 64;
+	o.max_message_size = 256;
+	o.flags = SHMBUS_TOPIC_INTEGRITY;
+	return o;
+}
+
+static void test_key_rules(void)
+{
+	char loose[64], why[512];
+	int rc;
+	CU_ASSERT_FATAL(write_key(loose, sizeof(loose), "loose",
+				  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+				  0644));
+	shmbus_bus *b = connect_key(h_bus_name("keys"), loose, &rc, why, sizeof(why));
+	CU_ASSERT_EQUAL(rc, SHMBUS_EPERM);
+	CU_ASSERT_PTR_NULL(b);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "chmod 600"));
+	chmod(loose, 0600);
+	FILE *f = fopen(loose, "w");
+	fputs("not a key", f);
+	fclose(f);
+	b = connect_key(h_bus_name("keys"), loose, &rc, why, sizeof(why));
+	CU_ASSERT_EQUAL(rc, SHMBUS_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "64 hex digits"));
+	unlink(loose);
+}
+
+static void test_tags_reject_corrupt_and_forged(void)
+{
+	const char *name = h_bus_name("tags");
+	char why[512];
+	int rc;
+	shmbus_bus *good = connect_key(name, key_a, &rc, why, sizeof(why));
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	shmbus_bus *forger = connect_key(name, key_b, &rc, why, sizeof(why));
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	shmbus_bus *keyless = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(keyless);
+	struct shmbus_topic_options o = tagged();
+	shmbus_pub *pub, *fpub, *none;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(good, "tagged", &o, &pub), 0);
+	/* Without the key: cannot publish (or subscribe) on a tagged topic. */
+	CU_ASSERT_EQUAL(shmbus_pub_open(keyless, "tagged", &o, &none), SHMBUS_EPERM);
+	CU_ASSERT_PTR_NOT_NULL(strstr(shmbus_errmsg(keyless), "integrity"));
+	/* With a wrong key it can write, but nobody will believe it. */
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(forger, "tagged", &o, &fpub), 0);
+	shmbus_sub *sub;
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(good, "tagged", NULL, &sub), 0);
+
+	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "genuine-1", 10, NULL), 0);
+	CU_ASSERT_EQUAL(shmbus_pub_send(fpub, "forged-1", 9, NULL), 0);
+	/* Corrupted after publishing, in place (a buggy publisher). */
+	void *buf;
+	size_t cap;
+	CU_ASSERT_EQUAL(shmbus_pub_loan(pub, &buf, &cap), 0);
+	memcpy(buf, "genuine-2", 10);
+	CU_ASSERT_EQUAL(shmbus_pub_publish(pub, 10, NULL), 0);
+	((char *)buf)[0] = 'X';
+	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "genuine-3", 10, NULL), 0);
+
+	char got[32];
+	struct shmbus_msg_info info;
+	CU_ASSERT_EQUAL(shmbus_sub_take(sub, got, sizeof(got), &info), 0);
+	CU_ASSERT_STRING_EQUAL(got, "genuine-1");
+	CU_ASSERT_EQUAL(shmbus_sub_take(sub, got, sizeof(got), &info), 0);
+	CU_ASSERT_STRING_EQUAL(got, "genuine-3");
+	CU_ASSERT_EQUAL(info.lost, 2); /* the forged and the corrupted one */
+	CU_ASSERT_EQUAL(shmbus_sub_take(sub, got, sizeof(got), &info), SHMBUS_EAGAIN);
+	struct shmbus_sub_stats st;
+	shmbus_sub_stats(sub, &st);
+	CU_ASSERT_EQUAL(st.rejected, 2);
+	CU_ASSERT_EQUAL(st.received, 2);
+	CU_ASSERT_EQUAL(st.received + st.lost, 4);
+	/* Views check tags too. */
+	CU_ASSERT_EQUAL(shmbus_pub_send(fpub, "forged-2", 9, NULL), 0);
+	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "genuine-4", 10, NULL), 0);
+	struct shmbus_view v;
+	CU_ASSERT_EQUAL(shmbus_sub_view(sub, &v), 0);
+	CU_ASSERT_STRING_EQUAL((const char *)v.data, "genuine-4");
+	CU_ASSERT_EQUAL(shmbus_sub_release(sub, &v), 0);
+	/* `shmbus info` sees the rejections. */
+	struct shmbus_topic_info ti;
+	struct shmbus_client_info subs[4];
+	size_t np, ns;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(good, "tagged", &ti, NULL, 0, &np, subs, 4, &ns), 0);
+	CU_ASSERT_EQUAL(ns, 1);
+	CU_ASSERT_EQUAL(subs[0].rejected, 3);
+	CU_ASSERT_TRUE(ti.flags & SHMBUS_TOPIC_INTEGRITY);
+	/* A topic made without tags refuses a publisher that wants them. */
+	struct shmbus_topic_options plain = tagged();
+	plain.flags = 0;
+	shmbus_pub *pp, *pq;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(good, "plain", &plain, &pp), 0);
+	CU_ASSERT_EQUAL(shmbus_pub_open(good, "plain", &o, &pq), SHMBUS_ELAYOUT);
+	shmbus_pub_close(pp);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(fpub);
+	shmbus_pub_close(pub);
+	shmbus_disconnect(keyless);
+	shmbus_disconnect(forger);
+	shmbus_disconnect(good);
+	h_stop_bus(name);
+}
+
+/* ------------------------------------------------------------- torture */
+
+#define T_PUBS 3
+#define T_SUBS 2
+#define T_ROUNDS 200
+
+struct tmsg {
+	uint64_t counter;
+	uint32_t len;
+	uint8_t body[100];
+};
+
+static uint32_t tmsg_fill(struct tmsg *m, uint64_t c)
+{
+	m->counter = c;
+	m->len = (uint32_t)(c % sizeof(m->body));
+	for (uint32_t i = 0; i < m->len; i++)
+		m->body[i] = (uint8_t)(c * 13 + i);
+	return (uint32_t)offsetof(struct tmsg, body) + m->len;
+}
+
+static bool tmsg_ok(const struct tmsg *m, size_t size)
+{
+	if (size < offsetof(struct tmsg, body) || m->len != m->counter % sizeof(m->body) ||
+	    size != offsetof(struct tmsg, body) + m->len)
+		return false;
+	for (uint32_t i = 0; i < m->len; i++)
+		if (m->body[i] != (uint8_t)(m->counter * 13 + i))
+			return false;
+	return true;
+}
+
+struct targ {
+	const char *bus;
+	int ctl_fd, peer_fd;
+};
+
+/* Publishes until killed; says once it has published its first messages. */
+static int torture_pub(void *argp, int out)
+{
+	struct targ *a = argp;
+	if (a->peer_fd >= 0)
+		close(a->peer_fd);
+	int rc;
+	char why[256];
+	shmbus_bus *bus = connect_key(a->bus, key_a, &rc, why, sizeof(why));
+	struct shmbus_topic_options o = tagged();
+	shmbus_pub *pub;
+	if (rc) {
+		fprintf(stderr, "torture publisher: connect: %s: %s\n", shmbus_strerror(rc), why);
+		return 1;
+	}
+	rc = shmbus_pub_open(bus, "torture", &o, &pub);
+	if (rc) {
+		fprintf(stderr, "torture publisher: open: %s: %s\n", shmbus_strerror(rc),
+			shmbus_errmsg(bus));
+		return 1;
+	}
+	for (uint64_t c = 0;; c++) {
+		struct tmsg m;
+		uint32_t n = tmsg_fill(&m, c);
+		void *buf;
+		size_t cap;
+		if (c & 1) {
+			rc = shmbus_pub_send(pub, &m, n, NULL);
+		} else if ((rc = shmbus_pub_loan(pub, &buf, &cap)) == 0) {
+			memcpy(buf, &m, n);
+			if ((c & 63) == 0) {
+				/* Now and then a long write (a camera filling a
+				 * frame): kills land inside loans often. */
+				struct timespec hold = { 0, 200000 };
+				nanosleep(&hold, NULL);
+			}
+			rc = shmbus_pub_publish(pub, n, NULL);
+		}
+		if (rc && rc != SHMBUS_ELAPPED && rc != SHMBUS_EBUSY)
+			return 2;
+		if (c == 50 && write(out, "r", 1) != 1)
+			return 3;
+		if ((c & 31) == 0) {
+			/* Leave the machine some air: 5 processes on 2 cores. */
+			struct timespec pace = { 0, 20000 };
+			nanosleep(&pace, NULL);
+		}
+	}
+}
+
+struct tsub_result {
+	uint64_t received, lost, rejected, disorder, torn, next_seq;
+	int64_t longest_stall_ns;
+	int ok;
+};
+
+static int torture_sub(void *argp, int out)
+{
+	struct targ *a = argp;
+	if (a->peer_fd >= 0)
+		close(a->peer_fd);
+	int rc;
+	char why[256];
+	shmbus_bus *bus = connect_key(a->bus, key_a, &rc, why, sizeof(why));
+	struct shmbus_sub_options so;
+	shmbus_sub_options_init(&so);
+	so.create_if_missing = true;
+	so.topic = tagged();
+	so.stall_timeout_ns = SEC / 5;
+	shmbus_sub *sub;
+	if (rc || shmbus_sub_open(bus, "torture", &so, &sub))
+		return 1;
+	if (write(out, "r", 1) != 1)
+		return 2;
+	struct tsub_result res = { 0 };
+	uint64_t last[4096];
+	memset(last, 0xff, sizeof(last));
+	uint64_t final_head = UINT64_MAX;
+	int64_t progress = h_now_ns();
+	uint64_t seen_next = 0;
+	for (;;) {
+		struct tmsg m;
+		struct shmbus_msg_info info;
+		while ((rc = shmbus_sub_take(sub, &m, sizeof(m), &info)) == 0) {
+			if (!tmsg_ok(&m, info.size)) {
+				res.torn++;
+				continue;
+			}
+			uint32_t id = info.publisher_id % 4096;
+			if (last[id] != UINT64_MAX && m.counter <= last[id])
+				res.disorder++;
+			last[id] = m.counter;
+		}
+		if (rc != SHMBUS_EAGAIN)
+			return 3;
+		struct shmbus_sub_stats st;
+		shmbus_sub_stats(sub, &st);
+		int64_t now = h_now_ns();
+		if (st.next_seq != seen_next || st.lag == 0) {
+			seen_next = st.next_seq;
+			progress = now;
+		} else if (now - progress > res.longest_stall_ns) {
+			res.longest_stall_ns = now - progress;
+		}
+		if (res.longest_stall_ns > 10 * SEC)
+			break; /* stalled: report it */
+		if (final_head == UINT64_MAX) {
+			struct pollfd p = { a->ctl_fd, POLLIN, 0 };
+			if (poll(&p, 1, 0) == 1 &&
+			    read(a->ctl_fd, &final_head, sizeof(final_head)) != sizeof(final_head))
+				return 4;
+		}
+		if (final_head != UINT64_MAX && st.next_seq >= final_head)
+			break;
+		shmbus_sub_wait(sub, SEC / 10);
+	}
+	struct shmbus_sub_stats st;
+	shmbus_sub_stats(sub, &st);
+	res.received = st.received;
+	res.lost = st.lost;
+	res.rejected = st.rejected;
+	res.next_seq = st.next_seq;
+	res.ok = 1;
+	shmbus_sub_close(sub);
+	shmbus_disconnect(bus);
+	return write(out, &res, sizeof(res)) == sizeof(res) ? 0 : 5;
+}
+
+static pid_t start_pub(const char *bus, int *out)
+{
+	struct targ a = { bus, -1, -1 };
+	pid_t pid = h_fork(torture_pub, &a, out);
+	char r;
+	if (!h_read(*out, &r, 1, 60000)) {
+		int code = h_reap(pid, 1000);
+		fprintf(stderr, "publisher %d did not start: exit %d\n", (int)pid, code);
+		CU_FAIL("a publisher did not start");
+	}
+	return pid;
+}
+
+static void test_torture_kill_publishers(void)
+{
+	const char *name = h_bus_name("torture");
+	int rc;
+	char why[256];
+	shmbus_bus *bus = connect_key(name, key_a, &rc, why, sizeof(why));
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	pid_t subs[T_SUBS], pubs[T_PUBS];
+	int sub_out[T_SUBS], sub_ctl[T_SUBS], pub_out[T_PUBS];
+	for (int i = 0; i < T_SUBS; i++) {
+		int c[2];
+		CU_ASSERT_FATAL(pipe(c) == 0);
+		struct targ a = { name, c[0], c[1] };
+		subs[i] = h_fork(torture_sub, &a, &sub_out[i]);
+		close(c[0]);
+		sub_ctl[i] = c[1];
+		char r;
+		CU_ASSERT_TRUE(h_read(sub_out[i], &r, 1, 60000));
+	}
+	for (int i = 0; i < T_PUBS; i++)
+		pubs[i] = start_pub(name, &pub_out[i]);
+	srand((unsigned)getpid());
+	int killed = 0;
+	for (int round = 0; round < T_ROUNDS; round++) {
+		int k = rand() % T_PUBS;
+		/* A random instant: anywhere in its claim/write/commit cycle. */
+		struct timespec ts = { 0, (rand() % 2000) * 1000 };
+		nanosleep(&ts, NULL);
+		kill(pubs[k], SIGKILL);
+		if (h_reap(pubs[k], 20000) == 128 + SIGKILL)
+			killed++;
+		close(pub_out[k]);
+		pubs[k] = start_pub(name, &pub_out[k]);
+	}
+	CU_ASSERT_EQUAL(killed, T_ROUNDS);
+	for (int i = 0; i < T_PUBS; i++) {
+		kill(pubs[i], SIGKILL);
+		h_reap(pubs[i], 20000);
+		close(pub_out[i]);
+	}
+	struct shmbus_topic_info ti;
+	CU_ASSERT_EQUAL_FATAL(shmbus_topic_inspect(bus, "torture", &ti, NULL, 0, NULL, NULL, 0,
+						   NULL), 0);
+	uint64_t head = ti.next_seq;
+	for (int i = 0; i < T_SUBS; i++)
+		CU_ASSERT_EQUAL(write(sub_ctl[i], &head, sizeof(head)), sizeof(head));
+	for (int i = 0; i < T_SUBS; i++) {
+		struct tsub_result r = { 0 };
+		CU_ASSERT_TRUE(h_read(sub_out[i], &r, sizeof(r), 120000));
+		CU_ASSERT_EQUAL(h_reap(subs[i], 20000), 0);
+		CU_ASSERT_TRUE(r.ok);
+		CU_ASSERT_EQUAL(r.torn, 0);
+		CU_ASSERT_EQUAL(r.disorder, 0);
+		CU_ASSERT_EQUAL(r.rejected, 0);
+		CU_ASSERT_EQUAL(r.next_seq, head);
+		CU_ASSERT_EQUAL(r.received + r.lost, head);
+		CU_ASSERT_TRUE(r.longest_stall_ns < 10 * SEC);
+		printf("\n  subscriber %d: received %llu lost %llu of %llu, longest stall %.1f ms", i,
+		       (unsigned long long)r.received, (unsigned long long)r.lost,
+		       (unsigned long long)head, (double)r.longest_stall_ns / 1e6);
+		close(sub_out[i]);
+		close(sub_ctl[i]);
+	}
+	/* The broker noticed every dead publisher. */
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(bus, "torture", &ti, NULL, 0, NULL, NULL, 0, NULL),
+			0);
+	CU_ASSERT_EQUAL(ti.publishers, 0);
+	shmbus_disconnect(bus);
+	h_stop_bus(name);
+}
+
+static int setup(void)
+{
+	bool ok = write_key(key_a, sizeof(key_a), "a",
+			    "4c6f72656d20697073756d20646f6c6f722073697420616d65742c20636f6e73\n",
+			    0600);
+	ok &= write_key(key_b, sizeof(key_b), "b",
+			"0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000\n",
+			0600);
+	return ok ? 0 : 1;
+}
+
+static int teardown(void)
+{
+	unlink(key_a);
+	unlink(key_b);
+	return 0;
+}
+
+static void add(void)
+{
+	CU_pSuite s = CU_add_suite("trust", setup, teardown);
+	CU_add_test(s, "key file rules", test_key_rules);
+	CU_add_test(s, "tags reject corrupted and forged messages", test_tags_reject_corrupt_and_forged);
+	CU_add_test(s, "torture: 200 x kill -9 of publishers", test_torture_kill_publishers);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return h_run("test_trust", add);
+}
