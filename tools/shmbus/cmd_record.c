@@ -27,13 +27,17 @@ struct rtopic {
 	uint16_t channel;   /* in the current file */
 	uint64_t lost_file; /* lost count when the current file began */
 	uint64_t recorded;
+	bool appeared;     /* created after recording began */
+	bool seen;         /* a message was taken */
+	uint64_t missed;   /* appeared: published before we could subscribe
+			      and gone from its history */
 };
 
 struct recorder {
 	const char *out;
 	char path[4096];
 	enum mcap_compression compression;
-	double split_mib, split_s, duration_s;
+	double split_mib, split_s, duration_s, chunk_kib;
 	bool all;
 	char **wanted;
 	size_t n_wanted;
@@ -66,7 +70,9 @@ static void usage(FILE *f)
 		"  --compression      of the chunks (default zstd)\n"
 		"  --split-size MIB   start a new file after MIB MiB: FILE_0.mcap, FILE_1.mcap...\n"
 		"  --split-duration S start a new file every S seconds\n"
-		"  --duration S       stop after S seconds (else at SIGINT/SIGTERM)\n\n"
+		"  --duration S       stop after S seconds (else at SIGINT/SIGTERM)\n"
+		"  --chunk-size KIB   uncompressed bytes per chunk (default 4096): a recorder\n"
+		"                     killed loses at most the chunk it was building\n\n"
 		"Typed topics get a Schema record (encoding \"protobuf\", the topic's\n"
 		"FileDescriptorSet, named after its type) and message encoding \"protobuf\";\n"
 		"untyped topics have no schema (id 0) and message encoding \"" MCAP_RAW_ENCODING
@@ -155,6 +161,7 @@ static int open_topic(struct recorder *rec, const char *name)
 	if (existed(rec, name)) {
 		so.start = SHMBUS_START_NEW;
 	} else {
+		t.appeared = true;
 		so.start = SHMBUS_START_LAST;
 		so.last_n = UINT32_MAX;
 	}
@@ -256,6 +263,8 @@ static int file_open(struct recorder *rec)
 	char err[512];
 	mcap_writer_options_init(&o);
 	o.compression = rec->compression;
+	if (rec->chunk_kib > 0)
+		o.chunk_size = (size_t)(rec->chunk_kib * 1024);
 	o.library = "shmbus record " SHMBUS_VERSION_STRING;
 	file_path(rec);
 	int rc = mcap_writer_open(rec->path, &o, &rec->w, err, sizeof(err));
@@ -333,6 +342,9 @@ static void drain(struct recorder *rec, struct rtopic *t)
 			stop_with_write_error(rec);
 			return;
 		}
+		if (t->appeared && !t->seen)
+			t->missed = v.info.seq - v.info.lost; /* sequence numbers start at 0 */
+		t->seen = true;
 		if (valid) {
 			t->recorded++;
 			rec->messages++;
@@ -388,7 +400,7 @@ static int parse_args(struct recorder *rec, int argc, char **argv)
 			}
 			i++;
 		} else if (strcmp(a, "--split-size") == 0 || strcmp(a, "--split-duration") == 0 ||
-			   strcmp(a, "--duration") == 0) {
+			   strcmp(a, "--duration") == 0 || strcmp(a, "--chunk-size") == 0) {
 			double v;
 			if (!val)
 				goto missing;
@@ -399,6 +411,8 @@ static int parse_args(struct recorder *rec, int argc, char **argv)
 			}
 			if (a[2] == 'd')
 				rec->duration_s = v;
+			else if (a[2] == 'c')
+				rec->chunk_kib = v;
 			else if (strcmp(a, "--split-size") == 0)
 				rec->split_mib = v;
 			else
@@ -530,8 +544,11 @@ int cmd_record(int argc, char **argv)
 	for (size_t k = 0; k < rec.n; k++) {
 		struct shmbus_sub_stats st;
 		shmbus_sub_stats(rec.t[k].sub, &st);
-		printf("  %-40s %10" PRIu64 " recorded %10" PRIu64 " lost\n", rec.t[k].name,
+		printf("  %-40s %10" PRIu64 " recorded %10" PRIu64 " lost", rec.t[k].name,
 		       rec.t[k].recorded, st.lost);
+		if (rec.t[k].missed)
+			printf(" (and %" PRIu64 " published before it was found)", rec.t[k].missed);
+		printf("\n");
 	}
 	for (size_t i = 0; i < rec.n_wanted; i++)
 		if (!is_open(&rec, rec.wanted[i]))
