@@ -14,9 +14,10 @@
 const char *const tpl_header_top[] = {
 	"/* source: $file$ */\n",
 	"/*\n",
-	" * Typed shmbus publishers and subscribers for the messages of $file$,\n",
-	" * on top of protoc-c's $stem$.pb-c.h. Every function returns SHMBUS_OK or\n",
-	" * a negative SHMBUS_E* code (shmbus_strerror() gives its text).\n",
+	" * Typed shmbus publishers and subscribers for the messages of\n",
+	" * $file$, on top of protoc-c's $stem$.pb-c.h.\n",
+	" * Every function returns SHMBUS_OK or a negative SHMBUS_E* code\n",
+	" * (shmbus_strerror() gives its text).\n",
 	" */\n",
 	"#ifndef SHMBUS_GEN_$ident$_INCLUDED\n",
 	"#define SHMBUS_GEN_$ident$_INCLUDED\n",
