@@ -11,7 +11,6 @@
 
 struct pp_shared {
 	struct bench_barrier barrier;
-	_Alignas(BENCH_CACHE_LINE) _Atomic int child_ok;
 };
 
 struct pp_child_arg {
