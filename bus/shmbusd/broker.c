@@ -101,11 +101,6 @@ static void reply_error(struct proto_buf *out, uint16_t op, int status, const ch
 	proto_frame_end(out, f);
 }
 
-static bool may_use(const struct broker *b, const struct client *c)
-{
-	/* Default policy: the bus's own user only. */
-	return c->uid == b->uid;
-}
 
 static void handle_open(struct broker *b, struct client *c, const uint8_t *body, size_t len,
 			struct proto_buf *out, int fds[2], int *nfds)
@@ -125,6 +120,14 @@ static void handle_open(struct broker *b, struct client *c, const uint8_t *body,
 	}
 	if (!topic_name_valid(topic)) {
 		reply_error(out, OP_OPEN, SHMBUS_ENAME, "invalid topic name '%s'", topic);
+		return;
+	}
+	char why[128];
+	unsigned action = o.role == ROLE_PUB ? POLICY_PUBLISH : POLICY_SUBSCRIBE;
+	if (!policy_allows(&b->policy, c->uid, c->gid, action, topic, why, sizeof(why))) {
+		reply_error(out, OP_OPEN, SHMBUS_EPERM, "uid %u may not %s topic '%s' on bus '%s': %s",
+			    (unsigned)c->uid, action == POLICY_PUBLISH ? "publish on" : "subscribe to",
+			    topic, b->reg.bus, why);
 		return;
 	}
 	struct topic *t = registry_find(&b->reg, topic);
@@ -250,10 +253,12 @@ void broker_handle_frame(struct broker *b, struct client *c, const uint8_t *fram
 
 	*nfds = 0;
 	memcpy(&h, frame, sizeof(h));
-	if (!may_use(b, c)) {
+	/* Credentials are checked on every request, not once per connection. */
+	if (!policy_admits(&b->policy, c->uid, c->gid)) {
 		reply_error(out, h.op, SHMBUS_EPERM,
-			    "uid %u may not use bus '%s' of uid %u (policy: same user only)",
-			    (unsigned)c->uid, b->reg.bus, (unsigned)b->uid);
+			    "uid %u may not use bus '%s' of uid %u (%s)", (unsigned)c->uid,
+			    b->reg.bus, (unsigned)b->uid,
+			    b->policy.n ? "no policy rule admits it" : "no policy: its own user only");
 		return;
 	}
 	switch (h.op) {

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "policy.h"
 #include "registry.h"
 
 struct client;
@@ -17,6 +18,7 @@ struct broker {
 	int listen_fd;
 	int signal_fd;
 	uid_t uid;
+	struct policy policy; /* empty: the bus's own user only */
 	struct client **clients;
 	size_t n, cap;
 	bool stop;

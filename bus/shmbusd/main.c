@@ -27,20 +27,28 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: shmbusd [--bus NAME] [--foreground]\n"
+		"usage: shmbusd [--bus NAME] [--foreground] [--policy FILE]\n"
 		"\n"
 		"The shmbus broker: owns the topics of one bus and hands their shared memory\n"
 		"to clients. Clients start it themselves when none runs.\n"
 		"\n"
 		"  --bus NAME     the bus to serve (default: $SHMBUS_BUS, else 'default')\n"
 		"  --foreground   stay attached to the terminal (default: detach once ready)\n"
+		"  --policy FILE  who else may publish and subscribe to what (see below);\n"
+		"                 without it, only the bus's own user may use the bus\n"
 		"  --help         show this help\n"
 		"  --version      show the version\n"
 		"\n"
 		"Files: the socket, lock, pid and log files live in the runtime directory\n"
 		"($SHMBUS_RUNTIME_DIR, else $XDG_RUNTIME_DIR/shmbus, else /tmp/shmbus-UID);\n"
 		"topics in /dev/shm/shmbus.UID.BUS.*. SIGTERM or SIGINT stop the bus and\n"
-		"remove them.\n");
+		"remove them.\n"
+		"\n"
+		"Policy file: one rule per line, the first that matches decides, '#' comments:\n"
+		"  allow|deny  WHO  ACTIONS  TOPICS\n"
+		"  WHO: user:NAME|UID, group:NAME|GID or *; ACTIONS: publish, subscribe,\n"
+		"  both comma-separated, or *; TOPICS: a glob such as camera/* (* crosses '/').\n"
+		"  e.g.  allow group:video subscribe camera/*\n");
 }
 
 static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -62,11 +70,13 @@ int main(int argc, char **argv)
 		{ "bus", required_argument, NULL, 'b' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "policy", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *bus_arg = NULL;
+	const char *policy_path = NULL;
 	bool foreground = false;
 	int ready_fd = -1;
 	int opt;
@@ -81,6 +91,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			ready_fd = atoi(optarg);
+			break;
+		case 'p':
+			policy_path = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -101,7 +114,11 @@ int main(int argc, char **argv)
 	if (!bus_name_valid(bus))
 		return die("invalid bus name '%s': use 1..64 of [A-Za-z0-9_.-]", bus);
 
-	char lock_path[PATH_BUF], sock_path[PATH_BUF], pid_path[PATH_BUF], err[256];
+	char lock_path[PATH_BUF], sock_path[PATH_BUF], pid_path[PATH_BUF], err[512];
+	struct policy policy = { .owner = getuid() };
+	/* A bad policy stops the broker before it serves anybody. */
+	if (policy_path && policy_load(&policy, policy_path, getuid(), err, sizeof(err)))
+		return die("%s", err);
 	if (bus_file(lock_path, sizeof(lock_path), bus, "lock", true, err, sizeof(err)) ||
 	    bus_file(sock_path, sizeof(sock_path), bus, "sock", true, err, sizeof(err)) ||
 	    bus_file(pid_path, sizeof(pid_path), bus, "pid", true, err, sizeof(err)))
@@ -125,11 +142,18 @@ int main(int argc, char **argv)
 		close(pfd[0]);
 		setsid();
 		ready_fd = pfd[1];
+		/* Detached: nothing of the caller's stays open (a caller reading
+		 * our output would wait forever); the log goes to a file. */
+		char log_path[PATH_BUF];
 		int nul = open("/dev/null", O_RDWR);
+		int lfd = bus_file(log_path, sizeof(log_path), bus, "log", true, err, sizeof(err))
+				  ? -1
+				  : open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (nul >= 0) {
 			dup2(nul, 0);
 			dup2(nul, 1);
 		}
+		dup2(lfd >= 0 ? lfd : nul, 2);
 	}
 
 	/* One broker per bus: the lock is held for the broker's whole life and
@@ -174,8 +198,16 @@ int main(int argc, char **argv)
 		return die("cannot listen on %s: %s", sock_path, strerror(errno));
 	}
 	umask(old);
+	if (policy_opens_to_others(&policy)) {
+		/* Others must reach the socket; the broker decides who gets in.
+		 * The directory becomes traversable, not listable. */
+		char dir[PATH_BUF];
+		if (runtime_dir(dir, sizeof(dir), false, err, sizeof(err)) == 0)
+			chmod(dir, 0711);
+		chmod(sock_path, 0666);
+	}
 
-	struct broker b = { .listen_fd = lfd, .signal_fd = sfd, .uid = getuid() };
+	struct broker b = { .listen_fd = lfd, .signal_fd = sfd, .uid = getuid(), .policy = policy };
 	registry_init(&b.reg, bus);
 	registry_adopt(&b.reg);
 
@@ -184,7 +216,8 @@ int main(int argc, char **argv)
 		fprintf(pf, "%d\n", (int)getpid());
 		fclose(pf);
 	}
-	log_msg("serving bus '%s' on %s (%zu topics taken back)", bus, sock_path, b.reg.n);
+	log_msg("serving bus '%s' on %s (%zu topics taken back; %s)", bus, sock_path, b.reg.n,
+		policy_path ? policy_path : "no policy: its own user only");
 	if (ready_fd >= 0) {
 		ssize_t n = write(ready_fd, "1", 1);
 		(void)n;
@@ -196,6 +229,7 @@ int main(int argc, char **argv)
 	unlink(sock_path);
 	unlink(pid_path);
 	registry_destroy(&b.reg);
+	policy_free(&b.policy);
 	close(lfd);
 	close(sfd);
 	log_msg("bus '%s' stopped", bus);

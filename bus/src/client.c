@@ -354,6 +354,14 @@ static int bus_open_socket(shmbus_bus *bus)
 			bus->fd = -1;
 			if (rc != SHMBUS_EBROKER)
 				return rc;
+		} else if (errno == EACCES) {
+			struct stat st;
+			unsigned owner = stat(sock, &st) == 0 ? (unsigned)st.st_uid : 0;
+			bus_set_error(bus,
+				      "may not connect to bus '%s' (%s): it belongs to uid %u, whose "
+				      "broker admits other users only with a policy",
+				      bus->name, sock, owner);
+			return SHMBUS_EPERM;
 		} else if (errno != ENOENT && errno != ECONNREFUSED) {
 			bus_set_error(bus, "cannot connect to %s: %s", sock, strerror(errno));
 			return SHMBUS_ESYS;

@@ -70,7 +70,7 @@ int runtime_dir(char *buf, size_t len, bool create, char *err, size_t errlen)
 		snprintf(err, errlen, "runtime directory path is too long");
 		return SHMBUS_ENAME;
 	}
-	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST) {
+	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST && errno != EACCES) {
 		snprintf(err, errlen, "cannot create runtime directory %s: %s", buf,
 			 strerror(errno));
 		return SHMBUS_ESYS;
@@ -79,10 +79,14 @@ int runtime_dir(char *buf, size_t len, bool create, char *err, size_t errlen)
 		snprintf(err, errlen, "runtime directory %s: %s", buf, strerror(errno));
 		return errno == ENOENT ? SHMBUS_ENOBROKER : SHMBUS_ESYS;
 	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 0777) != 0700) {
+	/* Nobody else may write it (or they could swap the socket). The
+	 * default place must be our own; a place named by SHMBUS_RUNTIME_DIR
+	 * may be another user's bus, opened to us by its broker's policy. */
+	bool ours = st.st_uid == getuid();
+	if (!S_ISDIR(st.st_mode) || (st.st_mode & 022) || (!ours && !(env && *env))) {
 		snprintf(err, errlen,
-			 "runtime directory %s must be a directory owned by uid %u with mode 0700 "
-			 "(it is uid %u, mode %03o)",
+			 "runtime directory %s must be a directory owned by uid %u that no one "
+			 "else may write (it is uid %u, mode %03o)",
 			 buf, (unsigned)getuid(), (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
 		return SHMBUS_EPERM;
 	}

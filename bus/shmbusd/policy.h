@@ -1,0 +1,64 @@
+/*
+ * policy.h - who may publish and subscribe to what on a bus, from the
+ * policy file given to `shmbusd --policy FILE`. Without a policy only the
+ * bus's own user may use it; the bus's own user may always use it.
+ *
+ * The file: one rule per line, '#' starts a comment, the first rule that
+ * matches a request decides, and a request no rule matches is refused.
+ *
+ *   allow|deny  WHO  ACTIONS  TOPICS
+ *
+ *   WHO      user:NAME, user:UID, group:NAME, group:GID, or * (anyone)
+ *   ACTIONS  publish, subscribe, or both comma-separated, or *
+ *   TOPICS   a shell glob over topic names (fnmatch; a star also matches /)
+ *
+ * e.g.   allow group:video  subscribe          camera/<anything>
+ *        deny  *            *                  secrets/<anything>
+ *        allow user:alice   publish,subscribe  *
+ */
+#ifndef SHMBUSD_POLICY_H
+#define SHMBUSD_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define POLICY_PUBLISH 1u
+#define POLICY_SUBSCRIBE 2u
+
+struct policy_rule {
+	bool allow;
+	enum { WHO_ANY, WHO_USER, WHO_GROUP } who;
+	unsigned id;       /* uid or gid */
+	unsigned actions;  /* POLICY_* bits */
+	char *pattern;
+	int line;
+};
+
+struct policy {
+	struct policy_rule *rules;
+	size_t n;
+	uid_t owner;
+};
+
+/* Parse a policy file. 0, or -1 with "FILE:LINE:COL: reason" in err. */
+int policy_load(struct policy *p, const char *path, uid_t owner, char *err, size_t errlen);
+
+/* Parse policy text (for tests and the fuzzer); name is used in errors. */
+int policy_parse(struct policy *p, const char *name, const char *text, uid_t owner, char *err,
+		 size_t errlen);
+
+void policy_free(struct policy *p);
+
+/* May this client do `action` on `topic`? Fills why on refusal. */
+bool policy_allows(const struct policy *p, uid_t uid, gid_t gid, unsigned action,
+		   const char *topic, char *why, size_t whylen);
+
+/* May this client talk to the broker at all (some rule could allow it)? */
+bool policy_admits(const struct policy *p, uid_t uid, gid_t gid);
+
+/* Whether any rule allows someone other than the owner (then the socket
+ * must be reachable by others). */
+bool policy_opens_to_others(const struct policy *p);
+
+#endif
