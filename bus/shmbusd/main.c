@@ -135,8 +135,12 @@ int main(int argc, char **argv)
 			return die("fork: %s", strerror(errno));
 		if (pid > 0) {
 			close(pfd[1]);
+			policy_free(&policy);
 			char c;
 			ssize_t n = read(pfd[0], &c, 1);
+			if (n != 1)
+				fprintf(stderr, "shmbusd: the broker did not start; see %.*s.log\n",
+					(int)(strlen(pid_path) - 4), pid_path);
 			return n == 1 ? 0 : 1;
 		}
 		close(pfd[0]);
