@@ -770,7 +770,8 @@ static void test_encode_errors(void)
 			PBJSON_ENOTYPE);
 	CU_ASSERT_EQUAL(pbjson_encode(testschema, "pbjson.test.All", j, &out, &n, err,
 				      sizeof(err)), 0);
-	CU_ASSERT_EQUAL(n, 0); /* the empty message */
+	CU_ASSERT_EQUAL(n, 0); /* the empty message, in a real buffer */
+	CU_ASSERT_PTR_NOT_NULL(out);
 	free(out);
 	json_decref(j);
 }

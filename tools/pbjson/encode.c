@@ -538,7 +538,9 @@ int pbjson_encode(const pbjson_schema *s, const char *type, const json_t *in, ui
 	struct ectx c = { .err = err, .errlen = errlen };
 	struct buf b = { 0 };
 	int rc = enc_msg(&c, m, in, &b, 0);
-	if (!rc && b.fail) {
+	if (!rc && !b.p) /* the empty message: still a buffer, never NULL */
+		b.p = malloc(1);
+	if (!rc && (b.fail || !b.p)) {
 		pj_err(err, errlen, "out of memory");
 		rc = PBJSON_ENOMEM;
 	}

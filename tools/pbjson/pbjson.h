@@ -90,7 +90,7 @@ int pbjson_decode(const pbjson_schema *s, const char *type, const uint8_t *buf, 
 		  const struct pbjson_options *o, json_t **out, char *err, size_t errlen);
 
 /* Encode the JSON object `in` as message type `type` into a malloc'd
- * buffer (*out, *len; *out may be NULL when *len is 0). Accepts the JSON
+ * buffer (*out, *len; *out is never NULL on success, even when *len is 0). Accepts the JSON
  * names and the .proto names of fields; integers as numbers or decimal
  * strings; enums by name or number; null as "not set". */
 int pbjson_encode(const pbjson_schema *s, const char *type, const json_t *in, uint8_t **out,
