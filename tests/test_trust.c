@@ -406,6 +406,171 @@ static void test_torture_kill_publishers(void)
 	h_stop_bus(name);
 }
 
+/* ------------------------------------------ what a crashed bus leaves */
+
+static void put_shm(const char *bus, const char *suffix, const void *data, size_t n)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/dev/shm/shmbus.%u.%s.%s", (unsigned)getuid(), bus, suffix);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(write(fd, data, n), (ssize_t)n);
+	close(fd);
+}
+
+static int count_topic(void *ctx, const char *topic)
+{
+	(void)topic;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_broker_removes_leftovers(void)
+{
+	const char *name = h_bus_name("leftover");
+	static uint8_t junk[8192];
+	memset(junk, 0x5a, sizeof(junk));
+	put_shm(name, "5.data", junk, 100);           /* garbage */
+	put_shm(name, "6.data", junk, sizeof(junk));  /* garbage, page sized */
+	put_shm(name, "6.ctl", junk, sizeof(junk));
+	put_shm(name, "7.ctl", junk, 64);             /* control area alone */
+	put_shm(name, "x.data", junk, 1);             /* not even a topic id */
+	CU_ASSERT_EQUAL(h_shm_files(name), 5);
+	shmbus_bus *bus = h_connect(name);           /* starts the broker */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	CU_ASSERT_EQUAL(h_shm_files(name), 0);
+	int n = 0;
+	CU_ASSERT_EQUAL(shmbus_list_topics(bus, count_topic, &n), 0);
+	CU_ASSERT_EQUAL(n, 0);
+	shmbus_disconnect(bus);
+	h_stop_bus(name);
+}
+
+/* ------------------------------------- broker and subscriber kill -9 */
+
+/* Deep enough (about 1.6 s of traffic) that a loaded machine does not
+ * lap the test's subscriber: this test is about kills, not lapping. */
+static struct shmbus_topic_options stream_topic(void)
+{
+	struct shmbus_topic_options o = tagged();
+	o.slot_count = 8192;
+	return o;
+}
+
+static int stream_pub(void *argp, int out)
+{
+	struct targ *a = argp;
+	if (a->peer_fd >= 0)
+		close(a->peer_fd);
+	int rc;
+	char why[256];
+	shmbus_bus *bus = connect_key(a->bus, key_a, &rc, why, sizeof(why));
+	struct shmbus_topic_options o = stream_topic();
+	shmbus_pub *pub;
+	if (rc || shmbus_pub_open(bus, "stream", &o, &pub))
+		return 1;
+	if (write(out, "r", 1) != 1)
+		return 2;
+	for (uint64_t c = 0;; c++) {
+		if (shmbus_pub_send(pub, &c, sizeof(c), NULL))
+			return 3;
+		struct timespec pace = { 0, 200000 };
+		nanosleep(&pace, NULL);
+	}
+}
+
+static int idle_sub(void *argp, int out)
+{
+	struct targ *a = argp;
+	int rc;
+	char why[256];
+	shmbus_bus *bus = connect_key(a->bus, key_a, &rc, why, sizeof(why));
+	shmbus_sub *sub;
+	if (rc || shmbus_sub_open(bus, "stream", NULL, &sub))
+		return 1;
+	if (write(out, "r", 1) != 1)
+		return 2;
+	for (;;) { /* waits in the futex most of the time: killed there */
+		uint64_t v;
+		shmbus_sub_wait(sub, -1);
+		while (shmbus_sub_take(sub, &v, sizeof(v), NULL) == 0)
+			;
+	}
+}
+
+/* Take n more messages in order, with no gap; false on a stall. */
+static bool take_in_order(shmbus_sub *sub, int n, uint64_t *last)
+{
+	for (int i = 0; i < n;) {
+		uint64_t v;
+		struct shmbus_msg_info info;
+		if (shmbus_sub_wait(sub, 10 * SEC))
+			return false;
+		while (i < n && shmbus_sub_take(sub, &v, sizeof(v), &info) == 0) {
+			CU_ASSERT_TRUE(*last == UINT64_MAX || v == *last + 1);
+			CU_ASSERT_EQUAL(info.lost, 0);
+			*last = v;
+			i++;
+		}
+	}
+	return true;
+}
+
+static void test_kills_under_traffic(void)
+{
+	const char *name = h_bus_name("traffic");
+	int rc;
+	char why[256], r;
+	shmbus_bus *bus = connect_key(name, key_a, &rc, why, sizeof(why));
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	struct shmbus_sub_options so;
+	shmbus_sub_options_init(&so);
+	so.create_if_missing = true;
+	so.topic = stream_topic();
+	shmbus_sub *sub;
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(bus, "stream", &so, &sub), 0);
+	struct targ a = { name, -1, -1 };
+	int pout, sout;
+	pid_t pub = h_fork(stream_pub, &a, &pout);
+	CU_ASSERT_TRUE_FATAL(h_read(pout, &r, 1, 30000));
+	pid_t other = h_fork(idle_sub, &a, &sout);
+	CU_ASSERT_TRUE_FATAL(h_read(sout, &r, 1, 30000));
+	uint64_t last = UINT64_MAX;
+	CU_ASSERT_TRUE(take_in_order(sub, 300, &last));
+
+	/* A subscriber killed asleep: nobody notices but the broker. */
+	kill(other, SIGKILL);
+	CU_ASSERT_EQUAL(h_reap(other, 20000), 128 + SIGKILL);
+	CU_ASSERT_TRUE(take_in_order(sub, 300, &last));
+
+	/* The broker killed: the stream goes on. */
+	pid_t broker = shmbus_broker_pid(bus);
+	kill(broker, SIGKILL);
+	CU_ASSERT_TRUE(h_wait_exit(broker, 20000));
+	CU_ASSERT_TRUE(take_in_order(sub, 300, &last));
+	/* A new broker takes the topic back, new subscribers join. */
+	shmbus_bus *late = connect_key(name, key_a, &rc, why, sizeof(why));
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	shmbus_sub *sub2;
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(late, "stream", NULL, &sub2), 0);
+	uint64_t last2 = UINT64_MAX;
+	CU_ASSERT_TRUE(take_in_order(sub2, 300, &last2));
+	CU_ASSERT_TRUE(take_in_order(sub, 300, &last));
+	/* The dead subscriber's line and waits were given back. */
+	struct shmbus_topic_info ti;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(late, "stream", &ti, NULL, 0, NULL, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(ti.subscribers, 2);
+	kill(pub, SIGKILL);
+	h_reap(pub, 20000);
+	close(pout);
+	close(sout);
+	shmbus_sub_close(sub2);
+	shmbus_sub_close(sub);
+	shmbus_disconnect(late);
+	shmbus_disconnect(bus);
+	h_stop_bus(name);
+}
+
 static int setup(void)
 {
 	bool ok = write_key(key_a, sizeof(key_a), "a",
@@ -430,6 +595,8 @@ static void add(void)
 	CU_add_test(s, "key file rules", test_key_rules);
 	CU_add_test(s, "tags reject corrupted and forged messages", test_tags_reject_corrupt_and_forged);
 	CU_add_test(s, "torture: 200 x kill -9 of publishers", test_torture_kill_publishers);
+	CU_add_test(s, "broker removes what a crashed bus left", test_broker_removes_leftovers);
+	CU_add_test(s, "subscriber and broker kill -9 under traffic", test_kills_under_traffic);
 }
 
 int main(void)
