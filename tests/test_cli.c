@@ -91,8 +91,13 @@ static void test_topics_and_info(void)
 	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "frobnicate"), 2);
 	shmbus_sub_close(sub);
 	shmbus_pub_close(pub);
+	pid_t broker = shmbus_broker_pid(bus);
 	shmbus_disconnect(bus);
-	h_stop_bus(name);
+	/* stop returns once the broker has exited and cleaned up. */
+	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "stop --bus %s", name), 0);
+	CU_ASSERT_TRUE(h_wait_exit(broker, 0));
+	CU_ASSERT_EQUAL(h_shm_files(name), 0);
+	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "stop --bus %s", name), 1);
 	/* No broker: a clear error, and inspecting does not start one. */
 	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "topics --bus %s", name), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no broker"));

@@ -32,6 +32,7 @@ const char *shmbus_strerror(int err)
 	case SHMBUS_ESYS: return "system call failed";
 	case SHMBUS_ELAPPED: return "message overwritten before it was used";
 	case SHMBUS_ENAME: return "invalid bus or topic name";
+	case SHMBUS_EBADMSG: return "message does not decode as its type";
 	}
 	return "unknown shmbus error";
 }

@@ -247,6 +247,11 @@ size_t shmbus_pub_max_message_size(const shmbus_pub *pub)
 	return pub->map.seg->max_message_size;
 }
 
+const char *shmbus_pub_type_name(const shmbus_pub *pub)
+{
+	return pub->map.seg->type_name;
+}
+
 /* ------------------------------------------------------------ subscriber */
 
 int shmbus_sub_open(shmbus_bus *bus, const char *topic, const struct shmbus_sub_options *opts,

@@ -66,6 +66,8 @@ enum shmbus_error {
 	SHMBUS_ELAPPED = -19,     /* the view was overwritten while held: its
 	                             data must not be used (counted as lost) */
 	SHMBUS_ENAME = -20,       /* a bus or topic name is not valid */
+	SHMBUS_EBADMSG = -21,     /* a message's bytes do not decode as its type
+	                             (typed layer) */
 };
 
 /* Text for an error code; never NULL (unknown codes get a generic text). */
@@ -190,6 +192,9 @@ void shmbus_pub_stats(const shmbus_pub *pub, struct shmbus_pub_stats *stats);
 
 /* Layout of the topic as it is (may be larger than what was asked). */
 size_t shmbus_pub_max_message_size(const shmbus_pub *pub);
+
+/* The topic's type name ("" for untyped), as stored. */
+const char *shmbus_pub_type_name(const shmbus_pub *pub);
 
 /* ------------------------------------------------------------ subscriber */
 
