@@ -47,15 +47,11 @@ static struct timespec ns_to_ts(int64_t ns)
 	return ts;
 }
 
-int futex_wait_shared(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns)
+/* A wait's system call result: woken, the word had already changed, or a
+ * signal all mean "look again" (0). */
+static int wait_result(long r)
 {
-	struct timespec ts, *tsp = NULL;
-	if (timeout_ns >= 0) {
-		ts = ns_to_ts(timeout_ns); /* FUTEX_WAIT takes a relative time */
-		tsp = &ts;
-	}
-	long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, tsp, NULL, 0);
-	if (r == 0)
+	if (r >= 0)
 		return 0;
 	switch (errno) {
 	case EAGAIN:
@@ -63,9 +59,21 @@ int futex_wait_shared(_Atomic uint32_t *word, uint32_t expected, int64_t timeout
 		return 0;
 	case ETIMEDOUT:
 		return SHMBUS_ETIMEDOUT;
+	case ENOSYS:
+		return SHMBUS_ENOTSUP;
 	default:
 		return SHMBUS_ESYS;
 	}
+}
+
+int futex_wait_shared(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns)
+{
+	struct timespec ts, *tsp = NULL;
+	if (timeout_ns >= 0) {
+		ts = ns_to_ts(timeout_ns); /* FUTEX_WAIT takes a relative time */
+		tsp = &ts;
+	}
+	return wait_result(syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, tsp, NULL, 0));
 }
 
 void futex_wake_all_shared(_Atomic uint32_t *word)
@@ -92,20 +100,7 @@ int futex_waitv_shared(_Atomic uint32_t *const *words, const uint32_t *expected,
 		ts = ns_to_ts(monotonic_ns() + timeout_ns);
 		tsp = &ts;
 	}
-	long r = syscall(SYS_futex_waitv, v, (unsigned)n, 0, tsp, CLOCK_MONOTONIC);
-	if (r >= 0)
-		return 0;
-	switch (errno) {
-	case EAGAIN:
-	case EINTR:
-		return 0;
-	case ETIMEDOUT:
-		return SHMBUS_ETIMEDOUT;
-	case ENOSYS:
-		return SHMBUS_ENOTSUP;
-	default:
-		return SHMBUS_ESYS;
-	}
+	return wait_result(syscall(SYS_futex_waitv, v, (unsigned)n, 0, tsp, CLOCK_MONOTONIC));
 }
 
 int futex_waitv_supported(void)

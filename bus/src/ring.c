@@ -399,6 +399,21 @@ static bool reader_idle(struct ring_reader *r)
 	return ring_unstick(r);
 }
 
+/* Move r->next to the next committed message, past lost numbers: 0 with
+ * its slot state in *st, or SHMBUS_EAGAIN when there is none yet. */
+static int reader_find(struct ring_reader *r, uint64_t *st)
+{
+	for (;;) {
+		enum peek p = reader_peek(r, st, memory_order_acquire);
+		if (p == PEEK_MESSAGE)
+			return 0;
+		if (p == PEEK_NOTHING && !reader_idle(r)) {
+			reader_mirror(r);
+			return SHMBUS_EAGAIN;
+		}
+	}
+}
+
 int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info)
 {
 	struct shmbus_msg_info tmp;
@@ -408,15 +423,8 @@ int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_m
 		return SHMBUS_ESTATE;
 	for (;;) {
 		uint64_t st;
-		enum peek p = reader_peek(r, &st, memory_order_acquire);
-		if (p == PEEK_MOVED)
-			continue;
-		if (p == PEEK_NOTHING) {
-			if (reader_idle(r))
-				continue;
-			reader_mirror(r);
+		if (reader_find(r, &st))
 			return SHMBUS_EAGAIN;
-		}
 		uint64_t n = r->next;
 		struct slot_header *s = topic_slot(r->map, n);
 		uint32_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
@@ -454,15 +462,8 @@ int ring_view(struct ring_reader *r, struct shmbus_view *view)
 		return SHMBUS_ESTATE;
 	for (;;) {
 		uint64_t st;
-		enum peek p = reader_peek(r, &st, memory_order_acquire);
-		if (p == PEEK_MOVED)
-			continue;
-		if (p == PEEK_NOTHING) {
-			if (reader_idle(r))
-				continue;
-			reader_mirror(r);
+		if (reader_find(r, &st))
 			return SHMBUS_EAGAIN;
-		}
 		uint64_t n = r->next;
 		struct slot_header *s = topic_slot(r->map, n);
 		uint32_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
