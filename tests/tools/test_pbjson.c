@@ -532,6 +532,10 @@ static void test_wire_rules(void)
 		    (const uint8_t *)"\xa0\x01\x01\xa2\x01\x02\x02\x03\xa0\x06\x07\xaa\x06\x01q"
 				     "\xad\x06\x01\x02\x03\x04\xa9\x06\x01\x02\x03\x04\x05\x06\x07\x08",
 		    31, NULL, "{\"rInt32\":[1,2,3]}");
+	/* an unknown group, with a group and fields inside, is skipped */
+	expect_text("pbjson.test.All",
+		    (const uint8_t *)"\xa3\x06\x08\x01\xab\x06\x12\x00\xac\x06\xa4\x06\x28\x03", 14,
+		    NULL, "{\"fInt32\":3}");
 	/* NaN and infinities, as strings */
 	expect_text("pbjson.test.All",
 		    (const uint8_t *)"\x09\x00\x00\x00\x00\x00\x00\xf8\x7f"
@@ -679,7 +683,12 @@ static void test_malformed_wire(void)
 	expect_wire_error((const uint8_t *)"\x08\x01", 2, PBJSON_EWIRE, "wire type 0, not 1, at offset 0");
 	expect_wire_error((const uint8_t *)"\x28\x01\xa6\x06", 4, PBJSON_EWIRE,
 			  "invalid wire type 6 at offset 2");
-	expect_wire_error((const uint8_t *)"\xa3\x06", 2, PBJSON_EWIRE, "group at offset 0");
+	expect_wire_error((const uint8_t *)"\xa3\x06", 2, PBJSON_EWIRE,
+			  "group 100 at offset 0 has no end");
+	expect_wire_error((const uint8_t *)"\xa3\x06\xac\x06", 4, PBJSON_EWIRE,
+			  "end of group 101 at offset 2 inside group 100");
+	expect_wire_error((const uint8_t *)"\xa4\x06", 2, PBJSON_EWIRE,
+			  "end of a group that did not start, at offset 0");
 	expect_wire_error((const uint8_t *)"\x4a\xff\xff\xff\xff\x0f", 6, PBJSON_EWIRE,
 			  "runs past the end");
 	expect_wire_error((const uint8_t *)"\x4a\x02\xc3\x28", 4, PBJSON_EWIRE,

@@ -95,7 +95,45 @@ static int rd_len(struct dctx *c, struct rd *r, const uint8_t **p, size_t *n, co
 	return 0;
 }
 
-static int skip(struct dctx *c, struct rd *r, int wt, uint64_t num, size_t where)
+static int skip(struct dctx *c, struct rd *r, int wt, uint64_t num, size_t where, int depth);
+
+/* A group (proto2, deprecated): every field up to its end-group key. */
+static int skip_group(struct dctx *c, struct rd *r, uint64_t num, size_t where, int depth)
+{
+	if (depth > PBJSON_MAX_DEPTH) {
+		pj_err(c->err, c->errlen, "groups nested deeper than %d at offset %zu",
+		       PBJSON_MAX_DEPTH, where);
+		return PBJSON_ELIMIT;
+	}
+	for (;;) {
+		const uint8_t *start = r->p;
+		uint64_t key;
+		if (r->p >= r->end) {
+			pj_err(c->err, c->errlen, "group %" PRIu64 " at offset %zu has no end", num,
+			       where);
+			return PBJSON_EWIRE;
+		}
+		int rc = rd_varint(c, r, &key, "field key");
+		if (rc)
+			return rc;
+		if ((key & 7) == 4) {
+			if (key >> 3 == num)
+				return 0;
+			pj_err(c->err, c->errlen, "end of group %" PRIu64 " at offset %zu inside group %"
+			       PRIu64, key >> 3, at(c, start), num);
+			return PBJSON_EWIRE;
+		}
+		if (key >> 3 == 0) {
+			pj_err(c->err, c->errlen, "invalid field number 0 at offset %zu", at(c, start));
+			return PBJSON_EWIRE;
+		}
+		rc = skip(c, r, (int)(key & 7), key >> 3, at(c, start), depth + 1);
+		if (rc)
+			return rc;
+	}
+}
+
+static int skip(struct dctx *c, struct rd *r, int wt, uint64_t num, size_t where, int depth)
 {
 	char what[64];
 	snprintf(what, sizeof(what), "unknown field %" PRIu64, num);
@@ -107,8 +145,10 @@ static int skip(struct dctx *c, struct rd *r, int wt, uint64_t num, size_t where
 	case PJ_WT_I64: return rd_fixed(c, r, 8, &v, what);
 	case PJ_WT_I32: return rd_fixed(c, r, 4, &v, what);
 	case PJ_WT_LEN: return rd_len(c, r, &p, &n, what);
-	case 3: case 4:
-		pj_err(c->err, c->errlen, "%s: group at offset %zu (groups are not supported)",
+	case 3:
+		return skip_group(c, r, num, where, depth);
+	case 4:
+		pj_err(c->err, c->errlen, "%s: end of a group that did not start, at offset %zu",
 		       what, where);
 		return PBJSON_EWIRE;
 	default:
@@ -411,8 +451,8 @@ static int dec_msg(struct dctx *c, const struct pj_msg *m, const uint8_t *p, siz
 			return PBJSON_EWIRE;
 		}
 		const struct pj_field *f = pj_field_by_number(m, (uint32_t)num);
-		if (!f) {
-			rc = skip(c, &r, wt, num, at(c, start));
+		if (!f || f->type == PJ_GROUP) { /* groups are skipped, as unknown */
+			rc = skip(c, &r, wt, num, at(c, start), depth);
 		} else if (f->repeated && pj_wire_type(f->type) != PJ_WT_LEN && wt == PJ_WT_LEN) {
 			rc = dec_packed(c, m, f, &r, obj);
 		} else if (wt != (int)pj_wire_type(f->type)) {
@@ -548,6 +588,8 @@ static json_t *fin_msg(const struct dctx *c, const struct pj_msg *m, json_t *raw
 	json_t *out = json_object();
 	for (size_t i = 0; out && i < m->nfields; i++) {
 		const struct pj_field *f = &m->fields[i];
+		if (f->type == PJ_GROUP)
+			continue;
 		json_t *v = json_object_get(raw, f->json_name), *nv;
 		if (v) {
 			if (!c->o.emit_defaults && !f->presence && is_default(f, v))

@@ -9,9 +9,10 @@
  * number has no name), 64-bit integers as strings, bytes as base64,
  * repeated fields as arrays, maps as objects, NaN/Infinity as strings,
  * google.protobuf.Timestamp as an RFC 3339 string and
- * google.protobuf.Duration as "1.5s". Unknown fields are skipped; fields
- * without presence (proto3) that hold their default are left out unless
- * emit_defaults is set.
+ * google.protobuf.Duration as "1.5s". Unknown fields and proto2 groups are
+ * skipped (encode refuses a group field by name); fields without presence
+ * (proto3) that hold their default are left out unless emit_defaults is
+ * set.
  *
  * Decoding never trusts its input: malformed wire bytes are an error whose
  * text names the byte offset and the field being read.

@@ -295,11 +295,8 @@ static int resolve_fields(struct loader *l, struct pj_msg *m)
 		f->name = fd->name;
 		f->number = (uint32_t)fd->number;
 		f->type = (enum pj_type)fd->type;
-		if (f->type == PJ_GROUP) {
-			pj_err(l->err, l->errlen, "field '%s.%s' is a group (not supported)",
-			       m->full_name, f->name);
-			return PBJSON_ESCHEMA;
-		}
+		/* A group field (proto2) is kept, so that encode can name it,
+		 * but decode skips it like an unknown field. */
 		f->json_name = fd->json_name && *fd->json_name ? strdup(fd->json_name) : camel(fd->name);
 		if (!f->json_name)
 			return PBJSON_ENOMEM;
