@@ -1,0 +1,162 @@
+/*
+ * common.c - the small pure pieces of the bridge: topic patterns, DDS
+ * names, the protobuf wire-format check, QoS, and the table of the bridge's
+ * own bus publishers.
+ */
+#include "bridge.h"
+
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+bool bridge_match(const char *const *patterns, size_t n, const char *topic)
+{
+	/* No FNM_PATHNAME: a '*' also crosses '/', so camera/<star> takes
+	 * camera/front/left. */
+	for (size_t i = 0; i < n; i++)
+		if (fnmatch(patterns[i], topic, 0) == 0)
+			return true;
+	return false;
+}
+
+bool bridge_dds_name(const char *topic, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	const char *prefix = "shmbus/";
+	for (const char *p = prefix; *p; p++) {
+		if (o + 1 >= cap)
+			return false;
+		out[o++] = *p;
+	}
+	for (const unsigned char *p = (const unsigned char *)topic; *p; p++) {
+		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || *p == '/';
+		if (o + (plain ? 1 : 3) >= cap)
+			return false;
+		if (plain) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '_';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = '\0';
+	return true;
+}
+
+static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t r = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (*p >= end)
+			return false;
+		uint8_t b = *(*p)++;
+		r |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = r;
+			return true;
+		}
+	}
+	return false; /* more than 10 bytes */
+}
+
+bool bridge_wire_ok(const uint8_t *p, size_t n)
+{
+	const uint8_t *end = p + n;
+	while (p < end) {
+		uint64_t key, v;
+		if (!read_varint(&p, end, &key))
+			return false;
+		if ((key >> 3) == 0 || (key >> 3) > 536870911u)
+			return false;
+		switch (key & 7) {
+		case 0:
+			if (!read_varint(&p, end, &v))
+				return false;
+			break;
+		case 1:
+			if ((size_t)(end - p) < 8)
+				return false;
+			p += 8;
+			break;
+		case 2:
+			if (!read_varint(&p, end, &v) || v > (uint64_t)(end - p))
+				return false;
+			p += v;
+			break;
+		case 5:
+			if ((size_t)(end - p) < 4)
+				return false;
+			p += 4;
+			break;
+		default: /* groups (3, 4) have no place in protobuf-c; 6, 7 are not wire types */
+			return false;
+		}
+	}
+	return true;
+}
+
+dds_qos_t *bridge_data_qos(const struct bridge *b, bool reader)
+{
+	dds_qos_t *q = dds_create_qos();
+	if (b->reliable)
+		/* A writer whose readers do not keep up waits this long, then the
+		 * write fails and is counted (write_failed) rather than hanging. */
+		dds_qset_reliability(q, DDS_RELIABILITY_RELIABLE, DDS_SECS(1));
+	else
+		dds_qset_reliability(q, DDS_RELIABILITY_BEST_EFFORT, 0);
+	dds_qset_history(q, DDS_HISTORY_KEEP_LAST, b->depth);
+	dds_qset_durability(q, DDS_DURABILITY_VOLATILE);
+	/* Keep each writer's samples in the order written. */
+	dds_qset_destination_order(q, DDS_DESTINATIONORDER_BY_RECEPTION_TIMESTAMP);
+	if (reader)
+		/* Our own writers' samples are never ours to take back. */
+		dds_qset_ignorelocal(q, DDS_IGNORELOCAL_PARTICIPANT);
+	return q;
+}
+
+dds_qos_t *bridge_announce_qos(bool reader)
+{
+	dds_qos_t *q = dds_create_qos();
+	dds_qset_reliability(q, DDS_RELIABILITY_RELIABLE, DDS_SECS(1));
+	dds_qset_durability(q, DDS_DURABILITY_TRANSIENT_LOCAL);
+	dds_qset_history(q, DDS_HISTORY_KEEP_LAST, 1);
+	if (reader)
+		dds_qset_ignorelocal(q, DDS_IGNORELOCAL_PARTICIPANT);
+	return q;
+}
+
+void bridge_own_add(struct bridge *b, const char *topic, uint32_t publisher_id)
+{
+	pthread_mutex_lock(&b->own_lock);
+	if (b->n_own < BRIDGE_MAX_TOPICS) {
+		snprintf(b->own[b->n_own].topic, sizeof(b->own[0].topic), "%s", topic);
+		b->own[b->n_own].publisher_id = publisher_id;
+		b->n_own++;
+	}
+	pthread_mutex_unlock(&b->own_lock);
+}
+
+bool bridge_own_is(struct bridge *b, const char *topic, uint32_t publisher_id)
+{
+	bool found = false;
+	pthread_mutex_lock(&b->own_lock);
+	for (size_t i = 0; i < b->n_own && !found; i++)
+		found = b->own[i].publisher_id == publisher_id &&
+			strcmp(b->own[i].topic, topic) == 0;
+	pthread_mutex_unlock(&b->own_lock);
+	return found;
+}
+
+void bridge_log(const struct bridge *b, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "shmbus-bridge[%s]: %s\n", b->bus_name, line);
+}
