@@ -36,6 +36,8 @@ extern const unsigned char pbjson_builtin_fds[];
 extern const size_t pbjson_builtin_fds_size;
 extern const unsigned char pbjson_test_fds[];
 extern const size_t pbjson_test_fds_size;
+extern const unsigned char pbjson_wrappers_fds[];
+extern const size_t pbjson_wrappers_fds_size;
 
 static pbjson_schema *builtin, *testschema;
 
@@ -827,6 +829,49 @@ static void test_encode_accepts(void)
 	}
 }
 
+/* Wrappers are their bare value; present but zero still prints. */
+static void test_wrappers(void)
+{
+	pbjson_schema *s = load(pbjson_wrappers_fds, pbjson_wrappers_fds_size);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	/* w_int64 {value: -2}, w_string {value: "hi"}, w_bool {} (false),
+	 * w_double {value: 0.5}, w_list [{value: 1}, {}] */
+	static const uint8_t wire[] = {
+		0x0a, 0x0b, 0x08, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+		0x12, 0x04, 0x0a, 0x02, 'h', 'i',
+		0x1a, 0x00,
+		0x22, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f,
+		0x2a, 0x02, 0x08, 0x01, 0x2a, 0x00,
+	};
+	const char *want = "{\"wInt64\":\"-2\",\"wString\":\"hi\",\"wBool\":false,"
+			   "\"wDouble\":0.5,\"wList\":[1,0]}";
+	json_t *j = NULL;
+	char err[256];
+	CU_ASSERT_EQUAL_FATAL(pbjson_decode(s, "pbjson.test.Wrapped", wire, sizeof(wire), NULL, &j,
+					    err, sizeof(err)), 0);
+	char *t = pbjson_dumps(j);
+	CU_ASSERT_STRING_EQUAL(t, want);
+	free(t);
+	/* and back: decoding what encode made gives the same JSON */
+	uint8_t *w;
+	size_t n;
+	CU_ASSERT_EQUAL_FATAL(pbjson_encode(s, "pbjson.test.Wrapped", j, &w, &n, err, sizeof(err)),
+			      0);
+	json_t *j2 = NULL;
+	CU_ASSERT_EQUAL(pbjson_decode(s, "pbjson.test.Wrapped", w, n, NULL, &j2, err, sizeof(err)),
+			0);
+	CU_ASSERT_TRUE(json_equal(j, j2));
+	json_decref(j2);
+	free(w);
+	json_decref(j);
+	j = json_loads("{\"wBool\":\"yes\"}", 0, NULL);
+	CU_ASSERT_EQUAL(pbjson_encode(s, "pbjson.test.Wrapped", j, &w, &n, err, sizeof(err)),
+			PBJSON_EJSON);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "wBool: field 'value' (bool) needs true or false"));
+	json_decref(j);
+	pbjson_schema_free(s);
+}
+
 /* ------------------------------------------------------------- schema */
 
 static void test_schema(void)
@@ -893,6 +938,7 @@ static void add(void)
 	CU_add_test(s, "malformed wire bytes", test_malformed_wire);
 	CU_add_test(s, "encode errors", test_encode_errors);
 	CU_add_test(s, "encode accepts", test_encode_accepts);
+	CU_add_test(s, "wrappers", test_wrappers);
 	CU_add_test(s, "schema", test_schema);
 }
 

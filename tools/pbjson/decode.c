@@ -579,7 +579,11 @@ static json_t *fin_wkt(const struct pj_msg *m, json_t *raw)
 
 static json_t *fin_msg(const struct dctx *c, const struct pj_msg *m, json_t *raw)
 {
-	if (m->wkt && m->nfields == 2) {
+	if (m->wkt == PJ_WKT_WRAPPER) {
+		json_t *v = json_object_get(raw, m->fields[0].json_name);
+		return v ? fin_single(c, &m->fields[0], v) : default_json(&m->fields[0]);
+	}
+	if (m->wkt) {
 		json_t *s = fin_wkt(m, raw);
 		if (s)
 			return s;

@@ -472,6 +472,10 @@ static int enc_msg(struct ectx *c, const struct pj_msg *m, const json_t *obj, st
 		bad(c, "nested deeper than %d", PBJSON_MAX_DEPTH);
 		return PBJSON_ELIMIT;
 	}
+	if (m->wkt == PJ_WKT_WRAPPER) { /* the bare value of field 1 */
+		put_tag(b, 1, pj_wire_type(m->fields[0].type));
+		return enc_value(c, &m->fields[0], obj, b, depth);
+	}
 	if (m->wkt && json_is_string(obj))
 		return enc_wkt(c, m, obj, b);
 	if (!json_is_object(obj))

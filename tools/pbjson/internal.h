@@ -21,7 +21,8 @@ enum pj_type {
 enum pj_wire { PJ_WT_VARINT = 0, PJ_WT_I64 = 1, PJ_WT_LEN = 2, PJ_WT_I32 = 5 };
 
 /* Well-known types printed as strings. */
-enum pj_wkt { PJ_WKT_NONE, PJ_WKT_TIMESTAMP, PJ_WKT_DURATION };
+enum pj_wkt { PJ_WKT_NONE, PJ_WKT_TIMESTAMP, PJ_WKT_DURATION,
+	      PJ_WKT_WRAPPER /* google.protobuf.Int32Value etc.: the bare value */ };
 
 struct pj_msg;
 struct pj_enum;

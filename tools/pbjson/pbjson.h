@@ -8,8 +8,9 @@
  * names (the descriptor's json_name), enums by name (by number when the
  * number has no name), 64-bit integers as strings, bytes as base64,
  * repeated fields as arrays, maps as objects, NaN/Infinity as strings,
- * google.protobuf.Timestamp as an RFC 3339 string and
- * google.protobuf.Duration as "1.5s". Unknown fields and proto2 groups are
+ * google.protobuf.Timestamp as an RFC 3339 string,
+ * google.protobuf.Duration as "1.5s", the wrappers (Int32Value, ...) as
+ * their bare value. Unknown fields and proto2 groups are
  * skipped (encode refuses a group field by name); fields without presence
  * (proto3) that hold their default are left out unless emit_defaults is
  * set.

@@ -352,6 +352,20 @@ static int resolve_fields(struct loader *l, struct pj_msg *m)
 	return 0;
 }
 
+static bool is_wrapper(const char *name)
+{
+	static const char *const wrappers[] = {
+		"DoubleValue", "FloatValue", "Int64Value", "UInt64Value", "Int32Value",
+		"UInt32Value", "BoolValue", "StringValue", "BytesValue",
+	};
+	if (strncmp(name, "google.protobuf.", 16) != 0)
+		return false;
+	for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++)
+		if (strcmp(name + 16, wrappers[i]) == 0)
+			return true;
+	return false;
+}
+
 static int check_map_entry(struct loader *l, const struct pj_msg *m)
 {
 	const struct pj_field *k = pj_field_by_number(m, 1), *v = pj_field_by_number(m, 2);
@@ -418,16 +432,22 @@ int pbjson_schema_load(const void *fds, size_t len, pbjson_schema **out, char *e
 			m->wkt = PJ_WKT_TIMESTAMP;
 		else if (strcmp(m->full_name, "google.protobuf.Duration") == 0)
 			m->wkt = PJ_WKT_DURATION;
+		else if (is_wrapper(m->full_name))
+			m->wkt = PJ_WKT_WRAPPER;
 	}
 	for (size_t i = 0; !rc && i < s->nmsgs; i++)
 		if (s->msgs[i].map_entry)
 			rc = check_map_entry(&l, &s->msgs[i]);
 	for (size_t i = 0; !rc && i < s->nmsgs; i++) {
-		/* The WKT formatters read seconds (1) and nanos (2). */
+		/* The WKT formatters read seconds (1) and nanos (2), or value
+		 * (1): a look-alike of another shape is printed as a message. */
 		const struct pj_msg *m = &s->msgs[i];
 		const struct pj_field *a = pj_field_by_number(m, 1), *b = pj_field_by_number(m, 2);
-		if (m->wkt && (!a || !b || a->type != PJ_INT64 || b->type != PJ_INT32 ||
-			       a->repeated || b->repeated))
+		if (m->wkt == PJ_WKT_WRAPPER ? m->nfields != 1 || !a || a->repeated ||
+						       a->type == PJ_MESSAGE || a->type == PJ_GROUP
+					     : m->wkt && (m->nfields != 2 || !a || !b ||
+							  a->type != PJ_INT64 || b->type != PJ_INT32 ||
+							  a->repeated || b->repeated))
 			s->msgs[i].wkt = PJ_WKT_NONE;
 	}
 	if (rc) {
