@@ -108,7 +108,13 @@ dds_qos_t *bridge_data_qos(const struct bridge *b, bool reader)
 		dds_qset_reliability(q, DDS_RELIABILITY_RELIABLE, DDS_SECS(1));
 	else
 		dds_qset_reliability(q, DDS_RELIABILITY_BEST_EFFORT, 0);
-	dds_qset_history(q, DDS_HISTORY_KEEP_LAST, b->depth);
+	/* Reliable means every message or a counted failure: keep all, so a
+	 * writer whose readers lag waits (up to 1 s) instead of replacing
+	 * unacknowledged samples. Best effort keeps the last `depth`. */
+	if (b->reliable)
+		dds_qset_history(q, DDS_HISTORY_KEEP_ALL, 0);
+	else
+		dds_qset_history(q, DDS_HISTORY_KEEP_LAST, b->depth);
 	dds_qset_durability(q, DDS_DURABILITY_VOLATILE);
 	/* Keep each writer's samples in the order written. */
 	dds_qset_destination_order(q, DDS_DESTINATIONORDER_BY_RECEPTION_TIMESTAMP);
