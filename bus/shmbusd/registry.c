@@ -285,15 +285,9 @@ void registry_free_pub(struct topic *t, uint32_t index)
 void registry_free_sub(struct topic *t, uint32_t index)
 {
 	struct ctl_sub *e = &t->map.ctl->subs[index];
-	/* A subscriber that died asleep still counts as a waiter: take its
-	 * count back so publishers stop making wake-up calls for it. */
-	uint32_t w = atomic_exchange_explicit(&e->waiting, 0, memory_order_relaxed);
-	uint32_t cur = atomic_load_explicit(&t->map.ctl->waiters, memory_order_relaxed);
-	while (w && !atomic_compare_exchange_weak_explicit(&t->map.ctl->waiters, &cur,
-							   cur > w ? cur - w : 0,
-							   memory_order_relaxed,
-							   memory_order_relaxed))
-		;
+	/* A subscriber that died asleep leaves the SLEEPING bit set: the next
+	 * publish clears it with one needless wake. Nothing to give back. */
+	atomic_store_explicit(&e->waiting, 0, memory_order_relaxed);
 	atomic_store_explicit(&e->pid, 0, memory_order_release);
 }
 

@@ -20,6 +20,7 @@
  * Changelog of SEG_LAYOUT_VERSION (bump on any incompatible change):
  *   1  first layout.
  *   2  holder in the slot state; per-subscriber waiting and rejected.
+ *   3  futex word carries a SLEEPING bit; no shared waiter count.
  */
 #ifndef SHMBUS_LAYOUT_H
 #define SHMBUS_LAYOUT_H
@@ -32,7 +33,8 @@
 
 #define SEG_MAGIC 0x5441445355424d53ull /* "SMBUSDAT" little-endian */
 #define CTL_MAGIC 0x4c54435355424d53ull /* "SMBUSCTL" little-endian */
-#define SEG_LAYOUT_VERSION 2u
+#define SEG_LAYOUT_VERSION 3u
+#define FUTEX_SLEEPING 1u
 
 #define SEG_TOPIC_MAX 256 /* bytes, with the NUL */
 #define SEG_TYPE_MAX 256
@@ -125,8 +127,8 @@ _Static_assert(sizeof(struct ctl_pub) == SHMBUS_CACHE_LINE, "one line per publis
 
 struct ctl_sub {
 	_Alignas(SHMBUS_CACHE_LINE) _Atomic int32_t pid;
-	/* How many of the topic's `waiters` are this subscriber's: the broker
-	 * takes them back if it dies asleep, so publishers stop waking. */
+	/* Non-zero while this subscriber sleeps in a wait (for `shmbus info`;
+	 * written by the subscriber only, on its own line). */
 	_Atomic uint32_t waiting;
 	_Atomic uint64_t start_time;
 	_Atomic uint64_t next_seq;
@@ -145,11 +147,15 @@ struct ctl_header {
 	uint32_t max_subs;
 	/* Publisher ids handed out so far on this topic (broker only). */
 	_Atomic uint32_t last_publisher_id;
-	/* The futex word subscribers sleep on; publishers bump it and wake only
-	 * when `waiters` says someone sleeps. */
+	/* The futex word subscribers sleep on: (epoch << 1) | SLEEPING. A
+	 * subscriber about to sleep sets SLEEPING; a publisher that commits
+	 * and finds it set moves the epoch on, clears it and makes the one
+	 * wake-up call. So a publisher makes the system call only when someone
+	 * sleeps, once per sleep rather than once per message; and a
+	 * subscriber that died asleep costs one needless wake, not one per
+	 * message forever. */
 	_Alignas(SHMBUS_CACHE_LINE) _Atomic uint32_t futex;
-	_Atomic uint32_t waiters;
-	uint8_t pad_futex[SHMBUS_CACHE_LINE - 8];
+	uint8_t pad_futex[SHMBUS_CACHE_LINE - 4];
 	struct ctl_pub pubs[SEG_MAX_PUBS];
 	struct ctl_sub subs[SEG_MAX_SUBS];
 };

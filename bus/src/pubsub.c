@@ -456,13 +456,8 @@ int shmbus_waitset_wait(shmbus_waitset *ws, int64_t timeout_ns, shmbus_sub **rea
 		if (nap == 0)
 			continue;
 		for (size_t i = 0; i < ws->n; i++) {
-			struct ctl_header *c = ws->subs[i]->map.ctl;
-			atomic_fetch_add_explicit(&ws->subs[i]->r.entry->waiting, 1,
-						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&c->waiters, 1, memory_order_seq_cst);
-			words[i] = &c->futex;
-			/* Acquire: pairs with the publisher's release bump. */
-			seen[i] = atomic_load_explicit(&c->futex, memory_order_acquire);
+			words[i] = &ws->subs[i]->map.ctl->futex;
+			seen[i] = ring_announce_sleep(&ws->subs[i]->map);
 		}
 		atomic_thread_fence(memory_order_seq_cst);
 		k = collect_ready(ws, ready, capacity);
@@ -472,16 +467,16 @@ int shmbus_waitset_wait(shmbus_waitset *ws, int64_t timeout_ns, shmbus_sub **rea
 			int64_t sleep = deadline == INT64_MAX ? -1 : deadline - now;
 			if (nap > 0 && (sleep < 0 || sleep > nap))
 				sleep = nap;
+			for (size_t i = 0; i < ws->n; i++)
+				atomic_store_explicit(&ws->subs[i]->r.entry->waiting, 1,
+						      memory_order_relaxed);
 			rc = now >= deadline ? SHMBUS_ETIMEDOUT
 					     : futex_waitv_shared(words, seen, ws->n, sleep);
+			for (size_t i = 0; i < ws->n; i++)
+				atomic_store_explicit(&ws->subs[i]->r.entry->waiting, 0,
+						      memory_order_relaxed);
 			if (rc == SHMBUS_ETIMEDOUT && monotonic_ns() < deadline)
 				rc = 0; /* only the stall check's nap ended */
-		}
-		for (size_t i = 0; i < ws->n; i++) {
-			atomic_fetch_sub_explicit(&ws->subs[i]->map.ctl->waiters, 1,
-						  memory_order_relaxed);
-			atomic_fetch_sub_explicit(&ws->subs[i]->r.entry->waiting, 1,
-						  memory_order_relaxed);
 		}
 		if (k)
 			break;
@@ -556,7 +551,6 @@ int shmbus_topic_inspect(shmbus_bus *bus, const char *topic, struct shmbus_topic
 	info->segment_size = h->segment_size;
 	/* Relaxed: snapshots for display. */
 	info->next_seq = atomic_load_explicit(&m.seg->next_seq, memory_order_relaxed);
-	info->waiters = atomic_load_explicit(&m.ctl->waiters, memory_order_relaxed);
 	size_t np = 0, ns = 0;
 	for (size_t i = 0; i < SEG_MAX_PUBS; i++) {
 		struct shmbus_client_info ci;
@@ -579,6 +573,7 @@ int shmbus_topic_inspect(shmbus_bus *bus, const char *topic, struct shmbus_topic
 		ci.rejected = atomic_load_explicit(&e->rejected, memory_order_relaxed);
 		ci.next_seq = atomic_load_explicit(&e->next_seq, memory_order_relaxed);
 		ci.lag = info->next_seq > ci.next_seq ? info->next_seq - ci.next_seq : 0;
+		info->waiters += atomic_load_explicit(&e->waiting, memory_order_relaxed) != 0;
 		if (subs && ns < subs_cap)
 			subs[ns] = ci;
 		ns++;

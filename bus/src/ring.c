@@ -56,14 +56,33 @@ static inline void cpu_relax(void)
 
 static void wake_waiters(const struct topic_map *m)
 {
-	/* seq_cst: with the seq_cst commit before it and the subscriber's
-	 * seq_cst increment of `waiters` then load of the slot state, either
-	 * the subscriber sees our commit or we see it waiting (Dekker). */
-	if (atomic_load_explicit(&m->ctl->waiters, memory_order_seq_cst) == 0)
+	/* seq_cst: with the seq_cst commit before it, and the subscriber's
+	 * seq_cst setting of SLEEPING then load of the slot state, either the
+	 * subscriber sees our commit or we see it sleeping (Dekker). */
+	uint32_t v = atomic_load_explicit(&m->ctl->futex, memory_order_seq_cst);
+	if (!(v & FUTEX_SLEEPING))
 		return;
-	/* Release: a waiter that reads the new value sees the commit. */
-	atomic_fetch_add_explicit(&m->ctl->futex, 1, memory_order_release);
-	futex_wake_all_shared(&m->ctl->futex);
+	/* New epoch, bit cleared: sleepers on the old value wake, and later
+	 * publishers make no call until someone sleeps again. If the CAS
+	 * fails, another publisher moved the epoch and made the call. */
+	if (atomic_compare_exchange_strong_explicit(&m->ctl->futex, &v,
+						    (v + 2) & ~FUTEX_SLEEPING,
+						    memory_order_seq_cst, memory_order_relaxed))
+		futex_wake_all_shared(&m->ctl->futex);
+}
+
+uint32_t ring_announce_sleep(const struct topic_map *m)
+{
+	uint32_t v = atomic_load_explicit(&m->ctl->futex, memory_order_seq_cst);
+	/* seq_cst: the store of SLEEPING orders before the caller's slot-state
+	 * load (see wake_waiters). If the bit is set already, someone else's
+	 * store serves: a publisher that commits after our load sees it, or
+	 * has changed the word and our wait returns at once. */
+	while (!(v & FUTEX_SLEEPING) &&
+	       !atomic_compare_exchange_weak_explicit(&m->ctl->futex, &v, v | FUTEX_SLEEPING,
+						      memory_order_seq_cst, memory_order_seq_cst))
+		;
+	return v | FUTEX_SLEEPING;
 }
 
 /* ------------------------------------------------------------ publishing */
@@ -559,36 +578,25 @@ int ring_wait(struct ring_reader *r, int64_t timeout_ns)
 	for (;;) {
 		if (ring_unstick(r) && ring_ready(r))
 			return 0;
-		/* Ours first, then the topic's: if we die in between, the broker
-		 * gives back at most what is ours. */
-		atomic_fetch_add_explicit(&r->entry->waiting, 1, memory_order_relaxed);
-		/* seq_cst: see wake_waiters(). */
-		atomic_fetch_add_explicit(&c->waiters, 1, memory_order_seq_cst);
-		/* Acquire: pairs with the publisher's release increment. */
-		uint32_t seen = atomic_load_explicit(&c->futex, memory_order_acquire);
-		bool ready = reader_ready_order(r, memory_order_seq_cst);
-		int rc = 0;
-		if (!ready) {
-			now = monotonic_ns();
-			int64_t sleep = deadline == INT64_MAX ? -1 : deadline - now;
-			/* A claimed number not ready yet: wake up to check for a
-			 * stall (the claimant may be dead). */
-			if (r->stall_since && (sleep < 0 || sleep > r->stall_ns / 4))
-				sleep = r->stall_ns / 4;
-			rc = now >= deadline ? SHMBUS_ETIMEDOUT
-					     : futex_wait_shared(&c->futex, seen, sleep);
-			if (rc == SHMBUS_ETIMEDOUT && monotonic_ns() < deadline)
-				rc = 0; /* only the stall check's nap ended */
-		}
-		/* Relaxed: only a hint for publishers; a stale non-zero costs
-		 * one needless wake. */
-		atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
-		atomic_fetch_sub_explicit(&r->entry->waiting, 1, memory_order_relaxed);
-		if (ready || ring_ready(r))
+		now = monotonic_ns();
+		if (now >= deadline)
+			return ring_ready(r) ? 0 : SHMBUS_ETIMEDOUT;
+		uint32_t seen = ring_announce_sleep(r->map);
+		if (reader_ready_order(r, memory_order_seq_cst))
 			return 0;
-		if (rc == SHMBUS_ETIMEDOUT)
+		int64_t sleep = deadline == INT64_MAX ? -1 : deadline - now;
+		/* A claimed number not ready yet: wake up to check for a stall
+		 * (the claimant may be dead). */
+		if (r->stall_since && (sleep < 0 || sleep > r->stall_ns / 4))
+			sleep = r->stall_ns / 4;
+		/* Relaxed: for `shmbus info` only. */
+		atomic_store_explicit(&r->entry->waiting, 1, memory_order_relaxed);
+		int rc = futex_wait_shared(&c->futex, seen, sleep);
+		atomic_store_explicit(&r->entry->waiting, 0, memory_order_relaxed);
+		if (ring_ready(r))
+			return 0;
+		if (rc < 0 && rc != SHMBUS_ETIMEDOUT)
 			return rc;
-		if (rc < 0)
-			return rc;
+		/* Woken, timed out, or the stall check's nap: look again. */
 	}
 }

@@ -71,6 +71,11 @@ bool ring_ready(const struct ring_reader *r);
  * too slow, and skip it once past the stall timeout; true if it did. */
 bool ring_unstick(struct ring_reader *r);
 
+/* About to sleep on the topic's futex word: set its SLEEPING bit and
+ * return the value to sleep on. Check for messages after it, before the
+ * sleep. */
+uint32_t ring_announce_sleep(const struct topic_map *map);
+
 /* Block until ring_ready or timeout: SHMBUS_OK / SHMBUS_ETIMEDOUT. */
 int ring_wait(struct ring_reader *r, int64_t timeout_ns);
 

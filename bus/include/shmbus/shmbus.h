@@ -322,7 +322,7 @@ struct shmbus_topic_info {
 	uint64_t next_seq; /* sequence numbers claimed so far */
 	uint32_t publishers;
 	uint32_t subscribers;
-	uint32_t waiters;
+	uint32_t waiters;   /* subscribers asleep in a wait right now */
 };
 
 struct shmbus_client_info {
