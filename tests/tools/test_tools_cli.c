@@ -31,6 +31,19 @@ static shmbus_bus *bus;
 
 /* ----------------------------------------------------------- processes */
 
+/* Children still running: a failed assertion that ends a test early must
+ * not leave them behind (suite_clean() kills them). */
+static pid_t children[32];
+
+static void track(pid_t pid, bool add)
+{
+	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++)
+		if (children[i] == (add ? 0 : pid)) {
+			children[i] = add ? pid : 0;
+			return;
+		}
+}
+
 /* Run `shmbus ARGS` (bounded by timeout(1)), stdout+stderr into out;
  * returns the exit code. */
 static int run_cli(char *out, size_t cap, const char *fmt, ...)
@@ -85,6 +98,8 @@ static bool spawn(struct child *c, ...)
 	close(p[1]);
 	c->fd = p[0];
 	c->n = 0;
+	if (c->pid > 0)
+		track(c->pid, true);
 	return c->pid > 0;
 }
 
@@ -117,6 +132,7 @@ static bool read_line(struct child *c, char *line, size_t cap, int timeout_ms)
 static int finish(struct child *c, int timeout_ms)
 {
 	int rc = h_reap(c->pid, timeout_ms);
+	track(c->pid, false);
 	close(c->fd);
 	return rc;
 }
@@ -218,6 +234,7 @@ static pid_t start_publisher(struct pub_args *a, int *fd)
 {
 	pid_t pid = h_fork(publisher, a, fd);
 	CU_ASSERT_FATAL(pid > 0);
+	track(pid, true);
 	return pid;
 }
 
@@ -228,6 +245,7 @@ static void stop_publisher(pid_t pid, int fd)
 	CU_ASSERT_TRUE(h_read(fd, &sent, sizeof(sent), 20000));
 	CU_ASSERT(sent > 0);
 	CU_ASSERT_EQUAL(h_reap(pid, 20000), 0);
+	track(pid, false);
 	close(fd);
 }
 
@@ -490,6 +508,23 @@ static void test_pub(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"fEnum\":\"COLOR_UNSPECIFIED\""));
 }
 
+/* echo --wait: started before its topic exists */
+static void test_wait(void)
+{
+	struct child e;
+	CU_ASSERT_FATAL(spawn(&e, "echo", "--bus", bus_name, "later", "--wait", "--last", "1",
+			      "-n", "1", NULL));
+	static char out[4096];
+	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "pub --bus %s later shmbus.msgs.Imu '%s'",
+				bus_name, imu_json), 0);
+	expect_line(&e, imu_json); /* --last 1: whether it opened before or after */
+	CU_ASSERT_EQUAL(finish(&e, 20000), 0);
+	/* out of time while waiting: a clean exit */
+	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "hz --bus %s never --wait --duration 0.3",
+				bus_name), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "waiting for topic 'never'"));
+}
+
 /* ---------------------------------------------------------------- errors */
 
 static void expect_fail(int code, const char *text, const char *args)
@@ -551,7 +586,17 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
-	shmbus_disconnect(bus);
+	for (size_t i = 0; i < sizeof(children) / sizeof(children[0]); i++)
+		if (children[i]) {
+			kill(children[i], SIGKILL);
+			waitpid(children[i], NULL, 0);
+		}
+	if (bus) { /* a test ended early: stop the broker here */
+		pid_t broker = shmbus_broker_pid(bus);
+		shmbus_disconnect(bus);
+		kill(broker, SIGTERM);
+		h_wait_exit(broker, 20000);
+	}
 	return 0;
 }
 
@@ -570,6 +615,7 @@ static void add(void)
 	CU_add_test(s, "echo untyped and malformed payloads", test_echo_untyped_and_malformed);
 	CU_add_test(s, "hz and bw of a 100 Hz publisher", test_hz_bw);
 	CU_add_test(s, "pub from JSON, read back typed and by echo", test_pub);
+	CU_add_test(s, "echo --wait for a topic", test_wait);
 	CU_add_test(s, "errors", test_errors);
 	CU_add_test(s, "stop the bus, nothing left", test_stop_bus);
 }

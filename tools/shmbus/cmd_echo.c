@@ -14,7 +14,7 @@
 
 static const char echo_usage[] =
 	"usage: shmbus echo [--bus NAME] TOPIC [-n COUNT] [--meta] [--full] [--defaults]\n"
-	"                   [--last N] [--duration S]\n"
+	"                   [--last N] [--duration S] [--wait]\n"
 	"\n"
 	"Prints each message published on TOPIC as one JSON object per line (JSON\n"
 	"Lines), decoded with the schema stored with the topic: protobuf's JSON mapping\n"
@@ -32,6 +32,7 @@ static const char echo_usage[] =
 	"  --defaults         also print fields that hold their default value\n"
 	"  --last N           start with up to N messages still in the ring\n"
 	"  --duration S       exit after S seconds\n"
+	"  --wait             if the topic does not exist yet, wait for it\n"
 	"\n"
 	"Untyped topics print {\"_text\":\"...\"} when the payload is printable UTF-8\n"
 	"text, else {\"_base64\":\"...\"} (the first 4096 bytes unless --full). A\n"
@@ -151,6 +152,7 @@ int cmd_echo(int argc, char **argv)
 	const char *topic = NULL;
 	uint64_t count = 0, last = 0;
 	double duration = 0;
+	bool wait = false;
 	struct echo e = { 0 };
 	pbjson_options_init(&e.po);
 	for (int i = 1; i < argc; i++) {
@@ -164,6 +166,8 @@ int cmd_echo(int argc, char **argv)
 		} else if ((v = live_opt(argc, argv, &i, "--duration", NULL))) {
 			if (!live_seconds("echo", "--duration", v, &duration))
 				return 2;
+		} else if (strcmp(argv[i], "--wait") == 0) {
+			wait = true;
 		} else if (strcmp(argv[i], "--meta") == 0) {
 			e.meta = true;
 		} else if (strcmp(argv[i], "--full") == 0) {
@@ -192,8 +196,13 @@ int cmd_echo(int argc, char **argv)
 		so.start = SHMBUS_START_LAST;
 		so.last_n = last > UINT32_MAX ? UINT32_MAX : (uint32_t)last;
 	}
+	int64_t end = duration > 0 ? live_now_ns() + (int64_t)(duration * 1e9) : INT64_MAX;
 	shmbus_sub *sub;
-	int rc = shmbus_sub_open(bus, topic, &so, &sub);
+	int rc = live_sub_open("echo", bus, topic, &so, wait, end, &sub);
+	if (rc == SHMBUS_ENOTOPIC && wait) { /* stopped or out of time while waiting */
+		shmbus_disconnect(bus);
+		return 0;
+	}
 	if (rc) {
 		cli_fail("echo", rc, bus, topic);
 		shmbus_disconnect(bus);
@@ -208,7 +217,6 @@ int cmd_echo(int argc, char **argv)
 		fprintf(stderr, "shmbus echo: out of memory for a %zu-byte message\n", cap);
 		status = 1;
 	}
-	int64_t end = duration > 0 ? live_now_ns() + (int64_t)(duration * 1e9) : INT64_MAX;
 	uint64_t printed = 0;
 	while (!status && !live_stopping() && (!count || printed < count)) {
 		int64_t left = end - live_now_ns();

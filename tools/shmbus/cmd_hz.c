@@ -16,6 +16,7 @@
 
 static const char hz_usage[] =
 	"usage: shmbus hz [--bus NAME] TOPIC [-w WINDOW] [-n COUNT] [--duration S]\n"
+	"                 [--wait]\n"
 	"\n"
 	"Once a second, the rate of TOPIC over the last WINDOW messages (default\n"
 	"10000): one line\n"
@@ -26,10 +27,12 @@ static const char hz_usage[] =
 	"\n"
 	"  -w, --window N     messages in the window\n"
 	"  -n, --count COUNT  exit after COUNT messages\n"
-	"  --duration S       exit after S seconds\n";
+	"  --duration S       exit after S seconds\n"
+	"  --wait             if the topic does not exist yet, wait for it\n";
 
 static const char bw_usage[] =
 	"usage: shmbus bw [--bus NAME] TOPIC [-w WINDOW] [-n COUNT] [--duration S]\n"
+	"                 [--wait]\n"
 	"\n"
 	"Once a second, the bandwidth of TOPIC over the last WINDOW messages (default\n"
 	"10000): one line\n"
@@ -41,7 +44,8 @@ static const char bw_usage[] =
 	"\n"
 	"  -w, --window N     messages in the window\n"
 	"  -n, --count COUNT  exit after COUNT messages\n"
-	"  --duration S       exit after S seconds\n";
+	"  --duration S       exit after S seconds\n"
+	"  --wait             if the topic does not exist yet, wait for it\n";
 
 struct sample {
 	int64_t t;     /* publish time, ns */
@@ -151,6 +155,7 @@ static int run(bool bw, int argc, char **argv)
 	const char *topic = NULL;
 	uint64_t count = 0, wsize = 10000;
 	double duration = 0;
+	bool wait = false;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		if ((v = live_opt(argc, argv, &i, "--count", "-n"))) {
@@ -166,6 +171,8 @@ static int run(bool bw, int argc, char **argv)
 		} else if ((v = live_opt(argc, argv, &i, "--duration", NULL))) {
 			if (!live_seconds(verb, "--duration", v, &duration))
 				return 2;
+		} else if (strcmp(argv[i], "--wait") == 0) {
+			wait = true;
 		} else if (argv[i][0] == '-' || topic) {
 			fprintf(stderr, "shmbus %s: unexpected argument '%s'\n%s", verb, argv[i], usage);
 			return 2;
@@ -189,17 +196,22 @@ static int run(bool bw, int argc, char **argv)
 		free(w.s);
 		return 1;
 	}
+	int64_t start = live_now_ns();
+	int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;
 	shmbus_sub *sub;
-	int rc = shmbus_sub_open(bus, topic, NULL, &sub);
+	int rc = live_sub_open(verb, bus, topic, NULL, wait, end, &sub);
+	if (rc == SHMBUS_ENOTOPIC && wait) { /* stopped or out of time while waiting */
+		shmbus_disconnect(bus);
+		free(w.s);
+		return 0;
+	}
 	if (rc) {
 		cli_fail(verb, rc, bus, topic);
 		shmbus_disconnect(bus);
 		free(w.s);
 		return 1;
 	}
-	int64_t start = live_now_ns();
-	int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;
-	int64_t next_report = start + 1000000000;
+	int64_t next_report = live_now_ns() + 1000000000;
 	uint64_t received = 0, lost = 0, at_last_report = 0;
 	int status = 0;
 	while (!live_stopping() && (!count || received < count)) {

@@ -104,6 +104,23 @@ pbjson_schema *live_topic_schema(const char *verb, shmbus_sub *sub, const char *
 	return s;
 }
 
+int live_sub_open(const char *verb, shmbus_bus *bus, const char *topic,
+		  const struct shmbus_sub_options *opts, bool wait, int64_t deadline_ns,
+		  shmbus_sub **out)
+{
+	bool said = false;
+	for (;;) {
+		int rc = shmbus_sub_open(bus, topic, opts, out);
+		if (rc != SHMBUS_ENOTOPIC || !wait || live_stopping() || live_now_ns() >= deadline_ns)
+			return rc;
+		if (!said) {
+			fprintf(stderr, "shmbus %s: waiting for topic '%s' to appear\n", verb, topic);
+			said = true;
+		}
+		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+	}
+}
+
 int64_t live_now_ns(void)
 {
 	struct timespec ts;

@@ -33,4 +33,12 @@ pbjson_schema *live_topic_schema(const char *verb, shmbus_sub *sub, const char *
 
 int64_t live_now_ns(void);
 
+/* shmbus_sub_open(), but when `wait` is set and the topic does not exist
+ * yet, try again every 50 ms (saying so once on stderr) until it does, a
+ * signal arrives (SHMBUS_ENOTOPIC then) or the monotonic clock passes
+ * deadline_ns. There is no event for "a topic was created" to wait on. */
+int live_sub_open(const char *verb, shmbus_bus *bus, const char *topic,
+		  const struct shmbus_sub_options *opts, bool wait, int64_t deadline_ns,
+		  shmbus_sub **out);
+
 #endif
