@@ -3,6 +3,7 @@
  * line of JSON, decoded by reflection over the schema stored with the
  * topic (no .proto needed), like `ros2 topic echo` or lcm-spy.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,8 +102,9 @@ struct echo {
 	bool meta;
 };
 
-/* One output line; false when stdout is gone. */
-static bool print_message(const struct echo *e, const uint8_t *p,
+/* One output line; false when it cannot be written (*reader_gone: because
+ * the reader closed the pipe, as `shmbus echo T | head -1` does). */
+static bool print_message(bool *reader_gone, const struct echo *e, const uint8_t *p,
 			  const struct shmbus_msg_info *info)
 {
 	json_t *msg = NULL;
@@ -138,6 +140,10 @@ static bool print_message(const struct echo *e, const uint8_t *p,
 	}
 	bool ok = puts(text) >= 0 && fflush(stdout) == 0;
 	free(text);
+	if (!ok && errno == EPIPE)
+		*reader_gone = true;
+	else if (!ok)
+		fprintf(stderr, "shmbus echo: writing: %s\n", strerror(errno));
 	return ok;
 }
 
@@ -243,13 +249,15 @@ int cmd_echo(int argc, char **argv)
 				fprintf(stderr, "shmbus echo: lost %" PRIu64
 						" messages before sequence number %" PRIu64 "\n",
 					info.lost, info.seq);
-			if (!print_message(&e, buf, &info)) {
-				status = 1;
-				break;
+			bool gone = false;
+			if (!print_message(&gone, &e, buf, &info)) {
+				status = gone ? 0 : 1; /* a reader that left is not an error */
+				goto out;
 			}
 			printed++;
 		}
 	}
+out:
 	free(buf);
 	pbjson_schema_free(e.schema);
 	shmbus_sub_close(sub);
