@@ -50,6 +50,10 @@ struct mcap_writer_options {
 	size_t chunk_size;
 	/* zstd level (default 1: fast enough to keep up with a camera). */
 	int zstd_level;
+	/* CRC, compress and write chunks on a thread of the writer's own, so
+	 * the caller goes on filling the next chunk meanwhile (default false:
+	 * all in the caller's thread). */
+	bool background;
 	const char *profile; /* Header profile (default "") */
 	const char *library; /* Header library (default "shmbus-mcap") */
 };
@@ -89,11 +93,11 @@ int mcap_writer_metadata(mcap_writer *w, const char *name, const struct mcap_kv 
 int mcap_writer_flush(mcap_writer *w);
 
 /* Bytes in the file so far plus the chunk being built. */
-uint64_t mcap_writer_size(const mcap_writer *w);
+uint64_t mcap_writer_size(mcap_writer *w);
 /* Messages accepted, and messages lost because their chunk could not be
  * written (disk full). */
 uint64_t mcap_writer_message_count(const mcap_writer *w);
-uint64_t mcap_writer_messages_dropped(const mcap_writer *w);
+uint64_t mcap_writer_messages_dropped(mcap_writer *w);
 
 /* Finish the file: last chunk, DataEnd, summary, Footer, magic; fsync.
  * Always frees w. After a write error the file is cut back to the last
@@ -102,7 +106,7 @@ uint64_t mcap_writer_messages_dropped(const mcap_writer *w);
  * error of the writer's life (0 if none); its text goes to err. */
 int mcap_writer_close(mcap_writer *w, char *err, size_t errlen);
 
-const char *mcap_writer_error(const mcap_writer *w);
+const char *mcap_writer_error(mcap_writer *w);
 
 /* ---------------------------------------------------------------- reader */
 

@@ -9,12 +9,20 @@
  * A failed write (disk full) cuts the file back to the end of the last
  * complete chunk, so what is on disk is always a valid data section that
  * readers can scan; close() then tries to finish it properly.
+ *
+ * With opts.background, a full chunk is handed to a writer thread (CRC,
+ * compression, writev) while the caller fills the next one: two chunk
+ * buffers, one job in flight. The caller only waits when the thread is
+ * still busy with the previous chunk. The mutex guards what the thread
+ * updates (position, CRC, indexes, counts, the error) and the schema and
+ * channel tables it marks written.
  */
 #include "mcap_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +42,22 @@ struct wschema {
 	struct mcap_buf record;
 };
 
+/* A sealed chunk on its way to the file. */
+struct job_channel {
+	uint16_t id;
+	uint64_t mi_off; /* its MessageIndex record's offset in job.mi */
+	uint64_t count;
+};
+
+struct job {
+	struct mcap_buf records; /* the uncompressed chunk */
+	struct mcap_buf mi;      /* MessageIndex records that follow it */
+	struct job_channel *chans;
+	size_t n_chans, cap_chans;
+	uint64_t start, end, msgs;
+	size_t schemas_upto, channels_upto; /* written with this chunk */
+};
+
 struct mcap_writer {
 	int fd;
 	char *path;
@@ -41,7 +65,8 @@ struct mcap_writer {
 	uint64_t pos;      /* bytes in the file */
 	uint32_t data_crc; /* CRC32 of bytes 0..pos */
 	int error;         /* first write error; the writer only closes after */
-	char err[256];
+	char err[320];
+	char io_err[256];
 
 	struct wschema *schemas; /* [id - 1] */
 	size_t n_schemas;
@@ -49,7 +74,14 @@ struct mcap_writer {
 	size_t n_channels;
 	uint16_t *chunk_channels; /* channel ids with messages in this chunk */
 	size_t n_chunk_channels;
-	size_t new_schemas, new_channels; /* added since the last chunk */
+
+	bool threaded;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool job_pending, quit;
+	struct job job;
+	uint64_t accepted; /* messages kept by message_end */
 
 	struct mcap_buf chunk; /* uncompressed records of the chunk */
 	uint64_t chunk_start, chunk_end, chunk_msgs;
@@ -66,11 +98,13 @@ struct mcap_writer {
 	struct mcap_buf scratch;
 };
 
+static void *writer_thread(void *arg);
+
 __attribute__((format(printf, 3, 4)))
 static int fail(mcap_writer *w, int rc, const char *fmt, ...)
 {
 	va_list ap;
-	if (w->error)
+	if (w->error) /* w->lock held, or no thread */
 		return rc;
 	va_start(ap, fmt);
 	vsnprintf(w->err, sizeof(w->err), fmt, ap);
@@ -89,11 +123,13 @@ void mcap_writer_options_init(struct mcap_writer_options *opts)
 	opts->profile = "";
 }
 
-/* Write every byte of iov at the end of the file. On failure the file is
- * cut back to where it was, so it never ends in half a record. */
-static int write_all(mcap_writer *w, struct iovec *iov, int n, const char *what)
+/* Write every byte of iov at the end of the file (*pos: its size). On
+ * failure the file is cut back to where it was, so it never ends in half a
+ * record, and w->io_err says why. One writer at a time: the writer thread
+ * while a chunk is in flight, else the caller. */
+static int write_all(mcap_writer *w, struct iovec *iov, int n, const char *what, uint64_t *pos)
 {
-	uint64_t start = w->pos, total = 0;
+	uint64_t start = *pos, total = 0;
 	for (int i = 0; i < n; i++)
 		total += iov[i].iov_len;
 	while (n > 0) {
@@ -106,14 +142,15 @@ static int write_all(mcap_writer *w, struct iovec *iov, int n, const char *what)
 			 * file end at a record boundary). */
 			if (ftruncate(w->fd, (off_t)start) == 0)
 				(void)lseek(w->fd, (off_t)start, SEEK_SET);
-			w->pos = start;
-			return fail(w, -e, "%s: writing %s (%llu bytes at offset %llu): %s%s", w->path,
-				    what, (unsigned long long)total, (unsigned long long)start,
-				    strerror(e),
-				    e == ENOSPC ? " (disk full; the file is kept up to the last "
-						  "complete chunk)" : "");
+			*pos = start;
+			snprintf(w->io_err, sizeof(w->io_err),
+				 "%s: writing %s (%llu bytes at offset %llu): %s%s", w->path, what,
+				 (unsigned long long)total, (unsigned long long)start, strerror(e),
+				 e == ENOSPC ? " (disk full; the file is kept up to the last "
+					       "complete chunk)" : "");
+			return -e;
 		}
-		w->pos += (uint64_t)got;
+		*pos += (uint64_t)got;
 		size_t left = (size_t)got;
 		while (n > 0 && left >= iov->iov_len) {
 			left -= iov->iov_len;
@@ -128,14 +165,20 @@ static int write_all(mcap_writer *w, struct iovec *iov, int n, const char *what)
 	return 0;
 }
 
+/* A record written by the caller (no chunk in flight). */
 static int write_buf(mcap_writer *w, const struct mcap_buf *b, const char *what)
 {
 	struct iovec iov = { b->data, b->size };
-	if (b->failed)
-		return fail(w, -ENOMEM, "out of memory building %s", what);
-	int rc = write_all(w, &iov, 1, what);
-	if (rc == 0)
+	int rc;
+	pthread_mutex_lock(&w->lock);
+	if (b->failed) {
+		rc = fail(w, -ENOMEM, "out of memory building %s", what);
+	} else if ((rc = write_all(w, &iov, 1, what, &w->pos)) != 0) {
+		fail(w, rc, "%s", w->io_err);
+	} else {
 		w->data_crc = mcap_crc32(w->data_crc, b->data, b->size);
+	}
+	pthread_mutex_unlock(&w->lock);
 	return rc;
 }
 
@@ -158,6 +201,8 @@ int mcap_writer_open(const char *path, const struct mcap_writer_options *opts,
 	if (!w->opts.library)
 		w->opts.library = "shmbus-mcap";
 	w->data_crc = mcap_crc32(0, NULL, 0);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
 	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (w->fd < 0) {
 		int e = errno;
@@ -185,6 +230,11 @@ int mcap_writer_open(const char *path, const struct mcap_writer_options *opts,
 		free(w);
 		return rc;
 	}
+	if (w->opts.background) {
+		if (pthread_create(&w->thread, NULL, writer_thread, w) == 0)
+			w->threaded = true;
+		/* else: write chunks from the caller's thread */
+	}
 	*out = w;
 	return 0;
 }
@@ -201,17 +251,29 @@ static void put_map_kv(struct mcap_buf *b, const struct mcap_kv *kv, size_t n)
 		mcap_put32(b->data + at, (uint32_t)(b->size - at - 4));
 }
 
+static int current_error(mcap_writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	int rc = w->error;
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
 int mcap_writer_add_schema(mcap_writer *w, const char *name, const char *encoding,
 			   const void *data, size_t size, uint16_t *id)
 {
-	if (w->error)
-		return w->error;
+	int rc = current_error(w);
+	if (rc)
+		return rc;
 	if (w->n_schemas >= UINT16_MAX || size > UINT32_MAX)
 		return -EINVAL;
+	pthread_mutex_lock(&w->lock); /* the writer thread marks entries written */
 	struct wschema *v = realloc(w->schemas, (w->n_schemas + 1) * sizeof(*v));
+	if (v)
+		w->schemas = v;
+	pthread_mutex_unlock(&w->lock);
 	if (!v)
 		return -ENOMEM;
-	w->schemas = v;
 	struct wschema *s = &v[w->n_schemas];
 	memset(s, 0, sizeof(*s));
 	uint16_t sid = (uint16_t)(w->n_schemas + 1);
@@ -227,8 +289,9 @@ int mcap_writer_add_schema(mcap_writer *w, const char *name, const char *encodin
 		mcap_buf_free(&s->record);
 		return -ENOMEM;
 	}
+	pthread_mutex_lock(&w->lock);
 	w->n_schemas++;
-	w->new_schemas++;
+	pthread_mutex_unlock(&w->lock);
 	*id = sid;
 	return 0;
 }
@@ -237,14 +300,18 @@ int mcap_writer_add_channel(mcap_writer *w, uint16_t schema_id, const char *topi
 			    const char *message_encoding, const struct mcap_kv *metadata,
 			    size_t n_metadata, uint16_t *id)
 {
-	if (w->error)
-		return w->error;
+	int rc = current_error(w);
+	if (rc)
+		return rc;
 	if (w->n_channels >= UINT16_MAX || schema_id > w->n_schemas)
 		return -EINVAL;
+	pthread_mutex_lock(&w->lock);
 	struct wchannel *v = realloc(w->channels, (w->n_channels + 1) * sizeof(*v));
+	if (v)
+		w->channels = v;
+	pthread_mutex_unlock(&w->lock);
 	if (!v)
 		return -ENOMEM;
-	w->channels = v;
 	uint16_t *cc = realloc(w->chunk_channels, (w->n_channels + 1) * sizeof(*cc));
 	if (!cc)
 		return -ENOMEM;
@@ -264,152 +331,255 @@ int mcap_writer_add_channel(mcap_writer *w, uint16_t schema_id, const char *topi
 		mcap_buf_free(&c->record);
 		return -ENOMEM;
 	}
+	pthread_mutex_lock(&w->lock);
 	w->n_channels++;
-	w->new_channels++;
+	pthread_mutex_unlock(&w->lock);
 	*id = cid;
 	return 0;
 }
 
 /* The Chunk record's fields before its compressed records. */
-static void chunk_header(mcap_writer *w, struct mcap_buf *b, uint32_t crc, size_t payload)
+static void chunk_header(mcap_writer *w, const struct job *j, struct mcap_buf *b, uint32_t crc,
+			 size_t payload)
 {
 	const char *comp = mcap_compression_name(w->opts.compression);
 	size_t comp_len = strlen(comp);
 	uint64_t content = 8 + 8 + 8 + 4 + 4 + comp_len + 8 + payload;
 	mcap_buf_u8(b, MCAP_OP_CHUNK);
 	mcap_buf_u64(b, content);
-	mcap_buf_u64(b, w->chunk_start);
-	mcap_buf_u64(b, w->chunk_end);
-	mcap_buf_u64(b, w->chunk.size);
+	mcap_buf_u64(b, j->start);
+	mcap_buf_u64(b, j->end);
+	mcap_buf_u64(b, j->records.size);
 	mcap_buf_u32(b, crc);
 	mcap_buf_str(b, comp);
 	mcap_buf_u64(b, payload);
 }
 
-int mcap_writer_flush(mcap_writer *w)
+/* Writes a sealed chunk: CRC, compression, the Chunk record and its
+ * MessageIndex records in one writev, then the bookkeeping. Runs on the
+ * writer thread when there is one, touching only the job, the file and
+ * (under the lock) the shared state. */
+static void write_job(mcap_writer *w, struct job *j, struct mcap_buf *hb)
 {
-	if (w->error)
-		return w->error;
-	if (w->pending)
-		return -EBUSY;
-	if (w->chunk.size == 0)
-		return 0;
-	if (w->chunk.failed)
-		return fail(w, -ENOMEM, "out of memory building a chunk");
-
-	uint32_t crc = mcap_crc32(mcap_crc32(0, NULL, 0), w->chunk.data, w->chunk.size);
+	uint32_t crc = mcap_crc32(mcap_crc32(0, NULL, 0), j->records.data, j->records.size);
 	uint8_t *packed = NULL;
-	const uint8_t *payload = w->chunk.data;
-	size_t payload_size = w->chunk.size;
+	const uint8_t *payload = j->records.data;
+	size_t payload_size = j->records.size;
+	int rc = 0;
+	char why[128] = "";
 	if (w->opts.compression != MCAP_COMPRESSION_NONE) {
-		char why[128] = "";
-		int rc = mcap_compress(w->opts.compression, w->opts.zstd_level, w->chunk.data,
-				       w->chunk.size, &packed, &payload_size, why, sizeof(why));
-		if (rc)
-			return fail(w, rc, "compressing a chunk: %s", why);
+		rc = mcap_compress(w->opts.compression, w->opts.zstd_level, j->records.data,
+				   j->records.size, &packed, &payload_size, why, sizeof(why));
 		payload = packed;
 	}
-
-	struct mcap_buf *hb = &w->scratch;
 	hb->size = 0;
-	chunk_header(w, hb, crc, payload_size);
+	chunk_header(w, j, hb, crc, payload_size);
 	size_t header_size = hb->size;
+	/* Only the writer of chunks moves pos while a job is in flight. */
 	uint64_t chunk_offset = w->pos;
 	uint64_t chunk_length = header_size + payload_size;
 
-	/* MessageIndex records, after the chunk header in scratch; their
-	 * offsets go into the ChunkIndex. */
-	size_t mi_start = hb->size;
 	struct mcap_buf ci = { 0 };
 	size_t ci_at = mcap_buf_record_begin(&ci, MCAP_OP_CHUNK_INDEX);
-	mcap_buf_u64(&ci, w->chunk_start);
-	mcap_buf_u64(&ci, w->chunk_end);
+	mcap_buf_u64(&ci, j->start);
+	mcap_buf_u64(&ci, j->end);
 	mcap_buf_u64(&ci, chunk_offset);
 	mcap_buf_u64(&ci, chunk_length);
-	mcap_buf_u32(&ci, (uint32_t)(w->n_chunk_channels * 10));
-	for (size_t i = 0; i < w->n_chunk_channels; i++) {
-		uint16_t id = w->chunk_channels[i];
-		struct wchannel *c = &w->channels[id - 1];
-		mcap_buf_u16(&ci, id);
-		mcap_buf_u64(&ci, chunk_offset + chunk_length + (hb->size - mi_start));
-		size_t at = mcap_buf_record_begin(hb, MCAP_OP_MESSAGE_INDEX);
-		mcap_buf_u16(hb, id);
-		mcap_buf_u32(hb, (uint32_t)c->index.size);
-		mcap_buf_bytes(hb, c->index.data, c->index.size);
-		mcap_buf_record_end(hb, at);
+	mcap_buf_u32(&ci, (uint32_t)(j->n_chans * 10));
+	for (size_t i = 0; i < j->n_chans; i++) {
+		mcap_buf_u16(&ci, j->chans[i].id);
+		mcap_buf_u64(&ci, chunk_offset + chunk_length + j->chans[i].mi_off);
 	}
-	size_t mi_size = hb->size - mi_start;
-	mcap_buf_u64(&ci, mi_size);
+	mcap_buf_u64(&ci, j->mi.size);
 	mcap_buf_str(&ci, mcap_compression_name(w->opts.compression));
 	mcap_buf_u64(&ci, payload_size);
-	mcap_buf_u64(&ci, w->chunk.size);
+	mcap_buf_u64(&ci, j->records.size);
 	mcap_buf_record_end(&ci, ci_at);
-	if (hb->failed || ci.failed) {
-		free(packed);
-		mcap_buf_free(&ci);
-		return fail(w, -ENOMEM, "out of memory indexing a chunk");
-	}
 
-	struct iovec iov[3] = {
-		{ hb->data, header_size },
-		{ (void *)payload, payload_size },
-		{ hb->data + mi_start, mi_size },
-	};
-	int rc = write_all(w, iov, 3, "a chunk");
-	if (rc) {
-		/* close() counts the chunk's messages as dropped. */
-		free(packed);
-		mcap_buf_free(&ci);
-		return rc;
+	pthread_mutex_lock(&w->lock);
+	if (w->error) {
+		rc = w->error; /* an earlier chunk failed: this one goes too */
+	} else if (rc) {
+		fail(w, rc, "compressing a chunk: %s", why);
+	} else if (hb->failed || ci.failed || j->mi.failed || j->records.failed) {
+		rc = fail(w, -ENOMEM, "out of memory building a chunk");
 	}
+	pthread_mutex_unlock(&w->lock);
 
-	/* The data-section CRC: the header, the records (whose CRC is known
-	 * already when they are stored uncompressed), the indexes. */
-	w->data_crc = mcap_crc32(w->data_crc, hb->data, header_size);
-	if (packed)
-		w->data_crc = mcap_crc32(w->data_crc, packed, payload_size);
-	else
-		w->data_crc = mcap_crc32_combine(w->data_crc, crc, payload_size);
-	w->data_crc = mcap_crc32(w->data_crc, hb->data + mi_start, mi_size);
+	uint32_t data_crc = w->data_crc;
+	if (rc == 0) {
+		struct iovec iov[3] = {
+			{ hb->data, header_size },
+			{ (void *)payload, payload_size },
+			{ j->mi.data, j->mi.size },
+		};
+		uint64_t pos = w->pos;
+		rc = write_all(w, iov, 3, "a chunk", &pos);
+		if (rc == 0) {
+			/* The data-section CRC: the header, the records (whose CRC
+			 * is known already when stored uncompressed), the indexes. */
+			data_crc = mcap_crc32(data_crc, hb->data, header_size);
+			if (packed)
+				data_crc = mcap_crc32(data_crc, packed, payload_size);
+			else
+				data_crc = mcap_crc32_combine(data_crc, crc, payload_size);
+			data_crc = mcap_crc32(data_crc, j->mi.data, j->mi.size);
+		}
+		pthread_mutex_lock(&w->lock);
+		w->pos = pos;
+		if (rc)
+			fail(w, rc, "%s", w->io_err);
+		pthread_mutex_unlock(&w->lock);
+	}
 	free(packed);
 
-	mcap_buf_bytes(&w->chunk_indexes, ci.data, ci.size);
+	pthread_mutex_lock(&w->lock);
+	if (rc) {
+		w->dropped += j->msgs;
+	} else {
+		w->data_crc = data_crc;
+		mcap_buf_bytes(&w->chunk_indexes, ci.data, ci.size);
+		w->chunk_count++;
+		for (size_t i = 0; i < j->schemas_upto; i++)
+			w->schemas[i].written = true;
+		for (size_t i = 0; i < j->channels_upto; i++)
+			w->channels[i].written = true;
+		for (size_t i = 0; i < j->n_chans; i++)
+			w->channels[j->chans[i].id - 1].count += j->chans[i].count;
+		if (j->msgs) {
+			if (w->messages == 0 || j->start < w->start_time)
+				w->start_time = j->start;
+			if (w->messages == 0 || j->end > w->end_time)
+				w->end_time = j->end;
+		}
+		w->messages += j->msgs;
+	}
+	pthread_mutex_unlock(&w->lock);
 	mcap_buf_free(&ci);
-	w->chunk_count++;
-	for (size_t i = w->n_schemas - w->new_schemas; i < w->n_schemas; i++)
-		w->schemas[i].written = true;
-	for (size_t i = w->n_channels - w->new_channels; i < w->n_channels; i++)
-		w->channels[i].written = true;
-	w->new_schemas = w->new_channels = 0;
+}
+
+/* Moves the chunk being built into job j (whose old buffer it takes for
+ * the next chunk) with its MessageIndex records. Caller's thread. */
+static void seal(mcap_writer *w, struct job *j)
+{
+	struct mcap_buf spare = j->records;
+	j->records = w->chunk;
+	w->chunk = spare;
+	w->chunk.size = 0;
+	w->chunk.failed = 0;
+	/* Do not keep a buffer sized for one huge message forever. */
+	if (w->chunk.cap > 4 * w->opts.chunk_size + (1u << 20))
+		mcap_buf_free(&w->chunk);
+	j->mi.size = 0;
+	j->mi.failed = 0;
+	j->n_chans = 0;
+	if (j->cap_chans < w->n_chunk_channels) {
+		struct job_channel *v = realloc(j->chans, w->n_channels * sizeof(*v));
+		if (!v)
+			j->mi.failed = 1; /* reported by write_job */
+		else {
+			j->chans = v;
+			j->cap_chans = w->n_channels;
+		}
+	}
+	for (size_t i = 0; i < w->n_chunk_channels && !j->mi.failed; i++) {
+		uint16_t id = w->chunk_channels[i];
+		struct wchannel *c = &w->channels[id - 1];
+		j->chans[i] = (struct job_channel){ id, j->mi.size, c->chunk_count };
+		size_t at = mcap_buf_record_begin(&j->mi, MCAP_OP_MESSAGE_INDEX);
+		mcap_buf_u16(&j->mi, id);
+		mcap_buf_u32(&j->mi, (uint32_t)c->index.size);
+		mcap_buf_bytes(&j->mi, c->index.data, c->index.size);
+		mcap_buf_record_end(&j->mi, at);
+		j->n_chans++;
+	}
 	for (size_t i = 0; i < w->n_chunk_channels; i++) {
 		struct wchannel *c = &w->channels[w->chunk_channels[i] - 1];
-		c->count += c->chunk_count;
 		c->chunk_count = 0;
 		c->index.size = 0;
 	}
-	if (w->chunk_msgs) {
-		if (w->messages == 0 || w->chunk_start < w->start_time)
-			w->start_time = w->chunk_start;
-		if (w->messages == 0 || w->chunk_end > w->end_time)
-			w->end_time = w->chunk_end;
-	}
-	w->messages += w->chunk_msgs;
+	j->start = w->chunk_start;
+	j->end = w->chunk_end;
+	j->msgs = w->chunk_msgs;
+	j->schemas_upto = w->n_schemas;
+	j->channels_upto = w->n_channels;
 	w->n_chunk_channels = 0;
 	w->chunk_msgs = 0;
 	w->chunk_start = w->chunk_end = 0;
-	w->chunk.size = 0;
-	/* Do not keep a buffer sized for one huge message forever. */
-	if (w->chunk.cap > 4 * w->opts.chunk_size + (1u << 20)) {
-		mcap_buf_free(&w->chunk);
+}
+
+static void *writer_thread(void *arg)
+{
+	mcap_writer *w = arg;
+	struct mcap_buf hb = { 0 };
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->job_pending && !w->quit)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (!w->job_pending)
+			break;
+		pthread_mutex_unlock(&w->lock);
+		write_job(w, &w->job, &hb);
+		pthread_mutex_lock(&w->lock);
+		w->job_pending = false;
+		pthread_cond_broadcast(&w->cond);
 	}
-	return 0;
+	pthread_mutex_unlock(&w->lock);
+	mcap_buf_free(&hb);
+	return NULL;
+}
+
+/* Until the writer thread has nothing in flight. */
+static void wait_idle(mcap_writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	while (w->job_pending)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Hands the chunk being built to the file (or to the writer thread). */
+static int end_chunk(mcap_writer *w)
+{
+	int rc = current_error(w);
+	if (rc)
+		return rc;
+	if (w->chunk.size == 0)
+		return 0;
+	if (!w->threaded) {
+		seal(w, &w->job);
+		write_job(w, &w->job, &w->scratch);
+		return current_error(w);
+	}
+	pthread_mutex_lock(&w->lock);
+	while (w->job_pending)
+		pthread_cond_wait(&w->cond, &w->lock);
+	rc = w->error;
+	if (rc == 0) {
+		seal(w, &w->job);
+		w->job_pending = true;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+int mcap_writer_flush(mcap_writer *w)
+{
+	if (w->pending)
+		return -EBUSY;
+	int rc = end_chunk(w);
+	if (w->threaded)
+		wait_idle(w);
+	return rc ? rc : current_error(w);
 }
 
 int mcap_writer_message_begin(mcap_writer *w, uint16_t channel_id, uint32_t sequence,
 			      uint64_t log_time, uint64_t publish_time, size_t size, void **data)
 {
-	if (w->error)
-		return w->error;
+	int rc = current_error(w);
+	if (rc)
+		return rc;
 	if (w->pending)
 		return -EBUSY;
 	if (channel_id == 0 || channel_id > w->n_channels)
@@ -460,8 +630,9 @@ int mcap_writer_message_end(mcap_writer *w, bool keep)
 	if (w->chunk_msgs == 0 || w->pending_time > w->chunk_end)
 		w->chunk_end = w->pending_time;
 	w->chunk_msgs++;
+	w->accepted++;
 	if (w->chunk.size >= w->opts.chunk_size)
-		return mcap_writer_flush(w);
+		return end_chunk(w);
 	return 0;
 }
 
@@ -504,24 +675,34 @@ int mcap_writer_metadata(mcap_writer *w, const char *name, const struct mcap_kv 
 	return 0;
 }
 
-uint64_t mcap_writer_size(const mcap_writer *w)
+uint64_t mcap_writer_size(mcap_writer *w)
 {
-	return w->pos + w->chunk.size;
+	pthread_mutex_lock(&w->lock);
+	uint64_t n = w->pos + (w->job_pending ? w->job.records.size : 0);
+	pthread_mutex_unlock(&w->lock);
+	return n + w->chunk.size;
 }
 
 uint64_t mcap_writer_message_count(const mcap_writer *w)
 {
-	return w->messages + w->chunk_msgs;
+	return w->accepted;
 }
 
-uint64_t mcap_writer_messages_dropped(const mcap_writer *w)
+uint64_t mcap_writer_messages_dropped(mcap_writer *w)
 {
-	return w->dropped;
+	pthread_mutex_lock(&w->lock);
+	uint64_t n = w->dropped;
+	pthread_mutex_unlock(&w->lock);
+	return n;
 }
 
-const char *mcap_writer_error(const mcap_writer *w)
+const char *mcap_writer_error(mcap_writer *w)
 {
-	return w->err;
+	/* The text is set once, with the error code, under the lock. */
+	pthread_mutex_lock(&w->lock);
+	const char *e = w->err;
+	pthread_mutex_unlock(&w->lock);
+	return e;
 }
 
 /* One group of summary records with the same opcode, and its offset
@@ -613,7 +794,9 @@ static int write_tail(mcap_writer *w)
 		return fail(w, -ENOMEM, "out of memory building the summary");
 	}
 	struct iovec iov = { t.data, t.size };
-	int rc = write_all(w, &iov, 1, "the summary");
+	int rc = write_all(w, &iov, 1, "the summary", &w->pos);
+	if (rc)
+		fail(w, rc, "%s", w->io_err);
 	mcap_buf_free(&t);
 	return rc;
 }
@@ -624,10 +807,17 @@ int mcap_writer_close(mcap_writer *w, char *err, size_t errlen)
 		return 0;
 	if (w->pending)
 		mcap_writer_message_end(w, false);
-	if (!w->error)
-		mcap_writer_flush(w);
-	else
-		w->dropped += w->chunk_msgs;
+	mcap_writer_flush(w);
+	if (w->threaded) {
+		pthread_mutex_lock(&w->lock);
+		w->quit = true;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+	}
+	/* From here on this thread is the only one. */
+	if (w->error)
+		w->dropped += w->chunk_msgs; /* the chunk never sealed */
 	/* Even after an error the data section is whole (write_all cut off
 	 * any partial chunk); try to give it its summary. If even that does
 	 * not fit, write_all cuts it off again and readers scan the file. */
@@ -653,6 +843,11 @@ int mcap_writer_close(mcap_writer *w, char *err, size_t errlen)
 	mcap_buf_free(&w->chunk_indexes);
 	mcap_buf_free(&w->metadata_indexes);
 	mcap_buf_free(&w->scratch);
+	mcap_buf_free(&w->job.records);
+	mcap_buf_free(&w->job.mi);
+	free(w->job.chans);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
 	free(w->path);
 	free(w);
 	return rc;

@@ -263,6 +263,7 @@ static int file_open(struct recorder *rec)
 	char err[512];
 	mcap_writer_options_init(&o);
 	o.compression = rec->compression;
+	o.background = true; /* compress and write while taking the next messages */
 	if (rec->chunk_kib > 0)
 		o.chunk_size = (size_t)(rec->chunk_kib * 1024);
 	o.library = "shmbus record " SHMBUS_VERSION_STRING;
