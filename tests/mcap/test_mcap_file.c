@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 static char dir[] = "/tmp/t-mcap-file-XXXXXX";
+static const char *node, *validator; /* the independent reader, if installed */
+static bool validator_said;
 
 struct sent {
 	uint16_t channel;
@@ -131,6 +133,44 @@ static long read_all(const char *path, unsigned flags, bool *complete, char *err
 	return n;
 }
 
+/* Reads the file with @mcap/core (tests/mcap/node, installed by
+ * tests/mcap/node/install) when node and the library are here. */
+static void independent_check(const char *path, long messages)
+{
+	char modules[600], cmd[1400], line[2048] = "", want[64];
+	if (!node || !*node || !validator || !*validator) {
+		if (!validator_said)
+			printf("\n  independent check skipped: node not found ");
+		validator_said = true;
+		return;
+	}
+	snprintf(modules, sizeof(modules), "%.500s", validator);
+	char *slash = strrchr(modules, '/');
+	if (slash)
+		snprintf(slash, sizeof(modules) - (size_t)(slash - modules), "/node_modules/@mcap/core");
+	if (access(modules, R_OK) != 0) {
+		if (!validator_said)
+			printf("\n  independent check skipped: run tests/mcap/node/install ");
+		validator_said = true;
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s'", node, validator, path);
+	FILE *p = popen(cmd, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	if (!fgets(line, sizeof(line), p))
+		line[0] = 0;
+	int st = pclose(p);
+	snprintf(want, sizeof(want), "\"indexed_messages\":%ld,", messages);
+	if (st != 0 || !strstr(line, "\"ok\":true") || !strstr(line, want))
+		fprintf(stderr, "\n@mcap/core on %s: %s\n", path, line);
+	CU_ASSERT_EQUAL(st, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "\"ok\":true"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, want));
+	if (!validator_said)
+		printf("\n  @mcap/core reads it too ");
+	validator_said = true;
+}
+
 static void round_trip(enum mcap_compression comp)
 {
 	char path[256], err[320];
@@ -157,6 +197,7 @@ static void round_trip(enum mcap_compression comp)
 	CU_ASSERT_EQUAL(sr.messages, N_SENT);
 	CU_ASSERT_EQUAL(sr.metadata, 1);
 	CU_ASSERT_TRUE(sr.chunks > 3);
+	independent_check(path, N_SENT);
 
 	for (unsigned flags = 0; flags < 4; flags++) {
 		long n = read_all(path, flags, &complete, err, sizeof(err));
@@ -402,8 +443,10 @@ static void add(void)
 	CU_add_test(s, "corrupted at every offset", test_corrupted_everywhere);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	node = argc > 1 ? argv[1] : NULL;
+	validator = argc > 2 ? argv[2] : NULL;
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
 		return 1;
