@@ -1,0 +1,194 @@
+/*
+ * bridge_bench.c - shmbus-bridge-bench: latency and throughput through two
+ * bridges on one host. Two buses (A and B), a bridge on each (started
+ * here), one DDS domain:
+ *
+ *   latency:    A "bench/ping" -> bridge A -> DDS -> bridge B -> B, and
+ *               back the same way on "bench/pong"; one-way = round trip / 2.
+ *   throughput: A "bench/bulk" -> B as fast as B takes them, with at most
+ *               `window` messages in flight so neither ring laps.
+ *
+ * usage: shmbus-bridge-bench BRIDGE CONFIG.xml DOMAIN SIZE [--reliable]
+ * Prints one line per measurement.
+ */
+#include <shmbus/shmbus.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static pid_t start_bridge(char *const argv[])
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Take one message (any) from sub within timeout: true if one came. */
+static bool take_one(shmbus_sub *sub, void *buf, size_t cap, int64_t timeout_ns)
+{
+	int64_t deadline = now_ns() + timeout_ns;
+	for (;;) {
+		int rc = shmbus_sub_take(sub, buf, cap, NULL);
+		if (rc == SHMBUS_OK)
+			return true;
+		int64_t left = deadline - now_ns();
+		if (left <= 0)
+			return false;
+		shmbus_sub_wait(sub, left);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: shmbus-bridge-bench BRIDGE CONFIG.xml DOMAIN SIZE [--reliable]\n");
+		return 2;
+	}
+	const char *exe = argv[1], *config = argv[2], *domain = argv[3];
+	size_t size = strtoul(argv[4], NULL, 10);
+	const char *rel = argc > 5 ? argv[5] : NULL;
+	char na[64], nb[64];
+	snprintf(na, sizeof(na), "bench-bridge-a-%d", (int)getpid());
+	snprintf(nb, sizeof(nb), "bench-bridge-b-%d", (int)getpid());
+	shmbus_bus *a, *b;
+	if (shmbus_connect(na, NULL, &a) || shmbus_connect(nb, NULL, &b)) {
+		fprintf(stderr, "cannot connect\n");
+		return 1;
+	}
+	struct shmbus_topic_options to;
+	shmbus_topic_options_init(&to);
+	to.max_message_size = (uint32_t)(size < 64 ? 64 : size);
+	to.slot_count = size > (1u << 20) / 2 ? 16 : 256;
+	shmbus_pub *ping, *pong, *bulk;
+	if (shmbus_pub_open(a, "bench/ping", &to, &ping) || shmbus_pub_open(b, "bench/pong", &to, &pong) ||
+	    shmbus_pub_open(a, "bench/bulk", &to, &bulk)) {
+		fprintf(stderr, "cannot open topics\n");
+		return 1;
+	}
+	char *args_a[] = { (char *)exe, "--bus", na, "--domain", (char *)domain, "--config",
+			   (char *)config, "--out", "bench/ping", "--out", "bench/bulk", "--in",
+			   "bench/pong", (char *)rel, NULL };
+	char *args_b[] = { (char *)exe, "--bus", nb, "--domain", (char *)domain, "--config",
+			   (char *)config, "--in", "bench/ping", "--in", "bench/bulk", "--out",
+			   "bench/pong", (char *)rel, NULL };
+	pid_t pa = start_bridge(args_a), pb = start_bridge(args_b);
+	struct shmbus_sub_options so;
+	shmbus_sub_options_init(&so);
+	so.create_if_missing = true;
+	so.topic = to;
+	shmbus_sub *sping, *spong, *sbulk;
+	if (shmbus_sub_open(b, "bench/ping", &so, &sping) || shmbus_sub_open(a, "bench/pong", &so, &spong) ||
+	    shmbus_sub_open(b, "bench/bulk", &so, &sbulk)) {
+		fprintf(stderr, "cannot open subscribers\n");
+		return 1;
+	}
+	size_t cap = size < 64 ? 64 : size;
+	uint8_t *buf = calloc(1, cap);
+	uint8_t *in = malloc(cap);
+	/* Warm up: until a ping goes round. */
+	int64_t deadline = now_ns() + 30000000000ll;
+	bool up = false;
+	while (!up && now_ns() < deadline) {
+		shmbus_pub_send(ping, buf, size, NULL);
+		if (take_one(sping, in, cap, 50000000)) {
+			shmbus_pub_send(pong, buf, size, NULL);
+			up = take_one(spong, in, cap, 200000000);
+		}
+	}
+	while (shmbus_sub_take(sping, in, cap, NULL) == 0 ||
+	       shmbus_sub_take(spong, in, cap, NULL) == 0)
+		;
+	if (!up) {
+		fprintf(stderr, "bridges did not come up\n");
+	} else {
+		int n = size >= 65536 ? 200 : 2000, got = 0;
+		int64_t *rtt = calloc((size_t)n, sizeof(int64_t));
+		for (int i = 0; i < n; i++) {
+			int64_t t0 = now_ns();
+			shmbus_pub_send(ping, buf, size, NULL);
+			if (!take_one(sping, in, cap, 2000000000))
+				continue;
+			shmbus_pub_send(pong, in, size, NULL);
+			if (!take_one(spong, in, cap, 2000000000))
+				continue;
+			rtt[got++] = now_ns() - t0;
+		}
+		qsort(rtt, (size_t)got, sizeof(int64_t), cmp_i64);
+		if (got)
+			printf("latency size %zu %s: %d/%d round trips, one-way median %.1f us, p90 %.1f us, p99 %.1f us\n",
+			       size, rel ? "reliable" : "best-effort", got, n, rtt[got / 2] / 2000.0,
+			       rtt[got * 9 / 10] / 2000.0, rtt[got * 99 / 100] / 2000.0);
+		free(rtt);
+
+		/* Throughput: as fast as B takes them, window-limited. */
+		int64_t window = size >= 65536 ? 8 : 128;
+		int64_t sent = 0, recv = 0;
+		struct shmbus_sub_stats st0, st1;
+		shmbus_sub_stats(sbulk, &st0);
+		int64_t t0 = now_ns(), dur = 3000000000ll;
+		while (now_ns() - t0 < dur) {
+			while (sent - recv < window && now_ns() - t0 < dur) {
+				shmbus_pub_send(bulk, buf, size, NULL);
+				sent++;
+			}
+			if (take_one(sbulk, in, cap, 200000000))
+				recv++;
+			else
+				recv = sent; /* lost: do not stall the window */
+			while (shmbus_sub_take(sbulk, in, cap, NULL) == 0)
+				recv++;
+		}
+		int64_t t1 = now_ns();
+		shmbus_sub_stats(sbulk, &st1);
+		double secs = (double)(t1 - t0) / 1e9;
+		uint64_t delivered = st1.received - st0.received;
+		printf("throughput size %zu %s: %llu msg/s, %.1f MB/s (sent %lld, delivered %llu in %.1f s)\n",
+		       size, rel ? "reliable" : "best-effort", (unsigned long long)(delivered / secs),
+		       (double)delivered * (double)size / secs / 1e6, (long long)sent,
+		       (unsigned long long)delivered, secs);
+	}
+	kill(pa, SIGTERM);
+	kill(pb, SIGTERM);
+	waitpid(pa, NULL, 0);
+	waitpid(pb, NULL, 0);
+	shmbus_sub_close(sping);
+	shmbus_sub_close(spong);
+	shmbus_sub_close(sbulk);
+	shmbus_pub_close(ping);
+	shmbus_pub_close(pong);
+	shmbus_pub_close(bulk);
+	/* The buses are this run's own: stop their brokers. */
+	pid_t ka = shmbus_broker_pid(a), kb = shmbus_broker_pid(b);
+	shmbus_disconnect(a);
+	shmbus_disconnect(b);
+	kill(ka, SIGTERM);
+	kill(kb, SIGTERM);
+	free(buf);
+	free(in);
+	return up ? 0 : 1;
+}
