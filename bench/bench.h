@@ -232,11 +232,16 @@ extern const size_t bench_tput_sizes[];
 extern const size_t bench_ntput_sizes;
 uint32_t bench_tput_slots(size_t size);
 
-/* Case groups (floors.c, ipc.c, bus_cases.c). Each returns the number of
- * failed cases. */
-int bench_floors_run(void);
-int bench_ipc_run(void);
-int bench_bus_run(void);
+/* Case groups (floors.c, ipc.c, bus_cases.c). A round runs in stages so
+ * that each bus case runs right after the floors it is compared with (the
+ * VM's host may move the virtual CPUs between two cases far apart in time):
+ * stage i < bench_nsizes: the latency cases at bench_sizes[i] (stage 0 also
+ * the cache-line floors); then one stage per throughput size; then
+ * BENCH_STAGE_FANOUT. Each returns the number of failed cases. */
+#define BENCH_STAGE_FANOUT 1000
+int bench_floors_run(int stage);
+int bench_ipc_run(int stage);
+int bench_bus_run(int stage);
 bool bench_bus_available(void);
 /* Connect (which starts the bench's own broker) before the first round;
  * disconnect and stop the broker after the last. */

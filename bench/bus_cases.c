@@ -807,41 +807,43 @@ void bench_bus_end(void)
 	stop_broker(broker_pid);
 }
 
-int bench_bus_run(void)
+int bench_bus_run(int stage)
 {
 	static const int fanouts[] = {1, 2, 4, 8, 16};
 	int failed = 0;
 
-	/* The publisher alone: the rate the fan-out rows are compared with. */
-	if (bench_selected("fanout_tput"))
-		failed += run_fanout_tput(0) != 0;
-
-	for (size_t i = 0; i < bench_nsizes; i++) {
-		size_t s = bench_sizes[i];
+	if (stage >= 0 && (size_t)stage < bench_nsizes) {
+		size_t s = bench_sizes[stage];
 
 		if (bench_selected("bus_poll_take"))
 			failed += run_latency("bus_poll_take", MODE_TAKE, 0, s, "floor_shm_poll", s) != 0;
 		if (bench_selected("bus_poll_view"))
 			failed += run_latency("bus_poll_view", MODE_VIEW, 0, s, "bus_poll_view", 64) != 0;
-		if (bench_selected("bus_wait"))
-			failed += run_latency("bus_wait", MODE_WAIT, 0, s, "floor_futex", s) != 0;
 		if (bench_selected("bus_spinwait"))
 			failed += run_latency("bus_spinwait", MODE_WAIT, BUS_SPIN_NS, s,
 					      "floor_shm_poll", s) != 0;
-	}
-	for (size_t i = 0; i < bench_ntput_sizes; i++) {
+		if (bench_selected("bus_wait"))
+			failed += run_latency("bus_wait", MODE_WAIT, 0, s, "floor_futex", s) != 0;
+	} else if (stage >= (int)bench_nsizes && (size_t)stage < bench_nsizes + bench_ntput_sizes) {
+		size_t s = bench_tput_sizes[(size_t)stage - bench_nsizes];
+
 		if (bench_selected("bus_tput"))
-			failed += run_tput(bench_tput_sizes[i], false) != 0;
+			failed += run_tput(s, false) != 0;
 		if (bench_selected("bus_tput_spin"))
-			failed += run_tput(bench_tput_sizes[i], true) != 0;
-	}
-	for (size_t i = 0; i < sizeof(fanouts) / sizeof(fanouts[0]); i++) {
-		if (bench_selected("fanout_lat"))
-			failed += run_fanout_latency(fanouts[i]) != 0;
+			failed += run_tput(s, true) != 0;
+	} else if (stage == BENCH_STAGE_FANOUT) {
+		/* The publisher alone: the rate the fan-out rows are compared
+		 * with. */
 		if (bench_selected("fanout_tput"))
-			failed += run_fanout_tput(fanouts[i]) != 0;
+			failed += run_fanout_tput(0) != 0;
+		for (size_t i = 0; i < sizeof(fanouts) / sizeof(fanouts[0]); i++) {
+			if (bench_selected("fanout_lat"))
+				failed += run_fanout_latency(fanouts[i]) != 0;
+			if (bench_selected("fanout_tput"))
+				failed += run_fanout_tput(fanouts[i]) != 0;
+		}
+		if (bench_selected("contention"))
+			failed += run_contention(4) != 0;
 	}
-	if (bench_selected("contention"))
-		failed += run_contention(4) != 0;
 	return failed;
 }

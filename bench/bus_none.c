@@ -9,8 +9,9 @@ bool bench_bus_available(void)
 	return false;
 }
 
-int bench_bus_run(void)
+int bench_bus_run(int stage)
 {
+	(void)stage;
 	return 0;
 }
 

@@ -243,6 +243,158 @@ static int run_line_pingpong(const char *name, bool futex)
 	return rc;
 }
 
+/* ------------------------------------------------- seqlock ping-pong */
+
+/* floor_shm_poll with the bus's slot protocol instead of a bare flag, to
+ * tell the cost of the protocol from the cost of the bus around it: the
+ * writer claims the slot with a CAS on the state word the reader is
+ * polling, copies the payload, stores size and time into the same line and
+ * commits with a second CAS; the reader checks the state before and after
+ * copying (seqlock). One slot per direction. */
+struct seq_slot {
+	_Alignas(BENCH_CACHE_LINE) _Atomic uint64_t state; /* (seq << 1) | busy */
+	_Atomic uint32_t size;
+	_Atomic int64_t stamp;
+	_Alignas(BENCH_CACHE_LINE) unsigned char payload[];
+};
+
+struct seq_pp {
+	unsigned char *base;
+	size_t map_size, size, slot_bytes;
+	unsigned char *priv;
+	uint64_t seq;
+};
+
+static struct seq_slot *seq_slot(struct seq_pp *c, int dir)
+{
+	return (struct seq_slot *)(void *)(c->base + (size_t)dir * c->slot_bytes);
+}
+
+static void seq_write(struct seq_pp *c, int dir, uint64_t seq)
+{
+	struct seq_slot *s = seq_slot(c, dir);
+	uint64_t cur = atomic_load_explicit(&s->state, memory_order_relaxed);
+
+	/* Claim: acquire like the bus's claim CAS (the reader is polling
+	 * this very line), then a release fence before the payload writes
+	 * (seqlock writer side). */
+	while (!atomic_compare_exchange_weak_explicit(&s->state, &cur, (seq << 1) | 1,
+						      memory_order_acquire, memory_order_relaxed))
+		;
+	atomic_thread_fence(memory_order_release);
+	memcpy(s->payload, c->priv, c->size);
+	/* Relaxed: published by the commit below. */
+	atomic_store_explicit(&s->size, (uint32_t)c->size, memory_order_relaxed);
+	atomic_store_explicit(&s->stamp, bench_now_ns(), memory_order_relaxed);
+	cur = (seq << 1) | 1;
+	/* seq_cst commit CAS, as the bus's. */
+	atomic_compare_exchange_strong_explicit(&s->state, &cur, seq << 1, memory_order_seq_cst,
+						memory_order_relaxed);
+}
+
+/* Wait for message `seq` in direction dir and copy it out. */
+static int seq_read(struct seq_pp *c, int dir, uint64_t seq)
+{
+	struct seq_slot *s = seq_slot(c, dir);
+	unsigned spins = 0;
+	int64_t deadline = 0;
+
+	for (;;) {
+		/* Acquire pairs with the commit CAS. */
+		uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+
+		if (st == seq << 1) {
+			uint32_t n = atomic_load_explicit(&s->size, memory_order_relaxed);
+
+			memcpy(c->priv, s->payload, n <= c->size ? n : c->size);
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(&s->state, memory_order_relaxed) == st)
+				return 0;
+		}
+		if (++spins % 4096 == 0) {
+			if (!deadline)
+				deadline = bench_now_ns() + FLOOR_TIMEOUT_NS;
+			else if (bench_now_ns() > deadline)
+				return -1;
+		}
+	}
+}
+
+static int seq_setup(void *ctx, int role)
+{
+	struct seq_pp *c = ctx;
+
+	(void)role;
+	c->seq = 0;
+	c->priv = malloc(c->size);
+	if (!c->priv)
+		return -1;
+	memset(c->priv, 0, c->size);
+	return 0;
+}
+
+static void seq_teardown(void *ctx, int role)
+{
+	struct seq_pp *c = ctx;
+
+	(void)role;
+	free(c->priv);
+	c->priv = NULL;
+}
+
+static int seq_ping(void *ctx, enum bench_cmd cmd)
+{
+	struct seq_pp *c = ctx;
+	uint64_t word = (uint64_t)cmd;
+
+	memcpy(c->priv, &word, sizeof(word));
+	seq_write(c, 0, ++c->seq);
+	if (cmd == BENCH_CMD_STOP)
+		return 0;
+	return seq_read(c, 1, c->seq);
+}
+
+static int seq_echo(void *ctx)
+{
+	struct seq_pp *c = ctx;
+	uint64_t word;
+
+	if (seq_read(c, 0, ++c->seq) != 0)
+		return -1;
+	memcpy(&word, c->priv, sizeof(word));
+	if (word == BENCH_CMD_STOP)
+		return BENCH_CMD_STOP;
+	seq_write(c, 1, c->seq);
+	return BENCH_CMD_ECHO;
+}
+
+static const struct bench_pingpong_ops seq_pp_ops = {
+	.setup = seq_setup,
+	.ping = seq_ping,
+	.echo = seq_echo,
+	.teardown = seq_teardown,
+};
+
+static int run_seq_pingpong(const char *name, size_t size)
+{
+	struct seq_pp c = {.size = size};
+	int rc;
+
+	c.slot_bytes = round_up(sizeof(struct seq_slot) + size, 4096);
+	c.map_size = 2 * c.slot_bytes;
+	c.base = bench_shm_alloc(c.map_size);
+	if (!c.base) {
+		bench_fail(name, "cannot map %zu bytes", c.map_size);
+		return -1;
+	}
+	rc = bench_pingpong(name, size, &seq_pp_ops, &c, "floor_shm_poll", size);
+	if (rc == 0)
+		snprintf(bench_rows_find(name, size)->note, sizeof(((struct bench_row *)0)->note),
+			 "the bus's slot protocol alone: claim CAS, copy, commit CAS");
+	bench_shm_free(c.base, c.map_size);
+	return rc;
+}
+
 /* --------------------------------------------------- one-way wake-up */
 
 /* The floor of fanout_lat: the parent (cpu_a) stamps the time, bumps a
@@ -579,26 +731,34 @@ static int run_ring(const char *name, size_t size)
 	return rc;
 }
 
-int bench_floors_run(void)
+int bench_floors_run(int stage)
 {
 	int failed = 0;
 
-	if (bench_selected("floor_line_poll"))
-		failed += run_line_pingpong("floor_line_poll", false) != 0;
-	if (bench_selected("floor_line_futex"))
-		failed += run_line_pingpong("floor_line_futex", true) != 0;
-	if (bench_selected("floor_wake_idle"))
-		failed += run_wake_idle("floor_wake_idle") != 0;
-	for (size_t i = 0; i < bench_nsizes; i++) {
-		if (bench_selected("floor_shm_poll"))
-			failed += run_shm_pingpong("floor_shm_poll", bench_sizes[i], false) != 0;
-		if (bench_selected("floor_futex"))
-			failed += run_shm_pingpong("floor_futex", bench_sizes[i], true) != 0;
-		if (bench_selected("memcpy"))
-			failed += run_memcpy("memcpy", bench_sizes[i]) != 0;
+	if (stage == 0) {
+		if (bench_selected("floor_line_poll"))
+			failed += run_line_pingpong("floor_line_poll", false) != 0;
+		if (bench_selected("floor_seqlock_poll"))
+			failed += run_seq_pingpong("floor_seqlock_poll", 64) != 0;
+		if (bench_selected("floor_line_futex"))
+			failed += run_line_pingpong("floor_line_futex", true) != 0;
 	}
-	for (size_t i = 0; i < bench_ntput_sizes; i++)
+	if (stage >= 0 && (size_t)stage < bench_nsizes) {
+		size_t s = bench_sizes[stage];
+
+		if (bench_selected("floor_shm_poll"))
+			failed += run_shm_pingpong("floor_shm_poll", s, false) != 0;
+		if (bench_selected("floor_futex"))
+			failed += run_shm_pingpong("floor_futex", s, true) != 0;
+		if (bench_selected("memcpy"))
+			failed += run_memcpy("memcpy", s) != 0;
+	} else if (stage >= (int)bench_nsizes && (size_t)stage < bench_nsizes + bench_ntput_sizes) {
 		if (bench_selected("floor_ring_tput"))
-			failed += run_ring("floor_ring_tput", bench_tput_sizes[i]) != 0;
+			failed += run_ring("floor_ring_tput",
+					   bench_tput_sizes[(size_t)stage - bench_nsizes]) != 0;
+	} else if (stage == BENCH_STAGE_FANOUT) {
+		if (bench_selected("floor_wake_idle"))
+			failed += run_wake_idle("floor_wake_idle") != 0;
+	}
 	return failed;
 }

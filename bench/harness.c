@@ -486,5 +486,22 @@ void bench_spin_ns(int64_t ns)
 
 bool bench_selected(const char *name)
 {
-	return !bench_cfg.only || strstr(name, bench_cfg.only) != NULL;
+	const char *p = bench_cfg.only;
+
+	if (!p)
+		return true;
+	/* A comma-separated list of substrings. */
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		char part[64];
+
+		if (n > 0 && n < sizeof(part)) {
+			memcpy(part, p, n);
+			part[n] = '\0';
+			if (strstr(name, part))
+				return true;
+		}
+		p += n + (p[n] == ',');
+	}
+	return false;
 }

@@ -293,20 +293,19 @@ static int run_stream(const char *name, bool sock, size_t size)
 	return rc;
 }
 
-int bench_ipc_run(void)
+int bench_ipc_run(int stage)
 {
 	int failed = 0;
 
-	for (size_t i = 0; i < bench_nsizes; i++) {
-		size_t s = bench_sizes[i];
+	if (stage >= 0 && (size_t)stage < bench_nsizes) {
+		size_t s = bench_sizes[stage];
 
 		if (bench_selected("unix_socket"))
 			failed += run_latency("unix_socket", true, s) != 0;
 		if (bench_selected("pipe"))
 			failed += run_latency("pipe", false, s) != 0;
-	}
-	for (size_t i = 0; i < bench_ntput_sizes; i++) {
-		size_t s = bench_tput_sizes[i];
+	} else if (stage >= (int)bench_nsizes && (size_t)stage < bench_nsizes + bench_ntput_sizes) {
+		size_t s = bench_tput_sizes[(size_t)stage - bench_nsizes];
 
 		if (bench_selected("unix_tput"))
 			failed += run_stream("unix_tput", true, s) != 0;

@@ -3,7 +3,7 @@
  * pinned cores, prints the table, writes the TSV, checks the targets, and in
  * --smoke mode only checks that each case produced sane numbers.
  *
- *   shmbus-bench [--smoke] [--only SUBSTR] [--rounds N] [--pass-ms MS]
+ *   shmbus-bench [--smoke] [--only SUBSTR[,SUBSTR...]] [--rounds N] [--pass-ms MS]
  *                [--warmup-ms MS] [--cpus A,B] [--tsv PATH] [--broker PATH]
  *                [--label TEXT]
  */
@@ -29,7 +29,8 @@
 /* A group of cases, each in its own file. */
 struct bench_group {
 	const char *name;
-	int (*run)(void);          /* one round; returns the number of failed cases */
+	int (*run)(int stage);     /* one stage of a round (bench.h); returns the
+				      number of failed cases */
 	bool (*available)(void);   /* NULL: always */
 	int (*begin)(void);        /* before the first round, NULL: nothing */
 	void (*end)(void);         /* after the last round */
@@ -443,12 +444,18 @@ int main(int argc, char **argv)
 			else if (groups[g].begin && groups[g].begin() != 0)
 				on[g] = false, failed++;
 		}
-		/* Round r runs every case once: pass r of each case. */
+		int nstages = (int)(bench_nsizes + bench_ntput_sizes);
+
+		/* Round r runs every case once: pass r of each case. Within a
+		 * round, stage by stage, every group's cases of that stage, so
+		 * that a bus case follows its floors within seconds. */
 		for (int r = 0; r < bench_cfg.rounds; r++) {
 			fprintf(stderr, "round %d/%d\n", r + 1, bench_cfg.rounds);
-			for (size_t g = 0; g < NGROUPS; g++)
-				if (on[g])
-					failed += groups[g].run();
+			for (int st = 0; st <= nstages; st++)
+				for (size_t g = 0; g < NGROUPS; g++)
+					if (on[g])
+						failed += groups[g].run(st < nstages ? st
+										     : BENCH_STAGE_FANOUT);
 		}
 		for (size_t g = 0; g < NGROUPS; g++)
 			if (on[g] && groups[g].end)
