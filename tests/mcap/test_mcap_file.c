@@ -340,7 +340,7 @@ static void test_truncated_everywhere(void)
 	CU_ASSERT_EQUAL_FATAL(read_file(path, &b, &n), 0);
 	size_t k = chunk_ends(b, n, ends, 1024);
 	CU_ASSERT_TRUE(k > 10);
-	size_t step = n / 800 + 1, tried = 0, errors = 0, partial = 0;
+	size_t step = n / 500 + 1, tried = 0, errors = 0, partial = 0;
 	for (size_t len = 0; len < n; len += (len < 200 ? 1 : step)) {
 		write_bytes(cut, b, len);
 		long got = read_all(cut, 0, &complete, err, sizeof(err));
@@ -386,8 +386,8 @@ static void test_corrupted_everywhere(void)
 	for (int comp = 0; comp < 3; comp++) {
 		CU_ASSERT_EQUAL_FATAL(write_file(path, (enum mcap_compression)comp, 16 * 1024), 0);
 		CU_ASSERT_EQUAL_FATAL(read_file(path, &b, &n), 0);
-		size_t step = n / 300 + 1, undetected = 0, tried = 0;
-		for (size_t at = 0; at < n; at += (at < 60 || at > n - 200 ? 1 : step)) {
+		size_t step = n / 200 + 1, undetected = 0, tried = 0;
+		for (size_t at = 0; at < n; at += (at < 40 || at > n - 150 ? 1 : step)) {
 			for (int v = 0; v < 2; v++) {
 				uint8_t old = b[at];
 				b[at] = v ? (uint8_t)(old ^ 0x01) : (uint8_t)(old ^ 0xff);
