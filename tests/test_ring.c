@@ -55,7 +55,7 @@ static void test_wraparound(void)
 	struct ring_reader r;
 	make_topic(&m, 4, 64);
 	ring_writer_init(&w, &m, &m.ctl->pubs[0], 7);
-	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, SHMBUS_START_NEW, 0));
+	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, atomic_load(&m.seg->next_seq), SHMBUS_START_NEW, 0));
 	for (uint64_t i = 0; i < 10; i++) {
 		uint64_t v = 0;
 		struct shmbus_msg_info info;
@@ -139,14 +139,14 @@ static void test_history(void)
 	struct ring_writer w;
 	make_topic(&m, 16, 64); /* default history: 8 */
 	ring_writer_init(&w, &m, &m.ctl->pubs[0], 1);
-	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_LAST, 5), 0);
+	CU_ASSERT_EQUAL(ring_start_seq(&m, atomic_load(&m.seg->next_seq), SHMBUS_START_LAST, 5), 0);
 	for (uint64_t i = 0; i < 10; i++)
 		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
-	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_NEW, 5), 10);
-	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_LAST, 5), 5);
-	CU_ASSERT_EQUAL(ring_start_seq(&m, SHMBUS_START_LAST, 100), 2);
+	CU_ASSERT_EQUAL(ring_start_seq(&m, 10, SHMBUS_START_NEW, 5), 10);
+	CU_ASSERT_EQUAL(ring_start_seq(&m, 10, SHMBUS_START_LAST, 5), 5);
+	CU_ASSERT_EQUAL(ring_start_seq(&m, 10, SHMBUS_START_LAST, 100), 2);
 	struct ring_reader r;
-	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, SHMBUS_START_LAST, 3));
+	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, 10, SHMBUS_START_LAST, 3));
 	uint64_t v, n = 0;
 	while (ring_take(&r, &v, sizeof(v), NULL) == 0)
 		CU_ASSERT_EQUAL(v, 7 + n++);
@@ -310,7 +310,7 @@ static void test_stall_recovery(void)
 	CU_ASSERT_EQUAL(w.skipped, 0);
 
 	/* 3. A live holder writing the very next number is waited for. */
-	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, SHMBUS_START_NEW, 0));
+	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, atomic_load(&m.seg->next_seq), SHMBUS_START_NEW, 0));
 	r.stall_ns = 20000000;
 	atomic_store(&m.ctl->pubs[0].pid, getpid());
 	struct ring_writer live;

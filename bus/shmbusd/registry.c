@@ -264,6 +264,12 @@ int registry_claim_sub(struct topic *t, pid_t pid, uint64_t start_time)
 		atomic_store_explicit(&e->lost, 0, memory_order_relaxed);
 		atomic_store_explicit(&e->rejected, 0, memory_order_relaxed);
 		atomic_store_explicit(&e->waiting, 0, memory_order_relaxed);
+		/* The subscriber starts where the topic is now: fixed together
+		 * with its registration, so anything published once it shows in
+		 * `shmbus info` is after its start. Relaxed: a position. */
+		atomic_store_explicit(&e->next_seq,
+				      atomic_load_explicit(&t->map.seg->next_seq, memory_order_relaxed),
+				      memory_order_relaxed);
 		/* Release: see registry_claim_pub. */
 		atomic_store_explicit(&e->pid, (int32_t)pid, memory_order_release);
 		return i;

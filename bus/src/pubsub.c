@@ -230,7 +230,8 @@ int shmbus_pub_send(shmbus_pub *pub, const void *data, size_t size, uint64_t *se
 	int rc = ring_loan(&pub->w, &buf, &cap);
 	if (rc)
 		return rc;
-	memcpy(buf, data, size);
+	if (size)
+		memcpy(buf, data, size);
 	return ring_publish(&pub->w, size, seq);
 }
 
@@ -281,7 +282,12 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic, const struct shmbus_sub_
 	s->topic_id = op.topic_id;
 	s->index = op.index;
 	ring_reader_init(&s->r, &s->map, &s->map.ctl->subs[op.index],
-			 ring_start_seq(&s->map, opts->start, opts->last_n));
+			 ring_start_seq(&s->map,
+					/* Relaxed: set by the broker before it handed
+					 * the topic over (see registry_claim_sub). */
+					atomic_load_explicit(&s->map.ctl->subs[op.index].next_seq,
+							     memory_order_relaxed),
+					opts->start, opts->last_n));
 	if (s->map.seg->flags & SHMBUS_TOPIC_INTEGRITY) {
 		memcpy(s->integ.key, bus->key, sizeof(s->integ.key));
 		s->integ.topic = s->map.seg->topic;

@@ -238,10 +238,9 @@ size_t ring_release_holder(const struct topic_map *m, uint32_t holder)
 
 /* ---------------------------------------------------------------- taking */
 
-uint64_t ring_start_seq(const struct topic_map *m, enum shmbus_start start, uint32_t last_n)
+uint64_t ring_start_seq(const struct topic_map *m, uint64_t head, enum shmbus_start start,
+			uint32_t last_n)
 {
-	/* Relaxed: a starting point; the slot states decide what is there. */
-	uint64_t head = atomic_load_explicit(&m->seg->next_seq, memory_order_relaxed);
 	if (start != SHMBUS_START_LAST)
 		return head;
 	if (last_n > m->seg->history)

@@ -54,7 +54,10 @@ int ring_discard(struct ring_writer *w);
 /* start: first sequence number to read (see ring_start_seq). */
 void ring_reader_init(struct ring_reader *r, const struct topic_map *map,
 		      struct ctl_sub *entry, uint64_t start);
-uint64_t ring_start_seq(const struct topic_map *map, enum shmbus_start start, uint32_t last_n);
+/* Where a subscriber starts: `head` is the topic's next sequence number
+ * when it was registered (new messages only), or up to last_n before. */
+uint64_t ring_start_seq(const struct topic_map *map, uint64_t head, enum shmbus_start start,
+			uint32_t last_n);
 int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info);
 int ring_view(struct ring_reader *r, struct shmbus_view *view);
 bool ring_view_valid(const struct ring_reader *r, const struct shmbus_view *view);

@@ -201,7 +201,8 @@ const char *shmbus_pub_type_name(const shmbus_pub *pub);
 typedef struct shmbus_sub shmbus_sub;
 
 enum shmbus_start {
-	SHMBUS_START_NEW = 0,  /* only messages published after opening */
+	SHMBUS_START_NEW = 0,  /* only messages published after opening (from the
+	                          moment the subscriber shows in `shmbus info`) */
 	SHMBUS_START_LAST = 1, /* the last `last_n` messages, then new ones */
 };
 
