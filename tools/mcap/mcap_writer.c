@@ -55,6 +55,7 @@ struct job {
 	struct job_channel *chans;
 	size_t n_chans, cap_chans;
 	uint64_t start, end, msgs;
+	uint32_t crc; /* of records */
 	size_t schemas_upto, channels_upto; /* written with this chunk */
 };
 
@@ -85,6 +86,10 @@ struct mcap_writer {
 
 	struct mcap_buf chunk; /* uncompressed records of the chunk */
 	uint64_t chunk_start, chunk_end, chunk_msgs;
+	/* CRC of the chunk's records so far, kept as they are added: the
+	 * bytes are still in cache then, and the writer thread has the
+	 * write to do. */
+	uint32_t chunk_crc;
 	size_t pending_at;     /* begin/end: where the open message starts */
 	uint16_t pending_channel;
 	uint64_t pending_time;
@@ -201,6 +206,7 @@ int mcap_writer_open(const char *path, const struct mcap_writer_options *opts,
 	if (!w->opts.library)
 		w->opts.library = "shmbus-mcap";
 	w->data_crc = mcap_crc32(0, NULL, 0);
+	w->chunk_crc = w->data_crc;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -285,6 +291,7 @@ int mcap_writer_add_schema(mcap_writer *w, const char *name, const char *encodin
 	mcap_buf_bytes(&s->record, data, size);
 	mcap_buf_record_end(&s->record, at);
 	mcap_buf_bytes(&w->chunk, s->record.data, s->record.size);
+	w->chunk_crc = mcap_crc32(w->chunk_crc, s->record.data, s->record.size);
 	if (s->record.failed || w->chunk.failed) {
 		mcap_buf_free(&s->record);
 		return -ENOMEM;
@@ -327,6 +334,7 @@ int mcap_writer_add_channel(mcap_writer *w, uint16_t schema_id, const char *topi
 	put_map_kv(&c->record, metadata, n_metadata);
 	mcap_buf_record_end(&c->record, at);
 	mcap_buf_bytes(&w->chunk, c->record.data, c->record.size);
+	w->chunk_crc = mcap_crc32(w->chunk_crc, c->record.data, c->record.size);
 	if (c->record.failed || w->chunk.failed) {
 		mcap_buf_free(&c->record);
 		return -ENOMEM;
@@ -361,7 +369,7 @@ static void chunk_header(mcap_writer *w, const struct job *j, struct mcap_buf *b
  * (under the lock) the shared state. */
 static void write_job(mcap_writer *w, struct job *j, struct mcap_buf *hb)
 {
-	uint32_t crc = mcap_crc32(mcap_crc32(0, NULL, 0), j->records.data, j->records.size);
+	uint32_t crc = j->crc;
 	uint8_t *packed = NULL;
 	const uint8_t *payload = j->records.data;
 	size_t payload_size = j->records.size;
@@ -499,6 +507,8 @@ static void seal(mcap_writer *w, struct job *j)
 		c->index.size = 0;
 	}
 	j->start = w->chunk_start;
+	j->crc = w->chunk_crc;
+	w->chunk_crc = mcap_crc32(0, NULL, 0);
 	j->end = w->chunk_end;
 	j->msgs = w->chunk_msgs;
 	j->schemas_upto = w->n_schemas;
@@ -631,6 +641,8 @@ int mcap_writer_message_end(mcap_writer *w, bool keep)
 		w->chunk_end = w->pending_time;
 	w->chunk_msgs++;
 	w->accepted++;
+	w->chunk_crc = mcap_crc32(w->chunk_crc, w->chunk.data + w->pending_at,
+				  w->chunk.size - w->pending_at);
 	if (w->chunk.size >= w->opts.chunk_size)
 		return end_chunk(w);
 	return 0;
