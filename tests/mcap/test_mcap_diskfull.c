@@ -99,8 +99,10 @@ static void writer_disk_full(bool background)
 	/* Every chunk but the one that did not fit: 3-4 messages a chunk. */
 	printf("\n  disk full after %u messages; %u in the file%s ", k + 1, n,
 	       background ? " (writer thread)" : "");
-	/* Every chunk but the one or two that did not fit: 3-4 messages a chunk. */
-	CU_ASSERT_TRUE(n > 0 && n + (background ? 8 : 4) >= k + 1 && n <= k + 1);
+	/* Every chunk but the one that did not fit (3-4 messages a chunk);
+	 * with the writer thread also those queued behind it (up to 8) by the
+	 * time the caller hears of it. They are counted as dropped. */
+	CU_ASSERT_TRUE(n > 0 && n + (background ? 4 * 10 : 4) >= k + 1 && n <= k + 1);
 }
 
 static void test_writer_disk_full(void)

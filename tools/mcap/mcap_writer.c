@@ -10,10 +10,11 @@
  * complete chunk, so what is on disk is always a valid data section that
  * readers can scan; close() then tries to finish it properly.
  *
- * With opts.background, a full chunk is handed to a writer thread (CRC,
- * compression, writev) while the caller fills the next one: two chunk
- * buffers, one job in flight. The caller only waits when the thread is
- * still busy with the previous chunk. The mutex guards what the thread
+ * With opts.background, a full chunk is handed to a writer thread
+ * (compression, writev) while the caller fills the next one: up to
+ * MCAP_JOBS sealed chunks queue for it, so a slow moment of the disk or
+ * the compressor does not stop the caller. The caller waits only when the
+ * queue is full. The mutex guards what the thread
  * updates (position, CRC, indexes, counts, the error) and the schema and
  * channel tables it marks written.
  */
@@ -59,6 +60,8 @@ struct job {
 	size_t schemas_upto, channels_upto; /* written with this chunk */
 };
 
+#define MCAP_JOBS 8
+
 struct mcap_writer {
 	int fd;
 	char *path;
@@ -80,8 +83,9 @@ struct mcap_writer {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool job_pending, quit;
-	struct job job;
+	bool quit;
+	struct job jobs[MCAP_JOBS]; /* [head % MCAP_JOBS .. tail % MCAP_JOBS) queued */
+	uint64_t head, tail;
 	uint64_t accepted; /* messages kept by message_end */
 
 	struct mcap_buf chunk; /* uncompressed records of the chunk */
@@ -524,14 +528,15 @@ static void *writer_thread(void *arg)
 	struct mcap_buf hb = { 0 };
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->job_pending && !w->quit)
+		while (w->head == w->tail && !w->quit)
 			pthread_cond_wait(&w->cond, &w->lock);
-		if (!w->job_pending)
+		if (w->head == w->tail)
 			break;
+		struct job *j = &w->jobs[w->head % MCAP_JOBS];
 		pthread_mutex_unlock(&w->lock);
-		write_job(w, &w->job, &hb);
+		write_job(w, j, &hb);
 		pthread_mutex_lock(&w->lock);
-		w->job_pending = false;
+		w->head++;
 		pthread_cond_broadcast(&w->cond);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -543,7 +548,7 @@ static void *writer_thread(void *arg)
 static void wait_idle(mcap_writer *w)
 {
 	pthread_mutex_lock(&w->lock);
-	while (w->job_pending)
+	while (w->head != w->tail)
 		pthread_cond_wait(&w->cond, &w->lock);
 	pthread_mutex_unlock(&w->lock);
 }
@@ -557,17 +562,18 @@ static int end_chunk(mcap_writer *w)
 	if (w->chunk.size == 0)
 		return 0;
 	if (!w->threaded) {
-		seal(w, &w->job);
-		write_job(w, &w->job, &w->scratch);
+		seal(w, &w->jobs[0]);
+		write_job(w, &w->jobs[0], &w->scratch);
 		return current_error(w);
 	}
 	pthread_mutex_lock(&w->lock);
-	while (w->job_pending)
+	while (w->tail - w->head == MCAP_JOBS)
 		pthread_cond_wait(&w->cond, &w->lock);
 	rc = w->error;
 	if (rc == 0) {
-		seal(w, &w->job);
-		w->job_pending = true;
+		/* The thread does not touch jobs outside [head, tail). */
+		seal(w, &w->jobs[w->tail % MCAP_JOBS]);
+		w->tail++;
 		pthread_cond_broadcast(&w->cond);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -690,7 +696,9 @@ int mcap_writer_metadata(mcap_writer *w, const char *name, const struct mcap_kv 
 uint64_t mcap_writer_size(mcap_writer *w)
 {
 	pthread_mutex_lock(&w->lock);
-	uint64_t n = w->pos + (w->job_pending ? w->job.records.size : 0);
+	uint64_t n = w->pos;
+	for (uint64_t i = w->head; i < w->tail; i++)
+		n += w->jobs[i % MCAP_JOBS].records.size;
 	pthread_mutex_unlock(&w->lock);
 	return n + w->chunk.size;
 }
@@ -855,9 +863,11 @@ int mcap_writer_close(mcap_writer *w, char *err, size_t errlen)
 	mcap_buf_free(&w->chunk_indexes);
 	mcap_buf_free(&w->metadata_indexes);
 	mcap_buf_free(&w->scratch);
-	mcap_buf_free(&w->job.records);
-	mcap_buf_free(&w->job.mi);
-	free(w->job.chans);
+	for (int i = 0; i < MCAP_JOBS; i++) {
+		mcap_buf_free(&w->jobs[i].records);
+		mcap_buf_free(&w->jobs[i].mi);
+		free(w->jobs[i].chans);
+	}
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w->path);
