@@ -718,6 +718,14 @@ static void test_usage(void)
 				     (const char *[]){ "--depth", "0", "--out", "x", NULL }));
 	CU_ASSERT_EQUAL(h_reap(bp.pid, 20000), 2);
 	close(bp.fd);
+	/* A later --config wins over the test's: a missing file is an error
+	 * (exit 1), not Cyclone's defaults. */
+	CU_ASSERT_FATAL(bridge_start(&bp, na, next_domain(),
+				     (const char *[]){ "--config", "/nonexistent/dds.xml", "--out", "x",
+						       NULL }));
+	CU_ASSERT_EQUAL(h_reap(bp.pid, 20000), 1);
+	close(bp.fd);
+	h_stop_bus(na);
 }
 
 static void add(void)
@@ -738,8 +746,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	g_bridge_exe = argv[1];
-	/* Domain ids 1..226, apart for each run (pid) and each test. */
-	g_domain_base = 1 + (int)(getpid() % 37) * 6;
+	/* Domain ids 1..224, apart for each run (pid) and each test (8). */
+	g_domain_base = 1 + (int)(getpid() % 28) * 8;
 	const char *dir = getenv("SHMBUS_RUNTIME_DIR");
 	if (dir)
 		mkdir(dir, 0700);
