@@ -17,6 +17,7 @@ set format y "%.0s%c"
 plot datadir."/bus_poll_take.dat" using 1:2 with linespoints lw 2 pt 7 title "bus: poll, take (copy)", \
      datadir."/bus_poll_view.dat" using 1:2 with linespoints lw 2 pt 5 title "bus: poll, zero-copy view", \
      datadir."/bus_wait.dat" using 1:2 with linespoints lw 2 pt 9 title "bus: shmbus_sub_wait", \
+     datadir."/bus_spinwait.dat" using 1:2 with linespoints lw 2 pt 11 title "bus: shmbus_sub_wait, spin 50 us", \
      datadir."/floor_shm_poll.dat" using 1:2 with linespoints dt 2 pt 6 title "floor: shm + atomics, polling", \
      datadir."/floor_futex.dat" using 1:2 with linespoints dt 2 pt 8 title "floor: shm + futex", \
      datadir."/unix_socket.dat" using 1:2 with linespoints dt 3 pt 4 title "Unix socket pair", \
@@ -34,6 +35,7 @@ set logscale x 2
 set logscale y
 set xlabel "subscribers"
 set xtics (1, 2, 4, 8, 16)
+set xrange [0.8:20]
 set ylabel "messages/s (log)"
 set format y "%.0s%c"
 set y2label "publish-to-take latency, median (us)"
