@@ -32,12 +32,13 @@ static int g_domain_base;
 static int g_test_no;
 
 /* Loopback only, unicast discovery to ourselves, datagrams up to 64 KB
- * (loopback's MTU) so an 8 MB frame is ~130 fragments, not ~6000. */
-static const char config_xml[] =
+ * (loopback's MTU) so an 8 MB frame is ~130 fragments, not ~6000. The
+ * discovery tag (this run's pid) keeps runs that share a domain id apart. */
+static const char config_fmt[] =
 	"<CycloneDDS><Domain id=\"any\">"
 	"<General><Interfaces><NetworkInterface name=\"lo\"/></Interfaces>"
 	"<AllowMulticast>false</AllowMulticast><MaxMessageSize>65500B</MaxMessageSize></General>"
-	"<Discovery><ParticipantIndex>auto</ParticipantIndex>"
+	"<Discovery><Tag>shmbus-test-bridge-%d</Tag><ParticipantIndex>auto</ParticipantIndex>"
 	"<MaxAutoParticipantIndex>20</MaxAutoParticipantIndex>"
 	"<Peers><Peer address=\"127.0.0.1\"/></Peers></Discovery>"
 	"<Internal><SocketReceiveBufferSize min=\"default\" max=\"16MB\"/></Internal>"
@@ -753,9 +754,11 @@ int main(int argc, char **argv)
 		mkdir(dir, 0700);
 	snprintf(g_config, sizeof(g_config), "%s/bridge-dds-%d.xml", dir ? dir : "/tmp",
 		 (int)getpid());
-	g_config_xml = (char *)config_xml;
+	static char xml[2048];
+	snprintf(xml, sizeof(xml), config_fmt, (int)getpid());
+	g_config_xml = xml;
 	FILE *f = fopen(g_config, "w");
-	if (!f || fputs(config_xml, f) < 0 || fclose(f) != 0) {
+	if (!f || fputs(xml, f) < 0 || fclose(f) != 0) {
 		fprintf(stderr, "test_bridge: writing %s: %s\n", g_config, strerror(errno));
 		return 1;
 	}
