@@ -154,22 +154,24 @@ uint32_t mcap_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
 	return (uint32_t)crc32_combine(crc1, crc2, (z_off_t)len2);
 }
 
-int mcap_compress(enum mcap_compression c, int level, const uint8_t *in, size_t n,
-		  uint8_t **out, size_t *out_size, char *err, size_t errlen)
+int mcap_compress(enum mcap_compression c, int level, void **zctx, const uint8_t *in, size_t n,
+		  struct mcap_buf *out, char *err, size_t errlen)
 {
 	size_t bound, got;
-	uint8_t *buf;
 
+	out->size = 0;
 	switch (c) {
 	case MCAP_COMPRESSION_ZSTD:
-		bound = ZSTD_compressBound(n);
-		buf = malloc(bound ? bound : 1);
-		if (!buf)
+		/* One context for the writer's life: creating one per chunk
+		 * allocates (and faults in) megabytes of tables every time. */
+		if (!*zctx && !(*zctx = ZSTD_createCCtx()))
 			return -ENOMEM;
-		got = ZSTD_compress(buf, bound, in, n, level);
+		bound = ZSTD_compressBound(n);
+		if (mcap_buf_reserve(out, bound))
+			return -ENOMEM;
+		got = ZSTD_compressCCtx(*zctx, out->data, bound, in, n, level);
 		if (ZSTD_isError(got)) {
 			snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(got));
-			free(buf);
 			return -EIO;
 		}
 		break;
@@ -179,13 +181,11 @@ int mcap_compress(enum mcap_compression c, int level, const uint8_t *in, size_t 
 		prefs.frameInfo.contentSize = n;
 		prefs.frameInfo.blockSizeID = LZ4F_max4MB;
 		bound = LZ4F_compressFrameBound(n, &prefs);
-		buf = malloc(bound ? bound : 1);
-		if (!buf)
+		if (mcap_buf_reserve(out, bound))
 			return -ENOMEM;
-		got = LZ4F_compressFrame(buf, bound, in, n, &prefs);
+		got = LZ4F_compressFrame(out->data, bound, in, n, &prefs);
 		if (LZ4F_isError(got)) {
 			snprintf(err, errlen, "lz4: %s", LZ4F_getErrorName(got));
-			free(buf);
 			return -EIO;
 		}
 		break;
@@ -195,9 +195,13 @@ int mcap_compress(enum mcap_compression c, int level, const uint8_t *in, size_t 
 		snprintf(err, errlen, "no compression to do");
 		return -EINVAL;
 	}
-	*out = buf;
-	*out_size = got;
+	out->size = got;
 	return 0;
+}
+
+void mcap_compress_free(void *zctx)
+{
+	ZSTD_freeCCtx(zctx);
 }
 
 static int lz4_decompress(const uint8_t *in, size_t n, uint8_t *out, size_t expect, char *err,

@@ -94,9 +94,11 @@ size_t mcap_buf_record_begin(struct mcap_buf *b, uint8_t op);
 void mcap_buf_record_end(struct mcap_buf *b, size_t len_at);
 void mcap_buf_free(struct mcap_buf *b);
 
-/* Chunk compression. compress: *out is malloc'd (caller frees). */
-int mcap_compress(enum mcap_compression c, int level, const uint8_t *in, size_t n,
-		  uint8_t **out, size_t *out_size, char *err, size_t errlen);
+/* Chunk compression into *out (reused across calls). *zctx holds a zstd
+ * context made on first use; mcap_compress_free() frees it. */
+int mcap_compress(enum mcap_compression c, int level, void **zctx, const uint8_t *in, size_t n,
+		  struct mcap_buf *out, char *err, size_t errlen);
+void mcap_compress_free(void *zctx);
 /* Decompress exactly `expect` bytes into out (capacity expect). */
 int mcap_decompress(enum mcap_compression c, const uint8_t *in, size_t n, uint8_t *out,
 		    size_t expect, char *err, size_t errlen);

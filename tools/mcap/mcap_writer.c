@@ -87,6 +87,9 @@ struct mcap_writer {
 	struct job jobs[MCAP_JOBS]; /* [head % MCAP_JOBS .. tail % MCAP_JOBS) queued */
 	uint64_t head, tail;
 	uint64_t accepted; /* messages kept by message_end */
+	/* Used by whoever writes chunks (the thread, or the caller). */
+	struct mcap_buf packed;
+	void *zctx;
 
 	struct mcap_buf chunk; /* uncompressed records of the chunk */
 	uint64_t chunk_start, chunk_end, chunk_msgs;
@@ -108,6 +111,7 @@ struct mcap_writer {
 };
 
 static void *writer_thread(void *arg);
+static void prefault(struct mcap_buf *b, size_t n);
 
 __attribute__((format(printf, 3, 4)))
 static int fail(mcap_writer *w, int rc, const char *fmt, ...)
@@ -240,13 +244,29 @@ int mcap_writer_open(const char *path, const struct mcap_writer_options *opts,
 		free(w);
 		return rc;
 	}
+	/* Fault the chunk buffers in now: on a busy machine a page fault can
+	 * take 50 us, and a chunk's worth of them while recording is a stall
+	 * long enough to lose messages. */
+	size_t warm = 2 * w->opts.chunk_size;
+	prefault(&w->chunk, warm);
 	if (w->opts.background) {
+		for (int i = 0; i < MCAP_JOBS; i++)
+			prefault(&w->jobs[i].records, warm);
+		if (w->opts.compression != MCAP_COMPRESSION_NONE)
+			prefault(&w->packed, warm + warm / 8 + 65536);
 		if (pthread_create(&w->thread, NULL, writer_thread, w) == 0)
 			w->threaded = true;
 		/* else: write chunks from the caller's thread */
 	}
 	*out = w;
 	return 0;
+}
+
+static void prefault(struct mcap_buf *b, size_t n)
+{
+	if (mcap_buf_reserve(b, n) == 0)
+		memset(b->data, 0, b->cap);
+	b->failed = 0; /* not fatal: grown later as needed */
 }
 
 static void put_map_kv(struct mcap_buf *b, const struct mcap_kv *kv, size_t n)
@@ -374,15 +394,16 @@ static void chunk_header(mcap_writer *w, const struct job *j, struct mcap_buf *b
 static void write_job(mcap_writer *w, struct job *j, struct mcap_buf *hb)
 {
 	uint32_t crc = j->crc;
-	uint8_t *packed = NULL;
+	const uint8_t *packed = NULL;
 	const uint8_t *payload = j->records.data;
 	size_t payload_size = j->records.size;
 	int rc = 0;
 	char why[128] = "";
 	if (w->opts.compression != MCAP_COMPRESSION_NONE) {
-		rc = mcap_compress(w->opts.compression, w->opts.zstd_level, j->records.data,
-				   j->records.size, &packed, &payload_size, why, sizeof(why));
-		payload = packed;
+		rc = mcap_compress(w->opts.compression, w->opts.zstd_level, &w->zctx,
+				   j->records.data, j->records.size, &w->packed, why, sizeof(why));
+		packed = payload = w->packed.data;
+		payload_size = w->packed.size;
 	}
 	hb->size = 0;
 	chunk_header(w, j, hb, crc, payload_size);
@@ -443,7 +464,6 @@ static void write_job(mcap_writer *w, struct job *j, struct mcap_buf *hb)
 			fail(w, rc, "%s", w->io_err);
 		pthread_mutex_unlock(&w->lock);
 	}
-	free(packed);
 
 	pthread_mutex_lock(&w->lock);
 	if (rc) {
@@ -863,6 +883,8 @@ int mcap_writer_close(mcap_writer *w, char *err, size_t errlen)
 	mcap_buf_free(&w->chunk_indexes);
 	mcap_buf_free(&w->metadata_indexes);
 	mcap_buf_free(&w->scratch);
+	mcap_buf_free(&w->packed);
+	mcap_compress_free(w->zctx);
 	for (int i = 0; i < MCAP_JOBS; i++) {
 		mcap_buf_free(&w->jobs[i].records);
 		mcap_buf_free(&w->jobs[i].mi);

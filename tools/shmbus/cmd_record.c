@@ -515,10 +515,12 @@ int cmd_record(int argc, char **argv)
 		if (rec.ws && rec.n) {
 			rc = shmbus_waitset_wait(rec.ws, 100000000, ready, SHMBUS_WAITSET_MAX,
 						 &n_ready);
-			for (size_t i = 0; i < n_ready; i++)
-				for (size_t k = 0; k < rec.n; k++)
-					if (rec.t[k].sub == ready[i])
-						drain(&rec, &rec.t[k]);
+			(void)rc;
+			/* Every topic, not only those reported ready: one that filled
+			 * while another was being drained must not wait for the next
+			 * wake-up (looking costs one read of a slot header). */
+			for (size_t k = 0; k < rec.n; k++)
+				drain(&rec, &rec.t[k]);
 		} else if (rec.n) {
 			shmbus_sub_wait(rec.t[0].sub, 1000000);
 			for (size_t k = 0; k < rec.n; k++)
