@@ -329,6 +329,26 @@ static void test_typed_a_to_b(void)
 	CU_ASSERT(bp_wait(&ba, "out", (long long)s.n, 10000));
 	CU_ASSERT_EQUAL(bp_stat(&ba, "bus_lost"), 0);
 
+	/* `shmbus echo` on B decodes the bridged topic by the schema it got. */
+	const char *cli = getenv("SHMBUS_CLI");
+	CU_ASSERT_PTR_NOT_NULL(cli);
+	if (cli) {
+		char cmd[1024], line[4096] = "";
+		snprintf(cmd, sizeof(cmd), "'%s' echo --bus %s imu/front --last 1 -n 1 --duration 20",
+			 cli, nb);
+		FILE *p = popen(cmd, "r");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+		if (!fgets(line, sizeof(line), p))
+			line[0] = '\0';
+		CU_ASSERT_EQUAL(pclose(p), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(line, "\"frameId\":\"m\""));
+		CU_ASSERT_PTR_NOT_NULL(strstr(line, "\"stampNs\":\"1000\""));
+		const char *x = strstr(line, "\"angularVelocity\":{\"x\":");
+		CU_ASSERT(x && strtod(x + strlen("\"angularVelocity\":{\"x\":"), NULL) == 500.0);
+		if (!x || !strstr(line, "\"stampNs\":\"1000\""))
+			fprintf(stderr, "shmbus echo printed: %s\n", line);
+	}
+
 	shmbus_sub_close(sub);
 	shmbus_pub_close(pub);
 	bridge_stop(&ba);
