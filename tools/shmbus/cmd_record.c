@@ -61,7 +61,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: shmbus record [--bus NAME] -o FILE.mcap [TOPIC...] [-a]\n"
 		"                     [--compression zstd|lz4|none] [--split-size MIB]\n"
-		"                     [--split-duration S] [--duration S]\n\n"
+		"                     [--split-duration S] [--duration S] [--chunk-size KIB]\n\n"
 		"Records topics into an MCAP file (Foxglove, the mcap CLI and rosbag2 read it).\n"
 		"  -a, --all          every topic, including topics created while recording\n"
 		"                     (the bus is checked for new topics once a second)\n"
