@@ -811,6 +811,15 @@ static void test_no_broker_no_autostart(void)
 	unsetenv("SHMBUSD");
 	setenv("PATH", "/nonexistent", 1);
 	int rc = shmbus_connect(h_bus_name("none2"), &o, &bus);
+	/* An explicit broker path is used as given. */
+	o.broker_path = saved;
+	o.timeout_ns = 20 * SEC;
+	shmbus_bus *byp = NULL;
+	CU_ASSERT_EQUAL(shmbus_connect(h_bus_name("bypath"), &o, &byp), 0);
+	if (byp) {
+		shmbus_disconnect(byp);
+		h_stop_bus(h_bus_name("bypath"));
+	}
 	if (saved)
 		setenv("SHMBUSD", saved, 1);
 	if (path)

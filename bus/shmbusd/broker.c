@@ -295,7 +295,7 @@ static bool client_flush(struct client *c, int fds[2], int *nfds)
 			struct cmsghdr h;
 			char b[CMSG_SPACE(2 * sizeof(int))];
 		} cbuf;
-		if (*nfds) {
+		if (*nfds && fds) {
 			memset(&cbuf, 0, sizeof(cbuf));
 			msg.msg_control = cbuf.b;
 			msg.msg_controllen = CMSG_SPACE((size_t)*nfds * sizeof(int));

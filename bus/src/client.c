@@ -199,7 +199,9 @@ static int find_broker(shmbus_bus *bus)
 				SHMBUS_BROKER_INSTALL_PATH };
 	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++) {
 		if (executable(cands[i])) {
-			snprintf(bus->broker_path, sizeof(bus->broker_path), "%s", cands[i]);
+			/* The explicit path may be bus->broker_path itself. */
+			if (cands[i] != bus->broker_path)
+				snprintf(bus->broker_path, sizeof(bus->broker_path), "%s", cands[i]);
 			return 0;
 		}
 	}
