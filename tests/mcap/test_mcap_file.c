@@ -179,8 +179,8 @@ static void round_trip(enum mcap_compression comp)
 
 	/* The writer thread's file is the same, byte for byte. */
 	char bg[256];
-	uint8_t *a, *b;
-	size_t na, nb;
+	uint8_t *a = NULL, *b = NULL;
+	size_t na = 0, nb = 0;
 	snprintf(bg, sizeof(bg), "%s/rt-bg-%s.mcap", dir, mcap_compression_name(comp));
 	CU_ASSERT_EQUAL_FATAL(write_file_mode(bg, comp, 64 * 1024, true), 0);
 	snprintf(path, sizeof(path), "%s/rt-%s.mcap", dir, mcap_compression_name(comp));
@@ -330,8 +330,8 @@ static size_t chunk_ends(const uint8_t *b, size_t n, struct chunk_end *out, size
 static void test_truncated_everywhere(void)
 {
 	char path[256], cut[256], err[320];
-	uint8_t *b;
-	size_t n;
+	uint8_t *b = NULL;
+	size_t n = 0;
 	struct chunk_end ends[1024];
 	bool complete;
 	snprintf(path, sizeof(path), "%s/trunc-src.mcap", dir);
@@ -378,8 +378,8 @@ static void test_truncated_everywhere(void)
 static void test_corrupted_everywhere(void)
 {
 	char path[256], bad[256], err[320];
-	uint8_t *b;
-	size_t n;
+	uint8_t *b = NULL;
+	size_t n = 0;
 	bool complete;
 	snprintf(path, sizeof(path), "%s/corrupt-src.mcap", dir);
 	snprintf(bad, sizeof(bad), "%s/corrupt.mcap", dir);
