@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,4 +158,21 @@ int h_run(const char *name, void (*add)(void))
 	CU_cleanup_registry();
 	fprintf(stderr, "%s: %u tests run, %s\n", name, run, failed ? "FAILED" : "ok");
 	return failed || run == 0 ? 1 : 0;
+}
+
+int h_run_cli(char *out, size_t cap, const char *fmt, ...)
+{
+	char args[2048], cmd[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "timeout -k 5 60 '%s' %s 2>&1", getenv("SHMBUS_CLI"), args);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	int st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

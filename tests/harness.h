@@ -42,6 +42,10 @@ int h_reap(pid_t pid, int timeout_ms);
 
 int64_t h_now_ns(void);
 
+/* Run `$SHMBUS_CLI ARGS` (bounded by timeout(1): 60 s), stdout and stderr
+ * into out; returns its exit code, or -1. */
+int h_run_cli(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Run the CUnit suites registered by `add`, return the exit code. */
 int h_run(const char *name, void (*add)(void));
 

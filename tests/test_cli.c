@@ -10,27 +10,6 @@
 
 #include "harness.h"
 
-/* Run `shmbus ARGS` and capture stdout+stderr; returns the exit code. */
-static int run_cli(char *out, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int run_cli(char *out, size_t cap, const char *fmt, ...)
-{
-	char args[512], cmd[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", getenv("SHMBUS_CLI"), args);
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(out, 1, cap - 1, f);
-	out[n] = '\0';
-	int st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void test_topics_and_info(void)
 {
 	const char *name = h_bus_name("cli");
@@ -51,7 +30,7 @@ static void test_topics_and_info(void)
 	char buf[8];
 	CU_ASSERT_EQUAL(shmbus_sub_take(sub, buf, sizeof(buf), NULL), 0);
 
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "topics --bus %s", name), 0);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "topics --bus %s", name), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "imu/front"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "shmbus.msgs.Imu"));
 	/* name, type, 1 publisher, 1 subscriber, last sequence number 4 */
@@ -64,7 +43,7 @@ static void test_topics_and_info(void)
 	CU_ASSERT_EQUAL(ns, 1);
 	CU_ASSERT_EQUAL(last, 4);
 
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "info imu/front --bus=%s", name), 0);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "info imu/front --bus=%s", name), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "32 slots"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "publishers:  1"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "subscribers: 1"));
@@ -83,23 +62,23 @@ static void test_topics_and_info(void)
 	CU_ASSERT_EQUAL(lost, 0);
 	CU_ASSERT_EQUAL(lag, 4);
 
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "info nosuch --bus %s", name), 1);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "info nosuch --bus %s", name), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "does not exist"));
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "info --help"), 0);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "info --help"), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "usage: shmbus info"));
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "topics --help"), 0);
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "frobnicate"), 2);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "topics --help"), 0);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "frobnicate"), 2);
 	shmbus_sub_close(sub);
 	shmbus_pub_close(pub);
 	pid_t broker = shmbus_broker_pid(bus);
 	shmbus_disconnect(bus);
 	/* stop returns once the broker has exited and cleaned up. */
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "stop --bus %s", name), 0);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "stop --bus %s", name), 0);
 	CU_ASSERT_TRUE(h_wait_exit(broker, 0));
 	CU_ASSERT_EQUAL(h_shm_files(name), 0);
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "stop --bus %s", name), 1);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "stop --bus %s", name), 1);
 	/* No broker: a clear error, and inspecting does not start one. */
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "topics --bus %s", name), 1);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "topics --bus %s", name), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no broker"));
 	CU_ASSERT_EQUAL(h_shm_files(name), 0);
 }

@@ -44,28 +44,6 @@ static void track(pid_t pid, bool add)
 		}
 }
 
-/* Run `shmbus ARGS` (bounded by timeout(1)), stdout+stderr into out;
- * returns the exit code. */
-static int run_cli(char *out, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int run_cli(char *out, size_t cap, const char *fmt, ...)
-{
-	char args[2048], cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof(args), fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof(cmd), "timeout -k 5 60 '%s' %s 2>&1", getenv("SHMBUS_CLI"), args);
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(out, 1, cap - 1, f);
-	out[n] = '\0';
-	int st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 struct child {
 	pid_t pid;
 	int fd; /* its stdout */
@@ -404,7 +382,7 @@ static void test_hz_bw(void)
 	pid_t pp = start_publisher(&a, &fd);
 	CU_ASSERT_FATAL(wait_topic("rate", 0, 1));
 	static char out[1 << 16];
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "hz --bus %s rate --duration 3.5", bus_name), 0);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "hz --bus %s rate --duration 3.5", bus_name), 0);
 	double rate, mean, mn, mx, sd, lost, win;
 	/* Loose sanity only: the machine may be loaded. */
 	CU_ASSERT_TRUE(value_after(out, "total: rate", "rate ", &rate));
@@ -421,7 +399,7 @@ static void test_hz_bw(void)
 	if (!value_after(out, "total: rate", "rate ", &rate))
 		fprintf(stderr, "hz printed:\n%s\n", out);
 
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "bw --bus %s rate -n 150", bus_name), 0);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "bw --bus %s rate -n 150", bus_name), 0);
 	double bw, size;
 	CU_ASSERT_TRUE(value_after(out, "total: bandwidth", "bandwidth ", &bw));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "kB/s")); /* 100 x 1000 B a second */
@@ -456,7 +434,7 @@ static void test_pub(void)
 {
 	static char out[8192];
 	/* a new topic: the built-in schema of shmbus.msgs.Imu */
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "pub --bus %s pose shmbus.msgs.Imu '%s'",
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s pose shmbus.msgs.Imu '%s'",
 				bus_name, imu_json), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "published #1 (sequence number 0"));
 	/* protobuf-c, through the generated code, reads what pub wrote */
@@ -483,7 +461,7 @@ static void test_pub(void)
 	struct child e;
 	CU_ASSERT_FATAL(spawn(&e, "echo", "--bus", bus_name, "pose", "--last", "1", "-n", "4", NULL));
 	expect_line(&e, imu_json);
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "pub --bus %s pose shmbus.msgs.Imu '%s' -r 50 -n 3 -q",
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s pose shmbus.msgs.Imu '%s' -r 50 -n 3 -q",
 				bus_name, imu_json), 0);
 	CU_ASSERT_STRING_EQUAL(out, "");
 	for (int i = 0; i < 3; i++)
@@ -494,16 +472,16 @@ static void test_pub(void)
 	 * schema, so echo decodes it with nothing but the bus */
 	const char *all = "{\"fInt64\":\"-5\",\"fEnum\":\"BLUE\",\"mStrI64\":{\"a\":\"1\"},"
 			  "\"cName\":\"x\",\"stamp\":\"2024-01-02T03:04:05Z\"}";
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "pub --bus %s test/all pbjson.test.All '%s' "
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s test/all pbjson.test.All '%s' "
 				"--descriptor-set '%s'", bus_name, all, fds_path), 0);
 	CU_ASSERT_FATAL(spawn(&e, "echo", "--bus", bus_name, "test/all", "--last", "1", "-n", "1",
 			      NULL));
 	expect_line(&e, all);
 	CU_ASSERT_EQUAL(finish(&e, 20000), 0);
 	/* ...and pub finds it on the topic without the file */
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "pub --bus %s test/all pbjson.test.All '{}' -q",
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s test/all pbjson.test.All '{}' -q",
 				bus_name), 0);
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "echo --bus %s test/all --last 1 -n 1 --defaults",
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "echo --bus %s test/all --last 1 -n 1 --defaults",
 				bus_name), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"fEnum\":\"COLOR_UNSPECIFIED\""));
 }
@@ -515,12 +493,12 @@ static void test_wait(void)
 	CU_ASSERT_FATAL(spawn(&e, "echo", "--bus", bus_name, "later", "--wait", "--last", "1",
 			      "-n", "1", NULL));
 	static char out[4096];
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "pub --bus %s later shmbus.msgs.Imu '%s'",
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s later shmbus.msgs.Imu '%s'",
 				bus_name, imu_json), 0);
 	expect_line(&e, imu_json); /* --last 1: whether it opened before or after */
 	CU_ASSERT_EQUAL(finish(&e, 20000), 0);
 	/* out of time while waiting: a clean exit */
-	CU_ASSERT_EQUAL(run_cli(out, sizeof(out), "hz --bus %s never --wait --duration 0.3",
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "hz --bus %s never --wait --duration 0.3",
 				bus_name), 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "waiting for topic 'never'"));
 }
@@ -530,7 +508,7 @@ static void test_wait(void)
 static void expect_fail(int code, const char *text, const char *args)
 {
 	static char out[16384];
-	int rc = run_cli(out, sizeof(out), "%s", args);
+	int rc = h_run_cli(out, sizeof(out), "%s", args);
 	CU_ASSERT_EQUAL(rc, code);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, text));
 	if (rc != code || !strstr(out, text))
