@@ -548,6 +548,21 @@ static void test_type_and_size_errors(void)
 	so.topic.type_name = "shmbus.msgs.Image";
 	shmbus_sub *sub;
 	CU_ASSERT_EQUAL(shmbus_sub_open(bus, "imu", &so, &sub), SHMBUS_ETYPE);
+	/* The same type with an evolved schema (a field added): allowed, and
+	 * the topic shows it has seen two schema versions. */
+	static const uint8_t schema2[] = { 1, 2, 3, 4, 5 };
+	struct shmbus_topic_options evolved = o;
+	evolved.schema = schema2;
+	evolved.schema_size = sizeof(schema2);
+	shmbus_pub *p2, *p3;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "imu", &evolved, &p2), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "imu", &o, &p3), 0);
+	struct shmbus_topic_info ti;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(bus, "imu", &ti, NULL, 0, NULL, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(ti.schema_versions, 2);
+	CU_ASSERT_EQUAL(ti.publishers, 3);
+	shmbus_pub_close(p3);
+	shmbus_pub_close(p2);
 	/* A publisher wanting bigger messages than the topic holds. */
 	struct shmbus_topic_options big = topt("shmbus.msgs.Imu", 16, 4096);
 	CU_ASSERT_EQUAL(shmbus_pub_open(bus, "imu", &big, &other), SHMBUS_ELAYOUT);

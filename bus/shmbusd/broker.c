@@ -155,6 +155,7 @@ static void handle_open(struct broker *b, struct client *c, const uint8_t *body,
 			log_msg("cannot create topic '%s' for pid %d: %s", topic, (int)c->pid, err);
 			return;
 		}
+		registry_note_schema(t, o.schema, o.schema_len);
 		log_msg("created topic '%s' (id %u, type '%s', %u slots of %u bytes) for pid %d",
 			topic, t->id, t->map.seg->type_name, t->map.seg->slot_count,
 			t->map.seg->max_message_size, (int)c->pid);
@@ -171,6 +172,11 @@ static void handle_open(struct broker *b, struct client *c, const uint8_t *body,
 			    topic, t->map.seg->max_message_size, o.max_message_size);
 		return;
 	}
+
+	/* A publisher of the same type may bring a newer schema (a field
+	 * added): allowed, as protobuf allows it, and counted for info. */
+	if (o.role == ROLE_PUB && o.type_name && o.schema_len)
+		registry_note_schema(t, o.schema, o.schema_len);
 
 	struct reg r = { t->id, o.role, 0 };
 	uint32_t publisher_id = 0;

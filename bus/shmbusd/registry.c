@@ -231,6 +231,24 @@ int registry_open_fds(const struct topic *t, bool data_rw, bool ctl_rw, int fds[
 	return 0;
 }
 
+void registry_note_schema(struct topic *t, const void *schema, size_t size)
+{
+	struct ctl_header *c = t->map.ctl;
+	const uint8_t *b = schema;
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < size; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	uint32_t kept = c->schema_versions < CTL_MAX_SCHEMAS ? c->schema_versions : CTL_MAX_SCHEMAS;
+	for (uint32_t i = 0; i < kept; i++)
+		if (c->schema_hashes[i] == h)
+			return;
+	if (kept < CTL_MAX_SCHEMAS)
+		c->schema_hashes[kept] = h;
+	c->schema_versions++;
+}
+
 int registry_claim_pub(struct topic *t, pid_t pid, uint64_t start_time, uint32_t *publisher_id)
 {
 	struct ctl_header *c = t->map.ctl;

@@ -44,6 +44,9 @@ int registry_create(struct registry *r, const struct seg_params *p, struct topic
 int registry_open_fds(const struct topic *t, bool data_rw, bool ctl_rw, int fds[2], char *err,
 		      size_t errlen);
 
+/* Note the schema a publisher brings; counts distinct ones. */
+void registry_note_schema(struct topic *t, const void *schema, size_t size);
+
 /* Take a free publisher / subscriber line for pid; -1 if full. */
 int registry_claim_pub(struct topic *t, pid_t pid, uint64_t start_time, uint32_t *publisher_id);
 int registry_claim_sub(struct topic *t, pid_t pid, uint64_t start_time);

@@ -21,6 +21,7 @@
  *   1  first layout.
  *   2  holder in the slot state; per-subscriber waiting and rejected.
  *   3  futex word carries a SLEEPING bit; no shared waiter count.
+ *   4  schema versions seen, in the control area.
  */
 #ifndef SHMBUS_LAYOUT_H
 #define SHMBUS_LAYOUT_H
@@ -33,7 +34,7 @@
 
 #define SEG_MAGIC 0x5441445355424d53ull /* "SMBUSDAT" little-endian */
 #define CTL_MAGIC 0x4c54435355424d53ull /* "SMBUSCTL" little-endian */
-#define SEG_LAYOUT_VERSION 3u
+#define SEG_LAYOUT_VERSION 4u
 #define FUTEX_SLEEPING 1u
 
 #define SEG_TOPIC_MAX 256 /* bytes, with the NUL */
@@ -43,6 +44,7 @@
 #define SEG_MAX_SLOTS (1u << 20)
 #define SEG_MAX_MESSAGE (256u << 20) /* 256 MiB */
 #define SEG_MAX_SCHEMA (8u << 20)
+#define CTL_MAX_SCHEMAS 8
 
 /*
  * Slot state, one 64-bit word per slot: ((seq + 1) << 8) | holder << 2 |
@@ -147,6 +149,11 @@ struct ctl_header {
 	uint32_t max_subs;
 	/* Publisher ids handed out so far on this topic (broker only). */
 	_Atomic uint32_t last_publisher_id;
+	/* Schemas its publishers brought: the same type may evolve (a field
+	 * added), as protobuf allows. Distinct FNV-1a hashes, the first
+	 * CTL_MAX_SCHEMAS kept; written by the broker only. */
+	uint32_t schema_versions;
+	uint64_t schema_hashes[CTL_MAX_SCHEMAS];
 	/* The futex word subscribers sleep on: (epoch << 1) | SLEEPING. A
 	 * subscriber about to sleep sets SLEEPING; a publisher that commits
 	 * and finds it set moves the epoch on, clears it and makes the one

@@ -557,6 +557,7 @@ int shmbus_topic_inspect(shmbus_bus *bus, const char *topic, struct shmbus_topic
 	info->segment_size = h->segment_size;
 	/* Relaxed: snapshots for display. */
 	info->next_seq = atomic_load_explicit(&m.seg->next_seq, memory_order_relaxed);
+	info->schema_versions = m.ctl->schema_versions;
 	size_t np = 0, ns = 0;
 	for (size_t i = 0; i < SEG_MAX_PUBS; i++) {
 		struct shmbus_client_info ci;

@@ -120,7 +120,11 @@ int cmd_info(int argc, char **argv)
 	human_size(maxm, sizeof(maxm), ti.max_message_size);
 	printf("topic:       %s\n", ti.name);
 	printf("type:        %s\n", ti.type_name[0] ? ti.type_name : "(untyped)");
-	printf("schema:      %llu bytes\n", (unsigned long long)ti.schema_size);
+	printf("schema:      %llu bytes%s", (unsigned long long)ti.schema_size,
+	       ti.schema_versions > 1 ? "" : "\n");
+	if (ti.schema_versions > 1)
+		printf(" (publishers brought %u schema versions of this type)\n",
+		       ti.schema_versions);
 	printf("layout:      %u slots of %s max (slot %u bytes), history %u, segment %s\n",
 	       ti.slot_count, maxm, ti.slot_size, ti.history, seg);
 	printf("integrity:   %s\n", ti.flags & SHMBUS_TOPIC_INTEGRITY ? "on" : "off");

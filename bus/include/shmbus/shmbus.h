@@ -324,6 +324,8 @@ struct shmbus_topic_info {
 	uint32_t publishers;
 	uint32_t subscribers;
 	uint32_t waiters;   /* subscribers asleep in a wait right now */
+	uint32_t schema_versions; /* distinct schemas its publishers brought
+	                             (a type that evolved shows more than 1) */
 };
 
 struct shmbus_client_info {
