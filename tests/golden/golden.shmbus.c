@@ -129,6 +129,10 @@ static int shmbus_gen_publish(shmbus_pub *pub, const ProtobufCMessage *msg, uint
 	void *buf;
 	int rc;
 
+	/* A publisher handle of another type would write this message
+	 * into a topic that decodes it as something else. */
+	if (strcmp(shmbus_pub_type_name(pub), msg->descriptor->name) != 0)
+		return SHMBUS_ETYPE;
 	rc = shmbus_pub_loan(pub, &buf, &capacity);
 	if (rc != SHMBUS_OK)
 		return rc;

@@ -237,6 +237,13 @@ static void test_type_mismatch(void)
 	image_init(&img, &hdr, 3);
 	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus__msgs__imu__take(raw, NULL, &imu, NULL), SHMBUS_ETYPE);
+	/* Publishing an Imu through the Image topic's handle is refused. */
+	Shmbus__Msgs__Imu wrong = SHMBUS__MSGS__IMU__INIT;
+	struct shmbus_sub_stats before, after;
+	shmbus_sub_stats(raw, &before);
+	CU_ASSERT_EQUAL(shmbus__msgs__imu__publish(pub, &wrong, NULL), SHMBUS_ETYPE);
+	shmbus_sub_stats(raw, &after);
+	CU_ASSERT_EQUAL(after.lag, before.lag); /* nothing claimed */
 	CU_ASSERT_EQUAL(shmbus__msgs__image__take(raw, NULL, &got, NULL), SHMBUS_OK);
 	check_header(got, 3);
 	shmbus__msgs__image__free(got, NULL);
