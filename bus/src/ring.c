@@ -97,12 +97,11 @@ void ring_writer_init(struct ring_writer *w, const struct topic_map *map, struct
 	w->holder = (uint32_t)(entry - map->ctl->pubs);
 }
 
-static void writer_mirror(struct ring_writer *w)
+/* Count one outcome, here and in the publisher's line for `shmbus info`.
+ * Relaxed: a counter only this publisher writes, read without ordering. */
+static void writer_count(uint64_t *local, _Atomic uint64_t *shared)
 {
-	/* Relaxed: counters for `shmbus info`, read without ordering. */
-	atomic_store_explicit(&w->entry->published, w->published, memory_order_relaxed);
-	atomic_store_explicit(&w->entry->skipped, w->skipped, memory_order_relaxed);
-	atomic_store_explicit(&w->entry->superseded, w->superseded, memory_order_relaxed);
+	atomic_store_explicit(shared, ++*local, memory_order_relaxed);
 }
 
 int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
@@ -145,8 +144,7 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 			*capacity = m->seg->max_message_size;
 			return 0;
 		}
-		w->skipped++;
-		writer_mirror(w);
+		writer_count(&w->skipped, &w->entry->skipped);
 	}
 	return SHMBUS_EBUSY;
 }
@@ -190,10 +188,9 @@ int ring_publish(struct ring_writer *w, size_t size, uint64_t *seq)
 		integrity_tag(w->integ, n, now, (uint32_t)size, slot_payload(s), s->tag);
 	bool ok = writer_end_loan(w, SLOT_STATE(n, 0));
 	if (ok)
-		w->published++;
+		writer_count(&w->published, &w->entry->published);
 	else
-		w->superseded++;
-	writer_mirror(w);
+		writer_count(&w->superseded, &w->entry->superseded);
 	wake_waiters(w->map);
 	if (!ok)
 		return SHMBUS_ELAPPED;
@@ -260,20 +257,16 @@ void ring_reader_init(struct ring_reader *r, const struct topic_map *map, struct
 	atomic_store_explicit(&entry->next_seq, start, memory_order_relaxed);
 }
 
-static void reader_mirror(struct ring_reader *r)
-{
-	/* Relaxed: counters for `shmbus info`, read without ordering. */
-	atomic_store_explicit(&r->entry->next_seq, r->next, memory_order_relaxed);
-	atomic_store_explicit(&r->entry->received, r->received, memory_order_relaxed);
-	atomic_store_explicit(&r->entry->lost, r->lost, memory_order_relaxed);
-	atomic_store_explicit(&r->entry->rejected, r->rejected, memory_order_relaxed);
-}
-
+/* The subscriber's line for `shmbus info` is written when its figures
+ * change (a delivery, a loss), never by a poll that finds nothing.
+ * Relaxed: counters only this subscriber writes, read without ordering. */
 static void reader_lose(struct ring_reader *r, uint64_t to)
 {
 	r->lost += to - r->next;
 	r->pending_lost += to - r->next;
 	r->next = to;
+	atomic_store_explicit(&r->entry->next_seq, r->next, memory_order_relaxed);
+	atomic_store_explicit(&r->entry->lost, r->lost, memory_order_relaxed);
 }
 
 /* The slot for r->next holds a later sequence number: we were lapped. Jump
@@ -341,8 +334,8 @@ static void fill_info(struct ring_reader *r, const struct slot_header *s, uint64
 static void reader_reject(struct ring_reader *r, uint64_t seq)
 {
 	r->rejected++;
+	atomic_store_explicit(&r->entry->rejected, r->rejected, memory_order_relaxed);
 	reader_lose(r, seq + 1);
-	reader_mirror(r);
 }
 
 static void reader_deliver(struct ring_reader *r, uint64_t seq)
@@ -351,7 +344,8 @@ static void reader_deliver(struct ring_reader *r, uint64_t seq)
 	r->received++;
 	r->last_seq = seq;
 	r->pending_lost = 0;
-	reader_mirror(r);
+	atomic_store_explicit(&r->entry->next_seq, r->next, memory_order_relaxed);
+	atomic_store_explicit(&r->entry->received, r->received, memory_order_relaxed);
 }
 
 static bool holder_alive(const struct topic_map *m, uint32_t holder)
@@ -425,10 +419,8 @@ static int reader_find(struct ring_reader *r, uint64_t *st)
 		enum peek p = reader_peek(r, st, memory_order_acquire);
 		if (p == PEEK_MESSAGE)
 			return 0;
-		if (p == PEEK_NOTHING && !reader_idle(r)) {
-			reader_mirror(r);
+		if (p == PEEK_NOTHING && !reader_idle(r))
 			return SHMBUS_EAGAIN;
-		}
 	}
 }
 
@@ -534,7 +526,7 @@ int ring_release(struct ring_reader *r, struct shmbus_view *view)
 	}
 	r->lost++;
 	r->pending_lost = 0;
-	reader_mirror(r);
+	atomic_store_explicit(&r->entry->lost, r->lost, memory_order_relaxed);
 	return SHMBUS_ELAPPED;
 }
 
