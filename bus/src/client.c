@@ -127,17 +127,24 @@ static int read_all(int fd, void *buf, size_t n, struct reply *rep)
 	return 0;
 }
 
+/* One request and its reply. 0; SHMBUS_ESYS when the connection failed
+ * (the broker went away or does not answer: worth reconnecting);
+ * SHMBUS_EBROKER / EVERSION / ENOMEM otherwise. The reason is in errmsg. */
+static int lost_connection(shmbus_bus *bus, struct reply *rep)
+{
+	bus_set_error(bus, "lost the broker of bus '%s': %s", bus->name,
+		      errno == EAGAIN ? "no answer in time" : strerror(errno));
+	reply_free(rep);
+	return SHMBUS_ESYS;
+}
+
 static int exchange(shmbus_bus *bus, const struct proto_buf *req, struct reply *rep)
 {
 	char err[256];
 	memset(rep, 0, sizeof(*rep));
-	if (write_all(bus->fd, req->data, req->len) < 0)
-		return -errno;
-	if (read_all(bus->fd, &rep->hdr, sizeof(rep->hdr), rep) < 0) {
-		int e = errno;
-		reply_free(rep);
-		return -e;
-	}
+	if (write_all(bus->fd, req->data, req->len) < 0 ||
+	    read_all(bus->fd, &rep->hdr, sizeof(rep->hdr), rep) < 0)
+		return lost_connection(bus, rep);
 	int rc = proto_check_hdr(&rep->hdr, err, sizeof(err));
 	if (rc) {
 		bus_set_error(bus, "bad reply from the broker of bus '%s': %s", bus->name, err);
@@ -149,11 +156,8 @@ static int exchange(shmbus_bus *bus, const struct proto_buf *req, struct reply *
 		reply_free(rep);
 		return SHMBUS_ENOMEM;
 	}
-	if (read_all(bus->fd, rep->body, rep->hdr.len, NULL) < 0) {
-		int e = errno;
-		reply_free(rep);
-		return -e;
-	}
+	if (read_all(bus->fd, rep->body, rep->hdr.len, NULL) < 0)
+		return lost_connection(bus, rep);
 	rep->body[rep->hdr.len] = '\0';
 	return 0;
 }
@@ -302,12 +306,8 @@ static int hello(shmbus_bus *bus)
 	}
 	int rc = exchange(bus, &b, &rep);
 	proto_buf_free(&b);
-	if (rc < 0 && rc > -4096 && rc != SHMBUS_ENOMEM && rc != SHMBUS_EBROKER &&
-	    rc != SHMBUS_EVERSION) {
-		bus_set_error(bus, "broker of bus '%s' did not answer: %s", bus->name,
-			      strerror(-rc));
-		return SHMBUS_EBROKER;
-	}
+	if (rc == SHMBUS_ESYS)
+		return SHMBUS_EBROKER; /* a broker that does not answer HELLO */
 	if (rc)
 		return rc;
 	if (rep.hdr.status < 0) {
@@ -475,14 +475,15 @@ int bus_request(shmbus_bus *bus, const struct proto_buf *req, struct reply *rep)
 		rc = exchange(bus, req, rep);
 		if (rc == 0)
 			break;
-		if (rc == SHMBUS_ENOMEM || rc == SHMBUS_EBROKER || rc == SHMBUS_EVERSION)
+		if (rc != SHMBUS_ESYS)
 			break;
 		/* The broker went away (restarted, killed): reconnect once. */
-		bus_set_error(bus, "lost the broker of bus '%s': %s", bus->name, strerror(-rc));
 		close(bus->fd);
 		bus->fd = -1;
 		rc = SHMBUS_EBROKER;
 	}
+	if (rc == SHMBUS_ESYS)
+		rc = SHMBUS_EBROKER; /* lost it twice: the reason is in errmsg */
 	if (rc == 0 && rep->hdr.status < 0) {
 		bus_set_error(bus, "%s", (char *)rep->body);
 		rc = rep->hdr.status;

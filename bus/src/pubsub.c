@@ -27,7 +27,6 @@ struct shmbus_sub {
 	struct ring_reader r;
 	struct integrity integ;
 	uint32_t topic_id, index;
-	int64_t spin_ns;
 };
 
 void shmbus_topic_options_init(struct shmbus_topic_options *o)
@@ -296,7 +295,6 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic, const struct shmbus_sub_
 	s->r.spin_ns = opts->spin_ns;
 	if (opts->stall_timeout_ns > 0)
 		s->r.stall_ns = opts->stall_timeout_ns;
-	s->spin_ns = opts->spin_ns;
 	*out = s;
 	return 0;
 }
