@@ -1,6 +1,6 @@
 /*
  * spec_check.c - checks an MCAP file against the specification, written
- * apart from tools/mcap's reader so that the two cannot share a mistake:
+ * apart from lib/mcap's reader so that the two cannot share a mistake:
  * magic at both ends, every record length, chunk CRCs and sizes, every
  * MessageIndex entry pointing at its message, DataEnd's data-section CRC,
  * the footer's summary CRC, summary records grouped by opcode, every

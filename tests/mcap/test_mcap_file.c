@@ -1,5 +1,5 @@
 /*
- * test_mcap_file - tools/mcap without a bus: what the writer writes the
+ * test_mcap_file - lib/mcap without a bus: what the writer writes the
  * reader reads back exactly, with every compression; the files pass the
  * spec check (spec_check.c); a file cut at any offset reads up to its last
  * complete chunk and says it is incomplete; a corrupted byte anywhere is

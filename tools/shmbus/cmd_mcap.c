@@ -1,7 +1,7 @@
 /*
  * cmd_mcap.c - `shmbus mcap info FILE` and `shmbus mcap cat FILE`: what a
  * recording holds, and its messages as JSON Lines decoded with the schema
- * stored in the file (tools/pbjson), so no .proto is needed.
+ * stored in the file (lib/pbjson), so no .proto is needed.
  */
 #include <inttypes.h>
 #include <jansson.h>

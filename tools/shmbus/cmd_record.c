@@ -1,6 +1,6 @@
 /*
  * cmd_record.c - `shmbus record`: an ordinary subscriber that writes the
- * topics it reads into MCAP files (tools/mcap). Each topic becomes a
+ * topics it reads into MCAP files (lib/mcap). Each topic becomes a
  * channel whose schema is the topic's FileDescriptorSet; payloads are
  * copied once, from the slot straight into the chunk being built, through
  * a view, and dropped (counted lost) if a publisher overwrote the slot
