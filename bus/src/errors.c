@@ -17,6 +17,8 @@ void err_clear(void)
 	err_buf[0] = '\0';
 }
 
+static void err_vset(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void err_vset(const char *fmt, va_list ap)
 {
 	vsnprintf(err_buf, sizeof(err_buf), fmt, ap);
