@@ -179,7 +179,9 @@ static void test_options_abi(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(shmbus_errmsg(), "shmbus_sub_options_init"));
 	struct shmbus_topic_options t0;
 	memset(&t0, 0, sizeof(t0));
-	CU_ASSERT_EQUAL(shmbus_pub_open(bus, "abi2", &t0, NULL, &pub), SHMBUS_EINVAL);
+	shmbus_pub *none;
+	CU_ASSERT_EQUAL(shmbus_pub_open(bus, "abi2", &t0, NULL, &none), SHMBUS_EINVAL);
+	CU_ASSERT_PTR_NULL(none);
 	shmbus_pub_close(pub);
 	shmbus_disconnect(bus);
 	h_stop_bus(name);
@@ -252,20 +254,6 @@ static void on_usr1(int sig)
 	shmbus_sub_interrupt(signal_target); /* async-signal-safe */
 }
 
-static pthread_t signal_thread;
-
-static void kick_by_signal(struct waiter *w)
-{
-	(void)w;
-	pthread_kill(signal_thread, SIGUSR1);
-}
-
-static void *wait_for_signal(void *p)
-{
-	signal_thread = pthread_self();
-	return wait_forever(p);
-}
-
 static void test_interrupts(void)
 {
 	const char *name = h_bus_name("intr");
@@ -304,9 +292,9 @@ static void test_interrupts(void)
 	struct waiter ws2 = { .sub = sub };
 	pthread_t t;
 	CU_ASSERT_FATAL(pipe(ws2.done) == 0);
-	pthread_create(&t, NULL, wait_for_signal, &ws2);
+	pthread_create(&t, NULL, wait_forever, &ws2);
 	CU_ASSERT_FALSE(readable(ws2.done[0], 50));
-	kick_by_signal(&ws2);
+	pthread_kill(t, SIGUSR1);
 	CU_ASSERT_TRUE(readable(ws2.done[0], 20000));
 	pthread_join(t, NULL);
 	CU_ASSERT_EQUAL(ws2.rc, SHMBUS_EINTR);
