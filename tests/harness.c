@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,25 +64,47 @@ bool h_wait_exit(pid_t pid, int timeout_ms)
 	return r == 1;
 }
 
-bool h_shm_is_bus_file(const char *entry, const char *bus)
+/* "<runtime dir>/<bus>.<suffix>" as the broker names it. */
+static void bus_path(char *buf, size_t len, const char *bus, const char *suffix)
 {
-	char topics[128], page[128];
-	snprintf(topics, sizeof(topics), "shmbus.%u@%s@", (unsigned)getuid(), bus);
-	snprintf(page, sizeof(page), "shmbus.%u@%s.bus", (unsigned)getuid(), bus);
-	return strncmp(entry, topics, strlen(topics)) == 0 || strcmp(entry, page) == 0;
+	const char *dir = getenv("SHMBUS_RUNTIME_DIR");
+	snprintf(buf, len, "%s/%s.%s", dir ? dir : "/tmp", bus, suffix);
 }
 
-int h_shm_files(const char *bus)
+pid_t h_keeper_pid(const char *bus)
 {
-	DIR *d = opendir("/dev/shm");
-	int n = 0;
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += h_shm_is_bus_file(e->d_name, bus);
-	closedir(d);
-	return n;
+	char path[256];
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	bus_path(path, sizeof(path), bus, "keep");
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -1;
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	pid_t pid = -1;
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	/* Connected, not yet accepted: the peer is the listening keeper. */
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+		pid = cred.pid;
+	if (fd >= 0)
+		close(fd);
+	return pid;
+}
+
+bool h_keeper_gone(const char *bus, int timeout_ms)
+{
+	char path[256];
+	bus_path(path, sizeof(path), bus, "keep");
+	int64_t deadline = h_now_ns() + (int64_t)timeout_ms * 1000000;
+	/* The keeper removes its socket as it exits. */
+	while (access(path, F_OK) == 0) {
+		if (h_now_ns() > deadline)
+			return false;
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	return true;
 }
 
 void h_stop_bus(const char *bus)
@@ -95,7 +119,8 @@ void h_stop_bus(const char *bus)
 		CU_ASSERT_EQUAL(kill(pid, SIGTERM), 0);
 		CU_ASSERT_TRUE(h_wait_exit(pid, 20000));
 	}
-	CU_ASSERT_EQUAL(h_shm_files(bus), 0);
+	/* The broker let everything go: its keeper is gone with what it held. */
+	CU_ASSERT_TRUE(h_keeper_gone(bus, 20000));
 }
 
 pid_t h_fork(int (*fn)(void *arg, int result_fd), void *arg, int *result_fd)

@@ -20,19 +20,19 @@ const char *h_bus_name(const char *tag);
 shmbus_bus *h_connect(const char *bus);
 
 /* Stop the bus's broker with SIGTERM and wait (pidfd, bounded) until it
- * has exited; then check no /dev/shm file of the bus is left. */
+ * has exited; then check its keeper let everything go and exited. */
 void h_stop_bus(const char *bus);
 
 /* Wait until pid (not necessarily our child) exits, at most timeout_ms.
  * True if it did. */
 bool h_wait_exit(pid_t pid, int timeout_ms);
 
-/* Whether a /dev/shm entry is one of the bus's files (its page, or a
- * topic file), by the names segment.h gives them. */
-bool h_shm_is_bus_file(const char *entry, const char *bus);
+/* The pid of the bus's keeper (the process holding its shared objects
+ * across broker restarts), or -1 if none listens. */
+pid_t h_keeper_pid(const char *bus);
 
-/* Number of /dev/shm files belonging to the bus. */
-int h_shm_files(const char *bus);
+/* Wait until the bus's keeper has exited, at most timeout_ms. */
+bool h_keeper_gone(const char *bus, int timeout_ms);
 
 /* Fork a child running fn(arg, result_fd); the child writes its result
  * struct to result_fd and exits. */

@@ -75,12 +75,12 @@ static void test_topics_and_info(void)
 	/* stop returns once the broker has exited and cleaned up. */
 	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "stop --bus %s", name), 0);
 	CU_ASSERT_TRUE(h_wait_exit(broker, 0));
-	CU_ASSERT_EQUAL(h_shm_files(name), 0);
+	CU_ASSERT_TRUE(h_keeper_gone(name, 20000));
 	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "stop --bus %s", name), 1);
 	/* No broker: a clear error, and inspecting does not start one. */
 	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "topics --bus %s", name), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no broker"));
-	CU_ASSERT_EQUAL(h_shm_files(name), 0);
+	CU_ASSERT_EQUAL(h_keeper_pid(name), -1);
 }
 
 static void add(void)

@@ -57,7 +57,12 @@ static void test_parser_errors(void)
 {
 	expect_policy_error("allow * subscribe camera/*\nallow * pub x\n",
 			    "bad.policy:2:9: unknown action 'pub'");
-	expect_policy_error("permit * * *\n", "bad.policy:1:1: expected 'allow' or 'deny'");
+	expect_policy_error("permit * * *\n",
+			    "bad.policy:1:1: expected 'allow', 'deny' or 'limit'");
+	expect_policy_error("limit * topics=x\n", "bad.policy:1:16: expected a number");
+	expect_policy_error("limit * bytes=3X\n", "bad.policy:1:16: unexpected 'X'");
+	expect_policy_error("limit * wings=3\n", "bad.policy:1:9: unknown limit 'wings'");
+	expect_policy_error("limit *\n", "missing topics=N");
 	expect_policy_error("# comment\n\nallow user:no-such-user-xyz * *\n",
 			    "bad.policy:3:12: no user 'no-such-user-xyz'");
 	expect_policy_error("allow group:nogroup-xyz * *\n", "no group 'nogroup-xyz'");

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "layout.h"
 
 #define SEC 1000000000ll
 
@@ -96,16 +97,24 @@ static void test_tags_reject_corrupt_and_forged(void)
 	/* Without the key: cannot publish (or subscribe) on a tagged topic. */
 	CU_ASSERT_EQUAL(shmbus_pub_open(keyless, "tagged", &o, NULL, &none), SHMBUS_EPERM);
 	CU_ASSERT_PTR_NOT_NULL(strstr(shmbus_errmsg(), "integrity"));
-	/* With a wrong key it can write, but nobody will believe it. */
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(forger, "tagged", &o, NULL, &fpub), 0);
+	/* With a wrong key it is given nothing to write: the broker asks each
+	 * publisher of a tagged topic to prove the key. */
+	CU_ASSERT_EQUAL(shmbus_pub_open(forger, "tagged", &o, NULL, &fpub), SHMBUS_EPERM);
+	CU_ASSERT_PTR_NOT_NULL(strstr(shmbus_errmsg(), "key"));
 	shmbus_sub *sub;
 	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(good, "tagged", NULL, NULL, &sub), 0);
 
-	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "genuine-1", 10, NULL), 0);
-	CU_ASSERT_EQUAL(shmbus_pub_send(fpub, "forged-1", 9, NULL), 0);
-	/* Corrupted after publishing, in place (a buggy publisher). */
 	void *buf;
 	size_t cap;
+	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "genuine-1", 10, NULL), 0);
+	/* A forged tag (a writer that does not hold the key, as a buggy or
+	 * hostile one would write it): the slot's header is just before its
+	 * payload. */
+	CU_ASSERT_EQUAL(shmbus_pub_loan(pub, &buf, &cap), 0);
+	memcpy(buf, "forged-1", 9);
+	CU_ASSERT_EQUAL(shmbus_pub_publish(pub, 9, NULL), 0);
+	((struct slot_header *)buf - 1)->tag[31] ^= 1;
+	/* Corrupted after publishing, in place (a buggy publisher). */
 	CU_ASSERT_EQUAL(shmbus_pub_loan(pub, &buf, &cap), 0);
 	memcpy(buf, "genuine-2", 10);
 	CU_ASSERT_EQUAL(shmbus_pub_publish(pub, 10, NULL), 0);
@@ -125,8 +134,11 @@ static void test_tags_reject_corrupt_and_forged(void)
 	CU_ASSERT_EQUAL(st.rejected, 2);
 	CU_ASSERT_EQUAL(st.received, 2);
 	CU_ASSERT_EQUAL(st.received + st.lost, 4);
-	/* Views check tags too. */
-	CU_ASSERT_EQUAL(shmbus_pub_send(fpub, "forged-2", 9, NULL), 0);
+	/* Views check tags too; the publisher id is bound by the tag. */
+	CU_ASSERT_EQUAL(shmbus_pub_loan(pub, &buf, &cap), 0);
+	memcpy(buf, "forged-2", 9);
+	CU_ASSERT_EQUAL(shmbus_pub_publish(pub, 9, NULL), 0);
+	atomic_fetch_add(&((struct slot_header *)buf - 1)->publisher_id, 1);
 	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "genuine-4", 10, NULL), 0);
 	struct shmbus_view v;
 	CU_ASSERT_EQUAL(shmbus_sub_view(sub, &v), 0);
@@ -148,7 +160,6 @@ static void test_tags_reject_corrupt_and_forged(void)
 	CU_ASSERT_EQUAL(shmbus_pub_open(good, "plain", &o, NULL, &pq), SHMBUS_ELAYOUT);
 	shmbus_pub_close(pp);
 	shmbus_sub_close(sub);
-	shmbus_pub_close(fpub);
 	shmbus_pub_close(pub);
 	shmbus_disconnect(keyless);
 	shmbus_disconnect(forger);
@@ -405,17 +416,7 @@ static void test_torture_kill_publishers(void)
 	h_stop_bus(name);
 }
 
-/* ------------------------------------------ what a crashed bus leaves */
-
-static void put_shm(const char *bus, const char *suffix, const void *data, size_t n)
-{
-	char path[256];
-	snprintf(path, sizeof(path), "/dev/shm/shmbus.%u@%s@%s", (unsigned)getuid(), bus, suffix);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	CU_ASSERT_FATAL(fd >= 0);
-	CU_ASSERT_EQUAL(write(fd, data, n), (ssize_t)n);
-	close(fd);
-}
+/* ------------------------------------------------- the keeper */
 
 static int count_topic(void *ctx, const char *topic, const char *type_name)
 {
@@ -425,29 +426,87 @@ static int count_topic(void *ctx, const char *topic, const char *type_name)
 	return 0;
 }
 
-static void test_broker_removes_leftovers(void)
+/* Wait (bounded) until the bus has a keeper other than `old`. */
+static pid_t new_keeper(const char *bus, pid_t old)
 {
-	const char *name = h_bus_name("leftover");
-	static uint8_t junk[8192];
-	memset(junk, 0x5a, sizeof(junk));
-	put_shm(name, "5.data", junk, 100);           /* garbage */
-	put_shm(name, "6.data", junk, sizeof(junk));  /* garbage, page sized */
-	put_shm(name, "6.ctl", junk, sizeof(junk));
-	put_shm(name, "7.ctl", junk, 64);             /* control area alone */
-	put_shm(name, "x.data", junk, 1);             /* not a name a broker gives */
-	CU_ASSERT_EQUAL(h_shm_files(name), 5);
-	shmbus_bus *bus = h_connect(name);           /* starts the broker */
+	int64_t deadline = h_now_ns() + 20 * SEC;
+	pid_t k;
+	while ((k = h_keeper_pid(bus)) <= 0 || k == old) {
+		if (h_now_ns() > deadline)
+			return -1;
+		struct timespec ts = { 0, 5000000 };
+		nanosleep(&ts, NULL);
+	}
+	return k;
+}
+
+/* Topics are memfds: a broker that dies keeps nothing by name. Its keeper
+ * holds them; a keeper killed is started again by its broker and handed
+ * everything; a broker killed after that is replaced by one that takes the
+ * topics back from the new keeper, while publishers and subscribers carry
+ * on in between. */
+static void test_keeper(void)
+{
+	const char *name = h_bus_name("keeper");
+	shmbus_bus *bus = h_connect(name);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
-	/* What parses as the bus's own is judged and removed; what does not
-	 * parse exactly is nobody's to remove: left as it is. Then only the
-	 * bus page and that file are there. */
-	CU_ASSERT_EQUAL(h_shm_files(name), 2);
-	char stray[256];
-	snprintf(stray, sizeof(stray), "/dev/shm/shmbus.%u@%s@x.data", (unsigned)getuid(), name);
-	CU_ASSERT_EQUAL(unlink(stray), 0);
+	struct shmbus_topic_options o = tagged();
+	o.flags = 0;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "kept", &o, NULL, &pub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(bus, "kept", NULL, NULL, &sub), 0);
+	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "one", 4, NULL), 0);
+	pid_t keeper = h_keeper_pid(name), broker = shmbus_broker_pid(bus);
+	CU_ASSERT_FATAL(keeper > 0 && keeper != broker);
+
+	CU_ASSERT_EQUAL(kill(keeper, SIGKILL), 0);
+	CU_ASSERT_TRUE(h_wait_exit(keeper, 20000));
+	pid_t keeper2 = new_keeper(name, keeper);
+	CU_ASSERT_FATAL(keeper2 > 0);
+	CU_ASSERT_EQUAL(kill(broker, SIGKILL), 0);
+	CU_ASSERT_TRUE(h_wait_exit(broker, 20000));
+	/* No broker: the data path does not care. */
+	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "two", 4, NULL), 0);
+	char got[8];
+	CU_ASSERT_EQUAL(shmbus_sub_take(sub, got, sizeof(got), NULL), 0);
+	CU_ASSERT_STRING_EQUAL(got, "one");
+	CU_ASSERT_EQUAL(shmbus_sub_take(sub, got, sizeof(got), NULL), 0);
+	CU_ASSERT_STRING_EQUAL(got, "two");
+
+	/* A new broker (started by this connect) takes it all back. */
+	shmbus_bus *again = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+	CU_ASSERT_NOT_EQUAL(shmbus_broker_pid(again), broker);
+	CU_ASSERT_EQUAL(h_keeper_pid(name), keeper2);
 	int n = 0;
-	CU_ASSERT_EQUAL(shmbus_list_topics(bus, count_topic, &n), 0);
-	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(shmbus_list_topics(again, count_topic, &n), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	struct shmbus_sub_options so;
+	shmbus_sub_options_init(&so);
+	so.start = SHMBUS_START_FIRST;
+	shmbus_sub *late;
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(again, "kept", NULL, &so, &late), 0);
+	struct shmbus_msg_info info;
+	CU_ASSERT_EQUAL(shmbus_sub_take(late, got, sizeof(got), &info), 0);
+	CU_ASSERT_STRING_EQUAL(got, "one");
+	CU_ASSERT_EQUAL(info.seq, 0);
+	CU_ASSERT_EQUAL(shmbus_sub_take(late, got, sizeof(got), &info), 0);
+	CU_ASSERT_STRING_EQUAL(got, "two");
+	/* And the old handles are the new broker's too: it shows them, and
+	 * closes them for the process that opened them. */
+	struct shmbus_topic_info ti;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(again, "kept", &ti, NULL, 0, NULL, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(ti.publishers, 1);
+	CU_ASSERT_EQUAL(ti.subscribers, 2);
+	CU_ASSERT_EQUAL(ti.next_seq, 2);
+	shmbus_sub_close(late);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(again, "kept", &ti, NULL, 0, NULL, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(ti.publishers, 0);
+	CU_ASSERT_EQUAL(ti.subscribers, 0);
+	shmbus_disconnect(again);
 	shmbus_disconnect(bus);
 	h_stop_bus(name);
 }
@@ -601,7 +660,7 @@ static void add(void)
 	CU_add_test(s, "key file rules", test_key_rules);
 	CU_add_test(s, "tags reject corrupted and forged messages", test_tags_reject_corrupt_and_forged);
 	CU_add_test(s, "torture: 200 x kill -9 of publishers", test_torture_kill_publishers);
-	CU_add_test(s, "broker removes what a crashed bus left", test_broker_removes_leftovers);
+	CU_add_test(s, "the keeper: topics survive broker and keeper kill -9", test_keeper);
 	CU_add_test(s, "subscriber and broker kill -9 under traffic", test_kills_under_traffic);
 }
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "futex.h"
+#include "segment.h"
 
 #ifndef SHMBUS_BROKER_INSTALL_PATH
 #define SHMBUS_BROKER_INSTALL_PATH "/usr/local/bin/shmbusd"
@@ -74,7 +75,7 @@ static int read_all(int fd, void *buf, size_t n, struct reply *rep)
 	while (n) {
 		union {
 			struct cmsghdr h;
-			char b[CMSG_SPACE(2 * sizeof(int))];
+			char b[CMSG_SPACE(PROTO_MAX_FDS * sizeof(int))];
 		} cbuf;
 		struct iovec iov = { p, n };
 		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -97,10 +98,12 @@ static int read_all(int fd, void *buf, size_t n, struct reply *rep)
 				if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 					continue;
 				size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-				int fds[2];
-				memcpy(fds, CMSG_DATA(c), (k > 2 ? 2 : k) * sizeof(int));
-				for (size_t i = 0; i < k && i < 2; i++) {
-					if (rep->nfds < 2)
+				int fds[PROTO_MAX_FDS];
+				if (k > PROTO_MAX_FDS)
+					k = PROTO_MAX_FDS;
+				memcpy(fds, CMSG_DATA(c), k * sizeof(int));
+				for (size_t i = 0; i < k; i++) {
+					if (rep->nfds < PROTO_MAX_FDS)
 						rep->fds[rep->nfds++] = fds[i];
 					else
 						close(fds[i]);
@@ -128,8 +131,11 @@ static int exchange(shmbus_bus *bus, const struct proto_buf *req, struct reply *
 {
 	char err[256];
 	memset(rep, 0, sizeof(*rep));
-	if (write_all(bus->fd, req->data, req->len) < 0 ||
-	    read_all(bus->fd, &rep->hdr, sizeof(rep->hdr), rep) < 0)
+	/* A broker that refuses a client says why and closes at once: the
+	 * reason may be there to read even if the request could not be sent. */
+	int wrote = write_all(bus->fd, req->data, req->len);
+	if (read_all(bus->fd, &rep->hdr, sizeof(rep->hdr), rep) < 0 ||
+	    (wrote < 0 && rep->hdr.status >= 0))
 		return lost_connection(bus, rep);
 	int rc = proto_check_hdr(&rep->hdr, err, sizeof(err));
 	if (rc) {
@@ -259,8 +265,13 @@ static int spawn_broker(shmbus_bus *bus, int64_t deadline)
 		}
 		dup2(lfd >= 0 ? lfd : nul, 2);
 		fcntl(pfd[1], F_SETFD, 0); /* the ready pipe survives exec */
-		execl(bus->broker_path, "shmbusd", "--foreground", "--bus", bus->name,
-		      "--ready-fd", fdarg, (char *)NULL);
+		char *argv[] = { "shmbusd", "--foreground", "--bus", bus->name, "--ready-fd", fdarg,
+				 "--log-file", log, NULL, NULL, NULL };
+		if (bus->key_file[0]) {
+			argv[8] = "--key-file";
+			argv[9] = bus->key_file;
+		}
+		execv(bus->broker_path, argv);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -284,32 +295,79 @@ static int spawn_broker(shmbus_bus *bus, int64_t deadline)
 	return 0;
 }
 
-/* Map the bus page the broker handed over; keep earlier ones mapped. */
-static int map_bus_page(shmbus_bus *bus, int fd)
+static void keep_old(shmbus_bus *bus, void *p, size_t size)
+{
+	if (bus->n_old == sizeof(bus->old_maps) / sizeof(bus->old_maps[0])) {
+		munmap(bus->old_maps[0], bus->old_sizes[0]);
+		memmove(bus->old_maps, bus->old_maps + 1, (bus->n_old - 1) * sizeof(void *));
+		memmove(bus->old_sizes, bus->old_sizes + 1, (bus->n_old - 1) * sizeof(size_t));
+		bus->n_old--;
+	}
+	bus->old_maps[bus->n_old] = p;
+	bus->old_sizes[bus->n_old++] = size;
+}
+
+static uint64_t ino_of(int fd)
 {
 	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size != BUS_PAGE_SIZE)
-		return err_fail(SHMBUS_EBROKER, "broker of bus '%s' sent a bad bus page", bus->name);
-	void *p = mmap(NULL, BUS_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		return err_fail(SHMBUS_ESYS, "mmap of the bus page: %s", strerror(errno));
-	const struct bus_page *bp = p;
-	/* Acquire: pairs with the broker's release store of magic. */
-	if (atomic_load_explicit(&((struct bus_page *)bp)->magic, memory_order_acquire) !=
-		    BUS_MAGIC ||
-	    bp->layout_version != BUS_LAYOUT_VERSION) {
-		munmap(p, BUS_PAGE_SIZE);
-		return err_fail(SHMBUS_EVERSION, "bus page of bus '%s' has another layout",
-				bus->name);
+	return fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
+/* Map the bus page and wake board the broker handed over, unless they are
+ * the ones mapped already (a restarted broker hands over the same). */
+static int map_bus_objects(shmbus_bus *bus, int page_fd, int board_fd)
+{
+	char err[256];
+	void *p;
+	int rc;
+	uint64_t ino = ino_of(page_fd);
+	if (ino != bus->page_ino) {
+		rc = seg_map_fd(page_fd, false, false, BUS_PAGE_SIZE, &p, err, sizeof(err));
+		if (rc == 0 && (rc = seg_bus_check(p, BUS_PAGE_SIZE, err, sizeof(err))) != 0)
+			munmap(p, BUS_PAGE_SIZE);
+		if (rc)
+			return err_fail(rc, "bus page of bus '%s': %s", bus->name, err);
+		const struct bus_page *old = atomic_load_explicit(&bus->page, memory_order_relaxed);
+		if (old)
+			keep_old(bus, (void *)old, BUS_PAGE_SIZE);
+		/* Release: a thread that loads the pointer sees the mapping
+		 * checked. */
+		atomic_store_explicit(&bus->page, p, memory_order_release);
+		bus->page_ino = ino;
 	}
-	const struct bus_page *old = atomic_load_explicit(&bus->page, memory_order_relaxed);
-	if (old) {
-		if (bus->n_old_pages == sizeof(bus->old_pages) / sizeof(bus->old_pages[0]))
-			munmap((void *)bus->old_pages[--bus->n_old_pages], BUS_PAGE_SIZE);
-		bus->old_pages[bus->n_old_pages++] = old;
+	ino = ino_of(board_fd);
+	if (ino != bus->board_ino) {
+		if (!seg_fd_sealed(board_fd, BOARD_SIZE))
+			return err_fail(SHMBUS_EBROKER, "broker of bus '%s' sent a bad wake board",
+					bus->name);
+		rc = seg_map_fd(board_fd, true, false, BOARD_SIZE, &p, err, sizeof(err));
+		if (rc)
+			return err_fail(rc, "wake board of bus '%s': %s", bus->name, err);
+		if (bus->board)
+			keep_old(bus, bus->board, BOARD_SIZE);
+		bus->board = p;
+		bus->board_ino = ino;
 	}
-	/* Release: a thread that loads the pointer sees the mapping checked. */
-	atomic_store_explicit(&bus->page, bp, memory_order_release);
+	return 0;
+}
+
+/* Prove the bus key for the broker's nonce (publishers of tagged topics
+ * need it); a broker without a key says so, and such topics then stay
+ * closed to this client's publishers. */
+static int prove_key(shmbus_bus *bus, const uint8_t *nonce)
+{
+	struct proto_buf b = { 0 };
+	struct reply rep;
+	uint8_t proof[INTEGRITY_TAG_BYTES];
+	integrity_proof(bus->key, bus->name, nonce, proof);
+	size_t f = proto_frame_begin(&b, OP_AUTH, 0);
+	proto_put_bytes(&b, proof, sizeof(proof));
+	proto_frame_end(&b, f);
+	int rc = b.failed ? SHMBUS_ENOMEM : exchange(bus, &b, &rep);
+	proto_buf_free(&b);
+	if (rc)
+		return rc;
+	reply_free(&rep); /* refused or not: the broker enforces it at OPEN */
 	return 0;
 }
 
@@ -330,20 +388,49 @@ static int hello(shmbus_bus *bus)
 		return SHMBUS_EBROKER; /* a broker that does not answer HELLO */
 	if (rc)
 		return rc;
+	uint32_t pid;
+	uint8_t nonce[PROTO_NONCE_BYTES];
 	if (rep.hdr.status < 0) {
 		err_set("broker of bus '%s' refused: %s", bus->name, (char *)rep.body);
 		rc = rep.hdr.status;
-	} else if (rep.hdr.len != 4 || rep.nfds != 1) {
+	} else if (proto_decode_hello(rep.body, rep.hdr.len, &pid, nonce) || rep.nfds != 2) {
 		err_set("broker of bus '%s' sent a malformed HELLO reply", bus->name);
 		rc = SHMBUS_EBROKER;
 	} else {
-		uint32_t pid;
-		memcpy(&pid, rep.body, 4);
 		bus->broker_pid = (int)pid;
-		rc = map_bus_page(bus, rep.fds[0]);
+		rc = map_bus_objects(bus, rep.fds[0], rep.fds[1]);
 	}
 	reply_free(&rep);
+	if (rc == 0 && bus->have_key)
+		rc = prove_key(bus, nonce);
 	return rc;
+}
+
+struct client_line *bus_page_line(shmbus_bus *bus, uint32_t page, uint32_t line, int fd)
+{
+	char err[256];
+	for (size_t i = 0; i < bus->n_cpages; i++)
+		if (bus->cpages[i].id == page)
+			return line < PAGE_LINES ? &bus->cpages[i].lines[line] : NULL;
+	void *p;
+	if (fd < 0 || line >= PAGE_LINES) {
+		err_set("broker of bus '%s' named a page it did not hand over", bus->name);
+		return NULL;
+	}
+	if (!seg_fd_sealed(fd, PAGE_SIZE_BYTES) ||
+	    seg_map_fd(fd, true, false, PAGE_SIZE_BYTES, &p, err, sizeof(err))) {
+		err_set("broker of bus '%s' sent a bad client page", bus->name);
+		return NULL;
+	}
+	struct client_page *v = realloc(bus->cpages, (bus->n_cpages + 1) * sizeof(*v));
+	if (!v) {
+		munmap(p, PAGE_SIZE_BYTES);
+		err_set("out of memory");
+		return NULL;
+	}
+	bus->cpages = v;
+	bus->cpages[bus->n_cpages++] = (struct client_page){ page, p };
+	return &((struct client_line *)p)[line];
 }
 
 const struct bus_page *bus_page(shmbus_bus *bus)
@@ -465,6 +552,12 @@ int shmbus_connect(const char *name, const struct shmbus_connect_options *opts,
 		if (rc)
 			err_set("%s", err);
 		bus->have_key = rc == 0;
+		/* A broker this client starts gets the same key (an absolute
+		 * path: the broker does not run where we do). */
+		char *abs = rc == 0 ? realpath(key_file, NULL) : NULL;
+		if (abs && strlen(abs) < sizeof(bus->key_file))
+			memcpy(bus->key_file, abs, strlen(abs) + 1);
+		free(abs);
 	}
 	if (rc == 0)
 		rc = bus_open_socket(bus);
@@ -485,8 +578,13 @@ void shmbus_disconnect(shmbus_bus *bus)
 	const struct bus_page *p = atomic_load_explicit(&bus->page, memory_order_relaxed);
 	if (p)
 		munmap((void *)p, BUS_PAGE_SIZE);
-	for (size_t i = 0; i < bus->n_old_pages; i++)
-		munmap((void *)bus->old_pages[i], BUS_PAGE_SIZE);
+	if (bus->board)
+		munmap(bus->board, BOARD_SIZE);
+	for (size_t i = 0; i < bus->n_old; i++)
+		munmap(bus->old_maps[i], bus->old_sizes[i]);
+	for (size_t i = 0; i < bus->n_cpages; i++)
+		munmap(bus->cpages[i].lines, PAGE_SIZE_BYTES);
+	free(bus->cpages);
 	memset(bus->key, 0, sizeof(bus->key));
 	pthread_mutex_destroy(&bus->lock);
 	free(bus);

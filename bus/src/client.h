@@ -22,12 +22,23 @@ struct shmbus_bus {
 	struct shmbus_connect_options opts;
 	char broker_path[PATH_BUF]; /* the explicit one, or the one found */
 	bool explicit_broker;
-	/* The bus page of the broker last connected to (read-only). Pages of
-	 * earlier brokers stay mapped until disconnect: a watch may still
-	 * sleep on one. */
+	char key_file[PATH_BUF];    /* handed to a broker this client starts */
+	/* The bus page (read-only) and wake board (read-write) of the broker
+	 * last connected to. A restarted broker normally hands over the same
+	 * ones; if not, earlier ones stay mapped until disconnect (a watch may
+	 * sleep on a page, handles point into a board). */
 	_Atomic(const struct bus_page *) page;
-	const struct bus_page *old_pages[8];
-	size_t n_old_pages;
+	struct board_line *board;
+	uint64_t page_ino, board_ino;
+	void *old_maps[16];
+	size_t old_sizes[16];
+	size_t n_old;
+	/* Pages of counter lines the broker gave this connection. */
+	struct client_page {
+		uint32_t id;
+		struct client_line *lines;
+	} *cpages;
+	size_t n_cpages;
 	bool have_key;
 	uint8_t key[INTEGRITY_KEY_BYTES];
 };
@@ -36,7 +47,7 @@ struct shmbus_bus {
 struct reply {
 	struct proto_hdr hdr;
 	uint8_t *body;
-	int fds[2];
+	int fds[PROTO_MAX_FDS];
 	int nfds;
 };
 
@@ -50,6 +61,11 @@ int bus_request(shmbus_bus *bus, const struct proto_buf *req, struct reply *rep)
 
 /* The current bus page (NULL before the first connection succeeded). */
 const struct bus_page *bus_page(shmbus_bus *bus);
+
+/* A counter line of one of the connection's pages: fd is the page's
+ * descriptor when the broker just handed it over (-1 otherwise). NULL
+ * with the error text set if the page is unknown or does not map. */
+struct client_line *bus_page_line(shmbus_bus *bus, uint32_t page, uint32_t line, int fd);
 
 /* Copy options of the caller's size over defaults: 0, or SHMBUS_EINVAL if
  * they were not initialised or carry fields this library does not know. */

@@ -18,6 +18,7 @@
 #define FW_ARMED 1u
 #define FW_QUIT 2u
 #define FW_GEN 4u
+#define PROBE_MAX_NAP_NS 200000000ll
 
 bool probe_ready(const struct probe *p, memory_order order)
 {
@@ -39,8 +40,7 @@ static bool src_poll(void *obj)
 	struct probe *p = obj;
 	if (p->kind != PROBE_TOPIC)
 		return false;
-	/* Relaxed: a hint; the owner's take decides. */
-	if (atomic_load_explicit(&p->map->seg->next_seq, memory_order_relaxed) <= p->seq) {
+	if (ring_head(p->map) <= p->seq) {
 		p->stall_since = 0;
 		return false;
 	}
@@ -53,7 +53,12 @@ static bool src_poll(void *obj)
 static int64_t src_nap(void *obj)
 {
 	const struct probe *p = obj;
-	return p->stall_since ? p->stall_ns / 4 : -1;
+	/* As a subscriber's own wait (ring.c): stall checks, and a bounded
+	 * sleep, as the wake board may be scribbled. */
+	if (p->kind != PROBE_TOPIC)
+		return -1;
+	return p->stall_since && p->stall_ns / 4 < PROBE_MAX_NAP_NS ? p->stall_ns / 4
+								    : PROBE_MAX_NAP_NS;
 }
 
 static _Atomic uint32_t *src_announce(void *obj, uint32_t *value)
@@ -64,7 +69,7 @@ static _Atomic uint32_t *src_announce(void *obj, uint32_t *value)
 		return &((struct bus_page *)p->page)->topics_gen;
 	}
 	*value = ring_announce_sleep(p->map);
-	return &p->map->ctl->futex;
+	return &p->map->data->epoch;
 }
 
 static void *fdwatch_main(void *arg)

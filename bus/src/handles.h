@@ -18,6 +18,7 @@ struct shmbus_pub {
 	struct integrity integ;
 	uint32_t topic_id, index;
 	uint32_t flags; /* SHMBUS_PUB_* */
+	char topic[SEG_TOPIC_MAX]; /* as the caller asked for it */
 };
 
 struct shmbus_sub {

@@ -39,10 +39,11 @@ static int check_request(const char *topic, const struct shmbus_topic_options *t
 	return 0;
 }
 
-/* Ask the broker for a topic and map it. t: imported topic options. */
+/* Ask the broker for a topic and map it: *line gets the handle's counter
+ * line. t: imported topic options. */
 static int open_topic(shmbus_bus *bus, const char *topic, uint32_t role, bool create,
 		      const struct shmbus_topic_options *t, struct topic_map *map,
-		      struct proto_opened *opened)
+		      struct proto_opened *opened, struct client_line **line)
 {
 	struct proto_buf b = { 0 };
 	struct reply rep;
@@ -74,39 +75,56 @@ static int open_topic(shmbus_bus *bus, const char *topic, uint32_t role, bool cr
 	proto_buf_free(&b);
 	if (rc)
 		return rc;
-	if (proto_decode_opened(rep.body, rep.hdr.len, opened) || rep.nfds != 2) {
+	if (proto_decode_opened(rep.body, rep.hdr.len, opened) ||
+	    rep.nfds != (opened->new_page ? 3 : 2) ||
+	    !topic_names_equal(opened->layout.name, topic) ||
+	    opened->index >= (role == ROLE_PUB ? SEG_MAX_PUBS : SEG_MAX_SUBS)) {
 		reply_free(&rep);
 		return err_fail(SHMBUS_EBROKER, "broker sent a malformed OPEN reply for '%s'",
 				topic);
 	}
-	rc = topic_map_fds(rep.fds[0], rep.fds[1], role == ROLE_PUB, role != ROLE_INSPECT, map,
-			   err, sizeof(err));
+	/* The layout is the one the broker said, checked against the objects;
+	 * from here on the handle uses its own copy of it. */
+	rc = topic_map_fds(rep.fds[0], rep.fds[1], role == ROLE_PUB, &opened->layout, bus->board,
+			   map, err, sizeof(err));
+	if (rc == 0) {
+		*line = bus_page_line(bus, opened->page, opened->line,
+				      opened->new_page ? rep.fds[2] : -1);
+		if (!*line) {
+			topic_unmap(map);
+			rc = SHMBUS_EBROKER;
+		}
+	} else {
+		err_set("topic '%s': %s", topic, err);
+	}
 	reply_free(&rep);
-	if (rc)
-		return err_fail(rc, "topic '%s': %s", topic, err);
-	if (role != ROLE_INSPECT && (map->seg->flags & SHMBUS_TOPIC_INTEGRITY) && !bus->have_key) {
-		topic_unmap(map);
-		close_topic(bus, opened->topic_id, role, opened->index);
-		return err_fail(SHMBUS_EPERM,
-				"topic '%s' carries integrity tags: set SHMBUS_KEY_FILE (or "
-				"key_file) to the bus key",
-				topic);
+	if (rc) {
+		close_topic(bus, opened->layout.topic_id, role, opened->index);
+		return rc;
 	}
-	if (role == ROLE_PUB && (t->flags & SHMBUS_TOPIC_INTEGRITY) &&
-	    !(map->seg->flags & SHMBUS_TOPIC_INTEGRITY)) {
+	const char *why = NULL;
+	if ((map->flags & SHMBUS_TOPIC_INTEGRITY) && !bus->have_key)
+		why = "carries integrity tags: set SHMBUS_KEY_FILE (or key_file) to the bus key";
+	else if (role == ROLE_PUB && (t->flags & SHMBUS_TOPIC_INTEGRITY) &&
+		 !(map->flags & SHMBUS_TOPIC_INTEGRITY))
+		why = "was created without integrity tags";
+	if (why) {
+		rc = (map->flags & SHMBUS_TOPIC_INTEGRITY) ? SHMBUS_EPERM : SHMBUS_ELAYOUT;
 		topic_unmap(map);
-		close_topic(bus, opened->topic_id, role, opened->index);
-		return err_fail(SHMBUS_ELAYOUT, "topic '%s' was created without integrity tags",
-				topic);
-	}
-	if (!topic_names_equal(map->seg->topic, topic) ||
-	    (role == ROLE_PUB && opened->index >= SEG_MAX_PUBS) ||
-	    (role == ROLE_SUB && opened->index >= SEG_MAX_SUBS)) {
-		topic_unmap(map);
-		return err_fail(SHMBUS_EBROKER, "broker handed over the wrong segment for '%s'",
-				topic);
+		close_topic(bus, opened->layout.topic_id, role, opened->index);
+		return err_fail(rc, "topic '%s' %s", topic, why);
 	}
 	return 0;
+}
+
+/* A claim or take found the ring sealed: why, as the topic's meta says. */
+static int sealed_error(const struct topic_map *m)
+{
+	/* Acquire: pairs with the broker's release store of the state. */
+	uint32_t st = atomic_load_explicit(&((struct meta_header *)m->meta)->state,
+					   memory_order_acquire);
+	return err_fail(SHMBUS_ENOTOPIC, "topic '%s' was %s", m->layout.name,
+			st == META_REMOVED ? "removed" : "closed by its broker");
 }
 
 static void close_topic(shmbus_bus *bus, uint32_t topic_id, uint32_t role, uint32_t index)
@@ -154,19 +172,23 @@ int shmbus_pub_open(shmbus_bus *bus, const char *topic,
 	shmbus_pub *p = calloc(1, sizeof(*p));
 	if (!p)
 		return err_fail(SHMBUS_ENOMEM, "out of memory for a publisher");
-	rc = open_topic(bus, topic, ROLE_PUB, true, &t, &p->map, &op);
+	struct client_line *line;
+	rc = open_topic(bus, topic, ROLE_PUB, true, &t, &p->map, &op, &line);
 	if (rc) {
 		free(p);
 		return rc;
 	}
 	p->bus = bus;
-	p->topic_id = op.topic_id;
+	p->topic_id = op.layout.topic_id;
 	p->index = op.index;
 	p->flags = po.flags;
-	ring_writer_init(&p->w, &p->map, &p->map.ctl->pubs[op.index], op.publisher_id);
-	if (p->map.seg->flags & SHMBUS_TOPIC_INTEGRITY) {
-		memcpy(p->integ.key, bus->key, sizeof(p->integ.key));
-		p->integ.topic = topic_name_canon(p->map.seg->topic);
+	snprintf(p->topic, sizeof(p->topic), "%s", topic);
+	ring_writer_init(&p->w, &p->map, line, op.index, op.publisher_id);
+	if (p->map.flags & SHMBUS_TOPIC_INTEGRITY) {
+		/* Bound to this bus, the name as asked, and the incarnation the
+		 * broker said: never to anything read from shared memory. */
+		integrity_derive(&p->integ, bus->key, bus->name, topic_name_canon(topic),
+				 op.layout.incarnation, sizeof(op.layout.incarnation));
 		p->w.integ = &p->integ;
 	}
 	*out = p;
@@ -189,7 +211,8 @@ int shmbus_pub_loan(shmbus_pub *pub, void **buf, size_t *capacity)
 	err_clear();
 	if (!pub || !buf || !capacity)
 		return err_fail(SHMBUS_EINVAL, "shmbus_pub_loan: NULL argument");
-	return ring_loan(&pub->w, buf, capacity);
+	int rc = ring_loan(&pub->w, buf, capacity);
+	return rc == RING_SEALED ? sealed_error(&pub->map) : rc;
 }
 
 int shmbus_pub_publish_at(shmbus_pub *pub, size_t size, int64_t publish_ns, uint64_t *seq)
@@ -220,10 +243,10 @@ int shmbus_pub_reserve(shmbus_pub *pub, size_t size)
 		return err_fail(SHMBUS_EINVAL, "shmbus_pub_reserve: pub is NULL");
 	if (pub->w.loaned)
 		return err_fail(SHMBUS_ESTATE, "shmbus_pub_reserve: a loan is open");
-	if (size <= pub->map.seg->max_message_size)
+	if (size <= pub->map.max_message_size)
 		return 0;
 	return err_fail(SHMBUS_EMSGSIZE, "topic '%s' holds messages of up to %u bytes, not %zu",
-			pub->map.seg->topic, pub->map.seg->max_message_size, size);
+			pub->map.layout.name, pub->map.max_message_size, size);
 }
 
 int shmbus_pub_send(shmbus_pub *pub, const void *data, size_t size, uint64_t *seq)
@@ -239,7 +262,7 @@ int shmbus_pub_send(shmbus_pub *pub, const void *data, size_t size, uint64_t *se
 		return rc;
 	rc = ring_loan(&pub->w, &buf, &cap);
 	if (rc)
-		return rc;
+		return rc == RING_SEALED ? sealed_error(&pub->map) : rc;
 	if (size)
 		memcpy(buf, data, size);
 	return ring_publish(&pub->w, size, 0, seq);
@@ -256,17 +279,17 @@ void shmbus_pub_stats(const shmbus_pub *pub, struct shmbus_pub_stats *st)
 
 size_t shmbus_pub_max_message_size(const shmbus_pub *pub)
 {
-	return pub->map.seg->max_message_size;
+	return pub->map.max_message_size;
 }
 
 const char *shmbus_pub_type_name(const shmbus_pub *pub)
 {
-	return pub->map.seg->type_name;
+	return pub->map.layout.type_name;
 }
 
 const char *shmbus_pub_topic(const shmbus_pub *pub)
 {
-	return pub->map.seg->topic;
+	return pub->map.layout.name;
 }
 
 /* ------------------------------------------------------------ subscriber */
@@ -298,24 +321,23 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic,
 	shmbus_sub *s = calloc(1, sizeof(*s));
 	if (!s)
 		return err_fail(SHMBUS_ENOMEM, "out of memory for a subscriber");
-	rc = open_topic(bus, topic, ROLE_SUB, so.create_if_missing, &t, &s->map, &op);
+	struct client_line *line;
+	rc = open_topic(bus, topic, ROLE_SUB, so.create_if_missing, &t, &s->map, &op, &line);
 	if (rc) {
 		free(s);
 		return rc;
 	}
 	s->bus = bus;
-	s->topic_id = op.topic_id;
+	s->topic_id = op.layout.topic_id;
 	s->index = op.index;
-	/* Relaxed: set by the broker before it handed the topic over (see
-	 * registry_claim_sub). */
-	uint64_t head = atomic_load_explicit(&s->map.ctl->subs[op.index].next_seq,
-					     memory_order_relaxed);
-	uint64_t start = ring_start_seq(&s->map, head, so.start, so.last_n);
-	ring_reader_init(&s->r, &s->map, &s->map.ctl->subs[op.index], start,
-			 so.start == SHMBUS_START_FIRST ? start : 0);
-	if (s->map.seg->flags & SHMBUS_TOPIC_INTEGRITY) {
-		memcpy(s->integ.key, bus->key, sizeof(s->integ.key));
-		s->integ.topic = topic_name_canon(s->map.seg->topic);
+	/* The head when the broker registered us: anything published once we
+	 * show in `shmbus info` is after our start. */
+	uint64_t start = ring_start_seq(&s->map, op.head, so.start, so.last_n);
+	ring_reader_init(&s->r, &s->map, line, start, so.start == SHMBUS_START_FIRST ? start : 0);
+	s->r.oldest_on_lap = so.lapped == SHMBUS_LAPPED_OLDEST;
+	if (s->map.flags & SHMBUS_TOPIC_INTEGRITY) {
+		integrity_derive(&s->integ, bus->key, bus->name, topic_name_canon(topic),
+				 op.layout.incarnation, sizeof(op.layout.incarnation));
 		s->r.integ = &s->integ;
 	}
 	s->r.spin_ns = so.spin_ns > 0 ? so.spin_ns : 0;
@@ -352,6 +374,8 @@ int shmbus_sub_take(shmbus_sub *sub, void *buf, size_t capacity, struct shmbus_m
 	if (!sub || (capacity && !buf))
 		return err_fail(SHMBUS_EINVAL, "shmbus_sub_take: NULL argument");
 	int rc = ring_take(&sub->r, buf, capacity, info);
+	if (rc == RING_SEALED)
+		return sealed_error(&sub->map);
 	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;
 }
 
@@ -361,6 +385,8 @@ int shmbus_sub_view(shmbus_sub *sub, struct shmbus_view *view)
 	if (!sub || !view)
 		return err_fail(SHMBUS_EINVAL, "shmbus_sub_view: NULL argument");
 	int rc = ring_view(&sub->r, view);
+	if (rc == RING_SEALED)
+		return sealed_error(&sub->map);
 	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;
 }
 
@@ -414,7 +440,7 @@ int shmbus_sub_fd(shmbus_sub *sub, int *fd)
 		return err_fail(SHMBUS_EINVAL,
 				"subscriber of '%s' belongs to a wait set with a descriptor: use "
 				"that one",
-				sub->map.seg->topic);
+				sub->map.layout.name);
 	if (!sub->own_fw) {
 		int rc = fdwatch_start(&sub->own_fw, sub_snapshot, sub);
 		if (rc)
@@ -427,8 +453,7 @@ int shmbus_sub_fd(shmbus_sub *sub, int *fd)
 
 void shmbus_sub_stats(const shmbus_sub *sub, struct shmbus_sub_stats *st)
 {
-	/* Relaxed: a snapshot for statistics. */
-	uint64_t head = atomic_load_explicit(&sub->map.seg->next_seq, memory_order_relaxed);
+	uint64_t head = ring_head(&sub->map);
 	memset(st, 0, sizeof(*st));
 	st->received = sub->r.received;
 	st->lost = sub->r.lost;
@@ -440,99 +465,131 @@ void shmbus_sub_stats(const shmbus_sub *sub, struct shmbus_sub_stats *st)
 
 const char *shmbus_sub_type_name(const shmbus_sub *sub)
 {
-	return sub->map.seg->type_name;
+	return sub->map.layout.type_name;
 }
 
 const char *shmbus_sub_topic(const shmbus_sub *sub)
 {
-	return sub->map.seg->topic;
+	return sub->map.layout.name;
 }
 
 const void *shmbus_sub_schema(const shmbus_sub *sub, size_t *size)
 {
-	*size = sub->map.seg->schema_size;
-	return (const uint8_t *)sub->map.seg + sub->map.seg->schema_offset;
+	/* The meta is the broker's alone: its schema is what the topic was
+	 * created with. */
+	*size = sub->map.layout.schema_size;
+	return (const uint8_t *)sub->map.meta + sizeof(struct meta_header);
 }
 
 size_t shmbus_sub_max_message_size(const shmbus_sub *sub)
 {
-	return sub->map.seg->max_message_size;
+	return sub->map.max_message_size;
 }
 
 /* --------------------------------------------------------- introspection */
 
-static void client_from_pub(const struct ctl_pub *e, struct shmbus_client_info *ci)
+struct inspect_ctx {
+	struct shmbus_client_info *pubs, *subs;
+	size_t pubs_cap, subs_cap, np, ns;
+	uint64_t head;
+	uint32_t waiters;
+};
+
+static void inspect_client(void *ctx, bool pub, const struct proto_client *c)
 {
-	memset(ci, 0, sizeof(*ci));
-	/* Relaxed: a snapshot for display. */
-	ci->pid = atomic_load_explicit(&((struct ctl_pub *)e)->pid, memory_order_relaxed);
-	ci->id = atomic_load_explicit(&((struct ctl_pub *)e)->publisher_id, memory_order_relaxed);
-	ci->count = atomic_load_explicit(&((struct ctl_pub *)e)->published, memory_order_relaxed);
-	ci->lost = atomic_load_explicit(&((struct ctl_pub *)e)->skipped, memory_order_relaxed);
+	struct inspect_ctx *x = ctx;
+	struct shmbus_client_info ci;
+	memset(&ci, 0, sizeof(ci));
+	ci.pid = c->pid;
+	ci.id = c->id;
+	ci.count = c->count;
+	ci.lost = c->lost;
+	if (!pub) {
+		ci.next_seq = c->next_seq;
+		ci.lag = x->head > c->next_seq ? x->head - c->next_seq : 0;
+		ci.rejected = c->rejected;
+		ci.waiting = c->waiting != 0;
+		x->waiters += ci.waiting;
+		if (x->subs && x->ns < x->subs_cap)
+			x->subs[x->ns] = ci;
+		x->ns++;
+	} else {
+		if (x->pubs && x->np < x->pubs_cap)
+			x->pubs[x->np] = ci;
+		x->np++;
+	}
+}
+
+/* A request that is one topic name; the reply in *rep. */
+static int name_request(shmbus_bus *bus, uint16_t op, const char *topic, struct reply *rep)
+{
+	struct proto_buf b = { 0 };
+	if (!topic_name_valid(topic))
+		return err_fail(SHMBUS_ENAME, "invalid topic name '%s'", topic);
+	size_t f = proto_frame_begin(&b, op, 0);
+	proto_encode_name(&b, topic);
+	proto_frame_end(&b, f);
+	int rc = bus_request(bus, &b, rep);
+	proto_buf_free(&b);
+	return rc;
 }
 
 int shmbus_topic_inspect(shmbus_bus *bus, const char *topic, struct shmbus_topic_info *info,
 			 struct shmbus_client_info *pubs, size_t pubs_cap, size_t *n_pubs,
 			 struct shmbus_client_info *subs, size_t subs_cap, size_t *n_subs)
 {
-	struct topic_map m;
-	struct proto_opened op;
-	struct shmbus_topic_options any;
+	struct reply rep;
+	struct proto_info in;
 	err_clear();
-	if (!info)
-		return err_fail(SHMBUS_EINVAL, "shmbus_topic_inspect: info is NULL");
-	shmbus_topic_options_init(&any);
-	int rc = open_topic(bus, topic, ROLE_INSPECT, false, &any, &m, &op);
+	if (!bus || !topic || !info)
+		return err_fail(SHMBUS_EINVAL, "shmbus_topic_inspect: NULL argument");
+	int rc = name_request(bus, OP_INFO, topic, &rep);
 	if (rc)
 		return rc;
-	const struct seg_header *h = m.seg;
+	struct inspect_ctx x = { pubs, subs, pubs_cap, subs_cap, 0, 0, 0, 0 };
+	/* The head comes before the clients in the reply: decode twice is
+	 * not needed, the lag is filled from the info once known. */
+	memset(&in, 0, sizeof(in));
+	rc = proto_decode_info(rep.body, rep.hdr.len, &in, inspect_client, &x);
+	reply_free(&rep);
+	if (rc)
+		return err_fail(SHMBUS_EBROKER, "broker sent a malformed INFO reply for '%s'",
+				topic);
 	memset(info, 0, sizeof(*info));
-	snprintf(info->name, sizeof(info->name), "%s", h->topic);
-	snprintf(info->type_name, sizeof(info->type_name), "%s", h->type_name);
-	info->slot_count = h->slot_count;
-	info->slot_size = h->slot_size;
-	info->max_message_size = h->max_message_size;
-	info->history = h->history;
-	info->flags = h->flags;
-	info->schema_size = h->schema_size;
-	info->segment_size = h->segment_size;
-	/* Relaxed: snapshots for display. */
-	info->next_seq = atomic_load_explicit(&m.seg->next_seq, memory_order_relaxed);
-	info->schema_versions = m.ctl->schema_versions;
-	size_t np = 0, ns = 0;
-	for (size_t i = 0; i < SEG_MAX_PUBS; i++) {
-		struct shmbus_client_info ci;
-		client_from_pub(&m.ctl->pubs[i], &ci);
-		if (ci.pid == 0)
-			continue;
-		if (pubs && np < pubs_cap)
-			pubs[np] = ci;
-		np++;
-	}
-	for (size_t i = 0; i < SEG_MAX_SUBS; i++) {
-		struct ctl_sub *e = &m.ctl->subs[i];
-		struct shmbus_client_info ci = { 0 };
-		ci.pid = atomic_load_explicit(&e->pid, memory_order_relaxed);
-		if (ci.pid == 0)
-			continue;
-		ci.id = (uint32_t)i;
-		ci.count = atomic_load_explicit(&e->received, memory_order_relaxed);
-		ci.lost = atomic_load_explicit(&e->lost, memory_order_relaxed);
-		ci.rejected = atomic_load_explicit(&e->rejected, memory_order_relaxed);
-		ci.next_seq = atomic_load_explicit(&e->next_seq, memory_order_relaxed);
-		ci.lag = info->next_seq > ci.next_seq ? info->next_seq - ci.next_seq : 0;
-		info->waiters += atomic_load_explicit(&e->waiting, memory_order_relaxed) != 0;
-		ci.waiting = atomic_load_explicit(&e->waiting, memory_order_relaxed) != 0;
-		if (subs && ns < subs_cap)
-			subs[ns] = ci;
-		ns++;
-	}
-	info->publishers = (uint32_t)np;
-	info->subscribers = (uint32_t)ns;
+	snprintf(info->name, sizeof(info->name), "%s", in.layout.name);
+	snprintf(info->type_name, sizeof(info->type_name), "%s", in.layout.type_name);
+	info->slot_count = in.layout.slot_count;
+	info->slot_size = in.layout.slot_size;
+	info->max_message_size = in.layout.max_message_size;
+	info->history = in.layout.history;
+	info->flags = in.layout.flags;
+	info->schema_size = in.layout.schema_size;
+	info->segment_size = in.layout.data_size;
+	info->next_seq = in.next_seq;
+	info->broker_bytes = in.broker_bytes;
+	info->schema_versions = in.schema_versions;
+	info->grown = in.grown;
+	info->publishers = in.n_pubs;
+	info->subscribers = in.n_subs;
+	info->waiters = x.waiters;
+	size_t ns = subs && x.ns < subs_cap ? x.ns : subs_cap;
+	for (size_t i = 0; subs && i < ns; i++)
+		subs[i].lag = in.next_seq > subs[i].next_seq ? in.next_seq - subs[i].next_seq : 0;
 	if (n_pubs)
-		*n_pubs = np < pubs_cap ? np : pubs_cap;
+		*n_pubs = x.np < pubs_cap ? x.np : pubs_cap;
 	if (n_subs)
-		*n_subs = ns < subs_cap ? ns : subs_cap;
-	topic_unmap(&m);
+		*n_subs = ns;
 	return 0;
+}
+
+int shmbus_topic_remove(shmbus_bus *bus, const char *topic)
+{
+	struct reply rep;
+	err_clear();
+	if (!bus || !topic)
+		return err_fail(SHMBUS_EINVAL, "shmbus_topic_remove: NULL argument");
+	int rc = name_request(bus, OP_REMOVE, topic, &rep);
+	if (rc == 0)
+		reply_free(&rep);
+	return rc;
 }
