@@ -117,6 +117,7 @@ int adv_start_broker(const char *bus, const char *policy, int nofile, int mask, 
 		close(p[0]);
 		dup2(p[1], 1);
 		dup2(p[1], 2);
+		close(p[1]);
 		if (nofile > 0) {
 			struct rlimit rl = { (rlim_t)nofile, (rlim_t)nofile };
 			setrlimit(RLIMIT_NOFILE, &rl);
