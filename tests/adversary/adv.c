@@ -190,6 +190,8 @@ struct as_arg {
 static int run_as(void *argp, int out)
 {
 	struct as_arg *a = argp;
+	/* What the test process had mapped is not this child's to use. */
+	hostile_unmap_all();
 	if (a->as && !h_become(a->as))
 		return 126;
 	return a->fn(a->arg, out);

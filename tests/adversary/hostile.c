@@ -262,6 +262,14 @@ size_t hostile_maps(struct hostile_map *out, size_t cap)
 
 #define MAX_MAPS 256
 
+void hostile_unmap_all(void)
+{
+	struct hostile_map m[MAX_MAPS];
+	size_t n = hostile_maps(m, MAX_MAPS);
+	for (size_t i = 0; i < n && i < MAX_MAPS; i++)
+		munmap(m[i].addr, m[i].len);
+}
+
 static size_t writable_maps(struct hostile_map *m)
 {
 	size_t n = hostile_maps(m, MAX_MAPS), k = 0;

@@ -89,6 +89,10 @@ size_t hostile_map_reply(const struct hostile_reply *r);
  * /proc/self/maps: how many, up to cap stored in out. */
 size_t hostile_maps(struct hostile_map *out, size_t cap);
 
+/* Unmap every shmbus mapping this process has: a forked child drops
+ * what it inherited, so that it holds only what it was handed itself. */
+void hostile_unmap_all(void);
+
 /* Write every byte of every writable shmbus mapping: with `byte`; with
  * random bytes from *seed; or with `word` (native order) at the start of
  * every 64-byte line and zeros elsewhere (what a table of one line per
