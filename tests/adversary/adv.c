@@ -140,6 +140,23 @@ int adv_start_broker(const char *bus, const char *policy, int nofile, int mask, 
 	return h_reap(pid, 30000);
 }
 
+int adv_policy_bus(const char *bus, const char *text)
+{
+	char policy[1024] = "", out[2048];
+	for (const char *p = text; *p;) {
+		const char *u = strstr(p, "USER");
+		size_t n = u ? (size_t)(u - p) : strlen(p);
+		size_t at = strlen(policy);
+		snprintf(policy + at, sizeof(policy) - at, "%.*s%s", (int)n, p,
+			 u ? adv_other.name : "");
+		p += n + (u ? 4 : 0);
+	}
+	int rc = adv_start_broker(bus, policy, 0, -1, out, sizeof(out));
+	if (rc)
+		printf("\n  shmbusd refused to start: %s", out);
+	return rc;
+}
+
 pid_t adv_broker_pid(const char *bus)
 {
 	struct shmbus_connect_options o;

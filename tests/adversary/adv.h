@@ -39,6 +39,10 @@ const char *adv_dir(void);
  * inherited). shmbusd's exit status (0: it serves), its output in out. */
 int adv_start_broker(const char *bus, const char *policy, int nofile, int mask, char *out,
 		     size_t cap);
+/* Start bus's broker with a policy, every "USER" in its text the second
+ * user's name; shmbusd's exit status (its output printed on failure). */
+int adv_policy_bus(const char *bus, const char *text);
+
 /* The pid of the broker that answers for bus, or 0. */
 pid_t adv_broker_pid(const char *bus);
 /* kill -9 the bus's broker and wait until it is gone. */

@@ -15,16 +15,9 @@
 
 #include "adv.h"
 
-static char policy[256];
-
 static int start_bus(const char *name)
 {
-	char out[2048];
-	snprintf(policy, sizeof(policy), "allow user:%s publish sandbox/*\n", adv_other.name);
-	int rc = adv_start_broker(name, policy, 0, -1, out, sizeof(out));
-	if (rc)
-		printf("\n  shmbusd: %s", out);
-	return rc;
+	return adv_policy_bus(name, "allow user:USER publish sandbox/*\n");
 }
 
 struct attack {

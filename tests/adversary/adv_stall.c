@@ -70,12 +70,7 @@ static int scribbler(void *argp, int out)
 
 static int start_bus(const char *name)
 {
-	char policy[256], out[2048];
-	snprintf(policy, sizeof(policy), "allow user:%s subscribe *\n", adv_other.name);
-	int rc = adv_start_broker(name, policy, 0, -1, out, sizeof(out));
-	if (rc)
-		printf("\n  shmbusd: %s", out);
-	return rc;
+	return adv_policy_bus(name, "allow user:USER subscribe *\n");
 }
 
 static struct shmbus_topic_options vel_options(void)
