@@ -66,9 +66,7 @@ static int read_exact(int fd, void *buf, size_t n, int64_t deadline_ms, struct h
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		int64_t left = deadline_ms - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 		struct pollfd pf = { fd, POLLIN, 0 };
-		if (left <= 0)
-			return -1;
-		int pr = poll(&pf, 1, (int)left);
+		int pr = poll(&pf, 1, left > 0 ? (int)left : 0);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr <= 0)
@@ -134,6 +132,7 @@ static int send_frame(int fd, struct proto_buf *b)
 {
 	int rc = b->failed ? -1 : 0;
 	for (size_t off = 0; rc == 0 && off < b->len;) {
+		/* A nonblocking socket that is full fails here: not waited for. */
 		ssize_t w = send(fd, b->data + off, b->len - off, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -146,13 +145,18 @@ static int send_frame(int fd, struct proto_buf *b)
 	return rc;
 }
 
-int hostile_hello(int fd, int timeout_ms, struct hostile_reply *r)
+int hostile_send_hello(int fd)
 {
 	struct proto_buf b = { 0 };
 	size_t f = proto_frame_begin(&b, OP_HELLO, 0);
 	proto_put_u32(&b, PROTO_VERSION);
 	proto_frame_end(&b, f);
-	if (send_frame(fd, &b) < 0)
+	return send_frame(fd, &b);
+}
+
+int hostile_hello(int fd, int timeout_ms, struct hostile_reply *r)
+{
+	if (hostile_send_hello(fd) < 0)
 		return SHMBUS_EBROKER;
 	return hostile_read_reply(fd, timeout_ms, r) == 1 ? r->status : SHMBUS_EBROKER;
 }

@@ -36,9 +36,12 @@ struct hostile_reply {
 
 void hostile_reply_close(struct hostile_reply *r);
 
-/* Wait up to timeout_ms for a reply frame: 1 read one, 0 the broker
- * closed the connection (EOF or reset), -1 nothing came. */
+/* Wait up to timeout_ms (0: only look) for a reply frame: 1 read one,
+ * 0 the broker closed the connection (EOF or reset), -1 nothing came. */
 int hostile_read_reply(int fd, int timeout_ms, struct hostile_reply *r);
+
+/* Send a hello and do not wait for its answer. 0 or -1. */
+int hostile_send_hello(int fd);
 
 /* Say hello: 0, the broker's refusal status, or SHMBUS_EBROKER when the
  * connection closed or nothing came within timeout_ms. */
