@@ -418,7 +418,9 @@ static bool claim_round(const char *name, const pid_t *pubs, bool broker_down)
 	return ok;
 }
 
-enum round_kind { KILL, KILL_NO_BROKER, CLAIM, CLAIM_NO_BROKER, STOP };
+/* KILL_QUIET: with the broker down and the other publishers stopped, so
+ * that nobody laps the dead publisher's number either. */
+enum round_kind { KILL, KILL_NO_BROKER, KILL_QUIET, CLAIM, CLAIM_NO_BROKER, STOP };
 
 static int torture_rounds(void)
 {
@@ -429,7 +431,7 @@ static int torture_rounds(void)
 
 static void test_torture_kill_publishers(void)
 {
-	static const enum round_kind mix[8] = { KILL, KILL, KILL, KILL_NO_BROKER, KILL_NO_BROKER,
+	static const enum round_kind mix[8] = { KILL, KILL, KILL, KILL_NO_BROKER, KILL_QUIET,
 						CLAIM, CLAIM_NO_BROKER, STOP };
 	const char *name = h_bus_name("torture");
 	int rc, rounds = torture_rounds();
@@ -458,18 +460,23 @@ static void test_torture_kill_publishers(void)
 		switch (kind) {
 		case KILL:
 		case KILL_NO_BROKER:
+		case KILL_QUIET:
 			kills++;
-			if (kind == KILL_NO_BROKER) {
+			if (kind != KILL) {
 				down++;
 				adv_kill_broker(name);
 			}
 			random_instant();
 			kill(pubs[k], SIGKILL);
+			if (kind == KILL_QUIET)
+				signal_all(pubs, T_PUBS, SIGSTOP);
 			if (h_reap(pubs[k], 20000) == 128 + SIGKILL)
 				killed++;
 			close(pub_out[k]);
-			if (kind == KILL_NO_BROKER)
+			if (kind != KILL)
 				pause_ns(T_STALL_MAX_NS); /* the subscribers are on their own */
+			if (kind == KILL_QUIET)
+				signal_all(pubs, T_PUBS, SIGCONT); /* the dead one: ESRCH */
 			pubs[k] = start_pub(name, &pub_out[k]); /* starts a broker if none */
 			break;
 		case CLAIM:
