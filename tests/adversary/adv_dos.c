@@ -198,6 +198,8 @@ static void test_idle_connections(void)
 	if (adv_skip_without_other())
 		return;
 	const char *name = h_bus_name("flood");
+	/* The descriptor limit most systems give a process (1024), below
+	 * what the flood opens. */
 	CU_ASSERT_EQUAL_FATAL(start_bus(name, adv_other.name, 1024), 0);
 	pid_t broker = adv_broker_pid(name);
 	CU_ASSERT_TRUE_FATAL(broker > 0);
