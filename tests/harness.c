@@ -6,6 +6,9 @@
 #include <CUnit/Basic.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -202,4 +205,80 @@ int h_run_cli(char *out, size_t cap, const char *fmt, ...)
 	out[n] = '\0';
 	int st = pclose(f);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+bool h_user_create(struct h_user *u)
+{
+	char cmd[256];
+	memset(u, 0, sizeof(*u));
+	if (getuid() != 0)
+		return false;
+	snprintf(u->name, sizeof(u->name), "shmbus-t%d", (int)getpid() % 100000);
+	snprintf(cmd, sizeof(cmd), "useradd -M -N -s /usr/sbin/nologin %s >/dev/null 2>&1",
+		 u->name);
+	if (system(cmd) != 0)
+		return false;
+	struct passwd *pw = getpwnam(u->name);
+	if (!pw) {
+		h_user_remove(u);
+		return false;
+	}
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+	return true;
+}
+
+void h_user_remove(const struct h_user *u)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "userdel %s >/dev/null 2>&1", u->name);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove test user %s\n", u->name);
+}
+
+bool h_become(const struct h_user *u)
+{
+	return setgroups(0, NULL) == 0 && setgid(u->gid) == 0 && setuid(u->uid) == 0;
+}
+
+pid_t h_spawn(const char *const argv[], int *out_fd, const struct h_user *as)
+{
+	int p[2] = { -1, -1 };
+	if (out_fd && pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(out_fd ? p[1] : nul, 1);
+		dup2(out_fd ? p[1] : nul, 2);
+		if (as && !h_become(as))
+			_exit(126);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (out_fd) {
+		close(p[1]);
+		*out_fd = p[0];
+	}
+	return pid;
+}
+
+size_t h_read_all(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	size_t n = 0;
+	int64_t deadline = h_now_ns() + (int64_t)timeout_ms * 1000000;
+	while (n + 1 < cap) {
+		int left = (int)((deadline - h_now_ns()) / 1000000);
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			break;
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	return n;
 }

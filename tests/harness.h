@@ -50,6 +50,26 @@ int64_t h_now_ns(void);
  * into out; returns its exit code, or -1. */
 int h_run_cli(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* A second Unix user for the tests that cross users, made with useradd
+ * (needs root). False, with nothing made, when it cannot be created. */
+struct h_user {
+	char name[32];
+	uid_t uid;
+	gid_t gid;
+};
+bool h_user_create(struct h_user *u);
+void h_user_remove(const struct h_user *u);
+/* In a child process: drop every group and become u. False on failure. */
+bool h_become(const struct h_user *u);
+
+/* Start argv[0] (a path) with argv as a child process, its stdout and
+ * stderr into a pipe whose read end goes to *out_fd (NULL: /dev/null);
+ * as user `as` when not NULL. Its pid, or -1. */
+pid_t h_spawn(const char *const argv[], int *out_fd, const struct h_user *as);
+
+/* Read what fd gives until EOF or timeout_ms, NUL-terminated; bytes read. */
+size_t h_read_all(int fd, char *buf, size_t cap, int timeout_ms);
+
 /* Run the CUnit suites registered by `add`, return the exit code. */
 int h_run(const char *name, void (*add)(void));
 

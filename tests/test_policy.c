@@ -6,8 +6,6 @@
  * program exits 77 (skipped) after the parser tests.
  */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +16,8 @@
 
 #include "harness.h"
 
-static char dir[128], user[32];
+static char dir[128];
+static struct h_user other;
 static bool skipped;
 
 static int run(char *out, size_t cap, const char *cmd)
@@ -95,8 +94,6 @@ struct other_result {
 
 struct other_arg {
 	const char *plain_bus, *policy_bus;
-	uid_t uid;
-	gid_t gid;
 };
 
 static int as_other_user(void *argp, int out)
@@ -104,7 +101,7 @@ static int as_other_user(void *argp, int out)
 	struct other_arg *a = argp;
 	struct other_result res;
 	memset(&res, 0, sizeof(res));
-	if (setgroups(0, NULL) || setgid(a->gid) || setuid(a->uid))
+	if (!h_become(&other))
 		return 1;
 	struct shmbus_connect_options o;
 	shmbus_connect_options_init(&o);
@@ -143,15 +140,13 @@ static void test_second_user(void)
 		printf("\n  SKIPPED: needs root and useradd to create a second user");
 		return;
 	}
-	struct passwd *pw = getpwnam(user);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(pw);
 	char path[256], cmd[768], out[2048];
 	snprintf(path, sizeof(path), "%s/users.policy", dir);
 	char text[512];
 	snprintf(text, sizeof(text),
 		 "deny  user:%s  *          secrets/*\n"
 		 "allow user:%s  subscribe  camera/*\n",
-		 user, user);
+		 other.name, other.name);
 	write_file(path, text);
 	const char *policy_bus = h_bus_name("withpol");
 	const char *plain_bus = h_bus_name("nopol");
@@ -166,7 +161,7 @@ static void test_second_user(void)
 	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "secrets/plan", NULL, NULL, &secret), 0);
 	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "frame-1", 8, NULL), 0);
 
-	struct other_arg a = { plain_bus, policy_bus, pw->pw_uid, pw->pw_gid };
+	struct other_arg a = { plain_bus, policy_bus };
 	int fd;
 	pid_t pid = h_fork(as_other_user, &a, &fd);
 	struct other_result r;
@@ -201,21 +196,15 @@ static int setup(void)
 	if (mkdir(dir, 0700))
 		return 1;
 	setenv("SHMBUS_RUNTIME_DIR", dir, 1);
-	snprintf(user, sizeof(user), "shmbus-t%d", (int)getpid() % 100000);
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "useradd -M -N -s /usr/sbin/nologin %s >/dev/null 2>&1", user);
-	skipped = getuid() != 0 || system(cmd) != 0;
+	skipped = !h_user_create(&other);
 	return 0;
 }
 
 static int teardown(void)
 {
 	char cmd[512];
-	if (!skipped) {
-		snprintf(cmd, sizeof(cmd), "userdel %s >/dev/null 2>&1", user);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove test user %s\n", user);
-	}
+	if (!skipped)
+		h_user_remove(&other);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : 1;
 }
