@@ -115,8 +115,8 @@ static void test_lapped_exact_loss(void)
 }
 
 /* SHMBUS_LAPPED_PACE: a lapped reader resumes behind the newest by what it
- * can hold: with nothing measured yet, almost the whole ring (two slots of
- * margin); once it has seen the head move by A during a hold, by 2A less. */
+ * can hold: with nothing measured yet, at the oldest message; once it has
+ * seen the head move by A during a hold, by 2A less than the ring. */
 static void test_lapped_pace(void)
 {
 	struct topic_map m;
@@ -130,31 +130,31 @@ static void test_lapped_pace(void)
 	ring_reader_init(&r, &m, &lines[32], 0, 0);
 	for (uint64_t i = 0; i < 40; i++)
 		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
-	/* head 40, ring 16: resume at 40 - 1 - 14 = 25. */
+	/* head 40, ring 16: resume at the oldest, 40 - 16 = 24. */
 	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
-	CU_ASSERT_EQUAL(info.seq, 25);
-	CU_ASSERT_EQUAL(info.lost, 25);
-	/* In overload now: a view (at lag 14) during which 5 messages are
+	CU_ASSERT_EQUAL(info.seq, 24);
+	CU_ASSERT_EQUAL(info.lost, 24);
+	/* In overload now: a view (at lag 15) during which 5 messages are
 	 * published is overwritten, and teaches the reader its hold costs 5. */
 	CU_ASSERT_EQUAL(ring_view(&r, &view), 0);
-	CU_ASSERT_EQUAL(view.info.seq, 26);
+	CU_ASSERT_EQUAL(view.info.seq, 25);
 	for (uint64_t i = 40; i < 45; i++)
 		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
 	CU_ASSERT_EQUAL(ring_release(&r, &view), SHMBUS_ELAPPED);
 	CU_ASSERT_EQUAL(r.advance, 5);
-	/* The next one (27) is gone: lapped, it resumes far enough behind
-	 * the newest for two holds: 45 - 1 - (16 - 2 - 10) = 40. */
+	/* The next one (26) is gone: lapped, it resumes far enough behind
+	 * the newest for two holds: 45 - 1 - (16 - 1 - 10) = 39. */
 	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
-	CU_ASSERT_EQUAL(info.seq, 40);
+	CU_ASSERT_EQUAL(info.seq, 39);
 	CU_ASSERT_EQUAL(info.lost, 13);
 	/* A message it could not hold without it being overwritten is
-	 * skipped for the newest: 41 at lag 9 + advance 5 + 1 > 16 after 5
-	 * more are published. */
+	 * skipped for the newest: 40 at lag 12, + advance 5 > 16, once 7 more
+	 * are published. */
 	for (uint64_t i = 45; i < 52; i++)
 		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
 	CU_ASSERT_EQUAL(ring_view(&r, &view), 0);
 	CU_ASSERT_EQUAL(view.info.seq, 51);
-	CU_ASSERT_EQUAL(view.info.lost, 10);
+	CU_ASSERT_EQUAL(view.info.lost, 11);
 	CU_ASSERT_EQUAL(ring_release(&r, &view), 0);
 	CU_ASSERT_EQUAL(r.received + r.lost, ring_head(&m));
 	topic_unmap(&m);

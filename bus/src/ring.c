@@ -372,8 +372,8 @@ static void reader_lose(struct ring_reader *r, uint64_t to)
 /* The slot for r->next holds a later sequence number: we were lapped. Jump
  * ahead; everything passed is lost. OLDEST: to the oldest message that can
  * still be there. PACE: behind the newest by as much as this reader can
- * hold without being lapped again (by the head's advance it measured
- * during a hold: nothing measured yet keeps almost the whole ring). */
+ * hold without being lapped again, by the head's advance it measured
+ * during two holds (nothing measured yet: the oldest, as OLDEST). */
 static void reader_lapped(struct ring_reader *r)
 {
 	const struct topic_map *m = r->map;
@@ -381,7 +381,7 @@ static void reader_lapped(struct ring_reader *r)
 	uint64_t head = ring_head(m);
 	uint64_t target = head > ring ? head - ring : 0;
 	if (!r->oldest_on_lap) {
-		uint64_t keep = ring > 2 + 2 * r->advance ? ring - 2 - 2 * r->advance : 0;
+		uint64_t keep = ring > 1 + 2 * r->advance ? ring - 1 - 2 * r->advance : 0;
 		target = head > 1 + keep ? head - 1 - keep : 0;
 		r->overload = OVERLOAD_WINDOW;
 	}
@@ -398,7 +398,9 @@ static bool reader_pace(struct ring_reader *r, uint64_t n)
 	uint64_t ring = (uint64_t)r->map->mask + 1;
 	uint64_t head = ring_head(r->map);
 	r->held_head = head;
-	if (head <= n || head - n + r->advance + 1 <= ring || head - 1 <= n)
+	/* Message n is overwritten when number n + ring is claimed: safe if
+	 * the head stays at or below it for the hold. */
+	if (head <= n || head - n + r->advance <= ring || head - 1 <= n)
 		return false;
 	reader_lose(r, head - 1);
 	return true;
@@ -686,10 +688,11 @@ static bool src_ready(void *obj, memory_order order)
 	return reader_ready_order(obj, order);
 }
 
+/* A wait also ends when the reader skipped stalled numbers: their loss
+ * shows at once in the stats, not only with the next message. */
 static bool src_poll(void *obj)
 {
-	struct ring_reader *r = obj;
-	return ring_unstick(r) && ring_ready(r);
+	return ring_unstick(obj);
 }
 
 static _Atomic uint32_t *src_announce(void *obj, uint32_t *value)

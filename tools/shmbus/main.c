@@ -10,6 +10,7 @@ static const struct cli_verb verbs[] = {
 	{ "topics", "list the topics of a bus", cmd_topics },
 	{ "info", "show a topic's layout, publishers and subscribers", cmd_info },
 	{ "stop", "stop a bus's broker and wait until it has exited", cmd_stop },
+	{ "rm", "remove topics (the bus's own user only)", cmd_rm },
 	{ "record", "record topics into an MCAP file", cmd_record },
 	{ "play", "publish an MCAP recording with its timing", cmd_play },
 	{ "mcap", "show (info) or print (cat) an MCAP recording", cmd_mcap },

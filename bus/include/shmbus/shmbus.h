@@ -386,7 +386,9 @@ bool shmbus_sub_view_valid(const shmbus_sub *sub, const struct shmbus_view *view
 int shmbus_sub_release(shmbus_sub *sub, struct shmbus_view *view);
 
 /* Block until a message can be taken or the timeout passes. Spins for the
- * options' spin_ns first.
+ * options' spin_ns first. It also returns (SHMBUS_OK) when it skipped
+ * numbers that stalled past the stall timeout, so that their loss shows in
+ * the stats at once; a take may then find nothing (SHMBUS_EAGAIN).
  * Returns SHMBUS_OK, EINVAL, ETIMEDOUT, EINTR (shmbus_sub_interrupt),
  * ESYS. */
 int shmbus_sub_wait(shmbus_sub *sub, int64_t timeout_ns);
