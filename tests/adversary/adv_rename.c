@@ -286,6 +286,89 @@ static void test_reshape(void)
 	adv_stop_bus(name);
 }
 
+struct upgrade_result {
+	int pub_rc, sub_rc;
+	int pub_resized, pub_reopened, sub_resized, sub_reopened;
+	int sub_writable; /* of the topic's own objects (meta, data) */
+};
+
+/* As the second user, speaking the protocol: publisher of sandbox/x,
+ * subscriber of cmd/vel; try every way to write or resize more. */
+static int upgrader(void *argp, int out)
+{
+	const char *bus = argp;
+	struct upgrade_result res;
+	struct hostile_reply r;
+	memset(&res, 0, sizeof(res));
+	int fd = hostile_connect(bus, false);
+	struct hostile_open o = { .topic = "sandbox/x", .role = HOSTILE_PUB };
+	res.pub_rc = fd < 0 ? SHMBUS_ENOBROKER : hostile_open(fd, &o, &r);
+	if (res.pub_rc == 0) {
+		hostile_upgrades(&r, &res.pub_resized, &res.pub_reopened);
+		hostile_reply_close(&r);
+	}
+	o = (struct hostile_open){ .topic = "cmd/vel", .role = HOSTILE_SUB };
+	res.sub_rc = fd < 0 ? SHMBUS_ENOBROKER : hostile_open(fd, &o, &r);
+	if (res.sub_rc == 0) {
+		for (int i = 0; i < 2 && i < r.nfds; i++)
+			res.sub_writable += hostile_fd_writable(r.fds[i]);
+		hostile_upgrades(&r, &res.sub_resized, &res.sub_reopened);
+		hostile_reply_close(&r);
+	}
+	return write(out, &res, sizeof(res)) == sizeof(res) ? 0 : 1;
+}
+
+/* The kernel, not good manners: a publisher cannot truncate or grow its
+ * topic's memory under the others' mappings (which would kill them with
+ * SIGBUS); a subscriber cannot write what it reads, not by mapping it, by
+ * reopening it writable, nor by resizing it. */
+static void test_no_upgrades(void)
+{
+	if (adv_skip_without_other())
+		return;
+	const char *name = h_bus_name("upgrade");
+	CU_ASSERT_EQUAL_FATAL(adv_policy_bus(name, "allow user:USER publish sandbox/*\n"
+						   "allow user:USER subscribe cmd/*\n"),
+			      0);
+	shmbus_bus *owner = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(owner);
+	struct shmbus_topic_options vel = typed("robot.Twist", 64);
+	shmbus_pub *cmd, *box;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "cmd/vel", &vel, NULL, &cmd), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "sandbox/x", &vel, NULL, &box), 0);
+	struct adv_victim v = { .bus = name, .topic = "cmd/vel", .expect = "owner-" };
+	CU_ASSERT_TRUE_FATAL(adv_victim_start(&v, NULL));
+	int fd;
+	struct upgrade_result res;
+	pid_t pid = adv_fork_as(&adv_other, upgrader, (void *)name, &fd);
+	CU_ASSERT_TRUE(h_read(fd, &res, sizeof(res), 30000));
+	CU_ASSERT_EQUAL(h_reap(pid, 10000), 0);
+	close(fd);
+	printf("\n  publisher: resized %d, reopened %d; subscriber: %d writable, resized %d, "
+	       "reopened %d",
+	       res.pub_resized, res.pub_reopened, res.sub_writable, res.sub_resized,
+	       res.sub_reopened);
+	CU_ASSERT_EQUAL(res.pub_rc, 0);
+	CU_ASSERT_EQUAL(res.sub_rc, 0);
+	CU_ASSERT_EQUAL(res.pub_resized, 0);
+	CU_ASSERT_EQUAL(res.pub_reopened, 0);
+	CU_ASSERT_EQUAL(res.sub_writable, 0);
+	CU_ASSERT_EQUAL(res.sub_resized, 0);
+	CU_ASSERT_EQUAL(res.sub_reopened, 0);
+	/* And everyone carries on. */
+	CU_ASSERT_EQUAL(adv_send(cmd, "owner-1"), 0);
+	CU_ASSERT_EQUAL(adv_send(box, "owner-2"), 0);
+	CU_ASSERT_EQUAL(adv_send(cmd, "stop"), 0);
+	struct adv_report r;
+	CU_ASSERT_TRUE(adv_victim_report(&v, &r, 20000));
+	CU_ASSERT_EQUAL(adv_victim_end(&v), 0);
+	CU_ASSERT_EQUAL(r.received, 2);
+	shmbus_pub_close(box);
+	shmbus_pub_close(cmd);
+	shmbus_disconnect(owner);
+	adv_stop_bus(name);
+}
+
 static int setup(void)
 {
 	return adv_setup("rename", true);
@@ -298,6 +381,8 @@ static void add(void)
 	CU_add_test(s, "a rewritten topic name and type change nothing", test_rename);
 	CU_add_test(s, "... nor with the header check recomputed", test_rename_resealed);
 	CU_add_test(s, "a raised maximum size and a huge slot crash no reader", test_reshape);
+	CU_add_test(s, "no client can resize, or reopen writable, what it was handed",
+		    test_no_upgrades);
 }
 
 int main(void)

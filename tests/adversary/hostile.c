@@ -215,6 +215,28 @@ int hostile_send_garbage(int fd)
 	return send_frame(fd, &b);
 }
 
+void hostile_upgrades(const struct hostile_reply *r, int *resized, int *reopened)
+{
+	*resized = *reopened = 0;
+	for (int i = 0; i < r->nfds; i++) {
+		struct stat st;
+		if (fstat(r->fds[i], &st) < 0)
+			continue;
+		*resized += ftruncate(r->fds[i], 0) == 0;
+		*resized += ftruncate(r->fds[i], st.st_size * 2 + 4096) == 0;
+		int fl = fcntl(r->fds[i], F_GETFL);
+		if (fl >= 0 && (fl & O_ACCMODE) == O_RDONLY) {
+			char path[64];
+			snprintf(path, sizeof(path), "/proc/self/fd/%d", r->fds[i]);
+			int w = open(path, O_RDWR | O_CLOEXEC);
+			if (w >= 0) {
+				(*reopened)++;
+				close(w);
+			}
+		}
+	}
+}
+
 /* ------------------------------------------------------------ mappings */
 
 bool hostile_fd_writable(int fd)

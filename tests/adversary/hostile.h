@@ -71,6 +71,12 @@ int hostile_send_partial(int fd, uint32_t claimed, size_t sent);
 /* A frame that is not a frame (bad magic). 0 or -1. */
 int hostile_send_garbage(int fd);
 
+/* Try to change the objects behind a reply's descriptors the ways the
+ * kernel might allow: truncate to 0 or grow (either would make others'
+ * mappings fault), and reopen a read-only one writable through
+ * /proc/self/fd. How many of each succeeded. */
+void hostile_upgrades(const struct hostile_reply *r, int *resized, int *reopened);
+
 /* ------------------------------------------------------------ mappings */
 
 struct hostile_map {
