@@ -37,7 +37,7 @@ static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
 	CU_ASSERT_FATAL(seg_map_fd(mfd, true, false, 0, &meta, err, sizeof(err)) == 0);
 	CU_ASSERT_FATAL(seg_map_fd(dfd, true, false, 0, &data, err, sizeof(err)) == 0);
 	seg_meta_format(meta, &p);
-	seg_data_format(data);
+	seg_data_format(data, 0);
 	munmap(data, seg_data_size(&p));
 	if (meta_rw)
 		munmap(meta_rw, seg_meta_size(0));

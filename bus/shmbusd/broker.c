@@ -432,11 +432,38 @@ static int add_reg(struct client *c, struct reg r)
 	return 0;
 }
 
+/* The ring's objects for a handle: the meta read-only; the data
+ * read-write for a publisher, read-only for a subscriber (the kernel, not
+ * its good manners, keeps it from writing). 0, or -1 (errno set). */
+static int ring_fds(const struct topic *t, bool pub, int *fds)
+{
+	fds[0] = registry_ro_fd(t->meta_fd);
+	fds[1] = fds[0] < 0 ? -1 : pub ? dup(t->data_fd) : registry_ro_fd(t->data_fd);
+	if (fds[1] >= 0)
+		return 0;
+	int e = errno;
+	if (fds[0] >= 0)
+		close(fds[0]);
+	errno = e;
+	return -1;
+}
+
+static void reply_opened(struct proto_buf *out, uint16_t op_code, const struct topic *t,
+			 struct proto_opened *op)
+{
+	op->layout = t->layout;
+	/* Relaxed: a position (a subscriber's start). */
+	op->head = atomic_load_explicit(&t->data->next_seq, memory_order_relaxed) & ~DATA_SEALED;
+	size_t f = proto_frame_begin(out, op_code, 0);
+	proto_encode_opened(out, op);
+	proto_frame_end(out, f);
+}
+
 /* Register the handle and reply with the topic's layout and objects. */
 static void open_reply(struct broker *b, struct client *c, const struct open_req *q,
 		       struct topic *t, struct proto_buf *out, int *fds, int *nfds)
 {
-	struct proto_opened op = { .layout = t->layout };
+	struct proto_opened op = { 0 };
 	bool fresh;
 	int line;
 	bool pub = q->o.role == ROLE_PUB;
@@ -460,15 +487,10 @@ static void open_reply(struct broker *b, struct client *c, const struct open_req
 	}
 	struct reg *r = &c->regs[c->nregs - 1];
 	r->index = (uint32_t)idx;
-	/* Subscribers get the data read-only: the kernel, not their good
-	 * manners, keeps them from writing it. */
-	fds[0] = registry_ro_fd(t->meta_fd);
-	fds[1] = pub ? dup(t->data_fd) : registry_ro_fd(t->data_fd);
 	fds[2] = fresh ? dup(pg->fd) : -2;
-	if (fds[0] < 0 || fds[1] < 0 || fds[2] == -1) {
-		for (int i = 0; i < 3; i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
+	if (fds[2] == -1 || ring_fds(t, pub, fds)) {
+		if (fds[2] >= 0)
+			close(fds[2]);
 		release_reg(b, r, c->pid);
 		c->nregs--;
 		reply_error(out, OP_OPEN, SHMBUS_ESYS, "topic '%s': %s", t->layout.name,
@@ -480,11 +502,115 @@ static void open_reply(struct broker *b, struct client *c, const struct open_req
 	op.page = pg->id;
 	op.line = (uint32_t)line;
 	op.new_page = fresh;
-	/* Relaxed: a position, the subscriber's start. */
-	op.head = atomic_load_explicit(&t->data->next_seq, memory_order_relaxed) & ~DATA_SEALED;
-	size_t f = proto_frame_begin(out, OP_OPEN, 0);
-	proto_encode_opened(out, &op);
-	proto_frame_end(out, f);
+	reply_opened(out, OP_OPEN, t, &op);
+}
+
+/* A line this client holds: by a registration of this connection, or in
+ * the topic's table under its pid (opened through an earlier connection). */
+static bool holds_line(const struct client *c, const struct topic *t, uint32_t role,
+		       uint32_t index)
+{
+	for (size_t i = 0; i < c->nregs; i++)
+		if (c->regs[i].topic_id == t->id && c->regs[i].role == role &&
+		    c->regs[i].index == index)
+			return true;
+	if (role == ROLE_PUB && index < SEG_MAX_PUBS)
+		return atomic_load_explicit(&t->meta->pubs[index].pid, memory_order_relaxed) ==
+		       c->pid;
+	if (role == ROLE_SUB && index < SEG_MAX_SUBS)
+		return atomic_load_explicit(&t->meta->subs[index].pid, memory_order_relaxed) ==
+		       c->pid;
+	return false;
+}
+
+/* The topic's ring as it is now, for a handle that reached its seal. */
+static void handle_reopen(struct broker *b, struct client *c, const uint8_t *body, size_t len,
+			  struct proto_buf *out, int *fds, int *nfds)
+{
+	struct proto_close q;
+	if (proto_decode_close(body, len, &q)) {
+		reply_error(out, OP_REOPEN, SHMBUS_EBROKER, "malformed REOPEN request");
+		return;
+	}
+	struct topic *t = registry_by_id(&b->reg, q.topic_id);
+	if (!t) {
+		reply_error(out, OP_REOPEN, SHMBUS_ENOTOPIC, "the topic was removed");
+		return;
+	}
+	if (!holds_line(c, t, q.role, q.index)) {
+		reply_error(out, OP_REOPEN, SHMBUS_EINVAL,
+			    "REOPEN of a line of '%s' this client does not hold", t->layout.name);
+		return;
+	}
+	if (ring_fds(t, q.role == ROLE_PUB, fds)) {
+		reply_error(out, OP_REOPEN, SHMBUS_ESYS, "topic '%s': %s", t->layout.name,
+			    strerror(errno));
+		return;
+	}
+	*nfds = 2;
+	struct proto_opened op = { .index = q.index };
+	reply_opened(out, OP_REOPEN, t, &op);
+}
+
+/* A publisher needs larger messages than the topic takes: a successor. */
+static void handle_grow(struct broker *b, struct client *c, const uint8_t *body, size_t len,
+			struct proto_buf *out, int *fds, int *nfds)
+{
+	struct proto_grow g;
+	char err[256];
+	if (proto_decode_grow(body, len, &g)) {
+		reply_error(out, OP_GROW, SHMBUS_EBROKER, "malformed GROW request");
+		return;
+	}
+	struct topic *t = registry_by_id(&b->reg, g.topic_id);
+	if (!t) {
+		reply_error(out, OP_GROW, SHMBUS_ENOTOPIC, "the topic was removed");
+		return;
+	}
+	if (!holds_line(c, t, ROLE_PUB, g.index)) {
+		reply_error(out, OP_GROW, SHMBUS_EINVAL,
+			    "GROW of '%s' by a client that does not publish on it", t->layout.name);
+		return;
+	}
+	if (g.size > SEG_MAX_MESSAGE) {
+		reply_error(out, OP_GROW, SHMBUS_EMSGSIZE,
+			    "messages of %u bytes are above the limit %u", g.size, SEG_MAX_MESSAGE);
+		return;
+	}
+	if (g.size > t->layout.max_message_size) {
+		struct policy_limits lim;
+		uint64_t topics, bytes;
+		policy_limits_for(&b->policy, c->uid, c->gid, &lim);
+		registry_usage(&b->reg, (uint32_t)c->uid, &topics, &bytes);
+		/* The old ring goes once its clients move over; until then both
+		 * count. */
+		uint64_t more = registry_grow_bytes(t, g.size);
+		if (more == UINT64_MAX || bytes + more > lim.bytes) {
+			reply_error(out, OP_GROW, SHMBUS_ELIMIT,
+				    "growing '%s' would take uid %u above its limit of %llu bytes",
+				    t->layout.name, (unsigned)c->uid, (unsigned long long)lim.bytes);
+			return;
+		}
+		uint32_t before = t->layout.max_message_size;
+		int rc = registry_grow(&b->reg, t, g.size, err, sizeof(err));
+		if (rc) {
+			reply_error(out, OP_GROW, rc, "cannot grow topic '%s': %s", t->layout.name,
+				    err);
+			return;
+		}
+		log_user(c->uid, "grew topic '%s' from %u to %u bytes (%u slots) for pid %d",
+			 t->layout.name, before, t->layout.max_message_size, t->layout.slot_count,
+			 (int)c->pid);
+	}
+	/* Grown now, by this request or another one before it. */
+	if (ring_fds(t, true, fds)) {
+		reply_error(out, OP_GROW, SHMBUS_ESYS, "topic '%s': %s", t->layout.name,
+			    strerror(errno));
+		return;
+	}
+	*nfds = 2;
+	struct proto_opened op = { .index = g.index };
+	reply_opened(out, OP_GROW, t, &op);
 }
 
 static void handle_open(struct broker *b, struct client *c, const uint8_t *body, size_t len,
@@ -610,6 +736,7 @@ static void handle_info(struct broker *b, struct client *c, const uint8_t *body,
 	in.next_seq = ring_head(&(struct topic_map){ .data = t->data });
 	in.broker_bytes = sizeof(*t) + t->layout.meta_size + SHMBUS_PAGE;
 	in.schema_versions = m->schema_versions;
+	in.grown = t->layout.generation;
 	for (uint32_t i = 0; i < SEG_MAX_PUBS; i++)
 		in.n_pubs += atomic_load_explicit(&m->pubs[i].pid, memory_order_relaxed) != 0;
 	for (uint32_t i = 0; i < SEG_MAX_SUBS; i++)
@@ -707,6 +834,12 @@ void broker_handle_frame(struct broker *b, struct client *c, const uint8_t *fram
 		break;
 	case OP_REMOVE:
 		handle_remove(b, c, body, blen, out);
+		break;
+	case OP_GROW:
+		handle_grow(b, c, body, blen, out, fds, nfds);
+		break;
+	case OP_REOPEN:
+		handle_reopen(b, c, body, blen, out, fds, nfds);
 		break;
 	default:
 		reply_error(out, h.op, SHMBUS_EBROKER, "unknown request %u", h.op);

@@ -161,11 +161,32 @@ static int map_data_head(struct topic *t, char *err, size_t errlen)
 	return 0;
 }
 
+/* A ring's two objects for the topic described by p, in t: the meta
+ * mapped read-write (unformatted), the data formatted from p->base_seq. */
+static int make_ring(struct registry *r, const struct seg_params *p, struct topic *t, char *err,
+		     size_t errlen)
+{
+	void *meta = NULL, *data = NULL;
+	size_t msize = seg_meta_size(p->schema_size), dsize = seg_data_size(p);
+	int fd = new_object("meta", r->bus, p->topic, msize, &meta, err, errlen);
+	if (fd < 0)
+		return fd;
+	t->meta_fd = fd;
+	t->meta = meta;
+	t->layout.meta_size = msize;
+	fd = new_object("data", r->bus, p->topic, dsize, &data, err, errlen);
+	if (fd < 0)
+		return fd;
+	t->data_fd = fd;
+	seg_data_format(data, p->base_seq);
+	munmap(data, dsize);
+	return 0;
+}
+
 int registry_create(struct registry *r, struct seg_params *p, struct topic **out, char *err,
 		    size_t errlen)
 {
 	struct topic *t = calloc(1, sizeof(*t));
-	void *meta = NULL, *data = NULL;
 	if (!t)
 		return SHMBUS_ENOMEM;
 	t->meta_fd = t->data_fd = -1;
@@ -181,21 +202,13 @@ int registry_create(struct registry *r, struct seg_params *p, struct topic **out
 		snprintf(err, errlen, "no random numbers for the topic's incarnation");
 		return SHMBUS_ESYS;
 	}
-	size_t msize = seg_meta_size(p->schema_size), dsize = seg_data_size(p);
-	int rc = t->meta_fd = new_object("meta", r->bus, p->topic, msize, &meta, err, errlen);
-	if (rc >= 0)
-		rc = t->data_fd = new_object("data", r->bus, p->topic, dsize, &data, err, errlen);
-	if (rc < 0) {
-		if (meta)
-			munmap(meta, msize);
+	int rc = make_ring(r, p, t, err, errlen);
+	if (rc) {
 		board_give(r, p->board_line);
 		topic_free(t);
 		return rc;
 	}
-	seg_meta_format(meta, p);
-	seg_data_format(data);
-	munmap(data, dsize);
-	t->meta = meta;
+	seg_meta_format(t->meta, p);
 	seg_layout_of(t->meta, &t->layout);
 	t->creator_uid = p->creator_uid;
 	rc = map_data_head(t, err, errlen);
@@ -245,6 +258,110 @@ static void wake_all(struct registry *r, struct topic *t)
 	(void)r;
 	atomic_fetch_add_explicit(&t->data->epoch, 1, memory_order_seq_cst);
 	futex_wake_all_shared(&t->data->epoch);
+}
+
+/* The successor ring of t for messages of `size` bytes: at least twice
+ * the old maximum. The ring's bytes stay about what they were (at least
+ * the default budget): fewer, larger slots, never more than the topic had,
+ * never fewer than SEG_MIN_SLOTS; as much history as it had, where it
+ * fits. */
+static int grow_params(const struct topic *t, uint32_t size, struct seg_params *p, char *err,
+		       size_t errlen)
+{
+	uint32_t want = t->layout.max_message_size * 2;
+	*p = (struct seg_params){
+		.max_message_size = size > want && size <= SEG_MAX_MESSAGE ? size
+				    : want <= SEG_MAX_MESSAGE	       ? want
+								       : size,
+		.flags = t->layout.flags,
+		.topic_id = t->id,
+		.board_line = t->layout.board_line,
+		.creator_uid = t->creator_uid,
+		.generation = t->layout.generation + 1,
+		.topic = t->layout.name,
+		.type_name = t->layout.type_name,
+		.schema = (const uint8_t *)t->meta + sizeof(struct meta_header),
+		.schema_size = t->layout.schema_size,
+	};
+	if (p->max_message_size < size)
+		p->max_message_size = size;
+	uint64_t bytes = (uint64_t)t->layout.slot_count * t->layout.slot_size;
+	if (bytes < SEG_RING_BUDGET)
+		bytes = SEG_RING_BUDGET;
+	uint64_t slots = bytes / seg_slot_size(p->max_message_size);
+	if (slots > t->layout.slot_count)
+		slots = t->layout.slot_count;
+	p->slot_count = slots < SEG_MIN_SLOTS ? SEG_MIN_SLOTS : (uint32_t)slots;
+	p->history = t->layout.history;
+	return seg_params_normalize(p, err, errlen);
+}
+
+uint64_t registry_grow_bytes(const struct topic *t, uint32_t size)
+{
+	struct seg_params p;
+	char err[8];
+	return grow_params(t, size, &p, err, sizeof(err)) ? UINT64_MAX : seg_data_size(&p);
+}
+
+int registry_grow(struct registry *r, struct topic *t, uint32_t size, char *err,
+		  size_t errlen)
+{
+	struct topic next = { .id = t->id, .meta_fd = -1, .data_fd = -1 };
+	struct seg_params p;
+	int rc = grow_params(t, size, &p, err, errlen);
+	if (rc)
+		return rc;
+	/* The same incarnation: the topic is the same one, its numbers go on
+	 * (a tag for a number below the seal is never looked for in the
+	 * successor), so handles keep their integrity keys. */
+	memcpy(p.incarnation, t->layout.incarnation, sizeof(p.incarnation));
+	rc = make_ring(r, &p, &next, err, errlen);
+	if (rc) {
+		if (next.meta)
+			munmap(next.meta, next.layout.meta_size);
+		if (next.meta_fd >= 0)
+			close(next.meta_fd);
+		if (next.data_fd >= 0)
+			close(next.data_fd);
+		return rc;
+	}
+	/* Seal the old ring: every number below the seal was handed out in
+	 * it; the successor hands out the rest. seq_cst: the seal is in place
+	 * before anything says where it is. */
+	uint64_t s = atomic_fetch_or_explicit(&t->data->next_seq, DATA_SEALED,
+					      memory_order_seq_cst) &
+		     ~DATA_SEALED;
+	p.base_seq = s;
+	seg_data_format_head(next.data_fd, s);
+	seg_meta_format(next.meta, &p);
+	/* The successor carries the topic's tables: every line keeps its
+	 * index, so handles move over as they are. */
+	struct meta_header *om = t->meta, *nm = next.meta;
+	atomic_store_explicit(&nm->last_publisher_id,
+			      atomic_load_explicit(&om->last_publisher_id, memory_order_relaxed),
+			      memory_order_relaxed);
+	nm->schema_versions = om->schema_versions;
+	memcpy(nm->schema_hashes, om->schema_hashes, sizeof(nm->schema_hashes));
+	memcpy((void *)nm->pubs, (const void *)om->pubs, sizeof(nm->pubs));
+	memcpy((void *)nm->subs, (const void *)om->subs, sizeof(nm->subs));
+	/* Release: a reader that sees sealed_at or the state sees the seal. */
+	atomic_store_explicit(&om->sealed_at, s, memory_order_release);
+	atomic_store_explicit(&om->state, META_GROWN, memory_order_release);
+	wake_all(r, t);
+	/* From now on the topic is the successor. */
+	munmap(t->meta, t->layout.meta_size);
+	munmap(t->data, SHMBUS_PAGE);
+	close(t->meta_fd);
+	close(t->data_fd);
+	t->meta = nm;
+	t->meta_fd = next.meta_fd;
+	t->data_fd = next.data_fd;
+	t->grown++;
+	seg_layout_of(nm, &t->layout);
+	rc = map_data_head(t, err, errlen);
+	keep(r, KEEP_META, t->id, t->meta_fd, 0, 0);
+	keep(r, KEEP_DATA, t->id, t->data_fd, 0, 0);
+	return rc;
 }
 
 void registry_remove(struct registry *r, struct topic *t)

@@ -23,6 +23,7 @@ struct topic {
 	uint32_t id;
 	struct seg_layout layout;   /* name, type, sizes, incarnation */
 	uint32_t creator_uid;
+	uint32_t grown;             /* successor rings since the broker started */
 	int meta_fd, data_fd;
 	struct meta_header *meta;   /* read-write (the broker's alone) */
 	struct data_header *data;   /* the data's first page, read-write */
@@ -78,6 +79,17 @@ struct topic *registry_by_id(struct registry *r, uint32_t id);
 /* Create a topic; 0 or SHMBUS_E* with a reason in err. */
 int registry_create(struct registry *r, struct seg_params *p, struct topic **out, char *err,
 		    size_t errlen);
+
+/* Grow a topic so that it carries messages of `size` bytes: a successor
+ * ring (at least twice the size), which hands out sequence numbers from
+ * where the old one is sealed; every line keeps its index. Clients move
+ * over when they reach the seal (OP_REOPEN). 0 or SHMBUS_E* with a
+ * reason. */
+int registry_grow(struct registry *r, struct topic *t, uint32_t size, char *err,
+		  size_t errlen);
+/* The bytes of shared memory the successor would take (UINT64_MAX: it
+ * cannot be made). */
+uint64_t registry_grow_bytes(const struct topic *t, uint32_t size);
 
 /* Remove a topic: seal its ring, mark it removed, wake its sleepers, let
  * its objects go (clients keep their mappings until they close). */

@@ -11,9 +11,15 @@
 #include "segment.h"
 #include "wait.h"
 
+/* Rings a subscriber moved away from (its topic grew): kept mapped until
+ * it closes, as an event descriptor's thread may still watch one and its
+ * schema pointer points into one. Each growth at least doubles the
+ * message size, so a topic grows fewer times than this. */
+#define RETIRED_MAX 32
+
 struct shmbus_pub {
 	shmbus_bus *bus;
-	struct topic_map map;
+	struct topic_map *map;     /* the ring it publishes into now */
 	struct ring_writer w;
 	struct integrity integ;
 	uint32_t topic_id, index;
@@ -23,7 +29,9 @@ struct shmbus_pub {
 
 struct shmbus_sub {
 	shmbus_bus *bus;
-	struct topic_map map;
+	struct topic_map *map;     /* the ring it reads now */
+	struct topic_map *retired[RETIRED_MAX];
+	size_t n_retired;
 	struct ring_reader r;
 	struct integrity integ;
 	uint32_t topic_id, index;

@@ -147,6 +147,8 @@ _Static_assert(sizeof(struct data_header) <= DATA_SLOTS_OFFSET, "data header fit
 enum meta_state {
 	META_OPEN = 1,
 	META_REMOVED = 2, /* removed: the ring is sealed, no successor */
+	META_GROWN = 3,   /* the ring is sealed; a larger successor carries
+	                     the topic on from sealed_at (ask the broker) */
 };
 
 /* A publisher line: who holds it (pid 0: free). Written by the broker. */
@@ -182,6 +184,9 @@ struct meta_header {
 	uint32_t history;
 	uint32_t board_line;       /* this topic's line of the wake board */
 	uint32_t creator_uid;
+	uint32_t generation;       /* 0, then +1 for each successor ring */
+	uint32_t reserved0;
+	uint64_t base_seq;         /* the first sequence number of this ring */
 	uint64_t meta_size;        /* bytes of this object */
 	uint64_t data_size;        /* bytes of the data object */
 	uint64_t schema_offset;

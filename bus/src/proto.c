@@ -224,6 +224,8 @@ void proto_encode_layout(struct proto_buf *b, const struct seg_layout *l)
 	proto_put_u32(b, l->max_message_size);
 	proto_put_u32(b, l->history);
 	proto_put_u32(b, l->board_line);
+	proto_put_u32(b, l->generation);
+	put_u64(b, l->base_seq);
 	put_u64(b, l->meta_size);
 	put_u64(b, l->data_size);
 	put_u64(b, l->schema_size);
@@ -242,6 +244,8 @@ static bool get_layout(struct cur *c, struct seg_layout *l)
 	l->max_message_size = get_u32(c);
 	l->history = get_u32(c);
 	l->board_line = get_u32(c);
+	l->generation = get_u32(c);
+	l->base_seq = get_u64(c);
 	l->meta_size = get_u64(c);
 	l->data_size = get_u64(c);
 	l->schema_size = get_u64(c);
@@ -387,6 +391,22 @@ int proto_decode_close(const uint8_t *body, size_t len, struct proto_close *cl)
 	cl->topic_id = get_u32(&c);
 	cl->role = get_u32(&c);
 	cl->index = get_u32(&c);
+	return c.bad || c.left ? SHMBUS_EBROKER : 0;
+}
+
+void proto_encode_grow(struct proto_buf *b, const struct proto_grow *g)
+{
+	proto_put_u32(b, g->topic_id);
+	proto_put_u32(b, g->index);
+	proto_put_u32(b, g->size);
+}
+
+int proto_decode_grow(const uint8_t *body, size_t len, struct proto_grow *g)
+{
+	struct cur c = { body, len, false };
+	g->topic_id = get_u32(&c);
+	g->index = get_u32(&c);
+	g->size = get_u32(&c);
 	return c.bad || c.left ? SHMBUS_EBROKER : 0;
 }
 

@@ -36,6 +36,10 @@ enum proto_op {
 	OP_AUTH = 5,   /* proof of the bus key for the HELLO nonce -> status */
 	OP_INFO = 6,   /* topic name -> struct proto_info */
 	OP_REMOVE = 7, /* topic name -> status */
+	OP_GROW = 8,   /* struct proto_grow -> struct proto_opened (no new page)
+	                  + fds: meta, data of the larger successor ring */
+	OP_REOPEN = 9, /* struct proto_close (a line the client holds) ->
+	                  struct proto_opened + fds of the topic's ring now */
 };
 
 enum proto_role { ROLE_PUB = 1, ROLE_SUB = 2 };
@@ -81,6 +85,12 @@ struct proto_close {
 	uint32_t topic_id;
 	uint32_t role;
 	uint32_t index;
+};
+
+struct proto_grow {
+	uint32_t topic_id;
+	uint32_t index;    /* the publisher line asking */
+	uint32_t size;     /* the message size it needs */
 };
 
 /* What INFO answers: the topic, then its publishers and subscribers. */
@@ -145,6 +155,8 @@ int proto_decode_info(const uint8_t *body, size_t len, struct proto_info *in,
 		      void (*fn)(void *ctx, bool pub, const struct proto_client *c), void *ctx);
 void proto_encode_close(struct proto_buf *b, const struct proto_close *c);
 int proto_decode_close(const uint8_t *body, size_t len, struct proto_close *c);
+void proto_encode_grow(struct proto_buf *b, const struct proto_grow *g);
+int proto_decode_grow(const uint8_t *body, size_t len, struct proto_grow *g);
 
 /* One topic of a LIST reply. */
 struct proto_entry {

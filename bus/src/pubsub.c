@@ -118,13 +118,20 @@ static int open_topic(shmbus_bus *bus, const char *topic, uint32_t role, bool cr
 }
 
 /* A claim or take found the ring sealed: why, as the topic's meta says. */
-static int sealed_error(const struct topic_map *m)
+/* The state the broker set in a ring's meta when it sealed it. */
+static uint32_t ring_state(const struct topic_map *m)
 {
 	/* Acquire: pairs with the broker's release store of the state. */
-	uint32_t st = atomic_load_explicit(&((struct meta_header *)m->meta)->state,
-					   memory_order_acquire);
+	return atomic_load_explicit(&((struct meta_header *)m->meta)->state,
+				    memory_order_acquire);
+}
+
+/* A claim or take found the ring sealed, with no successor: why, as the
+ * topic's meta says. */
+static int sealed_error(const struct topic_map *m)
+{
 	return err_fail(SHMBUS_ENOTOPIC, "topic '%s' was %s", m->layout.name,
-			st == META_REMOVED ? "removed" : "closed by its broker");
+			ring_state(m) == META_REMOVED ? "removed" : "closed by its broker");
 }
 
 static void close_topic(shmbus_bus *bus, uint32_t topic_id, uint32_t role, uint32_t index)
@@ -140,6 +147,118 @@ static void close_topic(shmbus_bus *bus, uint32_t topic_id, uint32_t role, uint3
 	if (bus_request(bus, &b, &rep) == 0)
 		reply_free(&rep);
 	proto_buf_free(&b);
+}
+
+/* --------------------------------------------------------- moving rings */
+
+/* A topic map of its own (a handle's map moves when its topic grows). */
+static struct topic_map *map_new(void)
+{
+	struct topic_map *m = calloc(1, sizeof(*m));
+	if (!m)
+		err_set("out of memory for a topic map");
+	return m;
+}
+
+static void map_free(struct topic_map *m)
+{
+	if (m) {
+		topic_unmap(m);
+		free(m);
+	}
+}
+
+/* Ask the broker for the topic's ring now (OP_REOPEN) or for a larger one
+ * (OP_GROW), for the line (role, index) a handle holds on `cur`'s topic,
+ * and map it into *next. The successor must be the same topic, a later
+ * generation (so following always ends), with the same incarnation (the
+ * handle's integrity key stays right). */
+static int ring_request(shmbus_bus *bus, const struct topic_map *cur, uint16_t op, uint32_t role,
+			uint32_t index, uint32_t size, struct topic_map **out)
+{
+	struct proto_buf b = { 0 };
+	struct reply rep;
+	struct proto_opened o;
+	char err[256];
+	const struct seg_layout *l = &cur->layout;
+
+	size_t f = proto_frame_begin(&b, op, 0);
+	if (op == OP_GROW)
+		proto_encode_grow(&b, &(struct proto_grow){ l->topic_id, index, size });
+	else
+		proto_encode_close(&b, &(struct proto_close){ l->topic_id, role, index });
+	proto_frame_end(&b, f);
+	int rc = bus_request(bus, &b, &rep);
+	proto_buf_free(&b);
+	if (rc)
+		return rc;
+	if (proto_decode_opened(rep.body, rep.hdr.len, &o) || rep.nfds != 2 ||
+	    o.layout.topic_id != l->topic_id || strcmp(o.layout.name, l->name) != 0 ||
+	    strcmp(o.layout.type_name, l->type_name) != 0 || o.layout.flags != l->flags ||
+	    o.layout.generation < l->generation ||
+	    memcmp(o.layout.incarnation, l->incarnation, sizeof(l->incarnation)) != 0) {
+		reply_free(&rep);
+		return err_fail(SHMBUS_EBROKER, "broker sent a malformed reply moving '%s'",
+				l->name);
+	}
+	if (o.layout.generation == l->generation) {
+		/* Nothing to move to (GROW: another publisher's growth already
+		 * made it large enough, and this is it). */
+		reply_free(&rep);
+		*out = NULL;
+		return 0;
+	}
+	struct topic_map *m = map_new();
+	rc = m ? topic_map_fds(rep.fds[0], rep.fds[1], role == ROLE_PUB, &o.layout, bus->board, m,
+			       err, sizeof(err))
+	       : SHMBUS_ENOMEM;
+	reply_free(&rep);
+	if (rc) {
+		free(m);
+		return rc == SHMBUS_ENOMEM ? rc : err_fail(rc, "topic '%s': %s", l->name, err);
+	}
+	*out = m;
+	return 0;
+}
+
+/* A publisher's ring ended, or is too small: carry on in the topic's ring
+ * now (op OP_REOPEN) or a larger one (OP_GROW, size). */
+static int pub_move(shmbus_pub *pub, uint16_t op, uint32_t size)
+{
+	struct topic_map *next;
+	if (op == OP_REOPEN && ring_state(pub->map) != META_GROWN)
+		return sealed_error(pub->map);
+	int rc = ring_request(pub->bus, pub->map, op, ROLE_PUB, pub->index, size, &next);
+	if (rc || !next)
+		return rc;
+	/* No loan is open (moves happen before a claim): nothing of ours
+	 * is left in the old ring. */
+	map_free(pub->map);
+	pub->map = next;
+	pub->w.map = next;
+	return 0;
+}
+
+/* A subscriber reached the end of its ring: removed (ENOTOPIC), or grown,
+ * and then it carries on in the successor from where the old ring ended. */
+static int sub_move(shmbus_sub *sub)
+{
+	struct topic_map *next;
+	if (ring_state(sub->map) != META_GROWN)
+		return sealed_error(sub->map);
+	if (sub->n_retired == RETIRED_MAX)
+		return err_fail(SHMBUS_ELIMIT, "topic '%s' grew more than %d times under one "
+				"subscriber", sub->map->layout.name, RETIRED_MAX);
+	int rc = ring_request(sub->bus, sub->map, OP_REOPEN, ROLE_SUB, sub->index, 0, &next);
+	if (rc)
+		return rc;
+	if (!next)
+		return err_fail(SHMBUS_EBROKER, "broker has no successor for grown topic '%s'",
+				sub->map->layout.name);
+	sub->retired[sub->n_retired++] = sub->map;
+	sub->map = next;
+	ring_reader_move(&sub->r, next);
+	return 0;
 }
 
 /* The caller's topic options (may be NULL) over the defaults. */
@@ -170,11 +289,23 @@ int shmbus_pub_open(shmbus_bus *bus, const char *topic,
 	if (rc)
 		return rc;
 	shmbus_pub *p = calloc(1, sizeof(*p));
-	if (!p)
+	if (p)
+		p->map = map_new();
+	if (!p || !p->map) {
+		free(p);
 		return err_fail(SHMBUS_ENOMEM, "out of memory for a publisher");
+	}
+	/* A publisher that may grow an existing smaller topic takes it at
+	 * the size it has, then grows it to the size asked for. */
+	uint32_t need = t.max_message_size;
 	struct client_line *line;
-	rc = open_topic(bus, topic, ROLE_PUB, true, &t, &p->map, &op, &line);
+	rc = open_topic(bus, topic, ROLE_PUB, true, &t, p->map, &op, &line);
+	if (rc == SHMBUS_ELAYOUT && (po.flags & SHMBUS_PUB_GROW)) {
+		t.max_message_size = 0;
+		rc = open_topic(bus, topic, ROLE_PUB, true, &t, p->map, &op, &line);
+	}
 	if (rc) {
+		free(p->map);
 		free(p);
 		return rc;
 	}
@@ -183,13 +314,20 @@ int shmbus_pub_open(shmbus_bus *bus, const char *topic,
 	p->index = op.index;
 	p->flags = po.flags;
 	snprintf(p->topic, sizeof(p->topic), "%s", topic);
-	ring_writer_init(&p->w, &p->map, line, op.index, op.publisher_id);
-	if (p->map.flags & SHMBUS_TOPIC_INTEGRITY) {
+	ring_writer_init(&p->w, p->map, line, op.index, op.publisher_id);
+	if (p->map->flags & SHMBUS_TOPIC_INTEGRITY) {
 		/* Bound to this bus, the name as asked, and the incarnation the
 		 * broker said: never to anything read from shared memory. */
 		integrity_derive(&p->integ, bus->key, bus->name, topic_name_canon(topic),
 				 op.layout.incarnation, sizeof(op.layout.incarnation));
 		p->w.integ = &p->integ;
+	}
+	if (need > p->map->max_message_size) {
+		rc = shmbus_pub_reserve(p, need);
+		if (rc) {
+			shmbus_pub_close(p);
+			return rc;
+		}
 	}
 	*out = p;
 	return 0;
@@ -202,7 +340,7 @@ void shmbus_pub_close(shmbus_pub *pub)
 	if (pub->w.loaned)
 		ring_discard(&pub->w);
 	close_topic(pub->bus, pub->topic_id, ROLE_PUB, pub->index);
-	topic_unmap(&pub->map);
+	map_free(pub->map);
 	free(pub);
 }
 
@@ -211,8 +349,13 @@ int shmbus_pub_loan(shmbus_pub *pub, void **buf, size_t *capacity)
 	err_clear();
 	if (!pub || !buf || !capacity)
 		return err_fail(SHMBUS_EINVAL, "shmbus_pub_loan: NULL argument");
-	int rc = ring_loan(&pub->w, buf, capacity);
-	return rc == RING_SEALED ? sealed_error(&pub->map) : rc;
+	int rc;
+	/* A sealed ring whose topic grew: again in the successor (each one a
+	 * later generation, so this ends). */
+	while ((rc = ring_loan(&pub->w, buf, capacity)) == RING_SEALED)
+		if ((rc = pub_move(pub, OP_REOPEN, 0)) != 0)
+			return rc;
+	return rc;
 }
 
 int shmbus_pub_publish_at(shmbus_pub *pub, size_t size, int64_t publish_ns, uint64_t *seq)
@@ -243,10 +386,27 @@ int shmbus_pub_reserve(shmbus_pub *pub, size_t size)
 		return err_fail(SHMBUS_EINVAL, "shmbus_pub_reserve: pub is NULL");
 	if (pub->w.loaned)
 		return err_fail(SHMBUS_ESTATE, "shmbus_pub_reserve: a loan is open");
-	if (size <= pub->map.max_message_size)
+	/* The ring may have grown under us (another publisher): look at the
+	 * topic's newest ring before growing it again. */
+	if (ring_state(pub->map) == META_GROWN) {
+		int rc = pub_move(pub, OP_REOPEN, 0);
+		if (rc)
+			return rc;
+	}
+	if (size <= pub->map->max_message_size)
 		return 0;
-	return err_fail(SHMBUS_EMSGSIZE, "topic '%s' holds messages of up to %u bytes, not %zu",
-			pub->map.layout.name, pub->map.max_message_size, size);
+	if (!(pub->flags & SHMBUS_PUB_GROW) || size > SEG_MAX_MESSAGE)
+		return err_fail(SHMBUS_EMSGSIZE,
+				"topic '%s' holds messages of up to %u bytes, not %zu%s",
+				pub->map->layout.name, pub->map->max_message_size, size,
+				size > SEG_MAX_MESSAGE ? " (above the bus's limit)"
+						       : ": open the publisher with SHMBUS_PUB_GROW "
+							 "to grow it");
+	int rc = pub_move(pub, OP_GROW, (uint32_t)size);
+	if (rc == 0 && size > pub->map->max_message_size)
+		rc = err_fail(SHMBUS_EBROKER, "broker grew '%s' to %u bytes, not %zu",
+			      pub->map->layout.name, pub->map->max_message_size, size);
+	return rc;
 }
 
 int shmbus_pub_send(shmbus_pub *pub, const void *data, size_t size, uint64_t *seq)
@@ -260,9 +420,16 @@ int shmbus_pub_send(shmbus_pub *pub, const void *data, size_t size, uint64_t *se
 	int rc = shmbus_pub_reserve(pub, size);
 	if (rc)
 		return rc;
-	rc = ring_loan(&pub->w, &buf, &cap);
+	rc = shmbus_pub_loan(pub, &buf, &cap);
 	if (rc)
-		return rc == RING_SEALED ? sealed_error(&pub->map) : rc;
+		return rc;
+	if (size > cap) {
+		/* The ring the loan found is a successor, larger; never smaller
+		 * than what reserve saw, but check rather than trust. */
+		ring_discard(&pub->w);
+		return err_fail(SHMBUS_EMSGSIZE, "topic '%s' holds messages of up to %zu bytes",
+				pub->map->layout.name, cap);
+	}
 	if (size)
 		memcpy(buf, data, size);
 	return ring_publish(&pub->w, size, 0, seq);
@@ -279,17 +446,17 @@ void shmbus_pub_stats(const shmbus_pub *pub, struct shmbus_pub_stats *st)
 
 size_t shmbus_pub_max_message_size(const shmbus_pub *pub)
 {
-	return pub->map.max_message_size;
+	return pub->map->max_message_size;
 }
 
 const char *shmbus_pub_type_name(const shmbus_pub *pub)
 {
-	return pub->map.layout.type_name;
+	return pub->map->layout.type_name;
 }
 
 const char *shmbus_pub_topic(const shmbus_pub *pub)
 {
-	return pub->map.layout.name;
+	return pub->map->layout.name;
 }
 
 /* ------------------------------------------------------------ subscriber */
@@ -319,11 +486,16 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic,
 		return err_fail(SHMBUS_EINVAL, "sub options: unknown lapped policy %d",
 				(int)so.lapped);
 	shmbus_sub *s = calloc(1, sizeof(*s));
-	if (!s)
+	if (s)
+		s->map = map_new();
+	if (!s || !s->map) {
+		free(s);
 		return err_fail(SHMBUS_ENOMEM, "out of memory for a subscriber");
+	}
 	struct client_line *line;
-	rc = open_topic(bus, topic, ROLE_SUB, so.create_if_missing, &t, &s->map, &op, &line);
+	rc = open_topic(bus, topic, ROLE_SUB, so.create_if_missing, &t, s->map, &op, &line);
 	if (rc) {
+		free(s->map);
 		free(s);
 		return rc;
 	}
@@ -332,10 +504,10 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic,
 	s->index = op.index;
 	/* The head when the broker registered us: anything published once we
 	 * show in `shmbus info` is after our start. */
-	uint64_t start = ring_start_seq(&s->map, op.head, so.start, so.last_n);
-	ring_reader_init(&s->r, &s->map, line, start, so.start == SHMBUS_START_FIRST ? start : 0);
+	uint64_t start = ring_start_seq(s->map, op.head, so.start, so.last_n);
+	ring_reader_init(&s->r, s->map, line, start, so.start == SHMBUS_START_FIRST ? start : 0);
 	s->r.oldest_on_lap = so.lapped == SHMBUS_LAPPED_OLDEST;
-	if (s->map.flags & SHMBUS_TOPIC_INTEGRITY) {
+	if (s->map->flags & SHMBUS_TOPIC_INTEGRITY) {
 		integrity_derive(&s->integ, bus->key, bus->name, topic_name_canon(topic),
 				 op.layout.incarnation, sizeof(op.layout.incarnation));
 		s->r.integ = &s->integ;
@@ -355,7 +527,9 @@ void shmbus_sub_close(shmbus_sub *sub)
 		shmbus_waitset_remove(sub->fd_set, sub);
 	fdwatch_stop(sub->own_fw);
 	close_topic(sub->bus, sub->topic_id, ROLE_SUB, sub->index);
-	topic_unmap(&sub->map);
+	map_free(sub->map);
+	for (size_t i = 0; i < sub->n_retired; i++)
+		map_free(sub->retired[i]);
 	free(sub);
 }
 
@@ -373,9 +547,10 @@ int shmbus_sub_take(shmbus_sub *sub, void *buf, size_t capacity, struct shmbus_m
 	err_clear();
 	if (!sub || (capacity && !buf))
 		return err_fail(SHMBUS_EINVAL, "shmbus_sub_take: NULL argument");
-	int rc = ring_take(&sub->r, buf, capacity, info);
-	if (rc == RING_SEALED)
-		return sealed_error(&sub->map);
+	int rc;
+	while ((rc = ring_take(&sub->r, buf, capacity, info)) == RING_SEALED)
+		if ((rc = sub_move(sub)) != 0)
+			return rc;
 	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;
 }
 
@@ -384,9 +559,10 @@ int shmbus_sub_view(shmbus_sub *sub, struct shmbus_view *view)
 	err_clear();
 	if (!sub || !view)
 		return err_fail(SHMBUS_EINVAL, "shmbus_sub_view: NULL argument");
-	int rc = ring_view(&sub->r, view);
-	if (rc == RING_SEALED)
-		return sealed_error(&sub->map);
+	int rc;
+	while ((rc = ring_view(&sub->r, view)) == RING_SEALED)
+		if ((rc = sub_move(sub)) != 0)
+			return rc;
 	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;
 }
 
@@ -420,7 +596,7 @@ void shmbus_sub_interrupt(shmbus_sub *sub)
 void sub_probe(const shmbus_sub *sub, struct probe *p)
 {
 	*p = (struct probe){ .kind = PROBE_TOPIC,
-			     .map = &sub->map,
+			     .map = sub->map,
 			     .seq = sub->r.next,
 			     .stall_ns = sub->r.stall_ns };
 }
@@ -440,7 +616,7 @@ int shmbus_sub_fd(shmbus_sub *sub, int *fd)
 		return err_fail(SHMBUS_EINVAL,
 				"subscriber of '%s' belongs to a wait set with a descriptor: use "
 				"that one",
-				sub->map.layout.name);
+				sub->map->layout.name);
 	if (!sub->own_fw) {
 		int rc = fdwatch_start(&sub->own_fw, sub_snapshot, sub);
 		if (rc)
@@ -453,7 +629,7 @@ int shmbus_sub_fd(shmbus_sub *sub, int *fd)
 
 void shmbus_sub_stats(const shmbus_sub *sub, struct shmbus_sub_stats *st)
 {
-	uint64_t head = ring_head(&sub->map);
+	uint64_t head = ring_head(sub->map);
 	memset(st, 0, sizeof(*st));
 	st->received = sub->r.received;
 	st->lost = sub->r.lost;
@@ -465,25 +641,25 @@ void shmbus_sub_stats(const shmbus_sub *sub, struct shmbus_sub_stats *st)
 
 const char *shmbus_sub_type_name(const shmbus_sub *sub)
 {
-	return sub->map.layout.type_name;
+	return sub->map->layout.type_name;
 }
 
 const char *shmbus_sub_topic(const shmbus_sub *sub)
 {
-	return sub->map.layout.name;
+	return sub->map->layout.name;
 }
 
 const void *shmbus_sub_schema(const shmbus_sub *sub, size_t *size)
 {
 	/* The meta is the broker's alone: its schema is what the topic was
 	 * created with. */
-	*size = sub->map.layout.schema_size;
-	return (const uint8_t *)sub->map.meta + sizeof(struct meta_header);
+	*size = sub->map->layout.schema_size;
+	return (const uint8_t *)sub->map->meta + sizeof(struct meta_header);
 }
 
 size_t shmbus_sub_max_message_size(const shmbus_sub *sub)
 {
-	return sub->map.max_message_size;
+	return sub->map->max_message_size;
 }
 
 /* --------------------------------------------------------- introspection */
@@ -569,6 +745,7 @@ int shmbus_topic_inspect(shmbus_bus *bus, const char *topic, struct shmbus_topic
 	info->broker_bytes = in.broker_bytes;
 	info->schema_versions = in.schema_versions;
 	info->grown = in.grown;
+	info->ring_base_seq = in.layout.base_seq;
 	info->publishers = in.n_pubs;
 	info->subscribers = in.n_subs;
 	info->waiters = x.waiters;

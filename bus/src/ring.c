@@ -339,7 +339,10 @@ uint64_t ring_start_seq(const struct topic_map *m, uint64_t head, enum shmbus_st
 		return head;
 	if (start == SHMBUS_START_FIRST || last_n > m->history)
 		last_n = m->history;
-	return head > last_n ? head - last_n : 0;
+	/* Nothing before the ring's first number is in it (a topic that grew
+	 * starts its successor at the seal). */
+	uint64_t base = m->layout.base_seq;
+	return head > base + last_n ? head - last_n : base;
 }
 
 void ring_reader_init(struct ring_reader *r, const struct topic_map *map,
@@ -369,6 +372,27 @@ static void reader_lose(struct ring_reader *r, uint64_t to)
 	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
 }
 
+void ring_reader_move(struct ring_reader *r, const struct topic_map *next)
+{
+	/* The reader reached the end: r->next is at or past the seal. */
+	uint64_t base = next->layout.base_seq;
+	/* A reader lapped just as the ring was sealed may have skipped past
+	 * the seal, counting as lost numbers that were never messages there
+	 * (claims the seal refused): the successor has them. */
+	if (r->next > base) {
+		uint64_t over = r->next - base;
+		r->lost -= over < r->lost ? over : r->lost;
+		r->pending_lost -= over < r->pending_lost ? over : r->pending_lost;
+		r->next = base;
+	}
+	r->map = next;
+	r->stall_since = 0;
+	r->overload = 0;
+	r->idle_polls = 0;
+	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
+	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
+}
+
 /* The slot for r->next holds a later sequence number: we were lapped. Jump
  * ahead; everything passed is lost. OLDEST: to the oldest message that can
  * still be there. PACE: behind the newest by as much as this reader can
@@ -379,7 +403,8 @@ static void reader_lapped(struct ring_reader *r)
 	const struct topic_map *m = r->map;
 	uint64_t ring = (uint64_t)m->mask + 1;
 	uint64_t head = ring_head(m);
-	uint64_t target = head > ring ? head - ring : 0;
+	uint64_t base = m->layout.base_seq;
+	uint64_t target = head > base + ring ? head - ring : base;
 	if (!r->oldest_on_lap) {
 		uint64_t keep = ring > 1 + 2 * r->advance ? ring - 1 - 2 * r->advance : 0;
 		target = head > 1 + keep ? head - 1 - keep : 0;

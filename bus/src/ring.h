@@ -75,6 +75,9 @@ void ring_reader_init(struct ring_reader *r, const struct topic_map *map,
  * as far back as history goes (SHMBUS_START_FIRST). */
 uint64_t ring_start_seq(const struct topic_map *map, uint64_t head, enum shmbus_start start,
 			uint32_t last_n);
+/* Carry on in `next`, the successor of the ring the reader reached the end
+ * of (its topic grew): it starts at the seal, where the old ring ended. */
+void ring_reader_move(struct ring_reader *r, const struct topic_map *next);
 /* 0, SHMBUS_EAGAIN, SHMBUS_EMSGSIZE, SHMBUS_ESTATE, or RING_SEALED (the
  * ring ends here: nothing more will come). */
 int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info);

@@ -133,6 +133,8 @@ void seg_meta_format(void *mem, const struct seg_params *p)
 	h->history = p->history;
 	h->board_line = p->board_line;
 	h->creator_uid = p->creator_uid;
+	h->generation = p->generation;
+	h->base_seq = p->base_seq;
 	h->meta_size = seg_meta_size(p->schema_size);
 	h->data_size = seg_data_size(p);
 	h->schema_offset = sizeof(*h);
@@ -148,12 +150,22 @@ void seg_meta_format(void *mem, const struct seg_params *p)
 	atomic_store_explicit(&h->magic, META_MAGIC, memory_order_release);
 }
 
-void seg_data_format(void *mem)
+void seg_data_format(void *mem, uint64_t base_seq)
 {
 	struct data_header *d = mem;
 	/* Relaxed: nobody else has the object yet. */
-	atomic_store_explicit(&d->next_seq, 0, memory_order_relaxed);
+	atomic_store_explicit(&d->next_seq, base_seq, memory_order_relaxed);
 	atomic_store_explicit(&d->epoch, 0, memory_order_relaxed);
+}
+
+int seg_data_format_head(int fd, uint64_t base_seq)
+{
+	void *p = mmap(NULL, DATA_SLOTS_OFFSET, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	seg_data_format(p, base_seq);
+	munmap(p, DATA_SLOTS_OFFSET);
+	return 0;
 }
 
 void seg_bus_format(void *mem)
@@ -174,6 +186,8 @@ void seg_layout_of(const struct meta_header *m, struct seg_layout *l)
 	l->max_message_size = m->max_message_size;
 	l->history = m->history;
 	l->board_line = m->board_line;
+	l->generation = m->generation;
+	l->base_seq = m->base_seq;
 	l->meta_size = m->meta_size;
 	l->data_size = m->data_size;
 	l->schema_size = m->schema_size;
@@ -312,7 +326,8 @@ static bool meta_matches(const struct meta_header *h, const struct seg_layout *l
 	return h->topic_id == l->topic_id && h->flags == l->flags &&
 	       h->slot_count == l->slot_count && h->slot_size == l->slot_size &&
 	       h->max_message_size == l->max_message_size && h->history == l->history &&
-	       h->board_line == l->board_line && h->meta_size == l->meta_size &&
+	       h->board_line == l->board_line && h->generation == l->generation &&
+	       h->base_seq == l->base_seq && h->meta_size == l->meta_size &&
 	       h->data_size == l->data_size && h->schema_size == l->schema_size &&
 	       memcmp(h->incarnation, l->incarnation, sizeof(l->incarnation)) == 0 &&
 	       strcmp(h->name, l->name) == 0 && strcmp(h->type_name, l->type_name) == 0;

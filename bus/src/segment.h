@@ -22,6 +22,8 @@ struct seg_params {
 	uint32_t topic_id;
 	uint32_t board_line;
 	uint32_t creator_uid;
+	uint32_t generation;       /* of a successor ring (0: the first) */
+	uint64_t base_seq;         /* its first sequence number */
 	uint8_t incarnation[SEG_INCARNATION_BYTES];
 	const char *topic;
 	const char *type_name;     /* "" for untyped */
@@ -40,6 +42,8 @@ struct seg_layout {
 	uint32_t max_message_size;
 	uint32_t history;
 	uint32_t board_line;
+	uint32_t generation;
+	uint64_t base_seq;
 	uint64_t meta_size;
 	uint64_t data_size;
 	uint64_t schema_size;
@@ -75,7 +79,10 @@ uint32_t seg_slot_size(uint32_t max_message_size);
 /* Write a fresh meta / data object into zeroed memory of the right size;
  * the meta's magic is stored last. */
 void seg_meta_format(void *mem, const struct seg_params *p);
-void seg_data_format(void *mem);
+void seg_data_format(void *mem, uint64_t base_seq);
+/* The same on a data object by its descriptor (only its first page is
+ * touched): 0 or -1. */
+int seg_data_format_head(int fd, uint64_t base_seq);
 void seg_bus_format(void *mem);
 
 /* The layout a meta describes (for the broker's OPEN reply). */

@@ -62,7 +62,7 @@ static int link_member(shmbus_waitset *ws, struct member *m)
 		if (m->sub->own_fw || m->sub->fd_set)
 			return err_fail(SHMBUS_EINVAL,
 					"subscriber of '%s' has an event descriptor already",
-					m->sub->map.layout.name);
+					m->sub->map->layout.name);
 		m->sub->fd_set = ws;
 		m->sub->fw = ws->fw;
 	} else {

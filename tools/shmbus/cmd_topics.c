@@ -128,9 +128,13 @@ int cmd_info(int argc, char **argv)
 		       ti.schema_versions);
 	printf("layout:      %u slots of %s max (slot %u bytes), history %u, segment %s\n",
 	       ti.slot_count, maxm, ti.slot_size, ti.history, seg);
+	if (ti.grown)
+		printf("grown:       %u times (this ring from sequence number %llu)\n", ti.grown,
+		       (unsigned long long)ti.ring_base_seq);
 	printf("integrity:   %s\n", ti.flags & SHMBUS_TOPIC_INTEGRITY ? "on" : "off");
 	printf("published:   %llu sequence numbers\n", (unsigned long long)ti.next_seq);
 	printf("waiting:     %u\n", ti.waiters);
+	printf("broker:      %llu bytes for this topic\n", (unsigned long long)ti.broker_bytes);
 	printf("publishers:  %zu\n", np);
 	if (np)
 		printf("  %8s %6s %12s %8s\n", "PID", "ID", "PUBLISHED", "SKIPPED");

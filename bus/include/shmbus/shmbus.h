@@ -521,7 +521,9 @@ struct shmbus_topic_info {
 	uint64_t segment_size;    /* bytes of shared memory of its ring */
 	uint64_t next_seq;        /* sequence numbers handed out so far */
 	uint64_t broker_bytes;    /* memory the broker keeps for the topic */
-	uint64_t reserved_[8];
+	uint64_t ring_base_seq;   /* the first sequence number of its ring
+	                             now (0 until it grew) */
+	uint64_t reserved_[7];
 };
 
 struct shmbus_client_info {
