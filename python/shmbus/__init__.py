@@ -25,7 +25,7 @@ import weakref
 from . import _shmbus, _typed
 from ._shmbus import (START_FIRST, START_LAST, START_NEW, LAPPED_OLDEST, LAPPED_PACE,
                       MsgInfo, View, Loan, Error, BufferInUse, TypeMismatch, BadMessage,
-                      NoTopic)
+                      NoTopic, library_version, strerror, topic_name_valid)
 
 for _name in dir(_shmbus):
     _obj = getattr(_shmbus, _name)
