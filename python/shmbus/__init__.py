@@ -70,12 +70,8 @@ def _seconds_ns(s):
     return None if s is None else int(s * 1e9)
 
 
-class Bus(_shmbus.Bus):
-    """A connection to a bus (see connect())."""
-
-    def __init__(self, name=None, **kw):
-        super().__init__(name, **kw)
-        self._children = weakref.WeakSet()
+class _Handle:
+    """Closes on leaving a `with` block; says what it is."""
 
     def __enter__(self):
         return self
@@ -83,6 +79,23 @@ class Bus(_shmbus.Bus):
     def __exit__(self, *exc):
         self.close()
         return False
+
+    def __repr__(self):
+        kind = type(self).__name__
+        if self.closed:
+            return "<shmbus.%s closed>" % kind
+        return "<shmbus.%s %r %s>" % (kind, self.topic, self.type_name or "untyped")
+
+
+class Bus(_shmbus.Bus):
+    """A connection to a bus (see connect())."""
+
+    def __init__(self, name=None, **kw):
+        super().__init__(name, **kw)
+        self._children = weakref.WeakSet()
+
+    __enter__ = _Handle.__enter__
+    __exit__ = _Handle.__exit__
 
     def __repr__(self):
         return "<shmbus.Bus %s>" % ("closed" if self.closed else repr(self.name))
@@ -158,25 +171,13 @@ def _type_error(text):
     return _typed._error(TypeMismatch, text)
 
 
-class Publisher(_shmbus.Publisher):
+class Publisher(_Handle, _shmbus.Publisher):
     """Publishes messages on a topic (see Bus.publisher)."""
 
     def __init__(self, bus, topic, type=None, **kw):
         name, schema, cls = _typed.resolve_type(type)
         super().__init__(bus, topic, type_name=name, schema=schema, **kw)
         self.message_class = cls
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __repr__(self):
-        if self.closed:
-            return "<shmbus.Publisher closed>"
-        return "<shmbus.Publisher %r %s>" % (self.topic, self.type_name or "untyped")
 
     def send(self, msg):
         """Publish a protobuf message (serialized) or a bytes-like object
@@ -190,7 +191,7 @@ class Publisher(_shmbus.Publisher):
         return super().send(msg)
 
 
-class Subscriber(_shmbus.Subscriber):
+class Subscriber(_Handle, _shmbus.Subscriber):
     """Takes messages from a topic (see Bus.subscriber). Iterating blocks
     for each message and ends when the topic is removed."""
 
@@ -198,18 +199,6 @@ class Subscriber(_shmbus.Subscriber):
         name, schema, cls = _typed.resolve_type(type)
         super().__init__(bus, topic, type_name=name, schema=schema, **kw)
         self.message_class = cls or _typed.class_for_topic(self.type_name, self.schema)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __repr__(self):
-        if self.closed:
-            return "<shmbus.Subscriber closed>"
-        return "<shmbus.Subscriber %r %s>" % (self.topic, self.type_name or "untyped")
 
     def decode(self, data):
         """A message of the topic's type from its bytes (bytes when the
@@ -267,12 +256,8 @@ class WaitSet(_shmbus.WaitSet):
     """Wait on many subscribers at once: wait(timeout) returns those with
     something to take; fileno() serves event loops."""
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
+    __enter__ = _Handle.__enter__
+    __exit__ = _Handle.__exit__
 
     async def wait_async(self):
         """Await until a member has something; returns those members."""

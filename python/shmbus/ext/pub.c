@@ -245,19 +245,6 @@ static void loan_finish(PyObject *self)
 	Py_DECREF(p);
 }
 
-static int loan_getbuffer(PyObject *self, Py_buffer *view, int flags)
-{
-	return slotbuf_getbuffer(self, &((PyLoan *)self)->buf, view, flags);
-}
-
-static void loan_releasebuffer(PyObject *self, Py_buffer *view)
-{
-	(void)view;
-	slotbuf_releasebuffer(self, &((PyLoan *)self)->buf);
-}
-
-static PyBufferProcs loan_as_buffer = {loan_getbuffer, loan_releasebuffer};
-
 static void loan_dealloc(PyObject *self)
 {
 	PyLoan *l = (PyLoan *)self;
@@ -419,5 +406,5 @@ PyTypeObject PyLoan_Type = {
 	.tp_dealloc = loan_dealloc,
 	.tp_methods = loan_methods,
 	.tp_getset = loan_getset,
-	.tp_as_buffer = &loan_as_buffer,
+	.tp_as_buffer = &slotbuf_as_buffer,
 };

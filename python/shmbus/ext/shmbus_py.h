@@ -72,8 +72,14 @@ struct slotbuf {
  * with an exception set. */
 Py_ssize_t slotbuf_end(PyObject *owner, struct slotbuf *b);
 PyObject *slotbuf_memoryview(PyObject *owner, struct slotbuf *b);
-int slotbuf_getbuffer(PyObject *owner, struct slotbuf *b, Py_buffer *view, int flags);
-void slotbuf_releasebuffer(PyObject *owner, struct slotbuf *b);
+
+/* Owners (View, Loan) put their slot buffer first, right after the
+ * object header, and share these buffer procedures. */
+struct slotbuf_owner {
+	PyObject_HEAD
+	struct slotbuf buf;
+};
+extern PyBufferProcs slotbuf_as_buffer;
 
 /* ----------------------------------------------------------- objects */
 
@@ -129,6 +135,11 @@ typedef struct {
 
 extern PyTypeObject PyBus_Type, PyPub_Type, PySub_Type, PyView_Type, PyLoan_Type,
 	PyWaitSet_Type;
+
+_Static_assert(offsetof(PyView, buf) == offsetof(struct slotbuf_owner, buf),
+	       "a View's slot buffer comes first");
+_Static_assert(offsetof(PyLoan, buf) == offsetof(struct slotbuf_owner, buf),
+	       "a Loan's slot buffer comes first");
 
 /* Check a handle is open; raise shmbus.StateError otherwise. */
 bool py_bus_open(PyBus *b);

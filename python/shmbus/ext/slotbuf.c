@@ -12,8 +12,9 @@
  */
 #include "shmbus_py.h"
 
-int slotbuf_getbuffer(PyObject *owner, struct slotbuf *b, Py_buffer *view, int flags)
+static int slotbuf_getbuffer(PyObject *owner, Py_buffer *view, int flags)
 {
+	struct slotbuf *b = &((struct slotbuf_owner *)owner)->buf;
 	if (b->state != SLOTBUF_OPEN) {
 		py_raise_msg(SHMBUS_ESTATE, NULL,
 			     "%s has ended: its slot may be reused, so no new buffer is given",
@@ -35,8 +36,10 @@ static void finish(PyObject *owner, struct slotbuf *b)
 	b->len = 0;
 }
 
-void slotbuf_releasebuffer(PyObject *owner, struct slotbuf *b)
+static void slotbuf_releasebuffer(PyObject *owner, Py_buffer *view)
 {
+	struct slotbuf *b = &((struct slotbuf_owner *)owner)->buf;
+	(void)view;
 	b->exports--;
 	if (b->exports == 0 && b->state == SLOTBUF_DRAINING) {
 		/* The last ndarray or slice over the slot is gone. A finish()
@@ -48,6 +51,8 @@ void slotbuf_releasebuffer(PyObject *owner, struct slotbuf *b)
 		PyErr_Restore(type, value, tb);
 	}
 }
+
+PyBufferProcs slotbuf_as_buffer = {slotbuf_getbuffer, slotbuf_releasebuffer};
 
 PyObject *slotbuf_memoryview(PyObject *owner, struct slotbuf *b)
 {

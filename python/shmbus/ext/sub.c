@@ -507,19 +507,6 @@ static void view_finish(PyObject *self)
 	Py_DECREF(s);
 }
 
-static int view_getbuffer(PyObject *self, Py_buffer *view, int flags)
-{
-	return slotbuf_getbuffer(self, &((PyView *)self)->buf, view, flags);
-}
-
-static void view_releasebuffer(PyObject *self, Py_buffer *view)
-{
-	(void)view;
-	slotbuf_releasebuffer(self, &((PyView *)self)->buf);
-}
-
-static PyBufferProcs view_as_buffer = {view_getbuffer, view_releasebuffer};
-
 static void view_dealloc(PyObject *self)
 {
 	PyView *v = (PyView *)self;
@@ -636,5 +623,5 @@ PyTypeObject PyView_Type = {
 	.tp_dealloc = view_dealloc,
 	.tp_methods = view_methods,
 	.tp_getset = view_getset,
-	.tp_as_buffer = &view_as_buffer,
+	.tp_as_buffer = &slotbuf_as_buffer,
 };
