@@ -95,3 +95,43 @@ def test_recv_times_out_with_none(bus):
         assert sub.wait(timeout=0.01) is False
         with pytest.raises(shmbus.Timeout):
             sub.view(timeout=0.01)
+
+
+def test_a_waiting_subscriber_cannot_be_used_from_another_thread(bus):
+    sub = bus.subscriber("t", create=True)
+    ws = bus.waitset([bus.subscriber("t2", create=True)])
+    errors = []
+
+    def other():
+        _until_asleep(bus, "t", os.getpid())
+        for call in (sub.close, sub.take, lambda: sub.recv(0)):
+            try:
+                call()
+            except shmbus.StateError as e:
+                errors.append(str(e))
+        sub.interrupt()
+
+    th = threading.Thread(target=other)
+    th.start()
+    with pytest.raises(shmbus.Interrupted):
+        sub.recv()
+    th.join()
+    assert len(errors) == 3 and all("another thread" in e for e in errors)
+    assert not sub.closed
+
+    def other_ws():
+        _until_asleep(bus, "t2", os.getpid())
+        for call in (ws.close, ws.members[0].take):
+            try:
+                call()
+            except shmbus.StateError as e:
+                errors.append(str(e))
+        ws.interrupt()
+
+    errors.clear()
+    th = threading.Thread(target=other_ws)
+    th.start()
+    with pytest.raises(shmbus.Interrupted):
+        ws.wait()
+    th.join()
+    assert len(errors) == 2, errors

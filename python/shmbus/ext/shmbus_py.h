@@ -103,6 +103,8 @@ typedef struct {
 	PyObject *view;      /* the open (or draining) View, or NULL */
 	Py_ssize_t waitsets; /* wait sets it is a member of */
 	bool intr_stale;     /* see struct py_wait */
+	int busy;            /* blocking calls on it now (its own, or a wait
+	                        set's), GIL released */
 	void *scratch;       /* take() copies here first */
 	size_t scratch_cap;
 } PySub;
@@ -131,6 +133,7 @@ typedef struct {
 	shmbus_waitset *ws;
 	PyObject *members; /* list of PySub */
 	bool intr_stale;
+	bool busy;         /* in a wait, GIL released */
 } PyWaitSet;
 
 extern PyTypeObject PyBus_Type, PyPub_Type, PySub_Type, PyView_Type, PyLoan_Type,
@@ -145,6 +148,10 @@ _Static_assert(offsetof(PyLoan, buf) == offsetof(struct slotbuf_owner, buf),
 bool py_bus_open(PyBus *b);
 bool py_pub_open(PyPub *p);
 bool py_sub_open(PySub *s);
+/* Open, and in no blocking call of another thread: a subscriber belongs to
+ * one thread at a time (shmbus.h), and one closed under a wait would be
+ * freed under it. interrupt() needs neither. */
+bool py_sub_idle(PySub *s);
 
 /* Seconds (float, None = forever) to the API's nanoseconds. -2 and an
  * exception when the value is not a number or is NaN. */

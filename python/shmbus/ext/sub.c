@@ -17,6 +17,18 @@ bool py_sub_open(PySub *s)
 	return false;
 }
 
+bool py_sub_idle(PySub *s)
+{
+	if (!py_sub_open(s))
+		return false;
+	if (!s->busy)
+		return true;
+	py_raise_msg(SHMBUS_ESTATE, NULL,
+		     "the subscriber is in a blocking call (its own or a wait set's) in "
+		     "another thread");
+	return false;
+}
+
 static int sub_init(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"bus", "topic", "type_name", "schema", "max_message_size",
@@ -102,6 +114,8 @@ static PyObject *sub_close(PyObject *self, PyObject *unused)
 	(void)unused;
 	if (!s->sub)
 		Py_RETURN_NONE;
+	if (!py_sub_idle(s))
+		return NULL;
 	if (s->view)
 		return view_in_use(s);
 	if (s->waitsets > 0)
@@ -193,7 +207,7 @@ static PyObject *sub_take(PyObject *self, PyObject *unused)
 	PySub *s = (PySub *)self;
 	PyObject *out;
 	(void)unused;
-	if (!py_sub_open(s))
+	if (!py_sub_idle(s))
 		return NULL;
 	int r = take_once(s, &out);
 	if (r < 0)
@@ -227,7 +241,9 @@ static int wait_some(PySub *s, int64_t *left)
 {
 	struct py_wait w = {sub_wait_fn, sub_interrupt_fn, s->sub, NULL, &s->intr_stale};
 	int64_t start = now_ns();
+	s->busy++;
 	int rc = py_wait_run(&w, *left);
+	s->busy--;
 	if (*left > 0) {
 		*left -= now_ns() - start;
 		if (*left < 0)
@@ -249,7 +265,7 @@ static PyObject *sub_wait(PyObject *self, PyObject *args, PyObject *kw)
 	PySub *s = (PySub *)self;
 	PyObject *timeout = Py_None;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &timeout) ||
-	    !py_sub_open(s))
+	    !py_sub_idle(s))
 		return NULL;
 	int64_t t = py_timeout_ns(timeout);
 	if (t == -2)
@@ -264,7 +280,7 @@ static PyObject *sub_recv(PyObject *self, PyObject *args, PyObject *kw)
 	PySub *s = (PySub *)self;
 	PyObject *timeout = Py_None, *out;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:recv", kwlist, &timeout) ||
-	    !py_sub_open(s))
+	    !py_sub_idle(s))
 		return NULL;
 	int64_t t = py_timeout_ns(timeout);
 	if (t == -2)
@@ -299,7 +315,7 @@ static PyObject *sub_fileno(PyObject *self, PyObject *unused)
 	PySub *s = (PySub *)self;
 	int fd;
 	(void)unused;
-	if (!py_sub_open(s))
+	if (!py_sub_idle(s))
 		return NULL;
 	int rc = shmbus_sub_fd(s->sub, &fd);
 	if (rc)
@@ -332,7 +348,7 @@ static PyObject *sub_c_take_loop(PyObject *self, PyObject *args)
 	PySub *s = (PySub *)self;
 	Py_ssize_t n;
 	int view = 0;
-	if (!PyArg_ParseTuple(args, "n|p:_c_take_loop", &n, &view) || !py_sub_open(s))
+	if (!PyArg_ParseTuple(args, "n|p:_c_take_loop", &n, &view) || !py_sub_idle(s))
 		return NULL;
 	if (s->view)
 		return view_in_use(s);
@@ -398,7 +414,7 @@ static PyObject *sub_view(PyObject *self, PyObject *args, PyObject *kw)
 	PySub *s = (PySub *)self;
 	PyObject *timeout = Py_None;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:view", kwlist, &timeout) ||
-	    !py_sub_open(s))
+	    !py_sub_idle(s))
 		return NULL;
 	int64_t t = py_timeout_ns(timeout);
 	if (t == -2)

@@ -7,10 +7,17 @@
 
 static bool ws_open(PyWaitSet *w)
 {
-	if (w->ws)
+	if (w->ws && !w->busy)
 		return true;
-	py_raise_msg(SHMBUS_ESTATE, NULL, "the wait set is closed");
+	py_raise_msg(SHMBUS_ESTATE, NULL, w->ws ? "the wait set is in a wait in another thread"
+						: "the wait set is closed");
 	return false;
+}
+
+static void members_busy(PyWaitSet *w, int d)
+{
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(w->members); i++)
+		((PySub *)PyList_GET_ITEM(w->members, i))->busy += d;
 }
 
 static PyObject *ws_add(PyObject *self, PyObject *arg);
@@ -115,8 +122,12 @@ static void ws_clear(PyWaitSet *w)
 
 static PyObject *ws_close(PyObject *self, PyObject *unused)
 {
+	PyWaitSet *w = (PyWaitSet *)self;
 	(void)unused;
-	ws_clear((PyWaitSet *)self);
+	if (w->busy)
+		return py_raise_msg(SHMBUS_ESTATE, NULL,
+				    "the wait set is in a wait in another thread");
+	ws_clear(w);
 	Py_RETURN_NONE;
 }
 
@@ -154,7 +165,11 @@ static PyObject *ws_wait(PyObject *self, PyObject *args, PyObject *kw)
 		return NULL;
 	struct ws_out out = {.n = 0};
 	struct py_wait pw = {ws_wait_fn, ws_interrupt_fn, w->ws, &out, &w->intr_stale};
+	w->busy = true;
+	members_busy(w, 1);
 	int rc = py_wait_run(&pw, t);
+	members_busy(w, -1);
+	w->busy = false;
 	if (rc == PY_WAIT_RAISED)
 		return NULL;
 	if (rc == SHMBUS_ETIMEDOUT)
