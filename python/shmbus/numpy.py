@@ -21,6 +21,8 @@ still overwrites it: the view's exit raises shmbus.Lapped then, so a result
 computed from a torn frame is never taken for a good one silently.
 """
 
+import functools
+
 import numpy as np
 
 from . import _shmbus, _typed, msgs
@@ -42,6 +44,7 @@ ENCODINGS = {
 _FIELDS = ("width", "height", "encoding", "step", "data", "is_bigendian")
 
 
+@functools.lru_cache(maxsize=64)
 def _numbers(descriptor):
     by_name = {f.name: f.number for f in descriptor.fields}
     missing = [n for n in _FIELDS if n not in by_name]
