@@ -341,50 +341,6 @@ static PyObject *sub_stats(PyObject *self, PyObject *unused)
 			     "rejected", (unsigned long long)st.rejected);
 }
 
-/* The baseline of the Python benchmark: the same take (or view, first
- * byte read, release) in a C loop, no Python object per message. */
-static PyObject *sub_c_take_loop(PyObject *self, PyObject *args)
-{
-	PySub *s = (PySub *)self;
-	Py_ssize_t n;
-	int view = 0;
-	if (!PyArg_ParseTuple(args, "n|p:_c_take_loop", &n, &view) || !py_sub_idle(s))
-		return NULL;
-	if (s->view)
-		return view_in_use(s);
-	if (!s->scratch) {
-		PyObject *o;
-		int r = take_once(s, &o); /* allocates scratch */
-		if (r < 0)
-			return NULL;
-		if (r > 0) {
-			Py_DECREF(o);
-			n--;
-		}
-	}
-	Py_ssize_t got = 0;
-	volatile uint8_t sink = 0;
-	for (; got < n; got++) {
-		int rc;
-		if (view) {
-			struct shmbus_view v;
-			rc = shmbus_sub_view(s->sub, &v);
-			if (rc == 0) {
-				sink = *(const volatile uint8_t *)v.data;
-				rc = shmbus_sub_release(s->sub, &v);
-			}
-		} else {
-			rc = shmbus_sub_take(s->sub, s->scratch, s->scratch_cap, NULL);
-		}
-		if (rc == SHMBUS_EAGAIN)
-			break;
-		if (rc)
-			return py_raise(rc, "take");
-	}
-	(void)sink;
-	return PyLong_FromSsize_t(got + (view ? 0 : 0));
-}
-
 /* ------------------------------------------------------------- views */
 
 static PyObject *new_view(PySub *s, const struct shmbus_view *sv)
@@ -480,8 +436,6 @@ static PyMethodDef sub_methods[] = {
 	 "A descriptor readable while there is something to take (for event loops)."},
 	{"stats", sub_stats, METH_NOARGS,
 	 "{received, lost, last_seq, next_seq, lag, rejected}"},
-	{"_c_take_loop", sub_c_take_loop, METH_VARARGS,
-	 "_c_take_loop(n, view=False) -> taken: n takes (or views) in C; for benchmarks."},
 	{NULL, NULL, 0, NULL},
 };
 
