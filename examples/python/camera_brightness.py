@@ -20,18 +20,23 @@ def main():
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds to wait per frame")
     args = ap.parse_args()
 
-    with shmbus.connect(args.bus) as bus, bus.subscriber(args.topic, type="shmbus.msgs.Image",
-                                                         create=True) as sub:
+    # Created with the camera's layout if the camera is not up yet
+    # (examples/pipeline/common.c: 8 slots, 1280x720 rgb8 + header).
+    with shmbus.connect(args.bus) as bus, bus.subscriber(
+            args.topic, type="shmbus.msgs.Image", create=True, slots=8, history=1,
+            max_message_size=1280 * 720 * 3 + 4096) as sub:
         seen = 0
         while not args.frames or seen < args.frames:
             try:
                 with sub.view(timeout=args.timeout) as v:
+                    if sub.stats()["lag"] > 0:
+                        continue  # a newer frame is there: live view skips this one
                     frame = shmbus.numpy.image(v)  # (720, 1280, 3) over the slot
                     brightness = frame.mean()
                     rgb = frame.reshape(-1, frame.shape[2]).mean(axis=0)
                     del frame                      # the view may end now
             except shmbus.Lapped:
-                print("frame overwritten while read: result dropped")
+                print("overwritten while read: result dropped")
                 continue
             except shmbus.Timeout:
                 print("no frame for %.1f s" % args.timeout)
