@@ -219,11 +219,18 @@ static long check_recording(const char *path, const char *topic, bool *complete,
 		     m.log_time == m.publish_time && m.log_time > 0;
 		if (ok && gaps)
 			n = imu->header->stamp_ns;
+		long stamp = imu && imu->header ? (long)imu->header->stamp_ns : -1;
 		if (imu)
 			shmbus__msgs__imu__free_unpacked(imu, NULL);
 		if (!ok) {
-			fprintf(stderr, "\n%s: message %ld of %s is not what was published\n", path, n,
-				topic);
+			/* A later intact message is a gap (the recorder was lapped:
+			 * it counts those lost), not a corrupt one: say which. */
+			if (stamp > n)
+				fprintf(stderr, "\n%s: %s misses messages %ld..%ld\n", path, topic, n,
+					stamp - 1);
+			else
+				fprintf(stderr, "\n%s: message %ld of %s is not what was published\n",
+					path, n, topic);
 			mcap_reader_close(r);
 			return -1;
 		}
