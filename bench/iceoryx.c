@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <iceoryx_binding_c/log.h>
 #include <iceoryx_binding_c/publisher.h>
 #include <iceoryx_binding_c/runtime.h>
 #include <iceoryx_binding_c/subscriber.h>
@@ -58,6 +59,8 @@ static void iox_runtime(void)
 	if (registered == getpid())
 		return;
 	snprintf(name, sizeof(name), "shmbus-bench-%d", (int)getpid());
+	/* Its warnings and errors only, not a line per registration. */
+	iox_set_loglevel(Iceoryx_LogLevel_Warn);
 	iox_runtime_init(name);
 	registered = getpid();
 }
