@@ -580,7 +580,8 @@ static void child_export_rows(struct child_export *x, const struct row_mark *old
 		c->scale = r->scale;
 		c->acc_from = x->nsamples;
 		c->nacc = r->nacc - m.nacc;
-		memcpy(x->samples + x->nsamples, r->acc + m.nacc, c->nacc * sizeof(int64_t));
+		if (c->nacc > 0)
+			memcpy(x->samples + x->nsamples, r->acc + m.nacc, c->nacc * sizeof(int64_t));
 		x->nsamples += c->nacc;
 		c->npass = r->npass - m.npass;
 		memcpy(c->pass_vals, r->pass_vals + m.npass, (size_t)c->npass * sizeof(double));

@@ -145,7 +145,10 @@ static void roudi_child(const char *exe, int log_fd, _Atomic int *private_ns)
 		dup2(null_fd, 0);
 	dup2(log_fd, 1);
 	dup2(log_fd, 2);
-	execl(exe, "iox-roudi", "-c", cfg, "-l", "info", (char *)NULL);
+	/* Monitoring off: on a loaded machine a process's keep-alive thread
+	 * can starve for RouDi's 1.5 s and RouDi would drop it in the middle
+	 * of a case; every bench process deregisters at exit instead. */
+	execl(exe, "iox-roudi", "-c", cfg, "-l", "info", "-m", "off", (char *)NULL);
 	dprintf(log_fd, "exec %s: %s\n", exe, strerror(errno));
 	_exit(127);
 }
@@ -320,9 +323,12 @@ void roudi_stop(void)
 	if (roudi_pid > 0) {
 		int64_t deadline = bench_now_ns() + ROUDI_STOP_NS;
 
-		/* SIGINT: RouDi's orderly shutdown (it frees its memory and
-		 * removes its sockets). */
-		kill(roudi_pid, SIGINT);
+		/* In its own namespace, nothing of RouDi outlives it: SIGKILL,
+		 * so that its shutdown cannot signal the pid of a process it
+		 * still counts as registered (one that crashed), which may be
+		 * someone else's by now. In the machine's namespace, SIGINT:
+		 * its orderly shutdown removes its files. */
+		kill(roudi_pid, ns_fd >= 0 ? SIGKILL : SIGINT);
 		while (waitpid(roudi_pid, NULL, WNOHANG) != roudi_pid) {
 			if (bench_now_ns() > deadline) {
 				fprintf(stderr, "bench: RouDi %d did not stop; killing it\n",
