@@ -485,27 +485,21 @@ static void row_figures(struct bench_row *r)
 			 (unsigned long long)r->skipped);
 }
 
+/* cost(r) / cost(the row `name` at `size`); NAN when there is none. */
+static double ratio_to(const struct bench_row *r, const char *name, uint64_t size)
+{
+	const struct bench_row *o = name[0] ? bench_rows_find(name, size) : NULL;
+
+	return o && row_cost(o) > 0 ? row_cost(r) / row_cost(o) : NAN;
+}
+
 void bench_rows_finish(void)
 {
 	for (size_t i = 0; i < nrows; i++)
 		row_figures(&rows[i]);
 	for (size_t i = 0; i < nrows; i++) {
-		const struct bench_row *f;
-
-		if (!rows[i].floor_name[0])
-			continue;
-		f = bench_rows_find(rows[i].floor_name, rows[i].floor_size);
-		if (f && row_cost(f) > 0)
-			rows[i].ratio = row_cost(&rows[i]) / row_cost(f);
-	}
-	for (size_t i = 0; i < nrows; i++) {
-		const struct bench_row *p;
-
-		if (!rows[i].peer_name[0])
-			continue;
-		p = bench_rows_find(rows[i].peer_name, rows[i].peer_size);
-		if (p && row_cost(p) > 0)
-			rows[i].ratio_peer = row_cost(&rows[i]) / row_cost(p);
+		rows[i].ratio = ratio_to(&rows[i], rows[i].floor_name, rows[i].floor_size);
+		rows[i].ratio_peer = ratio_to(&rows[i], rows[i].peer_name, rows[i].peer_size);
 	}
 }
 
