@@ -37,6 +37,7 @@ struct bench_config {
 	const char *only;      /* run only cases whose name contains this */
 	const char *bus_name;  /* "bench-<pid>" */
 	const char *broker;    /* broker executable, or NULL ($SHMBUSD) */
+	const char *cli;       /* the shmbus command, or NULL ($SHMBUS_CLI) */
 };
 
 extern struct bench_config bench_cfg;
@@ -62,6 +63,19 @@ void bench_shm_free(void *p, size_t size);
  * pids[0..n). Returns 0, or -1 (children already started are killed). */
 int bench_spawn(int n, const int *cpus, int (*fn)(void *arg, int index), void *arg,
 		pid_t *pids);
+
+/* A child ends with _exit(), so that it runs nothing the main process
+ * registered. A case whose library must deregister itself at exit (the
+ * iceoryx runtime tells RouDi it is gone in a static destructor) sets this
+ * in the child, which then ends with exit(). */
+extern bool bench_child_exit_cleanly;
+
+/* Run fn(arg) in a forked child and take back into this process the rows
+ * it added or extended (samples, rates, values, counts, notes), as if fn
+ * had run here. For cases that must not leave state in the main process
+ * (a library that starts threads, a mount namespace joined). Returns fn's
+ * result, or -1 when the child failed. */
+int bench_in_child(const char *name, int (*fn)(void *arg), void *arg);
 
 /* Wait for the children, at most timeout_ns in all, then kill the rest.
  * Returns 0 when every child exited with status 0. */
@@ -122,10 +136,21 @@ struct bench_row {
 	char floor_name[48];  /* "" when none */
 	uint64_t floor_size;
 	double ratio;         /* filled by bench_rows_finish() */
+	/* The same thing measured the same way on what a user would pick
+	 * instead (iceoryx, a socket); "" when none. */
+	char peer_name[48];
+	uint64_t peer_size;
+	double ratio_peer;    /* filled by bench_rows_finish() */
+	double lost_pct;      /* 100 * lost / (received + lost); NAN when n/a */
+	/* A row that is neither a latency nor a rate (bytes, a share): its
+	 * median over the rounds, and what it counts. */
+	double value;
+	char unit[16];
 	uint64_t samples;     /* how many samples the percentiles came from */
 	char note[160];       /* what the case says about itself */
 	/* Pooled over rounds. */
 	bool is_rate;         /* a throughput row */
+	bool is_value;        /* a value row (bench_row_values) */
 	bool copy_rate;       /* latency row that also reports size / median */
 	double scale;         /* latency samples are per `scale` operations */
 	int64_t *acc;
@@ -139,7 +164,15 @@ struct bench_row {
 struct bench_row *bench_row_latency(const char *name, uint64_t size, struct bench_samples *s);
 struct bench_row *bench_row_rates(const char *name, uint64_t size, const double *rates,
 				  int passes);
+/* One value per round (bytes, a percentage, ...): the row's value is their
+ * median. `unit` says what it counts ("B", "%"). */
+struct bench_row *bench_row_values(const char *name, uint64_t size, const double *values,
+				   int n, const char *unit);
 void bench_row_set_floor(struct bench_row *r, const char *floor_name, uint64_t floor_size);
+void bench_row_set_peer(struct bench_row *r, const char *peer_name, uint64_t peer_size);
+/* Replace the row's note (printf-style). */
+void bench_row_note(struct bench_row *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Accumulate loss counts of a round into the row's note. */
 void bench_row_add_counts(struct bench_row *r, uint64_t lost, uint64_t total,
 			  uint64_t superseded, uint64_t skipped);
@@ -232,21 +265,39 @@ extern const size_t bench_tput_sizes[];
 extern const size_t bench_ntput_sizes;
 uint32_t bench_tput_slots(size_t size);
 
-/* Case groups (floors.c, ipc.c, bus_cases.c). A round runs in stages so
- * that each bus case runs right after the floors it is compared with (the
- * VM's host may move the virtual CPUs between two cases far apart in time):
- * stage i < bench_nsizes: the latency cases at bench_sizes[i] (stage 0 also
- * the cache-line floors); then one stage per throughput size; then
- * BENCH_STAGE_FANOUT. Each returns the number of failed cases. */
+/* Case groups (floors.c, ipc.c, bus_cases.c, iceoryx.c). A round runs in
+ * stages so that each bus case runs right after the floors and peers it is
+ * compared with (the VM's host may move the virtual CPUs between two cases
+ * far apart in time): stage i < bench_nsizes: the latency cases at
+ * bench_sizes[i] (stage 0 also the cache-line floors); then one stage per
+ * throughput size; then the stages below. Each returns the number of
+ * failed cases. */
 #define BENCH_STAGE_FANOUT 1000
+#define BENCH_STAGE_SLOW 1001   /* a slow subscriber vs its publisher */
+#define BENCH_STAGE_TOPICS 1002 /* many small topics: memory and time */
 int bench_floors_run(int stage);
 int bench_ipc_run(int stage);
 int bench_bus_run(int stage);
-bool bench_bus_available(void);
+/* NULL when the group can run, else why not (printed, its rows are then
+ * missing: not measured). */
+const char *bench_bus_unavailable(void);
 /* Connect (which starts the bench's own broker) before the first round;
  * disconnect and stop the broker after the last. */
 int bench_bus_begin(void);
 void bench_bus_end(void);
+/* The bus's later stages (slow.c, topics.c), called by bench_bus_run. */
+int bench_slow_run(void);
+int bench_topics_run(void);
+
+/* iceoryx (iceoryx.c and roudi.c, or iceoryx_none.c): begin starts its
+ * RouDi, end stops it. */
+int bench_iox_run(int stage);
+const char *bench_iox_unavailable(void);
+int bench_iox_begin(void);
+void bench_iox_end(void);
+
+/* The round being run (0-based), for cases that do their own rounds. */
+extern int bench_round;
 
 /* Whether a case named `name` is selected by --only. */
 bool bench_selected(const char *name);

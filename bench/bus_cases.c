@@ -1,8 +1,11 @@
 /*
  * bus_cases.c - the bus measured with the same drivers as the floors:
  * ping-pong latency polling with take, polling with zero-copy views, and
- * blocking in shmbus_sub_wait; streaming throughput one to one; fan-out to
- * 1..16 subscribers (latency and rates); four publishers into one topic.
+ * blocking in shmbus_sub_wait; the same with the sender writing the whole
+ * message into its loan (measured as iceoryx is); streaming throughput one
+ * to one; fan-out to 1..16 subscribers (latency and rates); four
+ * publishers into one topic. The later stages (a slow subscriber, many
+ * small topics) are in slow.c and topics.c.
  *
  * The main process connects first (which starts the broker for the bench's
  * own bus), every forked participant connects on its own, and the broker is
@@ -21,7 +24,8 @@
 
 #include <shmbus/shmbus.h>
 
-#define BUS_TIMEOUT_NS (10 * (int64_t)1000000000)
+#include "bus_bench.h"
+
 /* The spin budget of the *_spinwait / *_spin cases: longer than a
  * round trip at the sizes where spinning pays. */
 #define BUS_SPIN_NS ((int64_t)50000)
@@ -29,9 +33,9 @@
 static shmbus_bus *main_bus; /* the main process's connection */
 static pid_t main_pid;
 
-bool bench_bus_available(void)
+const char *bench_bus_unavailable(void)
 {
-	return true;
+	return NULL;
 }
 
 static int bus_connect(shmbus_bus **bus)
@@ -47,7 +51,7 @@ static int bus_connect(shmbus_bus **bus)
 }
 
 /* The main process uses its connection; a forked child makes its own. */
-static int bus_get(shmbus_bus **bus)
+int bench_bus_get(shmbus_bus **bus)
 {
 	if (getpid() == main_pid) {
 		*bus = main_bus;
@@ -56,13 +60,13 @@ static int bus_get(shmbus_bus **bus)
 	return bus_connect(bus);
 }
 
-static void bus_put(shmbus_bus *bus)
+void bench_bus_put(shmbus_bus *bus)
 {
 	if (bus && bus != main_bus)
 		shmbus_disconnect(bus);
 }
 
-static void report(const char *name, shmbus_bus *bus, const char *what, int rc)
+void bench_bus_report(const char *name, shmbus_bus *bus, const char *what, int rc)
 {
 	bench_fail(name, "%s: %s%s%s", what, shmbus_strerror(rc), bus ? " - " : "",
 		   bus ? shmbus_errmsg() : "");
@@ -76,8 +80,9 @@ static uint32_t latency_slots(size_t size)
 }
 
 /* Open a publisher on `pub_topic` and a subscriber on `sub_topic`, either
- * creating them with the given layout. */
-static int open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
+ * creating them with the given layout (slots 0: the bus's default for the
+ * size). */
+int bench_bus_open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
 		     const char *sub_topic, size_t size, uint32_t slots, int64_t spin_ns,
 		     shmbus_pub **pub, shmbus_sub **sub)
 {
@@ -91,7 +96,7 @@ static int open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
 	t.slot_count = slots;
 	t.max_message_size = (uint32_t)size;
 	if (pub_topic && (rc = shmbus_pub_open(bus, pub_topic, &t, NULL, pub)) != 0) {
-		report(name, bus, "shmbus_pub_open", rc);
+		bench_bus_report(name, bus, "shmbus_pub_open", rc);
 		return -1;
 	}
 	if (!sub_topic)
@@ -100,7 +105,7 @@ static int open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
 	so.create_if_missing = true;
 	so.spin_ns = spin_ns;
 	if ((rc = shmbus_sub_open(bus, sub_topic, &t, &so, sub)) != 0) {
-		report(name, bus, "shmbus_sub_open", rc);
+		bench_bus_report(name, bus, "shmbus_sub_open", rc);
 		shmbus_pub_close(*pub);
 		*pub = NULL;
 		return -1;
@@ -111,10 +116,24 @@ static int open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
 /* ---------------------------------------------------- ping-pong latency */
 
 enum bus_mode {
-	MODE_TAKE, /* poll shmbus_sub_take, send with shmbus_pub_send */
-	MODE_VIEW, /* poll shmbus_sub_view, reply by loan + publish */
-	MODE_WAIT, /* block in shmbus_sub_wait, then take */
+	MODE_TAKE,       /* poll shmbus_sub_take, send with shmbus_pub_send */
+	MODE_VIEW,       /* poll shmbus_sub_view, reply by loan + publish */
+	MODE_WAIT,       /* block in shmbus_sub_wait, then take */
+	MODE_WRITE,      /* as MODE_VIEW, the sender writing the whole message
+			    into its loan, default topic layout */
+	MODE_WAIT_WRITE, /* as MODE_WRITE, blocking in shmbus_sub_wait */
 };
+
+/* The sender writes into its loan / the receiver views in place. */
+static bool mode_loans(enum bus_mode m)
+{
+	return m == MODE_VIEW || m == MODE_WRITE || m == MODE_WAIT_WRITE;
+}
+
+static bool mode_waits(enum bus_mode m)
+{
+	return m == MODE_WAIT || m == MODE_WAIT_WRITE;
+}
 
 struct bus_pp {
 	const char *name;
@@ -140,14 +159,16 @@ static int bus_pp_setup(void *ctx, int role)
 	if (!c->priv)
 		return -1;
 	memset(c->priv, 0x5a, c->size);
-	if ((rc = bus_get(&c->bus)) != 0) {
-		report(c->name, NULL, "shmbus_connect", rc);
+	if ((rc = bench_bus_get(&c->bus)) != 0) {
+		bench_bus_report(c->name, NULL, "shmbus_connect", rc);
 		free(c->priv);
 		return -1;
 	}
-	if (open_pair(c->name, c->bus, c->topic[role], c->topic[!role], c->size,
-		      latency_slots(c->size), c->spin_ns, &c->pub, &c->sub) != 0) {
-		bus_put(c->bus);
+	if (bench_bus_open_pair(c->name, c->bus, c->topic[role], c->topic[!role], c->size,
+		      c->mode == MODE_WRITE || c->mode == MODE_WAIT_WRITE ? 0
+									  : latency_slots(c->size),
+		      c->spin_ns, &c->pub, &c->sub) != 0) {
+		bench_bus_put(c->bus);
 		free(c->priv);
 		return -1;
 	}
@@ -161,7 +182,7 @@ static void bus_pp_teardown(void *ctx, int role)
 	(void)role;
 	shmbus_sub_close(c->sub);
 	shmbus_pub_close(c->pub);
-	bus_put(c->bus);
+	bench_bus_put(c->bus);
 	free(c->priv);
 	c->priv = NULL;
 }
@@ -170,14 +191,20 @@ static int bus_pp_send(struct bus_pp *c, uint64_t cmd)
 {
 	int rc;
 
-	if (c->mode == MODE_VIEW) {
+	if (mode_loans(c->mode)) {
 		void *buf;
 		size_t cap;
 
-		/* Zero-copy: the message is produced in place; only its first
-		 * word (the command) is written here. */
+		/* Zero-copy: the message is produced in place; MODE_VIEW writes
+		 * only its first word (the command), the write modes all of
+		 * it, as a producer filling its loan does. */
 		if ((rc = shmbus_pub_loan(c->pub, &buf, &cap)) == 0) {
-			memcpy(buf, &cmd, sizeof(cmd));
+			if (c->mode != MODE_VIEW) {
+				memcpy(c->priv, &cmd, sizeof(cmd));
+				memcpy(buf, c->priv, c->size);
+			} else {
+				memcpy(buf, &cmd, sizeof(cmd));
+			}
 			rc = shmbus_pub_publish(c->pub, c->size, NULL);
 		}
 	} else {
@@ -185,7 +212,7 @@ static int bus_pp_send(struct bus_pp *c, uint64_t cmd)
 		rc = shmbus_pub_send(c->pub, c->priv, c->size, NULL);
 	}
 	if (rc != 0)
-		report(c->name, c->bus, "publish", rc);
+		bench_bus_report(c->name, c->bus, "publish", rc);
 	return rc ? -1 : 0;
 }
 
@@ -198,7 +225,7 @@ static int64_t bus_pp_recv(struct bus_pp *c)
 	int rc;
 
 	for (;;) {
-		if (c->mode == MODE_VIEW) {
+		if (mode_loans(c->mode)) {
 			struct shmbus_view v;
 
 			rc = shmbus_sub_view(c->sub, &v);
@@ -216,13 +243,13 @@ static int64_t bus_pp_recv(struct bus_pp *c)
 			}
 		}
 		if (rc != SHMBUS_EAGAIN) {
-			report(c->name, c->bus, "take", rc);
+			bench_bus_report(c->name, c->bus, "take", rc);
 			return -1;
 		}
-		if (c->mode == MODE_WAIT) {
+		if (mode_waits(c->mode)) {
 			rc = shmbus_sub_wait(c->sub, 100000000);
 			if (rc != 0 && rc != SHMBUS_ETIMEDOUT) {
-				report(c->name, c->bus, "shmbus_sub_wait", rc);
+				bench_bus_report(c->name, c->bus, "shmbus_sub_wait", rc);
 				return -1;
 			}
 			if (rc == 0)
@@ -271,7 +298,7 @@ static const struct bench_pingpong_ops bus_pp_ops = {
 };
 
 static int run_latency(const char *name, enum bus_mode mode, int64_t spin_ns, size_t size,
-		       const char *floor, uint64_t floor_size)
+		       const char *floor, uint64_t floor_size, const char *peer)
 {
 	struct bus_pp c = {.name = name, .mode = mode, .size = size, .spin_ns = spin_ns};
 
@@ -279,6 +306,11 @@ static int run_latency(const char *name, enum bus_mode mode, int64_t spin_ns, si
 	snprintf(c.topic[1], sizeof(c.topic[1]), "bench/%s/%zu/pong", name, size);
 	if (bench_pingpong(name, size, &bus_pp_ops, &c, floor, floor_size) != 0)
 		return -1;
+	if (peer)
+		bench_row_set_peer(bench_rows_find(name, size), peer, size);
+	if (mode == MODE_WRITE || mode == MODE_WAIT_WRITE)
+		bench_row_note(bench_rows_find(name, size), "default topic layout; %s",
+			       mode == MODE_WRITE ? "polling" : "shmbus_sub_wait, spin_ns 0");
 	if (spin_ns > 0)
 		snprintf(bench_rows_find(name, size)->note, sizeof(((struct bench_row *)0)->note),
 			 "shmbus_sub_options.spin_ns = %lld us", (long long)(spin_ns / 1000));
@@ -316,14 +348,14 @@ static int bs_setup(void *ctx, int role, int index)
 	if (!c->priv)
 		return -1;
 	memset(c->priv, 0x5a, c->size);
-	if ((rc = bus_get(&c->bus)) != 0) {
-		report(c->name, NULL, "shmbus_connect", rc);
+	if ((rc = bench_bus_get(&c->bus)) != 0) {
+		bench_bus_report(c->name, NULL, "shmbus_connect", rc);
 		free(c->priv);
 		return -1;
 	}
-	if (open_pair(c->name, c->bus, role == 0 ? c->topic : NULL, role == 1 ? c->topic : NULL,
+	if (bench_bus_open_pair(c->name, c->bus, role == 0 ? c->topic : NULL, role == 1 ? c->topic : NULL,
 		      c->size, c->slots, c->spin_ns, &c->pub, &c->sub) != 0) {
-		bus_put(c->bus);
+		bench_bus_put(c->bus);
 		free(c->priv);
 		return -1;
 	}
@@ -347,7 +379,7 @@ static void bs_teardown(void *ctx, int role, int index)
 	}
 	shmbus_sub_close(c->sub);
 	shmbus_pub_close(c->pub);
-	bus_put(c->bus);
+	bench_bus_put(c->bus);
 	free(c->priv);
 }
 
@@ -363,7 +395,7 @@ static int bs_send(void *ctx, int index)
 	if (rc == SHMBUS_ELAPPED)
 		return 0;
 	if (rc != 0)
-		report(c->name, c->bus, "shmbus_pub_send", rc);
+		bench_bus_report(c->name, c->bus, "shmbus_pub_send", rc);
 	return rc ? -1 : 0;
 }
 
@@ -377,7 +409,7 @@ static int bs_try_recv(void *ctx, int index)
 		return 1;
 	if (rc == SHMBUS_EAGAIN)
 		return 0;
-	report(c->name, c->bus, "shmbus_sub_take", rc);
+	bench_bus_report(c->name, c->bus, "shmbus_sub_take", rc);
 	return -1;
 }
 
@@ -389,7 +421,7 @@ static int bs_wait(void *ctx, int index, int64_t timeout_ns)
 	(void)index;
 	if (rc == 0 || rc == SHMBUS_ETIMEDOUT)
 		return 0;
-	report(c->name, c->bus, "shmbus_sub_wait", rc);
+	bench_bus_report(c->name, c->bus, "shmbus_sub_wait", rc);
 	return -1;
 }
 
@@ -432,10 +464,24 @@ static const struct bench_stream_ops bs_wait_ops = {
 	.lost = bs_lost,
 };
 
+/* The slot count the bus gave a topic (0 when it cannot be asked). */
+static uint32_t topic_slots(const char *topic)
+{
+	struct shmbus_topic_info info;
+
+	if (shmbus_topic_inspect(main_bus, topic, &info, NULL, 0, NULL, NULL, 0, NULL) != 0)
+		return 0;
+	return info.slot_count;
+}
+
+/* Streams use the topic layout a user gets by default (slot count chosen by
+ * the bus for the size), as the goals ask; the ring floor keeps its fixed
+ * bench_tput_slots(). */
 static int run_tput(size_t size, bool spin)
 {
 	struct bus_stream c = {.name = spin ? "bus_tput_spin" : "bus_tput", .size = size,
-			       .slots = bench_tput_slots(size), .spin_ns = spin ? BUS_SPIN_NS : 0};
+			       .slots = 0, .spin_ns = spin ? BUS_SPIN_NS : 0};
+	uint32_t slots;
 	char name[48];
 	struct bench_stream_result res;
 	struct bus_pub_counts *counts = bench_shm_alloc(sizeof(*counts));
@@ -450,20 +496,23 @@ static int run_tput(size_t size, bool spin)
 		bench_shm_free(counts, sizeof(*counts));
 		return -1;
 	}
+	slots = topic_slots(c.topic);
 	r = bench_row_rates(c.name, size, res.cons_rate, res.passes);
 	bench_row_set_floor(r, "floor_ring_tput", size);
+	bench_row_set_peer(r, spin ? "unix_tput" : "iox_tput", size);
 	if (spin)
-		snprintf(r->note, sizeof(r->note),
-			 "delivered; %u slots, subscriber in shmbus_sub_wait, spin_ns %lld us",
-			 c.slots, (long long)(BUS_SPIN_NS / 1000));
+		bench_row_note(r, "delivered; %u slots (default), subscriber in shmbus_sub_wait, "
+				  "spin_ns %lld us",
+			       slots, (long long)(BUS_SPIN_NS / 1000));
 	else
-		snprintf(r->note, sizeof(r->note), "delivered; %u slots, subscriber polls take",
-			 c.slots);
+		bench_row_note(r, "delivered; %u slots (default), subscriber polls take", slots);
 	bench_row_add_counts(r, res.lost, res.received + res.lost, 0, 0);
 	snprintf(name, sizeof(name), "%s_pub", c.name);
 	r = bench_row_rates(name, size, res.prod_rate, res.passes);
 	bench_row_set_floor(r, "floor_ring_tput", size);
-	snprintf(r->note, sizeof(r->note), "publisher's own rate (it never waits)");
+	if (!spin)
+		bench_row_set_peer(r, "iox_tput_pub", size);
+	bench_row_note(r, "publisher's own rate (it never waits)");
 	bench_shm_free(counts, sizeof(*counts));
 	return 0;
 }
@@ -579,14 +628,14 @@ static int fan_sub(void *arg, int index)
 	int rc;
 	uint64_t n = 0;
 
-	if ((rc = bus_get(&bus)) != 0) {
-		report(f->name, NULL, "shmbus_connect", rc);
+	if ((rc = bench_bus_get(&bus)) != 0) {
+		bench_bus_report(f->name, NULL, "shmbus_connect", rc);
 		bench_barrier_break(&f->sh->barrier);
 		return -1;
 	}
-	if (open_pair(f->name, bus, NULL, f->topic, sizeof(m), 64, 0, &none, &sub) != 0) {
+	if (bench_bus_open_pair(f->name, bus, NULL, f->topic, sizeof(m), 64, 0, &none, &sub) != 0) {
 		bench_barrier_break(&f->sh->barrier);
-		bus_put(bus);
+		bench_bus_put(bus);
 		return -1;
 	}
 	rc = -1;
@@ -599,13 +648,13 @@ static int fan_sub(void *arg, int index)
 		if (r == SHMBUS_EAGAIN) {
 			r = shmbus_sub_wait(sub, BUS_TIMEOUT_NS);
 			if (r != 0) {
-				report(f->name, bus, "shmbus_sub_wait", r);
+				bench_bus_report(f->name, bus, "shmbus_sub_wait", r);
 				goto out;
 			}
 			continue;
 		}
 		if (r != 0) {
-			report(f->name, bus, "shmbus_sub_take", r);
+			bench_bus_report(f->name, bus, "shmbus_sub_take", r);
 			goto out;
 		}
 		if (m.cmd == BENCH_CMD_STOP)
@@ -621,7 +670,7 @@ static int fan_sub(void *arg, int index)
 	rc = 0;
 out:
 	shmbus_sub_close(sub);
-	bus_put(bus);
+	bench_bus_put(bus);
 	return rc;
 }
 
@@ -633,7 +682,7 @@ static int fan_publish(struct fan *f, shmbus_pub *pub, uint64_t cmd, uint32_t pa
 	m.sent_ns = bench_now_ns();
 	rc = shmbus_pub_send(pub, &m, sizeof(m), NULL);
 	if (rc != 0)
-		report(f->name, main_bus, "shmbus_pub_send", rc);
+		bench_bus_report(f->name, main_bus, "shmbus_pub_send", rc);
 	return rc ? -1 : 0;
 }
 
@@ -684,7 +733,7 @@ static int run_fanout_latency(int nsubs)
 	for (int i = 0; i < nsubs; i++)
 		cpus[i] = bench_cfg.cpu_b;
 	bench_pin(bench_cfg.cpu_a);
-	if (open_pair(f.name, main_bus, f.topic, NULL, sizeof(struct fan_msg), 64, 0, &pub, &none))
+	if (bench_bus_open_pair(f.name, main_bus, f.topic, NULL, sizeof(struct fan_msg), 64, 0, &pub, &none))
 		goto out_free;
 	if (bench_spawn(nsubs, cpus, fan_sub, &f, pids) != 0) {
 		bench_fail(f.name, "fork failed");
@@ -755,7 +804,7 @@ out_free:
 
 /* ---------------------------------------------------------------- run */
 
-static void stop_broker(int pid)
+void bench_bus_stop_broker(int pid)
 {
 	int64_t deadline;
 
@@ -803,7 +852,7 @@ void bench_bus_end(void)
 		return;
 	shmbus_disconnect(main_bus);
 	main_bus = NULL;
-	stop_broker(broker_pid);
+	bench_bus_stop_broker(broker_pid);
 }
 
 int bench_bus_run(int stage)
@@ -815,14 +864,23 @@ int bench_bus_run(int stage)
 		size_t s = bench_sizes[stage];
 
 		if (bench_selected("bus_poll_take"))
-			failed += run_latency("bus_poll_take", MODE_TAKE, 0, s, "floor_shm_poll", s) != 0;
+			failed += run_latency("bus_poll_take", MODE_TAKE, 0, s, "floor_shm_poll", s,
+					      NULL) != 0;
 		if (bench_selected("bus_poll_view"))
-			failed += run_latency("bus_poll_view", MODE_VIEW, 0, s, "bus_poll_view", 64) != 0;
+			failed += run_latency("bus_poll_view", MODE_VIEW, 0, s, "bus_poll_view", 64,
+					      NULL) != 0;
+		if (bench_selected("bus_poll_write"))
+			failed += run_latency("bus_poll_write", MODE_WRITE, 0, s, "floor_shm_poll", s,
+					      "iox_poll") != 0;
 		if (bench_selected("bus_spinwait"))
 			failed += run_latency("bus_spinwait", MODE_WAIT, BUS_SPIN_NS, s,
-					      "floor_shm_poll", s) != 0;
+					      "floor_shm_poll", s, NULL) != 0;
+		if (bench_selected("bus_wait_write"))
+			failed += run_latency("bus_wait_write", MODE_WAIT_WRITE, 0, s, "floor_futex",
+					      s, "iox_wait") != 0;
 		if (bench_selected("bus_wait"))
-			failed += run_latency("bus_wait", MODE_WAIT, 0, s, "floor_futex", s) != 0;
+			failed += run_latency("bus_wait", MODE_WAIT, 0, s, "floor_futex", s,
+					      "unix_socket") != 0;
 	} else if (stage >= (int)bench_nsizes && (size_t)stage < bench_nsizes + bench_ntput_sizes) {
 		size_t s = bench_tput_sizes[(size_t)stage - bench_nsizes];
 
@@ -843,6 +901,10 @@ int bench_bus_run(int stage)
 		}
 		if (bench_selected("contention"))
 			failed += run_contention(4) != 0;
+	} else if (stage == BENCH_STAGE_SLOW) {
+		failed += bench_slow_run();
+	} else if (stage == BENCH_STAGE_TOPICS) {
+		failed += bench_topics_run();
 	}
 	return failed;
 }

@@ -4,9 +4,9 @@
  */
 #include "bench.h"
 
-bool bench_bus_available(void)
+const char *bench_bus_unavailable(void)
 {
-	return false;
+	return "not built (no bus library)";
 }
 
 int bench_bus_run(int stage)

@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 struct bench_config bench_cfg;
+bool bench_child_exit_cleanly;
+int bench_round;
 
 const size_t bench_sizes[] = {64, 4 * BENCH_KIB, 64 * BENCH_KIB, BENCH_MIB, 8 * BENCH_MIB};
 size_t bench_nsizes = sizeof(bench_sizes) / sizeof(bench_sizes[0]);
@@ -93,6 +95,8 @@ int bench_spawn(int n, const int *cpus, int (*fn)(void *arg, int index), void *a
 			rc = fn(arg, i);
 			fflush(stdout);
 			fflush(stderr);
+			if (bench_child_exit_cleanly)
+				exit(rc == 0 ? 0 : 1);
 			/* _exit: the parent's atexit handlers and stdio buffers
 			 * belong to the parent. */
 			_exit(rc == 0 ? 0 : 1);
@@ -328,7 +332,23 @@ static struct bench_row *row_get(const char *name, uint64_t size)
 	r->scale = 1;
 	r->median_ns = r->p99_ns = r->p999_ns = NAN;
 	r->msgs_per_s = r->gb_per_s = r->spread_pct = r->ratio = NAN;
+	r->ratio_peer = r->lost_pct = r->value = NAN;
 	return r;
+}
+
+void bench_row_set_peer(struct bench_row *r, const char *peer_name, uint64_t peer_size)
+{
+	snprintf(r->peer_name, sizeof(r->peer_name), "%s", peer_name);
+	r->peer_size = peer_size;
+}
+
+void bench_row_note(struct bench_row *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->note, sizeof(r->note), fmt, ap);
+	va_end(ap);
 }
 
 void bench_row_set_floor(struct bench_row *r, const char *floor_name, uint64_t floor_size)
@@ -354,21 +374,39 @@ struct bench_row *bench_row_latency(const char *name, uint64_t size, struct benc
 		r->acc = n;
 		r->capacc = cap;
 	}
-	memcpy(r->acc + r->nacc, s->v, s->n * sizeof(*s->v));
+	if (s->n > 0)
+		memcpy(r->acc + r->nacc, s->v, s->n * sizeof(*s->v));
 	r->nacc += s->n;
 	for (int p = 0; p < s->passes && r->npass < 64; p++)
 		r->pass_vals[r->npass++] = s->pass_median[p];
 	return r;
 }
 
-struct bench_row *bench_row_rates(const char *name, uint64_t size, const double *rates,
-				  int passes)
+static struct bench_row *row_pool(const char *name, uint64_t size, const double *vals, int n)
 {
 	struct bench_row *r = row_get(name, size);
 
+	for (int p = 0; p < n && r->npass < 64; p++)
+		r->pass_vals[r->npass++] = vals[p];
+	return r;
+}
+
+struct bench_row *bench_row_rates(const char *name, uint64_t size, const double *rates,
+				  int passes)
+{
+	struct bench_row *r = row_pool(name, size, rates, passes);
+
 	r->is_rate = true;
-	for (int p = 0; p < passes && r->npass < 64; p++)
-		r->pass_vals[r->npass++] = rates[p];
+	return r;
+}
+
+struct bench_row *bench_row_values(const char *name, uint64_t size, const double *values,
+				   int n, const char *unit)
+{
+	struct bench_row *r = row_pool(name, size, values, n);
+
+	r->is_value = true;
+	snprintf(r->unit, sizeof(r->unit), "%s", unit);
 	return r;
 }
 
@@ -413,7 +451,11 @@ static void row_figures(struct bench_row *r)
 {
 	size_t len;
 
-	if (r->is_rate) {
+	if (r->is_value) {
+		r->value = bench_median_of(r->pass_vals, r->npass);
+		r->spread_pct = bench_spread_pct(r->pass_vals, r->npass);
+		r->samples = (uint64_t)r->npass;
+	} else if (r->is_rate) {
 		r->msgs_per_s = bench_median_of(r->pass_vals, r->npass);
 		r->gb_per_s = r->msgs_per_s * (double)r->size / 1e9;
 		r->spread_pct = bench_spread_pct(r->pass_vals, r->npass);
@@ -429,6 +471,8 @@ static void row_figures(struct bench_row *r)
 			r->gb_per_s = (double)r->size / r->median_ns;
 		}
 	}
+	if (r->total > 0)
+		r->lost_pct = 100.0 * (double)r->lost / (double)r->total;
 	len = strlen(r->note);
 	if (r->total > 0)
 		len += (size_t)snprintf(r->note + len, len < sizeof(r->note) ? sizeof(r->note) - len : 0,
@@ -441,18 +485,21 @@ static void row_figures(struct bench_row *r)
 			 (unsigned long long)r->skipped);
 }
 
+/* cost(r) / cost(the row `name` at `size`); NAN when there is none. */
+static double ratio_to(const struct bench_row *r, const char *name, uint64_t size)
+{
+	const struct bench_row *o = name[0] ? bench_rows_find(name, size) : NULL;
+
+	return o && row_cost(o) > 0 ? row_cost(r) / row_cost(o) : NAN;
+}
+
 void bench_rows_finish(void)
 {
 	for (size_t i = 0; i < nrows; i++)
 		row_figures(&rows[i]);
 	for (size_t i = 0; i < nrows; i++) {
-		const struct bench_row *f;
-
-		if (!rows[i].floor_name[0])
-			continue;
-		f = bench_rows_find(rows[i].floor_name, rows[i].floor_size);
-		if (f && row_cost(f) > 0)
-			rows[i].ratio = row_cost(&rows[i]) / row_cost(f);
+		rows[i].ratio = ratio_to(&rows[i], rows[i].floor_name, rows[i].floor_size);
+		rows[i].ratio_peer = ratio_to(&rows[i], rows[i].peer_name, rows[i].peer_size);
 	}
 }
 
@@ -463,6 +510,167 @@ void bench_rows_free(void)
 	free(rows);
 	rows = NULL;
 	nrows = caprows = 0;
+}
+
+/* ------------------------------------------------------ a case in a child */
+
+#define CHILD_MAX_ROWS 16
+
+/* What a child added to one row, shipped back through shared memory. */
+struct child_row {
+	char name[48], floor_name[48], peer_name[48], note[160], unit[16];
+	uint64_t size, floor_size, peer_size;
+	bool is_rate, is_value, copy_rate;
+	double scale;
+	size_t acc_from, nacc; /* new samples, in child_export.samples */
+	int npass;
+	double pass_vals[64];
+	uint64_t lost, total, superseded, skipped;
+};
+
+struct child_export {
+	int rc, nrows;
+	bool overflow;
+	struct child_row rows[CHILD_MAX_ROWS];
+	size_t nsamples, cap;
+	int64_t samples[];
+};
+
+/* A row as it was before the child ran: what it adds is the difference. */
+struct row_mark {
+	size_t nacc;
+	int npass;
+	uint64_t lost, total, superseded, skipped;
+};
+
+static void child_export_rows(struct child_export *x, const struct row_mark *old, size_t nold)
+{
+	for (size_t i = 0; i < nrows; i++) {
+		const struct bench_row *r = &rows[i];
+		struct row_mark m = {0};
+		struct child_row *c;
+
+		if (i < nold)
+			m = old[i];
+		if (i < nold && r->nacc == m.nacc && r->npass == m.npass && r->total == m.total &&
+		    r->superseded == m.superseded && r->skipped == m.skipped)
+			continue;
+		if (x->nrows == CHILD_MAX_ROWS || x->nsamples + (r->nacc - m.nacc) > x->cap) {
+			x->overflow = true;
+			return;
+		}
+		c = &x->rows[x->nrows++];
+		memcpy(c->name, r->name, sizeof(c->name));
+		memcpy(c->floor_name, r->floor_name, sizeof(c->floor_name));
+		memcpy(c->peer_name, r->peer_name, sizeof(c->peer_name));
+		memcpy(c->note, r->note, sizeof(c->note));
+		memcpy(c->unit, r->unit, sizeof(c->unit));
+		c->size = r->size;
+		c->floor_size = r->floor_size;
+		c->peer_size = r->peer_size;
+		c->is_rate = r->is_rate;
+		c->is_value = r->is_value;
+		c->copy_rate = r->copy_rate;
+		c->scale = r->scale;
+		c->acc_from = x->nsamples;
+		c->nacc = r->nacc - m.nacc;
+		if (c->nacc > 0)
+			memcpy(x->samples + x->nsamples, r->acc + m.nacc, c->nacc * sizeof(int64_t));
+		x->nsamples += c->nacc;
+		c->npass = r->npass - m.npass;
+		memcpy(c->pass_vals, r->pass_vals + m.npass, (size_t)c->npass * sizeof(double));
+		c->lost = r->lost - m.lost;
+		c->total = r->total - m.total;
+		c->superseded = r->superseded - m.superseded;
+		c->skipped = r->skipped - m.skipped;
+	}
+}
+
+static void child_import_rows(const struct child_export *x)
+{
+	for (int i = 0; i < x->nrows; i++) {
+		const struct child_row *c = &x->rows[i];
+		struct bench_samples s = {.v = (int64_t *)x->samples + c->acc_from, .n = c->nacc};
+		struct bench_row *r;
+
+		/* bench_row_latency pools the samples (no pass medians: those
+		 * travel in pass_vals). */
+		r = bench_row_latency(c->name, c->size, &s);
+		for (int p = 0; p < c->npass && r->npass < 64; p++)
+			r->pass_vals[r->npass++] = c->pass_vals[p];
+		r->is_rate = c->is_rate;
+		r->is_value = c->is_value;
+		r->copy_rate = c->copy_rate;
+		r->scale = c->scale;
+		if (c->unit[0])
+			memcpy(r->unit, c->unit, sizeof(r->unit));
+		if (c->floor_name[0])
+			bench_row_set_floor(r, c->floor_name, c->floor_size);
+		if (c->peer_name[0])
+			bench_row_set_peer(r, c->peer_name, c->peer_size);
+		if (c->note[0])
+			memcpy(r->note, c->note, sizeof(r->note));
+		bench_row_add_counts(r, c->lost, c->total, c->superseded, c->skipped);
+	}
+}
+
+struct in_child_arg {
+	int (*fn)(void *arg);
+	void *arg;
+	struct child_export *x;
+};
+
+static int in_child_main(void *argp, int index)
+{
+	struct in_child_arg *a = argp;
+	struct row_mark *old = calloc(nrows + 1, sizeof(*old));
+	size_t nold = nrows;
+
+	(void)index;
+	if (!old)
+		return -1;
+	for (size_t i = 0; i < nold; i++)
+		old[i] = (struct row_mark){rows[i].nacc, rows[i].npass, rows[i].lost,
+					   rows[i].total, rows[i].superseded, rows[i].skipped};
+	a->x->rc = a->fn(a->arg);
+	child_export_rows(a->x, old, nold);
+	free(old);
+	return 0;
+}
+
+int bench_in_child(const char *name, int (*fn)(void *arg), void *arg)
+{
+	size_t cap = (size_t)bench_cfg.passes * bench_cfg.max_iters * 2 + 1024;
+	size_t bytes = sizeof(struct child_export) + cap * sizeof(int64_t);
+	struct child_export *x = bench_shm_alloc(bytes);
+	struct in_child_arg a = {fn, arg, x};
+	int cpu = bench_cfg.cpu_a, rc;
+	pid_t pid;
+
+	if (!x) {
+		bench_fail(name, "out of memory");
+		return -1;
+	}
+	x->cap = cap;
+	x->rc = -1;
+	if (bench_spawn(1, &cpu, in_child_main, &a, &pid) != 0) {
+		bench_fail(name, "fork: %s", strerror(errno));
+		bench_shm_free(x, bytes);
+		return -1;
+	}
+	rc = bench_reap(1, &pid, (int64_t)(bench_cfg.passes + 1) *
+					 (bench_cfg.pass_ns + 60 * (int64_t)1000000000));
+	if (rc != 0) {
+		bench_fail(name, "the child running the case failed");
+	} else if (x->overflow) {
+		bench_fail(name, "the case added more rows or samples than a child can hand back");
+		rc = -1;
+	} else {
+		child_import_rows(x);
+		rc = x->rc;
+	}
+	bench_shm_free(x, bytes);
+	return rc;
 }
 
 void bench_fail(const char *case_name, const char *fmt, ...)

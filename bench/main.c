@@ -1,11 +1,12 @@
 /*
  * main.c - shmbus-bench: runs every case group in one process tree on two
- * pinned cores, prints the table, writes the TSV, checks the targets, and in
- * --smoke mode only checks that each case produced sane numbers.
+ * pinned cores, prints the table and writes the TSV (bench/targets turns it
+ * into the goal table), and in --smoke mode only checks that each case
+ * produced sane numbers.
  *
  *   shmbus-bench [--smoke] [--only SUBSTR[,SUBSTR...]] [--rounds N] [--pass-ms MS]
  *                [--warmup-ms MS] [--cpus A,B] [--tsv PATH] [--broker PATH]
- *                [--label TEXT]
+ *                [--cli PATH] [--label TEXT]
  */
 #include "bench.h"
 
@@ -31,15 +32,18 @@ struct bench_group {
 	const char *name;
 	int (*run)(int stage);     /* one stage of a round (bench.h); returns the
 				      number of failed cases */
-	bool (*available)(void);   /* NULL: always */
+	const char *(*unavailable)(void); /* NULL: always available */
 	int (*begin)(void);        /* before the first round, NULL: nothing */
 	void (*end)(void);         /* after the last round */
+	bool optional;             /* a failed begin leaves its rows unmeasured
+				      (and says so) instead of failing the run */
 };
 
 static const struct bench_group groups[] = {
-	{"floors", bench_floors_run, NULL, NULL, NULL},
-	{"ipc", bench_ipc_run, NULL, NULL, NULL},
-	{"bus", bench_bus_run, bench_bus_available, bench_bus_begin, bench_bus_end},
+	{"floors", bench_floors_run, NULL, NULL, NULL, false},
+	{"ipc", bench_ipc_run, NULL, NULL, NULL, false},
+	{"iceoryx", bench_iox_run, bench_iox_unavailable, bench_iox_begin, bench_iox_end, true},
+	{"bus", bench_bus_run, bench_bus_unavailable, bench_bus_begin, bench_bus_end, false},
 	/*
 	 * Cases from later issues go here, one group and one file each, using
 	 * the same drivers (bench_pingpong, bench_stream) so that they stay
@@ -52,46 +56,6 @@ static const struct bench_group groups[] = {
 	 *                rate and what it costs the publisher
 	 */
 };
-
-/* A target from the issue, evaluated on rows of the same run. */
-struct bench_target {
-	const char *what;
-	const char *num; uint64_t num_size;  /* row whose cost is compared */
-	const char *den; uint64_t den_size;  /* against this row's cost */
-	double limit;                        /* met when ratio <= limit */
-	bool rate;                           /* compare msgs/s instead: met
-						when num rate >= limit */
-};
-
-static const struct bench_target targets[] = {
-	{"polling latency 64 B (take) <= 2x shared-memory floor",
-	 "bus_poll_take", 64, "floor_shm_poll", 64, 2.0, false},
-	{"polling latency 64 B (view) <= 2x shared-memory floor",
-	 "bus_poll_view", 64, "floor_shm_poll", 64, 2.0, false},
-	{"blocking latency 64 B <= 1.2x futex floor",
-	 "bus_wait", 64, "floor_futex", 64, 1.2, false},
-	{"polling latency 64 B far below Unix socket (<= 0.5x)",
-	 "bus_poll_take", 64, "unix_socket", 64, 0.5, false},
-	{"blocking latency 64 B far below Unix socket (<= 0.5x)",
-	 "bus_wait", 64, "unix_socket", 64, 0.5, false},
-	{"zero-copy view 1 MiB <= 2x view 64 B",
-	 "bus_poll_view", BENCH_MIB, "bus_poll_view", 64, 2.0, false},
-	{"zero-copy view 8 MiB <= 2x view 64 B",
-	 "bus_poll_view", 8 * BENCH_MIB, "bus_poll_view", 64, 2.0, false},
-	{">= 10 M msgs/s of 64 B, one publisher to one subscriber (delivered)",
-	 "bus_tput", 64, NULL, 0, 10e6, true},
-	{"16 subscribers cost the publisher < 10 % (rate n16 / alone >= 0.9)",
-	 "fanout_pub_n16", 64, "fanout_pub_n0", 64, 1 / 0.9, false},
-	{"16 subscribers cost the publisher < 10 % of its rate with one (n16 / n1 >= 0.9)",
-	 "fanout_pub_n16", 64, "fanout_pub_n1", 64, 1 / 0.9, false},
-};
-
-static double row_cost(const struct bench_row *r)
-{
-	if (!isnan(r->median_ns))
-		return r->median_ns;
-	return r->msgs_per_s > 0 ? 1e9 / r->msgs_per_s : NAN;
-}
 
 static void fmt_num(char *buf, size_t n, double v, int prec)
 {
@@ -187,15 +151,56 @@ static double cpu_other_pct(const struct cpu_snap *a, const struct cpu_snap *b, 
 	return wall > 0 ? fmax(other, 0) / wall * 100 : NAN;
 }
 
+/* Groups that could not run, and why: printed and written to the TSV, so
+ * that their rows read "not measured" rather than missing silently. */
+static char unmeasured[8][320];
+static int nunmeasured;
+
+static void unmeasured_add(const char *group, const char *why)
+{
+	if (nunmeasured < 8)
+		snprintf(unmeasured[nunmeasured++], sizeof(unmeasured[0]), "group %s: %s", group,
+			 why);
+}
+
+/* "case@size" of a floor or peer, "-" when none. */
+static void fmt_ref(char *buf, size_t n, const char *name, uint64_t size, bool human)
+{
+	char fs[32];
+
+	if (!name[0]) {
+		snprintf(buf, n, "-");
+		return;
+	}
+	if (human)
+		fmt_size(fs, sizeof(fs), size);
+	else
+		snprintf(fs, sizeof(fs), "%llu", (unsigned long long)size);
+	snprintf(buf, n, "%s@%s", name, fs);
+}
+
+/* A value with its unit: bytes in MB, others as they are. */
+static void fmt_value(char *buf, size_t n, const struct bench_row *r)
+{
+	if (isnan(r->value))
+		snprintf(buf, n, "-");
+	else if (strcmp(r->unit, "B") == 0)
+		snprintf(buf, n, "%.1f MB", r->value / 1e6);
+	else
+		snprintf(buf, n, "%.1f %s", r->value, r->unit);
+}
+
 static void print_table(FILE *out)
 {
-	fprintf(out, "%-18s %8s %11s %11s %11s %12s %8s %7s %-22s %7s  %s\n", "case", "size",
-		"median_ns", "p99_ns", "p999_ns", "msgs/s", "GB/s", "spread%", "floor", "ratio",
-		"note");
+	static const char head[] = "%-20s %8s %11s %11s %11s %12s %8s %7s %-24s %6s %-24s %6s "
+				   "%6s %12s  %s\n";
+
+	fprintf(out, head, "case", "size", "median_ns", "p99_ns", "p999_ns", "msgs/s", "GB/s",
+		"spread%", "floor", "ratio", "peer", "ratio", "lost%", "value", "note");
 	for (size_t i = 0; i < bench_rows_count(); i++) {
 		const struct bench_row *r = bench_rows_get(i);
 		char size[32], med[24], p99[24], p999[24], rate[24], gb[24], spread[24];
-		char floor[96], ratio[24];
+		char floor[96], ratio[24], peer[96], rpeer[24], lost[24], value[48];
 
 		fmt_size(size, sizeof(size), r->size);
 		fmt_num(med, sizeof(med), r->median_ns, r->median_ns < 10 ? 1 : 0);
@@ -205,16 +210,13 @@ static void print_table(FILE *out)
 		fmt_num(gb, sizeof(gb), r->gb_per_s, 3);
 		fmt_num(spread, sizeof(spread), r->spread_pct, 1);
 		fmt_num(ratio, sizeof(ratio), r->ratio, 2);
-		if (r->floor_name[0]) {
-			char fs[32];
-
-			fmt_size(fs, sizeof(fs), r->floor_size);
-			snprintf(floor, sizeof(floor), "%s@%s", r->floor_name, fs);
-		} else {
-			snprintf(floor, sizeof(floor), "-");
-		}
-		fprintf(out, "%-18s %8s %11s %11s %11s %12s %8s %7s %-22s %7s  %s\n", r->name, size,
-			med, p99, p999, rate, gb, spread, floor, ratio, r->note);
+		fmt_num(rpeer, sizeof(rpeer), r->ratio_peer, 2);
+		fmt_num(lost, sizeof(lost), r->lost_pct, 2);
+		fmt_ref(floor, sizeof(floor), r->floor_name, r->floor_size, true);
+		fmt_ref(peer, sizeof(peer), r->peer_name, r->peer_size, true);
+		fmt_value(value, sizeof(value), r);
+		fprintf(out, head, r->name, size, med, p99, p999, rate, gb, spread, floor, ratio, peer,
+			rpeer, lost, value, r->note);
 	}
 }
 
@@ -235,19 +237,24 @@ static int write_tsv(const char *path, const char *machine, const char *load, co
 	fprintf(f, "# shmbus-bench results, %s%s%s\n", when, label ? ", " : "", label ? label : "");
 	fprintf(f, "# machine: %s\n", machine);
 	fprintf(f, "# load: %s\n", load);
+	for (int i = 0; i < nunmeasured; i++)
+		fprintf(f, "# not measured: %s\n", unmeasured[i]);
 	fprintf(f, "# build: %s, %s; %d rounds, each case once per round: %lld ms warm-up, "
 		   "one %lld ms pass\n",
 		BENCH_BUILDTYPE, __VERSION__, bench_cfg.rounds,
 		(long long)(bench_cfg.warmup_ns / 1000000), (long long)(bench_cfg.pass_ns / 1000000));
 	fprintf(f, "# latency = one-way = round trip / 2; ratio_to_floor = cost / floor cost "
-		   "(cost: median_ns, or 1e9 / msgs_per_s); spread_pct = (max - min) / median "
-		   "of the per-pass medians or rates (one pass per round)\n");
+		   "(cost: median_ns, or 1e9 / msgs_per_s); ratio_to_peer = cost / peer cost "
+		   "(the peer: what a user would pick instead, measured the same way); "
+		   "spread_pct = (max - min) / median of the per-pass medians, rates or values "
+		   "(one pass per round); lost_pct = lost / (received + lost); value: the median "
+		   "of one figure per round, in unit\n");
 	fprintf(f, "case\tsize_B\tmedian_ns\tp99_ns\tp999_ns\tmsgs_per_s\tGB_per_s\tspread_pct\t"
-		   "floor_case\tratio_to_floor\n");
+		   "floor_case\tratio_to_floor\tpeer_case\tratio_to_peer\tlost_pct\tvalue\tunit\n");
 	for (size_t i = 0; i < bench_rows_count(); i++) {
 		const struct bench_row *r = bench_rows_get(i);
 		char med[24], p99[24], p999[24], rate[24], gb[24], spread[24], ratio[24];
-		char floor[96];
+		char floor[96], peer[96], rpeer[24], lost[24], value[32];
 
 		fmt_num(med, sizeof(med), r->median_ns, r->median_ns < 100 ? 2 : 0);
 		fmt_num(p99, sizeof(p99), r->p99_ns, r->p99_ns < 100 ? 2 : 0);
@@ -256,13 +263,14 @@ static int write_tsv(const char *path, const char *machine, const char *load, co
 		fmt_num(gb, sizeof(gb), r->gb_per_s, 4);
 		fmt_num(spread, sizeof(spread), r->spread_pct, 1);
 		fmt_num(ratio, sizeof(ratio), r->ratio, 3);
-		if (r->floor_name[0])
-			snprintf(floor, sizeof(floor), "%s@%llu", r->floor_name,
-				 (unsigned long long)r->floor_size);
-		else
-			snprintf(floor, sizeof(floor), "-");
-		fprintf(f, "%s\t%llu\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->name,
-			(unsigned long long)r->size, med, p99, p999, rate, gb, spread, floor, ratio);
+		fmt_num(rpeer, sizeof(rpeer), r->ratio_peer, 3);
+		fmt_num(lost, sizeof(lost), r->lost_pct, 4);
+		fmt_num(value, sizeof(value), r->value, 2);
+		fmt_ref(floor, sizeof(floor), r->floor_name, r->floor_size, false);
+		fmt_ref(peer, sizeof(peer), r->peer_name, r->peer_size, false);
+		fprintf(f, "%s\t%llu\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r->name, (unsigned long long)r->size, med, p99, p999, rate, gb, spread, floor,
+			ratio, peer, rpeer, lost, value, r->unit[0] ? r->unit : "-");
 	}
 	for (size_t i = 0; i < bench_rows_count(); i++) {
 		const struct bench_row *r = bench_rows_get(i);
@@ -276,34 +284,6 @@ static int write_tsv(const char *path, const char *machine, const char *load, co
 	return 0;
 }
 
-/* Prints each target with its ratio; lines start with "target" so that
- * bench/run can copy them. */
-static void check_targets(FILE *out)
-{
-	fprintf(out, "\ntargets (same run):\n");
-	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
-		const struct bench_target *t = &targets[i];
-		const struct bench_row *n = bench_rows_find(t->num, t->num_size);
-		const struct bench_row *d = t->den ? bench_rows_find(t->den, t->den_size) : NULL;
-
-		if (!n || (t->den && !d)) {
-			fprintf(out, "target NOT MEASURED  %s\n", t->what);
-			continue;
-		}
-		if (t->rate) {
-			fprintf(out, "target %-12s %s: %.2f M msgs/s\n",
-				n->msgs_per_s >= t->limit ? "MET" : "MISSED", t->what,
-				n->msgs_per_s / 1e6);
-		} else {
-			double ratio = row_cost(n) / row_cost(d);
-
-			fprintf(out, "target %-12s %s: %.2fx (%.0f vs %.0f ns)\n",
-				ratio <= t->limit ? "MET" : "MISSED", t->what, ratio, row_cost(n),
-				row_cost(d));
-		}
-	}
-}
-
 /* Smoke mode: every row must hold finite, positive, ordered numbers. */
 static int check_sane(void)
 {
@@ -313,11 +293,17 @@ static int check_sane(void)
 		const struct bench_row *r = bench_rows_get(i);
 		bool ok;
 
-		if (!isnan(r->median_ns))
+		if (r->is_value)
+			ok = isfinite(r->value) && r->value >= 0;
+		else if (!isnan(r->median_ns))
 			ok = isfinite(r->median_ns) && r->median_ns > 0 && isfinite(r->p999_ns) &&
 			     r->median_ns <= r->p99_ns && r->p99_ns <= r->p999_ns;
 		else
-			ok = isfinite(r->msgs_per_s) && r->msgs_per_s > 0;
+			/* Nothing delivered is sane only when the row's own
+			 * counts say every message was lost. */
+			ok = isfinite(r->msgs_per_s) &&
+			     (r->msgs_per_s > 0 ||
+			      (r->msgs_per_s == 0 && r->total > 0 && r->lost == r->total));
 		if (!ok) {
 			fprintf(stderr, "bench: insane numbers in %s@%llu\n", r->name,
 				(unsigned long long)r->size);
@@ -331,7 +317,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: shmbus-bench [--smoke] [--only SUBSTR] [--rounds N] [--pass-ms MS]\n"
 		     "                    [--warmup-ms MS] [--cpus A,B] [--tsv PATH]\n"
-		     "                    [--broker PATH] [--label TEXT]\n");
+		     "                    [--broker PATH] [--cli PATH] [--label TEXT]\n");
 }
 
 static int pick_cpus(const char *spec)
@@ -366,6 +352,7 @@ int main(int argc, char **argv)
 		{"warmup-ms", required_argument, NULL, 'w'}, {"cpus", required_argument, NULL, 'c'},
 		{"tsv", required_argument, NULL, 't'}, {"broker", required_argument, NULL, 'b'},
 		{"label", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+		{"cli", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *tsv = NULL, *cpus = NULL, *label = NULL;
@@ -399,6 +386,7 @@ int main(int argc, char **argv)
 		case 'c': cpus = optarg; break;
 		case 't': tsv = optarg; break;
 		case 'b': bench_cfg.broker = optarg; break;
+		case 'C': bench_cfg.cli = optarg; break;
 		case 'l': label = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -438,24 +426,34 @@ int main(int argc, char **argv)
 		bool on[NGROUPS];
 
 		for (size_t g = 0; g < NGROUPS; g++) {
-			on[g] = !groups[g].available || groups[g].available();
+			const char *why = groups[g].unavailable ? groups[g].unavailable() : NULL;
+
+			on[g] = !why;
+			if (on[g] && groups[g].begin && groups[g].begin() != 0) {
+				on[g] = false;
+				why = groups[g].unavailable ? groups[g].unavailable() : NULL;
+				if (!groups[g].optional || !why)
+					failed++;
+			}
 			if (!on[g])
-				printf("group %s: not built (no bus library)\n", groups[g].name);
-			else if (groups[g].begin && groups[g].begin() != 0)
-				on[g] = false, failed++;
+				unmeasured_add(groups[g].name, why ? why : "it failed to start");
 		}
+		static const int later[] = {BENCH_STAGE_FANOUT, BENCH_STAGE_SLOW,
+					    BENCH_STAGE_TOPICS};
 		int nstages = (int)(bench_nsizes + bench_ntput_sizes);
 
 		/* Round r runs every case once: pass r of each case. Within a
 		 * round, stage by stage, every group's cases of that stage, so
-		 * that a bus case follows its floors within seconds. */
+		 * that a bus case follows its floors and peers within seconds. */
 		for (int r = 0; r < bench_cfg.rounds; r++) {
+			bench_round = r;
 			fprintf(stderr, "round %d/%d\n", r + 1, bench_cfg.rounds);
-			for (int st = 0; st <= nstages; st++)
+			for (int st = 0; st < nstages + 3; st++)
 				for (size_t g = 0; g < NGROUPS; g++)
 					if (on[g])
-						failed += groups[g].run(st < nstages ? st
-										     : BENCH_STAGE_FANOUT);
+						failed += groups[g].run(st < nstages
+									? st
+									: later[st - nstages]);
 		}
 		for (size_t g = 0; g < NGROUPS; g++)
 			if (on[g] && groups[g].end)
@@ -469,12 +467,12 @@ int main(int argc, char **argv)
 		 other_during, other_before, steal_during);
 	bench_rows_finish();
 	print_table(stdout);
+	for (int i = 0; i < nunmeasured; i++)
+		printf("\nNOT MEASURED: %s", unmeasured[i]);
 	printf("\nload: %s\n", load);
 	if (other_during > 5)
 		printf("WARNING: other processes were busy during the run; the figures are not "
 		       "trustworthy\n");
-	if (!bench_cfg.smoke)
-		check_targets(stdout);
 	if (tsv && write_tsv(tsv, machine, load, label, started) != 0)
 		failed++;
 	if (bench_cfg.smoke)

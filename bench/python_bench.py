@@ -157,7 +157,9 @@ def main():
             floor, ratio))
         tsv.append("\t".join([r["case"], str(r["size"]), "%.1f" % r["median"], "%.1f" % r["p99"],
                               "%.1f" % r["p999"], "%.0f" % r["rate"], "-", "%.1f" % r["spread"],
-                              floor, ratio if ratio != "-" else "-"]))
+                              floor, ratio if ratio != "-" else "-",
+                              # peer_case ratio_to_peer lost_pct value unit
+                              "-", "-", "-", "-", "-"]))
 
     def view(case, size):
         return by[(case, size)]["median"]
