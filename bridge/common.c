@@ -146,15 +146,26 @@ void bridge_own_add(struct bridge *b, const char *topic, uint32_t publisher_id)
 	pthread_mutex_unlock(&b->own_lock);
 }
 
-bool bridge_own_is(struct bridge *b, const char *topic, uint32_t publisher_id)
+/* any_publisher: whether the bridge has any publisher on the topic. */
+static bool own_find(struct bridge *b, const char *topic, uint32_t publisher_id, bool any_publisher)
 {
 	bool found = false;
 	pthread_mutex_lock(&b->own_lock);
 	for (size_t i = 0; i < b->n_own && !found; i++)
-		found = b->own[i].publisher_id == publisher_id &&
+		found = (any_publisher || b->own[i].publisher_id == publisher_id) &&
 			strcmp(b->own[i].topic, topic) == 0;
 	pthread_mutex_unlock(&b->own_lock);
 	return found;
+}
+
+bool bridge_own_is(struct bridge *b, const char *topic, uint32_t publisher_id)
+{
+	return own_find(b, topic, publisher_id, false);
+}
+
+bool bridge_own_has(struct bridge *b, const char *topic)
+{
+	return own_find(b, topic, 0, true);
 }
 
 void bridge_log(const struct bridge *b, const char *fmt, ...)

@@ -6,7 +6,7 @@
  * (a message on a bus, a counter on the bridge's statistics line) with a
  * deadline.
  *
- * argv[1]: the shmbus-bridge executable.
+ * argv[1]: the shmbus-bridge executable; argv[2...]: run only these tests.
  */
 #include "envelope.h"
 #include "harness.h"
@@ -17,6 +17,7 @@
 #include <shmbus/msgs/image.shmbus.h>
 #include <shmbus/msgs/imu.shmbus.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,30 @@ static long long bp_stat(const struct bproc *bp, const char *key)
 	return s ? strtoll(s + strlen(pat), NULL, 10) : -1;
 }
 
+/* Read what the bridge printed within timeout_ms; false at EOF (it exited)
+ * or on timeout with nothing read. */
+static bool bp_read(struct bproc *bp, int timeout_ms)
+{
+	struct pollfd pf = { bp->fd, POLLIN, 0 };
+	if (poll(&pf, 1, timeout_ms) <= 0)
+		return false;
+	ssize_t r = read(bp->fd, bp->buf + bp->len, sizeof(bp->buf) - bp->len - 1);
+	if (r <= 0)
+		return false;
+	bp->len += (size_t)r;
+	bp->buf[bp->len] = '\0';
+	char *nl;
+	while ((nl = strchr(bp->buf, '\n'))) {
+		*nl = '\0';
+		if (strncmp(bp->buf, "stats ", 6) == 0)
+			snprintf(bp->last, sizeof(bp->last), "%s", bp->buf);
+		size_t used = (size_t)(nl + 1 - bp->buf);
+		memmove(bp->buf, nl + 1, bp->len - used + 1);
+		bp->len -= used;
+	}
+	return true;
+}
+
 /* Read statistics lines until `key` is at least min; false at the deadline
  * or if the bridge closed its output (exited). */
 static bool bp_wait(struct bproc *bp, const char *key, long long min, int timeout_ms)
@@ -104,27 +129,37 @@ static bool bp_wait(struct bproc *bp, const char *key, long long min, int timeou
 	int64_t deadline = h_now_ns() + (int64_t)timeout_ms * 1000000;
 	while (bp_stat(bp, key) < min) {
 		int left = (int)((deadline - h_now_ns()) / 1000000);
-		if (left <= 0)
+		if (left <= 0 || (!bp_read(bp, left) && h_now_ns() < deadline))
 			return false;
-		struct pollfd pf = { bp->fd, POLLIN, 0 };
-		if (poll(&pf, 1, left) <= 0)
-			continue;
-		ssize_t r = read(bp->fd, bp->buf + bp->len, sizeof(bp->buf) - bp->len - 1);
-		if (r <= 0)
-			return false;
-		bp->len += (size_t)r;
-		bp->buf[bp->len] = '\0';
-		char *nl;
-		while ((nl = strchr(bp->buf, '\n'))) {
-			*nl = '\0';
-			if (strncmp(bp->buf, "stats ", 6) == 0)
-				snprintf(bp->last, sizeof(bp->last), "%s", bp->buf);
-			size_t used = (size_t)(nl + 1 - bp->buf);
-			memmove(bp->buf, nl + 1, bp->len - used + 1);
-			bp->len -= used;
-		}
 	}
 	return true;
+}
+
+/* Each "key value" pair of the format is what the last statistics line
+ * says; the line is printed when one is not. */
+static void bp_expect(const struct bproc *bp, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void bp_expect(const struct bproc *bp, const char *fmt, ...)
+{
+	char want[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(want, sizeof(want), fmt, ap);
+	va_end(ap);
+	bool ok = true;
+	char *save, *key = strtok_r(want, " ", &save);
+	while (key) {
+		char *val = strtok_r(NULL, " ", &save);
+		long long v = val ? strtoll(val, NULL, 10) : -2;
+		CU_ASSERT_EQUAL(bp_stat(bp, key), v);
+		if (bp_stat(bp, key) != v) {
+			fprintf(stderr, "bridge stat %s: want %lld, got %lld\n", key, v, bp_stat(bp, key));
+			ok = false;
+		}
+		key = strtok_r(NULL, " ", &save);
+	}
+	if (!ok)
+		fprintf(stderr, "  in: %s\n", bp->last);
 }
 
 static bool bp_alive(const struct bproc *bp)
@@ -134,12 +169,16 @@ static bool bp_alive(const struct bproc *bp)
 }
 
 /* SIGTERM; the bridge must exit 0 (it closes everything, sanitizers
- * included) within 20 s. */
+ * included) within 20 s. Its output is read to the end meanwhile (a full
+ * pipe would block it), so bp->last is its final statistics line. */
 static void bridge_stop(struct bproc *bp)
 {
 	if (bp->pid <= 0)
 		return;
 	kill(bp->pid, SIGTERM);
+	int64_t deadline = h_now_ns() + 20000000000ll;
+	while (h_now_ns() < deadline && bp_read(bp, 1000))
+		;
 	CU_ASSERT_EQUAL(h_reap(bp->pid, 20000), 0);
 	close(bp->fd);
 	bp->pid = 0;
@@ -187,6 +226,7 @@ struct seen {
 	char frame[4096][8];
 	int64_t stamp[4096];
 	double x[4096];
+	uint64_t lost_at[4096]; /* losses reported up to and with each message */
 	uint64_t lost;
 };
 
@@ -204,6 +244,7 @@ static void take_all(shmbus_sub *sub, struct seen *s)
 			snprintf(s->frame[s->n], sizeof(s->frame[0]), "%s", m->header->frame_id);
 			s->stamp[s->n] = m->header->stamp_ns;
 			s->x[s->n] = m->angular_velocity ? m->angular_velocity->x : -1;
+			s->lost_at[s->n] = s->lost;
 			s->n++;
 		}
 		shmbus__msgs__imu__free(m, NULL);
@@ -583,6 +624,303 @@ static void test_kill9_restart(void)
 	close_buses(na, nb, a, b);
 }
 
+/* ------------------------------------------- topics that appear later */
+
+/* Two buses, bridge A sending PATTERN out and bridge B taking it in, up
+ * and known to each other (A has seen B's announce reader), no topic yet. */
+struct pair {
+	const char *na, *nb;
+	shmbus_bus *a, *b;
+	struct bproc ba, bb;
+};
+
+static void pair_start(struct pair *p, const char *pattern, bool reliable)
+{
+	open_buses(&p->na, &p->nb, &p->a, &p->b);
+	int dom = next_domain();
+	const char *rel = reliable ? "--reliable" : NULL;
+	CU_ASSERT_FATAL(bridge_start(&p->ba, p->na, dom,
+				     (const char *[]){ "--out", pattern, rel, NULL }));
+	CU_ASSERT_FATAL(bridge_start(&p->bb, p->nb, dom,
+				     (const char *[]){ "--in", pattern, rel, NULL }));
+	CU_ASSERT_FATAL(bp_wait(&p->ba, "in_peers", 1, 30000));
+}
+
+/* Stop both bridges: their last statistics lines are then final. */
+static void pair_stop(struct pair *p)
+{
+	bridge_stop(&p->ba);
+	bridge_stop(&p->bb);
+}
+
+/* Wait for `topic` on bus B and subscribe to everything its history holds
+ * (as a subscriber does that waits for a topic to appear). */
+static shmbus_sub *sub_from_start(shmbus_bus *b, const char *topic)
+{
+	CU_ASSERT_FATAL(wait_topic(b, topic, 30000));
+	struct shmbus_sub_options so;
+	shmbus_sub_options_init(&so);
+	so.start = SHMBUS_START_LAST;
+	so.last_n = UINT32_MAX;
+	shmbus_sub *sub = NULL;
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(b, topic, &so, &sub), SHMBUS_OK);
+	return sub;
+}
+
+static int64_t last_stamp(const struct seen *s)
+{
+	return s->n ? s->stamp[s->n - 1] : 0;
+}
+
+/* Messages stamped first..last published on pub, at most `window` ahead of
+ * what arrived on sub, then waited for. Best effort: while the last has
+ * not come, more are published (a loss at the end shows only before a
+ * later message). The next stamp to publish. */
+static int64_t stream(shmbus_pub *pub, shmbus_sub *sub, struct seen *s, int64_t first,
+		      int64_t last, int64_t window, bool reliable)
+{
+	int64_t deadline = h_now_ns() + 60000000000ll;
+	int64_t i = first;
+	for (; i <= last && h_now_ns() < deadline; i++) {
+		take_all(sub, s);
+		while (i > last_stamp(s) + window && h_now_ns() < deadline) {
+			/* Best effort may lose what the window waits for. */
+			if (shmbus_sub_wait(sub, 20000000) != SHMBUS_OK && !reliable)
+				break;
+			take_all(sub, s);
+		}
+		CU_ASSERT_EQUAL(publish_imu(pub, "m", i, (double)i), SHMBUS_OK);
+	}
+	while (last_stamp(s) < last && h_now_ns() < deadline) {
+		if (shmbus_sub_wait(sub, 20000000) != SHMBUS_OK && !reliable) {
+			CU_ASSERT_EQUAL(publish_imu(pub, "m", i, (double)i), SHMBUS_OK);
+			i++;
+		}
+		take_all(sub, s);
+	}
+	CU_ASSERT(last_stamp(s) >= last);
+	return i;
+}
+
+/* Every message arrived with what was lost before it accounted exactly:
+ * the k-th received, with L reported lost so far, is the (k + L)-th
+ * published (stamps count from 1). Returns the number that failed. */
+static int check_accounting(const struct seen *s)
+{
+	int bad = 0;
+	for (size_t j = 0; j < s->n; j++)
+		if (s->stamp[j] != (int64_t)(j + 1 + s->lost_at[j])) {
+			if (bad++ < 5)
+				fprintf(stderr, "message %zu: stamp %lld, %llu lost before\n", j,
+					(long long)s->stamp[j], (unsigned long long)s->lost_at[j]);
+		}
+	return bad;
+}
+
+/* A topic created on A while both bridges run arrives on B from its first
+ * message: a burst right after the topic is created (before any DDS reader
+ * for it can exist), then a stream. Reliable: all of them, in order, and
+ * every counter on both sides exact. Best effort: whatever is lost is
+ * counted, and B's subscriber sees each loss just before the next message. */
+static void run_new_topic(bool reliable)
+{
+	struct pair p;
+	pair_start(&p, "new/*", reliable);
+	struct shmbus_topic_options to;
+	shmbus_topic_options_init(&to);
+	to.slot_count = 256;
+	to.history = 255;
+	to.max_message_size = 1024;
+	shmbus_pub *pub;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(p.a, "new/late", &to, &pub), SHMBUS_OK);
+	enum { BURST = 100, N = 1000, IN_FLIGHT = 32 };
+	for (int i = 1; i <= BURST; i++)
+		CU_ASSERT_EQUAL(publish_imu(pub, "m", i, i), SHMBUS_OK);
+	shmbus_sub *sub = sub_from_start(p.b, "new/late");
+	struct shmbus_topic_info info;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(p.b, "new/late", &info, NULL, 0, NULL, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(info.history, 255);
+	static struct seen s;
+	memset(&s, 0, sizeof(s));
+	int64_t published = stream(pub, sub, &s, BURST + 1, N, IN_FLIGHT, reliable) - 1;
+	shmbus_pub_close(pub);
+	pair_stop(&p);
+	take_all(sub, &s); /* whatever came in before B stopped */
+	struct shmbus_sub_stats st;
+	shmbus_sub_stats(sub, &st);
+	shmbus_sub_close(sub);
+	close_buses(p.na, p.nb, p.a, p.b);
+
+	CU_ASSERT_EQUAL(check_accounting(&s), 0);
+	CU_ASSERT(s.n > 0 && s.stamp[0] == (int64_t)(1 + s.lost_at[0]));
+	bp_expect(&p.bb, "in %zu marked_lost %llu malformed 0 publish_failed 0", s.n,
+		  (unsigned long long)st.lost);
+	CU_ASSERT_EQUAL(bp_stat(&p.bb, "dds_gaps") + bp_stat(&p.bb, "src_lost"),
+			bp_stat(&p.bb, "marked_lost"));
+	CU_ASSERT_EQUAL(bp_stat(&p.ba, "match_timeouts"), 0);
+	if (reliable) {
+		CU_ASSERT_EQUAL(published, N);
+		CU_ASSERT_EQUAL(s.n, N);
+		CU_ASSERT_EQUAL(st.lost, 0);
+		if (s.n && s.stamp[0] != 1)
+			fprintf(stderr, "new/late: the first message on B is #%lld\n",
+				(long long)s.stamp[0]);
+		bp_expect(&p.ba, "out %d bus_lost 0 write_failed 0 topics_out 1", N);
+		bp_expect(&p.bb, "dds_gaps 0 src_lost 0 dds_lost 0 dds_rejected 0 topics_in 1");
+	} else {
+		/* Nothing is lost on A's bus (the window keeps within the ring):
+		 * all that B misses went missing in DDS, sent and counted there. */
+		CU_ASSERT(bp_stat(&p.ba, "out") <= published);
+		bp_expect(&p.ba, "bus_lost 0 write_failed 0");
+		CU_ASSERT_EQUAL(bp_stat(&p.bb, "src_lost"), 0);
+		CU_ASSERT(s.n + st.lost <= (uint64_t)published);
+	}
+}
+
+static void test_new_topic_reliable(void)
+{
+	run_new_topic(true);
+}
+
+static void test_new_topic_best_effort(void)
+{
+	run_new_topic(false);
+}
+
+static void fill_frame(uint8_t *px, size_t n, int f)
+{
+	for (size_t i = 0; i < n; i++)
+		px[i] = (uint8_t)(i * 7 + (size_t)f * 13 + (i >> 12));
+}
+
+/* A camera topic that appears while both bridges run, with an 8 MiB frame
+ * as its very first message: it arrives whole, and so do the next ones. */
+static void test_new_topic_large_first(void)
+{
+	struct pair p;
+	pair_start(&p, "cam/*", true);
+	enum { FRAME = 8 << 20, FRAMES = 3 };
+	struct shmbus_topic_options to;
+	shmbus_topic_options_init(&to);
+	to.slot_count = 4;
+	to.history = 3;
+	to.max_message_size = FRAME + 4096;
+	shmbus_pub *pub;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(p.a, "cam/late", &to, &pub), SHMBUS_OK);
+	uint8_t *pixels = malloc(FRAME);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pixels);
+	Shmbus__Msgs__Header h = SHMBUS__MSGS__HEADER__INIT;
+	Shmbus__Msgs__Image img = SHMBUS__MSGS__IMAGE__INIT;
+	img.header = &h;
+	img.encoding = "mono8";
+	img.width = 4096;
+	img.height = 2048;
+	img.step = 4096;
+	img.data.len = FRAME;
+	img.data.data = pixels;
+	fill_frame(pixels, FRAME, 1);
+	h.stamp_ns = 1;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+
+	shmbus_sub *sub = sub_from_start(p.b, "cam/late");
+	CU_ASSERT_EQUAL(shmbus_sub_max_message_size(sub), FRAME + 4096);
+	int got = 0;
+	uint64_t lost = 0;
+	int64_t deadline = h_now_ns() + 60000000000ll;
+	for (int f = 1; f <= FRAMES && h_now_ns() < deadline;) {
+		Shmbus__Msgs__Image *m;
+		struct shmbus_msg_info info;
+		int rc = shmbus__msgs__image__take(sub, NULL, &m, &info);
+		if (rc == SHMBUS_EAGAIN) {
+			shmbus_sub_wait(sub, 100000000);
+			continue;
+		}
+		CU_ASSERT_EQUAL_FATAL(rc, SHMBUS_OK);
+		lost += info.lost;
+		CU_ASSERT_EQUAL(m->header ? m->header->stamp_ns : -1, f);
+		CU_ASSERT(m->data.len == FRAME && memcmp(m->data.data, pixels, FRAME) == 0);
+		CU_ASSERT_EQUAL(m->width, 4096);
+		CU_ASSERT_STRING_EQUAL(m->encoding, "mono8");
+		shmbus__msgs__image__free(m, NULL);
+		got++;
+		/* The next frame once this one is here: the 4-slot rings on
+		 * both sides never lap. */
+		if (++f <= FRAMES) {
+			fill_frame(pixels, FRAME, f);
+			h.stamp_ns = f;
+			CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
+		}
+	}
+	CU_ASSERT_EQUAL(got, FRAMES);
+	CU_ASSERT_EQUAL(lost, 0);
+	free(pixels);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+	pair_stop(&p);
+	close_buses(p.na, p.nb, p.a, p.b);
+	bp_expect(&p.ba, "out %d bus_lost 0 write_failed 0 match_timeouts 0", FRAMES);
+	bp_expect(&p.bb, "in %d dds_gaps 0 src_lost 0 marked_lost 0 malformed 0 publish_failed 0 "
+		  "dds_lost 0", FRAMES);
+}
+
+/* Make topic `name` of bus `bus` go away: today, only by stopping the
+ * bus's broker (which removes every topic); clients that use the bus
+ * again start a new broker. */
+static void topic_go_away(const char *bus, const char *name)
+{
+	(void)name;
+	h_stop_bus(bus);
+}
+
+/* A topic that appears, goes away and comes back (a new topic of the same
+ * name and type): both lives arrive on B whole, one after the other, on
+ * the same topic there. */
+static void test_topic_comes_back(void)
+{
+	struct pair p;
+	pair_start(&p, "back/*", true);
+	struct shmbus_topic_options to;
+	shmbus_topic_options_init(&to);
+	to.slot_count = 128;
+	to.history = 127;
+	to.max_message_size = 1024;
+	enum { LIFE = 100, IN_FLIGHT = 32 };
+	static struct seen s;
+	memset(&s, 0, sizeof(s));
+	shmbus_sub *sub = NULL;
+	for (int life = 0; life < 2; life++) {
+		shmbus_pub *pub;
+		CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(p.a, "back/x", &to, &pub), SHMBUS_OK);
+		int64_t first = life * LIFE + 1;
+		for (int64_t i = first; i < first + IN_FLIGHT; i++)
+			CU_ASSERT_EQUAL(publish_imu(pub, "m", i, (double)i), SHMBUS_OK);
+		if (!sub)
+			sub = sub_from_start(p.b, "back/x");
+		stream(pub, sub, &s, first + IN_FLIGHT, first + LIFE - 1, IN_FLIGHT, true);
+		shmbus_pub_close(pub);
+		if (life == 0) {
+			topic_go_away(p.na, "back/x");
+			/* The bridge has let it go before it comes back. */
+			int64_t deadline = h_now_ns() + 30000000000ll;
+			while (bp_stat(&p.ba, "topics_out") != 0 && h_now_ns() < deadline)
+				bp_read(&p.ba, 1000);
+			CU_ASSERT_EQUAL_FATAL(bp_stat(&p.ba, "topics_out"), 0);
+		}
+	}
+	pair_stop(&p);
+	take_all(sub, &s);
+	struct shmbus_sub_stats st;
+	shmbus_sub_stats(sub, &st);
+	shmbus_sub_close(sub);
+	close_buses(p.na, p.nb, p.a, p.b);
+	CU_ASSERT_EQUAL(s.n, 2 * LIFE);
+	CU_ASSERT_EQUAL(st.lost, 0);
+	CU_ASSERT_EQUAL(check_accounting(&s), 0);
+	bp_expect(&p.ba, "out %d bus_lost 0 write_failed 0 match_timeouts 0 topics_out 1", 2 * LIFE);
+	bp_expect(&p.bb, "in %d dds_gaps 0 src_lost 0 marked_lost 0 malformed 0 publish_failed 0 "
+		  "dds_lost 0 topics_in 1", 2 * LIFE);
+}
+
 /* ------------------------------------------------- malformed envelopes */
 
 static int write_envelope(dds_entity_t w, const char *type, const void *payload, size_t n,
@@ -749,24 +1087,46 @@ static void test_usage(void)
 	h_stop_bus(na);
 }
 
+/* Tests by name; argv[2...] (when given) picks some of them. */
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} g_tests[] = {
+	{ "usage", test_usage },
+	{ "typed_a_to_b", test_typed_a_to_b },
+	{ "large_frames", test_large_frames },
+	{ "both_ways_no_loop", test_both_ways_no_loop },
+	{ "kill9_restart", test_kill9_restart },
+	{ "malformed_envelopes", test_malformed_envelopes },
+	{ "new_topic_reliable", test_new_topic_reliable },
+	{ "new_topic_best_effort", test_new_topic_best_effort },
+	{ "new_topic_large_first", test_new_topic_large_first },
+	{ "topic_comes_back", test_topic_comes_back },
+};
+static char **g_only;
+static int g_n_only;
+
 static void add(void)
 {
 	CU_pSuite s = CU_add_suite("bridge", NULL, NULL);
-	CU_add_test(s, "usage", test_usage);
-	CU_add_test(s, "typed_a_to_b", test_typed_a_to_b);
-	CU_add_test(s, "large_frames", test_large_frames);
-	CU_add_test(s, "both_ways_no_loop", test_both_ways_no_loop);
-	CU_add_test(s, "kill9_restart", test_kill9_restart);
-	CU_add_test(s, "malformed_envelopes", test_malformed_envelopes);
+	for (size_t i = 0; i < sizeof(g_tests) / sizeof(g_tests[0]); i++) {
+		bool pick = g_n_only == 0;
+		for (int j = 0; j < g_n_only && !pick; j++)
+			pick = strcmp(g_only[j], g_tests[i].name) == 0;
+		if (pick)
+			CU_add_test(s, g_tests[i].name, g_tests[i].fn);
+	}
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: test_bridge SHMBUS_BRIDGE\n");
+		fprintf(stderr, "usage: test_bridge SHMBUS_BRIDGE [TEST...]\n");
 		return 2;
 	}
 	g_bridge_exe = argv[1];
+	g_only = argv + 2;
+	g_n_only = argc - 2;
 	/* Domain ids 1..224, apart for each run (pid) and each test (8). */
 	g_domain_base = 1 + (int)(getpid() % 28) * 8;
 	const char *dir = getenv("SHMBUS_RUNTIME_DIR");
