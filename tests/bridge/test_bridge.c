@@ -924,13 +924,14 @@ static void test_topic_comes_back(void)
 /* ------------------------------------------------- malformed envelopes */
 
 static int write_envelope(dds_entity_t w, const char *type, const void *payload, size_t n,
-			  uint64_t bridge_seq)
+			  uint64_t bridge_seq, uint64_t src_lost)
 {
 	shmbus_bridge_Envelope e;
 	memset(&e, 0, sizeof(e));
 	e.type_name = (char *)type;
 	e.seq = bridge_seq;
 	e.bridge_seq = bridge_seq;
+	e.src_lost = src_lost;
 	e.source_bus = "test:raw";
 	e.bridge_id = 42;
 	e.payload._buffer = (uint8_t *)payload;
@@ -938,17 +939,40 @@ static int write_envelope(dds_entity_t w, const char *type, const void *payload,
 	return dds_write(w, &e);
 }
 
-static bool wait_matched(dds_entity_t w, int timeout_ms)
+/* Until w has matched `readers` readers. */
+static bool wait_matched(dds_entity_t w, uint32_t readers, int timeout_ms)
 {
 	int64_t deadline = h_now_ns() + (int64_t)timeout_ms * 1000000;
 	dds_publication_matched_status_t st;
-	while (dds_get_publication_matched_status(w, &st) == 0 && st.current_count == 0) {
+	while (dds_get_publication_matched_status(w, &st) == 0 && st.current_count < readers) {
 		if (h_now_ns() > deadline)
 			return false;
 		struct timespec ms = { 0, 10000000 };
 		nanosleep(&ms, NULL);
 	}
 	return true;
+}
+
+/* A DDS writer of this test's own on a bridged topic's Envelopes. */
+static dds_entity_t raw_envelope_writer(dds_entity_t pp, const char *dds_topic)
+{
+	dds_entity_t dt = dds_create_topic(pp, &shmbus_bridge_Envelope_desc, dds_topic, NULL, NULL);
+	dds_qos_t *q = dds_create_qos();
+	dds_qset_reliability(q, DDS_RELIABILITY_RELIABLE, DDS_SECS(1));
+	dds_qset_history(q, DDS_HISTORY_KEEP_ALL, 0);
+	dds_entity_t dw = dt < 0 ? dt : dds_create_writer(pp, dt, q, NULL);
+	dds_delete_qos(q);
+	return dw;
+}
+
+static size_t pack_imu(uint8_t *buf, const char *frame, int64_t stamp)
+{
+	Shmbus__Msgs__Header h = SHMBUS__MSGS__HEADER__INIT;
+	Shmbus__Msgs__Imu m = SHMBUS__MSGS__IMU__INIT;
+	h.frame_id = (char *)frame;
+	h.stamp_ns = stamp;
+	m.header = &h;
+	return protobuf_c_message_pack(&m.base, buf);
 }
 
 /* A raw DDS writer (this test) sends envelopes that are wrong in each way
@@ -1000,35 +1024,25 @@ static void test_malformed_envelopes(void)
 	shmbus_sub *sub;
 	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "bad/t", NULL, &sub), SHMBUS_OK);
 
-	dds_entity_t dt = dds_create_topic(pp, &shmbus_bridge_Envelope_desc, "shmbus/bad/t", NULL,
-					   NULL);
-	q = dds_create_qos();
-	dds_qset_reliability(q, DDS_RELIABILITY_RELIABLE, DDS_SECS(1));
-	dds_qset_history(q, DDS_HISTORY_KEEP_ALL, 0);
-	dds_entity_t dw = dds_create_writer(pp, dt, q, NULL);
-	dds_delete_qos(q);
+	dds_entity_t dw = raw_envelope_writer(pp, "shmbus/bad/t");
 	CU_ASSERT_FATAL(dw > 0);
-	CU_ASSERT_FATAL(wait_matched(dw, 30000));
+	CU_ASSERT_FATAL(wait_matched(dw, 1, 30000));
 
 	/* A good Imu, packed by protobuf-c. */
-	Shmbus__Msgs__Header h = SHMBUS__MSGS__HEADER__INIT;
-	Shmbus__Msgs__Imu m = SHMBUS__MSGS__IMU__INIT;
-	h.frame_id = "good";
-	h.stamp_ns = 7;
-	m.header = &h;
 	uint8_t good[64];
-	size_t good_n = protobuf_c_message_pack(&m.base, good);
+	size_t good_n = pack_imu(good, "good", 7);
 	static const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 					   0xff, 0xff, 0xff, 0x01 };
 	static const uint8_t truncated[] = { 0x0a, 0x40, 0x0a, 0x04 }; /* length past the end */
 	static uint8_t big[1000];
-	CU_ASSERT_EQUAL(write_envelope(dw, "other.Type", good, good_n, 1), 0);
-	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", garbage, sizeof(garbage), 2), 0);
-	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", truncated, sizeof(truncated), 3), 0);
-	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", big, sizeof(big), 4), 0);
-	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", good, good_n, 5), 0);
+	CU_ASSERT_EQUAL(write_envelope(dw, "other.Type", good, good_n, 1, 0), 0);
+	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", garbage, sizeof(garbage), 2, 0), 0);
+	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", truncated, sizeof(truncated), 3, 0), 0);
+	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", big, sizeof(big), 4, 0), 0);
+	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", good, good_n, 5, 0), 0);
 
-	/* The good one arrives, and is the first thing on the topic. */
+	/* The good one arrives, the first message on the topic, after the 4
+	 * refused ones counted lost. */
 	static struct seen s;
 	memset(&s, 0, sizeof(s));
 	int64_t deadline = h_now_ns() + 30000000000ll;
@@ -1039,6 +1053,7 @@ static void test_malformed_envelopes(void)
 	CU_ASSERT_EQUAL_FATAL(s.n, 1);
 	CU_ASSERT_STRING_EQUAL(s.frame[0], "good");
 	CU_ASSERT_EQUAL(s.stamp[0], 7);
+	CU_ASSERT_EQUAL(s.lost_at[0], 4);
 	/* 1 bad announce + 4 bad envelopes, counted; nothing else. */
 	CU_ASSERT(bp_wait(&bb, "malformed", 5, 10000));
 	CU_ASSERT(bp_wait(&bb, "in", 1, 10000));
@@ -1046,22 +1061,103 @@ static void test_malformed_envelopes(void)
 	CU_ASSERT_EQUAL(bp_stat(&bb, "in"), 1);
 	CU_ASSERT(bp_alive(&bb));
 	/* And it still forwards. */
-	h.stamp_ns = 8;
-	good_n = protobuf_c_message_pack(&m.base, good);
-	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", good, good_n, 6), 0);
+	good_n = pack_imu(good, "good", 8);
+	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", good, good_n, 6, 0), 0);
+	/* Envelopes 7 and 8 lost between bridges, 10 messages lost on the
+	 * source bus: 12 lost just before the next one. */
+	good_n = pack_imu(good, "good", 9);
+	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", good, good_n, 9, 10), 0);
 	deadline = h_now_ns() + 30000000000ll;
-	while (s.n < 2 && h_now_ns() < deadline) {
+	while (s.n < 3 && h_now_ns() < deadline) {
 		shmbus_sub_wait(sub, 100000000);
 		take_all(sub, &s);
 	}
-	CU_ASSERT_EQUAL(s.n, 2);
+	CU_ASSERT_EQUAL(s.n, 3);
 	CU_ASSERT_EQUAL(s.stamp[1], 8);
-	CU_ASSERT(bp_wait(&bb, "in", 2, 10000));
-	CU_ASSERT_EQUAL(bp_stat(&bb, "dds_gaps"), 0);
+	CU_ASSERT_EQUAL(s.lost_at[1], 4);
+	CU_ASSERT_EQUAL(s.stamp[2], 9);
+	CU_ASSERT_EQUAL(s.lost_at[2], 16);
+	CU_ASSERT(bp_wait(&bb, "in", 3, 10000));
+	bp_expect(&bb, "in 3 malformed 5 dds_gaps 2 src_lost 10 marked_lost 16 publish_failed 0");
 
 	dds_delete(d);
 	shmbus_sub_close(sub);
 	bridge_stop(&bb);
+	close_buses(na, nb, a, b);
+}
+
+/* Two bridges forwarding one topic both ways, and a loss between them:
+ * each marks it on its own bus once, and neither sends it back (their out
+ * sides see the marks as losses, which must not travel again, or every
+ * loss would go back and forth for ever). */
+static void test_both_ways_loss_once(void)
+{
+	const char *na, *nb;
+	shmbus_bus *a, *b;
+	open_buses(&na, &nb, &a, &b);
+	int dom = next_domain();
+	shmbus_pub *pa, *pb;
+	shmbus_sub *sa, *sb;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "duo/x", NULL, &pa), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(b, "duo/x", NULL, &pb), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(a, "duo/x", NULL, &sa), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "duo/x", NULL, &sb), SHMBUS_OK);
+	const char *both[] = { "--out", "duo/*", "--in", "duo/*", "--reliable", NULL };
+	struct bproc ba, bb;
+	CU_ASSERT_FATAL(bridge_start(&ba, na, dom, both));
+	CU_ASSERT_FATAL(bridge_start(&bb, nb, dom, both));
+	static struct seen s_a, s_b;
+	memset(&s_a, 0, sizeof(s_a));
+	memset(&s_b, 0, sizeof(s_b));
+	CU_ASSERT_FATAL(warm_up(pa, sb, &s_b, "wa", 30000));
+	CU_ASSERT_FATAL(warm_up(pb, sa, &s_a, "wb", 30000));
+	take_all(sa, &s_a);
+	take_all(sb, &s_b);
+	uint64_t lost_a = s_a.lost, lost_b = s_b.lost;
+
+	/* A third sender (this test) skips envelopes 2..4. */
+	dds_entity_t d = dds_create_domain((dds_domainid_t)dom, g_config_xml);
+	CU_ASSERT_FATAL(d > 0);
+	dds_entity_t pp = dds_create_participant((dds_domainid_t)dom, NULL, NULL);
+	dds_entity_t dw = raw_envelope_writer(pp, "shmbus/duo/x");
+	CU_ASSERT_FATAL(dw > 0);
+	CU_ASSERT_FATAL(wait_matched(dw, 2, 30000));
+	uint8_t msg[64];
+	size_t n = pack_imu(msg, "r", 1);
+	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", msg, n, 1, 0), 0);
+	n = pack_imu(msg, "r", 5);
+	CU_ASSERT_EQUAL(write_envelope(dw, "shmbus.msgs.Imu", msg, n, 5, 0), 0);
+	/* Then each side sends one more: they reach the other side after
+	 * anything an echo of the loss would have sent. */
+	int64_t deadline = h_now_ns() + 30000000000ll;
+	while ((count_frame(&s_a, "r") < 2 || count_frame(&s_b, "r") < 2) && h_now_ns() < deadline) {
+		shmbus_sub_wait(sa, 10000000);
+		take_all(sa, &s_a);
+		take_all(sb, &s_b);
+	}
+	CU_ASSERT_EQUAL(publish_imu(pa, "fa", 0, 0), SHMBUS_OK);
+	CU_ASSERT_EQUAL(publish_imu(pb, "fb", 0, 0), SHMBUS_OK);
+	while ((count_frame(&s_a, "fb") == 0 || count_frame(&s_b, "fa") == 0) &&
+	       h_now_ns() < deadline) {
+		shmbus_sub_wait(sa, 10000000);
+		take_all(sa, &s_a);
+		take_all(sb, &s_b);
+	}
+	CU_ASSERT_EQUAL(count_frame(&s_a, "r"), 2);
+	CU_ASSERT_EQUAL(count_frame(&s_b, "r"), 2);
+	CU_ASSERT_EQUAL(count_frame(&s_a, "fb"), 1);
+	CU_ASSERT_EQUAL(count_frame(&s_b, "fa"), 1);
+	CU_ASSERT_EQUAL(s_a.lost - lost_a, 3);
+	CU_ASSERT_EQUAL(s_b.lost - lost_b, 3);
+	dds_delete(d);
+	bridge_stop(&ba);
+	bridge_stop(&bb);
+	bp_expect(&ba, "dds_gaps 3 marked_lost 3 src_lost 0 malformed 0");
+	bp_expect(&bb, "dds_gaps 3 marked_lost 3 src_lost 0 malformed 0");
+	shmbus_sub_close(sa);
+	shmbus_sub_close(sb);
+	shmbus_pub_close(pa);
+	shmbus_pub_close(pb);
 	close_buses(na, nb, a, b);
 }
 
@@ -1098,6 +1194,7 @@ static const struct {
 	{ "both_ways_no_loop", test_both_ways_no_loop },
 	{ "kill9_restart", test_kill9_restart },
 	{ "malformed_envelopes", test_malformed_envelopes },
+	{ "both_ways_loss_once", test_both_ways_loss_once },
 	{ "new_topic_reliable", test_new_topic_reliable },
 	{ "new_topic_best_effort", test_new_topic_best_effort },
 	{ "new_topic_large_first", test_new_topic_large_first },
