@@ -88,10 +88,17 @@ dds_qos_t *bridge_data_qos(const struct bridge *b, bool reader);
 /* QoS of the announce topic: reliable, transient-local, last per key. */
 dds_qos_t *bridge_announce_qos(bool reader);
 
-void bridge_own_add(struct bridge *b, const char *topic, uint32_t publisher_id);
+/* The bridge's publisher on `topic` is now this one. */
+void bridge_own_set(struct bridge *b, const char *topic, uint32_t publisher_id);
 bool bridge_own_is(struct bridge *b, const char *topic, uint32_t publisher_id);
 /* Whether the bridge publishes on `topic` itself (it is bridged both ways). */
 bool bridge_own_has(struct bridge *b, const char *topic);
+
+/* Whether this process has a publisher (else a subscriber) on what the bus
+ * now has under `topic`: false once the topic is gone, or was made again
+ * since ours was opened. scratch holds cap entries. */
+bool bridge_topic_has_me(shmbus_bus *bus, const char *topic, bool publisher,
+			 struct shmbus_client_info *scratch, size_t cap);
 
 /* Identities in DDS user data (peers.c). */
 void bridge_peer_qos_in(dds_qos_t *q, const struct bridge *b, bool with_patterns);

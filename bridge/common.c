@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 bool bridge_match(const char *const *patterns, size_t n, const char *topic)
 {
@@ -135,13 +136,17 @@ dds_qos_t *bridge_announce_qos(bool reader)
 	return q;
 }
 
-void bridge_own_add(struct bridge *b, const char *topic, uint32_t publisher_id)
+void bridge_own_set(struct bridge *b, const char *topic, uint32_t publisher_id)
 {
 	pthread_mutex_lock(&b->own_lock);
-	if (b->n_own < BRIDGE_MAX_TOPICS) {
-		snprintf(b->own[b->n_own].topic, sizeof(b->own[0].topic), "%s", topic);
-		b->own[b->n_own].publisher_id = publisher_id;
-		b->n_own++;
+	size_t i = 0;
+	while (i < b->n_own && strcmp(b->own[i].topic, topic) != 0)
+		i++;
+	if (i < BRIDGE_MAX_TOPICS) {
+		snprintf(b->own[i].topic, sizeof(b->own[0].topic), "%s", topic);
+		b->own[i].publisher_id = publisher_id;
+		if (i == b->n_own)
+			b->n_own++;
 	}
 	pthread_mutex_unlock(&b->own_lock);
 }
@@ -166,6 +171,22 @@ bool bridge_own_is(struct bridge *b, const char *topic, uint32_t publisher_id)
 bool bridge_own_has(struct bridge *b, const char *topic)
 {
 	return own_find(b, topic, 0, true);
+}
+
+bool bridge_topic_has_me(shmbus_bus *bus, const char *topic, bool publisher,
+			 struct shmbus_client_info *scratch, size_t cap)
+{
+	struct shmbus_topic_info info;
+	size_t n = 0;
+	int rc = publisher ? shmbus_topic_inspect(bus, topic, &info, scratch, cap, &n, NULL, 0, NULL)
+			   : shmbus_topic_inspect(bus, topic, &info, NULL, 0, NULL, scratch, cap, &n);
+	if (rc != 0)
+		return rc != SHMBUS_ENOTOPIC; /* no answer: nothing is known to be gone */
+	pid_t me = getpid();
+	for (size_t i = 0; i < n; i++)
+		if (scratch[i].pid == me)
+			return true;
+	return n >= cap; /* not all of them listed: assume so */
 }
 
 void bridge_log(const struct bridge *b, const char *fmt, ...)

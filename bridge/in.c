@@ -25,6 +25,7 @@
 
 #define IN_SOURCES 16 /* sending writers tracked per topic for gaps */
 #define IN_BATCH 32
+#define IN_CLIENTS_LISTED 256 /* publishers looked at to find our own */
 /* Skipped numbers made for one envelope at most: a gap larger than this
  * is counted in full but shown to subscribers only up to it (each mark is
  * a loan and a discard on the bus, ~0.1 us). */
@@ -44,6 +45,11 @@ struct in_topic {
 	shmbus_pub *pub;
 	size_t max_size;
 	bool failed; /* could not be opened: do not retry on every announce */
+	/* What the bus topic is created with, from the announce: kept to
+	 * create it again if it goes away under us. */
+	struct shmbus_topic_options opts;
+	char type_name[256];
+	uint8_t *schema;
 	struct in_source src[IN_SOURCES];
 	bool src_full_reported;
 	uint64_t lost_total, rejected_total;
@@ -54,6 +60,7 @@ struct in_state {
 	struct in_topic topics[BRIDGE_MAX_TOPICS];
 	size_t n;
 	dds_entity_t waitset, announce_reader, announce_cond;
+	struct shmbus_client_info clients[IN_CLIENTS_LISTED];
 };
 
 static int64_t now_mono(void)
@@ -69,6 +76,25 @@ static struct in_topic *find(struct in_state *s, const char *name)
 		if (strcmp(s->topics[i].name, name) == 0)
 			return &s->topics[i];
 	return NULL;
+}
+
+/* The bus publisher of t, creating the topic as announced. */
+static int open_pub(struct bridge *b, struct in_topic *t)
+{
+	int rc = shmbus_pub_open(b->bus, t->name, &t->opts, &t->pub);
+	if (rc) {
+		bridge_log(b, "publishing '%s' (%s) on the bus: %s: %s", t->name, t->type_name,
+			   shmbus_strerror(rc), shmbus_errmsg(b->bus));
+		t->pub = NULL;
+		return rc;
+	}
+	struct shmbus_pub_stats ps;
+	shmbus_pub_stats(t->pub, &ps);
+	/* Before the first message is published: the out thread must know
+	 * this publisher is ours before it can see any of its messages. */
+	bridge_own_set(b, t->name, ps.publisher_id);
+	t->max_size = shmbus_pub_max_message_size(t->pub);
+	return 0;
 }
 
 static void on_announce(struct in_state *s, const shmbus_bridge_Announce *a)
@@ -95,34 +121,27 @@ static void on_announce(struct in_state *s, const shmbus_bridge_Announce *a)
 	memset(t, 0, sizeof(*t));
 	snprintf(t->name, sizeof(t->name), "%s", a->topic);
 	snprintf(t->dds_name, sizeof(t->dds_name), "%s", a->dds_topic);
+	snprintf(t->type_name, sizeof(t->type_name), "%s", a->type_name);
 	t->failed = true;
 
-	struct shmbus_topic_options o;
-	shmbus_topic_options_init(&o);
-	o.type_name = a->type_name[0] ? a->type_name : NULL;
-	o.schema = a->schema._length ? a->schema._buffer : NULL;
-	o.schema_size = a->schema._length;
+	struct shmbus_topic_options *o = &t->opts;
+	shmbus_topic_options_init(o);
+	o->type_name = t->type_name[0] ? t->type_name : NULL;
+	if (a->schema._length && (t->schema = malloc(a->schema._length))) {
+		memcpy(t->schema, a->schema._buffer, a->schema._length);
+		o->schema = t->schema;
+		o->schema_size = a->schema._length;
+	}
 	if (a->max_message_size)
-		o.max_message_size = a->max_message_size;
+		o->max_message_size = a->max_message_size;
 	if (a->slot_count)
-		o.slot_count = a->slot_count;
+		o->slot_count = a->slot_count;
 	/* As much history as the source had: a subscriber that waits here
 	 * for the topic to appear still finds its first messages. */
 	if (a->history)
-		o.history = a->history;
-	int rc = shmbus_pub_open(b->bus, t->name, &o, &t->pub);
-	if (rc) {
-		bridge_log(b, "publishing '%s' (%s) on the bus: %s: %s", t->name, a->type_name,
-			   shmbus_strerror(rc), shmbus_errmsg(b->bus));
-		t->pub = NULL;
+		o->history = a->history;
+	if (open_pub(b, t) != 0)
 		return;
-	}
-	struct shmbus_pub_stats ps;
-	shmbus_pub_stats(t->pub, &ps);
-	/* Before the first message is published: the out thread must know
-	 * this publisher is ours before it can see any of its messages. */
-	bridge_own_add(b, t->name, ps.publisher_id);
-	t->max_size = shmbus_pub_max_message_size(t->pub);
 
 	dds_entity_t topic = dds_create_topic(b->participant, &shmbus_bridge_Envelope_desc,
 					      t->dds_name, NULL, NULL);
@@ -246,6 +265,10 @@ static void take_envelopes(struct in_state *s, struct in_topic *t)
 		const shmbus_bridge_Envelope *e = samples[i];
 		if (e->bridge_id == b->id)
 			continue; /* ours (ignorelocal already drops these) */
+		if (!t->pub) { /* its topic went away and could not be made again */
+			atomic_fetch_add_explicit(&b->c.publish_failed, 1, memory_order_relaxed);
+			continue;
+		}
 		uint64_t missing = missing_before(b, t, infos[i].publication_handle, e);
 		const char *type = shmbus_pub_type_name(t->pub);
 		const char *why = NULL;
@@ -276,6 +299,26 @@ static void take_envelopes(struct in_state *s, struct in_topic *t)
 	}
 	if (n > 0)
 		dds_return_loan(t->reader, samples, n);
+}
+
+/* Bus topics that went away under our publishers (or were made again by
+ * someone else) are made again, so what comes in reaches the bus's new
+ * subscribers rather than a topic nobody can open any more. */
+static void reopen_gone(struct in_state *s)
+{
+	struct bridge *b = s->b;
+	for (size_t i = 0; i < s->n; i++) {
+		struct in_topic *t = &s->topics[i];
+		if (t->failed ||
+		    (t->pub && bridge_topic_has_me(b->bus, t->name, true, s->clients, IN_CLIENTS_LISTED)))
+			continue;
+		if (t->pub) {
+			shmbus_pub_close(t->pub);
+			t->pub = NULL;
+		}
+		if (open_pub(b, t) == 0 && b->verbose)
+			bridge_log(b, "in: '%s' went away on the bus: made it again", t->name);
+	}
 }
 
 static void update_status(struct in_state *s)
@@ -336,13 +379,16 @@ void *bridge_in_thread(void *arg)
 		int64_t now = now_mono();
 		if (now >= next_status) {
 			update_status(s);
+			reopen_gone(s);
 			next_status = now + 500000000;
 		}
 	}
 	update_status(s);
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t i = 0; i < s->n; i++) {
 		if (s->topics[i].pub)
 			shmbus_pub_close(s->topics[i].pub);
+		free(s->topics[i].schema);
+	}
 	/* DDS entities go with the participant (main.c). */
 	free(s);
 	return NULL;

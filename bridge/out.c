@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #define OUT_SCAN_NS 200000000  /* new and removed topics found within this */
 #define OUT_PENDING_TICK_NS 1000000 /* how often a held topic checks its readers */
@@ -272,22 +271,6 @@ static bool release_ready(struct out_state *s, int64_t now)
 	return held;
 }
 
-/* Whether our subscription is to the topic the bus has under that name now
- * (one re-created between two scans is another topic). */
-static bool still_ours(struct out_state *s, const struct out_topic *t)
-{
-	struct shmbus_topic_info info;
-	size_t n_subs = 0;
-	if (shmbus_topic_inspect(s->b->bus, t->name, &info, NULL, 0, NULL, s->subs,
-				 OUT_SUBS_LISTED, &n_subs) != 0)
-		return false;
-	pid_t me = getpid();
-	for (size_t i = 0; i < n_subs; i++)
-		if (s->subs[i].pid == me)
-			return true;
-	return n_subs >= OUT_SUBS_LISTED; /* not all listed: assume so */
-}
-
 /* The topic went away: send what it still holds, then withdraw it. */
 static void close_topic(struct out_state *s, size_t i)
 {
@@ -333,7 +316,8 @@ static void scan(struct out_state *s)
 	if (shmbus_list_topics(s->b->bus, scan_one, s) != 0)
 		return; /* no broker answers: nothing is known to be gone */
 	for (size_t i = known; i-- > 0;)
-		if (!s->topics[i].listed || !still_ours(s, &s->topics[i]))
+		if (!s->topics[i].listed ||
+		    !bridge_topic_has_me(s->b->bus, s->topics[i].name, false, s->subs, OUT_SUBS_LISTED))
 			close_topic(s, i);
 	s->first_scan_done = true;
 	uint64_t ids[BRIDGE_MAX_PEERS];
