@@ -45,6 +45,7 @@ struct in_topic {
 	shmbus_pub *pub;
 	size_t max_size;
 	bool failed; /* could not be opened: do not retry on every announce */
+	bool listed; /* by the bus, at the last look */
 	/* What the bus topic is created with, from the announce: kept to
 	 * create it again if it goes away under us. */
 	struct shmbus_topic_options opts;
@@ -61,6 +62,7 @@ struct in_state {
 	size_t n;
 	dds_entity_t waitset, announce_reader, announce_cond;
 	struct shmbus_client_info clients[IN_CLIENTS_LISTED];
+	size_t recheck_next; /* round robin of the close look */
 };
 
 static int64_t now_mono(void)
@@ -140,9 +142,11 @@ static void on_announce(struct in_state *s, const shmbus_bridge_Announce *a)
 	 * for the topic to appear still finds its first messages. */
 	if (a->history)
 		o->history = a->history;
-	if (open_pub(b, t) != 0)
-		return;
 
+	/* The reader before the bus topic: the sending bridge holds the topic
+	 * until the reader has matched, and that discovery overlaps making the
+	 * bus topic (tens of milliseconds for a large ring). Nothing is taken
+	 * from the reader before the bus topic exists. */
 	dds_entity_t topic = dds_create_topic(b->participant, &shmbus_bridge_Envelope_desc,
 					      t->dds_name, NULL, NULL);
 	dds_qos_t *q = bridge_data_qos(b, true);
@@ -153,9 +157,16 @@ static void on_announce(struct in_state *s, const shmbus_bridge_Announce *a)
 		bridge_log(b, "DDS reader for '%s': %s", t->dds_name, dds_strretcode(t->reader));
 		return;
 	}
+	if (open_pub(b, t) != 0) {
+		dds_delete(t->reader); /* no one would take what it keeps */
+		return;
+	}
 	t->cond = dds_create_readcondition(t->reader, DDS_ANY_STATE);
 	if (t->cond < 0 || dds_waitset_attach(s->waitset, t->cond, (dds_attach_t)t) < 0) {
 		bridge_log(b, "DDS waitset for '%s' failed", t->dds_name);
+		dds_delete(t->reader);
+		shmbus_pub_close(t->pub);
+		t->pub = NULL;
 		return;
 	}
 	t->failed = false;
@@ -188,14 +199,14 @@ static void take_announces(struct in_state *s)
 static struct in_source *source_of(struct bridge *b, struct in_topic *t,
 				   dds_instance_handle_t writer, const shmbus_bridge_Envelope *e)
 {
-	struct in_source *free_slot = NULL;
-	for (size_t i = 0; i < IN_SOURCES; i++) {
+	for (size_t i = 0; i < IN_SOURCES; i++)
 		if (t->src[i].writer == writer)
 			return &t->src[i];
-		if (!free_slot && (t->src[i].writer == 0 ||
-				   !bridge_peer_matched(t->reader, t->src[i].writer)))
+	/* A new writer: a free line, or one whose writer is gone. */
+	struct in_source *free_slot = NULL;
+	for (size_t i = 0; i < IN_SOURCES && !free_slot; i++)
+		if (t->src[i].writer == 0 || !bridge_peer_matched(t->reader, t->src[i].writer))
 			free_slot = &t->src[i];
-	}
 	if (!free_slot) {
 		if (!t->src_full_reported)
 			bridge_log(b, "more than %d writers send '%s': losses of the others are not counted",
@@ -301,16 +312,33 @@ static void take_envelopes(struct in_state *s, struct in_topic *t)
 		dds_return_loan(t->reader, samples, n);
 }
 
+static int list_one(void *ctx, const char *name)
+{
+	struct in_state *s = ctx;
+	struct in_topic *t = find(s, name);
+	if (t)
+		t->listed = true;
+	return 0;
+}
+
 /* Bus topics that went away under our publishers (or were made again by
  * someone else) are made again, so what comes in reaches the bus's new
- * subscribers rather than a topic nobody can open any more. */
+ * subscribers rather than a topic nobody can open any more. Gone: no
+ * longer listed; made again: one topic a call looked at closely (an
+ * inspect costs milliseconds). */
 static void reopen_gone(struct in_state *s)
 {
 	struct bridge *b = s->b;
+	for (size_t i = 0; i < s->n; i++)
+		s->topics[i].listed = false;
+	if (shmbus_list_topics(b->bus, list_one, s) != 0)
+		return; /* no broker answers: nothing is known to be gone */
+	size_t look = s->n ? s->recheck_next++ % s->n : 0;
 	for (size_t i = 0; i < s->n; i++) {
 		struct in_topic *t = &s->topics[i];
-		if (t->failed ||
-		    (t->pub && bridge_topic_has_me(b->bus, t->name, true, s->clients, IN_CLIENTS_LISTED)))
+		if (t->failed || (t->pub && t->listed &&
+				  (i != look || bridge_topic_has_me(b->bus, t->name, true, s->clients,
+								    IN_CLIENTS_LISTED))))
 			continue;
 		if (t->pub) {
 			shmbus_pub_close(t->pub);

@@ -26,6 +26,10 @@
 #define OUT_SCAN_NS 200000000  /* new and removed topics found within this */
 #define OUT_PENDING_TICK_NS 1000000 /* how often a held topic checks its readers */
 #define OUT_SUBS_LISTED 256 /* subscribers looked at to find our own */
+/* One topic a period is looked at closely for having been made again under
+ * us: an inspect costs milliseconds, all of them every scan would cost the
+ * forwarding its time. */
+#define OUT_RECHECK_NS 500000000
 
 struct out_topic {
 	char name[256];
@@ -53,6 +57,8 @@ struct out_state {
 	dds_entity_t announce_writer;
 	bool full_reported;
 	bool first_scan_done; /* topics found later appeared while we ran */
+	size_t recheck_next;  /* round robin of the close look */
+	int64_t recheck_at;
 	struct shmbus_client_info subs[OUT_SUBS_LISTED];
 };
 
@@ -255,7 +261,8 @@ static bool release_ready(struct out_state *s, int64_t now)
 		if (bridge_peers_matched(t->writer, t->expect, t->n_expect)) {
 			if (b->verbose)
 				bridge_log(b, "out: '%s': the readers of %zu bridge(s) matched after %lld us",
-					   t->name, t->n_expect, (long long)(now - t->opened_ns) / 1000);
+					   t->name, t->n_expect,
+					   (long long)(now - t->opened_ns) / 1000);
 		} else if (now >= t->wait_until_ns) {
 			atomic_fetch_add_explicit(&b->c.match_timeouts, 1, memory_order_relaxed);
 			bridge_log(b, "out: '%s': not every bridge that takes it matched within %lld ms; "
@@ -308,16 +315,22 @@ static int scan_one(void *ctx, const char *name)
 	return 0;
 }
 
-static void scan(struct out_state *s)
+static void scan(struct out_state *s, int64_t now)
 {
 	for (size_t i = 0; i < s->n; i++)
 		s->topics[i].listed = false;
 	size_t known = s->n;
 	if (shmbus_list_topics(s->b->bus, scan_one, s) != 0)
 		return; /* no broker answers: nothing is known to be gone */
+	size_t look = SIZE_MAX;
+	if (known && now >= s->recheck_at) {
+		look = s->recheck_next++ % known;
+		s->recheck_at = now + OUT_RECHECK_NS;
+	}
 	for (size_t i = known; i-- > 0;)
 		if (!s->topics[i].listed ||
-		    !bridge_topic_has_me(s->b->bus, s->topics[i].name, false, s->subs, OUT_SUBS_LISTED))
+		    (i == look &&
+		     !bridge_topic_has_me(s->b->bus, s->topics[i].name, false, s->subs, OUT_SUBS_LISTED)))
 			close_topic(s, i);
 	s->first_scan_done = true;
 	uint64_t ids[BRIDGE_MAX_PEERS];
@@ -361,12 +374,12 @@ void *bridge_out_thread(void *arg)
 	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
 		int64_t now = now_mono();
 		if (now >= next_scan) {
-			scan(s);
+			scan(s, now);
 			next_scan = now + OUT_SCAN_NS;
 		}
 		/* Held topics are not in the wait set (their messages must
 		 * stay where they are): look at them every tick meanwhile. */
-		bool held = release_ready(s, now);
+		bool held = release_ready(s, now_mono()); /* the scan took time */
 		size_t n_ready = 0;
 		for (size_t j = 0; j < s->n; j++)
 			n_ready += s->topics[j].ready;
