@@ -74,12 +74,6 @@ static bool take_one(shmbus_sub *sub, void *buf, size_t cap, int64_t timeout_ns)
 	}
 }
 
-static void nap_ns(int64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
-	nanosleep(&ts, NULL);
-}
-
 static void print_ms(const char *what, int64_t *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(int64_t), cmp_i64);
@@ -94,32 +88,44 @@ static void bench_first(shmbus_bus *a, shmbus_bus *b, const struct shmbus_topic_
 {
 	int64_t *lat = calloc((size_t)k, sizeof(int64_t));
 	int got = 0;
-	for (int i = 0; i < k && lat; i++) {
+	shmbus_topic_watch *watch_b;
+	if (!lat || shmbus_topic_watch_open(b, &watch_b) != 0) {
+		fprintf(stderr, "cannot watch bus B\n");
+		free(lat);
+		return;
+	}
+	for (int i = 0; i < k; i++) {
 		char name[64];
 		snprintf(name, sizeof(name), "bench/new/%d", i);
 		shmbus_pub *p;
-		if (shmbus_pub_open(a, name, to, &p) != 0)
+		if (shmbus_pub_open(a, name, to, NULL, &p) != 0)
 			break;
 		int64_t t0 = now_ns(), deadline = t0 + 5000000000ll;
 		shmbus_pub_send(p, buf, size, NULL);
-		/* As a subscriber on B that waits for the topic to appear:
-		 * looks every 200 us, then takes what its history holds. */
+		/* As a subscriber on B that waits for the topic to appear (told
+		 * by the broker), then takes it from its first message. */
 		shmbus_sub *s = NULL;
 		struct shmbus_sub_options so;
 		shmbus_sub_options_init(&so);
-		so.start = SHMBUS_START_LAST;
-		so.last_n = UINT32_MAX;
-		while (!s && now_ns() < deadline)
-			if (shmbus_sub_open(b, name, &so, &s) != 0) {
+		so.start = SHMBUS_START_FIRST;
+		while (!s && now_ns() < deadline) {
+			struct shmbus_topic_event ev;
+			int rc = shmbus_topic_watch_next(watch_b, &ev);
+			if (rc == SHMBUS_EAGAIN)
+				shmbus_topic_watch_wait(watch_b, deadline - now_ns());
+			else if (rc != 0)
+				break;
+			else if (ev.kind == SHMBUS_TOPIC_CREATED && strcmp(ev.name, name) == 0 &&
+				 shmbus_sub_open(b, name, NULL, &so, &s) != 0)
 				s = NULL;
-				nap_ns(200000);
-			}
+		}
 		if (s && take_one(s, in, cap, deadline - now_ns()))
 			lat[got++] = now_ns() - t0;
 		if (s)
 			shmbus_sub_close(s);
 		shmbus_pub_close(p);
 	}
+	shmbus_topic_watch_close(watch_b);
 	printf("first message size %zu %s: %d/%d arrived", size, mode, got, k);
 	if (got)
 		print_ms(",", lat, got);
@@ -176,8 +182,9 @@ int main(int argc, char **argv)
 	to.max_message_size = (uint32_t)(size < 64 ? 64 : size);
 	to.slot_count = size > (1u << 20) / 2 ? 16 : 256;
 	shmbus_pub *ping, *pong, *bulk;
-	if (shmbus_pub_open(a, "bench/ping", &to, &ping) || shmbus_pub_open(b, "bench/pong", &to, &pong) ||
-	    shmbus_pub_open(a, "bench/bulk", &to, &bulk)) {
+	if (shmbus_pub_open(a, "bench/ping", &to, NULL, &ping) ||
+	    shmbus_pub_open(b, "bench/pong", &to, NULL, &pong) ||
+	    shmbus_pub_open(a, "bench/bulk", &to, NULL, &bulk)) {
 		fprintf(stderr, "cannot open topics\n");
 		return 1;
 	}
@@ -192,10 +199,10 @@ int main(int argc, char **argv)
 	struct shmbus_sub_options so;
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
-	so.topic = to;
 	shmbus_sub *sping, *spong, *sbulk;
-	if (shmbus_sub_open(b, "bench/ping", &so, &sping) || shmbus_sub_open(a, "bench/pong", &so, &spong) ||
-	    shmbus_sub_open(b, "bench/bulk", &so, &sbulk)) {
+	if (shmbus_sub_open(b, "bench/ping", &to, &so, &sping) ||
+	    shmbus_sub_open(a, "bench/pong", &to, &so, &spong) ||
+	    shmbus_sub_open(b, "bench/bulk", &to, &so, &sbulk)) {
 		fprintf(stderr, "cannot open subscribers\n");
 		return 1;
 	}

@@ -72,11 +72,17 @@ struct bridge {
 	size_t n_own;
 };
 
-/* glob match of a bus topic name against the --out or --in patterns. */
+/* A topic's name without the leading '/' a ROS-style name may have: "/imu"
+ * and "imu" are the same bus topic. */
+const char *bridge_topic_canon(const char *topic);
+bool bridge_topic_eq(const char *a, const char *b);
+
+/* glob match of a bus topic name against the --out or --in patterns (a
+ * leading '/' counts on neither side). */
 bool bridge_match(const char *const *patterns, size_t n, const char *topic);
 
-/* DDS topic name carrying a bus topic: "shmbus/" + the name with every
- * byte outside [A-Za-z0-9/] written as _XX (hex). false if too long. */
+/* DDS topic name carrying a bus topic: "shmbus/" + the canonical name with
+ * every byte outside [A-Za-z0-9/] written as _XX (hex). false if too long. */
 bool bridge_dds_name(const char *topic, char *out, size_t cap);
 
 /* Whether bytes are well-formed protobuf wire format at the top level:

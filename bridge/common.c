@@ -11,18 +11,30 @@
 #include <string.h>
 #include <unistd.h>
 
+const char *bridge_topic_canon(const char *topic)
+{
+	return topic[0] == '/' ? topic + 1 : topic;
+}
+
+bool bridge_topic_eq(const char *a, const char *b)
+{
+	return strcmp(bridge_topic_canon(a), bridge_topic_canon(b)) == 0;
+}
+
 bool bridge_match(const char *const *patterns, size_t n, const char *topic)
 {
 	/* No FNM_PATHNAME: a '*' also crosses '/', so camera/<star> takes
-	 * camera/front/left. */
+	 * camera/front/left. A leading '/' does not count on either side:
+	 * /camera/<star> and camera/<star> take the same topics. */
 	for (size_t i = 0; i < n; i++)
-		if (fnmatch(patterns[i], topic, 0) == 0)
+		if (fnmatch(bridge_topic_canon(patterns[i]), bridge_topic_canon(topic), 0) == 0)
 			return true;
 	return false;
 }
 
-bool bridge_dds_name(const char *topic, char *out, size_t cap)
+bool bridge_dds_name(const char *name, char *out, size_t cap)
 {
+	const char *topic = bridge_topic_canon(name);
 	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;
 	const char *prefix = "shmbus/";
@@ -140,7 +152,7 @@ void bridge_own_set(struct bridge *b, const char *topic, uint32_t publisher_id)
 {
 	pthread_mutex_lock(&b->own_lock);
 	size_t i = 0;
-	while (i < b->n_own && strcmp(b->own[i].topic, topic) != 0)
+	while (i < b->n_own && !bridge_topic_eq(b->own[i].topic, topic))
 		i++;
 	if (i < BRIDGE_MAX_TOPICS) {
 		snprintf(b->own[i].topic, sizeof(b->own[0].topic), "%s", topic);
@@ -158,7 +170,7 @@ static bool own_find(struct bridge *b, const char *topic, uint32_t publisher_id,
 	pthread_mutex_lock(&b->own_lock);
 	for (size_t i = 0; i < b->n_own && !found; i++)
 		found = (any_publisher || b->own[i].publisher_id == publisher_id) &&
-			strcmp(b->own[i].topic, topic) == 0;
+			bridge_topic_eq(b->own[i].topic, topic);
 	pthread_mutex_unlock(&b->own_lock);
 	return found;
 }

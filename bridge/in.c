@@ -75,7 +75,7 @@ static int64_t now_mono(void)
 static struct in_topic *find(struct in_state *s, const char *name)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->topics[i].name, name) == 0)
+		if (bridge_topic_eq(s->topics[i].name, name))
 			return &s->topics[i];
 	return NULL;
 }
@@ -83,10 +83,10 @@ static struct in_topic *find(struct in_state *s, const char *name)
 /* The bus publisher of t, creating the topic as announced. */
 static int open_pub(struct bridge *b, struct in_topic *t)
 {
-	int rc = shmbus_pub_open(b->bus, t->name, &t->opts, &t->pub);
+	int rc = shmbus_pub_open(b->bus, t->name, &t->opts, NULL, &t->pub);
 	if (rc) {
 		bridge_log(b, "publishing '%s' (%s) on the bus: %s: %s", t->name, t->type_name,
-			   shmbus_strerror(rc), shmbus_errmsg(b->bus));
+			   shmbus_strerror(rc), shmbus_errmsg());
 		t->pub = NULL;
 		return rc;
 	}
@@ -94,7 +94,7 @@ static int open_pub(struct bridge *b, struct in_topic *t)
 	shmbus_pub_stats(t->pub, &ps);
 	/* Before the first message is published: the out thread must know
 	 * this publisher is ours before it can see any of its messages. */
-	bridge_own_set(b, t->name, ps.publisher_id);
+	bridge_own_set(b, shmbus_pub_topic(t->pub), ps.publisher_id);
 	t->max_size = shmbus_pub_max_message_size(t->pub);
 	return 0;
 }
@@ -264,6 +264,29 @@ static void mark_lost(struct bridge *b, struct in_topic *t, uint64_t n)
 			   (unsigned long long)n, (unsigned long long)done);
 }
 
+/* The payload on our bus with the source's publish time. A topic removed
+ * under us is made again, once. */
+static int publish(struct bridge *b, struct in_topic *t, const shmbus_bridge_Envelope *e)
+{
+	void *buf;
+	size_t cap;
+	int rc = shmbus_pub_loan(t->pub, &buf, &cap);
+	if (rc == SHMBUS_ENOTOPIC) {
+		shmbus_pub_close(t->pub);
+		t->pub = NULL;
+		if ((rc = open_pub(b, t)) == 0)
+			rc = shmbus_pub_loan(t->pub, &buf, &cap);
+	}
+	if (rc)
+		return rc;
+	if (e->payload._length > cap) { /* cannot be: checked against max_size */
+		shmbus_pub_discard(t->pub);
+		return SHMBUS_EMSGSIZE;
+	}
+	memcpy(buf, e->payload._buffer, e->payload._length);
+	return shmbus_pub_publish_at(t->pub, e->payload._length, e->publish_ns, NULL);
+}
+
 static void take_envelopes(struct in_state *s, struct in_topic *t)
 {
 	struct bridge *b = s->b;
@@ -299,7 +322,7 @@ static void take_envelopes(struct in_state *s, struct in_topic *t)
 		}
 		if (missing)
 			mark_lost(b, t, missing);
-		int rc = shmbus_pub_send(t->pub, e->payload._buffer, e->payload._length, NULL);
+		int rc = publish(b, t, e);
 		if (rc) {
 			atomic_fetch_add_explicit(&b->c.publish_failed, 1, memory_order_relaxed);
 			mark_lost(b, t, 1);
@@ -312,8 +335,9 @@ static void take_envelopes(struct in_state *s, struct in_topic *t)
 		dds_return_loan(t->reader, samples, n);
 }
 
-static int list_one(void *ctx, const char *name)
+static int list_one(void *ctx, const char *name, const char *type_name)
 {
+	(void)type_name;
 	struct in_state *s = ctx;
 	struct in_topic *t = find(s, name);
 	if (t)

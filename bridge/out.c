@@ -11,9 +11,9 @@
  * a DDS sample written before a reader matched never reaches that reader.
  * Once a topic is ready, it costs nothing more than before.
  *
- * A topic that goes away (no longer listed, or re-created under us) is read
- * to its end, then its writer and announce are withdrawn; if it comes back
- * it is a new topic.
+ * Topics are found through a topic watch (the broker tells when one is
+ * created or removed). A topic that goes away is read to its end, then its
+ * writer and announce are withdrawn; if it comes back it is a new topic.
  */
 #include "bridge.h"
 #include "envelope.h"
@@ -23,12 +23,12 @@
 #include <string.h>
 #include <time.h>
 
-#define OUT_SCAN_NS 200000000  /* new and removed topics found within this */
 #define OUT_PENDING_TICK_NS 1000000 /* how often a held topic checks its readers */
 #define OUT_SUBS_LISTED 256 /* subscribers looked at to find our own */
-/* One topic a period is looked at closely for having been made again under
- * us: an inspect costs milliseconds, all of them every scan would cost the
- * forwarding its time. */
+/* Every period: the peer count, and one topic looked at closely for having
+ * been made again under us without the watch noticing (a broker that
+ * restarted gives ids from 1 again, and the watch tells topics apart by id
+ * and name). An inspect costs milliseconds: one at a time. */
 #define OUT_RECHECK_NS 500000000
 
 struct out_topic {
@@ -40,7 +40,6 @@ struct out_topic {
 	size_t cap;
 	uint64_t bridge_seq;
 	uint64_t src_lost; /* bus losses carried in the envelopes so far */
-	bool listed;       /* seen by the current scan */
 	/* Until ready, the topic's messages wait in its ring: expect[] are the
 	 * bridges whose readers have not all matched our writer yet. */
 	bool ready;
@@ -53,10 +52,10 @@ struct out_state {
 	struct bridge *b;
 	struct out_topic topics[BRIDGE_MAX_TOPICS];
 	size_t n;
-	shmbus_waitset *ws; /* NULL: the kernel has no futex_waitv, poll */
+	shmbus_waitset *ws;
+	shmbus_topic_watch *watch;
 	dds_entity_t announce_writer;
 	bool full_reported;
-	bool first_scan_done; /* topics found later appeared while we ran */
 	size_t recheck_next;  /* round robin of the close look */
 	int64_t recheck_at;
 	struct shmbus_client_info subs[OUT_SUBS_LISTED];
@@ -72,7 +71,7 @@ static int64_t now_mono(void)
 static struct out_topic *find(struct out_state *s, const char *name)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->topics[i].name, name) == 0)
+		if (bridge_topic_eq(s->topics[i].name, name))
 			return &s->topics[i];
 	return NULL;
 }
@@ -113,34 +112,21 @@ static void withdraw(struct out_state *s, const struct out_topic *t)
 	dds_unregister_instance(s->announce_writer, &key);
 }
 
-/* The subscription that shmbus_sub_open gives a topic we find: from its
- * first message if it appeared while we ran, else from now on. */
+/* A topic that appeared while we ran is read from its first message (what
+ * its history no longer holds comes as a loss before the first one taken,
+ * and travels on like any); one that was there when we started, from now. */
 static int subscribe(struct out_state *s, struct out_topic *t, bool fresh)
 {
-	struct bridge *b = s->b;
 	struct shmbus_sub_options so;
 	shmbus_sub_options_init(&so);
-	so.start = fresh ? SHMBUS_START_LAST : SHMBUS_START_NEW;
-	so.last_n = UINT32_MAX; /* capped at the topic's history */
-	int rc = shmbus_sub_open(b->bus, t->name, &so, &t->sub);
-	if (rc || !fresh)
-		return rc;
-	/* What the history no longer holds of a new topic was published while
-	 * we ran and never reaches the far side: lost here. Numbers start at 0. */
-	struct shmbus_sub_stats st;
-	shmbus_sub_stats(t->sub, &st);
-	if (st.next_seq) {
-		atomic_fetch_add_explicit(&b->c.bus_lost, st.next_seq, memory_order_relaxed);
-		if (!bridge_own_has(b, t->name))
-			t->src_lost += st.next_seq;
-	}
-	return 0;
+	so.start = fresh ? SHMBUS_START_FIRST : SHMBUS_START_NEW;
+	return shmbus_sub_open(s->b->bus, t->name, NULL, &so, &t->sub);
 }
 
 static void make_ready(struct out_state *s, struct out_topic *t)
 {
 	int rc;
-	if (s->ws && (rc = shmbus_waitset_add(s->ws, t->sub)) != 0)
+	if ((rc = shmbus_waitset_add(s->ws, t->sub)) != 0)
 		/* Cannot happen: the waitset holds as many as we have topics. */
 		bridge_log(s->b, "waitset: %s", shmbus_strerror(rc));
 	t->ready = true;
@@ -164,7 +150,7 @@ static void open_topic(struct out_state *s, const char *name, bool fresh)
 	int rc = subscribe(s, t, fresh);
 	if (rc) {
 		bridge_log(b, "subscribing to '%s': %s: %s", name, shmbus_strerror(rc),
-			   shmbus_errmsg(b->bus));
+			   shmbus_errmsg());
 		return;
 	}
 	t->cap = shmbus_sub_max_message_size(t->sub);
@@ -198,7 +184,8 @@ static void open_topic(struct out_state *s, const char *name, bool fresh)
 			   t->n_expect);
 }
 
-/* Send what the subscriber has, at most `budget` messages; how many it took. */
+/* Send what the subscriber has, at most `budget` messages; how many it
+ * took, or -1 once the topic was removed and all it held is sent. */
 static int drain(struct out_state *s, struct out_topic *t, int budget)
 {
 	struct bridge *b = s->b;
@@ -206,10 +193,24 @@ static int drain(struct out_state *s, struct out_topic *t, int budget)
 	for (; taken < budget; taken++) {
 		struct shmbus_msg_info info;
 		int rc = shmbus_sub_take(t->sub, t->buf, t->cap, &info);
+		if (rc == SHMBUS_EMSGSIZE) {
+			/* The topic grew past our buffer: the message waits. */
+			uint8_t *nb = realloc(t->buf, info.size);
+			if (!nb) {
+				bridge_log(b, "'%s': no memory for a message of %zu bytes", t->name,
+					   info.size);
+				break;
+			}
+			t->buf = nb;
+			t->cap = info.size;
+			taken--;
+			continue;
+		}
 		if (rc == SHMBUS_EAGAIN)
 			break;
+		if (rc == SHMBUS_ENOTOPIC)
+			return -1;
 		if (rc) {
-			/* EMSGSIZE cannot happen: buf is the topic's maximum. */
 			bridge_log(b, "taking from '%s': %s", t->name, shmbus_strerror(rc));
 			break;
 		}
@@ -287,8 +288,7 @@ static void close_topic(struct out_state *s, size_t i)
 		make_ready(s, t);
 	while (drain(s, t, 64) == 64)
 		;
-	if (s->ws)
-		shmbus_waitset_remove(s->ws, t->sub);
+	shmbus_waitset_remove(s->ws, t->sub);
 	shmbus_sub_close(t->sub);
 	free(t->buf);
 	withdraw(s, t);
@@ -302,47 +302,35 @@ static void close_topic(struct out_state *s, size_t i)
 	atomic_fetch_sub_explicit(&b->c.topics_out, 1, memory_order_relaxed);
 }
 
-static int scan_one(void *ctx, const char *name)
+/* What the watch says: fresh (it appeared while we run) or found at start. */
+static void on_events(struct out_state *s, bool fresh)
 {
-	struct out_state *s = ctx;
-	if (!bridge_match(s->b->out_patterns, s->b->n_out, name))
-		return 0;
-	struct out_topic *t = find(s, name);
-	if (t)
-		t->listed = true;
-	else
-		open_topic(s, name, s->first_scan_done);
-	return 0;
+	struct shmbus_topic_event ev;
+	int rc;
+	while ((rc = shmbus_topic_watch_next(s->watch, &ev)) == 0) {
+		struct out_topic *t = find(s, ev.name);
+		if (ev.kind == SHMBUS_TOPIC_REMOVED && t)
+			close_topic(s, (size_t)(t - s->topics));
+		else if (ev.kind == SHMBUS_TOPIC_CREATED && !t &&
+			 bridge_match(s->b->out_patterns, s->b->n_out, ev.name))
+			open_topic(s, ev.name, fresh);
+	}
+	if (rc != SHMBUS_EAGAIN && s->b->verbose)
+		bridge_log(s->b, "topic watch: %s: %s", shmbus_strerror(rc), shmbus_errmsg());
 }
 
-static void scan(struct out_state *s, int64_t now)
+/* Now and then: the peers, and the close look at one topic. */
+static void tick(struct out_state *s)
 {
-	for (size_t i = 0; i < s->n; i++)
-		s->topics[i].listed = false;
-	size_t known = s->n;
-	if (shmbus_list_topics(s->b->bus, scan_one, s) != 0)
-		return; /* no broker answers: nothing is known to be gone */
-	size_t look = SIZE_MAX;
-	if (known && now >= s->recheck_at) {
-		look = s->recheck_next++ % known;
-		s->recheck_at = now + OUT_RECHECK_NS;
-	}
-	for (size_t i = known; i-- > 0;)
-		if (!s->topics[i].listed ||
-		    (i == look &&
-		     !bridge_topic_has_me(s->b->bus, s->topics[i].name, false, s->subs, OUT_SUBS_LISTED)))
-			close_topic(s, i);
-	s->first_scan_done = true;
 	uint64_t ids[BRIDGE_MAX_PEERS];
 	atomic_store_explicit(&s->b->c.in_peers,
 			      bridge_peers_taking(s->b, s->announce_writer, NULL, ids, BRIDGE_MAX_PEERS),
 			      memory_order_relaxed);
-}
-
-static void nap(int64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
-	nanosleep(&ts, NULL);
+	if (s->n == 0)
+		return;
+	size_t i = s->recheck_next++ % s->n;
+	if (!bridge_topic_has_me(s->b->bus, s->topics[i].name, false, s->subs, OUT_SUBS_LISTED))
+		close_topic(s, i);
 }
 
 void *bridge_out_thread(void *arg)
@@ -364,49 +352,50 @@ void *bridge_out_thread(void *arg)
 		free(s);
 		return NULL;
 	}
-	if (shmbus_waitset_create(&s->ws) != 0) {
-		s->ws = NULL;
-		bridge_log(b, "no futex_waitv in this kernel: polling the bus every millisecond");
+	int rc = shmbus_waitset_create(&s->ws);
+	if (rc == 0 && (rc = shmbus_topic_watch_open(b->bus, &s->watch)) == 0)
+		rc = shmbus_waitset_add_watch(s->ws, s->watch);
+	if (rc) {
+		bridge_log(b, "watching the bus: %s: %s", shmbus_strerror(rc), shmbus_errmsg());
+		atomic_store(&b->stop, true);
+	} else {
+		on_events(s, false); /* the topics there are now */
 	}
-	int64_t next_scan = 0;
+	int64_t next_tick = 0;
 	/* The stop flag is set by the main thread; nothing else travels with
 	 * it, so relaxed loads suffice (we look again within 100 ms). */
 	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
 		int64_t now = now_mono();
-		if (now >= next_scan) {
-			scan(s, now);
-			next_scan = now + OUT_SCAN_NS;
+		if (now >= next_tick) {
+			tick(s);
+			next_tick = now + OUT_RECHECK_NS;
 		}
 		/* Held topics are not in the wait set (their messages must
 		 * stay where they are): look at them every tick meanwhile. */
-		bool held = release_ready(s, now_mono()); /* the scan took time */
-		size_t n_ready = 0;
-		for (size_t j = 0; j < s->n; j++)
-			n_ready += s->topics[j].ready;
-		int64_t timeout = held ? OUT_PENDING_TICK_NS : 100000000;
-		if (s->ws && n_ready) {
-			shmbus_sub *ready[BRIDGE_MAX_TOPICS];
-			size_t got = 0;
-			if (shmbus_waitset_wait(s->ws, timeout, ready, BRIDGE_MAX_TOPICS, &got) != 0)
-				continue;
-			for (size_t i = 0; i < got; i++)
-				for (size_t j = 0; j < s->n; j++)
-					if (s->topics[j].sub == ready[i])
-						drain(s, &s->topics[j], 64);
-		} else if (n_ready) {
+		bool held = release_ready(s, now_mono());
+		shmbus_sub *ready[BRIDGE_MAX_TOPICS];
+		size_t got = 0;
+		rc = shmbus_waitset_wait(s->ws, held ? OUT_PENDING_TICK_NS : 100000000, ready,
+					 BRIDGE_MAX_TOPICS, &got);
+		on_events(s, true);
+		if (rc != 0)
+			continue;
+		for (size_t i = 0; i < got; i++)
 			for (size_t j = 0; j < s->n; j++)
-				if (s->topics[j].ready)
-					drain(s, &s->topics[j], 64);
-			nap(1000000);
-		} else {
-			nap(held ? OUT_PENDING_TICK_NS : 50000000);
-		}
+				if (s->topics[j].sub == ready[i] && drain(s, &s->topics[j], 64) < 0) {
+					close_topic(s, j); /* removed: all of it sent */
+					break;
+				}
 	}
 	for (size_t j = 0; j < s->n; j++) {
-		if (s->ws && s->topics[j].ready)
+		if (s->topics[j].ready)
 			shmbus_waitset_remove(s->ws, s->topics[j].sub);
 		shmbus_sub_close(s->topics[j].sub);
 		free(s->topics[j].buf);
+	}
+	if (s->watch) {
+		shmbus_waitset_remove_watch(s->ws, s->watch);
+		shmbus_topic_watch_close(s->watch);
 	}
 	if (s->ws)
 		shmbus_waitset_destroy(s->ws);

@@ -29,15 +29,12 @@ const char *h_bus_name(const char *tag)
 shmbus_bus *h_connect(const char *name)
 {
 	struct shmbus_connect_options o;
-	char why[512] = "";
 	shmbus_bus *bus = NULL;
 	shmbus_connect_options_init(&o);
-	o.errbuf = why;
-	o.errbuf_size = sizeof(why);
 	o.timeout_ns = 20000000000ll; /* a loaded CI machine starts processes slowly */
 	int rc = shmbus_connect(name, &o, &bus);
 	if (rc) {
-		fprintf(stderr, "connect %s: %s: %s\n", name, shmbus_strerror(rc), why);
+		fprintf(stderr, "connect %s: %s: %s\n", name, shmbus_strerror(rc), shmbus_errmsg());
 		CU_FAIL("shmbus_connect failed");
 		return NULL;
 	}
@@ -65,18 +62,23 @@ bool h_wait_exit(pid_t pid, int timeout_ms)
 	return r == 1;
 }
 
+bool h_shm_is_bus_file(const char *entry, const char *bus)
+{
+	char topics[128], page[128];
+	snprintf(topics, sizeof(topics), "shmbus.%u@%s@", (unsigned)getuid(), bus);
+	snprintf(page, sizeof(page), "shmbus.%u@%s.bus", (unsigned)getuid(), bus);
+	return strncmp(entry, topics, strlen(topics)) == 0 || strcmp(entry, page) == 0;
+}
+
 int h_shm_files(const char *bus)
 {
-	char prefix[128];
-	snprintf(prefix, sizeof(prefix), "shmbus.%u.%s.", (unsigned)getuid(), bus);
 	DIR *d = opendir("/dev/shm");
 	int n = 0;
 	if (!d)
 		return 0;
 	struct dirent *e;
 	while ((e = readdir(d)))
-		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0)
-			n++;
+		n += h_shm_is_bus_file(e->d_name, bus);
 	closedir(d);
 	return n;
 }

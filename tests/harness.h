@@ -27,6 +27,10 @@ void h_stop_bus(const char *bus);
  * True if it did. */
 bool h_wait_exit(pid_t pid, int timeout_ms);
 
+/* Whether a /dev/shm entry is one of the bus's files (its page, or a
+ * topic file), by the names segment.h gives them. */
+bool h_shm_is_bus_file(const char *entry, const char *bus);
+
 /* Number of /dev/shm files belonging to the bus. */
 int h_shm_files(const char *bus);
 

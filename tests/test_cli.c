@@ -23,8 +23,8 @@ static void test_topics_and_info(void)
 	o.max_message_size = 512;
 	shmbus_pub *pub;
 	shmbus_sub *sub;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "imu/front", &o, &pub), 0);
-	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(bus, "imu/front", NULL, &sub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "imu/front", &o, NULL, &pub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(bus, "imu/front", NULL, NULL, &sub), 0);
 	for (int i = 0; i < 5; i++)
 		CU_ASSERT_EQUAL(shmbus_pub_send(pub, "abc", 3, NULL), 0);
 	char buf[8];

@@ -88,27 +88,36 @@ static void test_header_checks(void)
 	CU_ASSERT_EQUAL(proto_check_hdr(&h, err, sizeof(err)), SHMBUS_EBROKER);
 }
 
-static int count_name(void *ctx, const char *name)
+static int count_entry(void *ctx, const struct proto_entry *e)
 {
 	(*(int *)ctx)++;
-	CU_ASSERT_TRUE(strlen(name) > 0);
+	CU_ASSERT_TRUE(strlen(e->name) > 0);
 	return 0;
 }
 
-static void test_names(void)
+static void test_entries(void)
 {
 	struct proto_buf b = { 0 };
-	proto_put_str(&b, "a");
-	proto_put_str(&b, "camera/front");
+	proto_encode_entry(&b, 1, "a", "");
+	size_t first = b.len;
+	proto_encode_entry(&b, 7, "/camera/front", "shmbus.msgs.Image");
 	int n = 0;
-	CU_ASSERT_EQUAL(proto_decode_names(b.data, b.len, count_name, &n), 0);
+	CU_ASSERT_EQUAL(proto_decode_entries(b.data, b.len, count_entry, &n), 0);
 	CU_ASSERT_EQUAL(n, 2);
 	for (size_t k = 1; k < b.len; k++) {
-		if (k == 5)
-			continue; /* a whole first name: a valid shorter list */
+		if (k == first)
+			continue; /* a whole first entry: a valid shorter list */
 		n = 0;
-		CU_ASSERT_EQUAL(proto_decode_names(b.data, k, count_name, &n), SHMBUS_EBROKER);
+		CU_ASSERT_EQUAL(proto_decode_entries(b.data, k, count_entry, &n), SHMBUS_EBROKER);
 	}
+	proto_buf_free(&b);
+	/* An empty name, or a NUL inside one, is malformed. */
+	proto_encode_entry(&b, 1, "", "");
+	CU_ASSERT_EQUAL(proto_decode_entries(b.data, b.len, count_entry, &n), SHMBUS_EBROKER);
+	proto_buf_free(&b);
+	proto_encode_entry(&b, 1, "ab", "");
+	b.data[9] = '\0'; /* after the id and the name's length */
+	CU_ASSERT_EQUAL(proto_decode_entries(b.data, b.len, count_entry, &n), SHMBUS_EBROKER);
 	proto_buf_free(&b);
 }
 
@@ -172,11 +181,29 @@ static void test_names_valid(void)
 {
 	CU_ASSERT_TRUE(shmbus_topic_name_valid("camera/front/image_raw"));
 	CU_ASSERT_TRUE(shmbus_topic_name_valid("imu"));
+	/* ROS style: one leading '/'. */
+	CU_ASSERT_TRUE(shmbus_topic_name_valid("/camera/image_raw"));
+	CU_ASSERT_TRUE(shmbus_topic_name_valid("/imu"));
+	CU_ASSERT_TRUE(shmbus_topic_name_valid("a.b/..c/d.."));
 	CU_ASSERT_FALSE(shmbus_topic_name_valid(""));
-	CU_ASSERT_FALSE(shmbus_topic_name_valid("/abs"));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("/"));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("//abs"));
 	CU_ASSERT_FALSE(shmbus_topic_name_valid("trail/"));
 	CU_ASSERT_FALSE(shmbus_topic_name_valid("a//b"));
 	CU_ASSERT_FALSE(shmbus_topic_name_valid("sp ace"));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid(NULL));
+	/* "." and ".." are not segments. */
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("a/../b"));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("./a"));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("a/."));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("/.."));
+	char longest[202];
+	memset(longest, 'x', 200);
+	longest[200] = '\0';
+	CU_ASSERT_TRUE(shmbus_topic_name_valid(longest));
+	longest[200] = 'x';
+	longest[201] = '\0';
+	CU_ASSERT_FALSE(shmbus_topic_name_valid(longest));
 }
 
 static void add(void)
@@ -185,7 +212,7 @@ static void add(void)
 	CU_add_test(s, "OPEN round trip, every truncation", test_open_roundtrip_and_truncation);
 	CU_add_test(s, "OPEN with bad fields", test_open_bad_fields);
 	CU_add_test(s, "frame header checks", test_header_checks);
-	CU_add_test(s, "topic name lists", test_names);
+	CU_add_test(s, "topic name lists", test_entries);
 	CU_add_test(s, "segment header: version, truncation, corruption", test_segment_checks);
 	CU_add_test(s, "every error code has its own text", test_every_error_has_text);
 	CU_add_test(s, "topic names", test_names_valid);

@@ -104,15 +104,11 @@ static int as_other_user(void *argp, int out)
 	struct shmbus_connect_options o;
 	shmbus_connect_options_init(&o);
 	o.autostart = false;
-	o.errbuf = res.why_plain;
-	o.errbuf_size = sizeof(res.why_plain);
 	shmbus_bus *bus;
 	res.connect_plain = shmbus_connect(a->plain_bus, &o, &bus);
+	snprintf(res.why_plain, sizeof(res.why_plain), "%s", shmbus_errmsg());
 	if (res.connect_plain == 0)
 		shmbus_disconnect(bus);
-	char why[256];
-	o.errbuf = why;
-	o.errbuf_size = sizeof(why);
 	res.connect_policy = shmbus_connect(a->policy_bus, &o, &bus);
 	if (res.connect_policy == 0) {
 		struct shmbus_sub_options so;
@@ -121,16 +117,16 @@ static int as_other_user(void *argp, int out)
 		so.last_n = 1;
 		shmbus_sub *sub;
 		shmbus_pub *pub;
-		res.sub_allowed = shmbus_sub_open(bus, "camera/front", &so, &sub);
+		res.sub_allowed = shmbus_sub_open(bus, "camera/front", NULL, &so, &sub);
 		if (res.sub_allowed == 0) {
 			struct shmbus_msg_info info;
 			res.took = shmbus_sub_take(sub, res.data, sizeof(res.data) - 1, &info);
 			shmbus_sub_close(sub);
 		}
-		res.pub_denied = shmbus_pub_open(bus, "camera/front", NULL, &pub);
-		snprintf(res.why_pub, sizeof(res.why_pub), "%s", shmbus_errmsg(bus));
-		res.sub_denied = shmbus_sub_open(bus, "secrets/plan", &so, &sub);
-		snprintf(res.why_sub, sizeof(res.why_sub), "%s", shmbus_errmsg(bus));
+		res.pub_denied = shmbus_pub_open(bus, "camera/front", NULL, NULL, &pub);
+		snprintf(res.why_pub, sizeof(res.why_pub), "%s", shmbus_errmsg());
+		res.sub_denied = shmbus_sub_open(bus, "secrets/plan", NULL, &so, &sub);
+		snprintf(res.why_sub, sizeof(res.why_sub), "%s", shmbus_errmsg());
 		shmbus_disconnect(bus);
 	}
 	return write(out, &res, sizeof(res)) == sizeof(res) ? 0 : 2;
@@ -161,8 +157,8 @@ static void test_second_user(void)
 	shmbus_bus *owner = h_connect(policy_bus), *plain = h_connect(plain_bus);
 	CU_ASSERT_FATAL(owner && plain);
 	shmbus_pub *pub, *secret;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "camera/front", NULL, &pub), 0);
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "secrets/plan", NULL, &secret), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "camera/front", NULL, NULL, &pub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "secrets/plan", NULL, NULL, &secret), 0);
 	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "frame-1", 8, NULL), 0);
 
 	struct other_arg a = { plain_bus, policy_bus, pw->pw_uid, pw->pw_gid };

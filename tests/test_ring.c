@@ -45,7 +45,7 @@ static int send_u64(struct ring_writer *w, uint64_t v)
 	if (rc)
 		return rc;
 	memcpy(buf, &v, sizeof(v));
-	return ring_publish(w, sizeof(v), NULL);
+	return ring_publish(w, sizeof(v), 0, NULL);
 }
 
 static void test_wraparound(void)
@@ -55,7 +55,7 @@ static void test_wraparound(void)
 	struct ring_reader r;
 	make_topic(&m, 4, 64);
 	ring_writer_init(&w, &m, &m.ctl->pubs[0], 7);
-	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, atomic_load(&m.seg->next_seq), SHMBUS_START_NEW, 0));
+	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, atomic_load(&m.seg->next_seq), SHMBUS_START_NEW, 0), 0);
 	for (uint64_t i = 0; i < 10; i++) {
 		uint64_t v = 0;
 		struct shmbus_msg_info info;
@@ -80,7 +80,7 @@ static void test_lapped_exact_loss(void)
 	struct ring_reader r;
 	make_topic(&m, 8, 64);
 	ring_writer_init(&w, &m, &m.ctl->pubs[0], 1);
-	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0, 0);
 	for (uint64_t i = 0; i < 20; i++)
 		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
 	uint64_t v, expect = 12;
@@ -108,7 +108,7 @@ static void test_view_invalidated(void)
 	struct shmbus_view view;
 	make_topic(&m, 4, 64);
 	ring_writer_init(&w, &m, &m.ctl->pubs[0], 1);
-	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0, 0);
 	CU_ASSERT_EQUAL(send_u64(&w, 42), 0);
 	CU_ASSERT_EQUAL(ring_view(&r, &view), 0);
 	CU_ASSERT_EQUAL(*(const uint64_t *)view.data, 42);
@@ -146,7 +146,7 @@ static void test_history(void)
 	CU_ASSERT_EQUAL(ring_start_seq(&m, 10, SHMBUS_START_LAST, 5), 5);
 	CU_ASSERT_EQUAL(ring_start_seq(&m, 10, SHMBUS_START_LAST, 100), 2);
 	struct ring_reader r;
-	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, 10, SHMBUS_START_LAST, 3));
+	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, 10, SHMBUS_START_LAST, 3), 0);
 	uint64_t v, n = 0;
 	while (ring_take(&r, &v, sizeof(v), NULL) == 0)
 		CU_ASSERT_EQUAL(v, 7 + n++);
@@ -164,14 +164,14 @@ static void test_oversize_and_discard(void)
 	size_t cap;
 	make_topic(&m, 4, 100);
 	ring_writer_init(&w, &m, &m.ctl->pubs[0], 1);
-	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0, 0);
 	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), 0);
 	CU_ASSERT_EQUAL(cap, 100);
 	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), SHMBUS_ESTATE); /* one loan at a time */
-	CU_ASSERT_EQUAL(ring_publish(&w, 101, NULL), SHMBUS_EMSGSIZE);
+	CU_ASSERT_EQUAL(ring_publish(&w, 101, 0, NULL), SHMBUS_EMSGSIZE);
 	CU_ASSERT_TRUE(w.loaned); /* the loan stays open */
 	CU_ASSERT_EQUAL(ring_discard(&w), 0);
-	CU_ASSERT_EQUAL(ring_publish(&w, 1, NULL), SHMBUS_ESTATE);
+	CU_ASSERT_EQUAL(ring_publish(&w, 1, 0, NULL), SHMBUS_ESTATE);
 	CU_ASSERT_EQUAL(send_u64(&w, 5), 0);
 	/* A reader skips the discarded sequence number and counts it. */
 	uint64_t v;
@@ -200,7 +200,7 @@ static void test_loan_outlives_lap(void)
 	ring_writer_init(&slow, &m, &m.ctl->pubs[0], 1);
 	ring_writer_init(&fast, &m, &m.ctl->pubs[1], 2);
 	ring_writer_init(&third, &m, &m.ctl->pubs[2], 3);
-	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0, 0);
 	CU_ASSERT_EQUAL(ring_loan(&slow, &buf, &cap), 0); /* seq 0, slot 0 */
 	memset(buf, 0xAA, 64);
 	CU_ASSERT_EQUAL(send_u64(&fast, 1), 0); /* seq 1, slot 1 */
@@ -215,7 +215,7 @@ static void test_loan_outlives_lap(void)
 	CU_ASSERT_EQUAL(ring_loan(&third, &buf2, &cap), SHMBUS_EBUSY);
 	CU_ASSERT_EQUAL(ring_discard(&fast), 0);
 	/* The slow loan was superseded: publishing it says so. */
-	CU_ASSERT_EQUAL(ring_publish(&slow, 8, NULL), SHMBUS_ELAPPED);
+	CU_ASSERT_EQUAL(ring_publish(&slow, 8, 0, NULL), SHMBUS_ELAPPED);
 	CU_ASSERT_EQUAL(slow.superseded, 1);
 	/* The reader gets only intact messages, and counts every other
 	 * sequence number as lost. */
@@ -241,7 +241,7 @@ static void test_dead_loan_released(void)
 	make_topic(&m, 4, 64);
 	ring_writer_init(&dead, &m, &m.ctl->pubs[0], 1);
 	ring_writer_init(&live, &m, &m.ctl->pubs[1], 2);
-	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0, 0);
 	CU_ASSERT_EQUAL(ring_loan(&dead, &buf, &cap), 0); /* and then "dies" */
 	CU_ASSERT_EQUAL(send_u64(&live, 1), 0);
 	uint64_t v;
@@ -281,14 +281,14 @@ static void test_stall_recovery(void)
 	make_topic(&m, 8, 64);
 	ring_writer_init(&w, &m, &m.ctl->pubs[1], 2);
 	atomic_store(&m.ctl->pubs[1].pid, getpid());
-	ring_reader_init(&r, &m, &m.ctl->subs[0], 0);
+	ring_reader_init(&r, &m, &m.ctl->subs[0], 0, 0);
 	r.stall_ns = 50000000; /* 50 ms */
 
 	/* 1. Claimed, never taken: the claimant died right after its add. */
 	atomic_fetch_add(&m.seg->next_seq, 1);
 	CU_ASSERT_EQUAL(send_u64(&w, 11), 0);
 	int64_t t0 = h_now_ns();
-	CU_ASSERT_EQUAL(ring_wait(&r, 20000000000ll), 0);
+	CU_ASSERT_EQUAL(ring_wait(&r, 20000000000ll, NULL), 0);
 	CU_ASSERT_TRUE(h_now_ns() - t0 >= r.stall_ns);
 	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
 	CU_ASSERT_EQUAL(v, 11);
@@ -300,7 +300,7 @@ static void test_stall_recovery(void)
 	atomic_store(&m.ctl->pubs[0].pid, dead_pid());
 	CU_ASSERT_EQUAL(ring_loan(&dead, &buf, &cap), 0);
 	CU_ASSERT_EQUAL(send_u64(&w, 12), 0);
-	CU_ASSERT_EQUAL(ring_wait(&r, 20000000000ll), 0);
+	CU_ASSERT_EQUAL(ring_wait(&r, 20000000000ll, NULL), 0);
 	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
 	CU_ASSERT_EQUAL(v, 12);
 	CU_ASSERT_EQUAL(info.lost, 1);
@@ -310,16 +310,16 @@ static void test_stall_recovery(void)
 	CU_ASSERT_EQUAL(w.skipped, 0);
 
 	/* 3. A live holder writing the very next number is waited for. */
-	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, atomic_load(&m.seg->next_seq), SHMBUS_START_NEW, 0));
+	ring_reader_init(&r, &m, &m.ctl->subs[0], ring_start_seq(&m, atomic_load(&m.seg->next_seq), SHMBUS_START_NEW, 0), 0);
 	r.stall_ns = 20000000;
 	atomic_store(&m.ctl->pubs[0].pid, getpid());
 	struct ring_writer live;
 	ring_writer_init(&live, &m, &m.ctl->pubs[0], 1);
 	CU_ASSERT_EQUAL(ring_loan(&live, &buf, &cap), 0);
 	CU_ASSERT_EQUAL(send_u64(&w, 13), 0);
-	CU_ASSERT_EQUAL(ring_wait(&r, 200000000), SHMBUS_ETIMEDOUT);
+	CU_ASSERT_EQUAL(ring_wait(&r, 200000000, NULL), SHMBUS_ETIMEDOUT);
 	memcpy(buf, &(uint64_t){ 14 }, 8);
-	CU_ASSERT_EQUAL(ring_publish(&live, 8, NULL), 0);
+	CU_ASSERT_EQUAL(ring_publish(&live, 8, 0, NULL), 0);
 	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
 	CU_ASSERT_EQUAL(v, 14);
 	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
@@ -391,7 +391,7 @@ static void *writer_main(void *arg)
 			continue;
 		}
 		memcpy(buf, &x, offsetof(struct msg, body) + x.len);
-		rc = ring_publish(&w, offsetof(struct msg, body) + x.len, NULL);
+		rc = ring_publish(&w, offsetof(struct msg, body) + x.len, 0, NULL);
 		if (rc && rc != SHMBUS_ELAPPED)
 			wk->torn++;
 	}
@@ -404,7 +404,7 @@ static void *reader_main(void *arg)
 	struct worker *wk = arg;
 	struct ring_reader r;
 	uint64_t last[WRITERS];
-	ring_reader_init(&r, &wk->s->m, &wk->s->m.ctl->subs[wk->id], 0);
+	ring_reader_init(&r, &wk->s->m, &wk->s->m.ctl->subs[wk->id], 0, 0);
 	for (int i = 0; i < WRITERS; i++)
 		last[i] = UINT64_MAX;
 	for (;;) {
@@ -449,7 +449,7 @@ static void *reader_main(void *arg)
 		if (atomic_load(&wk->s->writers_done) == WRITERS &&
 		    r.next == atomic_load(&wk->s->m.seg->next_seq))
 			break;
-		ring_wait(&r, 1000000);
+		ring_wait(&r, 1000000, NULL);
 	}
 	wk->received = r.received;
 	wk->lost = r.lost;

@@ -156,6 +156,7 @@ static void handle_open(struct broker *b, struct client *c, const uint8_t *body,
 			return;
 		}
 		registry_note_schema(t, o.schema, o.schema_len);
+		registry_topics_changed(&b->reg);
 		log_msg("created topic '%s' (id %u, type '%s', %u slots of %u bytes) for pid %d",
 			topic, t->id, t->map.seg->type_name, t->map.seg->slot_count,
 			t->map.seg->max_message_size, (int)c->pid);
@@ -245,8 +246,10 @@ static void handle_close(struct broker *b, struct client *c, const uint8_t *body
 static void handle_list(struct broker *b, struct proto_buf *out)
 {
 	size_t f = proto_frame_begin(out, OP_LIST, 0);
-	for (size_t i = 0; i < b->reg.n; i++)
-		proto_put_str(out, b->reg.topics[i]->map.seg->topic);
+	for (size_t i = 0; i < b->reg.n; i++) {
+		struct topic *t = b->reg.topics[i];
+		proto_encode_entry(out, t->id, t->map.seg->topic, t->map.seg->type_name);
+	}
 	proto_frame_end(out, f);
 }
 
@@ -269,6 +272,12 @@ void broker_handle_frame(struct broker *b, struct client *c, const uint8_t *fram
 	}
 	switch (h.op) {
 	case OP_HELLO: {
+		fds[0] = registry_page_fd(&b->reg);
+		if (fds[0] < 0) {
+			reply_error(out, OP_HELLO, SHMBUS_ESYS, "bus page: %s", strerror(errno));
+			break;
+		}
+		*nfds = 1;
 		size_t f = proto_frame_begin(out, OP_HELLO, 0);
 		proto_put_u32(out, (uint32_t)getpid());
 		proto_frame_end(out, f);

@@ -214,6 +214,8 @@ int main(int argc, char **argv)
 	struct broker b = { .listen_fd = lfd, .signal_fd = sfd, .uid = getuid(), .policy = policy };
 	registry_init(&b.reg, bus);
 	registry_adopt(&b.reg);
+	if (registry_open_page(&b.reg, err, sizeof(err)))
+		return die("%s", err);
 
 	FILE *pf = fopen(pid_path, "w");
 	if (pf) {

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "paths.h"
 #include "ring.h"
+#include "futex.h"
 #include "shmbus/shmbus.h"
 
 void registry_init(struct registry *r, const char *bus)
@@ -43,10 +44,72 @@ static int add_topic(struct registry *r, struct topic *t)
 	return 0;
 }
 
+int registry_open_page(struct registry *r, char *err, size_t errlen)
+{
+	bus_page_shm_name(r->page_name, sizeof(r->page_name), r->uid, r->bus);
+	int fd = shm_open(r->page_name, O_RDWR | O_CLOEXEC, 0);
+	if (fd >= 0) {
+		struct stat st;
+		void *p = fstat(fd, &st) == 0 && st.st_size == BUS_PAGE_SIZE && st.st_uid == r->uid
+				  ? mmap(NULL, BUS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+				  : MAP_FAILED;
+		close(fd);
+		if (p != MAP_FAILED) {
+			struct bus_page *bp = p;
+			/* Acquire: pairs with the release store of magic below. */
+			if (atomic_load_explicit(&bp->magic, memory_order_acquire) == BUS_MAGIC &&
+			    bp->layout_version == BUS_LAYOUT_VERSION) {
+				r->page = bp;
+				return 0;
+			}
+			munmap(p, BUS_PAGE_SIZE);
+		}
+		log_msg("replacing the bus page /dev/shm%s", r->page_name);
+		shm_unlink(r->page_name);
+	}
+	fd = shm_open(r->page_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, BUS_PAGE_SIZE) < 0) {
+		snprintf(err, errlen, "create /dev/shm%s: %s", r->page_name, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			shm_unlink(r->page_name);
+		}
+		return SHMBUS_ESYS;
+	}
+	void *p = mmap(NULL, BUS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "mmap /dev/shm%s: %s", r->page_name, strerror(errno));
+		shm_unlink(r->page_name);
+		return SHMBUS_ESYS;
+	}
+	r->page = p;
+	r->page->layout_version = BUS_LAYOUT_VERSION;
+	/* Release: a client that sees the magic sees the fields above. */
+	atomic_store_explicit(&r->page->magic, BUS_MAGIC, memory_order_release);
+	return 0;
+}
+
+int registry_page_fd(const struct registry *r)
+{
+	return r->page ? shm_open(r->page_name, O_RDONLY | O_CLOEXEC, 0) : -1;
+}
+
+void registry_topics_changed(struct registry *r)
+{
+	if (!r->page)
+		return;
+	/* Release: a client that sees the new generation and then asks for
+	 * the list gets one that includes the change (the list comes from
+	 * the broker, so this orders nothing else; release is for form). */
+	atomic_fetch_add_explicit(&r->page->topics_gen, 1, memory_order_release);
+	futex_wake_all_shared(&r->page->topics_gen);
+}
+
 struct topic *registry_find(struct registry *r, const char *name)
 {
 	for (size_t i = 0; i < r->n; i++)
-		if (strcmp(r->topics[i]->map.seg->topic, name) == 0)
+		if (topic_names_equal(r->topics[i]->map.seg->topic, name))
 			return r->topics[i];
 	return NULL;
 }
@@ -72,31 +135,22 @@ static int map_existing(struct topic *t, char *err, size_t errlen)
 
 void registry_adopt(struct registry *r)
 {
-	char prefix[128];
-	snprintf(prefix, sizeof(prefix), "shmbus.%u.%s.", r->uid, r->bus);
-	size_t plen = strlen(prefix);
 	DIR *d = opendir("/dev/shm");
 	if (!d)
 		return;
 	struct dirent *e;
+	uint32_t id;
+	const char *kind;
+	/* Only names that parse exactly as this bus's own are touched:
+	 * another bus's files are never ours to judge. */
 	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, prefix, plen) != 0)
+		if (!shm_name_parse(e->d_name, r->uid, r->bus, &id, &kind) ||
+		    strcmp(kind, "data") != 0)
 			continue;
-		char *end;
-		unsigned long id = strtoul(e->d_name + plen, &end, 10);
-		if (strcmp(end, ".data") != 0) {
-			if (strcmp(end, ".ctl") != 0) {
-				log_msg("removing unknown file /dev/shm/%s", e->d_name);
-				char n[300];
-				snprintf(n, sizeof(n), "/%s", e->d_name);
-				shm_unlink(n);
-			}
-			continue;
-		}
 		struct topic *t = calloc(1, sizeof(*t));
 		if (!t)
 			break;
-		t->id = (uint32_t)id;
+		t->id = id;
 		seg_shm_name(t->data_name, sizeof(t->data_name), r->uid, r->bus, t->id, false);
 		seg_shm_name(t->ctl_name, sizeof(t->ctl_name), r->uid, r->bus, t->id, true);
 		char err[256];
@@ -122,11 +176,8 @@ void registry_adopt(struct registry *r)
 	if (!d)
 		return;
 	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, prefix, plen) != 0)
-			continue;
-		char *end;
-		unsigned long id = strtoul(e->d_name + plen, &end, 10);
-		if (strcmp(end, ".ctl") != 0)
+		if (!shm_name_parse(e->d_name, r->uid, r->bus, &id, &kind) ||
+		    strcmp(kind, "ctl") != 0)
 			continue;
 		bool known = false;
 		for (size_t i = 0; i < r->n; i++)
@@ -381,6 +432,12 @@ size_t registry_reap(struct registry *r,
 
 void registry_destroy(struct registry *r)
 {
+	/* Watchers wake, ask for the list, and learn the bus is gone. */
+	registry_topics_changed(r);
+	if (r->page) {
+		munmap(r->page, BUS_PAGE_SIZE);
+		shm_unlink(r->page_name);
+	}
 	for (size_t i = 0; i < r->n; i++) {
 		struct topic *t = r->topics[i];
 		topic_unmap(&t->map);

@@ -22,6 +22,8 @@ struct topic {
 struct registry {
 	char bus[65];
 	unsigned uid;
+	struct bus_page *page; /* the bus page (see layout.h), read-write */
+	char page_name[96];
 	struct topic **topics;
 	size_t n, cap;
 	uint32_t next_id;
@@ -32,6 +34,17 @@ void registry_init(struct registry *r, const char *bus);
 /* Take back the topics a previous broker of this bus left in /dev/shm;
  * remove files that are not valid topics. Logs what it does. */
 void registry_adopt(struct registry *r);
+
+/* Create the bus page, or take back a valid one a previous broker of the
+ * bus left (clients may still sleep on it). 0 or SHMBUS_E* with a reason. */
+int registry_open_page(struct registry *r, char *err, size_t errlen);
+
+/* A fresh read-only descriptor of the bus page, for a client; -1 if none. */
+int registry_page_fd(const struct registry *r);
+
+/* A topic was created or removed: move the bus page's generation on and
+ * wake whoever waits on it. */
+void registry_topics_changed(struct registry *r);
 
 struct topic *registry_find(struct registry *r, const char *name);
 

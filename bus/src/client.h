@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "integrity.h"
+#include "layout.h"
 #include "paths.h"
 #include "proto.h"
 #include "shmbus/shmbus.h"
@@ -18,8 +20,14 @@ struct shmbus_bus {
 	int broker_pid;
 	char name[BUS_NAME_MAX + 1];
 	struct shmbus_connect_options opts;
-	char broker_path[PATH_BUF];
-	char errmsg[512];
+	char broker_path[PATH_BUF]; /* the explicit one, or the one found */
+	bool explicit_broker;
+	/* The bus page of the broker last connected to (read-only). Pages of
+	 * earlier brokers stay mapped until disconnect: a watch may still
+	 * sleep on one. */
+	_Atomic(const struct bus_page *) page;
+	const struct bus_page *old_pages[8];
+	size_t n_old_pages;
 	bool have_key;
 	uint8_t key[INTEGRITY_KEY_BYTES];
 };
@@ -36,11 +44,18 @@ void reply_free(struct reply *r);
 
 /* Send the frame(s) in `req`, wait for one reply. Reconnects once (and
  * restarts the broker if allowed) when the broker went away. On failure
- * the reason is in bus->errmsg. A reply with a negative status is returned
- * as that status, with the broker's reason copied to bus->errmsg. */
+ * the reason is the thread's error text. A reply with a negative status is
+ * returned as that status, with the broker's reason as the error text. */
 int bus_request(shmbus_bus *bus, const struct proto_buf *req, struct reply *rep);
 
-void bus_set_error(shmbus_bus *bus, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* The current bus page (NULL before the first connection succeeded). */
+const struct bus_page *bus_page(shmbus_bus *bus);
+
+/* Copy options of the caller's size over defaults: 0, or SHMBUS_EINVAL if
+ * they were not initialised or carry fields this library does not know. */
+int options_import(void *dst, size_t lib_size, const void *src, const char *what);
+
+/* Fill caller options of `size` bytes with the defaults in `d`. */
+void options_init(void *opts, size_t size, const void *d, size_t lib_size);
 
 #endif /* SHMBUS_CLIENT_H */

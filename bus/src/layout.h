@@ -45,6 +45,11 @@
 #define SEG_MAX_MESSAGE (256u << 20) /* 256 MiB */
 #define SEG_MAX_SCHEMA (8u << 20)
 #define CTL_MAX_SCHEMAS 8
+/* Defaults for a topic created without a layout (see seg_params_normalize). */
+#define SEG_DEFAULT_MESSAGE 4096u
+#define SEG_DEFAULT_SLOTS 64u
+#define SEG_MIN_SLOTS 4u
+#define SEG_RING_BUDGET (4u << 20)
 
 /*
  * Slot state, one 64-bit word per slot: ((seq + 1) << 8) | holder << 2 |
@@ -166,5 +171,25 @@ struct ctl_header {
 	struct ctl_pub pubs[SEG_MAX_PUBS];
 	struct ctl_sub subs[SEG_MAX_SUBS];
 };
+
+/*
+ * The bus page: one per bus, written by its broker only and mapped
+ * read-only by every client (handed over with the HELLO reply). A client
+ * waiting for topics to come and go sleeps on topics_gen.
+ */
+#define BUS_MAGIC 0x5355425355424d53ull /* "SMBUSBUS" little-endian */
+#define BUS_LAYOUT_VERSION 1u
+#define BUS_PAGE_SIZE 4096u
+
+struct bus_page {
+	/* Written last by the broker that formats the page (release). */
+	_Atomic uint64_t magic;
+	uint32_t layout_version;
+	uint32_t reserved;
+	/* Moves on (+1) whenever a topic is created or removed; the broker
+	 * then wakes every sleeper on it (futex). */
+	_Alignas(SHMBUS_CACHE_LINE) _Atomic uint32_t topics_gen;
+};
+_Static_assert(sizeof(struct bus_page) <= BUS_PAGE_SIZE, "bus page fits a page");
 
 #endif /* SHMBUS_LAYOUT_H */

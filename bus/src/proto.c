@@ -221,21 +221,39 @@ int proto_decode_close(const uint8_t *body, size_t len, struct proto_close *cl)
 	return c.bad || c.left ? SHMBUS_EBROKER : 0;
 }
 
-int proto_decode_names(const uint8_t *body, size_t len,
-		       int (*fn)(void *ctx, const char *name), void *ctx)
+void proto_encode_entry(struct proto_buf *b, uint32_t topic_id, const char *name,
+			const char *type_name)
+{
+	proto_put_u32(b, topic_id);
+	proto_put_str(b, name);
+	proto_put_str(b, type_name);
+}
+
+/* A length-prefixed string of 0..cap-1 bytes without NUL, copied with one. */
+static bool get_str(struct cur *c, char *out, size_t cap, bool empty_ok)
+{
+	uint32_t n = get_u32(c);
+	if (c->bad || n >= cap || (n == 0 && !empty_ok))
+		return false;
+	const void *p = get_bytes(c, n);
+	if (!p || memchr(p, '\0', n))
+		return false;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return true;
+}
+
+int proto_decode_entries(const uint8_t *body, size_t len,
+			 int (*fn)(void *ctx, const struct proto_entry *e), void *ctx)
 {
 	struct cur c = { body, len, false };
-	char name[SEG_TOPIC_MAX];
+	struct proto_entry e;
 	while (c.left) {
-		uint32_t n = get_u32(&c);
-		if (c.bad || n == 0 || n >= sizeof(name))
+		e.topic_id = get_u32(&c);
+		if (!get_str(&c, e.name, sizeof(e.name), false) ||
+		    !get_str(&c, e.type_name, sizeof(e.type_name), true))
 			return SHMBUS_EBROKER;
-		const void *p = get_bytes(&c, n);
-		if (!p)
-			return SHMBUS_EBROKER;
-		memcpy(name, p, n);
-		name[n] = '\0';
-		int rc = fn(ctx, name);
+		int rc = fn(ctx, &e);
 		if (rc)
 			return rc;
 	}

@@ -18,14 +18,14 @@
 #include "layout.h"
 
 #define PROTO_MAGIC 0x31504253u /* "SBP1" */
-#define PROTO_VERSION 1u
+#define PROTO_VERSION 2u
 #define PROTO_MAX_BODY (SEG_MAX_SCHEMA + 4096u)
 
 enum proto_op {
-	OP_HELLO = 1, /* -> u32 broker pid */
+	OP_HELLO = 1, /* u32 version -> u32 broker pid + the bus page's fd */
 	OP_OPEN = 2,  /* struct proto_open -> struct proto_opened + 2 fds */
 	OP_CLOSE = 3, /* struct proto_close -> status */
-	OP_LIST = 4,  /* -> topic names */
+	OP_LIST = 4,  /* -> struct proto_entry for each topic */
 };
 
 enum proto_role { ROLE_PUB = 1, ROLE_SUB = 2, ROLE_INSPECT = 3 };
@@ -94,9 +94,18 @@ int proto_decode_opened(const uint8_t *body, size_t len, struct proto_opened *o)
 void proto_encode_close(struct proto_buf *b, const struct proto_close *c);
 int proto_decode_close(const uint8_t *body, size_t len, struct proto_close *c);
 
-/* LIST reply body: a sequence of proto_put_str() names. Calls fn for each
- * name (NUL-terminated copy); SHMBUS_EBROKER if the body is malformed. */
-int proto_decode_names(const uint8_t *body, size_t len,
-		       int (*fn)(void *ctx, const char *name), void *ctx);
+/* One topic of a LIST reply. */
+struct proto_entry {
+	uint32_t topic_id;
+	char name[SEG_TOPIC_MAX];     /* as created */
+	char type_name[SEG_TYPE_MAX]; /* "" for untyped */
+};
+
+void proto_encode_entry(struct proto_buf *b, uint32_t topic_id, const char *name,
+			const char *type_name);
+/* LIST reply body: a sequence of entries. Calls fn for each until it
+ * returns non-zero (returned); SHMBUS_EBROKER if the body is malformed. */
+int proto_decode_entries(const uint8_t *body, size_t len,
+			 int (*fn)(void *ctx, const struct proto_entry *e), void *ctx);
 
 #endif /* SHMBUS_PROTO_H */

@@ -1,82 +1,58 @@
 /*
- * pubsub.c - owns the public publisher, subscriber, wait-set and
- * introspection handles: asking the broker for a topic, mapping what it
- * hands over, and passing calls on to the ring (ring.c).
+ * pubsub.c - owns the public publisher and subscriber handles: asking the
+ * broker for a topic, mapping what it hands over, and passing calls on to
+ * the ring (ring.c) and the wait loop (wait.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "futex.h"
-#include "ring.h"
-#include "segment.h"
-
-struct shmbus_pub {
-	shmbus_bus *bus;
-	struct topic_map map;
-	struct ring_writer w;
-	struct integrity integ;
-	uint32_t topic_id, index;
-};
-
-struct shmbus_sub {
-	shmbus_bus *bus;
-	struct topic_map map;
-	struct ring_reader r;
-	struct integrity integ;
-	uint32_t topic_id, index;
-};
-
-void shmbus_topic_options_init(struct shmbus_topic_options *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->slot_count = 64;
-	o->max_message_size = 64 * 1024;
-	o->history = 0; /* broker default: slot_count / 2 */
-}
-
-void shmbus_sub_options_init(struct shmbus_sub_options *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->start = SHMBUS_START_NEW;
-	o->create_if_missing = false;
-	shmbus_topic_options_init(&o->topic);
-}
+#include "handles.h"
 
 bool shmbus_topic_name_valid(const char *topic)
 {
-	return topic_name_valid(topic);
+	return topic && topic_name_valid(topic);
 }
 
 static void close_topic(shmbus_bus *bus, uint32_t topic_id, uint32_t role, uint32_t index);
 
-/* Ask the broker for a topic and map it. */
+/* Check a topic name and topic options before asking the broker. */
+static int check_request(const char *topic, const struct shmbus_topic_options *t)
+{
+	if (!topic_name_valid(topic))
+		return err_fail(SHMBUS_ENAME,
+				"invalid topic name '%s': use 1..%d of [A-Za-z0-9_./-] in "
+				"'/'-separated segments, an optional leading '/', no empty, '.' or "
+				"'..' segment",
+				topic, TOPIC_NAME_MAX);
+	if (t->type_name && !type_name_valid(t->type_name))
+		return err_fail(SHMBUS_EINVAL,
+				"invalid type name for topic '%s': use up to 255 of [A-Za-z0-9_.]",
+				topic);
+	if (t->schema_size && !t->schema)
+		return err_fail(SHMBUS_EINVAL, "topic '%s': schema_size without a schema", topic);
+	if (t->schema_size > SEG_MAX_SCHEMA)
+		return err_fail(SHMBUS_ELIMIT, "schema of %zu bytes is above the limit %u",
+				t->schema_size, SEG_MAX_SCHEMA);
+	return 0;
+}
+
+/* Ask the broker for a topic and map it. t: imported topic options. */
 static int open_topic(shmbus_bus *bus, const char *topic, uint32_t role, bool create,
 		      const struct shmbus_topic_options *t, struct topic_map *map,
 		      struct proto_opened *opened)
 {
-	struct shmbus_topic_options defaults;
 	struct proto_buf b = { 0 };
 	struct reply rep;
 	char err[256];
 
 	if (!bus || !topic || !map)
-		return SHMBUS_EINVAL;
-	if (!topic_name_valid(topic)) {
-		bus_set_error(bus,
-			      "invalid topic name '%s': use 1..200 of [A-Za-z0-9_./-], no leading, "
-			      "trailing or double '/'",
-			      topic);
-		return SHMBUS_ENAME;
-	}
-	if (!t) {
-		shmbus_topic_options_init(&defaults);
-		t = &defaults;
-	}
-	if (t->schema_size && !t->schema)
-		return SHMBUS_EINVAL;
+		return err_fail(SHMBUS_EINVAL, "open: bus, topic or handle is NULL");
+	int rc = check_request(topic, t);
+	if (rc)
+		return rc;
 	struct proto_open o = {
 		.role = role,
 		.create = create,
@@ -91,52 +67,44 @@ static int open_topic(shmbus_bus *bus, const char *topic, uint32_t role, bool cr
 		.schema = t->schema,
 		.schema_len = (uint32_t)t->schema_size,
 	};
-	if (t->schema_size > SEG_MAX_SCHEMA) {
-		bus_set_error(bus, "schema of %zu bytes is above the limit %u", t->schema_size,
-			      SEG_MAX_SCHEMA);
-		return SHMBUS_ELIMIT;
-	}
 	size_t f = proto_frame_begin(&b, OP_OPEN, 0);
 	proto_encode_open(&b, &o);
 	proto_frame_end(&b, f);
-	int rc = bus_request(bus, &b, &rep);
+	rc = bus_request(bus, &b, &rep);
 	proto_buf_free(&b);
 	if (rc)
 		return rc;
 	if (proto_decode_opened(rep.body, rep.hdr.len, opened) || rep.nfds != 2) {
-		bus_set_error(bus, "broker sent a malformed OPEN reply for '%s'", topic);
 		reply_free(&rep);
-		return SHMBUS_EBROKER;
+		return err_fail(SHMBUS_EBROKER, "broker sent a malformed OPEN reply for '%s'",
+				topic);
 	}
 	rc = topic_map_fds(rep.fds[0], rep.fds[1], role == ROLE_PUB, role != ROLE_INSPECT, map,
 			   err, sizeof(err));
 	reply_free(&rep);
-	if (rc) {
-		bus_set_error(bus, "topic '%s': %s", topic, err);
-		return rc;
-	}
+	if (rc)
+		return err_fail(rc, "topic '%s': %s", topic, err);
 	if (role != ROLE_INSPECT && (map->seg->flags & SHMBUS_TOPIC_INTEGRITY) && !bus->have_key) {
 		topic_unmap(map);
 		close_topic(bus, opened->topic_id, role, opened->index);
-		bus_set_error(bus,
-			      "topic '%s' carries integrity tags: set SHMBUS_KEY_FILE (or "
-			      "key_file) to the bus key",
-			      topic);
-		return SHMBUS_EPERM;
+		return err_fail(SHMBUS_EPERM,
+				"topic '%s' carries integrity tags: set SHMBUS_KEY_FILE (or "
+				"key_file) to the bus key",
+				topic);
 	}
 	if (role == ROLE_PUB && (t->flags & SHMBUS_TOPIC_INTEGRITY) &&
 	    !(map->seg->flags & SHMBUS_TOPIC_INTEGRITY)) {
 		topic_unmap(map);
 		close_topic(bus, opened->topic_id, role, opened->index);
-		bus_set_error(bus, "topic '%s' was created without integrity tags", topic);
-		return SHMBUS_ELAYOUT;
+		return err_fail(SHMBUS_ELAYOUT, "topic '%s' was created without integrity tags",
+				topic);
 	}
-	if (strcmp(map->seg->topic, topic) != 0 ||
+	if (!topic_names_equal(map->seg->topic, topic) ||
 	    (role == ROLE_PUB && opened->index >= SEG_MAX_PUBS) ||
 	    (role == ROLE_SUB && opened->index >= SEG_MAX_SUBS)) {
-		bus_set_error(bus, "broker handed over the wrong segment for '%s'", topic);
 		topic_unmap(map);
-		return SHMBUS_EBROKER;
+		return err_fail(SHMBUS_EBROKER, "broker handed over the wrong segment for '%s'",
+				topic);
 	}
 	return 0;
 }
@@ -156,19 +124,37 @@ static void close_topic(shmbus_bus *bus, uint32_t topic_id, uint32_t role, uint3
 	proto_buf_free(&b);
 }
 
+/* The caller's topic options (may be NULL) over the defaults. */
+static int import_topic(struct shmbus_topic_options *t, const struct shmbus_topic_options *src)
+{
+	shmbus_topic_options_init(t);
+	return src ? options_import(t, sizeof(*t), src, "topic") : 0;
+}
+
 /* ------------------------------------------------------------- publisher */
 
-int shmbus_pub_open(shmbus_bus *bus, const char *topic, const struct shmbus_topic_options *opts,
-		    shmbus_pub **out)
+int shmbus_pub_open(shmbus_bus *bus, const char *topic,
+		    const struct shmbus_topic_options *topic_opts,
+		    const struct shmbus_pub_options *opts, shmbus_pub **out)
 {
+	struct shmbus_pub_options po;
+	struct shmbus_topic_options t;
 	struct proto_opened op;
+
+	err_clear();
 	if (!out)
-		return SHMBUS_EINVAL;
+		return err_fail(SHMBUS_EINVAL, "shmbus_pub_open: out is NULL");
 	*out = NULL;
+	shmbus_pub_options_init(&po);
+	int rc = opts ? options_import(&po, sizeof(po), opts, "pub") : 0;
+	if (rc == 0)
+		rc = import_topic(&t, topic_opts);
+	if (rc)
+		return rc;
 	shmbus_pub *p = calloc(1, sizeof(*p));
 	if (!p)
-		return SHMBUS_ENOMEM;
-	int rc = open_topic(bus, topic, ROLE_PUB, true, opts, &p->map, &op);
+		return err_fail(SHMBUS_ENOMEM, "out of memory for a publisher");
+	rc = open_topic(bus, topic, ROLE_PUB, true, &t, &p->map, &op);
 	if (rc) {
 		free(p);
 		return rc;
@@ -176,10 +162,11 @@ int shmbus_pub_open(shmbus_bus *bus, const char *topic, const struct shmbus_topi
 	p->bus = bus;
 	p->topic_id = op.topic_id;
 	p->index = op.index;
+	p->flags = po.flags;
 	ring_writer_init(&p->w, &p->map, &p->map.ctl->pubs[op.index], op.publisher_id);
 	if (p->map.seg->flags & SHMBUS_TOPIC_INTEGRITY) {
 		memcpy(p->integ.key, bus->key, sizeof(p->integ.key));
-		p->integ.topic = p->map.seg->topic;
+		p->integ.topic = topic_name_canon(p->map.seg->topic);
 		p->w.integ = &p->integ;
 	}
 	*out = p;
@@ -199,43 +186,68 @@ void shmbus_pub_close(shmbus_pub *pub)
 
 int shmbus_pub_loan(shmbus_pub *pub, void **buf, size_t *capacity)
 {
+	err_clear();
 	if (!pub || !buf || !capacity)
-		return SHMBUS_EINVAL;
+		return err_fail(SHMBUS_EINVAL, "shmbus_pub_loan: NULL argument");
 	return ring_loan(&pub->w, buf, capacity);
+}
+
+int shmbus_pub_publish_at(shmbus_pub *pub, size_t size, int64_t publish_ns, uint64_t *seq)
+{
+	err_clear();
+	if (!pub)
+		return err_fail(SHMBUS_EINVAL, "shmbus_pub_publish: pub is NULL");
+	return ring_publish(&pub->w, size, publish_ns, seq);
 }
 
 int shmbus_pub_publish(shmbus_pub *pub, size_t size, uint64_t *seq)
 {
-	if (!pub)
-		return SHMBUS_EINVAL;
-	return ring_publish(&pub->w, size, seq);
+	return shmbus_pub_publish_at(pub, size, 0, seq);
 }
 
 int shmbus_pub_discard(shmbus_pub *pub)
 {
+	err_clear();
 	if (!pub)
-		return SHMBUS_EINVAL;
+		return err_fail(SHMBUS_EINVAL, "shmbus_pub_discard: pub is NULL");
 	return ring_discard(&pub->w);
+}
+
+int shmbus_pub_reserve(shmbus_pub *pub, size_t size)
+{
+	err_clear();
+	if (!pub)
+		return err_fail(SHMBUS_EINVAL, "shmbus_pub_reserve: pub is NULL");
+	if (pub->w.loaned)
+		return err_fail(SHMBUS_ESTATE, "shmbus_pub_reserve: a loan is open");
+	if (size <= pub->map.seg->max_message_size)
+		return 0;
+	return err_fail(SHMBUS_EMSGSIZE, "topic '%s' holds messages of up to %u bytes, not %zu",
+			pub->map.seg->topic, pub->map.seg->max_message_size, size);
 }
 
 int shmbus_pub_send(shmbus_pub *pub, const void *data, size_t size, uint64_t *seq)
 {
 	void *buf;
 	size_t cap;
+	err_clear();
 	if (!pub || (size && !data))
-		return SHMBUS_EINVAL;
-	if (size > pub->map.seg->max_message_size)
-		return SHMBUS_EMSGSIZE; /* checked before claiming: burns nothing */
-	int rc = ring_loan(&pub->w, &buf, &cap);
+		return err_fail(SHMBUS_EINVAL, "shmbus_pub_send: NULL argument");
+	/* Checked before claiming: a message that does not fit burns nothing. */
+	int rc = shmbus_pub_reserve(pub, size);
+	if (rc)
+		return rc;
+	rc = ring_loan(&pub->w, &buf, &cap);
 	if (rc)
 		return rc;
 	if (size)
 		memcpy(buf, data, size);
-	return ring_publish(&pub->w, size, seq);
+	return ring_publish(&pub->w, size, 0, seq);
 }
 
 void shmbus_pub_stats(const shmbus_pub *pub, struct shmbus_pub_stats *st)
 {
+	memset(st, 0, sizeof(*st));
 	st->published = pub->w.published;
 	st->superseded = pub->w.superseded;
 	st->skipped = pub->w.skipped;
@@ -252,27 +264,41 @@ const char *shmbus_pub_type_name(const shmbus_pub *pub)
 	return pub->map.seg->type_name;
 }
 
+const char *shmbus_pub_topic(const shmbus_pub *pub)
+{
+	return pub->map.seg->topic;
+}
+
 /* ------------------------------------------------------------ subscriber */
 
-int shmbus_sub_open(shmbus_bus *bus, const char *topic, const struct shmbus_sub_options *opts,
-		    shmbus_sub **out)
+int shmbus_sub_open(shmbus_bus *bus, const char *topic,
+		    const struct shmbus_topic_options *topic_opts,
+		    const struct shmbus_sub_options *opts, shmbus_sub **out)
 {
-	struct shmbus_sub_options defaults;
+	struct shmbus_sub_options so;
+	struct shmbus_topic_options t;
 	struct proto_opened op;
+
+	err_clear();
 	if (!out)
-		return SHMBUS_EINVAL;
+		return err_fail(SHMBUS_EINVAL, "shmbus_sub_open: out is NULL");
 	*out = NULL;
-	if (!opts) {
-		shmbus_sub_options_init(&defaults);
-		opts = &defaults;
-	}
-	if (opts->start != SHMBUS_START_NEW && opts->start != SHMBUS_START_LAST)
-		return SHMBUS_EINVAL;
+	shmbus_sub_options_init(&so);
+	int rc = opts ? options_import(&so, sizeof(so), opts, "sub") : 0;
+	if (rc == 0)
+		rc = import_topic(&t, topic_opts);
+	if (rc)
+		return rc;
+	if (so.start != SHMBUS_START_NEW && so.start != SHMBUS_START_LAST &&
+	    so.start != SHMBUS_START_FIRST)
+		return err_fail(SHMBUS_EINVAL, "sub options: unknown start %d", (int)so.start);
+	if (so.lapped != SHMBUS_LAPPED_PACE && so.lapped != SHMBUS_LAPPED_OLDEST)
+		return err_fail(SHMBUS_EINVAL, "sub options: unknown lapped policy %d",
+				(int)so.lapped);
 	shmbus_sub *s = calloc(1, sizeof(*s));
 	if (!s)
-		return SHMBUS_ENOMEM;
-	int rc = open_topic(bus, topic, ROLE_SUB, opts->create_if_missing, &opts->topic, &s->map,
-			    &op);
+		return err_fail(SHMBUS_ENOMEM, "out of memory for a subscriber");
+	rc = open_topic(bus, topic, ROLE_SUB, so.create_if_missing, &t, &s->map, &op);
 	if (rc) {
 		free(s);
 		return rc;
@@ -280,21 +306,21 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic, const struct shmbus_sub_
 	s->bus = bus;
 	s->topic_id = op.topic_id;
 	s->index = op.index;
-	ring_reader_init(&s->r, &s->map, &s->map.ctl->subs[op.index],
-			 ring_start_seq(&s->map,
-					/* Relaxed: set by the broker before it handed
-					 * the topic over (see registry_claim_sub). */
-					atomic_load_explicit(&s->map.ctl->subs[op.index].next_seq,
-							     memory_order_relaxed),
-					opts->start, opts->last_n));
+	/* Relaxed: set by the broker before it handed the topic over (see
+	 * registry_claim_sub). */
+	uint64_t head = atomic_load_explicit(&s->map.ctl->subs[op.index].next_seq,
+					     memory_order_relaxed);
+	uint64_t start = ring_start_seq(&s->map, head, so.start, so.last_n);
+	ring_reader_init(&s->r, &s->map, &s->map.ctl->subs[op.index], start,
+			 so.start == SHMBUS_START_FIRST ? start : 0);
 	if (s->map.seg->flags & SHMBUS_TOPIC_INTEGRITY) {
 		memcpy(s->integ.key, bus->key, sizeof(s->integ.key));
-		s->integ.topic = s->map.seg->topic;
+		s->integ.topic = topic_name_canon(s->map.seg->topic);
 		s->r.integ = &s->integ;
 	}
-	s->r.spin_ns = opts->spin_ns;
-	if (opts->stall_timeout_ns > 0)
-		s->r.stall_ns = opts->stall_timeout_ns;
+	s->r.spin_ns = so.spin_ns > 0 ? so.spin_ns : 0;
+	if (so.stall_timeout_ns > 0)
+		s->r.stall_ns = so.stall_timeout_ns;
 	*out = s;
 	return 0;
 }
@@ -303,23 +329,39 @@ void shmbus_sub_close(shmbus_sub *sub)
 {
 	if (!sub)
 		return;
+	if (sub->fd_set)
+		shmbus_waitset_remove(sub->fd_set, sub);
+	fdwatch_stop(sub->own_fw);
 	close_topic(sub->bus, sub->topic_id, ROLE_SUB, sub->index);
 	topic_unmap(&sub->map);
 	free(sub);
 }
 
+/* A take or view found nothing: an event descriptor's thread watches from
+ * here on. */
+static int sub_nothing(shmbus_sub *sub)
+{
+	if (sub->fw)
+		fdwatch_rearm(sub->fw);
+	return SHMBUS_EAGAIN;
+}
+
 int shmbus_sub_take(shmbus_sub *sub, void *buf, size_t capacity, struct shmbus_msg_info *info)
 {
+	err_clear();
 	if (!sub || (capacity && !buf))
-		return SHMBUS_EINVAL;
-	return ring_take(&sub->r, buf, capacity, info);
+		return err_fail(SHMBUS_EINVAL, "shmbus_sub_take: NULL argument");
+	int rc = ring_take(&sub->r, buf, capacity, info);
+	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;
 }
 
 int shmbus_sub_view(shmbus_sub *sub, struct shmbus_view *view)
 {
+	err_clear();
 	if (!sub || !view)
-		return SHMBUS_EINVAL;
-	return ring_view(&sub->r, view);
+		return err_fail(SHMBUS_EINVAL, "shmbus_sub_view: NULL argument");
+	int rc = ring_view(&sub->r, view);
+	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;
 }
 
 bool shmbus_sub_view_valid(const shmbus_sub *sub, const struct shmbus_view *view)
@@ -329,22 +371,65 @@ bool shmbus_sub_view_valid(const shmbus_sub *sub, const struct shmbus_view *view
 
 int shmbus_sub_release(shmbus_sub *sub, struct shmbus_view *view)
 {
+	err_clear();
 	if (!sub || !view)
-		return SHMBUS_EINVAL;
+		return err_fail(SHMBUS_EINVAL, "shmbus_sub_release: NULL argument");
 	return ring_release(&sub->r, view);
 }
 
 int shmbus_sub_wait(shmbus_sub *sub, int64_t timeout_ns)
 {
+	err_clear();
 	if (!sub)
-		return SHMBUS_EINVAL;
-	return ring_wait(&sub->r, timeout_ns);
+		return err_fail(SHMBUS_EINVAL, "shmbus_sub_wait: sub is NULL");
+	return ring_wait(&sub->r, timeout_ns, &sub->intr);
+}
+
+void shmbus_sub_interrupt(shmbus_sub *sub)
+{
+	if (sub)
+		wait_intr_raise(&sub->intr);
+}
+
+void sub_probe(const shmbus_sub *sub, struct probe *p)
+{
+	*p = (struct probe){ .kind = PROBE_TOPIC,
+			     .map = &sub->map,
+			     .seq = sub->r.next,
+			     .stall_ns = sub->r.stall_ns };
+}
+
+static void sub_snapshot(void *owner, struct probe *probes, size_t *n)
+{
+	sub_probe(owner, &probes[0]);
+	*n = 1;
+}
+
+int shmbus_sub_fd(shmbus_sub *sub, int *fd)
+{
+	err_clear();
+	if (!sub || !fd)
+		return err_fail(SHMBUS_EINVAL, "shmbus_sub_fd: NULL argument");
+	if (sub->fd_set)
+		return err_fail(SHMBUS_EINVAL,
+				"subscriber of '%s' belongs to a wait set with a descriptor: use "
+				"that one",
+				sub->map.seg->topic);
+	if (!sub->own_fw) {
+		int rc = fdwatch_start(&sub->own_fw, sub_snapshot, sub);
+		if (rc)
+			return rc;
+		sub->fw = sub->own_fw;
+	}
+	*fd = sub->own_fw->efd;
+	return 0;
 }
 
 void shmbus_sub_stats(const shmbus_sub *sub, struct shmbus_sub_stats *st)
 {
 	/* Relaxed: a snapshot for statistics. */
 	uint64_t head = atomic_load_explicit(&sub->map.seg->next_seq, memory_order_relaxed);
+	memset(st, 0, sizeof(*st));
 	st->received = sub->r.received;
 	st->lost = sub->r.lost;
 	st->last_seq = sub->r.last_seq;
@@ -358,6 +443,11 @@ const char *shmbus_sub_type_name(const shmbus_sub *sub)
 	return sub->map.seg->type_name;
 }
 
+const char *shmbus_sub_topic(const shmbus_sub *sub)
+{
+	return sub->map.seg->topic;
+}
+
 const void *shmbus_sub_schema(const shmbus_sub *sub, size_t *size)
 {
 	*size = sub->map.seg->schema_size;
@@ -369,157 +459,7 @@ size_t shmbus_sub_max_message_size(const shmbus_sub *sub)
 	return sub->map.seg->max_message_size;
 }
 
-/* -------------------------------------------------------------- wait set */
-
-struct shmbus_waitset {
-	shmbus_sub *subs[SHMBUS_WAITSET_MAX];
-	size_t n;
-};
-
-int shmbus_waitset_create(shmbus_waitset **out)
-{
-	if (!out)
-		return SHMBUS_EINVAL;
-	*out = NULL;
-	if (!futex_waitv_supported())
-		return SHMBUS_ENOTSUP;
-	*out = calloc(1, sizeof(**out));
-	return *out ? 0 : SHMBUS_ENOMEM;
-}
-
-void shmbus_waitset_destroy(shmbus_waitset *ws)
-{
-	free(ws);
-}
-
-int shmbus_waitset_add(shmbus_waitset *ws, shmbus_sub *sub)
-{
-	if (!ws || !sub)
-		return SHMBUS_EINVAL;
-	for (size_t i = 0; i < ws->n; i++)
-		if (ws->subs[i] == sub)
-			return 0;
-	if (ws->n == SHMBUS_WAITSET_MAX)
-		return SHMBUS_ELIMIT;
-	ws->subs[ws->n++] = sub;
-	return 0;
-}
-
-int shmbus_waitset_remove(shmbus_waitset *ws, shmbus_sub *sub)
-{
-	if (!ws || !sub)
-		return SHMBUS_EINVAL;
-	for (size_t i = 0; i < ws->n; i++) {
-		if (ws->subs[i] == sub) {
-			ws->subs[i] = ws->subs[--ws->n];
-			return 0;
-		}
-	}
-	return SHMBUS_EINVAL;
-}
-
-static size_t collect_ready(shmbus_waitset *ws, shmbus_sub **ready, size_t cap)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < ws->n; i++)
-		if (ring_ready(&ws->subs[i]->r)) {
-			if (k < cap)
-				ready[k] = ws->subs[i];
-			k++;
-		}
-	return k;
-}
-
-int shmbus_waitset_wait(shmbus_waitset *ws, int64_t timeout_ns, shmbus_sub **ready,
-			size_t capacity, size_t *n_ready)
-{
-	_Atomic uint32_t *words[SHMBUS_WAITSET_MAX];
-	uint32_t seen[SHMBUS_WAITSET_MAX];
-	int64_t deadline = timeout_ns < 0 ? INT64_MAX : monotonic_ns() + timeout_ns;
-	size_t k;
-
-	if (!ws || !n_ready || (capacity && !ready))
-		return SHMBUS_EINVAL;
-	*n_ready = 0;
-	if (ws->n == 0)
-		return SHMBUS_EINVAL;
-	for (;;) {
-		k = collect_ready(ws, ready, capacity);
-		if (k)
-			break;
-		/* Register as a waiter on every topic, then re-check: the same
-		 * Dekker pairing as ring_wait() (seq_cst both sides). */
-		int64_t nap = -1;
-		for (size_t i = 0; i < ws->n; i++) {
-			struct ring_reader *r = &ws->subs[i]->r;
-			if (ring_unstick(r))
-				nap = 0;
-			else if (r->stall_since && (nap < 0 || nap > r->stall_ns / 4))
-				nap = r->stall_ns / 4; /* wake to check the stall */
-		}
-		if (nap == 0)
-			continue;
-		for (size_t i = 0; i < ws->n; i++) {
-			words[i] = &ws->subs[i]->map.ctl->futex;
-			seen[i] = ring_announce_sleep(&ws->subs[i]->map);
-		}
-		atomic_thread_fence(memory_order_seq_cst);
-		k = collect_ready(ws, ready, capacity);
-		int rc = 0;
-		if (!k) {
-			int64_t now = monotonic_ns();
-			int64_t sleep = deadline == INT64_MAX ? -1 : deadline - now;
-			if (nap > 0 && (sleep < 0 || sleep > nap))
-				sleep = nap;
-			for (size_t i = 0; i < ws->n; i++)
-				atomic_store_explicit(&ws->subs[i]->r.entry->waiting, 1,
-						      memory_order_relaxed);
-			rc = now >= deadline ? SHMBUS_ETIMEDOUT
-					     : futex_waitv_shared(words, seen, ws->n, sleep);
-			for (size_t i = 0; i < ws->n; i++)
-				atomic_store_explicit(&ws->subs[i]->r.entry->waiting, 0,
-						      memory_order_relaxed);
-			if (rc == SHMBUS_ETIMEDOUT && monotonic_ns() < deadline)
-				rc = 0; /* only the stall check's nap ended */
-		}
-		if (k)
-			break;
-		if (rc == SHMBUS_ETIMEDOUT || rc < 0) {
-			k = collect_ready(ws, ready, capacity);
-			if (k)
-				break;
-			return rc;
-		}
-	}
-	*n_ready = k < capacity ? k : capacity;
-	return 0;
-}
-
 /* --------------------------------------------------------- introspection */
-
-struct list_ctx {
-	int (*fn)(void *ctx, const char *topic);
-	void *ctx;
-};
-
-int shmbus_list_topics(shmbus_bus *bus, int (*fn)(void *ctx, const char *topic), void *ctx)
-{
-	struct proto_buf b = { 0 };
-	struct reply rep;
-	if (!bus || !fn)
-		return SHMBUS_EINVAL;
-	size_t f = proto_frame_begin(&b, OP_LIST, 0);
-	proto_frame_end(&b, f);
-	int rc = bus_request(bus, &b, &rep);
-	proto_buf_free(&b);
-	if (rc)
-		return rc;
-	rc = proto_decode_names(rep.body, rep.hdr.len, fn, ctx);
-	if (rc == SHMBUS_EBROKER)
-		bus_set_error(bus, "broker sent a malformed topic list");
-	reply_free(&rep);
-	return rc;
-}
 
 static void client_from_pub(const struct ctl_pub *e, struct shmbus_client_info *ci)
 {
@@ -537,9 +477,12 @@ int shmbus_topic_inspect(shmbus_bus *bus, const char *topic, struct shmbus_topic
 {
 	struct topic_map m;
 	struct proto_opened op;
+	struct shmbus_topic_options any;
+	err_clear();
 	if (!info)
-		return SHMBUS_EINVAL;
-	int rc = open_topic(bus, topic, ROLE_INSPECT, false, NULL, &m, &op);
+		return err_fail(SHMBUS_EINVAL, "shmbus_topic_inspect: info is NULL");
+	shmbus_topic_options_init(&any);
+	int rc = open_topic(bus, topic, ROLE_INSPECT, false, &any, &m, &op);
 	if (rc)
 		return rc;
 	const struct seg_header *h = m.seg;
@@ -579,6 +522,7 @@ int shmbus_topic_inspect(shmbus_bus *bus, const char *topic, struct shmbus_topic
 		ci.next_seq = atomic_load_explicit(&e->next_seq, memory_order_relaxed);
 		ci.lag = info->next_seq > ci.next_seq ? info->next_seq - ci.next_seq : 0;
 		info->waiters += atomic_load_explicit(&e->waiting, memory_order_relaxed) != 0;
+		ci.waiting = atomic_load_explicit(&e->waiting, memory_order_relaxed) != 0;
 		if (subs && ns < subs_cap)
 			subs[ns] = ci;
 		ns++;

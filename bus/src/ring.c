@@ -45,15 +45,6 @@ void ring_copy_racy(void *dst, const void *src, size_t n)
 	RACY_COPY_END();
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 static void wake_waiters(const struct topic_map *m)
 {
 	/* seq_cst: with the seq_cst commit before it, and the subscriber's
@@ -171,7 +162,7 @@ static bool writer_end_loan(struct ring_writer *w, uint64_t final)
 	return false;
 }
 
-int ring_publish(struct ring_writer *w, size_t size, uint64_t *seq)
+int ring_publish(struct ring_writer *w, size_t size, int64_t publish_ns, uint64_t *seq)
 {
 	if (!w->loaned)
 		return SHMBUS_ESTATE;
@@ -181,7 +172,7 @@ int ring_publish(struct ring_writer *w, size_t size, uint64_t *seq)
 	/* Relaxed: published by the commit CAS (seq_cst, so also release). */
 	atomic_store_explicit(&s->size, (uint32_t)size, memory_order_relaxed);
 	atomic_store_explicit(&s->publisher_id, w->publisher_id, memory_order_relaxed);
-	int64_t now = realtime_ns();
+	int64_t now = publish_ns ? publish_ns : realtime_ns();
 	atomic_store_explicit(&s->publish_ns, now, memory_order_relaxed);
 	uint64_t n = w->loan_seq;
 	if (w->integ)
@@ -238,15 +229,15 @@ size_t ring_release_holder(const struct topic_map *m, uint32_t holder)
 uint64_t ring_start_seq(const struct topic_map *m, uint64_t head, enum shmbus_start start,
 			uint32_t last_n)
 {
-	if (start != SHMBUS_START_LAST)
+	if (start == SHMBUS_START_NEW)
 		return head;
-	if (last_n > m->seg->history)
+	if (start == SHMBUS_START_FIRST || last_n > m->seg->history)
 		last_n = m->seg->history;
 	return head > last_n ? head - last_n : 0;
 }
 
 void ring_reader_init(struct ring_reader *r, const struct topic_map *map, struct ctl_sub *entry,
-		      uint64_t start)
+		      uint64_t start, uint64_t lost_before)
 {
 	memset(r, 0, sizeof(*r));
 	r->map = map;
@@ -254,7 +245,9 @@ void ring_reader_init(struct ring_reader *r, const struct topic_map *map, struct
 	r->next = start;
 	r->last_seq = UINT64_MAX;
 	r->stall_ns = RING_DEFAULT_STALL_NS;
+	r->lost = r->pending_lost = lost_before;
 	atomic_store_explicit(&entry->next_seq, start, memory_order_relaxed);
+	atomic_store_explicit(&entry->lost, r->lost, memory_order_relaxed);
 }
 
 /* The subscriber's line for `shmbus info` is written when its figures
@@ -530,15 +523,20 @@ int ring_release(struct ring_reader *r, struct shmbus_view *view)
 	return SHMBUS_ELAPPED;
 }
 
-static bool reader_ready_order(const struct ring_reader *r, memory_order order)
+bool ring_ready_at(const struct topic_map *m, uint64_t seq, memory_order order)
 {
-	const struct slot_header *s = topic_slot(r->map, r->next);
+	const struct slot_header *s = topic_slot(m, seq);
 	uint64_t st = atomic_load_explicit(&((struct slot_header *)s)->state, order);
-	if (st == 0 || SLOT_SEQ(st) < r->next)
+	if (st == 0 || SLOT_SEQ(st) < seq)
 		return false;
-	if (SLOT_SEQ(st) > r->next || (st & SLOT_SKIP))
+	if (SLOT_SEQ(st) > seq || (st & SLOT_SKIP))
 		return true;
 	return !(st & SLOT_OCC);
+}
+
+static bool reader_ready_order(const struct ring_reader *r, memory_order order)
+{
+	return ring_ready_at(r->map, r->next, order);
 }
 
 bool ring_ready(const struct ring_reader *r)
@@ -546,48 +544,55 @@ bool ring_ready(const struct ring_reader *r)
 	return reader_ready_order(r, memory_order_acquire);
 }
 
-int ring_wait(struct ring_reader *r, int64_t timeout_ns)
-{
-	struct ctl_header *c = r->map->ctl;
-	int64_t now = monotonic_ns();
-	int64_t deadline = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
+/* ---------------------------------------------------------------- waiting */
 
-	if (ring_ready(r))
-		return 0;
-	if (r->spin_ns > 0) {
-		int64_t spin_end = now + (r->spin_ns < timeout_ns || timeout_ns < 0 ? r->spin_ns
-										    : timeout_ns);
-		uint32_t i = 0;
-		while (!ring_ready(r)) {
-			cpu_relax();
-			if ((++i & 63) == 0 && monotonic_ns() >= spin_end)
-				break;
-		}
-		if (ring_ready(r))
-			return 0;
-	}
-	for (;;) {
-		if (ring_unstick(r) && ring_ready(r))
-			return 0;
-		now = monotonic_ns();
-		if (now >= deadline)
-			return ring_ready(r) ? 0 : SHMBUS_ETIMEDOUT;
-		uint32_t seen = ring_announce_sleep(r->map);
-		if (reader_ready_order(r, memory_order_seq_cst))
-			return 0;
-		int64_t sleep = deadline == INT64_MAX ? -1 : deadline - now;
-		/* A claimed number not ready yet: wake up to check for a stall
-		 * (the claimant may be dead). */
-		if (r->stall_since && (sleep < 0 || sleep > r->stall_ns / 4))
-			sleep = r->stall_ns / 4;
-		/* Relaxed: for `shmbus info` only. */
-		atomic_store_explicit(&r->entry->waiting, 1, memory_order_relaxed);
-		int rc = futex_wait_shared(&c->futex, seen, sleep);
-		atomic_store_explicit(&r->entry->waiting, 0, memory_order_relaxed);
-		if (ring_ready(r))
-			return 0;
-		if (rc < 0 && rc != SHMBUS_ETIMEDOUT)
-			return rc;
-		/* Woken, timed out, or the stall check's nap: look again. */
-	}
+static bool src_ready(void *obj, memory_order order)
+{
+	return reader_ready_order(obj, order);
+}
+
+static bool src_poll(void *obj)
+{
+	struct ring_reader *r = obj;
+	return ring_unstick(r) && ring_ready(r);
+}
+
+static _Atomic uint32_t *src_announce(void *obj, uint32_t *value)
+{
+	struct ring_reader *r = obj;
+	*value = ring_announce_sleep(r->map);
+	return &r->map->ctl->futex;
+}
+
+static int64_t src_nap(void *obj)
+{
+	const struct ring_reader *r = obj;
+	/* A claimed number not ready yet: wake up to check for a stall (the
+	 * claimant may be dead). */
+	return r->stall_since ? r->stall_ns / 4 : -1;
+}
+
+static void src_sleeping(void *obj, bool on)
+{
+	struct ring_reader *r = obj;
+	/* Relaxed: for `shmbus info` only. */
+	atomic_store_explicit(&r->entry->waiting, on, memory_order_relaxed);
+}
+
+void ring_wait_src(struct ring_reader *r, struct wait_src *s)
+{
+	*s = (struct wait_src){ .obj = r,
+				.ready = src_ready,
+				.poll = src_poll,
+				.announce = src_announce,
+				.nap = src_nap,
+				.sleeping = src_sleeping };
+}
+
+int ring_wait(struct ring_reader *r, int64_t timeout_ns, struct wait_intr *intr)
+{
+	struct wait_src s;
+	int which;
+	ring_wait_src(r, &s);
+	return wait_sources(&s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "integrity.h"
+#include "wait.h"
 #include "segment.h"
 #include "shmbus/shmbus.h"
 
@@ -48,14 +49,18 @@ struct ring_reader {
 void ring_writer_init(struct ring_writer *w, const struct topic_map *map,
 		      struct ctl_pub *entry, uint32_t publisher_id);
 int ring_loan(struct ring_writer *w, void **buf, size_t *capacity);
-int ring_publish(struct ring_writer *w, size_t size, uint64_t *seq);
+/* publish_ns 0: now. */
+int ring_publish(struct ring_writer *w, size_t size, int64_t publish_ns, uint64_t *seq);
 int ring_discard(struct ring_writer *w);
 
-/* start: first sequence number to read (see ring_start_seq). */
+/* start: first sequence number to read (see ring_start_seq); lost_before:
+ * numbers before it the subscriber asked for but cannot have (counted lost
+ * and reported with its first message). */
 void ring_reader_init(struct ring_reader *r, const struct topic_map *map,
-		      struct ctl_sub *entry, uint64_t start);
+		      struct ctl_sub *entry, uint64_t start, uint64_t lost_before);
 /* Where a subscriber starts: `head` is the topic's next sequence number
- * when it was registered (new messages only), or up to last_n before. */
+ * when it was registered (new messages only), or up to last_n before, or
+ * as far back as history goes (SHMBUS_START_FIRST). */
 uint64_t ring_start_seq(const struct topic_map *map, uint64_t head, enum shmbus_start start,
 			uint32_t last_n);
 int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info);
@@ -69,6 +74,9 @@ void ring_copy_racy(void *dst, const void *src, size_t n);
 
 /* Whether a take would find something (a message, or a loss to report). */
 bool ring_ready(const struct ring_reader *r);
+/* The same for a reader whose next number is `seq` (for a thread that
+ * watches on a reader's behalf and must not touch the reader itself). */
+bool ring_ready_at(const struct topic_map *m, uint64_t seq, memory_order order);
 
 /* Check whether the reader waits for a number whose publisher is gone or
  * too slow, and skip it once past the stall timeout; true if it did. */
@@ -79,8 +87,12 @@ bool ring_unstick(struct ring_reader *r);
  * sleep. */
 uint32_t ring_announce_sleep(const struct topic_map *map);
 
-/* Block until ring_ready or timeout: SHMBUS_OK / SHMBUS_ETIMEDOUT. */
-int ring_wait(struct ring_reader *r, int64_t timeout_ns);
+/* The reader as a source for wait_sources() (wait.h). */
+void ring_wait_src(struct ring_reader *r, struct wait_src *s);
+
+/* Block until ring_ready, the timeout or an interrupt (intr may be NULL):
+ * SHMBUS_OK, ETIMEDOUT, EINTR or ESYS. */
+int ring_wait(struct ring_reader *r, int64_t timeout_ns, struct wait_intr *intr);
 
 /* Give up every slot held by publisher line `holder`, which is gone: their
  * sequence numbers become skipped. Returns how many it released. */

@@ -29,10 +29,28 @@ static uint32_t pow2_at_least(uint32_t v)
 	return p;
 }
 
+/* The slot count a topic gets when none is asked for: as many slots of its
+ * size as SEG_RING_BUDGET holds, within [SEG_MIN_SLOTS, SEG_DEFAULT_SLOTS].
+ * Small types get many slots in little memory, large ones few, so that a
+ * ring of camera frames stays close to the cache instead of spanning many
+ * MiB nobody reads. */
+static uint32_t default_slot_count(uint32_t max_message_size)
+{
+	uint64_t slot = sizeof(struct slot_header) + round_up(max_message_size, 64);
+	uint64_t n = SEG_RING_BUDGET / slot;
+	if (n < SEG_MIN_SLOTS)
+		n = SEG_MIN_SLOTS;
+	if (n > SEG_DEFAULT_SLOTS)
+		n = SEG_DEFAULT_SLOTS;
+	return (uint32_t)n;
+}
+
 int seg_params_normalize(struct seg_params *p, char *err, size_t errlen)
 {
+	if (p->max_message_size == 0)
+		p->max_message_size = SEG_DEFAULT_MESSAGE;
 	if (p->slot_count == 0)
-		p->slot_count = 64;
+		p->slot_count = default_slot_count(p->max_message_size);
 	if (p->slot_count < 2)
 		p->slot_count = 2;
 	if (p->slot_count > SEG_MAX_SLOTS) {
@@ -41,8 +59,6 @@ int seg_params_normalize(struct seg_params *p, char *err, size_t errlen)
 		return SHMBUS_ELIMIT;
 	}
 	p->slot_count = pow2_at_least(p->slot_count);
-	if (p->max_message_size == 0)
-		p->max_message_size = 64 * 1024;
 	if (p->max_message_size > SEG_MAX_MESSAGE) {
 		snprintf(err, errlen, "max message size %u is above the limit %u",
 			 p->max_message_size, SEG_MAX_MESSAGE);
@@ -294,6 +310,50 @@ void topic_unmap(struct topic_map *m)
 int seg_shm_name(char *buf, size_t len, unsigned uid, const char *bus, uint32_t topic_id,
 		 bool ctl)
 {
-	int n = snprintf(buf, len, "/shmbus.%u.%s.%u.%s", uid, bus, topic_id, ctl ? "ctl" : "data");
+	int n = snprintf(buf, len, "/shmbus.%u@%s@%u.%s", uid, bus, topic_id, ctl ? "ctl" : "data");
 	return (n < 0 || (size_t)n >= len) ? SHMBUS_ENAME : 0;
+}
+
+int bus_page_shm_name(char *buf, size_t len, unsigned uid, const char *bus)
+{
+	int n = snprintf(buf, len, "/shmbus.%u@%s.bus", uid, bus);
+	return (n < 0 || (size_t)n >= len) ? SHMBUS_ENAME : 0;
+}
+
+/* Decimal digits without a sign or leading zero, fitting 32 bits. */
+static bool parse_u32(const char *p, const char **end, uint32_t *v)
+{
+	uint64_t x = 0;
+	const char *q = p;
+	while (*q >= '0' && *q <= '9' && q - p < 10)
+		x = x * 10 + (uint64_t)(*q++ - '0');
+	if (q == p || (*p == '0' && q - p > 1) || x > UINT32_MAX)
+		return false;
+	*end = q;
+	*v = (uint32_t)x;
+	return true;
+}
+
+bool shm_name_parse(const char *entry, unsigned uid, const char *bus, uint32_t *topic_id,
+		    const char **kind)
+{
+	char prefix[128];
+	int n = snprintf(prefix, sizeof(prefix), "shmbus.%u@%s", uid, bus);
+	if (n < 0 || (size_t)n >= sizeof(prefix) || strncmp(entry, prefix, (size_t)n) != 0)
+		return false;
+	const char *p = entry + n;
+	if (strcmp(p, ".bus") == 0) {
+		*topic_id = 0;
+		*kind = "bus";
+		return true;
+	}
+	if (*p++ != '@' || !parse_u32(p, &p, topic_id) || *topic_id == 0)
+		return false;
+	if (strcmp(p, ".data") == 0)
+		*kind = "data";
+	else if (strcmp(p, ".ctl") == 0)
+		*kind = "ctl";
+	else
+		return false;
+	return true;
 }

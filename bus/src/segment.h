@@ -70,8 +70,19 @@ static inline uint8_t *slot_payload(struct slot_header *s)
 	return (uint8_t *)(s + 1);
 }
 
-/* Name of a topic file in /dev/shm: "/shmbus.<uid>.<bus>.<id>.<data|ctl>". */
+/* Names of a bus's files in /dev/shm. '@' cannot occur in a bus name, so
+ * no bus's names are a prefix of another's:
+ *   "/shmbus.<uid>@<bus>.bus"             the bus page
+ *   "/shmbus.<uid>@<bus>@<id>.<kind>"     a topic's files */
 int seg_shm_name(char *buf, size_t len, unsigned uid, const char *bus, uint32_t topic_id,
 		 bool ctl);
+int bus_page_shm_name(char *buf, size_t len, unsigned uid, const char *bus);
+
+/* Parse a /dev/shm directory entry (no leading '/') as a file of bus `bus`
+ * of user `uid`: true with *topic_id and kind ("data", "ctl"; "bus" with
+ * *topic_id 0 for the bus page) if it is exactly one; false for anything
+ * else, including other buses' files. */
+bool shm_name_parse(const char *entry, unsigned uid, const char *bus, uint32_t *topic_id,
+		    const char **kind);
 
 #endif /* SHMBUS_SEGMENT_H */

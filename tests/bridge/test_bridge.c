@@ -194,17 +194,26 @@ static void bridge_kill9(struct bproc *bp)
 
 /* ------------------------------------------------------------ buses */
 
+/* Until the bus has `topic` (the broker's topic events say so). */
 static bool wait_topic(shmbus_bus *bus, const char *topic, int timeout_ms)
 {
 	int64_t deadline = h_now_ns() + (int64_t)timeout_ms * 1000000;
-	struct shmbus_topic_info info;
-	while (shmbus_topic_inspect(bus, topic, &info, NULL, 0, NULL, NULL, 0, NULL) != 0) {
-		if (h_now_ns() > deadline)
-			return false;
-		struct timespec ms = { 0, 10000000 };
-		nanosleep(&ms, NULL);
+	shmbus_topic_watch *w;
+	if (shmbus_topic_watch_open(bus, &w) != 0)
+		return false;
+	bool found = false;
+	while (!found && h_now_ns() < deadline) {
+		struct shmbus_topic_event ev;
+		int rc = shmbus_topic_watch_next(w, &ev);
+		if (rc == SHMBUS_OK)
+			found = ev.kind == SHMBUS_TOPIC_CREATED && strcmp(ev.name, topic) == 0;
+		else if (rc == SHMBUS_EAGAIN)
+			shmbus_topic_watch_wait(w, deadline - h_now_ns());
+		else
+			break;
 	}
-	return true;
+	shmbus_topic_watch_close(w);
+	return found;
 }
 
 static int publish_imu(shmbus_pub *pub, const char *frame, int64_t stamp, double x)
@@ -311,7 +320,7 @@ static void test_typed_a_to_b(void)
 	to.slot_count = 128;
 	to.max_message_size = 1024;
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "imu/front", &to, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "imu/front", &to, NULL, &pub), SHMBUS_OK);
 
 	struct bproc ba, bb;
 	CU_ASSERT_FATAL(bridge_start(&ba, na, dom,
@@ -321,7 +330,7 @@ static void test_typed_a_to_b(void)
 	CU_ASSERT_FATAL(wait_topic(b, "imu/front", 30000));
 
 	shmbus_sub *sub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "imu/front", NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "imu/front", NULL, NULL, &sub), SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "shmbus.msgs.Imu");
 	size_t schema_size = 0;
 	const void *schema = shmbus_sub_schema(sub, &schema_size);
@@ -410,7 +419,7 @@ static void test_large_frames(void)
 	to.slot_count = 4;
 	to.max_message_size = FRAME + 4096;
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(a, "cam/front", &to, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(a, "cam/front", &to, NULL, &pub), SHMBUS_OK);
 	struct bproc ba, bb;
 	CU_ASSERT_FATAL(bridge_start(&ba, na, dom,
 				     (const char *[]){ "--out", "cam/*", "--reliable", NULL }));
@@ -418,7 +427,7 @@ static void test_large_frames(void)
 				     (const char *[]){ "--in", "cam/*", "--reliable", NULL }));
 	CU_ASSERT_FATAL(wait_topic(b, "cam/front", 30000));
 	shmbus_sub *sub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(b, "cam/front", NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(b, "cam/front", NULL, NULL, &sub), SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus_sub_max_message_size(sub), FRAME + 4096);
 
 	uint8_t *pixels = malloc(FRAME);
@@ -495,10 +504,10 @@ static void test_both_ways_no_loop(void)
 	int dom = next_domain();
 	shmbus_pub *pa, *pb;
 	shmbus_sub *sa, *sb;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "chat/x", NULL, &pa), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(b, "chat/x", NULL, &pb), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(a, "chat/x", NULL, &sa), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "chat/x", NULL, &sb), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "chat/x", NULL, NULL, &pa), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(b, "chat/x", NULL, NULL, &pb), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(a, "chat/x", NULL, NULL, &sa), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "chat/x", NULL, NULL, &sb), SHMBUS_OK);
 	const char *both[] = { "--out", "chat/*", "--in", "chat/*", "--reliable", NULL };
 	struct bproc ba, bb;
 	CU_ASSERT_FATAL(bridge_start(&ba, na, dom, both));
@@ -595,7 +604,7 @@ static void test_kill9_restart(void)
 	open_buses(&na, &nb, &a, &b);
 	int dom = next_domain();
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "k/x", NULL, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "k/x", NULL, NULL, &pub), SHMBUS_OK);
 	const char *out[] = { "--out", "k/*", NULL };
 	const char *in[] = { "--in", "k/*", NULL };
 	struct bproc ba, bb;
@@ -603,7 +612,7 @@ static void test_kill9_restart(void)
 	CU_ASSERT_FATAL(bridge_start(&bb, nb, dom, in));
 	CU_ASSERT_FATAL(wait_topic(b, "k/x", 30000));
 	shmbus_sub *sub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "k/x", NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "k/x", NULL, NULL, &sub), SHMBUS_OK);
 	static struct seen s;
 	memset(&s, 0, sizeof(s));
 	CU_ASSERT_FATAL(flows(pub, sub, &s, "1"));
@@ -653,17 +662,16 @@ static void pair_stop(struct pair *p)
 	bridge_stop(&p->bb);
 }
 
-/* Wait for `topic` on bus B and subscribe to everything its history holds
- * (as a subscriber does that waits for a topic to appear). */
+/* Wait for `topic` to appear on bus B and subscribe from its first
+ * message, as `shmbus echo --wait` or a recorder does. */
 static shmbus_sub *sub_from_start(shmbus_bus *b, const char *topic)
 {
 	CU_ASSERT_FATAL(wait_topic(b, topic, 30000));
 	struct shmbus_sub_options so;
 	shmbus_sub_options_init(&so);
-	so.start = SHMBUS_START_LAST;
-	so.last_n = UINT32_MAX;
+	so.start = SHMBUS_START_FIRST;
 	shmbus_sub *sub = NULL;
-	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(b, topic, &so, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(b, topic, NULL, &so, &sub), SHMBUS_OK);
 	return sub;
 }
 
@@ -733,7 +741,7 @@ static void run_new_topic(bool reliable)
 	to.history = 255;
 	to.max_message_size = 1024;
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(p.a, "new/late", &to, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(p.a, "new/late", &to, NULL, &pub), SHMBUS_OK);
 	enum { BURST = 100, N = 1000, IN_FLIGHT = 32 };
 	for (int i = 1; i <= BURST; i++)
 		CU_ASSERT_EQUAL(publish_imu(pub, "m", i, i), SHMBUS_OK);
@@ -807,7 +815,7 @@ static void test_new_topic_large_first(void)
 	to.history = 3;
 	to.max_message_size = FRAME + 4096;
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(p.a, "cam/late", &to, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(p.a, "cam/late", &to, NULL, &pub), SHMBUS_OK);
 	uint8_t *pixels = malloc(FRAME);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(pixels);
 	Shmbus__Msgs__Header h = SHMBUS__MSGS__HEADER__INIT;
@@ -906,7 +914,7 @@ static void test_topic_comes_back(void)
 	shmbus_sub *sub = NULL;
 	for (int life = 0; life < 2; life++) {
 		shmbus_pub *pub;
-		CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(p.a, "back/x", &to, &pub), SHMBUS_OK);
+		CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(p.a, "back/x", &to, NULL, &pub), SHMBUS_OK);
 		int64_t first = life * LIFE + 1;
 		for (int64_t i = first; i < first + IN_FLIGHT; i++)
 			CU_ASSERT_EQUAL(publish_imu(pub, "m", i, (double)i), SHMBUS_OK);
@@ -948,7 +956,7 @@ static void test_far_topic_comes_back(void)
 	to.slot_count = 128;
 	to.history = 127;
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(p.a, "far/x", &to, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(p.a, "far/x", &to, NULL, &pub), SHMBUS_OK);
 	enum { HALF = 100, IN_FLIGHT = 32 };
 	static struct seen s1, s2;
 	memset(&s1, 0, sizeof(s1));
@@ -1081,7 +1089,7 @@ static void test_malformed_envelopes(void)
 
 	CU_ASSERT_FATAL(wait_topic(b, "bad/t", 30000));
 	shmbus_sub *sub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "bad/t", NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "bad/t", NULL, NULL, &sub), SHMBUS_OK);
 
 	dds_entity_t dw = raw_envelope_writer(pp, "shmbus/bad/t");
 	CU_ASSERT_FATAL(dw > 0);
@@ -1157,10 +1165,10 @@ static void test_both_ways_loss_once(void)
 	int dom = next_domain();
 	shmbus_pub *pa, *pb;
 	shmbus_sub *sa, *sb;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "duo/x", NULL, &pa), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(b, "duo/x", NULL, &pb), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(a, "duo/x", NULL, &sa), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "duo/x", NULL, &sb), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "duo/x", NULL, NULL, &pa), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(b, "duo/x", NULL, NULL, &pb), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(a, "duo/x", NULL, NULL, &sa), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "duo/x", NULL, NULL, &sb), SHMBUS_OK);
 	const char *both[] = { "--out", "duo/*", "--in", "duo/*", "--reliable", NULL };
 	struct bproc ba, bb;
 	CU_ASSERT_FATAL(bridge_start(&ba, na, dom, both));

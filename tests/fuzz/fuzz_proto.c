@@ -9,9 +9,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int count(void *ctx, const char *name)
+static int count(void *ctx, const struct proto_entry *e)
 {
-	(*(size_t *)ctx) += strlen(name);
+	(*(size_t *)ctx) += strlen(e->name) + strlen(e->type_name);
 	return 0;
 }
 
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				proto_decode_close(body, h.len, &c);
 				break;
 			case OP_LIST:
-				proto_decode_names(body, h.len, count, &n);
+				proto_decode_entries(body, h.len, count, &n);
 				break;
 			default:
 				proto_decode_opened(body, h.len, &op);
@@ -51,6 +51,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct proto_open o;
 	proto_decode_open(data, size, &o, err, sizeof(err));
 	size_t n = 0;
-	proto_decode_names(data, size, count, &n);
+	proto_decode_entries(data, size, count, &n);
 	return 0;
 }

@@ -163,7 +163,7 @@ static int publisher(void *arg, int fd)
 	(void)fd;
 	if (shmbus_connect(j->bus, NULL, &bus) != 0)
 		return 10;
-	if (shmbus__msgs__imu__pub_open(bus, j->topic, NULL, &pub) != 0)
+	if (shmbus__msgs__imu__pub_open(bus, j->topic, NULL, NULL, &pub) != 0)
 		return 11;
 	struct timespec next;
 	clock_gettime(CLOCK_MONOTONIC, &next);
@@ -244,9 +244,9 @@ static void test_record_info_play(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
 	path_in_dir(file, sizeof(file), "live.mcap");
 	/* The topics exist before the recorder starts. */
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "imu/a", NULL, &keep[0]), 0);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "imu/b", NULL, &keep[1]), 0);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "replay/a", NULL, &keep[2]), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "imu/a", NULL, NULL, &keep[0]), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "imu/b", NULL, NULL, &keep[1]), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "replay/a", NULL, NULL, &keep[2]), 0);
 	publish_marker(keep[0]);
 	publish_marker(keep[1]);
 
@@ -315,7 +315,7 @@ static void test_record_info_play(void)
 	shmbus_sub *sub;
 	struct shmbus_sub_options so;
 	shmbus_sub_options_init(&so);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(bus, "replay/a", &so, &sub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(bus, "replay/a", NULL, &so, &sub), 0);
 	char *play_args[] = { "play", "--bus", (char *)bus_name, file, "--rate", "2", "--topics",
 			      "imu/a", "--remap", "imu/a:=replay/a", NULL };
 	pid_t play = spawn_cli("play", play_args);
@@ -381,7 +381,7 @@ static void test_kill9_recorder(void)
 	char file[256];
 	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
 	path_in_dir(file, sizeof(file), "killed.mcap");
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "k/imu", NULL, &keep), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "k/imu", NULL, NULL, &keep), 0);
 	publish_marker(keep);
 	char *rec_args[] = { "record", "--bus", (char *)bus_name, "-o", file, "--chunk-size", "4",
 			     "k/imu", NULL };
@@ -431,7 +431,7 @@ static void test_record_all_untyped(void)
 	pid_t rec = spawn_cli("recall", rec_args);
 	/* Created after the recorder started: found by its once-a-second poll. */
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "raw/x", NULL, &pub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "raw/x", NULL, NULL, &pub), 0);
 	CU_ASSERT_TRUE(wait_subscribers(bus, "raw/x", 1));
 	/* The subscriber shows in the topic's table a moment before its
 	 * position is fixed: publish until it has taken one. */

@@ -111,9 +111,9 @@ static void check_schema(shmbus_sub *sub, const ProtobufCMessageDescriptor *desc
                                                                                           \
 		shmbus_topic_options_init(&to_);                                          \
 		to_.max_message_size = 1 << 20;                                           \
-		CU_ASSERT_EQUAL_FATAL(lower##__pub_open(tb.bus, #lower, &to_, &pub_),     \
+		CU_ASSERT_EQUAL_FATAL(lower##__pub_open(tb.bus, #lower, &to_, NULL, &pub_),     \
 				      SHMBUS_OK);                                         \
-		CU_ASSERT_EQUAL_FATAL(lower##__sub_open(tb.bus, #lower, NULL, &sub_),     \
+		CU_ASSERT_EQUAL_FATAL(lower##__sub_open(tb.bus, #lower, NULL, NULL, &sub_),     \
 				      SHMBUS_OK);                                         \
 		CU_ASSERT_EQUAL(lower##__publish(pub_, (msg), &seq_), SHMBUS_OK);         \
 		CU_ASSERT_EQUAL(lower##__wait(sub_, WAIT_NS), SHMBUS_OK);                 \

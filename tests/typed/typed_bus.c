@@ -20,18 +20,15 @@
 int test_bus_start(struct test_bus *tb, const char *tag)
 {
 	struct shmbus_connect_options o;
-	char why[256] = "";
 	int rc;
 
 	snprintf(tb->name, sizeof(tb->name), "t-typed-%s-%ld", tag, (long)getpid());
 	shmbus_connect_options_init(&o);
 	o.autostart = true;
-	o.errbuf = why;
-	o.errbuf_size = sizeof(why);
 	tb->bus = NULL;
 	rc = shmbus_connect(tb->name, &o, &tb->bus);
 	if (rc != SHMBUS_OK)
-		fprintf(stderr, "bus %s: %s: %s\n", tb->name, shmbus_strerror(rc), why);
+		fprintf(stderr, "bus %s: %s: %s\n", tb->name, shmbus_strerror(rc), shmbus_errmsg());
 	return rc;
 }
 
@@ -64,16 +61,17 @@ static int wait_exit(int pid)
 
 static int leftovers(const char *bus)
 {
-	char prefix[128];
+	char prefix[128], page[128];
 	DIR *d = opendir("/dev/shm");
 	struct dirent *e;
 	int n = 0;
 
 	if (!d)
 		return 0;
-	snprintf(prefix, sizeof(prefix), "shmbus.%u.%s.", (unsigned)getuid(), bus);
+	snprintf(prefix, sizeof(prefix), "shmbus.%u@%s@", (unsigned)getuid(), bus);
+	snprintf(page, sizeof(page), "shmbus.%u@%s.bus", (unsigned)getuid(), bus);
 	while ((e = readdir(d)) != NULL) {
-		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 || strcmp(e->d_name, page) == 0) {
 			fprintf(stderr, "leftover /dev/shm/%s\n", e->d_name);
 			n++;
 		}

@@ -13,8 +13,9 @@ struct names {
 	size_t n, cap;
 };
 
-static int collect(void *ctx, const char *topic)
+static int collect(void *ctx, const char *topic, const char *type_name)
 {
+	(void)type_name;
 	struct names *ns = ctx;
 	if (ns->n == ns->cap) {
 		size_t cap = ns->cap ? ns->cap * 2 : 32;
@@ -64,7 +65,7 @@ int cmd_topics(int argc, char **argv)
 		rc = shmbus_topic_inspect(bus, ns.v[i], &ti, NULL, 0, NULL, NULL, 0, NULL);
 		if (rc) {
 			fprintf(stderr, "shmbus topics: %s: %s: %s\n", ns.v[i], shmbus_strerror(rc),
-				shmbus_errmsg(bus));
+				shmbus_errmsg());
 			free(ns.v[i]);
 			continue;
 		}

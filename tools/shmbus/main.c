@@ -52,15 +52,12 @@ const char *cli_common_options(int *argc, char **argv, bool *help)
 shmbus_bus *cli_connect(const char *bus_name)
 {
 	struct shmbus_connect_options o;
-	char why[512] = "";
 	shmbus_bus *bus;
 	shmbus_connect_options_init(&o);
 	o.autostart = false;
-	o.errbuf = why;
-	o.errbuf_size = sizeof(why);
 	int rc = shmbus_connect(bus_name, &o, &bus);
 	if (rc) {
-		fprintf(stderr, "shmbus: %s: %s\n", shmbus_strerror(rc), why);
+		fprintf(stderr, "shmbus: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
 		return NULL;
 	}
 	return bus;
@@ -68,7 +65,7 @@ shmbus_bus *cli_connect(const char *bus_name)
 
 int cli_fail(const char *verb, int rc, shmbus_bus *bus, const char *what)
 {
-	const char *detail = bus ? shmbus_errmsg(bus) : "";
+	const char *detail = bus ? shmbus_errmsg() : "";
 	fprintf(stderr, "shmbus %s: %s%s%s%s%s\n", verb, what ? what : "", what ? ": " : "",
 		shmbus_strerror(rc), *detail ? ": " : "", detail);
 	return 1;
