@@ -496,7 +496,7 @@ static void test_large_frames(void)
 /* Both bridges forward the same topic both ways (the configuration that
  * would loop): each side sees the other's messages exactly once, in
  * order, and never its own back. */
-static void test_both_ways_no_loop(void)
+static void run_both_ways_no_loop(const char *topic_a, const char *topic_b, const char *pattern)
 {
 	const char *na, *nb;
 	shmbus_bus *a, *b;
@@ -504,11 +504,11 @@ static void test_both_ways_no_loop(void)
 	int dom = next_domain();
 	shmbus_pub *pa, *pb;
 	shmbus_sub *sa, *sb;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "chat/x", NULL, NULL, &pa), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(b, "chat/x", NULL, NULL, &pb), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(a, "chat/x", NULL, NULL, &sa), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "chat/x", NULL, NULL, &sb), SHMBUS_OK);
-	const char *both[] = { "--out", "chat/*", "--in", "chat/*", "--reliable", NULL };
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, topic_a, NULL, NULL, &pa), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(b, topic_b, NULL, NULL, &pb), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(a, topic_a, NULL, NULL, &sa), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, topic_b, NULL, NULL, &sb), SHMBUS_OK);
+	const char *both[] = { "--out", pattern, "--in", pattern, "--reliable", NULL };
 	struct bproc ba, bb;
 	CU_ASSERT_FATAL(bridge_start(&ba, na, dom, both));
 	CU_ASSERT_FATAL(bridge_start(&bb, nb, dom, both));
@@ -588,6 +588,19 @@ static void test_both_ways_no_loop(void)
 	bridge_stop(&ba);
 	bridge_stop(&bb);
 	close_buses(na, nb, a, b);
+}
+
+static void test_both_ways_no_loop(void)
+{
+	run_both_ways_no_loop("chat/x", "chat/x", "chat/*");
+}
+
+/* The same with ROS-style names, spelled differently on the two buses
+ * ("/ros/chat" and "ros/chat" are one topic): one DDS topic carries both,
+ * and the loop guard knows the bridge's own publisher under either name. */
+static void test_both_ways_ros_names(void)
+{
+	run_both_ways_no_loop("/ros/chat", "ros/chat", "/ros/*");
 }
 
 /* Publish until one message (after `since` on the subscriber) arrives. */
@@ -945,6 +958,60 @@ static void test_topic_comes_back(void)
 		  "dds_lost 0 topics_in 1", 2 * LIFE);
 }
 
+/* A ROS-style topic that appears while both bridges run, with patterns
+ * spelled with and without the leading '/': it arrives under its own name
+ * from its first message, and is the same topic as its name without '/'. */
+static void test_ros_name_first_message(void)
+{
+	const char *na, *nb;
+	shmbus_bus *a, *b;
+	open_buses(&na, &nb, &a, &b);
+	int dom = next_domain();
+	struct bproc ba, bb;
+	CU_ASSERT_FATAL(bridge_start(&ba, na, dom,
+				     (const char *[]){ "--out", "/camera/*", "--reliable", NULL }));
+	CU_ASSERT_FATAL(bridge_start(&bb, nb, dom,
+				     (const char *[]){ "--in", "camera/*", "--reliable", NULL }));
+	CU_ASSERT_FATAL(bp_wait(&ba, "in_peers", 1, 30000));
+	struct shmbus_topic_options to;
+	shmbus_topic_options_init(&to);
+	to.slot_count = 64;
+	to.history = 63;
+	to.max_message_size = 1024;
+	shmbus_pub *pub;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "/camera/image_raw", &to, NULL, &pub),
+			      SHMBUS_OK);
+	enum { N = 50 };
+	for (int i = 1; i <= N; i++)
+		CU_ASSERT_EQUAL(publish_imu(pub, "m", i, i), SHMBUS_OK);
+	shmbus_sub *sub = sub_from_start(b, "/camera/image_raw");
+	CU_ASSERT_STRING_EQUAL(shmbus_sub_topic(sub), "/camera/image_raw");
+	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "shmbus.msgs.Imu");
+	static struct seen s;
+	memset(&s, 0, sizeof(s));
+	int64_t deadline = h_now_ns() + 30000000000ll;
+	while (s.n < N && h_now_ns() < deadline) {
+		shmbus_sub_wait(sub, 100000000);
+		take_all(sub, &s);
+	}
+	CU_ASSERT_EQUAL(s.n, N);
+	CU_ASSERT_EQUAL(s.lost, 0);
+	CU_ASSERT_EQUAL(check_accounting(&s, 1), 0);
+	/* Without the '/', the same topic on B. */
+	struct shmbus_topic_info info;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(b, "camera/image_raw", &info, NULL, 0, NULL, NULL, 0,
+					     NULL), SHMBUS_OK);
+	CU_ASSERT_STRING_EQUAL(info.name, "/camera/image_raw");
+	CU_ASSERT_EQUAL(info.next_seq, N);
+	shmbus_pub_close(pub);
+	bridge_stop(&ba);
+	bridge_stop(&bb);
+	shmbus_sub_close(sub);
+	close_buses(na, nb, a, b);
+	bp_expect(&ba, "out %d bus_lost 0 write_failed 0 match_timeouts 0 topics_out 1", N);
+	bp_expect(&bb, "in %d dds_gaps 0 src_lost 0 marked_lost 0 malformed 0 topics_in 1", N);
+}
+
 /* The topic goes away on the receiving bus (its bridge keeps publishing):
  * the bridge makes it again, and what comes next arrives there. */
 static void test_far_topic_comes_back(void)
@@ -1259,6 +1326,7 @@ static const struct {
 	{ "typed_a_to_b", test_typed_a_to_b },
 	{ "large_frames", test_large_frames },
 	{ "both_ways_no_loop", test_both_ways_no_loop },
+	{ "both_ways_ros_names", test_both_ways_ros_names },
 	{ "kill9_restart", test_kill9_restart },
 	{ "malformed_envelopes", test_malformed_envelopes },
 	{ "both_ways_loss_once", test_both_ways_loss_once },
@@ -1267,6 +1335,7 @@ static const struct {
 	{ "new_topic_large_first", test_new_topic_large_first },
 	{ "topic_comes_back", test_topic_comes_back },
 	{ "far_topic_comes_back", test_far_topic_comes_back },
+	{ "ros_name_first_message", test_ros_name_first_message },
 };
 static char **g_only;
 static int g_n_only;
