@@ -81,10 +81,30 @@ static void print_ms(const char *what, int64_t *v, int n)
 	       v[n * 9 / 10] / 1e6, v[n - 1] / 1e6);
 }
 
+/* Values (us, as ms) after `key` on the lines of a bridge's log that name
+ * a bench/new topic: how many, and print them. */
+static void log_figures(FILE *log, const char *key, const char *what, const char *whose,
+			int64_t *v, int k)
+{
+	int n = 0;
+	char line[1024];
+	rewind(log);
+	while (fgets(line, sizeof(line), log) && n < k) {
+		const char *m = strstr(line, key);
+		if (m && strstr(line, "bench/new/"))
+			v[n++] = strtoll(m + strlen(key), NULL, 10) * 1000;
+	}
+	if (n) {
+		printf("  %s (%s, %d topics):", what, whose, n);
+		print_ms("", v, n);
+		printf("\n");
+	}
+}
+
 /* --first: k topics that appear on A while both bridges run. */
 static void bench_first(shmbus_bus *a, shmbus_bus *b, const struct shmbus_topic_options *to,
 			const uint8_t *buf, uint8_t *in, size_t size, size_t cap, int k,
-			const char *mode, FILE *log_a)
+			const char *mode, FILE *log_a, FILE *log_b)
 {
 	int64_t *lat = calloc((size_t)k, sizeof(int64_t));
 	int got = 0;
@@ -130,21 +150,12 @@ static void bench_first(shmbus_bus *a, shmbus_bus *b, const struct shmbus_topic_
 	if (got)
 		print_ms(",", lat, got);
 	printf("\n");
-	/* Bridge A logs, per topic, how long its first messages waited for the
-	 * far reader (bridges that do not hold new topics log nothing). */
-	int n = 0;
-	char line[1024];
-	rewind(log_a);
-	while (fgets(line, sizeof(line), log_a) && n < k) {
-		const char *m = strstr(line, "matched after ");
-		if (m && strstr(line, "bench/new/"))
-			lat[n++] = strtoll(m + strlen("matched after "), NULL, 10) * 1000;
-	}
-	if (n) {
-		printf("  of which waiting for the far reader (bridge A's log, %d topics):", n);
-		print_ms("", lat, n);
-		printf("\n");
-	}
+	/* What the bridges log per topic: how long the first messages waited
+	 * for the far reader (A), how long making the far bus topic took (B). */
+	log_figures(log_a, "matched after ", "of which waiting for the far reader", "bridge A's log",
+		    lat, k);
+	log_figures(log_b, "bus topic made in ", "of which making the topic on bus B", "bridge B's log",
+		    lat, k);
 	free(lat);
 }
 
@@ -193,9 +204,10 @@ int main(int argc, char **argv)
 			   "bench/new/*", "--in", "bench/pong", "--verbose", (char *)rel, NULL };
 	char *args_b[] = { (char *)exe, "--bus", nb, "--domain", (char *)domain, "--config",
 			   (char *)config, "--in", "bench/ping", "--in", "bench/bulk", "--in",
-			   "bench/new/*", "--out", "bench/pong", (char *)rel, NULL };
-	FILE *log_a = tmpfile();
-	pid_t pa = start_bridge(args_a, log_a ? fileno(log_a) : -1), pb = start_bridge(args_b, -1);
+			   "bench/new/*", "--out", "bench/pong", "--verbose", (char *)rel, NULL };
+	FILE *log_a = tmpfile(), *log_b = tmpfile();
+	pid_t pa = start_bridge(args_a, log_a ? fileno(log_a) : -1);
+	pid_t pb = start_bridge(args_b, log_b ? fileno(log_b) : -1);
 	struct shmbus_sub_options so;
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
@@ -243,9 +255,9 @@ int main(int argc, char **argv)
 			       size, rel ? "reliable" : "best-effort", got, n, rtt[got / 2] / 2000.0,
 			       rtt[got * 9 / 10] / 2000.0, rtt[got * 99 / 100] / 2000.0);
 		free(rtt);
-		if (first > 0 && log_a)
+		if (first > 0 && log_a && log_b)
 			bench_first(a, b, &to, buf, in, size, cap, first,
-				    rel ? "reliable" : "best-effort", log_a);
+				    rel ? "reliable" : "best-effort", log_a, log_b);
 
 		/* Throughput: as fast as B takes them, window-limited. */
 		int64_t window = size >= 65536 ? 8 : 128;
@@ -294,5 +306,7 @@ int main(int argc, char **argv)
 	free(in);
 	if (log_a)
 		fclose(log_a);
+	if (log_b)
+		fclose(log_b);
 	return up ? 0 : 1;
 }

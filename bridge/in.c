@@ -157,10 +157,12 @@ static void on_announce(struct in_state *s, const shmbus_bridge_Announce *a)
 		bridge_log(b, "DDS reader for '%s': %s", t->dds_name, dds_strretcode(t->reader));
 		return;
 	}
+	int64_t t0 = now_mono();
 	if (open_pub(b, t) != 0) {
 		dds_delete(t->reader); /* no one would take what it keeps */
 		return;
 	}
+	int64_t made_ns = now_mono() - t0;
 	t->cond = dds_create_readcondition(t->reader, DDS_ANY_STATE);
 	if (t->cond < 0 || dds_waitset_attach(s->waitset, t->cond, (dds_attach_t)t) < 0) {
 		bridge_log(b, "DDS waitset for '%s' failed", t->dds_name);
@@ -172,7 +174,8 @@ static void on_announce(struct in_state *s, const shmbus_bridge_Announce *a)
 	t->failed = false;
 	atomic_fetch_add_explicit(&b->c.topics_in, 1, memory_order_relaxed);
 	if (b->verbose)
-		bridge_log(b, "in: DDS '%s' -> '%s' (%s)", t->dds_name, t->name, a->type_name);
+		bridge_log(b, "in: DDS '%s' -> '%s' (%s), bus topic made in %lld us", t->dds_name,
+			   t->name, a->type_name, (long long)made_ns / 1000);
 }
 
 static void take_announces(struct in_state *s)
