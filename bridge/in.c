@@ -3,8 +3,9 @@
  * that matches --in (from another bridge), opens a bus publisher with the
  * same type name, schema and layout, and a DDS reader on its Envelope
  * topic. Each envelope is checked (its type is the topic's, its payload fits
- * and is well-formed protobuf) before its payload is published on the bus;
- * refused ones are counted as malformed.
+ * and is well-formed protobuf) before its payload is published on the bus,
+ * with the publish time it had on the source bus; refused ones are counted
+ * as malformed.
  *
  * What never arrives is counted, and shown to the bus's own subscribers as
  * loss: per sending writer, holes in its bridge_seq (lost between bridges),

@@ -57,7 +57,6 @@ struct out_state {
 	dds_entity_t announce_writer;
 	bool full_reported;
 	size_t recheck_next;  /* round robin of the close look */
-	int64_t recheck_at;
 	struct shmbus_client_info subs[OUT_SUBS_LISTED];
 };
 
@@ -377,15 +376,14 @@ void *bridge_out_thread(void *arg)
 		size_t got = 0;
 		rc = shmbus_waitset_wait(s->ws, held ? OUT_PENDING_TICK_NS : 100000000, ready,
 					 BRIDGE_MAX_TOPICS, &got);
-		on_events(s, true);
-		if (rc != 0)
-			continue;
-		for (size_t i = 0; i < got; i++)
+		for (size_t i = 0; rc == 0 && i < got; i++)
 			for (size_t j = 0; j < s->n; j++)
 				if (s->topics[j].sub == ready[i] && drain(s, &s->topics[j], 64) < 0) {
 					close_topic(s, j); /* removed: all of it sent */
 					break;
 				}
+		/* After the drains: ready[] may name a topic an event closes. */
+		on_events(s, true);
 	}
 	for (size_t j = 0; j < s->n; j++) {
 		if (s->topics[j].ready)
