@@ -25,10 +25,11 @@
 
 #define OUT_PENDING_TICK_NS 1000000 /* how often a held topic checks its readers */
 #define OUT_SUBS_LISTED 256 /* subscribers looked at to find our own */
-/* Every period: the peer count, and one topic looked at closely for having
- * been made again under us without the watch noticing (a broker that
- * restarted gives ids from 1 again, and the watch tells topics apart by id
- * and name). An inspect costs milliseconds: one at a time. */
+/* Every period: the peer count, the bus's list held against ours, and one
+ * topic looked at closely for having been made again under us. The watch
+ * tells topics apart by id and name, and a broker that restarted gives ids
+ * from 1 again: a topic removed and made again then may bring no event.
+ * An inspect costs milliseconds: one at a time. */
 #define OUT_RECHECK_NS 500000000
 
 struct out_topic {
@@ -43,6 +44,7 @@ struct out_topic {
 	/* Until ready, the topic's messages wait in its ring: expect[] are the
 	 * bridges whose readers have not all matched our writer yet. */
 	bool ready;
+	bool listed; /* by the bus, at the last tick */
 	int64_t opened_ns, wait_until_ns;
 	uint64_t expect[BRIDGE_MAX_PEERS];
 	size_t n_expect;
@@ -318,18 +320,42 @@ static void on_events(struct out_state *s, bool fresh)
 		bridge_log(s->b, "topic watch: %s: %s", shmbus_strerror(rc), shmbus_errmsg());
 }
 
-/* Now and then: the peers, and the close look at one topic. */
+static int list_one(void *ctx, const char *name, const char *type_name)
+{
+	(void)type_name;
+	struct out_state *s = ctx;
+	struct out_topic *t = find(s, name);
+	if (t)
+		t->listed = true;
+	else if (bridge_match(s->b->out_patterns, s->b->n_out, name))
+		open_topic(s, name, true); /* one the watch did not tell */
+	return 0;
+}
+
+/* Now and then: the peers, the list, and the close look at one topic. */
 static void tick(struct out_state *s)
 {
 	uint64_t ids[BRIDGE_MAX_PEERS];
 	atomic_store_explicit(&s->b->c.in_peers,
 			      bridge_peers_taking(s->b, s->announce_writer, NULL, ids, BRIDGE_MAX_PEERS),
 			      memory_order_relaxed);
-	if (s->n == 0)
-		return;
-	size_t i = s->recheck_next++ % s->n;
-	if (!bridge_topic_has_me(s->b->bus, s->topics[i].name, false, s->subs, OUT_SUBS_LISTED))
-		close_topic(s, i);
+	size_t known = s->n;
+	for (size_t i = 0; i < known; i++)
+		s->topics[i].listed = false;
+	if (shmbus_list_topics(s->b->bus, list_one, s) != 0)
+		return; /* no broker answers: nothing is known to be gone */
+	size_t look = known ? s->recheck_next++ % known : SIZE_MAX;
+	for (size_t i = known; i-- > 0;) {
+		if (!s->topics[i].listed) {
+			close_topic(s, i);
+		} else if (i == look && !bridge_topic_has_me(s->b->bus, s->topics[i].name, false,
+							     s->subs, OUT_SUBS_LISTED)) {
+			char name[256]; /* made again under us: the new one from its start */
+			snprintf(name, sizeof(name), "%s", s->topics[i].name);
+			close_topic(s, i);
+			open_topic(s, name, true);
+		}
+	}
 }
 
 void *bridge_out_thread(void *arg)
