@@ -7,14 +7,21 @@
  *               back the same way on "bench/pong"; one-way = round trip / 2.
  *   throughput: A "bench/bulk" -> B as fast as B takes them, with at most
  *               `window` messages in flight so neither ring laps.
+ *   first:      (--first K) K topics "bench/new/N" created on A one after
+ *               the other while both bridges run; for each, from the publish
+ *               of its first message (right after creating it) to that
+ *               message's arrival on B, where a subscriber waits for the
+ *               topic to appear. Bridge A's log says how much of it was the
+ *               wait for B's reader to match.
  *
- * usage: shmbus-bridge-bench BRIDGE CONFIG.xml DOMAIN SIZE [--reliable]
+ * usage: shmbus-bridge-bench BRIDGE CONFIG.xml DOMAIN SIZE [--reliable] [--first K]
  * Prints one line per measurement.
  */
 #include <shmbus/shmbus.h>
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +36,17 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static pid_t start_bridge(char *const argv[])
+/* The bridge's stdout (statistics) goes nowhere; its stderr to log_fd when
+ * that is not -1. */
+static pid_t start_bridge(char *const argv[], int log_fd)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
 		if (null >= 0)
 			dup2(null, 1);
+		if (log_fd >= 0)
+			dup2(log_fd, 2);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -63,15 +74,112 @@ static bool take_one(shmbus_sub *sub, void *buf, size_t cap, int64_t timeout_ns)
 	}
 }
 
+static void print_ms(const char *what, int64_t *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(int64_t), cmp_i64);
+	printf("%s median %.2f ms, p90 %.2f ms, max %.2f ms", what, v[n / 2] / 1e6,
+	       v[n * 9 / 10] / 1e6, v[n - 1] / 1e6);
+}
+
+/* Values (us, as ms) after `key` on the lines of a bridge's log that name
+ * a bench/new topic: how many, and print them. */
+static void log_figures(FILE *log, const char *key, const char *what, const char *whose,
+			int64_t *v, int k)
+{
+	int n = 0;
+	char line[1024];
+	rewind(log);
+	while (fgets(line, sizeof(line), log) && n < k) {
+		const char *m = strstr(line, key);
+		if (m && strstr(line, "bench/new/"))
+			v[n++] = strtoll(m + strlen(key), NULL, 10) * 1000;
+	}
+	if (n) {
+		printf("  %s (%s, %d topics):", what, whose, n);
+		print_ms("", v, n);
+		printf("\n");
+	}
+}
+
+/* --first: k topics that appear on A while both bridges run. */
+static void bench_first(shmbus_bus *a, shmbus_bus *b, const struct shmbus_topic_options *to,
+			const uint8_t *buf, uint8_t *in, size_t size, size_t cap, int k,
+			const char *mode, FILE *log_a, FILE *log_b)
+{
+	int64_t *lat = calloc((size_t)k, sizeof(int64_t));
+	int got = 0;
+	shmbus_topic_watch *watch_b;
+	if (!lat || shmbus_topic_watch_open(b, &watch_b) != 0) {
+		fprintf(stderr, "cannot watch bus B\n");
+		free(lat);
+		return;
+	}
+	for (int i = 0; i < k; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "bench/new/%d", i);
+		shmbus_pub *p;
+		if (shmbus_pub_open(a, name, to, NULL, &p) != 0)
+			break;
+		int64_t t0 = now_ns(), deadline = t0 + 5000000000ll;
+		shmbus_pub_send(p, buf, size, NULL);
+		/* As a subscriber on B that waits for the topic to appear (told
+		 * by the broker), then takes it from its first message. */
+		shmbus_sub *s = NULL;
+		struct shmbus_sub_options so;
+		shmbus_sub_options_init(&so);
+		so.start = SHMBUS_START_FIRST;
+		while (!s && now_ns() < deadline) {
+			struct shmbus_topic_event ev;
+			int rc = shmbus_topic_watch_next(watch_b, &ev);
+			if (rc == SHMBUS_EAGAIN)
+				shmbus_topic_watch_wait(watch_b, deadline - now_ns());
+			else if (rc != 0)
+				break;
+			else if (ev.kind == SHMBUS_TOPIC_CREATED && strcmp(ev.name, name) == 0 &&
+				 shmbus_sub_open(b, name, NULL, &so, &s) != 0)
+				s = NULL;
+		}
+		if (s && take_one(s, in, cap, deadline - now_ns()))
+			lat[got++] = now_ns() - t0;
+		if (s)
+			shmbus_sub_close(s);
+		shmbus_pub_close(p);
+	}
+	shmbus_topic_watch_close(watch_b);
+	printf("first message size %zu %s: %d/%d arrived", size, mode, got, k);
+	if (got)
+		print_ms(",", lat, got);
+	printf("\n");
+	/* What the bridges log per topic: how long the first messages waited
+	 * for the far reader (A), how long making the far bus topic took (B). */
+	log_figures(log_a, "matched after ", "of which waiting for the far reader", "bridge A's log",
+		    lat, k);
+	log_figures(log_b, "bus topic made in ", "of which making the topic on bus B", "bridge B's log",
+		    lat, k);
+	free(lat);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: shmbus-bridge-bench BRIDGE CONFIG.xml DOMAIN SIZE [--reliable]\n");
+		fprintf(stderr, "usage: shmbus-bridge-bench BRIDGE CONFIG.xml DOMAIN SIZE [--reliable] "
+				"[--first K]\n");
 		return 2;
 	}
 	const char *exe = argv[1], *config = argv[2], *domain = argv[3];
 	size_t size = strtoul(argv[4], NULL, 10);
-	const char *rel = argc > 5 ? argv[5] : NULL;
+	const char *rel = NULL;
+	int first = 0;
+	for (int i = 5; i < argc; i++) {
+		if (strcmp(argv[i], "--reliable") == 0) {
+			rel = argv[i];
+		} else if (strcmp(argv[i], "--first") == 0 && i + 1 < argc) {
+			first = atoi(argv[++i]);
+		} else {
+			fprintf(stderr, "shmbus-bridge-bench: unknown argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
 	char na[64], nb[64];
 	snprintf(na, sizeof(na), "bench-bridge-a-%d", (int)getpid());
 	snprintf(nb, sizeof(nb), "bench-bridge-b-%d", (int)getpid());
@@ -92,12 +200,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	char *args_a[] = { (char *)exe, "--bus", na, "--domain", (char *)domain, "--config",
-			   (char *)config, "--out", "bench/ping", "--out", "bench/bulk", "--in",
-			   "bench/pong", (char *)rel, NULL };
+			   (char *)config, "--out", "bench/ping", "--out", "bench/bulk", "--out",
+			   "bench/new/*", "--in", "bench/pong", "--verbose", (char *)rel, NULL };
 	char *args_b[] = { (char *)exe, "--bus", nb, "--domain", (char *)domain, "--config",
-			   (char *)config, "--in", "bench/ping", "--in", "bench/bulk", "--out",
-			   "bench/pong", (char *)rel, NULL };
-	pid_t pa = start_bridge(args_a), pb = start_bridge(args_b);
+			   (char *)config, "--in", "bench/ping", "--in", "bench/bulk", "--in",
+			   "bench/new/*", "--out", "bench/pong", "--verbose", (char *)rel, NULL };
+	FILE *log_a = tmpfile(), *log_b = tmpfile();
+	pid_t pa = start_bridge(args_a, log_a ? fileno(log_a) : -1);
+	pid_t pb = start_bridge(args_b, log_b ? fileno(log_b) : -1);
 	struct shmbus_sub_options so;
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
@@ -145,6 +255,9 @@ int main(int argc, char **argv)
 			       size, rel ? "reliable" : "best-effort", got, n, rtt[got / 2] / 2000.0,
 			       rtt[got * 9 / 10] / 2000.0, rtt[got * 99 / 100] / 2000.0);
 		free(rtt);
+		if (first > 0 && log_a && log_b)
+			bench_first(a, b, &to, buf, in, size, cap, first,
+				    rel ? "reliable" : "best-effort", log_a, log_b);
 
 		/* Throughput: as fast as B takes them, window-limited. */
 		int64_t window = size >= 65536 ? 8 : 128;
@@ -191,5 +304,9 @@ int main(int argc, char **argv)
 	kill(kb, SIGTERM);
 	free(buf);
 	free(in);
+	if (log_a)
+		fclose(log_a);
+	if (log_b)
+		fclose(log_b);
 	return up ? 0 : 1;
 }

@@ -9,19 +9,32 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+const char *bridge_topic_canon(const char *topic)
+{
+	return topic[0] == '/' ? topic + 1 : topic;
+}
+
+bool bridge_topic_eq(const char *a, const char *b)
+{
+	return strcmp(bridge_topic_canon(a), bridge_topic_canon(b)) == 0;
+}
 
 bool bridge_match(const char *const *patterns, size_t n, const char *topic)
 {
 	/* No FNM_PATHNAME: a '*' also crosses '/', so camera/<star> takes
-	 * camera/front/left. */
+	 * camera/front/left. A leading '/' does not count on either side:
+	 * /camera/<star> and camera/<star> take the same topics. */
 	for (size_t i = 0; i < n; i++)
-		if (fnmatch(patterns[i], topic, 0) == 0)
+		if (fnmatch(bridge_topic_canon(patterns[i]), bridge_topic_canon(topic), 0) == 0)
 			return true;
 	return false;
 }
 
-bool bridge_dds_name(const char *topic, char *out, size_t cap)
+bool bridge_dds_name(const char *name, char *out, size_t cap)
 {
+	const char *topic = bridge_topic_canon(name);
 	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;
 	const char *prefix = "shmbus/";
@@ -135,26 +148,57 @@ dds_qos_t *bridge_announce_qos(bool reader)
 	return q;
 }
 
-void bridge_own_add(struct bridge *b, const char *topic, uint32_t publisher_id)
+void bridge_own_set(struct bridge *b, const char *topic, uint32_t publisher_id)
 {
 	pthread_mutex_lock(&b->own_lock);
-	if (b->n_own < BRIDGE_MAX_TOPICS) {
-		snprintf(b->own[b->n_own].topic, sizeof(b->own[0].topic), "%s", topic);
-		b->own[b->n_own].publisher_id = publisher_id;
-		b->n_own++;
+	size_t i = 0;
+	while (i < b->n_own && !bridge_topic_eq(b->own[i].topic, topic))
+		i++;
+	if (i < BRIDGE_MAX_TOPICS) {
+		snprintf(b->own[i].topic, sizeof(b->own[0].topic), "%s", topic);
+		b->own[i].publisher_id = publisher_id;
+		if (i == b->n_own)
+			b->n_own++;
 	}
 	pthread_mutex_unlock(&b->own_lock);
 }
 
-bool bridge_own_is(struct bridge *b, const char *topic, uint32_t publisher_id)
+/* any_publisher: whether the bridge has any publisher on the topic. */
+static bool own_find(struct bridge *b, const char *topic, uint32_t publisher_id, bool any_publisher)
 {
 	bool found = false;
 	pthread_mutex_lock(&b->own_lock);
 	for (size_t i = 0; i < b->n_own && !found; i++)
-		found = b->own[i].publisher_id == publisher_id &&
-			strcmp(b->own[i].topic, topic) == 0;
+		found = (any_publisher || b->own[i].publisher_id == publisher_id) &&
+			bridge_topic_eq(b->own[i].topic, topic);
 	pthread_mutex_unlock(&b->own_lock);
 	return found;
+}
+
+bool bridge_own_is(struct bridge *b, const char *topic, uint32_t publisher_id)
+{
+	return own_find(b, topic, publisher_id, false);
+}
+
+bool bridge_own_has(struct bridge *b, const char *topic)
+{
+	return own_find(b, topic, 0, true);
+}
+
+bool bridge_topic_has_me(shmbus_bus *bus, const char *topic, bool publisher,
+			 struct shmbus_client_info *scratch, size_t cap)
+{
+	struct shmbus_topic_info info;
+	size_t n = 0;
+	int rc = publisher ? shmbus_topic_inspect(bus, topic, &info, scratch, cap, &n, NULL, 0, NULL)
+			   : shmbus_topic_inspect(bus, topic, &info, NULL, 0, NULL, scratch, cap, &n);
+	if (rc != 0)
+		return rc != SHMBUS_ENOTOPIC; /* no answer: nothing is known to be gone */
+	pid_t me = getpid();
+	for (size_t i = 0; i < n; i++)
+		if (scratch[i].pid == me)
+			return true;
+	return n >= cap; /* not all of them listed: assume so */
 }
 
 void bridge_log(const struct bridge *b, const char *fmt, ...)

@@ -30,6 +30,9 @@ static void usage(FILE *f)
 	      "  --reliable       reliable DDS delivery (default: best effort, for sensor data)\n"
 	      "  --depth N        DDS history depth per topic when best effort (default 16;\n"
 	      "                   --reliable keeps all and makes a lagging writer wait)\n"
+	      "  --match-wait MS  a topic that appears holds its messages on the bus until the\n"
+	      "                   bridges that take it are ready for them, at most MS (default\n"
+	      "                   2000; 0: do not wait)\n"
 	      "  --config FILE    Cyclone DDS XML configuration (interfaces, peers, sizes);\n"
 	      "                   default: $CYCLONEDDS_URI, else Cyclone's defaults\n"
 	      "  --stats-ms N     statistics line period (default 1000; 0: none)\n"
@@ -37,8 +40,10 @@ static void usage(FILE *f)
 	      "  --help           this text\n"
 	      "\n"
 	      "Once a period, one line on stdout:\n"
-	      "  stats out N bytes N in N bytes N bus_lost N write_failed N dds_lost N\n"
-	      "  dds_rejected N dds_gaps N malformed N publish_failed N topics_out N topics_in N\n"
+	      "  stats out N bytes N in N bytes N bus_lost N write_failed N match_timeouts N\n"
+	      "  dds_lost N dds_rejected N dds_gaps N src_lost N marked_lost N malformed N\n"
+	      "  publish_failed N topics_out N topics_in N in_peers N\n"
+	      "(bridge/README.md says what each counts.)\n"
 	      "A message that came in from DDS is never sent out again, so bridges on one\n"
 	      "domain do not echo each other.\n",
 	      f);
@@ -80,11 +85,13 @@ static void print_stats(struct bridge *b)
 	struct bridge_counters *c = &b->c;
 #define V(x) (unsigned long long)atomic_load_explicit(&c->x, memory_order_relaxed)
 	printf("stats out %llu bytes %llu in %llu bytes %llu bus_lost %llu write_failed %llu "
-	       "dds_lost %llu dds_rejected %llu dds_gaps %llu malformed %llu publish_failed %llu "
-	       "topics_out %llu topics_in %llu\n",
+	       "match_timeouts %llu dds_lost %llu dds_rejected %llu dds_gaps %llu src_lost %llu "
+	       "marked_lost %llu malformed %llu publish_failed %llu topics_out %llu topics_in %llu "
+	       "in_peers %llu\n",
 	       V(out_msgs), V(out_bytes), V(in_msgs), V(in_bytes), V(bus_lost), V(write_failed),
-	       V(dds_lost), V(dds_rejected), V(dds_gaps), V(malformed), V(publish_failed),
-	       V(topics_out), V(topics_in));
+	       V(match_timeouts), V(dds_lost), V(dds_rejected), V(dds_gaps), V(src_lost),
+	       V(marked_lost), V(malformed), V(publish_failed), V(topics_out), V(topics_in),
+	       V(in_peers));
 #undef V
 	fflush(stdout);
 }
@@ -104,10 +111,10 @@ int main(int argc, char **argv)
 {
 	static struct bridge br;
 	struct bridge *b = &br;
-	long domain = 0, depth = 16, stats_ms = 1000;
+	long domain = 0, depth = 16, stats_ms = 1000, match_wait_ms = 2000;
 	const char *config_path = NULL;
-	enum { O_BUS = 1, O_OUT, O_IN, O_DOMAIN, O_RELIABLE, O_DEPTH, O_CONFIG, O_STATS, O_VERBOSE,
-	       O_HELP };
+	enum { O_BUS = 1, O_OUT, O_IN, O_DOMAIN, O_RELIABLE, O_DEPTH, O_MATCH_WAIT, O_CONFIG, O_STATS,
+	       O_VERBOSE, O_HELP };
 	static const struct option opts[] = {
 		{ "bus", required_argument, NULL, O_BUS },
 		{ "out", required_argument, NULL, O_OUT },
@@ -115,6 +122,7 @@ int main(int argc, char **argv)
 		{ "domain", required_argument, NULL, O_DOMAIN },
 		{ "reliable", no_argument, NULL, O_RELIABLE },
 		{ "depth", required_argument, NULL, O_DEPTH },
+		{ "match-wait", required_argument, NULL, O_MATCH_WAIT },
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "stats-ms", required_argument, NULL, O_STATS },
 		{ "verbose", no_argument, NULL, O_VERBOSE },
@@ -135,6 +143,11 @@ int main(int argc, char **argv)
 					BRIDGE_MAX_PATTERNS);
 				return 2;
 			}
+			/* Patterns travel one a line in DDS user data (peers.c). */
+			if (!optarg[0] || strchr(optarg, '\n')) {
+				fprintf(stderr, "shmbus-bridge: a pattern is not empty and has no newline\n");
+				return 2;
+			}
 			list[(*n)++] = optarg;
 			break;
 		}
@@ -148,6 +161,13 @@ int main(int argc, char **argv)
 		case O_DEPTH:
 			if (!parse_int(optarg, 1, 100000, &depth)) {
 				fprintf(stderr, "shmbus-bridge: --depth takes 1..100000, not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case O_MATCH_WAIT:
+			if (!parse_int(optarg, 0, 3600000, &match_wait_ms)) {
+				fprintf(stderr, "shmbus-bridge: --match-wait takes 0..3600000 (ms), not '%s'\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -174,6 +194,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	b->depth = (int32_t)depth;
+	b->match_wait_ns = (int64_t)match_wait_ms * 1000000;
 	pthread_mutex_init(&b->own_lock, NULL);
 
 	struct shmbus_connect_options co;
