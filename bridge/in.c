@@ -2,8 +2,9 @@
  * in.c - DDS -> bus. Reads the announce topic; for each announced bus topic
  * that matches --in (from another bridge), opens a bus publisher with the
  * same type name, schema and layout, and a DDS reader on its Envelope
- * topic. Each envelope is checked (its type is the topic's, its payload fits
- * and is well-formed protobuf) before its payload is published on the bus,
+ * topic. Each envelope is checked (its type is the topic's, its payload is
+ * well-formed protobuf and fits, the topic growing for it as the source's
+ * did) before its payload is published on the bus,
  * with the publish time it had on the source bus; refused ones are counted
  * as malformed.
  *
@@ -84,7 +85,12 @@ static struct in_topic *find(struct in_state *s, const char *name)
 /* The bus publisher of t, creating the topic as announced. */
 static int open_pub(struct bridge *b, struct in_topic *t)
 {
-	int rc = shmbus_pub_open(b->bus, t->name, &t->opts, NULL, &t->pub);
+	/* The source topic may grow (its publisher's messages outgrew it):
+	 * this side grows too rather than refusing what it carries. */
+	struct shmbus_pub_options po;
+	shmbus_pub_options_init(&po);
+	po.flags = SHMBUS_PUB_GROW;
+	int rc = shmbus_pub_open(b->bus, t->name, &t->opts, &po, &t->pub);
 	if (rc) {
 		bridge_log(b, "publishing '%s' (%s) on the bus: %s: %s", t->name, t->type_name,
 			   shmbus_strerror(rc), shmbus_errmsg());
@@ -312,10 +318,11 @@ static void take_envelopes(struct in_state *s, struct in_topic *t)
 		const char *why = NULL;
 		if (!e->type_name || strcmp(e->type_name, type) != 0)
 			why = "type differs from the topic's";
-		else if (e->payload._length > t->max_size)
-			why = "payload larger than the topic's maximum";
 		else if (type[0] && !bridge_wire_ok(e->payload._buffer, e->payload._length))
 			why = "payload is not protobuf wire format";
+		else if (e->payload._length > t->max_size &&
+			 shmbus_pub_reserve(t->pub, e->payload._length) != SHMBUS_OK)
+			why = "payload larger than the topic's maximum, which cannot grow";
 		if (why) {
 			uint64_t m = atomic_fetch_add_explicit(&b->c.malformed, 1, memory_order_relaxed);
 			if (m < 10 || b->verbose)
@@ -324,6 +331,7 @@ static void take_envelopes(struct in_state *s, struct in_topic *t)
 			mark_lost(b, t, missing + 1);
 			continue;
 		}
+		t->max_size = shmbus_pub_max_message_size(t->pub); /* it may have grown */
 		if (missing)
 			mark_lost(b, t, missing);
 		int rc = publish(b, t, e);

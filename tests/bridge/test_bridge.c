@@ -939,17 +939,62 @@ static void test_new_topic_large_first(void)
 	expect_clean(&p, FRAMES);
 }
 
-/* Make topic `name` of bus `bus` go away: by stopping the bus's broker
- * with `shmbus stop` (which removes every topic; the clients that use the
- * bus again, the bridges too, start a new broker). */
+/* A topic that grows on the sending bus (its publisher's messages outgrow
+ * it, SHMBUS_PUB_GROW): the far topic grows too, and every message
+ * arrives whole, none refused as too large. */
+static void test_topic_grows(void)
+{
+	struct pair p;
+	pair_start(&p, "grow/*", "grow/*", true);
+	struct shmbus_topic_options to;
+	shmbus_topic_options_init(&to);
+	to.slot_count = 8;
+	to.max_message_size = 256;
+	struct shmbus_pub_options po;
+	shmbus_pub_options_init(&po);
+	po.flags = SHMBUS_PUB_GROW;
+	shmbus_pub *pub;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(p.a, "grow/raw", &to, &po, &pub), SHMBUS_OK);
+	static const size_t sizes[] = { 100, 200, 5000, 5000, 300000, 100 };
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	static uint8_t msg[300000], got[300000];
+	int64_t deadline = h_now_ns() + 60000000000ll;
+	shmbus_sub *sub = NULL;
+	uint64_t lost = 0;
+	for (size_t k = 0; k < N; k++) {
+		for (size_t i = 0; i < sizes[k]; i++)
+			msg[i] = (uint8_t)(k * 7 + i);
+		CU_ASSERT_EQUAL_FATAL(shmbus_pub_send(pub, msg, sizes[k], NULL), SHMBUS_OK);
+		if (!sub)
+			sub = sub_from_start(p.b, "grow/raw");
+		/* The next message once this one is here. */
+		struct shmbus_msg_info info;
+		int rc;
+		while ((rc = shmbus_sub_take(sub, got, sizeof(got), &info)) == SHMBUS_EAGAIN &&
+		       h_now_ns() < deadline)
+			shmbus_sub_wait(sub, 100000000);
+		CU_ASSERT_EQUAL_FATAL(rc, SHMBUS_OK);
+		lost += info.lost;
+		CU_ASSERT_EQUAL(info.size, sizes[k]);
+		CU_ASSERT_EQUAL(memcmp(got, msg, sizes[k]), 0);
+	}
+	CU_ASSERT_EQUAL(lost, 0);
+	CU_ASSERT_TRUE(shmbus_sub_max_message_size(sub) >= 300000);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+	pair_stop(&p);
+	close_buses(p.na, p.nb, p.a, p.b);
+	expect_clean(&p, N);
+}
+
+/* Make topic `name` of bus `bus` go away: `shmbus rm`, as its owner. */
 static void topic_go_away(const char *bus, const char *name)
 {
-	(void)name;
 	char out[1024];
-	int rc = h_run_cli(out, sizeof(out), "stop --bus %s", bus);
+	int rc = h_run_cli(out, sizeof(out), "rm --bus %s %s", bus, name);
 	CU_ASSERT_EQUAL(rc, 0);
 	if (rc != 0)
-		fprintf(stderr, "shmbus stop: %s\n", out);
+		fprintf(stderr, "shmbus rm: %s\n", out);
 }
 
 /* A topic that appears, goes away and comes back (a new topic of the same
@@ -1198,6 +1243,9 @@ static void test_malformed_envelopes(void)
 	CU_ASSERT(bp_wait(&bb, "in", 1, 10000));
 	CU_ASSERT_EQUAL(bp_stat(&bb, "malformed"), 5);
 	CU_ASSERT_EQUAL(bp_stat(&bb, "in"), 1);
+	/* The large junk payload was refused before the topic could grow
+	 * for it. */
+	CU_ASSERT_EQUAL(shmbus_sub_max_message_size(sub), 256);
 	CU_ASSERT(bp_alive(&bb));
 	/* And it still forwards. */
 	good_n = pack_imu(good, "good", 8);
@@ -1312,6 +1360,7 @@ static const struct {
 	{ "new_topic_best_effort", test_new_topic_best_effort },
 	{ "new_topic_large_first", test_new_topic_large_first },
 	{ "topic_comes_back", test_topic_comes_back },
+	{ "topic_grows", test_topic_grows },
 	{ "far_topic_comes_back", test_far_topic_comes_back },
 	{ "ros_name_first_message", test_ros_name_first_message },
 };
