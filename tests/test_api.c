@@ -583,6 +583,46 @@ static void test_topic_watch(void)
 	h_stop_bus(name);
 }
 
+/* A topic removed, its broker killed, and a topic of the same name made by
+ * the next broker (which may give it the same id): a watch that slept
+ * through all of it still hears that the topic was removed and created,
+ * because a topic is known by its incarnation, not only its id and name. */
+static void test_watch_across_brokers(void)
+{
+	const char *name = h_bus_name("watchkill");
+	shmbus_bus *bus = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	shmbus_topic_watch *w;
+	CU_ASSERT_EQUAL_FATAL(shmbus_topic_watch_open(bus, &w), 0);
+	struct shmbus_topic_options o = layout("test.T", 8, 64);
+	shmbus_pub *pub;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "t", &o, NULL, &pub), 0);
+	struct shmbus_topic_event ev;
+	CU_ASSERT_TRUE(next_event(w, &ev));
+	CU_ASSERT_EQUAL(ev.kind, SHMBUS_TOPIC_CREATED);
+	shmbus_pub_close(pub);
+	CU_ASSERT_EQUAL(shmbus_topic_remove(bus, "t"), 0);
+	pid_t broker = shmbus_broker_pid(bus);
+	CU_ASSERT_EQUAL(kill(broker, SIGKILL), 0);
+	CU_ASSERT_TRUE(h_wait_exit(broker, 20000));
+	shmbus_bus *again = h_connect(name); /* the next broker */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(again, "t", &o, NULL, &pub), 0);
+	/* Removed, then created (in that order), nothing else. */
+	CU_ASSERT_TRUE(next_event(w, &ev));
+	CU_ASSERT_EQUAL(ev.kind, SHMBUS_TOPIC_REMOVED);
+	CU_ASSERT_STRING_EQUAL(ev.name, "t");
+	CU_ASSERT_TRUE(next_event(w, &ev));
+	CU_ASSERT_EQUAL(ev.kind, SHMBUS_TOPIC_CREATED);
+	CU_ASSERT_STRING_EQUAL(ev.name, "t");
+	CU_ASSERT_EQUAL(shmbus_topic_watch_next(w, &ev), SHMBUS_EAGAIN);
+	shmbus_pub_close(pub);
+	shmbus_topic_watch_close(w);
+	shmbus_disconnect(again);
+	shmbus_disconnect(bus);
+	h_stop_bus(name);
+}
+
 /* --------------------------------------------- starts, names and times */
 
 static void test_start_first(void)
@@ -737,6 +777,8 @@ static void add(void)
 	CU_add_test(s, "event-loop descriptors: subscriber and wait set", test_sub_fd);
 	CU_add_test(s, "wait sets, with futex_waitv and without", test_waitsets);
 	CU_add_test(s, "topic events: created, through fd and wait set", test_topic_watch);
+	CU_add_test(s, "topic events across a killed broker, same name and id",
+		    test_watch_across_brokers);
 	CU_add_test(s, "SHMBUS_START_FIRST: what history holds, the rest lost",
 		    test_start_first);
 	CU_add_test(s, "ROS-style names; caller-given publish time", test_ros_names_and_times);

@@ -98,9 +98,9 @@ static int count_entry(void *ctx, const struct proto_entry *e)
 static void test_entries(void)
 {
 	struct proto_buf b = { 0 };
-	proto_encode_entry(&b, 1, "a", "");
+	proto_encode_entry(&b, 1, "a", "", NULL);
 	size_t first = b.len;
-	proto_encode_entry(&b, 7, "/camera/front", "shmbus.msgs.Image");
+	proto_encode_entry(&b, 7, "/camera/front", "shmbus.msgs.Image", NULL);
 	int n = 0;
 	CU_ASSERT_EQUAL(proto_decode_entries(b.data, b.len, count_entry, &n), 0);
 	CU_ASSERT_EQUAL(n, 2);
@@ -112,10 +112,10 @@ static void test_entries(void)
 	}
 	proto_buf_free(&b);
 	/* An empty name, or a NUL inside one, is malformed. */
-	proto_encode_entry(&b, 1, "", "");
+	proto_encode_entry(&b, 1, "", "", NULL);
 	CU_ASSERT_EQUAL(proto_decode_entries(b.data, b.len, count_entry, &n), SHMBUS_EBROKER);
 	proto_buf_free(&b);
-	proto_encode_entry(&b, 1, "ab", "");
+	proto_encode_entry(&b, 1, "ab", "", NULL);
 	b.data[9] = '\0'; /* after the id and the name's length */
 	CU_ASSERT_EQUAL(proto_decode_entries(b.data, b.len, count_entry, &n), SHMBUS_EBROKER);
 	proto_buf_free(&b);

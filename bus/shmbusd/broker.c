@@ -691,7 +691,8 @@ static void handle_list(struct broker *b, struct client *c, struct proto_buf *ou
 		struct topic *t = b->reg.topics[i];
 		if (policy_allows(&b->policy, c->uid, c->gid, POLICY_SUBSCRIBE, t->layout.name, why,
 				  sizeof(why)))
-			proto_encode_entry(out, t->id, t->layout.name, t->layout.type_name);
+			proto_encode_entry(out, t->id, t->layout.name, t->layout.type_name,
+					   t->layout.incarnation);
 	}
 	proto_frame_end(out, f);
 }

@@ -47,6 +47,7 @@ struct known_topic {
 	uint32_t id;
 	char name[SEG_TOPIC_MAX];
 	char type_name[SEG_TYPE_MAX];
+	uint8_t incarnation[SEG_INCARNATION_BYTES];
 };
 
 struct shmbus_topic_watch {

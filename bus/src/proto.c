@@ -411,11 +411,13 @@ int proto_decode_grow(const uint8_t *body, size_t len, struct proto_grow *g)
 }
 
 void proto_encode_entry(struct proto_buf *b, uint32_t topic_id, const char *name,
-			const char *type_name)
+			const char *type_name, const uint8_t *incarnation)
 {
+	static const uint8_t none[SEG_INCARNATION_BYTES];
 	proto_put_u32(b, topic_id);
 	proto_put_str(b, name);
 	proto_put_str(b, type_name);
+	put(b, incarnation ? incarnation : none, SEG_INCARNATION_BYTES);
 }
 
 
@@ -429,6 +431,10 @@ int proto_decode_entries(const uint8_t *body, size_t len,
 		if (!get_str(&c, e.name, sizeof(e.name), false) ||
 		    !get_str(&c, e.type_name, sizeof(e.type_name), true))
 			return SHMBUS_EBROKER;
+		const void *inc = get_bytes(&c, sizeof(e.incarnation));
+		if (!inc)
+			return SHMBUS_EBROKER;
+		memcpy(e.incarnation, inc, sizeof(e.incarnation));
 		int rc = fn(ctx, &e);
 		if (rc)
 			return rc;

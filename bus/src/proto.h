@@ -163,10 +163,14 @@ struct proto_entry {
 	uint32_t topic_id;
 	char name[SEG_TOPIC_MAX];     /* as created */
 	char type_name[SEG_TYPE_MAX]; /* "" for untyped */
+	/* The topic's random id, so a topic made again under the same name
+	 * (by this broker or a later one) is told from the one before. */
+	uint8_t incarnation[SEG_INCARNATION_BYTES];
 };
 
+/* incarnation: SEG_INCARNATION_BYTES, or NULL for zeros. */
 void proto_encode_entry(struct proto_buf *b, uint32_t topic_id, const char *name,
-			const char *type_name);
+			const char *type_name, const uint8_t *incarnation);
 /* LIST reply body: a sequence of entries. Calls fn for each until it
  * returns non-zero (returned); SHMBUS_EBROKER if the body is malformed. */
 int proto_decode_entries(const uint8_t *body, size_t len,
