@@ -323,6 +323,40 @@ static void drain(shmbus_sub *sub, int *n)
 		(*n)++;
 }
 
+/* Subscribers leave a wait set whose descriptor's thread sleeps on them,
+ * and are closed (their topic unmapped) at once, many times: the thread
+ * must never look at a topic its member no longer has (under ASan a look
+ * at an unmapped topic is a crash). */
+static void test_fd_set_member_leaves(void)
+{
+	const char *name = h_bus_name("fdleave");
+	shmbus_bus *bus = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	struct shmbus_topic_options o = layout(NULL, 16, 64);
+	shmbus_pub *pub;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "leave", &o, NULL, &pub), 0);
+	shmbus_waitset *ws;
+	CU_ASSERT_EQUAL_FATAL(shmbus_waitset_create(&ws), 0);
+	int fd;
+	CU_ASSERT_EQUAL_FATAL(shmbus_waitset_fd(ws, &fd), 0);
+	for (int i = 0; i < 300; i++) {
+		shmbus_sub *sub;
+		CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(bus, "leave", NULL, NULL, &sub), 0);
+		CU_ASSERT_EQUAL_FATAL(shmbus_waitset_add(ws, sub), 0);
+		if (i % 2) {
+			/* A message wakes the thread while the member leaves. */
+			uint32_t v = (uint32_t)i;
+			CU_ASSERT_EQUAL(shmbus_pub_send(pub, &v, sizeof(v), NULL), 0);
+			CU_ASSERT_EQUAL(shmbus_waitset_remove(ws, sub), 0);
+		}
+		shmbus_sub_close(sub); /* leaves the set by itself when still in it */
+	}
+	shmbus_waitset_destroy(ws);
+	shmbus_pub_close(pub);
+	shmbus_disconnect(bus);
+	h_stop_bus(name);
+}
+
 static void test_sub_fd(void)
 {
 	const char *name = h_bus_name("fd");
@@ -775,6 +809,8 @@ static void add(void)
 	CU_add_test(s, "waits end on interrupt, also from a signal handler",
 		    test_interrupts);
 	CU_add_test(s, "event-loop descriptors: subscriber and wait set", test_sub_fd);
+	CU_add_test(s, "members leave a wait set with a descriptor, and close",
+		    test_fd_set_member_leaves);
 	CU_add_test(s, "wait sets, with futex_waitv and without", test_waitsets);
 	CU_add_test(s, "topic events: created, through fd and wait set", test_topic_watch);
 	CU_add_test(s, "topic events across a killed broker, same name and id",

@@ -603,8 +603,10 @@ int bus_request(shmbus_bus *bus, const struct proto_buf *req, struct reply *rep)
 				break;
 		}
 		rc = exchange(bus, req, rep);
-		if (rc == 0)
+		if (rc == 0) {
+			err_clear(); /* a lost connection that came back is no error */
 			break;
+		}
 		if (rc != SHMBUS_ESYS)
 			break;
 		/* The broker went away (restarted, killed): reconnect once. */

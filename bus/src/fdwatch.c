@@ -92,6 +92,12 @@ static void *fdwatch_main(void *arg)
 		size_t n = fw->n;
 		memcpy(probes, fw->probes, n * sizeof(probes[0]));
 		pthread_mutex_unlock(&fw->lock);
+		/* From here on nothing older than generation c is looked at.
+		 * seq_cst, with the syncer's store of syncing then load of
+		 * copied (Dekker): either it sees this or we see it waiting. */
+		atomic_store_explicit(&fw->copied, c / FW_GEN, memory_order_seq_cst);
+		if (atomic_load_explicit(&fw->syncing, memory_order_seq_cst))
+			futex_wake_all_shared(&fw->copied);
 		for (size_t i = 0; i < n; i++)
 			src[i] = (struct wait_src){ .obj = &probes[i],
 						    .ready = src_ready,
@@ -155,6 +161,22 @@ void fdwatch_rearm(struct fdwatch *fw)
 			return;
 	}
 	arm(fw);
+}
+
+void fdwatch_sync(struct fdwatch *fw)
+{
+	arm(fw);
+	/* Relaxed: our own arm's generation (a later one only waits longer). */
+	uint32_t want = atomic_load_explicit(&fw->ctl, memory_order_relaxed) / FW_GEN;
+	atomic_store_explicit(&fw->syncing, 1, memory_order_seq_cst);
+	for (;;) {
+		uint32_t seen = atomic_load_explicit(&fw->copied, memory_order_seq_cst);
+		if ((int32_t)(seen - want) >= 0)
+			break;
+		/* The thread wakes on the new arm, copies it, and says so. */
+		futex_wait_shared(&fw->copied, seen, -1);
+	}
+	atomic_store_explicit(&fw->syncing, 0, memory_order_relaxed);
 }
 
 int fdwatch_start(struct fdwatch **out, fdwatch_snapshot_fn snapshot, void *owner)

@@ -51,6 +51,10 @@ struct fdwatch {
 	pthread_t thread;
 	/* Futex word: (generation << 2) | ARMED | QUIT. */
 	_Atomic uint32_t ctl;
+	/* The generation of the last snapshot the thread copied, and whether
+	 * someone waits for it to move on (fdwatch_sync). */
+	_Atomic uint32_t copied;
+	_Atomic uint32_t syncing;
 	pthread_mutex_t lock; /* guards probes and n */
 	struct probe probes[SHMBUS_WAITSET_MAX];
 	size_t n;
@@ -65,6 +69,11 @@ void fdwatch_stop(struct fdwatch *fw);
 /* The owner found nothing: take a new snapshot, drain the eventfd and arm
  * (cheap when nothing changed since the last arm). */
 void fdwatch_rearm(struct fdwatch *fw);
+
+/* A member left the owner (or is about to be closed): take a new
+ * snapshot and return once the thread has let go of every older one, so
+ * nothing the member had is looked at after this. */
+void fdwatch_sync(struct fdwatch *fw);
 
 /* Probe helpers for the wait protocol. */
 bool probe_ready(const struct probe *p, memory_order order);

@@ -103,8 +103,10 @@ static int remove_member(shmbus_waitset *ws, struct member m)
 		if (ws->m[i].sub == m.sub && ws->m[i].watch == m.watch) {
 			unlink_member(ws, &ws->m[i]);
 			ws->m[i] = ws->m[--ws->n];
+			/* The member may be closed next: the thread lets go of it
+			 * before this returns. */
 			if (ws->fw)
-				fdwatch_rearm(ws->fw);
+				fdwatch_sync(ws->fw);
 			return 0;
 		}
 	}

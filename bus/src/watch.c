@@ -130,14 +130,18 @@ static int collect(void *ctx, const struct proto_entry *e)
 	t->id = e->topic_id;
 	memcpy(t->name, e->name, sizeof(t->name));
 	memcpy(t->type_name, e->type_name, sizeof(t->type_name));
+	memcpy(t->incarnation, e->incarnation, sizeof(t->incarnation));
 	return 0;
 }
 
-/* A topic is the same one if its id and name are: a topic removed and
- * created again gets a new id, so it shows as removed, then created. */
+/* A topic is the same one if its id, name and incarnation are: a topic
+ * removed and created again (by this broker, or by a later one that may
+ * give it the same id) has a new incarnation, so it shows as removed, then
+ * created. */
 static bool same_topic(const struct known_topic *a, const struct known_topic *b)
 {
-	return a->id == b->id && strcmp(a->name, b->name) == 0;
+	return a->id == b->id && strcmp(a->name, b->name) == 0 &&
+	       memcmp(a->incarnation, b->incarnation, sizeof(a->incarnation)) == 0;
 }
 
 static bool contains(const struct known_topic *v, size_t n, const struct known_topic *t)
