@@ -323,6 +323,36 @@ static void drain(shmbus_sub *sub, int *n)
 		(*n)++;
 }
 
+/* A timeout too far to add to the clock (INT64_MAX: "as long as it
+ * takes") is no overflow (UBSan stops the program on one): a wait with it
+ * still returns as soon as there is a message. */
+static void test_huge_timeouts(void)
+{
+	const char *name = h_bus_name("huge");
+	shmbus_bus *bus = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	struct shmbus_topic_options o = layout(NULL, 16, 64);
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "huge", &o, NULL, &pub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(bus, "huge", NULL, NULL, &sub), 0);
+	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "x", 1, NULL), 0);
+	CU_ASSERT_EQUAL(shmbus_sub_wait(sub, INT64_MAX), 0);
+	CU_ASSERT_EQUAL(shmbus_sub_wait(sub, INT64_MAX - 1), 0);
+	shmbus_waitset *ws;
+	CU_ASSERT_EQUAL_FATAL(shmbus_waitset_create(&ws), 0);
+	CU_ASSERT_EQUAL(shmbus_waitset_add(ws, sub), 0);
+	shmbus_sub *ready[1];
+	size_t n = 0;
+	CU_ASSERT_EQUAL(shmbus_waitset_wait(ws, INT64_MAX, ready, 1, &n), 0);
+	CU_ASSERT_EQUAL(n, 1);
+	shmbus_waitset_destroy(ws);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+	shmbus_disconnect(bus);
+	h_stop_bus(name);
+}
+
 /* Subscribers leave a wait set whose descriptor's thread sleeps on them,
  * and are closed (their topic unmapped) at once, many times: the thread
  * must never look at a topic its member no longer has (under ASan a look
@@ -811,6 +841,7 @@ static void add(void)
 	CU_add_test(s, "event-loop descriptors: subscriber and wait set", test_sub_fd);
 	CU_add_test(s, "members leave a wait set with a descriptor, and close",
 		    test_fd_set_member_leaves);
+	CU_add_test(s, "timeouts too far to add to the clock", test_huge_timeouts);
 	CU_add_test(s, "wait sets, with futex_waitv and without", test_waitsets);
 	CU_add_test(s, "topic events: created, through fd and wait set", test_topic_watch);
 	CU_add_test(s, "topic events across a killed broker, same name and id",

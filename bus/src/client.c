@@ -443,7 +443,7 @@ const struct bus_page *bus_page(shmbus_bus *bus)
 static int bus_open_socket(shmbus_bus *bus)
 {
 	char sock[PATH_BUF], err[256];
-	int64_t deadline = monotonic_ns() + bus->opts.timeout_ns;
+	int64_t deadline = deadline_after(bus->opts.timeout_ns);
 	bool spawned = false;
 	int64_t backoff_ns = 1000000;
 

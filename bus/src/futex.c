@@ -34,6 +34,12 @@ int64_t monotonic_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t deadline_after(int64_t timeout_ns)
+{
+	int64_t now = monotonic_ns();
+	return timeout_ns < 0 || timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+}
+
 int64_t realtime_ns(void)
 {
 	struct timespec ts;
@@ -97,7 +103,7 @@ int futex_waitv_shared(_Atomic uint32_t *const *words, const uint32_t *expected,
 	}
 	if (timeout_ns >= 0) {
 		/* futex_waitv takes an absolute time on the given clock. */
-		ts = ns_to_ts(monotonic_ns() + timeout_ns);
+		ts = ns_to_ts(deadline_after(timeout_ns));
 		tsp = &ts;
 	}
 	return wait_result(syscall(SYS_futex_waitv, v, (unsigned)n, 0, tsp, CLOCK_MONOTONIC));

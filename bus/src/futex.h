@@ -26,6 +26,9 @@ int futex_waitv_shared(_Atomic uint32_t *const *words, const uint32_t *expected,
 int futex_waitv_supported(void);
 
 int64_t monotonic_ns(void);
+/* The monotonic time timeout_ns from now; INT64_MAX for a negative (no)
+ * timeout or one too far to add. */
+int64_t deadline_after(int64_t timeout_ns);
 int64_t realtime_ns(void);
 
 #endif /* SHMBUS_FUTEX_H */

@@ -73,7 +73,7 @@ static void spin_pause(void)
 /* Spin on one source for up to spin_ns: true if it became ready. */
 static bool spin_on(const struct wait_src *s, int64_t spin_ns, int64_t deadline)
 {
-	int64_t end = monotonic_ns() + spin_ns;
+	int64_t end = deadline_after(spin_ns);
 	if (end > deadline)
 		end = deadline;
 	for (uint32_t i = 1;; i++) {
@@ -109,7 +109,7 @@ int wait_sources(const struct wait_src *src, size_t n, struct wait_intr *intr,
 {
 	_Atomic uint32_t *words[WAIT_MAX_WORDS];
 	uint32_t vals[WAIT_MAX_WORDS];
-	int64_t deadline = timeout_ns < 0 ? INT64_MAX : monotonic_ns() + timeout_ns;
+	int64_t deadline = deadline_after(timeout_ns);
 	bool spun = spin_ns <= 0 || n != 1 || timeout_ns == 0;
 
 	*which = -1;
