@@ -12,7 +12,7 @@
 
 #include "cli.h"
 #include "mcap.h"
-#include "mcap_cli.h"
+#include "recording.h"
 #include "pbjson.h"
 
 static void usage(FILE *f)
@@ -43,7 +43,7 @@ static void iso_time(char *buf, size_t len, uint64_t ns)
 static const char *type_of(mcap_reader *r, const struct mcap_channel *ch)
 {
 	for (size_t i = 0; i < ch->n_metadata; i++)
-		if (strcmp(ch->metadata[i].key, MCAP_KEY_TYPE) == 0 && ch->metadata[i].value[0])
+		if (strcmp(ch->metadata[i].key, REC_KEY_TYPE) == 0 && ch->metadata[i].value[0])
 			return ch->metadata[i].value;
 	const struct mcap_schema *s = mcap_reader_schema(r, ch->schema_id);
 	return s ? s->name : "(untyped)";

@@ -15,7 +15,7 @@
 
 #include "cli.h"
 #include "mcap.h"
-#include "mcap_cli.h"
+#include "recording.h"
 
 struct pchannel {
 	bool selected;
@@ -70,7 +70,7 @@ static int parse_args(struct player *pl, int argc, char **argv)
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--rate") == 0 || strcmp(a, "--start") == 0) {
 			double v;
-			if (!val || !mcap_cli_parse_nonneg(val, &v) || (a[2] == 'r' && v <= 0)) {
+			if (!val || !cli_nonneg("play", a, val, &v) || (a[2] == 'r' && v <= 0)) {
 				fprintf(stderr, "shmbus play: %s needs a %s number\n", a,
 					a[2] == 'r' ? "positive" : "non-negative");
 				return 2;
@@ -125,7 +125,7 @@ static int parse_args(struct player *pl, int argc, char **argv)
 static void sleep_until(int64_t t)
 {
 	struct timespec ts = { (time_t)(t / 1000000000), (long)(t % 1000000000) };
-	while (!mcap_cli_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+	while (!cli_stopping() && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
 }
 
@@ -139,9 +139,9 @@ static int open_publishers(shmbus_bus *bus, mcap_reader *r,
 			continue;
 		struct shmbus_topic_options to;
 		const struct mcap_schema *s = mcap_reader_schema(r, ch[i].schema_id);
-		const char *type = meta(&ch[i], MCAP_KEY_TYPE);
-		const char *max = meta(&ch[i], MCAP_KEY_MAX_SIZE);
-		const char *slots = meta(&ch[i], MCAP_KEY_SLOTS);
+		const char *type = meta(&ch[i], REC_KEY_TYPE);
+		const char *max = meta(&ch[i], REC_KEY_MAX_SIZE);
+		const char *slots = meta(&ch[i], REC_KEY_SLOTS);
 		shmbus_topic_options_init(&to);
 		if (s && strcmp(s->encoding, "protobuf") == 0) {
 			to.type_name = s->name;
@@ -165,7 +165,7 @@ static int open_publishers(shmbus_bus *bus, mcap_reader *r,
 			to.slot_count = (uint32_t)strtoul(slots, NULL, 10);
 		int rc = shmbus_pub_open(bus, pc[i].topic, &to, NULL, &pc[i].pub);
 		if (rc) {
-			cli_fail("play", rc, bus, pc[i].topic);
+			cli_fail("play", rc, pc[i].topic);
 			return -1;
 		}
 	}
@@ -187,12 +187,12 @@ static int play_once(const struct player *pl, mcap_reader *r, struct pchannel *p
 	const struct mcap_info *in = mcap_reader_info(r);
 	uint64_t t0_log = in->start_time + (uint64_t)(pl->start_s * 1e9);
 	double span = in->end_time > t0_log ? (double)(in->end_time - t0_log) / 1e9 : 0;
-	int64_t t0 = mcap_cli_monotonic_ns(), last_progress = 0;
+	int64_t t0 = cli_mono_ns(), last_progress = 0;
 	bool tty = isatty(2);
 	struct mcap_message m;
 	int rc;
 	mcap_reader_rewind(r);
-	while (!mcap_cli_stop && (rc = mcap_reader_next(r, &m)) == 1) {
+	while (!cli_stopping() && (rc = mcap_reader_next(r, &m)) == 1) {
 		const struct mcap_channel *ch = mcap_reader_channel(r, m.channel_id);
 		/* Channels were all indexed at open; one only named later (a
 		 * foreign file's chunk) has no publisher and is skipped. */
@@ -203,9 +203,9 @@ static int play_once(const struct player *pl, mcap_reader *r, struct pchannel *p
 		if (!p->selected || m.log_time < t0_log)
 			continue;
 		int64_t target = t0 + (int64_t)((double)(m.log_time - t0_log) / pl->rate);
-		if (target > mcap_cli_monotonic_ns())
+		if (target > cli_mono_ns())
 			sleep_until(target);
-		if (mcap_cli_stop)
+		if (cli_stopping())
 			break;
 		int prc = shmbus_pub_send(p->pub, m.data, m.size, NULL);
 		if (prc) {
@@ -216,14 +216,14 @@ static int play_once(const struct player *pl, mcap_reader *r, struct pchannel *p
 		p->published++;
 		(*total)++;
 		if (tty) {
-			int64_t now = mcap_cli_monotonic_ns();
+			int64_t now = cli_mono_ns();
 			if (now - last_progress > 250000000) {
 				progress(pl->file, (double)(m.log_time - t0_log) / 1e9, span, *total);
 				last_progress = now;
 			}
 		}
 	}
-	if (mcap_cli_stop)
+	if (cli_stopping())
 		return 1;
 	if (rc < 0) {
 		fprintf(stderr, "%sshmbus play: %s\n", tty ? "\n" : "", mcap_reader_error(r));
@@ -266,7 +266,7 @@ int cmd_play(int argc, char **argv)
 	 * by reading the file once. */
 	n = mcap_reader_channels(r, &ch);
 	for (size_t i = 0; i < n; i++) {
-		if (!meta(&ch[i], MCAP_KEY_MAX_SIZE)) {
+		if (!meta(&ch[i], REC_KEY_MAX_SIZE)) {
 			mcap_reader_close(r);
 			if (mcap_reader_open(pl.file, MCAP_READ_SCAN, &r, err, sizeof(err)) != 0) {
 				r = NULL;
@@ -310,14 +310,14 @@ int cmd_play(int argc, char **argv)
 			goto out;
 		}
 	}
-	bus = mcap_cli_connect(bus_name, "play");
+	bus = cli_connect(bus_name, "play", true, NULL);
 	if (!bus || open_publishers(bus, r, pc) != 0)
 		goto out;
-	mcap_cli_catch_signals();
+	cli_catch_signals();
 	uint64_t total = 0;
 	do {
 		rc = play_once(&pl, r, pc, &total);
-	} while (rc == 0 && pl.loop && !mcap_cli_stop);
+	} while (rc == 0 && pl.loop && !cli_stopping());
 	if (isatty(2))
 		fputc('\n', stderr);
 	printf("published %" PRIu64 " messages\n", total);
