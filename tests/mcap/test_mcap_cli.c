@@ -10,6 +10,7 @@
  */
 #include "harness.h"
 #include "mcap.h"
+#include "mcap_internal.h"
 #include "spec_check.h"
 
 #include "shmbus/msgs/imu.shmbus.h"
@@ -22,8 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <zstd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -565,6 +568,157 @@ static void test_cli_damaged_files(void)
 	printf("\n  %d damaged files through mcap info and cat ", runs);
 }
 
+/* Runs the CLI and gives its peak resident memory in KiB. */
+static int run_cli_rss(const char *name, char *const args[], long *max_kib)
+{
+	pid_t pid = spawn_cli(name, args);
+	int st;
+	struct rusage ru;
+	if (pid < 0 || wait4(pid, &st, 0, &ru) != pid)
+		return -1;
+	*max_kib = ru.ru_maxrss;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void write_buf_file(const char *path, const struct mcap_buf *b)
+{
+	FILE *f = fopen(path, "wb");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(fwrite(b->data, 1, b->size, f), b->size);
+	fclose(f);
+}
+
+static void put_header(struct mcap_buf *b)
+{
+	mcap_buf_bytes(b, "\x89MCAP0\r\n", 8);
+	size_t at = mcap_buf_record_begin(b, 0x01);
+	mcap_buf_str(b, "");
+	mcap_buf_str(b, "test");
+	mcap_buf_record_end(b, at);
+}
+
+static void put_channel(struct mcap_buf *b, uint16_t id)
+{
+	char topic[32];
+	snprintf(topic, sizeof(topic), "t/%u", id);
+	size_t at = mcap_buf_record_begin(b, 0x04);
+	mcap_buf_u16(b, id);
+	mcap_buf_u16(b, 0);
+	mcap_buf_str(b, topic);
+	mcap_buf_str(b, "x-test");
+	mcap_buf_u32(b, 0);
+	mcap_buf_record_end(b, at);
+}
+
+/* A 1 GiB chunk (a channel and one message of zeros) that zstd stores in
+ * tens of kilobytes, in a file cut before its end: `mcap info` must count
+ * it without holding the gigabyte. */
+static void test_chunk_bomb(void)
+{
+	const uint64_t usize = (uint64_t)1 << 30;
+	struct mcap_buf recs = { 0 }, file = { 0 };
+	put_channel(&recs, 1);
+	size_t body = usize - recs.size - MCAP_RECORD_PREFIX - MCAP_MESSAGE_FIXED;
+	mcap_buf_u8(&recs, 0x05);
+	mcap_buf_u64(&recs, MCAP_MESSAGE_FIXED + body);
+	mcap_buf_u16(&recs, 1);
+	mcap_buf_u32(&recs, 0);
+	mcap_buf_u64(&recs, 1000);
+	mcap_buf_u64(&recs, 1000);
+	CU_ASSERT_FATAL(!recs.failed);
+
+	ZSTD_CCtx *z = ZSTD_createCCtx();
+	ZSTD_CCtx_setPledgedSrcSize(z, usize);
+	size_t cap = ZSTD_compressBound(1 << 20) + (1 << 20);
+	uint8_t *out = malloc(cap), *zeros = calloc(1, 1 << 20);
+	struct mcap_buf packed = { 0 };
+	ZSTD_inBuffer in = { recs.data, recs.size, 0 };
+	for (uint64_t left = body + 1; left;) {
+		ZSTD_outBuffer o = { out, cap, 0 };
+		ZSTD_EndDirective end = ZSTD_e_continue;
+		if (in.pos == in.size) {
+			size_t n = left - 1 < (1 << 20) ? (size_t)(left - 1) : (1 << 20);
+			in = (ZSTD_inBuffer){ zeros, n, 0 };
+			left -= n;
+			if (left == 1) {
+				end = ZSTD_e_end;
+				left = 0;
+			}
+		}
+		size_t r;
+		do {
+			o.pos = 0;
+			r = ZSTD_compressStream2(z, &o, &in, end);
+			CU_ASSERT_FATAL(!ZSTD_isError(r));
+			mcap_buf_bytes(&packed, out, o.pos);
+		} while (end == ZSTD_e_end ? r != 0 : in.pos < in.size);
+	}
+	ZSTD_freeCCtx(z);
+	free(out);
+	free(zeros);
+
+	put_header(&file);
+	size_t at = mcap_buf_record_begin(&file, 0x06);
+	mcap_buf_u64(&file, 1000);
+	mcap_buf_u64(&file, 1000);
+	mcap_buf_u64(&file, usize);
+	mcap_buf_u32(&file, 0); /* no CRC */
+	mcap_buf_str(&file, "zstd");
+	mcap_buf_u64(&file, packed.size);
+	mcap_buf_bytes(&file, packed.data, packed.size);
+	mcap_buf_record_end(&file, at);
+	CU_ASSERT_FATAL(!file.failed && !packed.failed);
+	char path[256];
+	path_in_dir(path, sizeof(path), "bomb.mcap");
+	write_buf_file(path, &file);
+	printf("\n  a %zu-byte file holding a 1 GiB chunk", file.size);
+	mcap_buf_free(&recs);
+	mcap_buf_free(&packed);
+	mcap_buf_free(&file);
+
+	long kib = 0;
+	char *args[] = { "mcap", "info", path, NULL };
+	CU_ASSERT_EQUAL(run_cli_rss("bomb", args, &kib), 0);
+	char *o = slurp("bomb", "out");
+	CU_ASSERT_PTR_NOT_NULL(strstr(o, "messages:    1\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(o, "status:      incomplete"));
+	free(o);
+	printf(": mcap info peaked at %ld MiB resident ", kib / 1024);
+	CU_ASSERT_TRUE(kib < 256 * 1024);
+}
+
+/* 65535 channels in descending id order: loading them costs linear time
+ * (the test's timeout catches a quadratic reader). */
+static void test_many_channels(void)
+{
+	struct mcap_buf b = { 0 };
+	put_header(&b);
+	for (uint32_t id = 65535; id >= 1; id--)
+		put_channel(&b, (uint16_t)id);
+	size_t at = mcap_buf_record_begin(&b, 0x05);
+	mcap_buf_u16(&b, 1);
+	mcap_buf_u32(&b, 7);
+	mcap_buf_u64(&b, 5);
+	mcap_buf_u64(&b, 5);
+	mcap_buf_bytes(&b, "hi", 2);
+	mcap_buf_record_end(&b, at);
+	CU_ASSERT_FATAL(!b.failed);
+	char path[256];
+	path_in_dir(path, sizeof(path), "many.mcap");
+	write_buf_file(path, &b);
+	mcap_buf_free(&b);
+	int64_t t0 = h_now_ns();
+	char *args[] = { "mcap", "info", path, NULL };
+	CU_ASSERT_EQUAL(run_cli("many", args), 0);
+	char *o = slurp("many", "out");
+	CU_ASSERT_PTR_NOT_NULL(strstr(o, "topics:      65535\n"));
+	/* listed by id: t/1 first, with its one message */
+	const char *first = strstr(o, "  t/1 ");
+	CU_ASSERT_TRUE(first && first < strstr(o, "  t/2 ") && strstr(first, " 1 msgs"));
+	free(o);
+	printf("\n  65535 channels read in %.2f s ", (double)(h_now_ns() - t0) / 1e9);
+}
+
 static void add(void)
 {
 	CU_pSuite s = CU_add_suite("mcap_cli", NULL, NULL);
@@ -573,6 +727,8 @@ static void add(void)
 	CU_add_test(s, "record -a picks up a new untyped topic", test_record_all_untyped);
 	CU_add_test(s, "bad input", test_bad_input);
 	CU_add_test(s, "damaged files through the CLI", test_cli_damaged_files);
+	CU_add_test(s, "a 1 GiB chunk in a small file", test_chunk_bomb);
+	CU_add_test(s, "65535 channels", test_many_channels);
 }
 
 int main(void)

@@ -431,6 +431,74 @@ static void test_not_mcap(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "No such file"));
 }
 
+/* A chunk larger than the reader keeps in memory whole (64 MiB) is
+ * streamed: its message still reads back exactly, and a damaged byte in
+ * it is still caught by the chunk's CRC. */
+static void test_large_chunk_streamed(void)
+{
+	static const enum mcap_compression comps[] = { MCAP_COMPRESSION_NONE,
+						       MCAP_COMPRESSION_LZ4,
+						       MCAP_COMPRESSION_ZSTD };
+	const size_t big = (size_t)80 << 20;
+	uint8_t *buf = malloc(big);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	for (size_t i = 0; i < big; i++)
+		buf[i] = (uint8_t)(i * 7 + (i >> 13));
+	for (size_t k = 0; k < 3; k++) {
+		char path[256], err[320] = "";
+		snprintf(path, sizeof(path), "%s/big-%zu.mcap", dir, k);
+		struct mcap_writer_options o;
+		mcap_writer *w;
+		uint16_t cid;
+		mcap_writer_options_init(&o);
+		o.compression = comps[k];
+		CU_ASSERT_EQUAL_FATAL(mcap_writer_open(path, &o, &w, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(mcap_writer_add_channel(w, 0, "big", "x", NULL, 0, &cid), 0);
+		CU_ASSERT_EQUAL(mcap_writer_message(w, cid, 1, 10, 10, "small", 5), 0);
+		CU_ASSERT_EQUAL(mcap_writer_message(w, cid, 2, 11, 11, buf, big), 0);
+		CU_ASSERT_EQUAL(mcap_writer_message(w, cid, 3, 12, 12, "after", 5), 0);
+		CU_ASSERT_EQUAL(mcap_writer_close(w, err, sizeof(err)), 0);
+		for (unsigned flags = 0; flags <= MCAP_READ_SCAN; flags += MCAP_READ_SCAN) {
+			mcap_reader *r;
+			struct mcap_message m;
+			CU_ASSERT_EQUAL_FATAL(mcap_reader_open(path, flags, &r, err, sizeof(err)), 0);
+			CU_ASSERT_EQUAL(mcap_reader_info(r)->message_count, 3);
+			const struct mcap_channel *ch;
+			CU_ASSERT_EQUAL(mcap_reader_channels(r, &ch), 1);
+			if (flags & MCAP_READ_SCAN)
+				CU_ASSERT_EQUAL(ch[0].max_message_size, big);
+			int n = 0;
+			while (mcap_reader_next(r, &m) == 1) {
+				n++;
+				bool ok = m.sequence == 2 ? m.size == big && !memcmp(m.data, buf, big)
+							  : m.size == 5;
+				CU_ASSERT_TRUE(ok);
+			}
+			CU_ASSERT_EQUAL(n, 3);
+			mcap_reader_close(r);
+		}
+		if (comps[k] != MCAP_COMPRESSION_NONE)
+			continue;
+		/* A flipped byte in the middle of the big message: caught. */
+		uint8_t *file;
+		size_t size;
+		CU_ASSERT_EQUAL_FATAL(read_file(path, &file, &size), 0);
+		file[size / 2] ^= 0x10;
+		write_bytes(path, file, size);
+		free(file);
+		mcap_reader *r;
+		struct mcap_message m;
+		CU_ASSERT_EQUAL_FATAL(mcap_reader_open(path, 0, &r, err, sizeof(err)), 0);
+		int rc;
+		while ((rc = mcap_reader_next(r, &m)) == 1)
+			;
+		CU_ASSERT_EQUAL(rc, -EBADMSG);
+		CU_ASSERT_PTR_NOT_NULL(strstr(mcap_reader_error(r), "CRC mismatch"));
+		mcap_reader_close(r);
+	}
+	free(buf);
+}
+
 static bool quick;
 
 static void add(void)
@@ -445,6 +513,7 @@ static void add(void)
 	CU_add_test(s, "not an MCAP file", test_not_mcap);
 	CU_add_test(s, "truncated at every offset", test_truncated_everywhere);
 	CU_add_test(s, "corrupted at every offset", test_corrupted_everywhere);
+	CU_add_test(s, "a chunk too large to keep whole is streamed", test_large_chunk_streamed);
 }
 
 int main(int argc, char **argv)
