@@ -611,35 +611,119 @@ static int check_data_crc(mcap_reader *r, uint64_t off, const uint8_t *p, uint64
 	return 0;
 }
 
-/* Read the summary named by the footer. 0: done; 1: nothing usable there
- * (scan instead); < 0: corrupt. */
-static int read_summary(mcap_reader *r, uint64_t footer_off)
+static int summary_statistics(mcap_reader *r, struct cur *c, uint64_t off)
+{
+	struct mcap_info *in = &r->info;
+	uint16_t ns;
+	uint32_t nc, maplen;
+	const uint8_t *m;
+	if (!cur_u64(c, &in->message_count) || !cur_u16(c, &ns) || !cur_u32(c, &nc) ||
+	    !cur_u32(c, &in->attachment_count) || !cur_u32(c, &in->metadata_count) ||
+	    !cur_u32(c, &in->chunk_count) || !cur_u64(c, &in->start_time) ||
+	    !cur_u64(c, &in->end_time) || !cur_u32(c, &maplen) || !cur_take(c, maplen, &m) ||
+	    maplen % 10)
+		return bad(r, -EBADMSG, "%s: malformed Statistics record at offset %llu", r->path,
+			   (unsigned long long)off);
+	for (uint32_t i = 0; i < maplen; i += 10) {
+		struct mcap_channel *ch =
+			(struct mcap_channel *)mcap_reader_channel(r, mcap_get16(m + i));
+		if (ch)
+			ch->message_count = mcap_get64(m + i + 2);
+	}
+	return 0;
+}
+
+static int summary_chunk_index(mcap_reader *r, struct cur *c, uint64_t off, uint64_t ss)
+{
+	struct mcap_info *in = &r->info;
+	uint64_t t0, t1, co, cl, mil, csize, usize;
+	uint32_t maplen;
+	const uint8_t *m;
+	char comp[32];
+	if (!cur_u64(c, &t0) || !cur_u64(c, &t1) || !cur_u64(c, &co) || !cur_u64(c, &cl) ||
+	    !cur_u32(c, &maplen) || !cur_take(c, maplen, &m) || !cur_u64(c, &mil) ||
+	    !cur_str_into(c, comp, sizeof(comp)) || !cur_u64(c, &csize) || !cur_u64(c, &usize))
+		return bad(r, -EBADMSG, "%s: malformed ChunkIndex record at offset %llu", r->path,
+			   (unsigned long long)off);
+	if (co < r->data_start || co > ss || cl > ss - co)
+		return bad(r, -EBADMSG,
+			   "%s: ChunkIndex at offset %llu points outside the data section (chunk "
+			   "at %llu, %llu bytes)",
+			   r->path, (unsigned long long)off, (unsigned long long)co,
+			   (unsigned long long)cl);
+	if (strcmp(comp, "zstd") == 0)
+		in->chunks_zstd++;
+	else if (strcmp(comp, "lz4") == 0)
+		in->chunks_lz4++;
+	else
+		in->chunks_none++;
+	in->compressed_bytes += csize;
+	in->uncompressed_bytes += usize;
+	return 0;
+}
+
+static int summary_metadata_index(mcap_reader *r, struct cur *c, uint64_t off, uint64_t ss)
+{
+	uint64_t mo, ml;
+	if (!cur_u64(c, &mo) || !cur_u64(c, &ml))
+		return bad(r, -EBADMSG, "%s: malformed MetadataIndex record at offset %llu",
+			   r->path, (unsigned long long)off);
+	if (mo < r->data_start || mo > ss || ml > ss - mo)
+		return bad(r, -EBADMSG,
+			   "%s: MetadataIndex at offset %llu points outside the data section",
+			   r->path, (unsigned long long)off);
+	return add_meta_offset(r, mo);
+}
+
+/* The footer's summary position and CRC. 0: *ss.. *end is the summary to
+ * read; 1: there is none; < 0: corrupt. */
+static int summary_bounds(mcap_reader *r, uint64_t footer_off, uint64_t *ss, uint64_t *end)
 {
 	const uint8_t *f = r->base + footer_off + MCAP_RECORD_PREFIX;
-	uint64_t ss = mcap_get64(f), sos = mcap_get64(f + 8);
+	uint64_t sos = mcap_get64(f + 8);
 	uint32_t crc = mcap_get32(f + 16);
-	if (ss == 0)
+	*ss = mcap_get64(f);
+	if (*ss == 0)
 		return 1;
-	if (ss < r->data_start || ss > footer_off || (sos && (sos < ss || sos > footer_off)))
+	if (*ss < r->data_start || *ss > footer_off || (sos && (sos < *ss || sos > footer_off)))
 		return bad(r, -EBADMSG,
 			   "%s: footer at offset %llu points at a summary outside the file "
 			   "(summary_start %llu, summary_offset_start %llu)",
-			   r->path, (unsigned long long)footer_off, (unsigned long long)ss,
+			   r->path, (unsigned long long)footer_off, (unsigned long long)*ss,
 			   (unsigned long long)sos);
 	if (crc) {
-		uint32_t got = mcap_crc32(mcap_crc32(0, NULL, 0), r->base + ss,
-					  footer_off + MCAP_RECORD_PREFIX + 16 - ss);
+		uint32_t got = mcap_crc32(mcap_crc32(0, NULL, 0), r->base + *ss,
+					  footer_off + MCAP_RECORD_PREFIX + 16 - *ss);
 		if (got != crc)
 			return bad(r, -EBADMSG,
 				   "%s: summary CRC mismatch (footer at offset %llu says %08x, "
 				   "summary from offset %llu gives %08x)",
 				   r->path, (unsigned long long)footer_off, crc,
-				   (unsigned long long)ss, got);
+				   (unsigned long long)*ss, got);
 	}
-	uint64_t end = sos ? sos : footer_off, off = ss;
+	*end = sos ? sos : footer_off;
+	return 0;
+}
+
+/* With MCAP_READ_VERIFY_DATA_CRC: the DataEnd right before the summary,
+ * as the spec draws it. 1: not there (let the scan find it). */
+static int summary_data_crc(mcap_reader *r, uint64_t ss)
+{
+	uint64_t de = ss >= MCAP_RECORD_PREFIX + 4 ? ss - MCAP_RECORD_PREFIX - 4 : 0;
+	if (de < r->data_start || r->base[de] != MCAP_OP_DATA_END ||
+	    mcap_get64(r->base + de + 1) != 4)
+		return 1;
+	return check_data_crc(r, de, r->base + de + MCAP_RECORD_PREFIX, 4);
+}
+
+/* Read the summary named by the footer. 0: done; 1: nothing usable there
+ * (scan instead); < 0: corrupt. */
+static int read_summary(mcap_reader *r, uint64_t footer_off)
+{
+	uint64_t ss = 0, end = 0;
+	int rc = summary_bounds(r, footer_off, &ss, &end);
 	bool have_stats = false;
-	struct mcap_info *in = &r->info;
-	while (off < end) {
+	for (uint64_t off = ss; rc == 0 && off < end;) {
 		uint8_t op;
 		const uint8_t *p;
 		uint64_t len;
@@ -648,100 +732,27 @@ static int read_summary(mcap_reader *r, uint64_t footer_off)
 					       "summary's end (%llu)",
 				   r->path, (unsigned long long)off, (unsigned long long)end);
 		struct cur c = { p, len, off, "summary" };
-		int rc = 0;
-		switch (op) {
-		case MCAP_OP_SCHEMA:
+		if (op == MCAP_OP_SCHEMA)
 			rc = add_schema(r, p, len, off);
-			break;
-		case MCAP_OP_CHANNEL:
+		else if (op == MCAP_OP_CHANNEL)
 			rc = add_channel(r, p, len, off);
-			break;
-		case MCAP_OP_STATISTICS: {
-			uint16_t ns;
-			uint32_t nc, na, nm, nch, maplen;
-			const uint8_t *m;
-			if (!cur_u64(&c, &in->message_count) || !cur_u16(&c, &ns) ||
-			    !cur_u32(&c, &nc) || !cur_u32(&c, &na) || !cur_u32(&c, &nm) ||
-			    !cur_u32(&c, &nch) || !cur_u64(&c, &in->start_time) ||
-			    !cur_u64(&c, &in->end_time) || !cur_u32(&c, &maplen) ||
-			    !cur_take(&c, maplen, &m) || maplen % 10)
-				return bad(r, -EBADMSG, "%s: malformed Statistics record at offset %llu",
-					   r->path, (unsigned long long)off);
-			in->attachment_count = na;
-			in->metadata_count = nm;
-			in->chunk_count = nch;
-			for (uint32_t i = 0; i < maplen; i += 10) {
-				struct mcap_channel *ch =
-					(struct mcap_channel *)mcap_reader_channel(r, mcap_get16(m + i));
-				if (ch)
-					ch->message_count = mcap_get64(m + i + 2);
-			}
-			have_stats = true;
-			break;
-		}
-		case MCAP_OP_CHUNK_INDEX: {
-			uint64_t t0, t1, co, cl, mil, csize, usize;
-			uint32_t maplen;
-			const uint8_t *m;
-			char comp[32];
-			if (!cur_u64(&c, &t0) || !cur_u64(&c, &t1) || !cur_u64(&c, &co) ||
-			    !cur_u64(&c, &cl) || !cur_u32(&c, &maplen) || !cur_take(&c, maplen, &m) ||
-			    !cur_u64(&c, &mil) || !cur_str_into(&c, comp, sizeof(comp)) ||
-			    !cur_u64(&c, &csize) || !cur_u64(&c, &usize))
-				return bad(r, -EBADMSG, "%s: malformed ChunkIndex record at offset %llu",
-					   r->path, (unsigned long long)off);
-			if (co < r->data_start || co > ss || cl > ss - co)
-				return bad(r, -EBADMSG,
-					   "%s: ChunkIndex at offset %llu points outside the data "
-					   "section (chunk at %llu, %llu bytes)",
-					   r->path, (unsigned long long)off, (unsigned long long)co,
-					   (unsigned long long)cl);
-			if (strcmp(comp, "zstd") == 0)
-				in->chunks_zstd++;
-			else if (strcmp(comp, "lz4") == 0)
-				in->chunks_lz4++;
-			else
-				in->chunks_none++;
-			in->compressed_bytes += csize;
-			in->uncompressed_bytes += usize;
-			break;
-		}
-		case MCAP_OP_METADATA_INDEX: {
-			uint64_t mo, ml;
-			if (!cur_u64(&c, &mo) || !cur_u64(&c, &ml))
-				return bad(r, -EBADMSG,
-					   "%s: malformed MetadataIndex record at offset %llu", r->path,
-					   (unsigned long long)off);
-			if (mo < r->data_start || mo > ss || ml > ss - mo)
-				return bad(r, -EBADMSG,
-					   "%s: MetadataIndex at offset %llu points outside the data "
-					   "section",
-					   r->path, (unsigned long long)off);
-			rc = add_meta_offset(r, mo);
-			break;
-		}
-		default:
-			break;
-		}
-		if (rc)
-			return rc;
+		else if (op == MCAP_OP_STATISTICS)
+			rc = summary_statistics(r, &c, off);
+		else if (op == MCAP_OP_CHUNK_INDEX)
+			rc = summary_chunk_index(r, &c, off, ss);
+		else if (op == MCAP_OP_METADATA_INDEX)
+			rc = summary_metadata_index(r, &c, off, ss);
+		have_stats |= op == MCAP_OP_STATISTICS;
 		off += MCAP_RECORD_PREFIX + len;
 	}
+	if (rc)
+		return rc;
 	if (!have_stats)
 		return 1;
 	r->data_end = ss;
-	if (r->flags & MCAP_READ_VERIFY_DATA_CRC) {
-		/* DataEnd is the last record of the data section, right before the
-		 * summary when written as the spec draws it. */
-		uint64_t de = ss >= MCAP_RECORD_PREFIX + 4 ? ss - MCAP_RECORD_PREFIX - 4 : 0;
-		if (de < r->data_start || r->base[de] != MCAP_OP_DATA_END ||
-		    mcap_get64(r->base + de + 1) != 4)
-			return 1; /* not where expected: let the scan find it */
-		int rc = check_data_crc(r, de, r->base + de + MCAP_RECORD_PREFIX, 4);
-		if (rc)
-			return rc;
-	}
-	in->complete = true;
+	if ((r->flags & MCAP_READ_VERIFY_DATA_CRC) && (rc = summary_data_crc(r, ss)) != 0)
+		return rc;
+	r->info.complete = true;
 	return 0;
 }
 
