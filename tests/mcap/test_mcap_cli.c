@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "mcap.h"
 #include "mcap_internal.h"
+#include "foxglove_check.h"
 #include "spec_check.h"
 
 #include "shmbus/msgs/imu.shmbus.h"
@@ -70,6 +71,21 @@ static char *slurp(const char *name, const char *ext)
 	buf[n] = 0;
 	fclose(f);
 	return buf;
+}
+
+/* Waits (bounded) until the CLI's output NAME.EXT holds `text`. */
+static bool wait_output(const char *name, const char *ext, const char *text)
+{
+	int64_t deadline = h_now_ns() + 20000000000ll;
+	while (h_now_ns() < deadline) {
+		char *o = slurp(name, ext);
+		bool found = strstr(o, text) != NULL;
+		free(o);
+		if (found)
+			return true;
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	return false;
 }
 
 /* Runs the CLI to completion (bounded): its exit status. */
@@ -422,6 +438,16 @@ static void test_kill9_recorder(void)
 	h_stop_bus(bus_name);
 }
 
+/* Foxglove's reader must accept the file with `messages` messages. */
+static void foxglove_ok(const char *path, long messages)
+{
+	char line[2048];
+	int rc = foxglove_check(path, messages, line, sizeof(line));
+	if (rc == 1)
+		fprintf(stderr, "\n@mcap/core on %s: %s\n", path, line);
+	CU_ASSERT_NOT_EQUAL(rc, 1);
+}
+
 static void test_record_all_untyped(void)
 {
 	const char *bus_name = h_bus_name("mcapa");
@@ -431,9 +457,20 @@ static void test_record_all_untyped(void)
 	path_in_dir(file, sizeof(file), "all.mcap");
 	char *rec_args[] = { "record", "--bus", (char *)bus_name, "-o", file, "-a",
 			     "--compression", "none", NULL };
+	/* Recordings are created 0666 less the umask. */
+	mode_t old_mask = umask(002);
 	pid_t rec = spawn_cli("recall", rec_args);
-	/* Created after the recorder started: found by its once-a-second poll. */
-	shmbus_pub *pub;
+	umask(old_mask);
+	CU_ASSERT_TRUE(wait_output("recall", "out", "recording into "));
+	/* Created after the recorder started: its topic event opens it. And a
+	 * typed topic whose publisher stored no schema (as README's first
+	 * example does). */
+	shmbus_pub *pub, *noschema;
+	struct shmbus_topic_options to;
+	shmbus_topic_options_init(&to);
+	to.type_name = "my.Reading";
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "sensors/temp", &to, NULL, &noschema), 0);
+	CU_ASSERT_EQUAL(shmbus_pub_send(noschema, "\x08\x05", 2, NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "raw/x", NULL, NULL, &pub), 0);
 	CU_ASSERT_TRUE(wait_subscribers(bus, "raw/x", 1));
 	/* The subscriber shows in the topic's table a moment before its
@@ -458,20 +495,30 @@ static void test_record_all_untyped(void)
 		free(o);
 		free(e);
 	}
+	struct stat st;
+	CU_ASSERT_EQUAL(stat(file, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 0777, 0664);
 	char *info_args[] = { "mcap", "info", file, NULL };
 	CU_ASSERT_EQUAL(run_cli("infoall", info_args), 0);
 	char *out = slurp("infoall", "out");
 	const char *line = strstr(out, "  raw/x ");
 	CU_ASSERT_TRUE(line && strstr(line, "(untyped)") && strstr(line, " msgs") &&
 		       strstr(line, "x-shmbus-raw"));
+	/* From its first message, though it was created after the recorder
+	 * started: the broker's event, then SHMBUS_START_FIRST. */
+	line = strstr(out, "  sensors/temp ");
+	CU_ASSERT_TRUE(line && strstr(line, "my.Reading") && strstr(line, " 1 msgs") &&
+		       strstr(line, "x-shmbus-typed-noschema"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "none: "));
 	free(out);
+	foxglove_ok(file, -1);
 	char *cat_args[] = { "mcap", "cat", file, NULL };
 	CU_ASSERT_EQUAL(run_cli("catall", cat_args), 0);
 	out = slurp("catall", "out");
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"_base64\":\"aGVsbG8gOQ==\"")); /* hello 9 */
 	free(out);
 	shmbus_pub_close(pub);
+	shmbus_pub_close(noschema);
 	shmbus_disconnect(bus);
 	h_stop_bus(bus_name);
 }
@@ -731,8 +778,9 @@ static void add(void)
 	CU_add_test(s, "65535 channels", test_many_channels);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	foxglove_check_setup(argc > 1 ? argv[1] : NULL, argc > 2 ? argv[2] : NULL);
 	cli = getenv("SHMBUS_CLI");
 	if (!cli) {
 		fprintf(stderr, "SHMBUS_CLI is not set (run through meson test)\n");

@@ -481,6 +481,9 @@ static int start(struct recorder *rec, const char *bus_name)
 		return 1;
 	take_events(rec);
 	cli_interrupt_on_signal(NULL, rec->ws, NULL);
+	/* From here on no topic is missed: said, for scripts that wait. */
+	printf("recording into %s\n", rec->path);
+	fflush(stdout);
 	return 0;
 }
 
