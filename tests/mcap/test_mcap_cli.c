@@ -658,6 +658,125 @@ static void test_cli_damaged_files(void)
 	printf("\n  %d damaged files through mcap info and cat ", runs);
 }
 
+/* A recording split into several files by `record --split-size` plays as
+ * one: every message, in order, and each gap between the last message of
+ * one file and the first of the next as recorded, to within 1 ms
+ * (measured between the publish times the subscriber receives). Also a
+ * ROS-style name ("/imu") all the way. */
+static void test_play_split(void)
+{
+	const char *rec_bus = h_bus_name("split"), *play_bus = h_bus_name("splitplay");
+	char base[256];
+	shmbus_bus *bus = h_connect(rec_bus), *bus2 = h_connect(play_bus);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus2);
+	path_in_dir(base, sizeof(base), "split.mcap");
+	shmbus_pub *keep;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "/imu", NULL, NULL, &keep), 0);
+	publish_marker(keep);
+	char *rec_args[] = { "record", "--bus", (char *)rec_bus, "-o", base, "--split-size",
+			     "0.01", "--chunk-size", "2", "/imu", NULL };
+	pid_t rec = spawn_cli("recsplit", rec_args);
+	CU_ASSERT_TRUE(wait_positioned(bus, "/imu"));
+	enum { N = 800 };
+	struct pub_job j = { rec_bus, "/imu", N, 1000 };
+	int fd;
+	pid_t p = h_fork(publisher, &j, &fd);
+	CU_ASSERT_EQUAL(h_reap(p, 30000), 0);
+	close(fd);
+	CU_ASSERT_TRUE(wait_received(bus, "/imu", N));
+	kill(rec, SIGINT);
+	CU_ASSERT_EQUAL(h_reap(rec, 20000), 0);
+
+	/* The files, and in merged order, each message's file and log time. */
+	char files[16][256];
+	int nf = 0;
+	for (; nf < 16; nf++) {
+		snprintf(files[nf], sizeof(files[nf]), "%s/split_%d.mcap", dir, nf);
+		if (access(files[nf], R_OK) != 0)
+			break;
+	}
+	printf("\n  %d files ", nf);
+	CU_ASSERT_FATAL(nf >= 3);
+	static uint64_t log_time[N];
+	static int file_of[N];
+	int n = 0;
+	for (int k = 0; k < nf; k++) {
+		char err[512];
+		mcap_reader *r;
+		struct mcap_message m;
+		CU_ASSERT_EQUAL_FATAL(mcap_reader_open(files[k], 0, &r, err, sizeof(err)), 0);
+		while (mcap_reader_next(r, &m) == 1 && n < N) {
+			log_time[n] = m.log_time;
+			file_of[n++] = k;
+		}
+		mcap_reader_close(r);
+		char line[2048];
+		int fc = foxglove_check(files[k], -1, line, sizeof(line));
+		if (fc == 1)
+			fprintf(stderr, "\n@mcap/core on %s: %s\n", files[k], line);
+		CU_ASSERT_NOT_EQUAL(fc, 1);
+	}
+	CU_ASSERT_EQUAL_FATAL(n, N);
+
+	/* The subscriber is there before the first message goes out. */
+	shmbus_pub *topic;
+	shmbus_sub *sub;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus2, "/imu", NULL, NULL, &topic), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(bus2, "imu", NULL, NULL, &sub), 0);
+	char *play_args[20] = { "play", "--bus", (char *)play_bus };
+	int a = 3;
+	for (int k = 0; k < nf; k++)
+		play_args[a++] = files[k];
+	pid_t play = spawn_cli("playsplit", play_args);
+	static int64_t pub_ns[N];
+	int got = 0;
+	bool in_order = true;
+	while (got < N) {
+		Shmbus__Msgs__Imu *imu = NULL;
+		struct shmbus_msg_info info;
+		int rc = SHMBUS_EAGAIN;
+		int64_t deadline = h_now_ns() + 10000000000ll;
+		while (rc == SHMBUS_EAGAIN && h_now_ns() < deadline) {
+			shmbus__msgs__imu__wait(sub, 100000000);
+			rc = shmbus__msgs__imu__take(sub, NULL, &imu, &info);
+		}
+		if (rc != 0)
+			break;
+		in_order = in_order && info.lost == 0 && imu->header && imu->header->stamp_ns == got;
+		shmbus__msgs__imu__free(imu, NULL);
+		pub_ns[got++] = info.publish_ns;
+	}
+	CU_ASSERT_EQUAL(got, N);
+	CU_ASSERT_TRUE(in_order);
+	CU_ASSERT_EQUAL(h_reap(play, 20000), 0);
+	int64_t worst_boundary = 0, worst = 0;
+	for (int i = 1; i < got; i++) {
+		int64_t e = (pub_ns[i] - pub_ns[i - 1]) - (int64_t)(log_time[i] - log_time[i - 1]);
+		e = e < 0 ? -e : e;
+		worst = e > worst ? e : worst;
+		if (file_of[i] != file_of[i - 1]) {
+			printf("\n  gap into file %d: recorded %.3f ms, played %.3f ms", file_of[i],
+			       (double)(log_time[i] - log_time[i - 1]) / 1e6,
+			       (double)(pub_ns[i] - pub_ns[i - 1]) / 1e6);
+			worst_boundary = e > worst_boundary ? e : worst_boundary;
+		}
+	}
+	printf("\n  worst gap error: %.3f ms at file boundaries, %.3f ms anywhere ",
+	       (double)worst_boundary / 1e6, (double)worst / 1e6);
+	CU_ASSERT_TRUE(worst_boundary < 1000000);
+	char *out = slurp("playsplit", "out");
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "published 800 messages"));
+	free(out);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(topic);
+	shmbus_pub_close(keep);
+	shmbus_disconnect(bus);
+	shmbus_disconnect(bus2);
+	h_stop_bus(rec_bus);
+	h_stop_bus(play_bus);
+}
+
 /* Runs the CLI and gives its peak resident memory in KiB. */
 static int run_cli_rss(const char *name, char *const args[], long *max_kib)
 {
@@ -818,6 +937,7 @@ static void add(void)
 	CU_add_test(s, "bad input", test_bad_input);
 	CU_add_test(s, "damaged files through the CLI", test_cli_damaged_files);
 	CU_add_test(s, "a 1 GiB chunk in a small file", test_chunk_bomb);
+	CU_add_test(s, "a split recording plays as one", test_play_split);
 	CU_add_test(s, "65535 channels", test_many_channels);
 }
 
