@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -596,6 +597,8 @@ static int run(struct player *pl, const char *bus_name)
 	if (!(pl->bus = cli_connect(bus_name, "play", true, NULL)) || open_publishers(pl) != 0)
 		return 1;
 	cli_catch_signals();
+	/* Wake up when asked, not up to 50 us later (the default slack). */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 	pl->tty = isatty(2);
 	keys_on(pl);
 	if (pl->delay_s > 0) {
