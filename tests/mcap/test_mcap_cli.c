@@ -19,6 +19,8 @@
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -793,6 +795,342 @@ static void test_play_split(void)
 	h_stop_bus(play_bus);
 }
 
+/* ---------------------------------------- recordings made by other tools */
+
+#define FOREIGN_T0 1700000000000000000ull
+
+/* A recording as Foxglove's or ROS 2's tools write them: ROS-style topic
+ * names, protobuf schemas, no shmbus metadata. /imu: 20 messages 50 ms
+ * apart, the largest 200 to 300 bytes; /camera/imu: 6, 100 ms apart. */
+static void write_foreign(const char *path)
+{
+	mcap_writer *w;
+	struct mcap_writer_options o;
+	char err[256];
+	uint16_t sid, imu, cam;
+	mcap_writer_options_init(&o);
+	o.library = "a ROS 2 or Foxglove tool";
+	CU_ASSERT_EQUAL_FATAL(mcap_writer_open(path, &o, &w, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mcap_writer_add_schema(w, "shmbus.msgs.Imu", "protobuf",
+					       shmbus_schema_shmbus_2fmsgs_2fimu_2eproto,
+					       shmbus_schema_shmbus_2fmsgs_2fimu_2eproto_size, &sid), 0);
+	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, sid, "/imu", "protobuf", NULL, 0, &imu), 0);
+	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, sid, "/camera/imu", "protobuf", NULL, 0, &cam),
+			0);
+	for (int i = 0; i < 20; i++) {
+		Shmbus__Msgs__Header h = SHMBUS__MSGS__HEADER__INIT;
+		Shmbus__Msgs__Imu m = SHMBUS__MSGS__IMU__INIT;
+		double cov[36];
+		for (int k = 0; k < 36; k++)
+			cov[k] = i + k;
+		h.stamp_ns = i;
+		h.frame_id = (char *)"imu_link";
+		m.header = &h;
+		m.n_orientation_covariance = (size_t)(i % 5) * 9;
+		m.orientation_covariance = cov;
+		uint8_t buf[1024];
+		size_t n = shmbus__msgs__imu__pack(&m, buf);
+		uint64_t t = FOREIGN_T0 + (uint64_t)i * 50000000;
+		CU_ASSERT_EQUAL(mcap_writer_message(w, imu, (uint32_t)i, t, t, buf, n), 0);
+		if (i % 2 == 0 && i < 12)
+			CU_ASSERT_EQUAL(mcap_writer_message(w, cam, (uint32_t)i, t, t, buf, n), 0);
+	}
+	CU_ASSERT_EQUAL(mcap_writer_close(w, err, sizeof(err)), 0);
+}
+
+struct topic_dump {
+	const char *topic;
+	char schema_name[64], schema_encoding[32], encoding[64];
+	size_t schema_size;
+	uint8_t schema[8192];
+	int n;
+	size_t size[64];
+	uint8_t *data[64];
+	uint64_t log_time[64];
+};
+
+/* What a recording holds on one topic. */
+static void dump_topic(const char *path, struct topic_dump *d)
+{
+	char err[512];
+	mcap_reader *r;
+	struct mcap_message m;
+	CU_ASSERT_EQUAL_FATAL(mcap_reader_open(path, 0, &r, err, sizeof(err)), 0);
+	while (mcap_reader_next(r, &m) == 1) {
+		const struct mcap_channel *ch = mcap_reader_channel(r, m.channel_id);
+		if (strcmp(ch->topic, d->topic) != 0 || d->n == 64)
+			continue;
+		if (d->n == 0) {
+			const struct mcap_schema *s = mcap_reader_schema(r, ch->schema_id);
+			snprintf(d->encoding, sizeof(d->encoding), "%s", ch->message_encoding);
+			if (s && s->size <= sizeof(d->schema)) {
+				snprintf(d->schema_name, sizeof(d->schema_name), "%s", s->name);
+				snprintf(d->schema_encoding, sizeof(d->schema_encoding), "%s",
+					 s->encoding);
+				memcpy(d->schema, s->data, s->size);
+				d->schema_size = s->size;
+			}
+		}
+		d->size[d->n] = m.size;
+		d->log_time[d->n] = m.log_time;
+		d->data[d->n] = malloc(m.size ? m.size : 1);
+		memcpy(d->data[d->n++], m.data, m.size);
+	}
+	mcap_reader_close(r);
+}
+
+static void free_dump(struct topic_dump *d)
+{
+	for (int i = 0; i < d->n; i++)
+		free(d->data[i]);
+}
+
+/* Same name, schema, encoding and payloads, in the same order. */
+static bool same_topic(const struct topic_dump *a, const struct topic_dump *b, int n)
+{
+	bool same = a->n >= n && b->n == n && !strcmp(a->encoding, b->encoding) &&
+		    !strcmp(a->schema_name, b->schema_name) &&
+		    !strcmp(a->schema_encoding, b->schema_encoding) &&
+		    a->schema_size == b->schema_size &&
+		    !memcmp(a->schema, b->schema, a->schema_size);
+	for (int i = 0; same && i < n; i++)
+		same = a->size[i] == b->size[i] && !memcmp(a->data[i], b->data[i], a->size[i]);
+	if (!same)
+		fprintf(stderr, "\n%s: %d messages (%s, %s/%s) against %d (%s, %s/%s)\n", a->topic,
+			a->n, a->encoding, a->schema_name, a->schema_encoding, b->n, b->encoding,
+			b->schema_name, b->schema_encoding);
+	return same;
+}
+
+/* Plays `file` with `opts` onto a fresh bus while `record -a` records it
+ * into `out`; returns the bus name (stopped already). */
+static void play_and_record(const char *tag, const char *file, const char *out,
+			    char *const opts[], int expect_imu)
+{
+	const char *bus_name = h_bus_name(tag);
+	shmbus_bus *bus = h_connect(bus_name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	char recname[64], playname[64];
+	snprintf(recname, sizeof(recname), "%s-rec", tag);
+	snprintf(playname, sizeof(playname), "%s-play", tag);
+	char *rec_args[] = { "record", "--bus", (char *)bus_name, "-o", (char *)out, "-a", NULL };
+	pid_t rec = spawn_cli(recname, rec_args);
+	CU_ASSERT_TRUE(wait_output(recname, "out", "recording into "));
+	char *play_args[16] = { "play", "--bus", (char *)bus_name, (char *)file };
+	int a = 4;
+	for (int i = 0; opts[i] && a < 15; i++)
+		play_args[a++] = opts[i];
+	CU_ASSERT_EQUAL(run_cli(playname, play_args), 0);
+	CU_ASSERT_TRUE(wait_received(bus, "/imu", (uint64_t)expect_imu));
+	struct shmbus_topic_info ti;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(bus, "/imu", &ti, NULL, 0, NULL, NULL, 0, NULL), 0);
+	/* Sized for the largest recorded message (3 x 9 covariances: under
+	 * 512 bytes), rounded up to a power of two. */
+	CU_ASSERT_EQUAL(ti.max_message_size, 512);
+	CU_ASSERT_STRING_EQUAL(ti.name, "/imu");
+	kill(rec, SIGINT);
+	CU_ASSERT_EQUAL(h_reap(rec, 20000), 0);
+	shmbus_disconnect(bus);
+	h_stop_bus(bus_name);
+}
+
+/* A recording made by ROS 2 or Foxglove tools plays under its own names
+ * (no --remap) and records again identically: names, schemas, encodings,
+ * payloads, order, and the timing. */
+static void test_play_foreign(void)
+{
+	char file[256], again[256];
+	path_in_dir(file, sizeof(file), "foreign.mcap");
+	path_in_dir(again, sizeof(again), "foreign-again.mcap");
+	write_foreign(file);
+	char *none[] = { NULL };
+	play_and_record("foreign", file, again, none, 20);
+	char *out = slurp("foreign-play", "out");
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "published 26 messages"));
+	free(out);
+	static struct topic_dump a, b, c, d;
+	a.topic = b.topic = "/imu";
+	c.topic = d.topic = "/camera/imu";
+	dump_topic(file, &a);
+	dump_topic(again, &b);
+	dump_topic(file, &c);
+	dump_topic(again, &d);
+	CU_ASSERT_TRUE(same_topic(&a, &b, 20));
+	CU_ASSERT_TRUE(same_topic(&c, &d, 6));
+	/* The original spacing, to within the machine's noise. */
+	int64_t worst = 0;
+	for (int i = 1; i < b.n; i++) {
+		int64_t e = (int64_t)(b.log_time[i] - b.log_time[0]) - (int64_t)i * 50000000;
+		worst = llabs(e) > worst ? llabs(e) : worst;
+	}
+	printf("\n  played again: worst offset from the recorded times %.3f ms ",
+	       (double)worst / 1e6);
+	free_dump(&a);
+	free_dump(&b);
+	free_dump(&c);
+	free_dump(&d);
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	memset(&c, 0, sizeof(c));
+	char line[2048];
+	int fc = foxglove_check(again, -1, line, sizeof(line));
+	if (fc == 1)
+		fprintf(stderr, "\n@mcap/core on %s: %s\n", again, line);
+	CU_ASSERT_NOT_EQUAL(fc, 1);
+
+	/* --duration 0.5 --clock=10: the first half second (11 of /imu, 6 of
+	 * /camera/imu), and the recording's time on /clock every 100 ms of it
+	 * as google.protobuf.Timestamp. */
+	path_in_dir(again, sizeof(again), "foreign-clock.mcap");
+	char *opts[] = { "--duration", "0.5", "--clock=10", NULL };
+	play_and_record("fclock", file, again, opts, 11);
+	a.topic = "/imu";
+	b.topic = "/camera/imu";
+	c.topic = "/clock";
+	dump_topic(again, &a);
+	dump_topic(again, &b);
+	dump_topic(again, &c);
+	CU_ASSERT_EQUAL(a.n, 11);
+	CU_ASSERT_EQUAL(b.n, 6);
+	CU_ASSERT_EQUAL(c.n, 6);
+	CU_ASSERT_STRING_EQUAL(c.schema_name, "google.protobuf.Timestamp");
+	for (int i = 0; i < c.n; i++) {
+		/* seconds (field 1) and nanos (field 2), varints */
+		uint64_t v[3] = { 0 };
+		for (size_t k = 0; k < c.size[i];) {
+			int field = c.data[i][k++] >> 3;
+			uint64_t x = 0;
+			for (int sh = 0; k < c.size[i]; sh += 7) {
+				x |= (uint64_t)(c.data[i][k] & 0x7f) << sh;
+				if (!(c.data[i][k++] & 0x80))
+					break;
+			}
+			if (field == 1 || field == 2)
+				v[field] = x;
+		}
+		CU_ASSERT_EQUAL(v[1] * 1000000000 + v[2], FOREIGN_T0 + (uint64_t)i * 100000000);
+	}
+	free_dump(&a);
+	free_dump(&b);
+	free_dump(&c);
+}
+
+/* On a terminal: space pauses, s steps one message, space resumes, q
+ * quits; driven through a pseudo-terminal as a person would type. */
+struct pty_run {
+	pid_t pid;
+	int fd;
+	char out[1 << 16];
+	size_t n;
+};
+
+static bool pty_start(struct pty_run *p, char *const args[])
+{
+	char *argv[16] = { (char *)cli };
+	int a = 1;
+	for (int i = 0; args[i] && a < 15; i++)
+		argv[a++] = args[i];
+	p->n = 0;
+	p->pid = forkpty(&p->fd, NULL, NULL, NULL);
+	if (p->pid == 0) {
+		execv(cli, argv);
+		_exit(127);
+	}
+	return p->pid > 0;
+}
+
+/* Reads the terminal until `text` shows after offset `from` (bounded). */
+static bool pty_wait_from(struct pty_run *p, size_t from, const char *text)
+{
+	int64_t deadline = h_now_ns() + 20000000000ll;
+	while (h_now_ns() < deadline) {
+		p->out[p->n] = 0;
+		if (strstr(p->out + from, text))
+			return true;
+		struct pollfd pf = { p->fd, POLLIN, 0 };
+		if (poll(&pf, 1, 100) == 1) {
+			ssize_t r = read(p->fd, p->out + p->n, sizeof(p->out) - 1 - p->n);
+			if (r <= 0)
+				return false;
+			p->n += (size_t)r;
+		}
+	}
+	return false;
+}
+
+static bool pty_wait(struct pty_run *p, const char *text)
+{
+	return pty_wait_from(p, 0, text);
+}
+
+/* Takes what the subscriber has now (no waiting): how many. */
+static int take_all(shmbus_sub *sub)
+{
+	int n = 0;
+	Shmbus__Msgs__Imu *imu;
+	while (shmbus__msgs__imu__take(sub, NULL, &imu, NULL) == 0) {
+		shmbus__msgs__imu__free(imu, NULL);
+		n++;
+	}
+	return n;
+}
+
+static void test_play_keys(void)
+{
+	const char *bus_name = h_bus_name("keys");
+	shmbus_bus *bus = h_connect(bus_name);
+	char file[256];
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	path_in_dir(file, sizeof(file), "keys.mcap");
+	write_foreign(file);
+	shmbus_pub *topic;
+	shmbus_sub *sub;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "/imu", NULL, NULL, &topic), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(bus, "/imu", NULL, NULL, &sub), 0);
+	char *args[] = { "play", "--bus", (char *)bus_name, file, "--topics", "/imu", NULL };
+	struct pty_run p;
+	CU_ASSERT_FATAL(pty_start(&p, args));
+	int got = 0;
+	while (got == 0 && shmbus__msgs__imu__wait(sub, 10000000000ll) == 0)
+		got += take_all(sub);
+	CU_ASSERT_EQUAL(write(p.fd, " ", 1), 1);
+	CU_ASSERT_TRUE(pty_wait(&p, "paused: space resumes"));
+	got += take_all(sub);
+	int at_pause = got;
+	for (int step = 1; step <= 2; step++) {
+		size_t seen = p.n;
+		CU_ASSERT_EQUAL(write(p.fd, "s", 1), 1);
+		/* the step's own line, after what was read before */
+		CU_ASSERT_TRUE(pty_wait_from(&p, seen, "stepped"));
+		got += take_all(sub);
+		CU_ASSERT_EQUAL(got, at_pause + step); /* one message per step */
+	}
+	CU_ASSERT_EQUAL(write(p.fd, " ", 1), 1);
+	CU_ASSERT_TRUE(pty_wait(&p, "resumed"));
+	while (got < 20 && shmbus__msgs__imu__wait(sub, 10000000000ll) == 0)
+		got += take_all(sub);
+	CU_ASSERT_EQUAL(got, 20);
+	CU_ASSERT_TRUE(pty_wait(&p, "published 20 messages"));
+	CU_ASSERT_EQUAL(h_reap(p.pid, 20000), 0);
+	close(p.fd);
+	printf("\n  paused after %d of 20, stepped 2, resumed ", at_pause);
+
+	/* q stops at once. */
+	CU_ASSERT_FATAL(pty_start(&p, args));
+	got = 0;
+	while (got == 0 && shmbus__msgs__imu__wait(sub, 10000000000ll) == 0)
+		got += take_all(sub);
+	CU_ASSERT_EQUAL(write(p.fd, "q", 1), 1);
+	CU_ASSERT_TRUE(pty_wait(&p, "published "));
+	CU_ASSERT_EQUAL(h_reap(p.pid, 20000), 0);
+	CU_ASSERT_PTR_NULL(strstr(p.out, "published 20 messages"));
+	close(p.fd);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(topic);
+	shmbus_disconnect(bus);
+	h_stop_bus(bus_name);
+}
+
 /* Runs the CLI and gives its peak resident memory in KiB. */
 static int run_cli_rss(const char *name, char *const args[], long *max_kib)
 {
@@ -954,6 +1292,8 @@ static void add(void)
 	CU_add_test(s, "damaged files through the CLI", test_cli_damaged_files);
 	CU_add_test(s, "a 1 GiB chunk in a small file", test_chunk_bomb);
 	CU_add_test(s, "a split recording plays as one", test_play_split);
+	CU_add_test(s, "a ROS 2 / Foxglove recording plays and records again", test_play_foreign);
+	CU_add_test(s, "keys on a terminal: pause, step, resume, quit", test_play_keys);
 	CU_add_test(s, "65535 channels", test_many_channels);
 }
 
