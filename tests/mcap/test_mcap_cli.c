@@ -568,6 +568,46 @@ static void test_record_all_untyped(void)
 	h_stop_bus(bus_name);
 }
 
+/* record with glob patterns and --exclude: the topics that match, those
+ * created while recording too, and none of the excluded. */
+static void test_record_patterns(void)
+{
+	const char *bus_name = h_bus_name("mcapg");
+	shmbus_bus *bus = h_connect(bus_name);
+	char file[256];
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	path_in_dir(file, sizeof(file), "glob.mcap");
+	const char *names[] = { "/cam/left", "cam/right", "/cam/depth", "imu", "/cam/ir/raw" };
+	shmbus_pub *pub[5];
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, names[i], NULL, NULL, &pub[i]), 0);
+	char *rec_args[] = { "record", "--bus", (char *)bus_name, "-o", file, "/cam/*",
+			     "--exclude", "cam/depth", "--exclude", "*/raw", NULL };
+	pid_t rec = spawn_cli("recglob", rec_args);
+	CU_ASSERT_TRUE(wait_output("recglob", "out", "recording into "));
+	for (int i = 3; i < 5; i++) /* created while recording */
+		CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, names[i], NULL, NULL, &pub[i]), 0);
+	for (int i = 0; i < 5; i++)
+		CU_ASSERT_EQUAL(shmbus_pub_send(pub[i], "x", 1, NULL), 0);
+	CU_ASSERT_TRUE(wait_received(bus, "/cam/left", 1));
+	CU_ASSERT_TRUE(wait_received(bus, "cam/right", 1));
+	kill(rec, SIGINT);
+	CU_ASSERT_EQUAL(h_reap(rec, 20000), 0);
+	char *info_args[] = { "mcap", "info", file, NULL };
+	CU_ASSERT_EQUAL(run_cli("infoglob", info_args), 0);
+	char *out = slurp("infoglob", "out");
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "topics:      2\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "  /cam/left "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "  cam/right "));
+	free(out);
+	char *bad[] = { "record", "-o", file, "no good", NULL };
+	CU_ASSERT_EQUAL(run_cli("recglobbad", bad), 2);
+	for (int i = 0; i < 5; i++)
+		shmbus_pub_close(pub[i]);
+	shmbus_disconnect(bus);
+	h_stop_bus(bus_name);
+}
+
 static void test_bad_input(void)
 {
 	char garbage[256], missing[256];
@@ -1288,6 +1328,7 @@ static void add(void)
 	CU_add_test(s, "record, info, cat, play on a live bus", test_record_info_play);
 	CU_add_test(s, "recorder killed with SIGKILL", test_kill9_recorder);
 	CU_add_test(s, "record -a picks up a new untyped topic", test_record_all_untyped);
+	CU_add_test(s, "record globs and --exclude", test_record_patterns);
 	CU_add_test(s, "bad input", test_bad_input);
 	CU_add_test(s, "damaged files through the CLI", test_cli_damaged_files);
 	CU_add_test(s, "a 1 GiB chunk in a small file", test_chunk_bomb);

@@ -116,6 +116,25 @@ static bool proto3(const FileProto *f)
 	return f->syntax && strcmp(f->syntax, "proto3") == 0;
 }
 
+/* Whether json_name is what protoc derives from the name anyway
+ * (lowerCamelCase: underscores dropped, the letter after one raised). */
+static bool default_json_name(const FieldProto *fd)
+{
+	const char *n = fd->name, *j = fd->json_name;
+	bool up = false;
+	for (; *n; n++) {
+		if (*n == '_') {
+			up = true;
+			continue;
+		}
+		char c = up && *n >= 'a' && *n <= 'z' ? (char)(*n - 'a' + 'A') : *n;
+		up = false;
+		if (*j++ != c)
+			return false;
+	}
+	return *j == 0;
+}
+
 static void print_field(struct printer *p, const MsgProto *m, const FieldProto *fd, int level)
 {
 	comments(p, level);
@@ -156,6 +175,10 @@ static void print_field(struct printer *p, const MsgProto *m, const FieldProto *
 	}
 	if (fd->options && fd->options->has_deprecated && fd->options->deprecated) {
 		fprintf(p->f, "%sdeprecated = true", sep);
+		sep = ", ";
+	}
+	if (fd->json_name && !default_json_name(fd)) {
+		fprintf(p->f, "%sjson_name = \"%s\"", sep, fd->json_name);
 		sep = ", ";
 	}
 	fputs(*sep == ',' ? "];\n" : ";\n", p->f);
