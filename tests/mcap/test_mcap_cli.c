@@ -847,7 +847,7 @@ static void write_foreign(const char *path)
 	mcap_writer *w;
 	struct mcap_writer_options o;
 	char err[256];
-	uint16_t sid, imu, cam;
+	uint16_t sid, imu, cam, rsid, chatter, js;
 	mcap_writer_options_init(&o);
 	o.library = "a ROS 2 or Foxglove tool";
 	CU_ASSERT_EQUAL_FATAL(mcap_writer_open(path, &o, &w, err, sizeof(err)), 0);
@@ -857,6 +857,12 @@ static void write_foreign(const char *path)
 	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, sid, "/imu", "protobuf", NULL, 0, &imu), 0);
 	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, sid, "/camera/imu", "protobuf", NULL, 0, &cam),
 			0);
+	/* ROS 2's own encoding, and one without a schema */
+	static const char msgdef[] = "string data";
+	CU_ASSERT_EQUAL(mcap_writer_add_schema(w, "std_msgs/msg/String", "ros2msg", msgdef,
+					       sizeof(msgdef) - 1, &rsid), 0);
+	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, rsid, "/chatter", "cdr", NULL, 0, &chatter), 0);
+	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, 0, "/events", "json", NULL, 0, &js), 0);
 	for (int i = 0; i < 20; i++) {
 		Shmbus__Msgs__Header h = SHMBUS__MSGS__HEADER__INIT;
 		Shmbus__Msgs__Imu m = SHMBUS__MSGS__IMU__INIT;
@@ -874,6 +880,17 @@ static void write_foreign(const char *path)
 		CU_ASSERT_EQUAL(mcap_writer_message(w, imu, (uint32_t)i, t, t, buf, n), 0);
 		if (i % 2 == 0 && i < 12)
 			CU_ASSERT_EQUAL(mcap_writer_message(w, cam, (uint32_t)i, t, t, buf, n), 0);
+		if (i % 5 == 0) {
+			/* a CDR std_msgs/String "hello i", and a JSON event */
+			uint8_t cdr[32] = { 0, 1, 0, 0, 8, 0, 0, 0 };
+			int k = snprintf((char *)cdr + 8, 16, "hello %d", i % 10);
+			CU_ASSERT_EQUAL(mcap_writer_message(w, chatter, (uint32_t)i, t, t, cdr,
+							    (size_t)(8 + k + 1)), 0);
+			char json[32];
+			k = snprintf(json, sizeof(json), "{\"i\":%d}", i);
+			CU_ASSERT_EQUAL(mcap_writer_message(w, js, (uint32_t)i, t, t, json, (size_t)k),
+					0);
+		}
 	}
 	CU_ASSERT_EQUAL(mcap_writer_close(w, err, sizeof(err)), 0);
 }
@@ -986,9 +1003,22 @@ static void test_play_foreign(void)
 	char *none[] = { NULL };
 	play_and_record("foreign", file, again, none, 20);
 	char *out = slurp("foreign-play", "out");
-	CU_ASSERT_PTR_NOT_NULL(strstr(out, "published 26 messages"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "published 34 messages"));
 	free(out);
 	static struct topic_dump a, b, c, d;
+	const char *others[] = { "/chatter", "/events" };
+	for (int k = 0; k < 2; k++) {
+		memset(&a, 0, sizeof(a));
+		memset(&b, 0, sizeof(b));
+		a.topic = b.topic = others[k];
+		dump_topic(file, &a);
+		dump_topic(again, &b);
+		CU_ASSERT_TRUE(same_topic(&a, &b, 4));
+		free_dump(&a);
+		free_dump(&b);
+	}
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
 	a.topic = b.topic = "/imu";
 	c.topic = d.topic = "/camera/imu";
 	dump_topic(file, &a);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "recording.h"
 
 const char *cli_global_bus;
 
@@ -265,6 +266,13 @@ pbjson_schema *cli_topic_schema(const char *verb, shmbus_sub *sub, const char *t
 	}
 	pbjson_schema *s;
 	char err[256];
+	struct rec_foreign f;
+	if (rec_foreign_unwrap(blob, size, &f)) {
+		fprintf(stderr, "shmbus %s: the topic carries %s messages (schema '%s', %s), "
+				"played from a recording: %s\n", verb, f.message_encoding,
+			f.schema_name, *f.schema_encoding ? f.schema_encoding : "none", then);
+		return NULL;
+	}
 	if (pbjson_schema_load(blob, size, &s, err, sizeof(err))) {
 		fprintf(stderr, "shmbus %s: the topic's schema does not load (%s): %s\n", verb, err,
 			then);

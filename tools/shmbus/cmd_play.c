@@ -97,8 +97,11 @@ static void usage(FILE *f)
 		"Topics are created with the recorded name, type and schema, for messages as\n"
 		"large as the largest recorded one; a topic that exists with another type or\n"
 		"a smaller max message size is an error. Names as ROS and Foxglove tools\n"
-		"write them (\"/imu\") play as they are. A recording cut short (recorder\n"
-		"killed, disk full) plays up to its last complete chunk.\n");
+		"write them (\"/imu\") play as they are. Channels of other encodings (ROS 2's\n"
+		"cdr, json, ...) are published as they are, their schema and encodings kept\n"
+		"with the topic, so `shmbus record` writes them again as they were. A\n"
+		"recording cut short (recorder killed, disk full) plays up to its last\n"
+		"complete chunk.\n");
 }
 
 static const char *meta(const struct mcap_channel *ch, const char *key)
@@ -219,13 +222,39 @@ static const char *remapped(const struct player *pl, const char *topic)
 	return topic;
 }
 
-static const char *type_of(mcap_reader *r, const struct mcap_channel *ch)
+/* Whether the channel is what the bus carries natively: protobuf with
+ * its schema, or what `record` writes for untyped and schema-less topics.
+ * Others travel in an envelope (recording.h). */
+static bool native(mcap_reader *r, const struct mcap_channel *ch)
+{
+	const struct mcap_schema *s = mcap_reader_schema(r, ch->schema_id);
+	const char *e = ch->message_encoding;
+	if (s)
+		return strcmp(s->encoding, "protobuf") == 0 && strcmp(e, "protobuf") == 0;
+	return strcmp(e, REC_RAW_ENCODING) == 0 || strcmp(e, REC_NOSCHEMA_ENCODING) == 0;
+}
+
+static void foreign_of(mcap_reader *r, const struct mcap_channel *ch, struct rec_foreign *f)
+{
+	const struct mcap_schema *s = mcap_reader_schema(r, ch->schema_id);
+	*f = (struct rec_foreign){ s ? s->encoding : "", ch->message_encoding, s ? s->name : "",
+				   s ? s->data : NULL, s ? s->size : 0 };
+}
+
+/* The bus type name of a channel's topic ("" for untyped). */
+static const char *type_of(mcap_reader *r, const struct mcap_channel *ch, char *buf, size_t len)
 {
 	const char *type = meta(ch, REC_KEY_TYPE);
 	const struct mcap_schema *s = mcap_reader_schema(r, ch->schema_id);
 	if (type && *type)
 		return type;
-	return s && strcmp(s->encoding, "protobuf") == 0 ? s->name : "";
+	if (!native(r, ch)) {
+		struct rec_foreign f;
+		foreign_of(r, ch, &f);
+		rec_foreign_type(&f, buf, len);
+		return buf;
+	}
+	return s ? s->name : "";
 }
 
 /* The topic a channel is published on, added when new; the same recorded
@@ -245,10 +274,15 @@ static int topic_for(struct player *pl, struct pfile *f, const struct mcap_chann
 		for (size_t k = 0; k < pl->n_topics; k++)
 			v[i].selected |= cli_same_topic(pl->topics[k], ch->topic);
 		pl->nt++;
-	} else if (strcmp(type_of(f->r, ch), type_of(pl->t[i].r, pl->t[i].ch)) != 0) {
-		fprintf(stderr, "shmbus play: topic '%s' has type '%s' in %s but '%s' before\n",
-			ch->topic, type_of(f->r, ch), f->path, type_of(pl->t[i].r, pl->t[i].ch));
-		return -1;
+	} else {
+		char a[256], b[256];
+		const char *now = type_of(f->r, ch, a, sizeof(a));
+		const char *before = type_of(pl->t[i].r, pl->t[i].ch, b, sizeof(b));
+		if (strcmp(now, before) != 0) {
+			fprintf(stderr, "shmbus play: topic '%s' has type '%s' in %s but '%s' "
+					"before\n", ch->topic, now, f->path, before);
+			return -1;
+		}
 	}
 	struct ptopic *t = &pl->t[i];
 	const char *max = meta(ch, REC_KEY_MAX_SIZE), *slots = meta(ch, REC_KEY_SLOTS);
@@ -321,12 +355,22 @@ static int open_publishers(struct player *pl)
 		struct shmbus_topic_options to;
 		shmbus_topic_options_init(&to);
 		const struct mcap_schema *s = mcap_reader_schema(t->r, t->ch->schema_id);
-		if (s && strcmp(s->encoding, "protobuf") == 0) {
+		char buf[256];
+		uint8_t *envelope = NULL;
+		const char *type = type_of(t->r, t->ch, buf, sizeof(buf));
+		to.type_name = *type ? type : NULL;
+		if (native(t->r, t->ch) && s) {
 			to.schema = s->data;
 			to.schema_size = s->size;
+		} else if (!native(t->r, t->ch)) {
+			struct rec_foreign f;
+			foreign_of(t->r, t->ch, &f);
+			if (!rec_foreign_wrap(&f, &envelope, &to.schema_size)) {
+				fprintf(stderr, "shmbus play: out of memory\n");
+				return -1;
+			}
+			to.schema = envelope;
 		}
-		const char *type = type_of(t->r, t->ch);
-		to.type_name = *type ? type : NULL;
 		if (t->max_size > UINT32_MAX) {
 			fprintf(stderr, "shmbus play: %s: messages of %" PRIu64 " bytes are too large\n",
 				t->recorded, t->max_size);
@@ -335,6 +379,7 @@ static int open_publishers(struct player *pl)
 		to.max_message_size = size_for(t->max_size);
 		to.slot_count = t->slots; /* 0: the bus's default */
 		int rc = shmbus_pub_open(pl->bus, t->name, &to, NULL, &t->pub);
+		free(envelope);
 		if (rc)
 			return cli_fail("play", rc, t->name);
 	}

@@ -141,7 +141,15 @@ static int add_channel(struct recorder *rec, struct rtopic *t)
 	const char *encoding = REC_RAW_ENCODING;
 	int rc;
 
-	if (type[0] && schema && schema_size) {
+	struct rec_foreign f;
+	if (rec_foreign_unwrap(schema, schema_size, &f)) {
+		/* A channel `play` brought from another encoding: as it was. */
+		if (*f.schema_name &&
+		    (rc = mcap_writer_add_schema(rec->w, f.schema_name, f.schema_encoding, f.data,
+						 f.size, &schema_id)) != 0)
+			return rc;
+		encoding = f.message_encoding;
+	} else if (type[0] && schema && schema_size) {
 		rc = mcap_writer_add_schema(rec->w, type, "protobuf", schema, schema_size,
 					    &schema_id);
 		if (rc)

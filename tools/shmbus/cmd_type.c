@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "recording.h"
 #include "google/protobuf/descriptor.pb-c.h"
 
 typedef Google__Protobuf__FileDescriptorProto FileProto;
@@ -417,7 +418,14 @@ int cmd_type(int argc, char **argv)
 	size_t size;
 	const void *blob = shmbus_sub_schema(sub, &size);
 	int status = 1;
-	if (!*type)
+	struct rec_foreign fc;
+	if (size && rec_foreign_unwrap(blob, size, &fc)) {
+		/* Played from a recording of another encoding: its own text. */
+		printf("// %s (%s schema; messages %s; topic %s)\n%.*s\n", fc.schema_name,
+		       fc.schema_encoding, fc.message_encoding, topic, (int)fc.size,
+		       (const char *)fc.data);
+		status = 0;
+	} else if (!*type)
 		fprintf(stderr, "shmbus type: %s is untyped (raw bytes): no definition\n", topic);
 	else if (!size)
 		fprintf(stderr, "shmbus type: %s has type '%s' but its publisher stored no "
