@@ -4,6 +4,7 @@
  * collections and scalars by a small recursive reader over one text.
  * Nothing here trusts its input: every refusal names the line.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -106,17 +107,6 @@ static void put_utf8(char *out, size_t *k, unsigned c)
 	}
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A quoted scalar starting at *p (the quote); *p moves past its end. */
 static json_t *quoted(struct yp *y, int line, const char **p)
 {
@@ -159,17 +149,15 @@ static json_t *quoted(struct yp *y, int line, const char **p)
 			return fail(y, line, "unknown escape '\\%c' in a quoted string", *s ? *s : ' ');
 		}
 		if (digits) {
-			unsigned c = 0;
-			for (int d = 0; d < digits; d++) {
-				int h = hexval(s[1]);
-				if (h < 0) {
-					free(out);
-					return fail(y, line, "escape '\\%c' needs %d hex digits", *s,
-						    digits);
-				}
-				c = c << 4 | (unsigned)h;
-				s++;
+			char hex[9] = "";
+			for (int d = 0; d < digits; d++)
+				hex[d] = isxdigit((unsigned char)s[1 + d]) ? s[1 + d] : 'x';
+			if (strchr(hex, 'x')) {
+				free(out);
+				return fail(y, line, "escape '\\%c' needs %d hex digits", *s, digits);
 			}
+			unsigned c = (unsigned)strtoul(hex, NULL, 16);
+			s += digits;
 			if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
 				free(out);
 				return fail(y, line, "escape names no character (U+%X)", c);
