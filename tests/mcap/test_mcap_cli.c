@@ -568,6 +568,62 @@ static void test_record_all_untyped(void)
 	h_stop_bus(bus_name);
 }
 
+/* A topic created while the recorder cannot run (stopped): once it runs
+ * again it opens the topic at its first message, records what the ring
+ * still holds, and says exactly how many it missed. */
+static void test_record_missed(void)
+{
+	const char *bus_name = h_bus_name("mcapm");
+	shmbus_bus *bus = h_connect(bus_name);
+	char file[256];
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	path_in_dir(file, sizeof(file), "missed.mcap");
+	char *rec_args[] = { "record", "--bus", (char *)bus_name, "-o", file, "late/*", NULL };
+	pid_t rec = spawn_cli("recmissed", rec_args);
+	CU_ASSERT_TRUE(wait_output("recmissed", "out", "recording into "));
+	kill(rec, SIGSTOP);
+	struct shmbus_topic_options to;
+	shmbus_topic_options_init(&to);
+	to.slot_count = 16;
+	to.history = 8;
+	shmbus_pub *pub;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "late/topic", &to, NULL, &pub), 0);
+	for (int i = 0; i < 100; i++)
+		CU_ASSERT_EQUAL(shmbus_pub_send(pub, &i, sizeof(i), NULL), 0);
+	struct shmbus_topic_info ti;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(bus, "late/topic", &ti, NULL, 0, NULL, NULL, 0, NULL),
+			0);
+	kill(rec, SIGCONT);
+	CU_ASSERT_TRUE(wait_received(bus, "late/topic", 100));
+	kill(rec, SIGINT);
+	CU_ASSERT_EQUAL(h_reap(rec, 20000), 0);
+	char *out = slurp("recmissed", "out"), want[128];
+	snprintf(want, sizeof(want), "%10u recorded %10u lost (%u of them published before it "
+		 "was found)", ti.history, 100 - ti.history, 100 - ti.history);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+	if (!strstr(out, want))
+		fprintf(stderr, "\nwanted '%s' in:\n%s\n", want, out);
+	free(out);
+	/* The last `history` messages: 100 - history .. 99, in order. */
+	char err[512];
+	mcap_reader *r;
+	struct mcap_message m;
+	CU_ASSERT_EQUAL_FATAL(mcap_reader_open(file, 0, &r, err, sizeof(err)), 0);
+	int want_i = 100 - (int)ti.history, n = 0;
+	while (mcap_reader_next(r, &m) == 1) {
+		int v;
+		memcpy(&v, m.data, sizeof(v));
+		CU_ASSERT_EQUAL(v, want_i);
+		want_i++;
+		n++;
+	}
+	CU_ASSERT_EQUAL(n, (int)ti.history);
+	mcap_reader_close(r);
+	shmbus_pub_close(pub);
+	shmbus_disconnect(bus);
+	h_stop_bus(bus_name);
+}
+
 /* record with glob patterns and --exclude: the topics that match, those
  * created while recording too, and none of the excluded. */
 static void test_record_patterns(void)
@@ -1359,6 +1415,7 @@ static void add(void)
 	CU_add_test(s, "recorder killed with SIGKILL", test_kill9_recorder);
 	CU_add_test(s, "record -a picks up a new untyped topic", test_record_all_untyped);
 	CU_add_test(s, "record globs and --exclude", test_record_patterns);
+	CU_add_test(s, "record says what a late topic missed", test_record_missed);
 	CU_add_test(s, "bad input", test_bad_input);
 	CU_add_test(s, "damaged files through the CLI", test_cli_damaged_files);
 	CU_add_test(s, "a 1 GiB chunk in a small file", test_chunk_bomb);
