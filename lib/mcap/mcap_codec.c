@@ -63,6 +63,8 @@ int mcap_buf_reserve(struct mcap_buf *b, size_t extra)
 
 uint8_t *mcap_buf_grow(struct mcap_buf *b, size_t n)
 {
+	if (n == 0) /* nothing to place (and maybe no buffer yet) */
+		return b->data;
 	if (mcap_buf_reserve(b, n))
 		return NULL;
 	uint8_t *p = b->data + b->size;

@@ -312,8 +312,10 @@ static void sort_tables(mcap_reader *r)
 {
 	if (r->sorted)
 		return;
-	qsort(r->channels, r->n_channels, sizeof(*r->channels), by_channel_id);
-	qsort(r->schemas, r->n_schemas, sizeof(*r->schemas), by_schema_id);
+	if (r->n_channels)
+		qsort(r->channels, r->n_channels, sizeof(*r->channels), by_channel_id);
+	if (r->n_schemas)
+		qsort(r->schemas, r->n_schemas, sizeof(*r->schemas), by_schema_id);
 	for (size_t i = 0; i < r->n_channels; i++)
 		r->channel_at[r->channels[i].id] = (uint32_t)i + 1;
 	for (size_t i = 0; i < r->n_schemas; i++)
@@ -462,13 +464,12 @@ static int chunk_record(mcap_reader *r, bool body, uint8_t *op, const uint8_t **
 	if (left == 0)
 		return r->streamed ? stream_end(r) : 0;
 	uint8_t hdr[MCAP_RECORD_PREFIX];
-	const uint8_t *h = r->chunk + r->chunk_pos;
+	const uint8_t *h = hdr;
 	int rc;
-	if (left >= MCAP_RECORD_PREFIX && r->streamed) {
-		if ((rc = stream_read(r, hdr, sizeof(hdr))) != 0)
-			return rc;
-		h = hdr;
-	}
+	if (!r->streamed)
+		h = r->chunk + r->chunk_pos;
+	else if (left >= MCAP_RECORD_PREFIX && (rc = stream_read(r, hdr, sizeof(hdr))) != 0)
+		return rc;
 	if (left < MCAP_RECORD_PREFIX || mcap_get64(h + 1) > left - MCAP_RECORD_PREFIX)
 		return bad(r, -EBADMSG,
 			   "%s: chunk at offset %llu: record at byte %llu of its data runs past "

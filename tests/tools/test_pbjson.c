@@ -938,21 +938,26 @@ static void test_subset_unimported(void)
 		google__protobuf__file_descriptor_set__unpack(NULL, pbjson_test_fds_size,
 							       pbjson_test_fds);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(set);
-	size_t dropped = 0;
+	/* The import moves to the end of its list, which is cut short while
+	 * packing (and whole again to be freed). */
+	Google__Protobuf__FileDescriptorProto *importer = NULL;
 	for (size_t i = 0; i < set->n_file; i++) {
 		Google__Protobuf__FileDescriptorProto *f = set->file[i];
-		size_t out = 0;
 		for (size_t d = 0; d < f->n_dependency; d++)
-			if (strcmp(f->dependency[d], "google/protobuf/duration.proto") != 0)
-				f->dependency[out++] = f->dependency[d];
-			else
-				dropped++;
-		f->n_dependency = out;
+			if (strcmp(f->dependency[d], "google/protobuf/duration.proto") == 0) {
+				char *t = f->dependency[d];
+				f->dependency[d] = f->dependency[f->n_dependency - 1];
+				f->dependency[f->n_dependency - 1] = t;
+				importer = f;
+				break;
+			}
 	}
-	CU_ASSERT_EQUAL(dropped, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(importer);
+	importer->n_dependency--;
 	size_t n = google__protobuf__file_descriptor_set__get_packed_size(set);
 	uint8_t *buf = malloc(n);
 	google__protobuf__file_descriptor_set__pack(set, buf);
+	importer->n_dependency++;
 	google__protobuf__file_descriptor_set__free_unpacked(set, NULL);
 	pbjson_schema *s = load(buf, n), *again;
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);

@@ -212,7 +212,7 @@ static int wait_created(const char *verb, shmbus_topic_watch *w, const char *top
 		int64_t left = deadline_ns - cli_mono_ns();
 		if (cli_stopping() || left <= 0)
 			return SHMBUS_ENOTOPIC;
-		rc = shmbus_topic_watch_wait(w, left);
+		rc = shmbus_topic_watch_wait(w, deadline_ns == INT64_MAX ? -1 : left);
 		if (rc == SHMBUS_EINTR || rc == SHMBUS_ETIMEDOUT)
 			continue; /* the loop looks at the flag and the clock */
 		if (rc)

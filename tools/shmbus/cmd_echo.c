@@ -462,7 +462,9 @@ static int echo_loop(struct echo *e, shmbus_sub *sub, const struct echo_args *a,
 			int64_t left = end - cli_mono_ns();
 			if (left <= 0)
 				break;
-			rc = shmbus_sub_wait(sub, left);
+			/* -1 (forever) without a deadline: the library's deadline
+			 * arithmetic must not see INT64_MAX. */
+			rc = shmbus_sub_wait(sub, end == INT64_MAX ? -1 : left);
 			if (rc == SHMBUS_ETIMEDOUT || rc == SHMBUS_EINTR)
 				continue; /* the loop looks at the clock and the flag */
 		} else if (rc == 0) {

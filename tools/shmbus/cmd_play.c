@@ -521,8 +521,10 @@ static int64_t due(const struct player *pl, uint64_t log_time)
 /* Publishes the clock ticks due before log time `upto`. */
 static int clock_upto(struct player *pl, uint64_t upto, uint64_t *next_tick)
 {
+	if (!pl->clock)
+		return 0;
 	uint64_t period = (uint64_t)(1e9 / pl->clock_hz);
-	while (pl->clock && *next_tick <= upto && !cli_stopping() && !pl->quit) {
+	while (*next_tick <= upto && !cli_stopping() && !pl->quit) {
 		int64_t when = due(pl, *next_tick);
 		while (!pl->paused && when > cli_mono_ns() && !cli_stopping() && !pl->quit)
 			wait_until(pl, when);
