@@ -282,6 +282,12 @@ static long count_messages(const char *path)
 	return n;
 }
 
+static int by_value(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 #define N_MSGS 1500
 
 static void test_record_info_play(void)
@@ -376,7 +382,8 @@ static void test_record_info_play(void)
 	CU_ASSERT_EQUAL_FATAL(mcap_reader_open(file, 0, &r, err, sizeof(err)), 0);
 	struct mcap_message m;
 	uint64_t log0 = 0;
-	int64_t recv0 = 0, worst = 0;
+	int64_t pub0 = 0, worst = 0;
+	static int64_t errors[N_MSGS];
 	long got = 0;
 	while (got < N_MSGS && mcap_reader_next(r, &m) == 1) {
 		if (strcmp(mcap_reader_channel(r, m.channel_id)->topic, "imu/a") != 0)
@@ -389,7 +396,6 @@ static void test_record_info_play(void)
 			shmbus__msgs__imu__wait(sub, 100000000);
 			rc = shmbus__msgs__imu__take(sub, NULL, &imu, &info);
 		}
-		int64_t now = h_now_ns();
 		if (rc != 0) {
 			CU_FAIL("play did not publish everything");
 			break;
@@ -399,19 +405,30 @@ static void test_record_info_play(void)
 		shmbus__msgs__imu__free(imu, NULL);
 		if (got == 0) {
 			log0 = m.log_time;
-			recv0 = now;
+			pub0 = info.publish_ns;
 		}
-		int64_t want = (int64_t)(m.log_time - log0) / 2, is = now - recv0;
-		int64_t e = is > want ? is - want : want - is;
-		worst = e > worst ? e : worst;
-		got++;
+		/* When the player published it (its own stamp), against when
+		 * it was due: half the recorded time since the first. */
+		errors[got++] = (info.publish_ns - pub0) - (int64_t)(m.log_time - log0) / 2;
 	}
 	mcap_reader_close(r);
 	CU_ASSERT_EQUAL(got, N_MSGS);
-	printf("\n  played %ld messages at --rate 2: worst timing error %.3f ms ", got,
-	       (double)worst / 1e6);
-	/* Generous for loaded CI machines; BENCHMARKS.md has the measured figure. */
-	CU_ASSERT_TRUE(worst < 50000000);
+	/* The schedule's start is where most messages put it (the first
+	 * message may itself be late); each message's error is its distance
+	 * from that. The median error, so that scheduler hiccups on a loaded
+	 * machine do not count, while --rate not honoured would (the
+	 * recording spans 1.5 s: at rate 1 the median error is ~190 ms). */
+	qsort(errors, (size_t)got, sizeof(*errors), by_value);
+	int64_t start = got ? errors[got / 2] : 0;
+	for (long i = 0; i < got; i++) {
+		errors[i] = llabs(errors[i] - start);
+		worst = errors[i] > worst ? errors[i] : worst;
+	}
+	qsort(errors, (size_t)got, sizeof(*errors), by_value);
+	int64_t median = got ? errors[got / 2] : 0;
+	printf("\n  played %ld messages at --rate 2: timing error median %.3f ms, worst %.3f ms ",
+	       got, (double)median / 1e6, (double)worst / 1e6);
+	CU_ASSERT_TRUE(median < 1000000);
 	CU_ASSERT_EQUAL(h_reap(play, 20000), 0);
 	out = slurp("play", "out");
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "published 1500 messages"));
@@ -776,19 +793,10 @@ static void test_cli_damaged_files(void)
 	printf("\n  %d damaged files through mcap info and cat ", runs);
 }
 
-static int by_value(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* A recording split into several files by `record --split-size` plays as
- * one: every message, in order, and each gap between the last message of
+/* A recording split into many files by `record --split-size` plays as
+ * one: every message, in order, and the gaps between the last message of
  * one file and the first of the next as recorded, to within 1 ms
- * (measured between the publish times the subscriber receives). On a
- * machine so loaded that the player's ordinary gaps miss by more than
- * that, the bound is what 99 % of those gaps achieve in the same run: a
- * file boundary must cost nothing beyond the machine's own noise. Also a
+ * (measured between the publish times the subscriber receives). Also a
  * ROS-style name ("/imu") all the way. */
 static void test_play_split(void)
 {
@@ -802,7 +810,7 @@ static void test_play_split(void)
 	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus, "/imu", big_ring(), NULL, &keep), 0);
 	publish_marker(keep);
 	char *rec_args[] = { "record", "--bus", (char *)rec_bus, "-o", base, "--split-size",
-			     "0.01", "--chunk-size", "2", "/imu", NULL };
+			     "0.005", "--chunk-size", "1", "/imu", NULL };
 	pid_t rec = spawn_cli("recsplit", rec_args);
 	CU_ASSERT_TRUE(wait_positioned(bus, "/imu"));
 	enum { N = 800 };
@@ -816,9 +824,9 @@ static void test_play_split(void)
 	CU_ASSERT_EQUAL(h_reap(rec, 20000), 0);
 
 	/* The files, and in merged order, each message's file and log time. */
-	char files[16][256];
+	static char files[64][256];
 	int nf = 0;
-	for (; nf < 16; nf++) {
+	for (; nf < 64; nf++) {
 		snprintf(files[nf], sizeof(files[nf]), "%s/split_%d.mcap", dir, nf);
 		if (access(files[nf], R_OK) != 0)
 			break;
@@ -851,9 +859,9 @@ static void test_play_split(void)
 	shmbus_sub *sub;
 	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(bus2, "/imu", big_ring(), NULL, &topic), 0);
 	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(bus2, "imu", NULL, NULL, &sub), 0);
-	char *play_args[20] = { "play", "--bus", (char *)play_bus };
+	char *play_args[70] = { "play", "--bus", (char *)play_bus };
 	int a = 3;
-	for (int k = 0; k < nf; k++)
+	for (int k = 0; k < nf && a < 69; k++)
 		play_args[a++] = files[k];
 	pid_t play = spawn_cli("playsplit", play_args);
 	static int64_t pub_ns[N];
@@ -877,13 +885,12 @@ static void test_play_split(void)
 	CU_ASSERT_EQUAL(got, N);
 	CU_ASSERT_TRUE(in_order);
 	CU_ASSERT_EQUAL(h_reap(play, 20000), 0);
-	int64_t worst_boundary = 0, worst = 0;
-	static int64_t inner[N];
-	int n_inner = 0;
+	int64_t worst_boundary = 0;
+	static int64_t inner[N], at_boundary[64];
+	int n_inner = 0, n_boundary = 0;
 	for (int i = 1; i < got; i++) {
 		int64_t e = (pub_ns[i] - pub_ns[i - 1]) - (int64_t)(log_time[i] - log_time[i - 1]);
 		e = e < 0 ? -e : e;
-		worst = e > worst ? e : worst;
 		if (file_of[i] == file_of[i - 1] && (i + 1 >= got || file_of[i + 1] == file_of[i]))
 			inner[n_inner++] = e; /* neither side of the gap touches a boundary */
 		if (file_of[i] != file_of[i - 1]) {
@@ -891,14 +898,23 @@ static void test_play_split(void)
 			       (double)(log_time[i] - log_time[i - 1]) / 1e6,
 			       (double)(pub_ns[i] - pub_ns[i - 1]) / 1e6);
 			worst_boundary = e > worst_boundary ? e : worst_boundary;
+			at_boundary[n_boundary++] = e;
 		}
 	}
 	qsort(inner, (size_t)n_inner, sizeof(*inner), by_value);
+	qsort(at_boundary, (size_t)n_boundary, sizeof(*at_boundary), by_value);
 	int64_t p99 = n_inner ? inner[n_inner * 99 / 100] : 0;
-	printf("\n  gap error: worst %.3f ms at file boundaries; within files 99 %% under "
-	       "%.3f ms, worst %.3f ms ",
-	       (double)worst_boundary / 1e6, (double)p99 / 1e6, (double)worst / 1e6);
-	CU_ASSERT_TRUE(worst_boundary < (p99 > 1000000 ? p99 : 1000000));
+	int64_t inner_worst = n_inner ? inner[n_inner - 1] : 0;
+	int64_t median = n_boundary ? at_boundary[n_boundary / 2] : 0;
+	printf("\n  gap error at %d file boundaries: median %.3f ms, worst %.3f ms; within "
+	       "files 99 %% under %.3f ms, worst %.3f ms ", n_boundary, (double)median / 1e6,
+	       (double)worst_boundary / 1e6, (double)p99 / 1e6, (double)inner_worst / 1e6);
+	/* A boundary must cost nothing: the typical one within 1 ms of the
+	 * recording (a delay the boundary caused would show at every one),
+	 * and none worse than the worst gap inside the files, which is the
+	 * machine's own noise in this run. */
+	CU_ASSERT_TRUE(median < 1000000);
+	CU_ASSERT_TRUE(worst_boundary <= (inner_worst > 1000000 ? inner_worst : 1000000));
 	char *out = slurp("playsplit", "out");
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "published 800 messages"));
 	free(out);
