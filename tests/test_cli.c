@@ -77,16 +77,55 @@ static void test_topics_and_info(void)
 	CU_ASSERT_TRUE(h_wait_exit(broker, 0));
 	CU_ASSERT_TRUE(h_keeper_gone(name, 20000));
 	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "stop --bus %s", name), 1);
-	/* No broker: a clear error, and inspecting does not start one. */
-	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "topics --bus %s", name), 1);
+	/* No broker: no topics (the heading alone, exit 0, as `ros2 topic
+	 * list` with nothing running), and looking does not start one. */
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "topics --bus %s", name), 0);
+	CU_ASSERT_EQUAL(strncmp(out, "TOPIC ", 6), 0);
+	CU_ASSERT_EQUAL(strchr(out, '\n') - out + 1, (long)strlen(out)); /* one line */
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "--bus %s topics", name), 0);
+	CU_ASSERT_EQUAL(strchr(out, '\n') - out + 1, (long)strlen(out));
+	CU_ASSERT_EQUAL(h_keeper_pid(name), -1); /* nothing started */
+	/* Other verbs that inspect say there is no broker. */
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "info x --bus %s", name), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "no broker"));
-	CU_ASSERT_EQUAL(h_keeper_pid(name), -1);
+	CU_ASSERT_EQUAL(h_keeper_pid(name), -1); /* nothing started */
+	/* A bad bus name is still an error. */
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "topics --bus .bad"), 1);
+}
+
+/* Global options before the verb mean the same as after it. */
+static void test_global_options(void)
+{
+	const char *name = h_bus_name("cliglobal");
+	char out[8192];
+	shmbus_bus *bus = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	shmbus_pub *pub;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "/robot/odom", NULL, NULL, &pub), 0);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "--bus %s topics", name), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "/robot/odom"));
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "--bus=%s info robot/odom", name), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "topic:       /robot/odom"));
+	/* The verb's own --bus wins over the global one. */
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "--bus %s-other topics --bus %s", name, name),
+			0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "/robot/odom"));
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "--bus"), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--bus needs a bus name"));
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "--frob topics"), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown option '--frob'"));
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "--help"), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "usage: shmbus [--bus NAME] VERB"));
+	shmbus_pub_close(pub);
+	shmbus_disconnect(bus);
+	h_stop_bus(name);
 }
 
 static void add(void)
 {
 	CU_pSuite s = CU_add_suite("cli", NULL, NULL);
 	CU_add_test(s, "topics and info on a live bus", test_topics_and_info);
+	CU_add_test(s, "--bus before the verb", test_global_options);
 }
 
 int main(void)

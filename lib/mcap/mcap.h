@@ -172,9 +172,11 @@ int mcap_reader_open(const char *path, unsigned flags, mcap_reader **out, char *
 void mcap_reader_close(mcap_reader *r);
 
 const struct mcap_info *mcap_reader_info(const mcap_reader *r);
-/* Channels and schemas, sorted by id. */
-size_t mcap_reader_channels(const mcap_reader *r, const struct mcap_channel **out);
-size_t mcap_reader_schemas(const mcap_reader *r, const struct mcap_schema **out);
+/* Channels and schemas, sorted by id. Pointers into them (also those the
+ * lookups below return) stay valid until the next call of these two or of
+ * mcap_reader_next() (which may meet new ones in a file cut short). */
+size_t mcap_reader_channels(mcap_reader *r, const struct mcap_channel **out);
+size_t mcap_reader_schemas(mcap_reader *r, const struct mcap_schema **out);
 const struct mcap_channel *mcap_reader_channel(const mcap_reader *r, uint16_t id);
 const struct mcap_schema *mcap_reader_schema(const mcap_reader *r, uint16_t id);
 /* Metadata records: name and pairs of the i-th one (i < metadata_count). */

@@ -63,6 +63,8 @@ int mcap_buf_reserve(struct mcap_buf *b, size_t extra)
 
 uint8_t *mcap_buf_grow(struct mcap_buf *b, size_t n)
 {
+	if (n == 0) /* nothing to place (and maybe no buffer yet) */
+		return b->data;
 	if (mcap_buf_reserve(b, n))
 		return NULL;
 	uint8_t *p = b->data + b->size;
@@ -274,4 +276,142 @@ int mcap_decompress(enum mcap_compression c, const uint8_t *in, size_t n, uint8_
 			memcpy(out, in, n);
 		return 0;
 	}
+}
+
+/* ------------------------------------------------------------ streams */
+
+int mcap_dstream_init(struct mcap_dstream *d, enum mcap_compression kind, const uint8_t *in,
+		      size_t n, uint64_t expect, char *err, size_t errlen)
+{
+	memset(d, 0, sizeof(*d));
+	d->kind = kind;
+	d->in = in;
+	d->n = n;
+	d->expect = expect;
+	if (kind == MCAP_COMPRESSION_ZSTD) {
+		if (!(d->ctx = ZSTD_createDCtx()))
+			goto oom;
+	} else if (kind == MCAP_COMPRESSION_LZ4) {
+		LZ4F_dctx *c;
+		if (LZ4F_isError(LZ4F_createDecompressionContext(&c, LZ4F_VERSION)))
+			goto oom;
+		d->ctx = c;
+	} else if (n != expect) {
+		snprintf(err, errlen, "%zu bytes stored, %llu announced", n,
+			 (unsigned long long)expect);
+		return -EBADMSG;
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory for a decompressor");
+	return -ENOMEM;
+}
+
+/* One step of the decompressor into out[0..*len): *len gets what it
+ * produced. */
+static int dstream_step(struct mcap_dstream *d, uint8_t *out, size_t *len, char *err,
+			size_t errlen)
+{
+	size_t want = *len;
+	*len = 0;
+	if (d->frame_done) {
+		snprintf(err, errlen, "the compressed frame ends after %llu of %llu bytes",
+			 (unsigned long long)d->out_pos, (unsigned long long)d->expect);
+		return -EBADMSG;
+	}
+	if (d->kind == MCAP_COMPRESSION_ZSTD) {
+		ZSTD_inBuffer ib = { d->in, d->n, d->in_pos };
+		ZSTD_outBuffer ob = { out, want, 0 };
+		size_t r = ZSTD_decompressStream(d->ctx, &ob, &ib);
+		if (ZSTD_isError(r)) {
+			snprintf(err, errlen, "zstd: %s", ZSTD_getErrorName(r));
+			return -EBADMSG;
+		}
+		bool stuck = ib.pos == d->in_pos && ob.pos == 0;
+		d->in_pos = ib.pos;
+		*len = ob.pos;
+		d->frame_done = r == 0;
+		if (stuck && r != 0) {
+			snprintf(err, errlen, "zstd frame ends early (%llu of %llu bytes)",
+				 (unsigned long long)d->out_pos, (unsigned long long)d->expect);
+			return -EBADMSG;
+		}
+	} else {
+		size_t src = d->n - d->in_pos, dst = want;
+		size_t hint = LZ4F_decompress(d->ctx, out, &dst, d->in + d->in_pos, &src, NULL);
+		if (LZ4F_isError(hint)) {
+			snprintf(err, errlen, "lz4: %s", LZ4F_getErrorName(hint));
+			return -EBADMSG;
+		}
+		d->in_pos += src;
+		*len = dst;
+		d->frame_done = hint == 0;
+		if (src == 0 && dst == 0 && hint != 0) {
+			snprintf(err, errlen, "lz4 frame ends early (%llu of %llu bytes)",
+				 (unsigned long long)d->out_pos, (unsigned long long)d->expect);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+int mcap_dstream_read(struct mcap_dstream *d, uint8_t *out, size_t len, char *err,
+		      size_t errlen)
+{
+	if (len > d->expect - d->out_pos) {
+		snprintf(err, errlen, "reading %zu bytes past the %llu the chunk announces", len,
+			 (unsigned long long)d->expect);
+		return -EBADMSG;
+	}
+	if (d->kind == MCAP_COMPRESSION_NONE) {
+		memcpy(out, d->in + d->in_pos, len);
+		d->in_pos += len;
+		d->out_pos += len;
+		return 0;
+	}
+	while (len) {
+		size_t step = len;
+		int rc = dstream_step(d, out, &step, err, errlen);
+		if (rc)
+			return rc;
+		d->out_pos += step;
+		len -= step;
+		out += step;
+	}
+	return 0;
+}
+
+int mcap_dstream_finish(struct mcap_dstream *d, char *err, size_t errlen)
+{
+	if (d->kind == MCAP_COMPRESSION_NONE)
+		return 0;
+	/* The frame may end only after a last, empty step. */
+	uint8_t extra;
+	size_t n = 1;
+	if (!d->frame_done) {
+		int rc = dstream_step(d, &extra, &n, err, errlen);
+		if (rc)
+			return rc;
+		if (n) {
+			snprintf(err, errlen, "the compressed frame holds more than the %llu bytes "
+					      "announced", (unsigned long long)d->expect);
+			return -EBADMSG;
+		}
+	}
+	if (!d->frame_done || d->in_pos != d->n) {
+		snprintf(err, errlen, "the compressed frame %s (%zu of %zu bytes read)",
+			 d->frame_done ? "is followed by more bytes" : "does not end",
+			 d->in_pos, d->n);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+void mcap_dstream_free(struct mcap_dstream *d)
+{
+	if (d->kind == MCAP_COMPRESSION_ZSTD)
+		ZSTD_freeDCtx(d->ctx);
+	else if (d->kind == MCAP_COMPRESSION_LZ4 && d->ctx)
+		LZ4F_freeDecompressionContext(d->ctx);
+	d->ctx = NULL;
 }

@@ -103,6 +103,28 @@ void mcap_compress_free(void *zctx);
 int mcap_decompress(enum mcap_compression c, const uint8_t *in, size_t n, uint8_t *out,
 		    size_t expect, char *err, size_t errlen);
 
+/* A chunk decompressed piece by piece, so reading a chunk costs memory
+ * for the record being read, not for the whole chunk (a chunk may claim
+ * gigabytes that a few kilobytes of zstd expand to). It never gives more
+ * than `expect` bytes, and says so if the frame holds more or less. */
+struct mcap_dstream {
+	enum mcap_compression kind;
+	const uint8_t *in;
+	size_t n, in_pos;
+	uint64_t expect, out_pos;
+	void *ctx; /* ZSTD_DCtx or LZ4F_dctx */
+	bool frame_done;
+};
+
+int mcap_dstream_init(struct mcap_dstream *d, enum mcap_compression kind, const uint8_t *in,
+		      size_t n, uint64_t expect, char *err, size_t errlen);
+/* Exactly `len` more bytes into out. */
+int mcap_dstream_read(struct mcap_dstream *d, uint8_t *out, size_t len, char *err,
+		      size_t errlen);
+/* After the last byte: whether the frame ended there, input and all. */
+int mcap_dstream_finish(struct mcap_dstream *d, char *err, size_t errlen);
+void mcap_dstream_free(struct mcap_dstream *d);
+
 uint32_t mcap_crc32(uint32_t crc, const void *p, size_t n);
 uint32_t mcap_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 

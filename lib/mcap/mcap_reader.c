@@ -8,6 +8,13 @@
  * summary. Otherwise (recorder killed, disk full) the data section is
  * scanned forward, chunk by chunk, up to the last complete record, and the
  * file is reported incomplete. Messages are then read in file order.
+ *
+ * Memory follows what is read, not what the file claims: a chunk is
+ * decompressed whole (and its CRC checked before any of its messages is
+ * handed out) only up to MCAP_CHUNK_INMEM; a larger one is streamed
+ * record by record, its CRC checked at its end, and a scan that only
+ * counts skips message bodies. Channels and schemas are found by id in a
+ * table, so loading many costs linear time.
  */
 #include "mcap_internal.h"
 
@@ -21,9 +28,12 @@
 #include <unistd.h>
 #include <zstd.h>
 
-/* A chunk may not claim more than this uncompressed (a corrupt size field
- * must not make us allocate terabytes). */
+/* A chunk may not claim more than this uncompressed. */
 #define MCAP_MAX_CHUNK ((uint64_t)1 << 32)
+/* Chunks up to this size are decompressed whole; larger ones streamed. */
+#define MCAP_CHUNK_INMEM ((uint64_t)64 << 20)
+/* Bytes skipped at a time when a streamed record is not kept. */
+#define MCAP_SKIP_STEP 65536
 
 struct rmeta {
 	char *name;
@@ -40,10 +50,14 @@ struct mcap_reader {
 	struct mcap_info info;
 	char err[320];
 
+	/* Sorted by id whenever handed out (mcap_reader_channels()); appended
+	 * while loading, with by-id tables of index + 1 (0: none). */
 	struct mcap_schema *schemas;
-	size_t n_schemas;
+	size_t n_schemas, cap_schemas;
 	struct mcap_channel *channels;
-	size_t n_channels;
+	size_t n_channels, cap_channels;
+	uint32_t *schema_at, *channel_at; /* [65536] */
+	bool sorted;
 	uint64_t *meta_offsets; /* Metadata records, parsed on demand */
 	size_t n_meta;
 	struct rmeta *meta;
@@ -51,10 +65,14 @@ struct mcap_reader {
 	uint64_t data_start, data_end;
 	/* iteration */
 	uint64_t pos;
-	uint8_t *chunk;
-	size_t chunk_cap, chunk_size, chunk_pos;
+	uint8_t *chunk; /* the whole chunk, or (streamed) the current record */
+	size_t chunk_cap;
+	uint64_t chunk_size, chunk_pos;
 	uint64_t chunk_off;
 	bool in_chunk;
+	bool streamed;
+	struct mcap_dstream ds;
+	uint32_t crc, want_crc; /* streamed: of what was read, and stored */
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -184,6 +202,27 @@ fail:
 	return false;
 }
 
+/* Room for one more entry of an array that grows geometrically. */
+static void *grow(void *v, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return v;
+	size_t c = *cap ? *cap * 2 : 16;
+	void *p = realloc(v, c * size);
+	if (p)
+		*cap = c;
+	return p;
+}
+
+static bool tables(mcap_reader *r)
+{
+	if (!r->schema_at)
+		r->schema_at = calloc(65536, sizeof(uint32_t));
+	if (!r->channel_at)
+		r->channel_at = calloc(65536, sizeof(uint32_t));
+	return r->schema_at && r->channel_at;
+}
+
 static int add_schema(mcap_reader *r, const uint8_t *p, uint64_t len, uint64_t off)
 {
 	struct cur c = { p, len, off, "schema" };
@@ -204,8 +243,8 @@ static int add_schema(mcap_reader *r, const uint8_t *p, uint64_t len, uint64_t o
 		return 0;
 	}
 	s.data = malloc(dlen ? dlen : 1);
-	struct mcap_schema *v = realloc(r->schemas, (r->n_schemas + 1) * sizeof(*v));
-	if (!s.data || !v) {
+	struct mcap_schema *v = grow(r->schemas, r->n_schemas, &r->cap_schemas, sizeof(*v));
+	if (!s.data || !v || !tables(r)) {
 		free(s.data);
 		free(s.name);
 		free(s.encoding);
@@ -217,15 +256,17 @@ static int add_schema(mcap_reader *r, const uint8_t *p, uint64_t len, uint64_t o
 		memcpy(s.data, d, dlen);
 	s.size = dlen;
 	r->schemas = v;
-	/* keep sorted by id */
-	size_t i = r->n_schemas;
-	while (i > 0 && v[i - 1].id > s.id) {
-		v[i] = v[i - 1];
-		i--;
-	}
-	v[i] = s;
-	r->n_schemas++;
+	v[r->n_schemas++] = s;
+	r->schema_at[s.id] = (uint32_t)r->n_schemas;
+	r->sorted = false;
 	return 0;
+}
+
+static void free_channel(struct mcap_channel *ch)
+{
+	free(ch->topic);
+	free(ch->message_encoding);
+	free_kv(ch->metadata, ch->n_metadata);
 }
 
 static int add_channel(mcap_reader *r, const uint8_t *p, uint64_t len, uint64_t off)
@@ -234,33 +275,52 @@ static int add_channel(mcap_reader *r, const uint8_t *p, uint64_t len, uint64_t 
 	struct mcap_channel ch = { 0 };
 	if (!cur_u16(&c, &ch.id) || !cur_u16(&c, &ch.schema_id) || !cur_str(&c, &ch.topic) ||
 	    !cur_str(&c, &ch.message_encoding) || !cur_map_kv(&c, &ch.metadata, &ch.n_metadata)) {
-		free(ch.topic);
-		free(ch.message_encoding);
+		free_channel(&ch);
 		return bad(r, -EBADMSG, "%s: malformed Channel record at offset %llu", r->path,
 			   (unsigned long long)off);
 	}
 	if (mcap_reader_channel(r, ch.id)) {
-		free(ch.topic);
-		free(ch.message_encoding);
-		free_kv(ch.metadata, ch.n_metadata);
+		free_channel(&ch);
 		return 0;
 	}
-	struct mcap_channel *v = realloc(r->channels, (r->n_channels + 1) * sizeof(*v));
-	if (!v) {
-		free(ch.topic);
-		free(ch.message_encoding);
-		free_kv(ch.metadata, ch.n_metadata);
+	struct mcap_channel *v = grow(r->channels, r->n_channels, &r->cap_channels, sizeof(*v));
+	if (!v || !tables(r)) {
+		free_channel(&ch);
+		if (v)
+			r->channels = v;
 		return bad(r, -ENOMEM, "out of memory");
 	}
 	r->channels = v;
-	size_t i = r->n_channels;
-	while (i > 0 && v[i - 1].id > ch.id) {
-		v[i] = v[i - 1];
-		i--;
-	}
-	v[i] = ch;
-	r->n_channels++;
+	v[r->n_channels++] = ch;
+	r->channel_at[ch.id] = (uint32_t)r->n_channels;
+	r->sorted = false;
 	return 0;
+}
+
+static int by_channel_id(const void *a, const void *b)
+{
+	return (int)((const struct mcap_channel *)a)->id - (int)((const struct mcap_channel *)b)->id;
+}
+
+static int by_schema_id(const void *a, const void *b)
+{
+	return (int)((const struct mcap_schema *)a)->id - (int)((const struct mcap_schema *)b)->id;
+}
+
+/* Sorts both arrays by id and renumbers the tables: O(n log n), once. */
+static void sort_tables(mcap_reader *r)
+{
+	if (r->sorted)
+		return;
+	if (r->n_channels)
+		qsort(r->channels, r->n_channels, sizeof(*r->channels), by_channel_id);
+	if (r->n_schemas)
+		qsort(r->schemas, r->n_schemas, sizeof(*r->schemas), by_schema_id);
+	for (size_t i = 0; i < r->n_channels; i++)
+		r->channel_at[r->channels[i].id] = (uint32_t)i + 1;
+	for (size_t i = 0; i < r->n_schemas; i++)
+		r->schema_at[r->schemas[i].id] = (uint32_t)i + 1;
+	r->sorted = true;
 }
 
 static int add_meta_offset(mcap_reader *r, uint64_t off)
@@ -289,13 +349,27 @@ static int record_at(const mcap_reader *r, uint64_t off, uint64_t limit, uint8_t
 	return 1;
 }
 
-/* Decompress and check the Chunk record at `off` into r->chunk. */
+static int grow_chunk(mcap_reader *r, uint64_t n)
+{
+	if (n <= r->chunk_cap)
+		return 0;
+	uint8_t *b = realloc(r->chunk, (size_t)n);
+	if (!b)
+		return bad(r, -ENOMEM, "%s: chunk at offset %llu: out of memory for %llu bytes",
+			   r->path, (unsigned long long)r->chunk_off, (unsigned long long)n);
+	r->chunk = b;
+	r->chunk_cap = (size_t)n;
+	return 0;
+}
+
+/* Opens the Chunk record at `off`: decompressed whole and checked when it
+ * is small, else set up to be streamed. */
 static int load_chunk(mcap_reader *r, uint64_t off, const uint8_t *p, uint64_t len)
 {
 	struct cur c = { p, len, off + MCAP_RECORD_PREFIX, "chunk" };
 	uint64_t start, end, usize, csize;
 	uint32_t crc;
-	char comp[32];
+	char comp[32], why[160] = "";
 	const uint8_t *data;
 	enum mcap_compression kind;
 	if (!cur_u64(&c, &start) || !cur_u64(&c, &end) || !cur_u64(&c, &usize) ||
@@ -306,8 +380,7 @@ static int load_chunk(mcap_reader *r, uint64_t off, const uint8_t *p, uint64_t l
 	if (mcap_compression_parse(comp, &kind) || strcmp(comp, "none") == 0)
 		return bad(r, -EBADMSG, "%s: chunk at offset %llu: unknown compression '%s'",
 			   r->path, (unsigned long long)off, comp);
-	if (usize > MCAP_MAX_CHUNK ||
-	    (kind == MCAP_COMPRESSION_NONE && usize != csize))
+	if (usize > MCAP_MAX_CHUNK || (kind == MCAP_COMPRESSION_NONE && usize != csize))
 		return bad(r, -EBADMSG,
 			   "%s: chunk at offset %llu: implausible uncompressed size %llu "
 			   "(%llu bytes stored)",
@@ -321,16 +394,23 @@ static int load_chunk(mcap_reader *r, uint64_t off, const uint8_t *p, uint64_t l
 				   "%llu bytes the chunk announces",
 				   r->path, (unsigned long long)off, (unsigned long long)usize);
 	}
-	if (usize > r->chunk_cap) {
-		uint8_t *b = realloc(r->chunk, usize);
-		if (!b)
-			return bad(r, -ENOMEM, "%s: chunk at offset %llu: out of memory for %llu bytes",
-				   r->path, (unsigned long long)off, (unsigned long long)usize);
-		r->chunk = b;
-		r->chunk_cap = usize;
+	mcap_dstream_free(&r->ds);
+	r->chunk_off = off;
+	r->chunk_size = usize;
+	r->chunk_pos = 0;
+	r->streamed = usize > MCAP_CHUNK_INMEM;
+	if (r->streamed) {
+		int rc = mcap_dstream_init(&r->ds, kind, data, csize, usize, why, sizeof(why));
+		r->crc = mcap_crc32(0, NULL, 0);
+		r->want_crc = crc;
+		return rc ? bad(r, rc, "%s: chunk at offset %llu: %s", r->path,
+				(unsigned long long)off, why)
+			  : 0;
 	}
-	char why[160] = "";
-	int rc = mcap_decompress(kind, data, csize, r->chunk, usize, why, sizeof(why));
+	int rc = grow_chunk(r, usize);
+	if (rc)
+		return rc;
+	rc = mcap_decompress(kind, data, csize, r->chunk, usize, why, sizeof(why));
 	if (rc)
 		return bad(r, rc, "%s: chunk at offset %llu does not decompress: %s", r->path,
 			   (unsigned long long)off, why);
@@ -342,10 +422,84 @@ static int load_chunk(mcap_reader *r, uint64_t off, const uint8_t *p, uint64_t l
 				   "%08x)",
 				   r->path, (unsigned long long)off, crc, got);
 	}
-	r->chunk_size = usize;
-	r->chunk_pos = 0;
-	r->chunk_off = off;
 	return 0;
+}
+
+/* n bytes of a streamed chunk into dst, adding them to its CRC. */
+static int stream_read(mcap_reader *r, uint8_t *dst, size_t n)
+{
+	char why[160];
+	int rc = mcap_dstream_read(&r->ds, dst, n, why, sizeof(why));
+	if (rc)
+		return bad(r, rc, "%s: chunk at offset %llu does not decompress: %s", r->path,
+			   (unsigned long long)r->chunk_off, why);
+	r->crc = mcap_crc32(r->crc, dst, n);
+	r->chunk_pos += n;
+	return 0;
+}
+
+/* The end of a streamed chunk: the frame ends here and the CRC holds. */
+static int stream_end(mcap_reader *r)
+{
+	char why[160];
+	int rc = mcap_dstream_finish(&r->ds, why, sizeof(why));
+	mcap_dstream_free(&r->ds);
+	if (rc)
+		return bad(r, rc, "%s: chunk at offset %llu does not decompress: %s", r->path,
+			   (unsigned long long)r->chunk_off, why);
+	if (r->want_crc && r->crc != r->want_crc)
+		return bad(r, -EBADMSG,
+			   "%s: chunk at offset %llu: CRC mismatch (stored %08x, data %08x)",
+			   r->path, (unsigned long long)r->chunk_off, r->want_crc, r->crc);
+	return 0;
+}
+
+/* The next record of the current chunk: 1 with its opcode and content
+ * (a message's body only if `body`: else *len is its full length but
+ * only its fixed fields are there), 0 at the chunk's end, or an error. */
+static int chunk_record(mcap_reader *r, bool body, uint8_t *op, const uint8_t **content,
+			uint64_t *len)
+{
+	uint64_t left = r->chunk_size - r->chunk_pos, at = r->chunk_pos;
+	if (left == 0)
+		return r->streamed ? stream_end(r) : 0;
+	uint8_t hdr[MCAP_RECORD_PREFIX];
+	const uint8_t *h = hdr;
+	int rc;
+	if (!r->streamed)
+		h = r->chunk + r->chunk_pos;
+	else if (left >= MCAP_RECORD_PREFIX && (rc = stream_read(r, hdr, sizeof(hdr))) != 0)
+		return rc;
+	if (left < MCAP_RECORD_PREFIX || mcap_get64(h + 1) > left - MCAP_RECORD_PREFIX)
+		return bad(r, -EBADMSG,
+			   "%s: chunk at offset %llu: record at byte %llu of its data runs past "
+			   "its end",
+			   r->path, (unsigned long long)r->chunk_off, (unsigned long long)at);
+	*op = h[0];
+	*len = mcap_get64(h + 1);
+	if (!r->streamed) {
+		*content = h + MCAP_RECORD_PREFIX;
+		r->chunk_pos += MCAP_RECORD_PREFIX + *len;
+		return 1;
+	}
+	/* Streamed: keep what is needed, read past the rest. */
+	uint64_t keep = *len;
+	if (*op == MCAP_OP_MESSAGE && !body)
+		keep = *len < MCAP_MESSAGE_FIXED ? *len : MCAP_MESSAGE_FIXED;
+	else if (*op != MCAP_OP_MESSAGE && *op != MCAP_OP_SCHEMA && *op != MCAP_OP_CHANNEL)
+		keep = 0;
+	/* The kept bytes, then room to read the skipped ones through. */
+	if ((rc = grow_chunk(r, keep + (keep < *len ? MCAP_SKIP_STEP : 0))) != 0 ||
+	    (rc = stream_read(r, r->chunk, (size_t)keep)) != 0)
+		return rc;
+	for (uint64_t skip = *len - keep; skip;) {
+		size_t step = skip < MCAP_SKIP_STEP ? (size_t)skip : MCAP_SKIP_STEP;
+		if ((rc = stream_read(r, r->chunk + keep, step)) != 0)
+			return rc;
+		skip -= step;
+	}
+	*content = r->chunk;
+	return 1;
 }
 
 /* Message record content -> msg (data pointing into p). */
@@ -385,47 +539,46 @@ static void count_message(mcap_reader *r, const struct mcap_message *m)
 	in->message_count++;
 }
 
-/* The next record inside the current chunk: 1, 0 at its end, or an error.
- * Schema and Channel records are registered on the way. */
-static int chunk_next(mcap_reader *r, struct mcap_message *msg)
+/* The next message inside the current chunk: 1, 0 at its end, or an
+ * error. Schema and Channel records are registered on the way. Without
+ * `body` (counting), a message's data is not read: msg->data is NULL. */
+static int chunk_next(mcap_reader *r, struct mcap_message *msg, bool body)
 {
-	while (r->chunk_pos < r->chunk_size) {
-		size_t left = r->chunk_size - r->chunk_pos;
-		const uint8_t *p = r->chunk + r->chunk_pos;
-		if (left < MCAP_RECORD_PREFIX || mcap_get64(p + 1) > left - MCAP_RECORD_PREFIX)
-			return bad(r, -EBADMSG,
-				   "%s: chunk at offset %llu: record at byte %zu of its data runs "
-				   "past its end",
-				   r->path, (unsigned long long)r->chunk_off, r->chunk_pos);
-		uint8_t op = p[0];
-		uint64_t len = mcap_get64(p + 1);
-		size_t at = r->chunk_pos;
-		r->chunk_pos += MCAP_RECORD_PREFIX + (size_t)len;
-		int rc = 0;
+	for (;;) {
+		uint64_t at = r->chunk_pos, len = 0;
+		uint8_t op = 0;
+		const uint8_t *p = NULL;
+		int rc = chunk_record(r, body, &op, &p, &len);
+		if (rc <= 0)
+			return rc;
 		switch (op) {
 		case MCAP_OP_SCHEMA:
-			rc = add_schema(r, p + MCAP_RECORD_PREFIX, len, r->chunk_off);
+			rc = add_schema(r, p, len, r->chunk_off);
 			break;
 		case MCAP_OP_CHANNEL:
-			rc = add_channel(r, p + MCAP_RECORD_PREFIX, len, r->chunk_off);
+			rc = add_channel(r, p, len, r->chunk_off);
 			break;
 		case MCAP_OP_MESSAGE:
-			rc = parse_message(r, p + MCAP_RECORD_PREFIX, len, r->chunk_off, msg);
-			if (rc == 0)
+			rc = parse_message(r, p, len, r->chunk_off, msg);
+			if (rc == 0) {
+				if (r->streamed && !body)
+					msg->data = NULL;
 				return 1;
+			}
 			break;
+		case 0:
+		case MCAP_OP_CHUNK:
+			return bad(r, -EBADMSG,
+				   "%s: chunk at offset %llu: record with opcode 0x%02x at byte %llu "
+				   "is not allowed in a chunk",
+				   r->path, (unsigned long long)r->chunk_off, op,
+				   (unsigned long long)at);
 		default:
-			if (op == 0 || op == MCAP_OP_CHUNK)
-				return bad(r, -EBADMSG,
-					   "%s: chunk at offset %llu: record with opcode 0x%02x at "
-					   "byte %zu is not allowed in a chunk",
-					   r->path, (unsigned long long)r->chunk_off, op, at);
 			break; /* other opcodes: skipped, as the spec asks */
 		}
 		if (rc)
 			return rc;
 	}
-	return 0;
 }
 
 /* Whether the file ends in a Footer and magic; *footer_off if so. */
@@ -459,35 +612,119 @@ static int check_data_crc(mcap_reader *r, uint64_t off, const uint8_t *p, uint64
 	return 0;
 }
 
-/* Read the summary named by the footer. 0: done; 1: nothing usable there
- * (scan instead); < 0: corrupt. */
-static int read_summary(mcap_reader *r, uint64_t footer_off)
+static int summary_statistics(mcap_reader *r, struct cur *c, uint64_t off)
+{
+	struct mcap_info *in = &r->info;
+	uint16_t ns;
+	uint32_t nc, maplen;
+	const uint8_t *m;
+	if (!cur_u64(c, &in->message_count) || !cur_u16(c, &ns) || !cur_u32(c, &nc) ||
+	    !cur_u32(c, &in->attachment_count) || !cur_u32(c, &in->metadata_count) ||
+	    !cur_u32(c, &in->chunk_count) || !cur_u64(c, &in->start_time) ||
+	    !cur_u64(c, &in->end_time) || !cur_u32(c, &maplen) || !cur_take(c, maplen, &m) ||
+	    maplen % 10)
+		return bad(r, -EBADMSG, "%s: malformed Statistics record at offset %llu", r->path,
+			   (unsigned long long)off);
+	for (uint32_t i = 0; i < maplen; i += 10) {
+		struct mcap_channel *ch =
+			(struct mcap_channel *)mcap_reader_channel(r, mcap_get16(m + i));
+		if (ch)
+			ch->message_count = mcap_get64(m + i + 2);
+	}
+	return 0;
+}
+
+static int summary_chunk_index(mcap_reader *r, struct cur *c, uint64_t off, uint64_t ss)
+{
+	struct mcap_info *in = &r->info;
+	uint64_t t0, t1, co, cl, mil, csize, usize;
+	uint32_t maplen;
+	const uint8_t *m;
+	char comp[32];
+	if (!cur_u64(c, &t0) || !cur_u64(c, &t1) || !cur_u64(c, &co) || !cur_u64(c, &cl) ||
+	    !cur_u32(c, &maplen) || !cur_take(c, maplen, &m) || !cur_u64(c, &mil) ||
+	    !cur_str_into(c, comp, sizeof(comp)) || !cur_u64(c, &csize) || !cur_u64(c, &usize))
+		return bad(r, -EBADMSG, "%s: malformed ChunkIndex record at offset %llu", r->path,
+			   (unsigned long long)off);
+	if (co < r->data_start || co > ss || cl > ss - co)
+		return bad(r, -EBADMSG,
+			   "%s: ChunkIndex at offset %llu points outside the data section (chunk "
+			   "at %llu, %llu bytes)",
+			   r->path, (unsigned long long)off, (unsigned long long)co,
+			   (unsigned long long)cl);
+	if (strcmp(comp, "zstd") == 0)
+		in->chunks_zstd++;
+	else if (strcmp(comp, "lz4") == 0)
+		in->chunks_lz4++;
+	else
+		in->chunks_none++;
+	in->compressed_bytes += csize;
+	in->uncompressed_bytes += usize;
+	return 0;
+}
+
+static int summary_metadata_index(mcap_reader *r, struct cur *c, uint64_t off, uint64_t ss)
+{
+	uint64_t mo, ml;
+	if (!cur_u64(c, &mo) || !cur_u64(c, &ml))
+		return bad(r, -EBADMSG, "%s: malformed MetadataIndex record at offset %llu",
+			   r->path, (unsigned long long)off);
+	if (mo < r->data_start || mo > ss || ml > ss - mo)
+		return bad(r, -EBADMSG,
+			   "%s: MetadataIndex at offset %llu points outside the data section",
+			   r->path, (unsigned long long)off);
+	return add_meta_offset(r, mo);
+}
+
+/* The footer's summary position and CRC. 0: *ss.. *end is the summary to
+ * read; 1: there is none; < 0: corrupt. */
+static int summary_bounds(mcap_reader *r, uint64_t footer_off, uint64_t *ss, uint64_t *end)
 {
 	const uint8_t *f = r->base + footer_off + MCAP_RECORD_PREFIX;
-	uint64_t ss = mcap_get64(f), sos = mcap_get64(f + 8);
+	uint64_t sos = mcap_get64(f + 8);
 	uint32_t crc = mcap_get32(f + 16);
-	if (ss == 0)
+	*ss = mcap_get64(f);
+	if (*ss == 0)
 		return 1;
-	if (ss < r->data_start || ss > footer_off || (sos && (sos < ss || sos > footer_off)))
+	if (*ss < r->data_start || *ss > footer_off || (sos && (sos < *ss || sos > footer_off)))
 		return bad(r, -EBADMSG,
 			   "%s: footer at offset %llu points at a summary outside the file "
 			   "(summary_start %llu, summary_offset_start %llu)",
-			   r->path, (unsigned long long)footer_off, (unsigned long long)ss,
+			   r->path, (unsigned long long)footer_off, (unsigned long long)*ss,
 			   (unsigned long long)sos);
 	if (crc) {
-		uint32_t got = mcap_crc32(mcap_crc32(0, NULL, 0), r->base + ss,
-					  footer_off + MCAP_RECORD_PREFIX + 16 - ss);
+		uint32_t got = mcap_crc32(mcap_crc32(0, NULL, 0), r->base + *ss,
+					  footer_off + MCAP_RECORD_PREFIX + 16 - *ss);
 		if (got != crc)
 			return bad(r, -EBADMSG,
 				   "%s: summary CRC mismatch (footer at offset %llu says %08x, "
 				   "summary from offset %llu gives %08x)",
 				   r->path, (unsigned long long)footer_off, crc,
-				   (unsigned long long)ss, got);
+				   (unsigned long long)*ss, got);
 	}
-	uint64_t end = sos ? sos : footer_off, off = ss;
+	*end = sos ? sos : footer_off;
+	return 0;
+}
+
+/* With MCAP_READ_VERIFY_DATA_CRC: the DataEnd right before the summary,
+ * as the spec draws it. 1: not there (let the scan find it). */
+static int summary_data_crc(mcap_reader *r, uint64_t ss)
+{
+	uint64_t de = ss >= MCAP_RECORD_PREFIX + 4 ? ss - MCAP_RECORD_PREFIX - 4 : 0;
+	if (de < r->data_start || r->base[de] != MCAP_OP_DATA_END ||
+	    mcap_get64(r->base + de + 1) != 4)
+		return 1;
+	return check_data_crc(r, de, r->base + de + MCAP_RECORD_PREFIX, 4);
+}
+
+/* Read the summary named by the footer. 0: done; 1: nothing usable there
+ * (scan instead); < 0: corrupt. */
+static int read_summary(mcap_reader *r, uint64_t footer_off)
+{
+	uint64_t ss = 0, end = 0;
+	int rc = summary_bounds(r, footer_off, &ss, &end);
 	bool have_stats = false;
-	struct mcap_info *in = &r->info;
-	while (off < end) {
+	for (uint64_t off = ss; rc == 0 && off < end;) {
 		uint8_t op;
 		const uint8_t *p;
 		uint64_t len;
@@ -496,100 +733,27 @@ static int read_summary(mcap_reader *r, uint64_t footer_off)
 					       "summary's end (%llu)",
 				   r->path, (unsigned long long)off, (unsigned long long)end);
 		struct cur c = { p, len, off, "summary" };
-		int rc = 0;
-		switch (op) {
-		case MCAP_OP_SCHEMA:
+		if (op == MCAP_OP_SCHEMA)
 			rc = add_schema(r, p, len, off);
-			break;
-		case MCAP_OP_CHANNEL:
+		else if (op == MCAP_OP_CHANNEL)
 			rc = add_channel(r, p, len, off);
-			break;
-		case MCAP_OP_STATISTICS: {
-			uint16_t ns;
-			uint32_t nc, na, nm, nch, maplen;
-			const uint8_t *m;
-			if (!cur_u64(&c, &in->message_count) || !cur_u16(&c, &ns) ||
-			    !cur_u32(&c, &nc) || !cur_u32(&c, &na) || !cur_u32(&c, &nm) ||
-			    !cur_u32(&c, &nch) || !cur_u64(&c, &in->start_time) ||
-			    !cur_u64(&c, &in->end_time) || !cur_u32(&c, &maplen) ||
-			    !cur_take(&c, maplen, &m) || maplen % 10)
-				return bad(r, -EBADMSG, "%s: malformed Statistics record at offset %llu",
-					   r->path, (unsigned long long)off);
-			in->attachment_count = na;
-			in->metadata_count = nm;
-			in->chunk_count = nch;
-			for (uint32_t i = 0; i < maplen; i += 10) {
-				struct mcap_channel *ch =
-					(struct mcap_channel *)mcap_reader_channel(r, mcap_get16(m + i));
-				if (ch)
-					ch->message_count = mcap_get64(m + i + 2);
-			}
-			have_stats = true;
-			break;
-		}
-		case MCAP_OP_CHUNK_INDEX: {
-			uint64_t t0, t1, co, cl, mil, csize, usize;
-			uint32_t maplen;
-			const uint8_t *m;
-			char comp[32];
-			if (!cur_u64(&c, &t0) || !cur_u64(&c, &t1) || !cur_u64(&c, &co) ||
-			    !cur_u64(&c, &cl) || !cur_u32(&c, &maplen) || !cur_take(&c, maplen, &m) ||
-			    !cur_u64(&c, &mil) || !cur_str_into(&c, comp, sizeof(comp)) ||
-			    !cur_u64(&c, &csize) || !cur_u64(&c, &usize))
-				return bad(r, -EBADMSG, "%s: malformed ChunkIndex record at offset %llu",
-					   r->path, (unsigned long long)off);
-			if (co < r->data_start || co > ss || cl > ss - co)
-				return bad(r, -EBADMSG,
-					   "%s: ChunkIndex at offset %llu points outside the data "
-					   "section (chunk at %llu, %llu bytes)",
-					   r->path, (unsigned long long)off, (unsigned long long)co,
-					   (unsigned long long)cl);
-			if (strcmp(comp, "zstd") == 0)
-				in->chunks_zstd++;
-			else if (strcmp(comp, "lz4") == 0)
-				in->chunks_lz4++;
-			else
-				in->chunks_none++;
-			in->compressed_bytes += csize;
-			in->uncompressed_bytes += usize;
-			break;
-		}
-		case MCAP_OP_METADATA_INDEX: {
-			uint64_t mo, ml;
-			if (!cur_u64(&c, &mo) || !cur_u64(&c, &ml))
-				return bad(r, -EBADMSG,
-					   "%s: malformed MetadataIndex record at offset %llu", r->path,
-					   (unsigned long long)off);
-			if (mo < r->data_start || mo > ss || ml > ss - mo)
-				return bad(r, -EBADMSG,
-					   "%s: MetadataIndex at offset %llu points outside the data "
-					   "section",
-					   r->path, (unsigned long long)off);
-			rc = add_meta_offset(r, mo);
-			break;
-		}
-		default:
-			break;
-		}
-		if (rc)
-			return rc;
+		else if (op == MCAP_OP_STATISTICS)
+			rc = summary_statistics(r, &c, off);
+		else if (op == MCAP_OP_CHUNK_INDEX)
+			rc = summary_chunk_index(r, &c, off, ss);
+		else if (op == MCAP_OP_METADATA_INDEX)
+			rc = summary_metadata_index(r, &c, off, ss);
+		have_stats |= op == MCAP_OP_STATISTICS;
 		off += MCAP_RECORD_PREFIX + len;
 	}
+	if (rc)
+		return rc;
 	if (!have_stats)
 		return 1;
 	r->data_end = ss;
-	if (r->flags & MCAP_READ_VERIFY_DATA_CRC) {
-		/* DataEnd is the last record of the data section, right before the
-		 * summary when written as the spec draws it. */
-		uint64_t de = ss >= MCAP_RECORD_PREFIX + 4 ? ss - MCAP_RECORD_PREFIX - 4 : 0;
-		if (de < r->data_start || r->base[de] != MCAP_OP_DATA_END ||
-		    mcap_get64(r->base + de + 1) != 4)
-			return 1; /* not where expected: let the scan find it */
-		int rc = check_data_crc(r, de, r->base + de + MCAP_RECORD_PREFIX, 4);
-		if (rc)
-			return rc;
-	}
-	in->complete = true;
+	if ((r->flags & MCAP_READ_VERIFY_DATA_CRC) && (rc = summary_data_crc(r, ss)) != 0)
+		return rc;
+	r->info.complete = true;
 	return 0;
 }
 
@@ -654,7 +818,7 @@ static int scan(mcap_reader *r, bool footer)
 			break;
 		case MCAP_OP_CHUNK:
 			rc = load_chunk(r, off, p, len);
-			while (rc == 0 && (rc = chunk_next(r, &m)) == 1) {
+			while (rc == 0 && (rc = chunk_next(r, &m, false)) == 1) {
 				count_message(r, &m);
 				rc = 0;
 			}
@@ -776,6 +940,7 @@ int mcap_reader_open(const char *path, unsigned flags, mcap_reader **out, char *
 		if (rc < 0)
 			goto fail;
 	}
+	sort_tables(r);
 	mcap_reader_rewind(r);
 	*out = r;
 	return 0;
@@ -799,11 +964,8 @@ void mcap_reader_close(mcap_reader *r)
 		free(r->schemas[i].encoding);
 		free(r->schemas[i].data);
 	}
-	for (size_t i = 0; i < r->n_channels; i++) {
-		free(r->channels[i].topic);
-		free(r->channels[i].message_encoding);
-		free_kv(r->channels[i].metadata, r->channels[i].n_metadata);
-	}
+	for (size_t i = 0; i < r->n_channels; i++)
+		free_channel(&r->channels[i]);
 	if (r->meta) {
 		for (size_t i = 0; i < r->n_meta; i++) {
 			free(r->meta[i].name);
@@ -815,6 +977,9 @@ void mcap_reader_close(mcap_reader *r)
 	free(r->schemas);
 	free(r->channels);
 	free(r->chunk);
+	free(r->schema_at);
+	free(r->channel_at);
+	mcap_dstream_free(&r->ds);
 	free(r->path);
 	free(r);
 }
@@ -824,46 +989,30 @@ const struct mcap_info *mcap_reader_info(const mcap_reader *r)
 	return &r->info;
 }
 
-size_t mcap_reader_channels(const mcap_reader *r, const struct mcap_channel **out)
+size_t mcap_reader_channels(mcap_reader *r, const struct mcap_channel **out)
 {
+	sort_tables(r);
 	*out = r->channels;
 	return r->n_channels;
 }
 
-size_t mcap_reader_schemas(const mcap_reader *r, const struct mcap_schema **out)
+size_t mcap_reader_schemas(mcap_reader *r, const struct mcap_schema **out)
 {
+	sort_tables(r);
 	*out = r->schemas;
 	return r->n_schemas;
 }
 
 const struct mcap_channel *mcap_reader_channel(const mcap_reader *r, uint16_t id)
 {
-	size_t lo = 0, hi = r->n_channels;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (r->channels[mid].id == id)
-			return &r->channels[mid];
-		if (r->channels[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	uint32_t k = r->channel_at ? r->channel_at[id] : 0;
+	return k ? &r->channels[k - 1] : NULL;
 }
 
 const struct mcap_schema *mcap_reader_schema(const mcap_reader *r, uint16_t id)
 {
-	size_t lo = 0, hi = r->n_schemas;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (r->schemas[mid].id == id)
-			return &r->schemas[mid];
-		if (r->schemas[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	uint32_t k = r->schema_at ? r->schema_at[id] : 0;
+	return k ? &r->schemas[k - 1] : NULL;
 }
 
 int mcap_reader_metadata(mcap_reader *r, size_t i, const char **name,
@@ -910,7 +1059,7 @@ int mcap_reader_next(mcap_reader *r, struct mcap_message *msg)
 {
 	for (;;) {
 		if (r->in_chunk) {
-			int rc = chunk_next(r, msg);
+			int rc = chunk_next(r, msg, true);
 			if (rc != 0)
 				return rc;
 			r->in_chunk = false;

@@ -217,7 +217,8 @@ int mcap_writer_open(const char *path, const struct mcap_writer_options *opts,
 	w->chunk_crc = w->data_crc;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* 0666 less the umask, as every tool that writes a file */
+	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (w->fd < 0) {
 		int e = errno;
 		if (err)

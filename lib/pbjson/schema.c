@@ -523,28 +523,123 @@ static bool defines(const Google__Protobuf__DescriptorProto *d, const char *scop
 	return found;
 }
 
-static long file_index(const Google__Protobuf__FileDescriptorSet *fds, const char *name)
+/* Whether message d (in scope) or one nested in it defines enum `type`. */
+static bool defines_enum(const Google__Protobuf__DescriptorProto *d, const char *scope,
+			 const char *type)
 {
-	for (size_t i = 0; i < fds->n_file; i++)
-		if (fds->file[i]->name && strcmp(fds->file[i]->name, name) == 0)
-			return (long)i;
-	return -1;
+	char *inner = join_name(scope, d->name);
+	size_t n = inner ? strlen(inner) : 0;
+	bool found = false;
+	if (inner && strncmp(type, inner, n) == 0 && type[n] == '.') {
+		for (size_t i = 0; !found && i < d->n_enum_type; i++)
+			found = strcmp(type + n + 1, d->enum_type[i]->name) == 0;
+		for (size_t i = 0; !found && i < d->n_nested_type; i++)
+			found = defines_enum(d->nested_type[i], inner, type);
+	}
+	free(inner);
+	return found;
 }
 
-/* Append file i after its dependencies (depth-first, each once). */
-static void add_with_deps(const Google__Protobuf__FileDescriptorSet *fds, size_t i,
-			  bool *seen, Google__Protobuf__FileDescriptorProto **list, size_t *n)
+/* Whether file f defines the message or enum `type` (full name). */
+static bool file_defines(const Google__Protobuf__FileDescriptorProto *f, const char *type)
 {
-	if (seen[i])
+	const char *pkg = f->package ? f->package : "";
+	size_t n = strlen(pkg);
+	for (size_t j = 0; j < f->n_message_type; j++)
+		if (defines(f->message_type[j], pkg, type) ||
+		    defines_enum(f->message_type[j], pkg, type))
+			return true;
+	if (n && (strncmp(type, pkg, n) != 0 || type[n] != '.'))
+		return false;
+	for (size_t j = 0; j < f->n_enum_type; j++)
+		if (strcmp(type + (n ? n + 1 : 0), f->enum_type[j]->name) == 0)
+			return true;
+	return false;
+}
+
+struct file_name {
+	const char *name;
+	size_t index;
+};
+
+static int by_file_name(const void *a, const void *b)
+{
+	return strcmp(((const struct file_name *)a)->name, ((const struct file_name *)b)->name);
+}
+
+/* What a subset is built from: the set's files, found by name in
+ * O(log n), and the subset's files in dependency order. */
+struct subset {
+	const Google__Protobuf__FileDescriptorSet *fds;
+	struct file_name *names; /* sorted */
+	size_t n_names;
+	bool *seen;
+	Google__Protobuf__FileDescriptorProto **list;
+	size_t n;
+	size_t *stack, *next_dep; /* the depth-first walk, without recursion */
+};
+
+static long file_index(const struct subset *b, const char *name)
+{
+	struct file_name key = { name, 0 };
+	const struct file_name *f = bsearch(&key, b->names, b->n_names, sizeof(key), by_file_name);
+	return f ? (long)f->index : -1;
+}
+
+/* Append file i after its dependencies (depth-first, each once). An
+ * explicit stack: a chain of imports as long as the set must not overflow
+ * ours. */
+static void add_with_deps(struct subset *b, size_t i)
+{
+	size_t depth = 0;
+	if (b->seen[i])
 		return;
-	seen[i] = true;
-	const Google__Protobuf__FileDescriptorProto *f = fds->file[i];
-	for (size_t d = 0; d < f->n_dependency; d++) {
-		long j = file_index(fds, f->dependency[d]);
-		if (j >= 0)
-			add_with_deps(fds, (size_t)j, seen, list, n);
+	b->seen[i] = true;
+	b->stack[depth] = i;
+	b->next_dep[depth++] = 0;
+	while (depth) {
+		const Google__Protobuf__FileDescriptorProto *f = b->fds->file[b->stack[depth - 1]];
+		size_t *d = &b->next_dep[depth - 1];
+		if (*d < f->n_dependency) {
+			long j = file_index(b, f->dependency[(*d)++]);
+			if (j >= 0 && !b->seen[j]) {
+				b->seen[j] = true;
+				b->stack[depth] = (size_t)j;
+				b->next_dep[depth++] = 0;
+			}
+			continue;
+		}
+		b->list[b->n++] = b->fds->file[b->stack[--depth]];
 	}
-	list[(*n)++] = fds->file[i];
+}
+
+/* Adds the file that defines each type that message d's fields use. */
+static void add_used(struct subset *b, const Google__Protobuf__DescriptorProto *d)
+{
+	for (size_t i = 0; i < d->n_field; i++) {
+		const char *tn = d->field[i]->type_name;
+		if (!tn || tn[0] != '.')
+			continue;
+		for (size_t k = 0; k < b->fds->n_file; k++)
+			if (file_defines(b->fds->file[k], tn + 1)) {
+				add_with_deps(b, k); /* nothing if it is in already */
+				break;
+			}
+	}
+	for (size_t i = 0; i < d->n_nested_type; i++)
+		add_used(b, d->nested_type[i]);
+}
+
+/* The files `home` needs: its imports, transitively, and, should a file
+ * use a type without importing its file (protoc never writes that, a
+ * damaged or hand-made set may), that file too, so that the subset loads
+ * wherever the whole set did. */
+static void collect_files(struct subset *b, size_t home)
+{
+	add_with_deps(b, home);
+	for (size_t k = 0; k < b->n; k++)
+		for (size_t j = 0; j < b->list[k]->n_message_type; j++)
+			add_used(b, b->list[k]->message_type[j]);
 }
 
 int pbjson_schema_subset(const pbjson_schema *s, const char *type, uint8_t **out,
@@ -566,15 +661,23 @@ int pbjson_schema_subset(const pbjson_schema *s, const char *type, uint8_t **out
 		pj_err(err, errlen, "no message type '%s' in the schema", type);
 		return PBJSON_ENOTYPE;
 	}
-	bool *seen = calloc(fds->n_file, sizeof(*seen));
-	Google__Protobuf__FileDescriptorProto **list = calloc(fds->n_file, sizeof(*list));
+	size_t nf = fds->n_file;
+	struct subset b = { .fds = fds, .n_names = 0 };
+	b.names = calloc(nf, sizeof(*b.names));
+	b.seen = calloc(nf, sizeof(*b.seen));
+	b.list = calloc(nf, sizeof(*b.list));
+	b.stack = calloc(nf, sizeof(*b.stack));
+	b.next_dep = calloc(nf, sizeof(*b.next_dep));
 	int rc = PBJSON_ENOMEM;
-	if (seen && list) {
-		size_t n = 0;
-		add_with_deps(fds, (size_t)home, seen, list, &n);
+	if (b.names && b.seen && b.list && b.stack && b.next_dep) {
+		for (size_t i = 0; i < nf; i++)
+			if (fds->file[i]->name)
+				b.names[b.n_names++] = (struct file_name){ fds->file[i]->name, i };
+		qsort(b.names, b.n_names, sizeof(*b.names), by_file_name);
+		collect_files(&b, (size_t)home);
 		Google__Protobuf__FileDescriptorSet sub = GOOGLE__PROTOBUF__FILE_DESCRIPTOR_SET__INIT;
-		sub.n_file = n;
-		sub.file = list;
+		sub.n_file = b.n;
+		sub.file = b.list;
 		size_t size = google__protobuf__file_descriptor_set__get_packed_size(&sub);
 		uint8_t *buf = malloc(size ? size : 1);
 		if (buf) {
@@ -585,7 +688,10 @@ int pbjson_schema_subset(const pbjson_schema *s, const char *type, uint8_t **out
 	}
 	if (rc)
 		pj_err(err, errlen, "out of memory");
-	free(seen);
-	free(list);
+	free(b.names);
+	free(b.seen);
+	free(b.list);
+	free(b.stack);
+	free(b.next_dep);
 	return rc;
 }

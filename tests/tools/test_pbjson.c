@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "google/protobuf/descriptor.pb-c.h"
 #include "pbjson.h"
 #include "pbjson_test.pb-c.h"
 #include "shmbus/msgs/diagnostic.pb-c.h"
@@ -926,10 +927,102 @@ static void test_schema(void)
 	CU_ASSERT_STRING_EQUAL(pbjson_strerror(PBJSON_EWIRE), "malformed protobuf message");
 }
 
+/* A set whose file uses a type without importing the file that defines
+ * it (found by fuzzing: protoc never writes that, a damaged schema may)
+ * loads, since types resolve across the whole set; the subset a topic
+ * stores must then load too, so it takes the defining file along. And a
+ * chain of 100000 imports costs no deep recursion. */
+static void test_subset_unimported(void)
+{
+	Google__Protobuf__FileDescriptorSet *set =
+		google__protobuf__file_descriptor_set__unpack(NULL, pbjson_test_fds_size,
+							       pbjson_test_fds);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(set);
+	/* The import moves to the end of its list, which is cut short while
+	 * packing (and whole again to be freed). */
+	Google__Protobuf__FileDescriptorProto *importer = NULL;
+	for (size_t i = 0; i < set->n_file; i++) {
+		Google__Protobuf__FileDescriptorProto *f = set->file[i];
+		for (size_t d = 0; d < f->n_dependency; d++)
+			if (strcmp(f->dependency[d], "google/protobuf/duration.proto") == 0) {
+				char *t = f->dependency[d];
+				f->dependency[d] = f->dependency[f->n_dependency - 1];
+				f->dependency[f->n_dependency - 1] = t;
+				importer = f;
+				break;
+			}
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(importer);
+	importer->n_dependency--;
+	size_t n = google__protobuf__file_descriptor_set__get_packed_size(set);
+	uint8_t *buf = malloc(n);
+	google__protobuf__file_descriptor_set__pack(set, buf);
+	importer->n_dependency++;
+	google__protobuf__file_descriptor_set__free_unpacked(set, NULL);
+	pbjson_schema *s = load(buf, n), *again;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	uint8_t *sub;
+	size_t len;
+	char err[256];
+	CU_ASSERT_EQUAL_FATAL(pbjson_schema_subset(s, "pbjson.test.All", &sub, &len, err,
+						   sizeof(err)), 0);
+	int rc = pbjson_schema_load(sub, len, &again, err, sizeof(err));
+	if (rc)
+		fprintf(stderr, "\nthe subset does not load: %s\n", err);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_TRUE(rc == 0 && pbjson_has_type(again, "google.protobuf.Duration"));
+	if (rc == 0)
+		pbjson_schema_free(again);
+	pbjson_schema_free(s);
+	free(sub);
+	free(buf);
+
+	/* file i imports file i + 1; the last defines the type */
+	enum { CHAIN = 100000 };
+	Google__Protobuf__FileDescriptorSet chain = GOOGLE__PROTOBUF__FILE_DESCRIPTOR_SET__INIT;
+	Google__Protobuf__FileDescriptorProto *files = calloc(CHAIN, sizeof(*files));
+	Google__Protobuf__FileDescriptorProto **ptrs = calloc(CHAIN, sizeof(*ptrs));
+	char (*names)[16] = calloc(CHAIN, sizeof(*names));
+	char **deps = calloc(CHAIN, sizeof(*deps));
+	Google__Protobuf__DescriptorProto msg = GOOGLE__PROTOBUF__DESCRIPTOR_PROTO__INIT;
+	Google__Protobuf__DescriptorProto *msgp = &msg;
+	msg.name = (char *)"Leaf";
+	for (size_t i = 0; i < CHAIN; i++) {
+		Google__Protobuf__FileDescriptorProto f = GOOGLE__PROTOBUF__FILE_DESCRIPTOR_PROTO__INIT;
+		files[i] = f;
+		snprintf(names[i], sizeof(names[i]), "f%zu", i);
+		files[i].name = names[i];
+		ptrs[i] = &files[i];
+	}
+	for (size_t i = 0; i + 1 < CHAIN; i++) {
+		deps[i] = names[i + 1];
+		files[i].n_dependency = 1;
+		files[i].dependency = &deps[i];
+	}
+	files[0].n_message_type = 1;
+	files[0].message_type = &msgp;
+	chain.n_file = CHAIN;
+	chain.file = ptrs;
+	n = google__protobuf__file_descriptor_set__get_packed_size(&chain);
+	buf = malloc(n);
+	google__protobuf__file_descriptor_set__pack(&chain, buf);
+	s = load(buf, n);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(pbjson_schema_subset(s, "Leaf", &sub, &len, err, sizeof(err)), 0);
+	free(sub);
+	pbjson_schema_free(s);
+	free(buf);
+	free(files);
+	free(ptrs);
+	free(names);
+	free(deps);
+}
+
 static void add(void)
 {
 	CU_pSuite s = CU_add_suite("pbjson", setup, teardown);
 	CU_add_test(s, "every schemas/ type round trips", test_every_schema_type);
+	CU_add_test(s, "a subset loads where its set did", test_subset_unimported);
 	CU_add_test(s, "generated schemas load", test_generated_schemas_load);
 	CU_add_test(s, "every shape of the JSON mapping", test_every_shape);
 	CU_add_test(s, "wire rules: defaults, oneof, merge, packed, unknown", test_wire_rules);

@@ -25,7 +25,7 @@
 #include "shmbus/msgs/imu.pb-c.h"
 #include "shmbus/msgs/imu.shmbus.h"
 
-static const char *fds_path;
+static const char *fds_path, *protoc_path;
 static const char *bus_name;
 static shmbus_bus *bus;
 
@@ -51,6 +51,9 @@ struct child {
 	size_t n;
 };
 
+/* Whether spawn() also puts the child's stderr on the pipe. */
+static bool spawn_with_stderr;
+
 /* Start `shmbus ARGS...` (NULL-terminated) with its stdout on a pipe. */
 static bool spawn(struct child *c, ...)
 {
@@ -70,6 +73,8 @@ static bool spawn(struct child *c, ...)
 	c->pid = fork();
 	if (c->pid == 0) {
 		dup2(p[1], 1);
+		if (spawn_with_stderr)
+			dup2(p[1], 2);
 		execv(getenv("SHMBUS_CLI"), (char *const *)argv);
 		_exit(127);
 	}
@@ -486,16 +491,166 @@ static void test_pub(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"fEnum\":\"COLOR_UNSPECIFIED\""));
 }
 
-/* echo --wait: started before its topic exists */
+/* echo --field, --once, --csv on the message test_pub published last */
+static void test_echo_field_csv(void)
+{
+	static char out[8192];
+#define ECHO(...) h_run_cli(out, sizeof(out), "echo --bus %s pose --last 1 --once " __VA_ARGS__)
+	CU_ASSERT_EQUAL(ECHO("--field header.frame_id", bus_name), 0);
+	CU_ASSERT_STRING_EQUAL(out, "base\n");
+	CU_ASSERT_EQUAL(ECHO("--field header.stampNs", bus_name), 0);
+	CU_ASSERT_STRING_EQUAL(out, "42\n");
+	CU_ASSERT_EQUAL(ECHO("--field 'orientation_covariance[2]'", bus_name), 0);
+	CU_ASSERT_STRING_EQUAL(out, "3.0\n");
+	CU_ASSERT_EQUAL(ECHO("--field angular_velocity", bus_name), 0);
+	CU_ASSERT_STRING_EQUAL(out, "{\"x\":0.0,\"y\":-1.25,\"z\":0.0}\n");
+	CU_ASSERT_EQUAL(ECHO("--csv --field angular_velocity", bus_name), 0);
+	CU_ASSERT_STRING_EQUAL(out, "angular_velocity.x,angular_velocity.y,angular_velocity.z\n"
+				    "0.0,-1.25,0.0\n");
+	CU_ASSERT_EQUAL(ECHO("--csv", bus_name), 0);
+	/* every numeric field of the message, nested names joined by '.' */
+	const char *nl = strchr(out, '\n');
+	CU_ASSERT_FATAL(nl != NULL);
+	CU_ASSERT_EQUAL(strncmp(out, "header.stampNs,", 15), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, ",angularVelocity.y,"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, ",orientationCovariance.2"));
+	CU_ASSERT_PTR_NULL(strstr(out, "frameId")); /* strings are not numbers */
+	CU_ASSERT_EQUAL(strncmp(nl + 1, "42,", 3), 0);
+	CU_ASSERT_EQUAL(ECHO("--csv --meta --field header.stamp_ns", bus_name), 0);
+	CU_ASSERT_EQUAL(strncmp(out, "seq,publish_ns,header.stamp_ns\n", 31), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, ",42\n"));
+	/* a field the message lacks: said on stderr, nothing printed */
+	CU_ASSERT_EQUAL(ECHO("--field header.nothing", bus_name), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "has no field 'header.nothing'"));
+	CU_ASSERT_EQUAL(ECHO("--field 'a..b'", bus_name), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "is not a field path"));
+#undef ECHO
+}
+
+/* `shmbus type`: the topic's definition as .proto text that protoc takes
+ * back, for Imu (imports) and for a type with maps, oneofs, enums,
+ * well-known types and nesting. */
+static void test_type(void)
+{
+	static char out[1 << 16];
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "type --bus %s pose", bus_name), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "package shmbus.msgs;"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "import \"shmbus/msgs/header.proto\";"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "message Imu {"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "repeated double orientation_covariance = "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Header header = 1;"));
+	const char *topics[] = { "pose", "test/all" };
+	for (int t = 0; t < 2; t++) {
+		char dir[] = "/tmp/t-type-XXXXXX", cmd[1024];
+		CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+		CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "type --bus %s %s --all", bus_name,
+					  topics[t]), 0);
+		/* Each "// file: NAME" section into dir/NAME. */
+		char *main_file = NULL;
+		FILE *f = NULL;
+		for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+			if (strncmp(line, "// file: ", 9) == 0) {
+				if (f)
+					fclose(f);
+				snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s/%s')\"", dir,
+					 line + 9);
+				CU_ASSERT_EQUAL(system(cmd), 0);
+				snprintf(cmd, sizeof(cmd), "%s/%s", dir, line + 9);
+				f = fopen(cmd, "w");
+				main_file = line + 9;
+				continue;
+			}
+			if (f)
+				fprintf(f, "%s\n", line);
+		}
+		if (f)
+			fclose(f);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(main_file);
+		snprintf(cmd, sizeof(cmd), "'%s' --proto_path='%s' --descriptor_set_out=/dev/null "
+			 "'%s' 2>&1", protoc_path, dir, main_file);
+		int rc = system(cmd);
+		if (rc != 0)
+			fprintf(stderr, "\nprotoc refused the text of %s (%s)\n", topics[t], cmd);
+		CU_ASSERT_EQUAL(rc, 0);
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		CU_ASSERT_EQUAL(system(cmd), 0);
+	}
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "type --bus %s test/all", bus_name), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "map<"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "oneof "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "enum "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "google.protobuf.Timestamp"));
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "type --bus %s raw", bus_name), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "untyped"));
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "type --bus %s nosuch", bus_name), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "nosuch"));
+}
+
+/* pub with YAML (as `ros2 topic pub` takes it), --once, and
+ * --wait-subscribers. */
+static void test_pub_yaml(void)
+{
+	static char out[8192];
+	struct child e;
+	/* block style over several lines, .proto names */
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s ypose shmbus.msgs.Imu --once "
+				  "'header:\n  stamp_ns: 42   # a comment\n  frame_id: \"base\"\n"
+				  "orientation_covariance:\n  - 1\n  - 2.0\n  - 3\n"
+				  "angular_velocity: {y: -1.25}'", bus_name), 0);
+	CU_ASSERT_FATAL(spawn(&e, "echo", "--bus", bus_name, "ypose", "--last", "1", "--once",
+			      NULL));
+	expect_line(&e, imu_json);
+	CU_ASSERT_EQUAL(finish(&e, 20000), 0);
+	/* flow style on one line */
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s ypose shmbus.msgs.Imu -q "
+				  "'{header: {stamp_ns: 42, frame_id: base}, "
+				  "orientation_covariance: [1, 2, 3], angular_velocity: {y: -1.25}}'",
+				  bus_name), 0);
+	CU_ASSERT_FATAL(spawn(&e, "echo", "--bus", bus_name, "ypose", "--last", "1", "--once",
+			      NULL));
+	expect_line(&e, imu_json);
+	CU_ASSERT_EQUAL(finish(&e, 20000), 0);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s ypose shmbus.msgs.Imu "
+				  "'header: [1, 2'", bus_name), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "neither JSON nor YAML: YAML line 1"));
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s ypose shmbus.msgs.Imu "
+				  "'a: 1\n\tb: 2'", bus_name), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "YAML line 2: tabs"));
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s ypose shmbus.msgs.Imu --once "
+				  "-r 5 '{}'", bus_name), 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "--once publishes one message"));
+
+	/* --wait-subscribers 1: nothing goes out until echo has subscribed */
+	struct child p;
+	CU_ASSERT_FATAL(spawn(&p, "pub", "--bus", bus_name, "wsub", "shmbus.msgs.Imu", imu_json,
+			      "--wait-subscribers", "1", NULL));
+	CU_ASSERT_FATAL(wait_topic("wsub", 0, 0));
+	struct shmbus_topic_info ti;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(bus, "wsub", &ti, NULL, 0, NULL, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(ti.next_seq, 0);
+	CU_ASSERT_FATAL(spawn(&e, "echo", "--bus", bus_name, "wsub", "--once", NULL));
+	expect_line(&e, imu_json);
+	CU_ASSERT_EQUAL(finish(&e, 20000), 0);
+	CU_ASSERT_EQUAL(finish(&p, 20000), 0);
+}
+
+/* echo --wait: started before its topic exists, it prints the topic's
+ * first message (opened at the broker's event, from the first message),
+ * with no --last needed. */
 static void test_wait(void)
 {
 	struct child e;
-	CU_ASSERT_FATAL(spawn(&e, "echo", "--bus", bus_name, "later", "--wait", "--last", "1",
-			      "-n", "1", NULL));
+	spawn_with_stderr = true;
+	CU_ASSERT_FATAL(spawn(&e, "echo", "--bus", bus_name, "later", "--wait", "-n", "1", NULL));
+	spawn_with_stderr = false;
 	static char out[4096];
+	char line[256];
+	/* It says it waits once it watches the broker's topic events. */
+	CU_ASSERT_TRUE(read_line(&e, line, sizeof(line), 20000));
+	CU_ASSERT_PTR_NOT_NULL(strstr(line, "waiting for topic 'later' to appear"));
 	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s later shmbus.msgs.Imu '%s'",
 				bus_name, imu_json), 0);
-	expect_line(&e, imu_json); /* --last 1: whether it opened before or after */
+	expect_line(&e, imu_json);
 	CU_ASSERT_EQUAL(finish(&e, 20000), 0);
 	/* out of time while waiting: a clean exit */
 	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "hz --bus %s never --wait --duration 0.3",
@@ -592,6 +747,9 @@ static void add(void)
 	CU_add_test(s, "echo untyped and malformed payloads", test_echo_untyped_and_malformed);
 	CU_add_test(s, "hz and bw of a 100 Hz publisher", test_hz_bw);
 	CU_add_test(s, "pub from JSON, read back typed and by echo", test_pub);
+	CU_add_test(s, "echo --field, --once, --csv", test_echo_field_csv);
+	CU_add_test(s, "type prints .proto that protoc takes", test_type);
+	CU_add_test(s, "pub YAML, --once, --wait-subscribers", test_pub_yaml);
 	CU_add_test(s, "echo --wait for a topic", test_wait);
 	CU_add_test(s, "errors", test_errors);
 	CU_add_test(s, "stop the bus, nothing left", test_stop_bus);
@@ -599,10 +757,11 @@ static void add(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: test_tools_cli PBJSON_TEST_FDS\n");
+	if (argc != 3) {
+		fprintf(stderr, "usage: test_tools_cli PBJSON_TEST_FDS PROTOC\n");
 		return 2;
 	}
 	fds_path = argv[1];
+	protoc_path = argv[2];
 	return h_run("test_tools_cli", add);
 }

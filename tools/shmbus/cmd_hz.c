@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "live.h"
 
 static const char hz_usage[] =
 	"usage: shmbus hz [--bus NAME] TOPIC [-w WINDOW] [-n COUNT] [--duration S]\n"
@@ -158,18 +157,18 @@ static int run(bool bw, int argc, char **argv)
 	bool wait = false;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
-		if ((v = live_opt(argc, argv, &i, "--count", "-n"))) {
-			if (!live_u64(verb, "-n", v, &count))
+		if ((v = cli_opt(argc, argv, &i, "--count", "-n"))) {
+			if (!cli_u64(verb, "-n", v, &count))
 				return 2;
-		} else if ((v = live_opt(argc, argv, &i, "--window", "-w"))) {
-			if (!live_u64(verb, "-w", v, &wsize))
+		} else if ((v = cli_opt(argc, argv, &i, "--window", "-w"))) {
+			if (!cli_u64(verb, "-w", v, &wsize))
 				return 2;
 			if (wsize < 2 || wsize > 10000000) {
 				fprintf(stderr, "shmbus %s: the window is 2 to 10000000 messages\n", verb);
 				return 2;
 			}
-		} else if ((v = live_opt(argc, argv, &i, "--duration", NULL))) {
-			if (!live_seconds(verb, "--duration", v, &duration))
+		} else if ((v = cli_opt(argc, argv, &i, "--duration", NULL))) {
+			if (!cli_positive(verb, "--duration", v, &duration))
 				return 2;
 		} else if (strcmp(argv[i], "--wait") == 0) {
 			wait = true;
@@ -184,38 +183,39 @@ static int run(bool bw, int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	live_catch_signals();
+	cli_catch_signals();
 	struct window w = { .cap = (size_t)wsize };
 	w.s = malloc(w.cap * sizeof(*w.s));
 	if (!w.s) {
 		fprintf(stderr, "shmbus %s: out of memory\n", verb);
 		return 1;
 	}
-	shmbus_bus *bus = cli_connect(bus_name);
+	shmbus_bus *bus = cli_connect(bus_name, verb, false, NULL);
 	if (!bus) {
 		free(w.s);
 		return 1;
 	}
-	int64_t start = live_now_ns();
+	int64_t start = cli_mono_ns();
 	int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;
 	shmbus_sub *sub;
-	int rc = live_sub_open(verb, bus, topic, NULL, wait, end, &sub);
+	int rc = cli_sub_open(verb, bus, topic, NULL, wait, end, &sub, NULL);
 	if (rc == SHMBUS_ENOTOPIC && wait) { /* stopped or out of time while waiting */
 		shmbus_disconnect(bus);
 		free(w.s);
 		return 0;
 	}
 	if (rc) {
-		cli_fail(verb, rc, bus, topic);
+		cli_fail(verb, rc, topic);
 		shmbus_disconnect(bus);
 		free(w.s);
 		return 1;
 	}
-	int64_t next_report = live_now_ns() + 1000000000;
+	cli_interrupt_on_signal(sub, NULL, NULL);
+	int64_t next_report = cli_mono_ns() + 1000000000;
 	uint64_t received = 0, lost = 0, at_last_report = 0;
 	int status = 0;
-	while (!live_stopping() && (!count || received < count)) {
-		int64_t now = live_now_ns();
+	while (!cli_stopping() && (!count || received < count)) {
+		int64_t now = cli_mono_ns();
 		if (now >= end)
 			break;
 		if (now >= next_report) {
@@ -233,10 +233,10 @@ static int run(bool bw, int argc, char **argv)
 		}
 		int64_t until = next_report < end ? next_report : end;
 		rc = shmbus_sub_wait(sub, until - now);
-		if (rc == SHMBUS_ETIMEDOUT)
+		if (rc == SHMBUS_ETIMEDOUT || rc == SHMBUS_EINTR)
 			continue;
 		if (rc) {
-			status = cli_fail(verb, rc, bus, topic);
+			status = cli_fail(verb, rc, topic);
 			break;
 		}
 		struct shmbus_view view;
@@ -253,10 +253,11 @@ static int run(bool bw, int argc, char **argv)
 			}
 		}
 		if (rc && rc != SHMBUS_EAGAIN) {
-			status = cli_fail(verb, rc, bus, topic);
+			status = cli_fail(verb, rc, topic);
 			break;
 		}
 	}
+	cli_interrupt_on_signal(NULL, NULL, NULL);
 	if (!status)
 		report(bw, &w, lost, true);
 	shmbus_sub_close(sub);

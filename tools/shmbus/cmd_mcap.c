@@ -1,33 +1,43 @@
 /*
- * cmd_mcap.c - `shmbus mcap info FILE` and `shmbus mcap cat FILE`: what a
- * recording holds, and its messages as JSON Lines decoded with the schema
- * stored in the file (lib/pbjson), so no .proto is needed.
+ * cmd_mcap.c - `shmbus mcap info|cat|recover FILE`: what a recording
+ * holds, its messages as JSON Lines decoded with the schema stored in the
+ * file (lib/pbjson), so no .proto is needed, and a file cut short by a
+ * crash rewritten whole, so that readers that insist on a summary (as
+ * Foxglove's does) take it.
  */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
 #include "mcap.h"
-#include "mcap_cli.h"
+#include "recording.h"
 #include "pbjson.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: shmbus mcap info FILE.mcap\n"
-		"       shmbus mcap cat FILE.mcap [--topics TOPIC...] [--full]\n\n"
-		"info: topics, types, message counts, time range, duration, compression and\n"
-		"      chunks; says \"incomplete\" for a file cut short (recorder killed, disk\n"
-		"      full), which is then read up to its last complete chunk.\n"
+		"       shmbus mcap cat FILE.mcap [--topics TOPIC...] [--full]\n"
+		"       shmbus mcap recover FILE.mcap [-o OUT.mcap] [--compression zstd|lz4|none]\n\n"
+		"info: time range, duration, compression and chunks; per topic its type,\n"
+		"      message count, mean rate (messages over the recording's duration) and\n"
+		"      message encoding; says \"incomplete\" for a file cut short (recorder\n"
+		"      killed, disk full), which is then read up to its last complete chunk.\n"
 		"cat:  one JSON object per message, in file order:\n"
 		"      {\"topic\":..., \"_meta\":{\"seq\":..., \"time\":..., \"log_time_ns\":...,\n"
 		"       \"publish_time_ns\":..., \"size\":...}, \"msg\":{...}}\n"
 		"      \"msg\" is decoded with the file's protobuf schema; payloads without one\n"
 		"      print as {\"_base64\": ...}. --full prints bytes fields whole.\n"
+		"recover: writes what a file cut short still holds (every message of its\n"
+		"      complete chunks, its schemas, channels and metadata) into a new,\n"
+		"      complete and indexed file: OUT.mcap, by default FILE-recovered.mcap\n"
+		"      (never over an existing file). Exit 1 if a damaged record stopped it\n"
+		"      before the end (what came before is written).\n"
 		"A corrupt file is an error naming the offset (exit status 1).\n");
 }
 
@@ -43,7 +53,7 @@ static void iso_time(char *buf, size_t len, uint64_t ns)
 static const char *type_of(mcap_reader *r, const struct mcap_channel *ch)
 {
 	for (size_t i = 0; i < ch->n_metadata; i++)
-		if (strcmp(ch->metadata[i].key, MCAP_KEY_TYPE) == 0 && ch->metadata[i].value[0])
+		if (strcmp(ch->metadata[i].key, REC_KEY_TYPE) == 0 && ch->metadata[i].value[0])
 			return ch->metadata[i].value;
 	const struct mcap_schema *s = mcap_reader_schema(r, ch->schema_id);
 	return s ? s->name : "(untyped)";
@@ -90,10 +100,15 @@ static int mcap_info(const char *file)
 		       100.0 * (double)in->compressed_bytes / (double)in->uncompressed_bytes);
 	const struct mcap_channel *ch;
 	size_t n = mcap_reader_channels(r, &ch);
+	double span = in->message_count ? (double)(in->end_time - in->start_time) / 1e9 : 0;
 	printf("topics:      %zu\n", n);
-	for (size_t i = 0; i < n; i++)
-		printf("  %-40s %-36s %10" PRIu64 " msgs  %s\n", ch[i].topic, type_of(r, &ch[i]),
-		       ch[i].message_count, ch[i].message_encoding);
+	for (size_t i = 0; i < n; i++) {
+		char rate[32] = "-";
+		if (span > 0)
+			snprintf(rate, sizeof(rate), "%.2f Hz", (double)ch[i].message_count / span);
+		printf("  %-40s %-36s %10" PRIu64 " msgs %12s  %s\n", ch[i].topic,
+		       type_of(r, &ch[i]), ch[i].message_count, rate, ch[i].message_encoding);
+	}
 	for (size_t i = 0; i < in->metadata_count; i++) {
 		const char *name;
 		const struct mcap_kv *kv;
@@ -219,6 +234,112 @@ out:
 	return ret;
 }
 
+/* The output's id of each input schema and channel (0: not written yet). */
+struct id_map {
+	uint16_t schema[65536];
+	uint16_t channel[65536];
+};
+
+static int copy_channel(mcap_reader *r, mcap_writer *w, struct id_map *m, uint16_t id,
+			size_t *copied)
+{
+	const struct mcap_channel *ch = mcap_reader_channel(r, id);
+	const struct mcap_schema *s = mcap_reader_schema(r, ch->schema_id);
+	int rc = 0;
+	if (s && !m->schema[s->id])
+		rc = mcap_writer_add_schema(w, s->name, s->encoding, s->data, s->size,
+					    &m->schema[s->id]);
+	if (rc == 0)
+		rc = mcap_writer_add_channel(w, s ? m->schema[s->id] : 0, ch->topic,
+					     ch->message_encoding, ch->metadata, ch->n_metadata,
+					     &m->channel[id]);
+	*copied += rc == 0;
+	return rc;
+}
+
+static int copy_metadata(mcap_reader *r, mcap_writer *w)
+{
+	for (size_t i = 0; i < mcap_reader_info(r)->metadata_count; i++) {
+		const char *name;
+		const struct mcap_kv *kv;
+		size_t n;
+		int rc = mcap_reader_metadata(r, i, &name, &kv, &n);
+		if (rc == 0)
+			rc = mcap_writer_metadata(w, name, kv, n);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int mcap_recover(const char *file, const char *out, enum mcap_compression comp)
+{
+	char err[512], def[4096];
+	if (!out) {
+		size_t n = strlen(file);
+		int base = n > 5 && strcmp(file + n - 5, ".mcap") == 0 ? (int)n - 5 : (int)n;
+		snprintf(def, sizeof(def), "%.*s-recovered.mcap", base, file);
+		out = def;
+	}
+	struct stat st;
+	if (stat(out, &st) == 0) {
+		fprintf(stderr, "shmbus mcap recover: %s exists; name another with -o\n", out);
+		return 1;
+	}
+	mcap_reader *r;
+	if (mcap_reader_open(file, MCAP_READ_SCAN, &r, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shmbus mcap recover: %s\n", err);
+		return 1;
+	}
+	struct mcap_writer_options o;
+	mcap_writer_options_init(&o);
+	o.compression = comp;
+	o.library = "shmbus mcap recover " SHMBUS_VERSION_STRING;
+	mcap_writer *w;
+	struct id_map *m = calloc(1, sizeof(*m));
+	if (!m || mcap_writer_open(out, &o, &w, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shmbus mcap recover: %s\n", m ? err : "out of memory");
+		free(m);
+		mcap_reader_close(r);
+		return 1;
+	}
+	struct mcap_message msg;
+	uint64_t n = 0;
+	size_t channels = 0;
+	int rc, wrc = 0;
+	while (wrc == 0 && (rc = mcap_reader_next(r, &msg)) == 1) {
+		if (!m->channel[msg.channel_id])
+			wrc = copy_channel(r, w, m, msg.channel_id, &channels);
+		if (wrc == 0)
+			wrc = mcap_writer_message(w, m->channel[msg.channel_id], msg.sequence,
+						  msg.log_time, msg.publish_time, msg.data, msg.size);
+		n++;
+	}
+	if (wrc == 0)
+		wrc = copy_metadata(r, w);
+	int crc = mcap_writer_close(w, err, sizeof(err));
+	int status = 0;
+	if (wrc || crc) {
+		fprintf(stderr, "shmbus mcap recover: writing %s: %s\n", out,
+			crc ? err : strerror(-wrc));
+		status = 1;
+	} else {
+		const struct mcap_info *in = mcap_reader_info(r);
+		printf("recovered %" PRIu64 " messages of %zu channels into %s\n", n, channels,
+		       out);
+		if (!in->complete)
+			printf("the input was cut short: %s\n", in->why_incomplete);
+		if (rc < 0) {
+			fprintf(stderr, "shmbus mcap recover: stopped early: %s\n",
+				mcap_reader_error(r));
+			status = 1;
+		}
+	}
+	free(m);
+	mcap_reader_close(r);
+	return status;
+}
+
 int cmd_mcap(int argc, char **argv)
 {
 	bool help;
@@ -260,6 +381,23 @@ int cmd_mcap(int argc, char **argv)
 		free(topics);
 		return rc;
 	}
-	fprintf(stderr, "shmbus mcap: unknown subcommand '%s' (info or cat)\n", argv[1]);
+	if (strcmp(argv[1], "recover") == 0) {
+		const char *out = NULL;
+		enum mcap_compression comp = MCAP_COMPRESSION_ZSTD;
+		for (int i = 3; i < argc; i++) {
+			const char *v;
+			if ((v = cli_opt(argc, argv, &i, "--output", "-o")) && *v) {
+				out = v;
+			} else if ((v = cli_opt(argc, argv, &i, "--compression", NULL)) &&
+				   mcap_compression_parse(v, &comp) == 0) {
+				continue;
+			} else {
+				fprintf(stderr, "shmbus mcap recover: bad argument '%s'\n", argv[i]);
+				return 2;
+			}
+		}
+		return mcap_recover(argv[2], out, comp);
+	}
+	fprintf(stderr, "shmbus mcap: unknown subcommand '%s' (info, cat or recover)\n", argv[1]);
 	return 2;
 }

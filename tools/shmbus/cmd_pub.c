@@ -11,24 +11,28 @@
 #include <time.h>
 
 #include "cli.h"
-#include "live.h"
+#include "yaml.h"
 
 extern const unsigned char pbjson_builtin_fds[];
 extern const size_t pbjson_builtin_fds_size;
 
 static const char pub_usage[] =
-	"usage: shmbus pub [--bus NAME] TOPIC TYPE JSON [-r HZ] [-n COUNT]\n"
-	"                  [--descriptor-set FILE] [-q]\n"
+	"usage: shmbus pub [--bus NAME] TOPIC TYPE MESSAGE [-r HZ] [-n COUNT] [--once]\n"
+	"                  [--wait-subscribers N] [--descriptor-set FILE] [-q]\n"
 	"\n"
-	"Publishes JSON (protobuf's JSON mapping; JSON or .proto field names) as a\n"
-	"message of TYPE (full name, e.g. shmbus.msgs.Imu) on TOPIC, creating the topic\n"
-	"if needed. JSON '-' reads it from stdin. The type's schema comes from the\n"
-	"topic when it exists, else from --descriptor-set FILE (written by `protoc\n"
-	"--include_imports --descriptor_set_out=FILE`), else from the shmbus.msgs\n"
-	"types built into this tool; a topic it creates stores that schema.\n"
+	"Publishes MESSAGE as a message of TYPE (full name, e.g. shmbus.msgs.Imu) on\n"
+	"TOPIC, creating the topic if needed. MESSAGE is JSON (protobuf's JSON\n"
+	"mapping) or YAML as `ros2 topic pub` takes it (\"header: {frame_id: imu}\",\n"
+	"or key: value lines); field names as in JSON or in the .proto. MESSAGE '-'\n"
+	"reads it from stdin. The type's schema comes from the topic when it exists,\n"
+	"else from --descriptor-set FILE (written by `protoc --include_imports\n"
+	"--descriptor_set_out=FILE`), else from the shmbus.msgs types built into this\n"
+	"tool; a topic it creates stores that schema.\n"
 	"\n"
 	"  -r, --rate HZ      publish HZ times a second (default: once, then exit)\n"
 	"  -n, --count COUNT  publish COUNT times (default 1; with -r, until stopped)\n"
+	"  --once             publish once and exit (the default without -r)\n"
+	"  --wait-subscribers N  first wait until the topic has N subscribers\n"
 	"  --descriptor-set FILE  the schema of TYPE\n"
 	"  -q, --quiet        do not print a line per message\n"
 	"\n"
@@ -84,7 +88,7 @@ static int topic_schema(shmbus_bus *bus, const char *topic, const char *type,
 	if (rc == SHMBUS_ENOTOPIC)
 		return 1;
 	if (rc) {
-		cli_fail("pub", rc, bus, topic);
+		cli_fail("pub", rc, topic);
 		return -1;
 	}
 	const char *have = shmbus_sub_type_name(sub);
@@ -95,7 +99,7 @@ static int topic_schema(shmbus_bus *bus, const char *topic, const char *type,
 			*have ? have : "(untyped)", type);
 		status = -1;
 	} else {
-		*out = live_topic_schema("pub", sub, "using the --descriptor-set or built-in one");
+		*out = cli_topic_schema("pub", sub, "using the --descriptor-set or built-in one");
 		if (!*out)
 			status = 2;
 	}
@@ -133,24 +137,43 @@ static pbjson_schema *file_schema(const char *path)
 	return s;
 }
 
-static json_t *parse_json(const char *arg)
+/* MESSAGE as JSON, else as YAML (which JSON-looking text is not
+ * reported as: its JSON error says more). */
+static json_t *parse_message(const char *arg)
 {
 	json_error_t jerr;
-	json_t *j;
-	if (strcmp(arg, "-") == 0)
-		j = json_loadf(stdin, JSON_REJECT_DUPLICATES, &jerr);
-	else
-		j = json_loads(arg, JSON_REJECT_DUPLICATES, &jerr);
-	if (!j)
-		fprintf(stderr, "shmbus pub: bad JSON at line %d, column %d (character %d): %s\n",
-			jerr.line, jerr.column, jerr.position, jerr.text);
+	size_t len = 0;
+	char *text = NULL;
+	if (strcmp(arg, "-") == 0) {
+		text = (char *)read_all(stdin, &len);
+		char *t = text ? realloc(text, len + 1) : NULL;
+		if (!t) {
+			free(text);
+			fprintf(stderr, "shmbus pub: cannot read the message from stdin\n");
+			return NULL;
+		}
+		text = t;
+		text[len] = 0;
+		arg = text;
+	}
+	json_t *j = json_loads(arg, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j) {
+		const char *t = arg + strspn(arg, " \t\r\n");
+		char yerr[256];
+		if (t[0] == '[' || (t[0] == '{' && t[1 + strspn(t + 1, " \t\r\n")] == '"'))
+			fprintf(stderr, "shmbus pub: bad JSON at line %d, column %d (character %d): "
+					"%s\n", jerr.line, jerr.column, jerr.position, jerr.text);
+		else if (!(j = yaml_parse(arg, yerr, sizeof(yerr))))
+			fprintf(stderr, "shmbus pub: the message is neither JSON nor YAML: %s\n", yerr);
+	}
+	free(text);
 	return j;
 }
 
 struct pub_args {
 	const char *topic, *type, *json, *fds_path;
 	double rate;
-	uint64_t count;
+	uint64_t count, wait_subs;
 	bool quiet;
 };
 
@@ -158,15 +181,21 @@ static int parse_args(int argc, char **argv, struct pub_args *a)
 {
 	const char *pos[3];
 	int npos = 0;
+	bool once = false;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
-		if ((v = live_opt(argc, argv, &i, "--rate", "-r"))) {
-			if (!live_seconds("pub", "-r", v, &a->rate))
+		if ((v = cli_opt(argc, argv, &i, "--rate", "-r"))) {
+			if (!cli_positive("pub", "-r", v, &a->rate))
 				return 2;
-		} else if ((v = live_opt(argc, argv, &i, "--count", "-n"))) {
-			if (!live_u64("pub", "-n", v, &a->count))
+		} else if ((v = cli_opt(argc, argv, &i, "--count", "-n"))) {
+			if (!cli_u64("pub", "-n", v, &a->count))
 				return 2;
-		} else if ((v = live_opt(argc, argv, &i, "--descriptor-set", NULL))) {
+		} else if ((v = cli_opt(argc, argv, &i, "--wait-subscribers", NULL))) {
+			if (!cli_u64("pub", "--wait-subscribers", v, &a->wait_subs))
+				return 2;
+		} else if (strcmp(argv[i], "--once") == 0) {
+			once = true;
+		} else if ((v = cli_opt(argc, argv, &i, "--descriptor-set", NULL))) {
 			a->fds_path = v;
 		} else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) {
 			a->quiet = true;
@@ -184,30 +213,55 @@ static int parse_args(int argc, char **argv, struct pub_args *a)
 	a->topic = pos[0];
 	a->type = pos[1];
 	a->json = pos[2];
+	if (once && (a->count > 1 || a->rate > 0)) {
+		fprintf(stderr, "shmbus pub: --once publishes one message: not with -n or -r\n");
+		return 2;
+	}
 	if (!a->count)
 		a->count = a->rate > 0 ? UINT64_MAX : 1;
 	return 0;
 }
 
-static int publish_loop(shmbus_pub *pub, shmbus_bus *bus, const struct pub_args *a,
+/* Until the topic has n subscribers (the broker's count, asked every 10
+ * ms: no event tells of a subscriber joining), or a signal. */
+static int wait_subscribers(shmbus_bus *bus, const char *topic, uint64_t n, bool quiet)
+{
+	bool said = false;
+	while (!cli_stopping()) {
+		struct shmbus_topic_info ti;
+		int rc = shmbus_topic_inspect(bus, topic, &ti, NULL, 0, NULL, NULL, 0, NULL);
+		if (rc)
+			return cli_fail("pub", rc, topic);
+		if (ti.subscribers >= n)
+			return 0;
+		if (!said && !quiet)
+			fprintf(stderr, "shmbus pub: waiting for %" PRIu64 " subscriber%s of '%s' "
+					"(%u now)\n", n, n == 1 ? "" : "s", topic, ti.subscribers);
+		said = true;
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	return 0;
+}
+
+static int publish_loop(shmbus_pub *pub, const struct pub_args *a,
 			const uint8_t *msg, size_t len)
 {
 	struct timespec next;
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	int64_t period = a->rate > 0 ? (int64_t)(1e9 / a->rate) : 0;
-	for (uint64_t i = 0; i < a->count && !live_stopping(); i++) {
+	for (uint64_t i = 0; i < a->count && !cli_stopping(); i++) {
 		if (i && period) {
 			int64_t ns = next.tv_nsec + period;
 			next.tv_sec += ns / 1000000000;
 			next.tv_nsec = ns % 1000000000;
 			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
-				if (live_stopping())
+				if (cli_stopping())
 					return 0;
 		}
 		uint64_t seq;
 		int rc = shmbus_pub_send(pub, msg, len, &seq);
 		if (rc)
-			return cli_fail("pub", rc, bus, a->topic);
+			return cli_fail("pub", rc, a->topic);
 		if (!a->quiet) {
 			printf("published #%" PRIu64 " (sequence number %" PRIu64 ", %zu bytes)\n",
 			       i + 1, seq, len);
@@ -229,17 +283,12 @@ int cmd_pub(int argc, char **argv)
 	int rc = parse_args(argc, argv, &a);
 	if (rc)
 		return rc;
-	json_t *j = parse_json(a.json);
+	json_t *j = parse_message(a.json);
 	if (!j)
 		return 1;
-	live_catch_signals();
-
-	struct shmbus_connect_options co;
-	shmbus_connect_options_init(&co);
-	shmbus_bus *bus;
-	rc = shmbus_connect(bus_name, &co, &bus);
-	if (rc) {
-		fprintf(stderr, "shmbus pub: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
+	cli_catch_signals();
+	shmbus_bus *bus = cli_connect(bus_name, "pub", true, NULL);
+	if (!bus) {
 		json_decref(j);
 		return 1;
 	}
@@ -279,17 +328,20 @@ int cmd_pub(int argc, char **argv)
 		to.type_name = a.type;
 		to.schema = schema_blob;
 		to.schema_size = schema_len;
-		if (!topic_max && len > to.max_message_size)
+		/* 0: the bus's default for the type (4 KiB today), unless this
+		 * message needs more; an existing topic keeps its size. */
+		to.max_message_size = topic_max;
+		if (!topic_max && len > 4096)
 			to.max_message_size = (uint32_t)len;
-		if (topic_max)
-			to.max_message_size = topic_max;
 		rc = shmbus_pub_open(bus, a.topic, &to, NULL, &pub);
 		if (rc) {
-			cli_fail("pub", rc, bus, a.topic);
+			cli_fail("pub", rc, a.topic);
 			status = -1;
 		}
 	}
-	if (!status && publish_loop(pub, bus, &a, msg, len))
+	if (!status && a.wait_subs && wait_subscribers(bus, a.topic, a.wait_subs, a.quiet))
+		status = -1;
+	if (!status && publish_loop(pub, &a, msg, len))
 		status = -1;
 	if (pub)
 		shmbus_pub_close(pub);

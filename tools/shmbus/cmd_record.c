@@ -7,30 +7,33 @@
  * meanwhile. Publishers never wait for it: when it falls behind it is
  * lapped like any subscriber, and says how much it lost, on the terminal
  * and in the file (a Metadata record "shmbus.losses").
+ *
+ * Topics come from the broker's topic events: one created while recording
+ * is opened at its first message (SHMBUS_START_FIRST), so everything its
+ * ring still holds is recorded, and what it no longer holds is counted.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "mcap.h"
-#include "mcap_cli.h"
+#include "recording.h"
 
 struct rtopic {
 	char *name;
-	shmbus_sub *sub;
+	shmbus_sub *sub;   /* NULL once the topic was removed */
 	struct shmbus_topic_info ti;
-	uint16_t channel;   /* in the current file */
+	uint16_t channel;  /* in the current file */
 	uint64_t lost_file; /* lost count when the current file began */
 	uint64_t recorded;
-	bool appeared;     /* created after recording began */
-	bool seen;         /* a message was taken */
-	uint64_t missed;   /* appeared: published before we could subscribe
-			      and gone from its history */
+	uint64_t lost;     /* of subscribers closed before (removed topics) */
+	uint64_t missed;   /* published before it could be opened, and gone
+			      from its ring by then */
 };
 
 struct recorder {
@@ -39,11 +42,12 @@ struct recorder {
 	enum mcap_compression compression;
 	double split_mib, split_s, duration_s, chunk_kib;
 	bool all;
-	char **wanted;
-	size_t n_wanted;
+	char **wanted, **excluded; /* names or glob patterns */
+	size_t n_wanted, n_excluded;
 
 	shmbus_bus *bus;
 	shmbus_waitset *ws;
+	shmbus_topic_watch *watch;
 	struct rtopic *t;
 	size_t n;
 	char **existing; /* topics that existed when recording began */
@@ -59,56 +63,73 @@ struct recorder {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: shmbus record [--bus NAME] -o FILE.mcap [TOPIC...] [-a]\n"
-		"                     [--compression zstd|lz4|none] [--split-size MIB]\n"
-		"                     [--split-duration S] [--duration S] [--chunk-size KIB]\n\n"
+		"usage: shmbus record [--bus NAME] -o FILE.mcap [TOPIC|PATTERN...] [-a]\n"
+		"                     [--exclude PATTERN]... [--compression zstd|lz4|none]\n"
+		"                     [--split-size MIB] [--split-duration S] [--duration S]\n"
+		"                     [--chunk-size KIB]\n\n"
 		"Records topics into an MCAP file (Foxglove, the mcap CLI and rosbag2 read it).\n"
+		"  TOPIC|PATTERN...   these topics, or those matching a glob ('*' also matches\n"
+		"                     '/'; \"/imu\" and \"imu\" are the same topic), including\n"
+		"                     topics created while recording\n"
 		"  -a, --all          every topic, including topics created while recording\n"
-		"                     (the bus is checked for new topics once a second)\n"
-		"  TOPIC...           these topics; ones that do not exist yet are picked up\n"
-		"                     when they appear\n"
+		"  --exclude PATTERN  not the topics matching PATTERN (repeatable)\n"
 		"  --compression      of the chunks (default zstd)\n"
 		"  --split-size MIB   start a new file after MIB MiB: FILE_0.mcap, FILE_1.mcap...\n"
 		"  --split-duration S start a new file every S seconds\n"
 		"  --duration S       stop after S seconds (else at SIGINT/SIGTERM)\n"
 		"  --chunk-size KIB   uncompressed bytes per chunk (default 4096): a recorder\n"
 		"                     killed loses at most the chunk it was building\n\n"
+		"A topic that exists when recording starts is recorded from then on; one\n"
+		"created later is recorded from its first message (the broker says when a\n"
+		"topic is created; what its ring no longer holds by then is reported as\n"
+		"published before it was found).\n\n"
 		"Typed topics get a Schema record (encoding \"protobuf\", the topic's\n"
 		"FileDescriptorSet, named after its type) and message encoding \"protobuf\";\n"
-		"untyped topics have no schema (id 0) and message encoding \"" MCAP_RAW_ENCODING
-		"\".\n"
+		"a typed topic whose publisher stored no schema gets no schema and message\n"
+		"encoding \"" REC_NOSCHEMA_ENCODING "\"; untyped topics no schema and\n"
+		"\"" REC_RAW_ENCODING "\". The type name and layout are channel metadata.\n"
 		"Each message record carries the bus sequence number (low 32 bits) and the\n"
 		"publish time as log_time and publish_time. At the end it prints how many\n"
 		"messages each topic lost, and stores that in the file as Metadata\n"
-		"\"shmbus.losses\". Exit status 1 if the file could not be written (disk full:\n"
-		"the file is kept, readable up to the last complete chunk).\n");
+		"\"shmbus.losses\". Files are created with mode 0666 less the umask. Exit\n"
+		"status 1 if the file could not be written (disk full: the file is kept,\n"
+		"readable up to the last complete chunk).\n");
+}
+
+static bool matches(char **patterns, size_t n, const char *name)
+{
+	const char *canon = name + (*name == '/');
+	for (size_t i = 0; i < n; i++) {
+		const char *p = patterns[i] + (*patterns[i] == '/');
+		if (fnmatch(p, canon, 0) == 0)
+			return true;
+	}
+	return false;
 }
 
 static bool is_wanted(const struct recorder *rec, const char *name)
 {
-	if (rec->all)
-		return true;
-	for (size_t i = 0; i < rec->n_wanted; i++)
-		if (strcmp(rec->wanted[i], name) == 0)
-			return true;
-	return false;
+	return (rec->all || matches(rec->wanted, rec->n_wanted, name)) &&
+	       !matches(rec->excluded, rec->n_excluded, name);
 }
 
-static bool is_open(const struct recorder *rec, const char *name)
+static struct rtopic *find(const struct recorder *rec, const char *name)
 {
 	for (size_t i = 0; i < rec->n; i++)
-		if (strcmp(rec->t[i].name, name) == 0)
-			return true;
-	return false;
+		if (cli_same_topic(rec->t[i].name, name))
+			return &rec->t[i];
+	return NULL;
 }
 
 static bool existed(const struct recorder *rec, const char *name)
 {
 	for (size_t i = 0; i < rec->n_existing; i++)
-		if (strcmp(rec->existing[i], name) == 0)
+		if (cli_same_topic(rec->existing[i], name))
 			return true;
 	return false;
 }
+
+/* ------------------------------------------------------------ the file */
 
 static int add_channel(struct recorder *rec, struct rtopic *t)
 {
@@ -117,26 +138,37 @@ static int add_channel(struct recorder *rec, struct rtopic *t)
 	const void *schema = shmbus_sub_schema(t->sub, &schema_size);
 	uint16_t schema_id = 0;
 	char max_size[24], slots[24], history[24];
+	const char *encoding = REC_RAW_ENCODING;
 	int rc;
 
-	if (type[0] && schema && schema_size) {
+	struct rec_foreign f;
+	if (rec_foreign_unwrap(schema, schema_size, &f)) {
+		/* A channel `play` brought from another encoding: as it was. */
+		if (*f.schema_name &&
+		    (rc = mcap_writer_add_schema(rec->w, f.schema_name, f.schema_encoding, f.data,
+						 f.size, &schema_id)) != 0)
+			return rc;
+		encoding = f.message_encoding;
+	} else if (type[0] && schema && schema_size) {
 		rc = mcap_writer_add_schema(rec->w, type, "protobuf", schema, schema_size,
 					    &schema_id);
 		if (rc)
 			return rc;
+		encoding = "protobuf";
+	} else if (type[0]) {
+		/* MCAP's "protobuf" needs a schema: say what these bytes are. */
+		encoding = REC_NOSCHEMA_ENCODING;
 	}
 	snprintf(max_size, sizeof(max_size), "%u", t->ti.max_message_size);
 	snprintf(slots, sizeof(slots), "%u", t->ti.slot_count);
 	snprintf(history, sizeof(history), "%u", t->ti.history);
 	struct mcap_kv md[] = {
-		{ MCAP_KEY_TYPE, type },
-		{ MCAP_KEY_MAX_SIZE, max_size },
-		{ MCAP_KEY_SLOTS, slots },
-		{ MCAP_KEY_HISTORY, history },
+		{ REC_KEY_TYPE, type },
+		{ REC_KEY_MAX_SIZE, max_size },
+		{ REC_KEY_SLOTS, slots },
+		{ REC_KEY_HISTORY, history },
 	};
-	return mcap_writer_add_channel(rec->w, schema_id, t->name,
-				       type[0] ? "protobuf" : MCAP_RAW_ENCODING, md, 4,
-				       &t->channel);
+	return mcap_writer_add_channel(rec->w, schema_id, t->name, encoding, md, 4, &t->channel);
 }
 
 static void stop_with_write_error(struct recorder *rec)
@@ -145,104 +177,15 @@ static void stop_with_write_error(struct recorder *rec)
 		fprintf(stderr, "%sshmbus record: %s\n", isatty(2) ? "\n" : "",
 			mcap_writer_error(rec->w));
 	rec->failed = 1;
-	mcap_cli_stop = 1;
+	cli_request_stop();
 }
 
-static int open_topic(struct recorder *rec, const char *name)
+static uint64_t lost_now(const struct rtopic *t)
 {
-	struct shmbus_sub_options so;
-	struct rtopic t = { 0 };
-	int rc;
-
-	shmbus_sub_options_init(&so);
-	/* A topic that existed when recording began: from now on. One that
-	 * appeared since: everything it still holds, all published after we
-	 * began. */
-	if (existed(rec, name)) {
-		so.start = SHMBUS_START_NEW;
-	} else {
-		t.appeared = true;
-		so.start = SHMBUS_START_LAST;
-		so.last_n = UINT32_MAX;
-	}
-	rc = shmbus_sub_open(rec->bus, name, NULL, &so, &t.sub);
-	if (rc)
-		return rc;
-	rc = shmbus_topic_inspect(rec->bus, name, &t.ti, NULL, 0, NULL, NULL, 0, NULL);
-	if (rc) {
-		shmbus_sub_close(t.sub);
-		return rc;
-	}
-	struct rtopic *v = realloc(rec->t, (rec->n + 1) * sizeof(*v));
-	t.name = strdup(name);
-	if (!v || !t.name) {
-		free(t.name);
-		if (v)
-			rec->t = v;
-		shmbus_sub_close(t.sub);
-		return SHMBUS_ENOMEM;
-	}
-	rec->t = v;
-	if (rec->ws) {
-		rc = shmbus_waitset_add(rec->ws, t.sub);
-		if (rc) {
-			free(t.name);
-			shmbus_sub_close(t.sub);
-			return rc;
-		}
-	}
-	rec->t[rec->n] = t;
-	if (add_channel(rec, &rec->t[rec->n]) != 0)
-		stop_with_write_error(rec);
-	rec->n++;
-	return 0;
-}
-
-struct listing {
-	struct recorder *rec;
-	char **names;
-	size_t n;
-};
-
-static int collect(void *ctx, const char *topic, const char *type_name)
-{
-	(void)type_name;
-	struct listing *l = ctx;
-	char **v = realloc(l->names, (l->n + 1) * sizeof(*v));
-	if (!v)
-		return SHMBUS_ENOMEM;
-	l->names = v;
-	if (!(v[l->n] = strdup(topic)))
-		return SHMBUS_ENOMEM;
-	l->n++;
-	return 0;
-}
-
-/* Opens the wanted topics that exist and are not open yet. */
-static void discover(struct recorder *rec)
-{
-	struct listing l = { rec, NULL, 0 };
-	int rc = shmbus_list_topics(rec->bus, collect, &l);
-	if (rc)
-		fprintf(stderr, "shmbus record: listing topics: %s: %s\n", shmbus_strerror(rc),
-			shmbus_errmsg());
-	for (size_t i = 0; i < l.n; i++) {
-		if (is_wanted(rec, l.names[i]) && !is_open(rec, l.names[i])) {
-			if (rec->n >= SHMBUS_WAITSET_MAX) {
-				static bool said;
-				if (!said)
-					fprintf(stderr, "shmbus record: at most %d topics; not recording "
-							"'%s' and later ones\n",
-						SHMBUS_WAITSET_MAX, l.names[i]);
-				said = true;
-			} else if ((rc = open_topic(rec, l.names[i])) != 0) {
-				fprintf(stderr, "shmbus record: %s: %s: %s\n", l.names[i],
-					shmbus_strerror(rc), shmbus_errmsg());
-			}
-		}
-		free(l.names[i]);
-	}
-	free(l.names);
+	struct shmbus_sub_stats st = { 0 };
+	if (t->sub)
+		shmbus_sub_stats(t->sub, &st);
+	return t->lost + st.lost;
 }
 
 static void file_path(struct recorder *rec)
@@ -274,12 +217,10 @@ static int file_open(struct recorder *rec)
 		fprintf(stderr, "shmbus record: %s\n", err);
 		return rc;
 	}
-	rec->file_start = mcap_cli_monotonic_ns();
+	rec->file_start = cli_mono_ns();
 	for (size_t i = 0; i < rec->n; i++) {
-		struct shmbus_sub_stats st;
-		shmbus_sub_stats(rec->t[i].sub, &st);
-		rec->t[i].lost_file = st.lost;
-		if (add_channel(rec, &rec->t[i]) != 0) {
+		rec->t[i].lost_file = lost_now(&rec->t[i]);
+		if (rec->t[i].sub && add_channel(rec, &rec->t[i]) != 0) {
 			stop_with_write_error(rec);
 			return -EIO;
 		}
@@ -293,21 +234,18 @@ static void file_close(struct recorder *rec)
 	char err[512];
 	struct mcap_kv *kv = calloc(rec->n + 1, sizeof(*kv));
 	char (*vals)[24] = calloc(rec->n + 1, sizeof(*vals));
-	if (kv && vals) {
+	if (kv && vals && !rec->failed) {
 		for (size_t i = 0; i < rec->n; i++) {
-			struct shmbus_sub_stats st;
-			shmbus_sub_stats(rec->t[i].sub, &st);
-			snprintf(vals[i], sizeof(vals[i]), "%" PRIu64, st.lost - rec->t[i].lost_file);
+			snprintf(vals[i], sizeof(vals[i]), "%" PRIu64,
+				 lost_now(&rec->t[i]) - rec->t[i].lost_file);
 			kv[i].key = rec->t[i].name;
 			kv[i].value = vals[i];
 		}
-		if (!rec->failed)
-			mcap_writer_metadata(rec->w, "shmbus.losses", kv, rec->n);
+		mcap_writer_metadata(rec->w, "shmbus.losses", kv, rec->n);
 	}
 	free(kv);
 	free(vals);
 	rec->dropped += mcap_writer_messages_dropped(rec->w);
-	uint64_t kept = mcap_writer_message_count(rec->w);
 	int rc = mcap_writer_close(rec->w, err, sizeof(err));
 	rec->w = NULL;
 	if (rc) {
@@ -315,17 +253,89 @@ static void file_close(struct recorder *rec)
 			fprintf(stderr, "shmbus record: %s\n", err);
 		rec->failed = 1;
 	}
-	(void)kept;
+}
+
+static bool split_due(const struct recorder *rec, int64_t now)
+{
+	return (rec->split_mib > 0 &&
+		mcap_writer_size(rec->w) >= (uint64_t)(rec->split_mib * (1 << 20))) ||
+	       (rec->split_s > 0 && now - rec->file_start >= (int64_t)(rec->split_s * 1e9));
+}
+
+/* ------------------------------------------------------------- topics */
+
+/* Opens a wanted topic: from now on if it existed when recording began,
+ * else from its first message. */
+static int open_topic(struct recorder *rec, const char *name)
+{
+	struct shmbus_sub_options so;
+	shmbus_sub_options_init(&so);
+	so.start = existed(rec, name) ? SHMBUS_START_NEW : SHMBUS_START_FIRST;
+	/* Everything that can still be had: a recorder keeps what it can. */
+	so.lapped = SHMBUS_LAPPED_OLDEST;
+	struct rtopic *t = find(rec, name);
+	if (!t) {
+		if (rec->n >= SHMBUS_WAITSET_MAX - 1) {
+			fprintf(stderr, "shmbus record: at most %d topics; not recording '%s'\n",
+				SHMBUS_WAITSET_MAX - 1, name);
+			return 0;
+		}
+		struct rtopic *v = realloc(rec->t, (rec->n + 1) * sizeof(*v));
+		if (!v)
+			return SHMBUS_ENOMEM;
+		rec->t = v;
+		t = &v[rec->n];
+		memset(t, 0, sizeof(*t));
+		if (!(t->name = strdup(name)))
+			return SHMBUS_ENOMEM;
+		rec->n++;
+	} else if (t->sub) {
+		return 0; /* open already */
+	} else {
+		so.start = SHMBUS_START_FIRST; /* created again after its removal */
+	}
+	int rc = shmbus_sub_open(rec->bus, name, NULL, &so, &t->sub);
+	if (rc == 0)
+		rc = shmbus_topic_inspect(rec->bus, name, &t->ti, NULL, 0, NULL, NULL, 0, NULL);
+	if (rc == 0)
+		rc = shmbus_waitset_add(rec->ws, t->sub);
+	if (rc) {
+		shmbus_sub_close(t->sub);
+		t->sub = NULL;
+		return rc;
+	}
+	if (so.start == SHMBUS_START_FIRST) {
+		/* What the ring no longer held counts lost from the start. */
+		struct shmbus_sub_stats st;
+		shmbus_sub_stats(t->sub, &st);
+		t->missed += st.lost;
+	}
+	if (add_channel(rec, t) != 0)
+		stop_with_write_error(rec);
+	return 0;
+}
+
+/* A removed topic: what it held was taken; its subscriber goes. */
+static void close_topic(struct recorder *rec, struct rtopic *t)
+{
+	struct shmbus_sub_stats st;
+	shmbus_sub_stats(t->sub, &st);
+	t->lost += st.lost;
+	shmbus_waitset_remove(rec->ws, t->sub);
+	shmbus_sub_close(t->sub);
+	t->sub = NULL;
 }
 
 /* Takes what a topic has (bounded, so one busy topic cannot starve the
  * others) into the file. */
 static void drain(struct recorder *rec, struct rtopic *t)
 {
-	for (int i = 0; i < 256 && !rec->failed; i++) {
+	for (int i = 0; i < 256 && t->sub && !rec->failed; i++) {
 		struct shmbus_view v;
 		void *dst;
 		int rc = shmbus_sub_view(t->sub, &v);
+		if (rc == SHMBUS_ENOTOPIC)
+			close_topic(rec, t);
 		if (rc != SHMBUS_OK)
 			return;
 		int64_t ts = v.info.publish_ns > 0 ? v.info.publish_ns : 0;
@@ -344,9 +354,6 @@ static void drain(struct recorder *rec, struct rtopic *t)
 			stop_with_write_error(rec);
 			return;
 		}
-		if (t->appeared && !t->seen)
-			t->missed = v.info.seq - v.info.lost; /* sequence numbers start at 0 */
-		t->seen = true;
 		if (valid) {
 			t->recorded++;
 			rec->messages++;
@@ -355,14 +362,29 @@ static void drain(struct recorder *rec, struct rtopic *t)
 	}
 }
 
+/* Topic events: wanted topics that were created are opened. A removed one
+ * is closed once what it held is taken (drain sees SHMBUS_ENOTOPIC). */
+static void take_events(struct recorder *rec)
+{
+	struct shmbus_topic_event ev;
+	int rc;
+	while ((rc = shmbus_topic_watch_next(rec->watch, &ev)) == 0) {
+		if (ev.kind != SHMBUS_TOPIC_CREATED || !is_wanted(rec, ev.name))
+			continue;
+		if ((rc = open_topic(rec, ev.name)) != 0)
+			fprintf(stderr, "shmbus record: %s: %s: %s\n", ev.name, shmbus_strerror(rc),
+				shmbus_errmsg());
+	}
+	if (rc != SHMBUS_EAGAIN)
+		fprintf(stderr, "shmbus record: topic events: %s: %s\n", shmbus_strerror(rc),
+			shmbus_errmsg());
+}
+
 static uint64_t total_lost(const struct recorder *rec)
 {
 	uint64_t lost = 0;
-	for (size_t i = 0; i < rec->n; i++) {
-		struct shmbus_sub_stats st;
-		shmbus_sub_stats(rec->t[i].sub, &st);
-		lost += st.lost;
-	}
+	for (size_t i = 0; i < rec->n; i++)
+		lost += lost_now(&rec->t[i]);
 	return lost;
 }
 
@@ -379,71 +401,195 @@ static void status(struct recorder *rec, int64_t start, int64_t now, uint64_t *l
 	*last_t = now;
 }
 
+/* ---------------------------------------------------------- arguments */
+
 static int parse_args(struct recorder *rec, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-			if (!val)
-				goto missing;
-			rec->out = val;
-			i++;
+		const char *a = argv[i], *v;
+		double x;
+		if ((v = cli_opt(argc, argv, &i, "--output", "-o"))) {
+			rec->out = v;
+		} else if ((v = cli_opt(argc, argv, &i, "--exclude", NULL))) {
+			rec->excluded[rec->n_excluded++] = (char *)v;
+		} else if ((v = cli_opt(argc, argv, &i, "--compression", NULL))) {
+			if (mcap_compression_parse(v, &rec->compression) != 0) {
+				fprintf(stderr, "shmbus record: --compression: '%s' is not zstd, lz4 or "
+						"none\n", v);
+				return 2;
+			}
+		} else if ((v = cli_opt(argc, argv, &i, "--split-size", NULL))) {
+			if (!cli_positive("record", a, v, &rec->split_mib))
+				return 2;
+		} else if ((v = cli_opt(argc, argv, &i, "--split-duration", NULL))) {
+			if (!cli_positive("record", a, v, &rec->split_s))
+				return 2;
+		} else if ((v = cli_opt(argc, argv, &i, "--duration", NULL))) {
+			if (!cli_positive("record", a, v, &rec->duration_s))
+				return 2;
+		} else if ((v = cli_opt(argc, argv, &i, "--chunk-size", NULL))) {
+			if (!cli_positive("record", a, v, &x))
+				return 2;
+			rec->chunk_kib = x;
 		} else if (strcmp(a, "-a") == 0 || strcmp(a, "--all") == 0) {
 			rec->all = true;
-		} else if (strcmp(a, "--compression") == 0) {
-			if (!val)
-				goto missing;
-			if (mcap_compression_parse(val, &rec->compression) != 0) {
-				fprintf(stderr, "shmbus record: --compression: '%s' is not zstd, lz4 or "
-						"none\n",
-					val);
-				return 2;
-			}
-			i++;
-		} else if (strcmp(a, "--split-size") == 0 || strcmp(a, "--split-duration") == 0 ||
-			   strcmp(a, "--duration") == 0 || strcmp(a, "--chunk-size") == 0) {
-			double v;
-			if (!val)
-				goto missing;
-			if (!mcap_cli_parse_nonneg(val, &v) || v <= 0) {
-				fprintf(stderr, "shmbus record: %s: '%s' is not a positive number\n", a,
-					val);
-				return 2;
-			}
-			if (a[2] == 'd')
-				rec->duration_s = v;
-			else if (a[2] == 'c')
-				rec->chunk_kib = v;
-			else if (strcmp(a, "--split-size") == 0)
-				rec->split_mib = v;
-			else
-				rec->split_s = v;
-			i++;
 		} else if (a[0] == '-') {
 			fprintf(stderr, "shmbus record: unknown option '%s'\n", a);
 			return 2;
+		} else if (!strpbrk(a, "*?[") && !shmbus_topic_name_valid(a)) {
+			fprintf(stderr, "shmbus record: '%s' is not a valid topic name\n", a);
+			return 2;
 		} else {
-			if (!shmbus_topic_name_valid(a)) {
-				fprintf(stderr, "shmbus record: '%s' is not a valid topic name\n", a);
-				return 2;
-			}
 			rec->wanted[rec->n_wanted++] = argv[i];
 		}
-		continue;
-missing:
-		fprintf(stderr, "shmbus record: %s needs a value\n", a);
-		return 2;
 	}
-	if (!rec->out) {
+	if (!rec->out || !*rec->out) {
 		fprintf(stderr, "shmbus record: -o FILE.mcap is required\n");
 		return 2;
 	}
 	if (!rec->all && rec->n_wanted == 0) {
-		fprintf(stderr, "shmbus record: name topics, or -a for all of them\n");
+		fprintf(stderr, "shmbus record: name topics or patterns, or -a for all of them\n");
 		return 2;
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------ running */
+
+static int collect(void *ctx, const char *topic, const char *type_name)
+{
+	(void)type_name;
+	struct recorder *rec = ctx;
+	char **v = realloc(rec->existing, (rec->n_existing + 1) * sizeof(*v));
+	if (!v)
+		return SHMBUS_ENOMEM;
+	rec->existing = v;
+	if (!(v[rec->n_existing] = strdup(topic)))
+		return SHMBUS_ENOMEM;
+	rec->n_existing++;
+	return 0;
+}
+
+/* Connects, lists what exists, then watches: a topic created between the
+ * list and the watch is not in the list, so it is opened at its first
+ * message. */
+static int start(struct recorder *rec, const char *bus_name)
+{
+	int rc;
+	if (!(rec->bus = cli_connect(bus_name, "record", true, NULL)))
+		return 1;
+	if ((rc = shmbus_waitset_create(&rec->ws)) != 0)
+		return cli_fail("record", rc, "wait set");
+	if ((rc = shmbus_list_topics(rec->bus, collect, rec)) != 0)
+		return cli_fail("record", rc, "listing topics");
+	if ((rc = shmbus_topic_watch_open(rec->bus, &rec->watch)) != 0 ||
+	    (rc = shmbus_waitset_add_watch(rec->ws, rec->watch)) != 0)
+		return cli_fail("record", rc, "topic events");
+	if (file_open(rec) != 0)
+		return 1;
+	take_events(rec);
+	cli_interrupt_on_signal(NULL, rec->ws, NULL);
+	/* From here on no topic is missed: said, for scripts that wait. */
+	printf("recording into %s\n", rec->path);
+	fflush(stdout);
+	return 0;
+}
+
+/* The next moment something is due: the end, a split, a status line. */
+static int64_t next_due(const struct recorder *rec, int64_t begin, int64_t now, bool tty)
+{
+	int64_t due = now + (tty ? 500000000 : 1000000000);
+	if (rec->duration_s > 0 && begin + (int64_t)(rec->duration_s * 1e9) < due)
+		due = begin + (int64_t)(rec->duration_s * 1e9);
+	if (rec->split_s > 0 && rec->file_start + (int64_t)(rec->split_s * 1e9) < due)
+		due = rec->file_start + (int64_t)(rec->split_s * 1e9);
+	return due;
+}
+
+static void record_loop(struct recorder *rec)
+{
+	bool tty = isatty(2);
+	int64_t begin = cli_mono_ns(), last_status = begin;
+	uint64_t status_bytes = 0;
+	shmbus_sub *ready[SHMBUS_WAITSET_MAX];
+	while (!cli_stopping()) {
+		int64_t now = cli_mono_ns();
+		if (rec->duration_s > 0 && now - begin >= (int64_t)(rec->duration_s * 1e9))
+			break;
+		if (tty && now - last_status >= 500000000)
+			status(rec, begin, now, &status_bytes, &last_status);
+		if (split_due(rec, now)) {
+			file_close(rec);
+			rec->file_index++;
+			if (rec->failed || file_open(rec) != 0) {
+				rec->failed = 1;
+				break;
+			}
+		}
+		size_t n_ready = 0;
+		int rc = shmbus_waitset_wait(rec->ws, next_due(rec, begin, now, tty) - now, ready,
+					     SHMBUS_WAITSET_MAX, &n_ready);
+		if (rc && rc != SHMBUS_ETIMEDOUT && rc != SHMBUS_EINTR) {
+			cli_fail("record", rc, "waiting");
+			rec->failed = 1;
+			break;
+		}
+		take_events(rec);
+		/* Every topic, not only those reported ready: one that filled
+		 * while another was being drained must not wait for the next
+		 * wake-up (looking costs one read of a slot header). */
+		for (size_t k = 0; k < rec->n; k++)
+			drain(rec, &rec->t[k]);
+	}
+	/* What is already published is taken before the file is closed. */
+	take_events(rec);
+	for (size_t k = 0; k < rec->n && !rec->failed; k++)
+		drain(rec, &rec->t[k]);
+	if (tty) {
+		status(rec, begin, cli_mono_ns(), &status_bytes, &last_status);
+		fputc('\n', stderr);
+	}
+}
+
+static void report(const struct recorder *rec)
+{
+	printf("recorded %" PRIu64 " messages (%.1f MiB) into %s%s\n", rec->messages,
+	       (double)rec->bytes / (1 << 20), rec->file_index ? "files up to " : "", rec->path);
+	if (rec->dropped)
+		printf("%" PRIu64 " messages taken but not written (the file could not be written)\n",
+		       rec->dropped);
+	for (size_t k = 0; k < rec->n; k++) {
+		const struct rtopic *t = &rec->t[k];
+		printf("  %-40s %10" PRIu64 " recorded %10" PRIu64 " lost", t->name, t->recorded,
+		       lost_now(t));
+		if (t->missed)
+			printf(" (%" PRIu64 " of them published before it was found)", t->missed);
+		printf("\n");
+	}
+	for (size_t i = 0; i < rec->n_wanted; i++)
+		if (!strpbrk(rec->wanted[i], "*?[") && !find(rec, rec->wanted[i]))
+			printf("  %-40s never appeared\n", rec->wanted[i]);
+}
+
+static void finish(struct recorder *rec)
+{
+	cli_interrupt_on_signal(NULL, NULL, NULL);
+	for (size_t k = 0; k < rec->n; k++) {
+		if (rec->t[k].sub)
+			shmbus_sub_close(rec->t[k].sub);
+		free(rec->t[k].name);
+	}
+	shmbus_topic_watch_close(rec->watch);
+	if (rec->ws)
+		shmbus_waitset_destroy(rec->ws);
+	free(rec->t);
+	for (size_t i = 0; i < rec->n_existing; i++)
+		free(rec->existing[i]);
+	free(rec->existing);
+	if (rec->bus)
+		shmbus_disconnect(rec->bus);
+	free(rec->wanted);
+	free(rec->excluded);
 }
 
 int cmd_record(int argc, char **argv)
@@ -456,119 +602,20 @@ int cmd_record(int argc, char **argv)
 		return 0;
 	}
 	rec.wanted = calloc((size_t)argc, sizeof(char *));
-	if (!rec.wanted)
-		return 1;
-	int rc = parse_args(&rec, argc, argv);
-	if (rc) {
-		free(rec.wanted);
-		return rc;
-	}
-	rec.bus = mcap_cli_connect(bus_name, "record");
-	if (!rec.bus) {
-		free(rec.wanted);
-		return 1;
-	}
-	mcap_cli_catch_signals();
-	rc = shmbus_waitset_create(&rec.ws);
-	if (rc == SHMBUS_ENOTSUP)
-		rec.ws = NULL; /* old kernel: poll the topics in turn */
-	else if (rc) {
-		cli_fail("record", rc, rec.bus, "wait set");
-		goto out;
-	}
-	{
-		struct listing l = { &rec, NULL, 0 };
-		shmbus_list_topics(rec.bus, collect, &l);
-		rec.existing = l.names;
-		rec.n_existing = l.n;
-	}
-	if (file_open(&rec) != 0) {
-		rec.failed = 1;
-		goto out;
-	}
-	discover(&rec);
-
-	bool tty = isatty(2);
-	int64_t start = mcap_cli_monotonic_ns(), last_discover = start, last_status = start;
-	uint64_t status_bytes = 0;
-	shmbus_sub *ready[SHMBUS_WAITSET_MAX];
-	while (!mcap_cli_stop) {
-		int64_t now = mcap_cli_monotonic_ns();
-		if (rec.duration_s > 0 && now - start >= (int64_t)(rec.duration_s * 1e9))
-			break;
-		if (now - last_discover >= 1000000000) {
-			discover(&rec);
-			last_discover = now;
-		}
-		if (tty && now - last_status >= 500000000)
-			status(&rec, start, now, &status_bytes, &last_status);
-		if ((rec.split_mib > 0 &&
-		     mcap_writer_size(rec.w) >= (uint64_t)(rec.split_mib * (1 << 20))) ||
-		    (rec.split_s > 0 && now - rec.file_start >= (int64_t)(rec.split_s * 1e9))) {
+	rec.excluded = calloc((size_t)argc, sizeof(char *));
+	int rc = rec.wanted && rec.excluded ? parse_args(&rec, argc, argv) : 1;
+	if (rc == 0) {
+		cli_catch_signals();
+		rc = start(&rec, bus_name);
+		if (rc == 0 && rec.w) {
+			record_loop(&rec);
 			file_close(&rec);
-			rec.file_index++;
-			if (rec.failed || file_open(&rec) != 0) {
-				rec.failed = 1;
-				break;
-			}
+			report(&rec);
 		}
-		size_t n_ready = 0;
-		if (rec.ws && rec.n) {
-			rc = shmbus_waitset_wait(rec.ws, 100000000, ready, SHMBUS_WAITSET_MAX,
-						 &n_ready);
-			(void)rc;
-			/* Every topic, not only those reported ready: one that filled
-			 * while another was being drained must not wait for the next
-			 * wake-up (looking costs one read of a slot header). */
-			for (size_t k = 0; k < rec.n; k++)
-				drain(&rec, &rec.t[k]);
-		} else if (rec.n) {
-			shmbus_sub_wait(rec.t[0].sub, 1000000);
-			for (size_t k = 0; k < rec.n; k++)
-				drain(&rec, &rec.t[k]);
-		} else {
-			struct timespec ts = { 0, 100000000 };
-			nanosleep(&ts, NULL);
-		}
+		if (rec.w) /* start failed after the file was opened */
+			file_close(&rec);
+		rc = rc ? rc : rec.failed;
 	}
-	/* What is already published is taken before the file is closed. */
-	for (size_t k = 0; k < rec.n && !rec.failed; k++)
-		drain(&rec, &rec.t[k]);
-	if (tty) {
-		status(&rec, start, mcap_cli_monotonic_ns(), &status_bytes, &last_status);
-		fputc('\n', stderr);
-	}
-	file_close(&rec);
-
-	printf("recorded %" PRIu64 " messages (%.1f MiB) into %s%s\n", rec.messages,
-	       (double)rec.bytes / (1 << 20), rec.file_index ? "files like " : "", rec.path);
-	if (rec.dropped)
-		printf("%" PRIu64 " messages taken but not written (the file could not be written)\n",
-		       rec.dropped);
-	for (size_t k = 0; k < rec.n; k++) {
-		struct shmbus_sub_stats st;
-		shmbus_sub_stats(rec.t[k].sub, &st);
-		printf("  %-40s %10" PRIu64 " recorded %10" PRIu64 " lost", rec.t[k].name,
-		       rec.t[k].recorded, st.lost);
-		if (rec.t[k].missed)
-			printf(" (and %" PRIu64 " published before it was found)", rec.t[k].missed);
-		printf("\n");
-	}
-	for (size_t i = 0; i < rec.n_wanted; i++)
-		if (!is_open(&rec, rec.wanted[i]))
-			printf("  %-40s never appeared\n", rec.wanted[i]);
-out:
-	if (rec.ws)
-		shmbus_waitset_destroy(rec.ws);
-	for (size_t k = 0; k < rec.n; k++) {
-		shmbus_sub_close(rec.t[k].sub);
-		free(rec.t[k].name);
-	}
-	free(rec.t);
-	for (size_t i = 0; i < rec.n_existing; i++)
-		free(rec.existing[i]);
-	free(rec.existing);
-	shmbus_disconnect(rec.bus);
-	free(rec.wanted);
-	return rec.failed ? 1 : 0;
+	finish(&rec);
+	return rc;
 }

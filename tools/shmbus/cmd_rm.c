@@ -20,16 +20,15 @@ int cmd_rm(int argc, char **argv)
 			"last of them closes it. Exit 0 if every topic was removed.\n");
 		return help ? 0 : 2;
 	}
-	shmbus_bus *bus = cli_connect(bus_name);
+	/* Removing on a bus nobody serves has nothing to remove: no autostart. */
+	shmbus_bus *bus = cli_connect(bus_name, "rm", false, NULL);
 	if (!bus)
 		return 1;
 	int status = 0;
 	for (int i = 1; i < argc; i++) {
 		int rc = shmbus_topic_remove(bus, argv[i]);
-		if (rc) {
-			cli_fail("rm", rc, bus, argv[i]);
-			status = 1;
-		}
+		if (rc)
+			status = cli_fail("rm", rc, argv[i]);
 	}
 	shmbus_disconnect(bus);
 	return status;

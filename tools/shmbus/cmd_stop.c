@@ -26,7 +26,7 @@ int cmd_stop(int argc, char **argv)
 			"subscribers keep what they mapped. Exit 0 if the broker is gone.\n");
 		return help ? 0 : 2;
 	}
-	shmbus_bus *bus = cli_connect(bus_name);
+	shmbus_bus *bus = cli_connect(bus_name, "stop", false, NULL);
 	if (!bus)
 		return 1;
 	pid_t pid = shmbus_broker_pid(bus);

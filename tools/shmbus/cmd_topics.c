@@ -45,16 +45,20 @@ int cmd_topics(int argc, char **argv)
 		fprintf(help ? stdout : stderr,
 			"usage: shmbus topics [--bus NAME]\n\n"
 			"One line per topic: name, type, publishers, subscribers, and the last\n"
-			"sequence number published (- before the first).\n");
+			"sequence number published (- before the first). A bus whose broker\n"
+			"does not run has no topics: only the heading is printed.\n");
 		return help ? 0 : 2;
 	}
-	shmbus_bus *bus = cli_connect(bus_name);
-	if (!bus)
+	int rc;
+	shmbus_bus *bus = cli_connect(bus_name, "topics", false, &rc);
+	/* A bus without a broker has no topics: an empty list, as
+	 * `ros2 topic list` prints with nothing running. */
+	if (!bus && rc != SHMBUS_ENOBROKER)
 		return 1;
 	struct names ns = { 0 };
-	int rc = shmbus_list_topics(bus, collect, &ns);
+	rc = bus ? shmbus_list_topics(bus, collect, &ns) : 0;
 	if (rc) {
-		cli_fail("topics", rc, bus, NULL);
+		cli_fail("topics", rc, NULL);
 		shmbus_disconnect(bus);
 		return 1;
 	}
@@ -79,7 +83,8 @@ int cmd_topics(int argc, char **argv)
 		free(ns.v[i]);
 	}
 	free(ns.v);
-	shmbus_disconnect(bus);
+	if (bus)
+		shmbus_disconnect(bus);
 	return 0;
 }
 
@@ -105,7 +110,7 @@ int cmd_info(int argc, char **argv)
 			"lag behind the newest message).\n");
 		return help ? 0 : 2;
 	}
-	shmbus_bus *bus = cli_connect(bus_name);
+	shmbus_bus *bus = cli_connect(bus_name, "info", false, NULL);
 	if (!bus)
 		return 1;
 	struct shmbus_topic_info ti;
@@ -113,7 +118,7 @@ int cmd_info(int argc, char **argv)
 	size_t np, ns;
 	int rc = shmbus_topic_inspect(bus, argv[1], &ti, pubs, 64, &np, subs, 256, &ns);
 	if (rc) {
-		cli_fail("info", rc, bus, argv[1]);
+		cli_fail("info", rc, argv[1]);
 		shmbus_disconnect(bus);
 		return 1;
 	}

@@ -1,5 +1,6 @@
 /*
- * main.c - the `shmbus` command: dispatches to one verb per subcommand.
+ * main.c - the `shmbus` command: global options, then one verb per
+ * subcommand.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,88 +10,63 @@
 static const struct cli_verb verbs[] = {
 	{ "topics", "list the topics of a bus", cmd_topics },
 	{ "info", "show a topic's layout, publishers and subscribers", cmd_info },
-	{ "stop", "stop a bus's broker and wait until it has exited", cmd_stop },
-	{ "rm", "remove topics (the bus's own user only)", cmd_rm },
-	{ "record", "record topics into an MCAP file", cmd_record },
-	{ "play", "publish an MCAP recording with its timing", cmd_play },
-	{ "mcap", "show (info) or print (cat) an MCAP recording", cmd_mcap },
-	{ "echo", "print a topic's messages as JSON lines", cmd_echo },
+	{ "type", "print a topic's message definition as .proto text", cmd_type },
+	{ "echo", "print a topic's messages as JSON lines (or a field, or CSV)", cmd_echo },
 	{ "hz", "show a topic's message rate", cmd_hz },
 	{ "bw", "show a topic's bandwidth", cmd_bw },
-	{ "pub", "publish a message written as JSON", cmd_pub },
+	{ "pub", "publish a message written as JSON or YAML", cmd_pub },
+	{ "record", "record topics into MCAP files", cmd_record },
+	{ "play", "publish MCAP recordings with their timing", cmd_play },
+	{ "mcap", "show, print or recover an MCAP recording", cmd_mcap },
+	{ "stop", "stop a bus's broker and wait until it has exited", cmd_stop },
+	{ "rm", "remove topics (the bus's own user only)", cmd_rm },
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: shmbus VERB [--bus NAME] [ARGS...]\n\nverbs:\n");
+	fprintf(f, "usage: shmbus [--bus NAME] VERB [ARGS...]\n\nverbs:\n");
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		fprintf(f, "  %-8s %s\n", verbs[i].name, verbs[i].summary);
-	fprintf(f, "\n`shmbus VERB --help` tells more. The bus is --bus NAME, else $SHMBUS_BUS,\n"
-		   "else 'default'.\n");
-}
-
-const char *cli_common_options(int *argc, char **argv, bool *help)
-{
-	const char *bus = NULL;
-	int out = 1;
-	*help = false;
-	for (int i = 1; i < *argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			*help = true;
-		} else if (strcmp(argv[i], "--bus") == 0 && i + 1 < *argc) {
-			bus = argv[++i];
-		} else if (strncmp(argv[i], "--bus=", 6) == 0) {
-			bus = argv[i] + 6;
-		} else {
-			argv[out++] = argv[i];
-		}
-	}
-	*argc = out;
-	argv[out] = NULL;
-	return bus;
-}
-
-shmbus_bus *cli_connect(const char *bus_name)
-{
-	struct shmbus_connect_options o;
-	shmbus_bus *bus;
-	shmbus_connect_options_init(&o);
-	o.autostart = false;
-	int rc = shmbus_connect(bus_name, &o, &bus);
-	if (rc) {
-		fprintf(stderr, "shmbus: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
-		return NULL;
-	}
-	return bus;
-}
-
-int cli_fail(const char *verb, int rc, shmbus_bus *bus, const char *what)
-{
-	const char *detail = bus ? shmbus_errmsg() : "";
-	fprintf(stderr, "shmbus %s: %s%s%s%s%s\n", verb, what ? what : "", what ? ": " : "",
-		shmbus_strerror(rc), *detail ? ": " : "", detail);
-	return 1;
+	fprintf(f, "\n`shmbus VERB --help` tells more. The bus is --bus NAME (before or after\n"
+		   "the verb), else $SHMBUS_BUS, else 'default'.\n");
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
+	int i = 1;
+	/* Global options come before the verb. */
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *v;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("shmbus %s\n", SHMBUS_VERSION_STRING);
+			return 0;
+		} else if ((v = cli_opt(argc, argv, &i, "--bus", NULL))) {
+			if (!*v) {
+				fprintf(stderr, "shmbus: --bus needs a bus name\n");
+				return 2;
+			}
+			cli_global_bus = v;
+		} else {
+			fprintf(stderr, "shmbus: unknown option '%s' before the verb\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
+	if (strcmp(argv[i], "help") == 0) {
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("shmbus %s\n", SHMBUS_VERSION_STRING);
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strcmp(argv[1], verbs[i].name) == 0)
-			return verbs[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "shmbus: unknown verb '%s'\n", argv[1]);
+	for (size_t k = 0; k < sizeof(verbs) / sizeof(verbs[0]); k++)
+		if (strcmp(argv[i], verbs[k].name) == 0)
+			return verbs[k].run(argc - i, argv + i);
+	fprintf(stderr, "shmbus: unknown verb '%s'\n", argv[i]);
 	usage(stderr);
 	return 2;
 }
