@@ -2,7 +2,7 @@
  * channels.c - the bus side of shmbus-foxglove: which topics are offered
  * (the topic watch, as the broker reports them: no polling), their
  * schemas, and the bus subscribers that read them while clients subscribe,
- * grouped in wait sets whose descriptors sit in the event loop. Messages
+ * whose event descriptors sit in the event loop. Messages
  * are viewed in place and copied once, into the frame every subscribed
  * client sends; the bus's own losses are counted and reported.
  */
@@ -16,7 +16,7 @@
 extern const unsigned char fox_known_fds[];
 extern const size_t fox_known_fds_size;
 
-/* At most this many messages per channel each time its wait set is
+/* At most this many messages per channel each time its descriptor is
  * readable, so one busy topic cannot hold up the clients' sockets (the
  * descriptor stays readable while messages remain). */
 #define DRAIN_BUDGET 256
@@ -137,50 +137,19 @@ static void channel_add(struct fox_server *s, const char *topic, const char *typ
 	fox_send_advertise(s, NULL, ch);
 }
 
-static struct fox_waitgroup *group_for(struct fox_server *s)
-{
-	struct fox_waitgroup *g;
-	int fd;
-
-	for (g = s->groups; g; g = g->next)
-		if (g->n < SHMBUS_WAITSET_MAX)
-			return g;
-	g = calloc(1, sizeof(*g));
-	if (!g)
-		return NULL;
-	if (shmbus_waitset_create(&g->ws) != SHMBUS_OK) {
-		free(g);
-		return NULL;
-	}
-	if (shmbus_waitset_fd(g->ws, &fd) != SHMBUS_OK ||
-	    !(g->wsi = fox_adopt_fd(s, fd, SRC_GROUP, g))) {
-		shmbus_waitset_destroy(g->ws);
-		free(g);
-		return NULL;
-	}
-	g->next = s->groups;
-	s->groups = g;
-	return g;
-}
-
+/* Each subscriber has a descriptor of its own (a library thread that
+ * sleeps on the topic): closing the subscriber stops that thread before
+ * the topic is unmapped. (A wait set's descriptor would serve many
+ * topics with one thread, but a subscriber leaving such a set while its
+ * thread is awake can have the thread read the unmapped topic.) */
 static void close_bus_sub(struct fox_channel *ch)
 {
-	struct fox_waitgroup *g = ch->group;
-
 	if (!ch->sub)
 		return;
-	if (g) {
-		for (size_t i = 0; i < g->n; i++) {
-			if (g->members[i] == ch) {
-				g->members[i] = g->members[--g->n];
-				break;
-			}
-		}
-		shmbus_waitset_remove(g->ws, ch->sub);
-	}
+	fox_release_fd(ch->wsi);
+	ch->wsi = NULL;
 	shmbus_sub_close(ch->sub);
 	ch->sub = NULL;
-	ch->group = NULL;
 	/* A later first subscriber gets the newest message from the bus. */
 	fox_frame_unref(ch->last);
 	ch->last = NULL;
@@ -192,8 +161,7 @@ int fox_channel_attach(struct fox_server *s, struct fox_subscription *sub, char 
 	struct fox_channel *ch = sub->ch;
 	struct shmbus_topic_options to;
 	struct shmbus_sub_options so;
-	struct fox_waitgroup *g;
-	int rc;
+	int fd, rc;
 
 	if (!ch->sub) {
 		shmbus_topic_options_init(&to);
@@ -210,16 +178,14 @@ int fox_channel_attach(struct fox_server *s, struct fox_subscription *sub, char 
 			ch->sub = NULL;
 			return -1;
 		}
-		g = group_for(s);
-		if (!g || shmbus_waitset_add(g->ws, ch->sub) != SHMBUS_OK) {
-			snprintf(err, errlen, "cannot subscribe to '%s': no wait set: %s", ch->topic,
-				 shmbus_errmsg());
+		rc = shmbus_sub_fd(ch->sub, &fd);
+		if (rc || !(ch->wsi = fox_adopt_fd(s, fd, SRC_CHANNEL, ch))) {
+			snprintf(err, errlen, "cannot subscribe to '%s': no event descriptor: %s",
+				 ch->topic, rc ? shmbus_errmsg() : "libwebsockets refused it");
 			shmbus_sub_close(ch->sub);
 			ch->sub = NULL;
 			return -1;
 		}
-		g->members[g->n++] = ch;
-		ch->group = g;
 	} else if (ch->last) {
 		ch->last->refs++;
 		fox_client_queue_data(sub, ch->last);
@@ -291,8 +257,7 @@ void fox_channels_on_watch(struct fox_server *s)
 		 * spin. Channels already offered keep working. */
 		fox_log("topic events stopped: %s: %s; new topics will not be advertised",
 			shmbus_strerror(rc), shmbus_errmsg());
-		if (s->watch_wsi)
-			lws_set_timeout(s->watch_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		fox_release_fd(s->watch_wsi);
 		s->watch_wsi = NULL;
 	}
 }
@@ -379,11 +344,9 @@ static void drain(struct fox_server *s, struct fox_channel *ch)
 	report_losses(s, ch);
 }
 
-void fox_channels_on_group(struct fox_server *s, struct fox_waitgroup *g)
+void fox_channels_on_channel(struct fox_server *s, struct fox_channel *ch)
 {
-	/* Draining never adds or removes members. */
-	for (size_t i = 0; i < g->n; i++)
-		drain(s, g->members[i]);
+	drain(s, ch);
 }
 
 int fox_channels_start(struct fox_server *s)
@@ -420,13 +383,6 @@ void fox_channels_stop(struct fox_server *s)
 		s->channels = ch->next;
 		close_bus_sub(ch);
 		channel_free(ch);
-	}
-	while (s->groups) {
-		struct fox_waitgroup *g = s->groups;
-
-		s->groups = g->next;
-		shmbus_waitset_destroy(g->ws);
-		free(g);
 	}
 	shmbus_topic_watch_close(s->watch);
 	s->watch = NULL;

@@ -143,10 +143,11 @@ void fox_client_queue_data(struct fox_subscription *sub, struct fox_frame *f)
 	       (c->q_msgs + 1 > o->queue_messages || c->q_bytes + f->len > o->queue_bytes))
 		drop_one(c, sub);
 	if (fox_queue_push(&sub->q, f, c->order++) != 0) {
-		fox_frame_unref(f);
+		fox_frame_unref(f); /* out of memory: counted as dropped */
 		sub->dropped++;
 		c->dropped++;
 		c->dropped_unreported++;
+		c->dropping = true;
 		return;
 	}
 	c->q_msgs++;
@@ -184,18 +185,28 @@ static struct fox_subscription *oldest_queued(struct fox_client *c)
 }
 
 /* Tell the client (and the log) what it lost: while dropping, once a
- * second; and when it has caught up. */
+ * second; and when it has caught up, always, with the total. */
 static void report_drops(struct fox_client *c)
 {
 	int64_t now = fox_now_ns();
 	bool caught_up = c->q_msgs == 0;
 
-	if (!c->dropped_unreported || (!caught_up && now - c->drop_reported_ns < REPORT_PERIOD_NS))
+	if (!c->dropping)
 		return;
-	fox_send_status(c, 1, "shmbus.dropped",
-			"%llu messages dropped: this connection read slower than they came "
-			"(%llu dropped in all)",
-			(unsigned long long)c->dropped_unreported, (unsigned long long)c->dropped);
+	if (!caught_up && (!c->dropped_unreported || now - c->drop_reported_ns < REPORT_PERIOD_NS))
+		return;
+	if (caught_up)
+		fox_send_status(c, 1, "shmbus.dropped",
+				"caught up; %llu more messages were dropped before it did (%llu "
+				"dropped in all: this connection read slower than they came)",
+				(unsigned long long)c->dropped_unreported,
+				(unsigned long long)c->dropped);
+	else
+		fox_send_status(c, 1, "shmbus.dropped",
+				"%llu messages dropped: this connection reads slower than they come "
+				"(%llu dropped in all)",
+				(unsigned long long)c->dropped_unreported,
+				(unsigned long long)c->dropped);
 	fox_log("client %s: %llu messages dropped (%llu in all)%s", c->name,
 		(unsigned long long)c->dropped_unreported, (unsigned long long)c->dropped,
 		caught_up ? "; it has caught up" : "");
@@ -245,11 +256,9 @@ int fox_client_write(struct fox_client *c)
 			return -1;
 		sub->sent++;
 		c->sent++;
-		if (c->dropped_unreported)
-			report_drops(c);
-	}
-	if (c->dropped_unreported)
 		report_drops(c);
+	}
+	report_drops(c);
 	if (c->ctl.n || c->q_msgs)
 		lws_callback_on_writable(c->wsi);
 	return 0;

@@ -38,7 +38,7 @@ static void usage(FILE *f)
 	      "  --queue-messages N     per client: messages queued, likewise (default 4096)\n"
 	      "  --no-client-publish    do not let clients publish (Publish and Teleop panels)\n"
 	      "  --publish-max-size N   largest message of a topic a client's publishing\n"
-	      "                         creates (default 1048576)\n"
+	      "                         creates (default 65536)\n"
 	      "  --verbose              log every subscription and advertisement\n"
 	      "  --help                 this text\n"
 	      "\n"
@@ -94,11 +94,17 @@ static int on_events(struct lws *wsi, enum lws_callback_reasons reason, void *us
 			lws_cancel_service(server.ctx);
 		} else if (src->kind == SRC_WATCH) {
 			fox_channels_on_watch(&server);
-		} else {
-			fox_channels_on_group(&server, src->ptr);
+		} else if (src->kind == SRC_CHANNEL) {
+			fox_channels_on_channel(&server, src->ptr);
 		}
 		return 0;
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		/* lws closes every descriptor when the context ends, maybe
+		 * before the clients whose leaving would release them. */
+		if (src && src->kind == SRC_CHANNEL)
+			((struct fox_channel *)src->ptr)->wsi = NULL;
+		else if (src && src->kind == SRC_WATCH)
+			server.watch_wsi = NULL;
 		free(src);
 		lws_set_opaque_user_data(wsi, NULL);
 		return 0;
@@ -135,6 +141,17 @@ struct lws *fox_adopt_fd(struct fox_server *s, int fd, int kind, void *ptr)
 	if (!wsi)
 		free(src); /* lws closed dup_fd */
 	return wsi;
+}
+
+void fox_release_fd(struct lws *wsi)
+{
+	struct fox_src *src = wsi ? lws_get_opaque_user_data(wsi) : NULL;
+
+	if (!src)
+		return;
+	src->kind = SRC_RELEASED; /* what it was for is going away */
+	src->ptr = NULL;
+	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 static int on_http(struct lws *wsi)
@@ -253,7 +270,7 @@ static int parse_args(int argc, char **argv, struct fox_options *o)
 	o->queue_bytes = (size_t)32 << 20;
 	o->queue_messages = 4096;
 	o->client_publish = true;
-	o->publish_max_size = 1 << 20;
+	o->publish_max_size = 64 << 10;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case O_BUS: o->bus = optarg; break;

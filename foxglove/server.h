@@ -4,8 +4,9 @@
  * their subscriptions, and the frames that go out.
  *
  * Everything runs on one thread, libwebsockets' event loop (main.c): the
- * bus's event descriptors (the topic watch and the subscribers' wait sets)
- * are adopted into that loop, so there is no lock and no timer. Data flows
+ * bus's event descriptors (the topic watch's, and each channel
+ * subscriber's) are adopted into that loop, so there is no lock and no
+ * timer. Data flows
  *
  *   bus slot --view, one copy--> frame --ref--> each subscription's queue
  *            --lws_write--> socket
@@ -93,22 +94,13 @@ struct fox_channel {
 	size_t schema_len;
 	char *schema_b64;
 	shmbus_sub *sub;
-	struct fox_waitgroup *group;    /* wait set the sub is in */
+	struct lws *wsi;                /* the sub's descriptor in the loop */
 	struct fox_subscription *subs;
 	struct fox_frame *last;         /* newest message, for late subscribers */
 	uint64_t received, lost;        /* by the bus subscriber, in all */
 	uint64_t lost_unreported;
 	int64_t lost_reported_ns;
 	struct fox_channel *next;
-};
-
-/* A wait set of channel subscribers, with its descriptor in the loop. */
-struct fox_waitgroup {
-	shmbus_waitset *ws;
-	struct lws *wsi;
-	struct fox_channel *members[SHMBUS_WAITSET_MAX];
-	size_t n;
-	struct fox_waitgroup *next;
 };
 
 /* A channel a client advertised to publish on (clientPublish). */
@@ -155,7 +147,6 @@ struct fox_server {
 	struct fox_channel *channels;
 	uint32_t next_channel_id;
 	struct fox_client *clients;
-	struct fox_waitgroup *groups;
 	pbjson_schema *known;           /* shmbus.msgs + foxglove types */
 	char session_id[32];
 	bool stop;
@@ -163,10 +154,12 @@ struct fox_server {
 
 /* ---------------------------------------------------------- main.c */
 /* Where an adopted descriptor's events go. */
-enum fox_src_kind { SRC_SIGNAL = 1, SRC_WATCH, SRC_GROUP };
+enum fox_src_kind { SRC_RELEASED = 0, SRC_SIGNAL, SRC_WATCH, SRC_CHANNEL };
 /* Put a descriptor into the event loop; ptr is what its events are for
- * (the wait group). NULL on failure. */
+ * (the channel). NULL on failure. */
 struct lws *fox_adopt_fd(struct fox_server *s, int fd, int kind, void *ptr);
+/* Take it out again (asynchronously: its events stop at once). */
+void fox_release_fd(struct lws *wsi);
 
 /* ---------------------------------------------------------- log.c */
 void fox_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -185,8 +178,8 @@ int fox_channels_start(struct fox_server *s);
 void fox_channels_stop(struct fox_server *s);
 /* The watch's descriptor is readable: take its events. */
 void fox_channels_on_watch(struct fox_server *s);
-/* A wait set's descriptor is readable: take what its subscribers have. */
-void fox_channels_on_group(struct fox_server *s, struct fox_waitgroup *g);
+/* A channel subscriber's descriptor is readable: take what it has. */
+void fox_channels_on_channel(struct fox_server *s, struct fox_channel *ch);
 struct fox_channel *fox_channel_find(struct fox_server *s, uint32_t id);
 struct fox_channel *fox_channel_by_topic(struct fox_server *s, const char *topic);
 /* A subscription starts or ends: opens or closes the bus subscriber. */
