@@ -187,9 +187,8 @@ int fox_channel_attach(struct fox_server *s, struct fox_subscription *sub, char 
 			return -1;
 		}
 	} else if (ch->last) {
-		ch->last->refs++;
+		ch->last->refs++; /* the queue's */
 		fox_client_queue_data(sub, ch->last);
-		fox_frame_unref(ch->last);
 	}
 	sub->ch_next = ch->subs;
 	ch->subs = sub;
