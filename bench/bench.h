@@ -248,6 +248,13 @@ bool bench_bus_available(void);
 int bench_bus_begin(void);
 void bench_bus_end(void);
 
+/* shmbus-foxglove (foxglove_cases.c): when the server was built, started
+ * on the bench's bus before the first round and stopped after the last. */
+int bench_foxglove_run(int stage);
+bool bench_foxglove_available(void);
+int bench_foxglove_begin(void);
+void bench_foxglove_end(void);
+
 /* Whether a case named `name` is selected by --only. */
 bool bench_selected(const char *name);
 

@@ -40,6 +40,10 @@ static const struct bench_group groups[] = {
 	{"floors", bench_floors_run, NULL, NULL, NULL},
 	{"ipc", bench_ipc_run, NULL, NULL, NULL},
 	{"bus", bench_bus_run, bench_bus_available, bench_bus_begin, bench_bus_end},
+#ifdef BENCH_FOXGLOVE
+	{"foxglove", bench_foxglove_run, bench_foxglove_available, bench_foxglove_begin,
+	 bench_foxglove_end},
+#endif
 	/*
 	 * Cases from later issues go here, one group and one file each, using
 	 * the same drivers (bench_pingpong, bench_stream) so that they stay

@@ -153,6 +153,7 @@ static void close_bus_sub(struct fox_channel *ch)
 	/* A later first subscriber gets the newest message from the bus. */
 	fox_frame_unref(ch->last);
 	ch->last = NULL;
+	ch->paused = ch->skipping = false;
 }
 
 int fox_channel_attach(struct fox_server *s, struct fox_subscription *sub, char *err,
@@ -186,9 +187,16 @@ int fox_channel_attach(struct fox_server *s, struct fox_subscription *sub, char 
 			ch->sub = NULL;
 			return -1;
 		}
-	} else if (ch->last) {
-		ch->last->refs++; /* the queue's */
-		fox_client_queue_data(sub, ch->last);
+	} else {
+		if (ch->last) {
+			ch->last->refs++; /* the queue's */
+			fox_client_queue_data(sub, ch->last);
+		}
+		if (ch->paused) {
+			/* Its other clients are behind; this one is not. */
+			ch->paused = false;
+			lws_rx_flow_control(ch->wsi, 1);
+		}
 	}
 	sub->ch_next = ch->subs;
 	ch->subs = sub;
@@ -232,9 +240,10 @@ static void channel_remove(struct fox_server *s, const char *topic)
 	}
 	close_bus_sub(ch);
 	if (s->opt.verbose || ch->lost)
-		fox_log("channel %u '%s' removed: %llu messages received, %llu lost on the bus",
+		fox_log("channel %u '%s' removed: %llu messages received, %llu lost on the bus, "
+			"%llu skipped while every client was behind",
 			ch->id, ch->topic, (unsigned long long)ch->received,
-			(unsigned long long)ch->lost);
+			(unsigned long long)ch->lost, (unsigned long long)ch->skipped);
 	channel_free(ch);
 }
 
@@ -305,16 +314,66 @@ static struct fox_frame *frame_from_view(const struct shmbus_view *v)
 	return f;
 }
 
+static bool all_behind(const struct fox_channel *ch)
+{
+	for (const struct fox_subscription *sub = ch->subs; sub; sub = sub->ch_next)
+		if (!fox_client_behind(sub->client))
+			return false;
+	return ch->subs != NULL;
+}
+
+void fox_channels_resume(struct fox_client *c)
+{
+	for (struct fox_subscription *sub = c->subs; sub; sub = sub->next) {
+		struct fox_channel *ch = sub->ch;
+
+		if (ch->paused && ch->wsi) {
+			ch->paused = false;
+			lws_rx_flow_control(ch->wsi, 1);
+			if (c->srv->opt.verbose)
+				fox_log("channel %u '%s': read again (client %s caught up)", ch->id,
+					ch->topic, c->name);
+		}
+	}
+}
+
+/* What the publisher overwrote while every client was behind: dropped for
+ * them (they could not have taken it), not lost by the server. */
+static void count_skipped(struct fox_channel *ch, uint64_t n)
+{
+	ch->skipped += n;
+	for (struct fox_subscription *sub = ch->subs; sub; sub = sub->ch_next) {
+		struct fox_client *c = sub->client;
+
+		sub->dropped += n;
+		c->dropped += n;
+		c->dropped_unreported += n;
+		c->dropping = true;
+	}
+}
+
 static void drain(struct fox_server *s, struct fox_channel *ch)
 {
-	struct shmbus_sub_stats before, after;
+	uint64_t lost = 0;
 
-	shmbus_sub_stats(ch->sub, &before);
 	for (int i = 0; i < DRAIN_BUDGET; i++) {
 		struct shmbus_view v;
 		struct fox_frame *f;
-		int rc = shmbus_sub_view(ch->sub, &v);
+		int rc;
 
+		/* Copying what every client would drop again is work for
+		 * nothing: leave it in the ring until one has room. */
+		if (all_behind(ch)) {
+			if (!ch->paused) {
+				ch->paused = ch->skipping = true;
+				lws_rx_flow_control(ch->wsi, 0);
+				if (s->opt.verbose)
+					fox_log("channel %u '%s': every client is behind; not read "
+						"until one catches up", ch->id, ch->topic);
+			}
+			break;
+		}
+		rc = shmbus_sub_view(ch->sub, &v);
 		if (rc == SHMBUS_EAGAIN || rc == SHMBUS_ENOTOPIC)
 			break; /* a removed topic: the watch says so next */
 		if (rc) {
@@ -322,11 +381,20 @@ static void drain(struct fox_server *s, struct fox_channel *ch)
 				shmbus_errmsg());
 			break;
 		}
+		/* The first message after a pause tells what was overwritten
+		 * meanwhile. */
+		if (ch->skipping) {
+			count_skipped(ch, v.info.lost);
+			ch->skipping = false;
+		} else {
+			lost += v.info.lost;
+		}
 		f = frame_from_view(&v);
 		/* The copy is good only if the slot was not overwritten while
 		 * it was made (the bus counts it lost otherwise). */
 		if (shmbus_sub_release(ch->sub, &v) != SHMBUS_OK || !f) {
 			fox_frame_unref(f);
+			lost++;
 			continue;
 		}
 		ch->received++;
@@ -337,9 +405,8 @@ static void drain(struct fox_server *s, struct fox_channel *ch)
 		fox_frame_unref(ch->last);
 		ch->last = f; /* our reference */
 	}
-	shmbus_sub_stats(ch->sub, &after);
-	ch->lost += after.lost - before.lost;
-	ch->lost_unreported += after.lost - before.lost;
+	ch->lost += lost;
+	ch->lost_unreported += lost;
 	report_losses(s, ch);
 }
 

@@ -19,6 +19,13 @@
  * and the bus's descriptors get their turn. */
 #define WRITE_BUDGET 256
 
+bool fox_client_behind(const struct fox_client *c)
+{
+	const struct fox_options *o = &c->srv->opt;
+
+	return c->q_msgs * 2 >= o->queue_messages || c->q_bytes * 2 >= o->queue_bytes;
+}
+
 static void peer_name(struct lws *wsi, char *out, size_t cap)
 {
 	struct sockaddr_storage sa;
@@ -259,6 +266,8 @@ int fox_client_write(struct fox_client *c)
 		report_drops(c);
 	}
 	report_drops(c);
+	if (!fox_client_behind(c))
+		fox_channels_resume(c);
 	if (c->ctl.n || c->q_msgs)
 		lws_callback_on_writable(c->wsi);
 	return 0;

@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 void fox_log(const char *fmt, ...)
@@ -17,7 +18,10 @@ void fox_log(const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	/* One write per line, so lines of a server and its tests never mix. */
-	fprintf(stderr, "shmbus-foxglove: %s\n", line);
+	if (getenv("FOX_LOG_TIME"))
+		fprintf(stderr, "%.3f shmbus-foxglove: %s\n", (double)fox_now_ns() / 1e9, line);
+	else
+		fprintf(stderr, "shmbus-foxglove: %s\n", line);
 }
 
 int64_t fox_now_ns(void)

@@ -346,10 +346,11 @@ static int block_stop_signals(void)
 static void summary(struct fox_server *s)
 {
 	for (struct fox_channel *ch = s->channels; ch; ch = ch->next)
-		if (ch->received || ch->lost)
-			fox_log("channel %u '%s': %llu messages received, %llu lost on the bus", ch->id,
-				ch->topic, (unsigned long long)ch->received,
-				(unsigned long long)ch->lost);
+		if (ch->received || ch->lost || ch->skipped)
+			fox_log("channel %u '%s': %llu messages received, %llu lost on the bus, %llu "
+				"skipped while every client was behind",
+				ch->id, ch->topic, (unsigned long long)ch->received,
+				(unsigned long long)ch->lost, (unsigned long long)ch->skipped);
 }
 
 int main(int argc, char **argv)

@@ -98,6 +98,11 @@ struct fox_channel {
 	struct fox_subscription *subs;
 	struct fox_frame *last;         /* newest message, for late subscribers */
 	uint64_t received, lost;        /* by the bus subscriber, in all */
+	/* Every client of it is behind: not read (its descriptor out of the
+	 * loop) until one catches up; what the publisher overwrote meanwhile
+	 * counts as dropped for those clients, not as lost. */
+	bool paused, skipping;
+	uint64_t skipped;
 	uint64_t lost_unreported;
 	int64_t lost_reported_ns;
 	struct fox_channel *next;
@@ -180,6 +185,10 @@ void fox_channels_stop(struct fox_server *s);
 void fox_channels_on_watch(struct fox_server *s);
 /* A channel subscriber's descriptor is readable: take what it has. */
 void fox_channels_on_channel(struct fox_server *s, struct fox_channel *ch);
+/* A client has room again: read the channels that waited for it. */
+void fox_channels_resume(struct fox_client *c);
+/* Whether a client has used half its queue (it is behind). */
+bool fox_client_behind(const struct fox_client *c);
 struct fox_channel *fox_channel_find(struct fox_server *s, uint32_t id);
 struct fox_channel *fox_channel_by_topic(struct fox_server *s, const char *topic);
 /* A subscription starts or ends: opens or closes the bus subscriber. */
