@@ -375,17 +375,23 @@ void bench_foxglove_end(void)
 
 /* ---------------------------------------------------------- the cases */
 
+/* The bench topics: bench.Blob messages of `size` bytes in `slots`. */
+static void blob_topic(struct shmbus_topic_options *t, size_t size, uint32_t slots)
+{
+	shmbus_topic_options_init(t);
+	t->slot_count = slots;
+	t->max_message_size = (uint32_t)size;
+	t->type_name = "bench.Blob";
+	t->schema = blob_fds;
+	t->schema_size = sizeof(blob_fds);
+}
+
 static int open_pub(const char *topic, size_t size, uint32_t slots, shmbus_bus **bus,
 		    shmbus_pub **pub)
 {
 	struct shmbus_topic_options t;
 
-	shmbus_topic_options_init(&t);
-	t.slot_count = slots;
-	t.max_message_size = (uint32_t)size;
-	t.type_name = "bench.Blob";
-	t.schema = blob_fds;
-	t.schema_size = sizeof(blob_fds);
+	blob_topic(&t, size, slots);
 	if (shmbus_connect(bench_cfg.bus_name, NULL, bus) != 0)
 		return -1;
 	if (shmbus_pub_open(*bus, topic, &t, NULL, pub) != 0) {
@@ -437,12 +443,7 @@ static int rx_open(struct rx *r, bool ws_path, const char *topic, size_t size, u
 	r->w.fd = -1;
 	if (ws_path)
 		return ws_open(&r->w, topic);
-	shmbus_topic_options_init(&t);
-	t.slot_count = slots;
-	t.max_message_size = (uint32_t)size;
-	t.type_name = "bench.Blob";
-	t.schema = blob_fds;
-	t.schema_size = sizeof(blob_fds);
+	blob_topic(&t, size, slots);
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
 	so.spin_ns = 0;
