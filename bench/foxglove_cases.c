@@ -11,8 +11,8 @@
  *   fox_base_tput the same to a subscriber in shmbus_sub_wait (its floor)
  *
  * at 64 B and 1 MiB. The server (found next to this program in the build
- * tree, or $SHMBUS_FOXGLOVE) runs on the bench's bus, pinned to core A with
- * the publisher; the client or subscriber runs on core B. The client is a
+ * tree, or $SHMBUS_FOXGLOVE) runs on the bench's bus, pinned to core B with
+ * the client or subscriber; the publisher runs on core A. The client is a
  * minimal WebSocket client of our own (the handshake, one subscribe, frame
  * parsing), so that it costs as little as a client can; messages are of a
  * declared protobuf type, bench.Blob { bytes data = 1; }, with the send
@@ -353,7 +353,10 @@ int bench_foxglove_begin(void)
 	if (server_pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
 
-		bench_pin(bench_cfg.cpu_a);
+		/* With the client (core B): the publisher has core A to itself,
+		 * as a camera driver would, and the server's copy of a message
+		 * is not preempted by the publisher overwriting it. */
+		bench_pin(bench_cfg.cpu_b);
 		dup2(out[1], 1);
 		if (null >= 0)
 			dup2(null, 2);
@@ -524,8 +527,8 @@ static int rx_one(struct rx *r, bool block, int64_t *sent, uint64_t *seq)
 struct lat_shared {
 	struct bench_barrier barrier;
 	/* The receiver adds one per message (release, after recording) and
-	 * wakes the publisher, which sleeps on it (acquire): core A stays free
-	 * for the server. */
+	 * wakes the publisher, which sleeps on it (acquire): core A is idle
+	 * between messages. */
 	_Alignas(BENCH_CACHE_LINE) _Atomic uint32_t acks;
 	uint64_t count;
 };
