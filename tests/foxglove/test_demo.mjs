@@ -52,9 +52,14 @@ const cases = {
       const c = new Client(url);
       const got = new Map();
       const decoders = new Map();
+      // One message of each is all this needs: unsubscribing then keeps
+      // a loaded machine from drowning the client in camera frames.
       c.fc.on("message", (m) => {
         const ch = c.subs.get(m.subscriptionId);
-        if (ch && !got.has(ch.topic)) got.set(ch.topic, decode(decoders.get(ch.topic), m.data));
+        if (ch && !got.has(ch.topic)) {
+          got.set(ch.topic, decode(decoders.get(ch.topic), m.data));
+          c.fc.unsubscribe(m.subscriptionId);
+        }
       });
       for (const topic of Object.keys(DEMO)) {
         const ch = await c.channel(topic);
@@ -63,7 +68,11 @@ const cases = {
         c.subscribe(ch);
       }
       const all = () => Object.keys(DEMO).every((t) => got.has(t));
-      if (!all()) await waitFor(c.fc, "message", all, LONG_MS, "a message on every demo topic");
+      const missing = () => Object.keys(DEMO).filter((t) => !got.has(t)).join(", ");
+      if (!all()) {
+        await waitFor(c.fc, "message", all, LONG_MS, "a message on every demo topic")
+          .catch((e) => { throw new Error(`${e.message}; none on: ${missing()}`); });
+      }
 
       const img = got.get("camera/image");
       check(img.width === 1280 && img.height === 720 && img.encoding === "rgb8" &&
