@@ -299,6 +299,13 @@ void bench_iox_end(void);
 /* The round being run (0-based), for cases that do their own rounds. */
 extern int bench_round;
 
+/* shmbus-foxglove (foxglove_cases.c): when the server was built, started
+ * on the bench's bus before the first round and stopped after the last. */
+int bench_foxglove_run(int stage);
+const char *bench_foxglove_unavailable(void);
+int bench_foxglove_begin(void);
+void bench_foxglove_end(void);
+
 /* Whether a case named `name` is selected by --only. */
 bool bench_selected(const char *name);
 

@@ -44,6 +44,10 @@ static const struct bench_group groups[] = {
 	{"ipc", bench_ipc_run, NULL, NULL, NULL, false},
 	{"iceoryx", bench_iox_run, bench_iox_unavailable, bench_iox_begin, bench_iox_end, true},
 	{"bus", bench_bus_run, bench_bus_unavailable, bench_bus_begin, bench_bus_end, false},
+#ifdef BENCH_FOXGLOVE
+	{"foxglove", bench_foxglove_run, bench_foxglove_unavailable, bench_foxglove_begin,
+	 bench_foxglove_end, false},
+#endif
 	/*
 	 * Cases from later issues go here, one group and one file each, using
 	 * the same drivers (bench_pingpong, bench_stream) so that they stay

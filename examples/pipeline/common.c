@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "google/protobuf/timestamp.pb-c.h"
+
 volatile sig_atomic_t pipeline_stop;
 
 static void on_signal(int sig)
@@ -91,6 +93,33 @@ void stats_topic_options(struct shmbus_topic_options *o)
 	o->slot_count = 64;
 	o->max_message_size = 1024;
 	o->history = 8;
+}
+
+void lidar_topic_options(struct shmbus_topic_options *o)
+{
+	shmbus_topic_options_init(o);
+	o->slot_count = 8;
+	o->max_message_size = LIDAR_CLOUD_BYTES + 4096;
+	o->history = 1;
+}
+
+void small_topic_options(struct shmbus_topic_options *o, uint32_t history)
+{
+	shmbus_topic_options_init(o);
+	o->slot_count = 64;
+	o->max_message_size = 4096;
+	o->history = history;
+}
+
+void stamp_from_ns(struct Google__Protobuf__Timestamp *ts, int64_t ns)
+{
+	ts->seconds = ns / 1000000000;
+	ts->nanos = (int32_t)(ns % 1000000000);
+}
+
+int64_t stamp_to_ns(const struct Google__Protobuf__Timestamp *ts)
+{
+	return ts ? ts->seconds * 1000000000 + ts->nanos : 0;
 }
 
 static int64_t clock_ns(clockid_t id)

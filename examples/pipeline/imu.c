@@ -1,5 +1,7 @@
 /*
- * pipeline_imu - a simulated IMU at 1 kHz: a slow yaw and a small vibration.
+ * pipeline_imu - a simulated IMU at 1 kHz on a robot that drives in circles:
+ * a yaw rate about 0.3 rad/s that wavers, and a small vibration. Published
+ * as shmbus.msgs.Imu (Foxglove plots any of its fields).
  *
  *   pipeline_imu [--bus NAME] [--duration SECONDS]
  */
@@ -39,8 +41,8 @@ int main(int argc, char **argv)
 		double t = (double)i / IMU_HZ;
 
 		hdr.stamp_ns = realtime_ns();
-		hdr.frame_id = (char *)"imu_link";
-		w.z = 0.2 * sin(0.5 * t);                  /* rad/s */
+		hdr.frame_id = (char *)IMU_FRAME;
+		w.z = 0.3 + 0.1 * sin(0.5 * t);            /* rad/s */
 		a.x = 0.05 * sin(2 * M_PI * 120 * t);      /* m/s^2, vibration */
 		a.z = 9.81;
 		imu.header = &hdr;

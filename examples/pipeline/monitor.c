@@ -1,9 +1,10 @@
 /*
  * pipeline_monitor - once a second, per topic: message rate, latency and
- * loss. Latency is publish-to-receive for the camera and the IMU (the bus's
- * own cost), and capture-to-result for the processor's FrameStats (the
- * whole pipeline). Loss is the bus's exact per-subscriber count. The
- * camera is viewed in place: the monitor never copies a frame.
+ * loss. Latency is publish-to-receive for the camera, the IMU and the lidar
+ * (the bus's own cost), and capture-to-result for the processor's
+ * FrameStats (the whole pipeline). Loss is the bus's exact per-subscriber
+ * count. Images and point clouds are viewed in place: the monitor never
+ * copies one.
  *
  *   pipeline_monitor [--bus NAME] [--duration SECONDS]
  */
@@ -12,7 +13,8 @@
 #include <stdio.h>
 
 #include "pipeline.shmbus.h"
-#include "shmbus/msgs/image.shmbus.h"
+#include "foxglove/image.shmbus.h"
+#include "foxglove/point_cloud.shmbus.h"
 #include "shmbus/msgs/imu.shmbus.h"
 
 struct meter {
@@ -48,20 +50,40 @@ static void report(struct meter *m, double seconds)
 	m->lat_max = 0;
 }
 
+static void drain_lidar(struct meter *lidar)
+{
+	Foxglove__PointCloud *pc;
+	struct shmbus_typed_view view;
+	int rc;
+
+	while ((rc = foxglove__point_cloud__view_data(lidar->sub, NULL, &pc, &view)) !=
+	       SHMBUS_EAGAIN) {
+		if (rc == SHMBUS_OK) {
+			int64_t latency = realtime_ns() - view.view.info.publish_ns;
+
+			if (foxglove__point_cloud__view_release(lidar->sub, pc, NULL, &view) ==
+			    SHMBUS_OK)
+				note(lidar, latency);
+		} else if (rc != SHMBUS_ELAPPED && rc != SHMBUS_ECORRUPT && rc != SHMBUS_ENOMEM) {
+			break;
+		}
+	}
+}
+
 static void drain(struct meter *cam, struct meter *imu, struct meter *stats)
 {
-	Shmbus__Msgs__Image *img;
+	Foxglove__RawImage *img;
 	Shmbus__Msgs__Imu *sample;
 	Shmbus__Examples__Pipeline__FrameStats *fs;
 	struct shmbus_typed_view view;
 	struct shmbus_msg_info info;
 	int rc;
 
-	while ((rc = shmbus__msgs__image__view_data(cam->sub, NULL, &img, &view)) != SHMBUS_EAGAIN) {
+	while ((rc = foxglove__raw_image__view_data(cam->sub, NULL, &img, &view)) != SHMBUS_EAGAIN) {
 		if (rc == SHMBUS_OK) {
 			int64_t latency = realtime_ns() - view.view.info.publish_ns;
 
-			if (shmbus__msgs__image__view_release(cam->sub, img, NULL, &view) ==
+			if (foxglove__raw_image__view_release(cam->sub, img, NULL, &view) ==
 			    SHMBUS_OK)
 				note(cam, latency);
 		} else if (rc != SHMBUS_ELAPPED && rc != SHMBUS_ECORRUPT && rc != SHMBUS_ENOMEM) {
@@ -94,6 +116,7 @@ int main(int argc, char **argv)
 	struct meter cam = { "camera/image", "publish->take  ", NULL, 0, 0, 0, 0, 0 };
 	struct meter imu = { "imu", "publish->take  ", NULL, 0, 0, 0, 0, 0 };
 	struct meter stats = { "pipeline/stats", "capture->result", NULL, 0, 0, 0, 0, 0 };
+	struct meter lidar = { "lidar/points", "publish->take  ", NULL, 0, 0, 0, 0, 0 };
 	struct shmbus_topic_options to;
 	shmbus_waitset *ws = NULL;
 	shmbus_bus *bus;
@@ -105,7 +128,7 @@ int main(int argc, char **argv)
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
 	camera_topic_options(&to);
-	rc = shmbus__msgs__image__sub_open(bus, CAMERA_TOPIC, &to, &so, &cam.sub);
+	rc = foxglove__raw_image__sub_open(bus, CAMERA_TOPIC, &to, &so, &cam.sub);
 	if (rc == SHMBUS_OK) {
 		imu_topic_options(&to);
 		rc = shmbus__msgs__imu__sub_open(bus, IMU_TOPIC, &to, &so, &imu.sub);
@@ -115,6 +138,10 @@ int main(int argc, char **argv)
 		rc = shmbus__examples__pipeline__frame_stats__sub_open(bus, STATS_TOPIC, &to, &so,
 								       &stats.sub);
 	}
+	if (rc == SHMBUS_OK) {
+		lidar_topic_options(&to);
+		rc = foxglove__point_cloud__sub_open(bus, LIDAR_TOPIC, &to, &so, &lidar.sub);
+	}
 	if (rc != SHMBUS_OK) {
 		fprintf(stderr, "pipeline_monitor: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
 		goto out;
@@ -122,7 +149,8 @@ int main(int argc, char **argv)
 	if (shmbus_waitset_create(&ws) == SHMBUS_OK &&
 	    (shmbus_waitset_add(ws, cam.sub) != SHMBUS_OK ||
 	     shmbus_waitset_add(ws, imu.sub) != SHMBUS_OK ||
-	     shmbus_waitset_add(ws, stats.sub) != SHMBUS_OK)) {
+	     shmbus_waitset_add(ws, stats.sub) != SHMBUS_OK ||
+	     shmbus_waitset_add(ws, lidar.sub) != SHMBUS_OK)) {
 		shmbus_waitset_destroy(ws);
 		ws = NULL;
 	}
@@ -134,14 +162,15 @@ int main(int argc, char **argv)
 		int64_t now;
 
 		if (ws) {
-			shmbus_sub *ready[3];
+			shmbus_sub *ready[4];
 			size_t n_ready;
 
-			shmbus_waitset_wait(ws, 100000000, ready, 3, &n_ready);
+			shmbus_waitset_wait(ws, 100000000, ready, 4, &n_ready);
 		} else {
 			shmbus__msgs__imu__wait(imu.sub, 100000000);
 		}
 		drain(&cam, &imu, &stats);
+		drain_lidar(&lidar);
 		now = monotonic_ns();
 		if (now - last >= 1000000000) {
 			double s = (double)(now - last) / 1e9;
@@ -150,17 +179,21 @@ int main(int argc, char **argv)
 			report(&cam, s);
 			report(&imu, s);
 			report(&stats, s);
+			report(&lidar, s);
 			fflush(stdout);
 			last = now;
 		}
 	}
-	printf("pipeline_monitor: received %llu frames, %llu IMU samples, %llu results\n",
+	printf("pipeline_monitor: received %llu frames, %llu IMU samples, %llu results, "
+	       "%llu point clouds\n",
 	       (unsigned long long)cam.total, (unsigned long long)imu.total,
-	       (unsigned long long)stats.total);
+	       (unsigned long long)stats.total, (unsigned long long)lidar.total);
 	rc = SHMBUS_OK;
 out:
 	if (ws)
 		shmbus_waitset_destroy(ws);
+	if (lidar.sub)
+		shmbus_sub_close(lidar.sub);
 	if (stats.sub)
 		shmbus_sub_close(stats.sub);
 	if (imu.sub)
