@@ -22,7 +22,14 @@
 #include "log.h"
 #include "paths.h"
 
-enum keep_op { KOP_PUT = 1, KOP_DROP = 2, KOP_DUMP = 3, KOP_END = 4, KOP_QUIT = 5 };
+enum keep_op {
+	KOP_PUT = 1,
+	KOP_DROP = 2,
+	KOP_DUMP = 3,
+	KOP_END = 4,
+	KOP_QUIT = 5,
+	KOP_OPEN = 6, /* holds everything: listen under the bus's keeper name */
+};
 
 struct keep_msg {
 	uint32_t op;
@@ -139,8 +146,19 @@ static void store_put(struct store *s, const struct keep_rec *r, int fd)
 	s->v[s->n++] = (struct held){ *r, fd };
 }
 
+/* A new keeper listens under "<path>.new" until its broker has handed it
+ * everything and says KOP_OPEN; only then under <path>, where a broker
+ * that starts looks. So a keeper found there holds the whole bus, even if
+ * its broker died while handing it over. */
+#define TEMP_BUF (PATH_BUF + sizeof(".new"))
+
+static void temp_path(char *buf, size_t len, const char *path)
+{
+	snprintf(buf, len, "%s.new", path);
+}
+
 /* Serve one broker until it goes away (0) or says quit (1). */
-static int serve(struct store *s, int conn)
+static int serve(struct store *s, int conn, const char *path, bool *open)
 {
 	for (;;) {
 		struct keep_msg m;
@@ -164,6 +182,17 @@ static int serve(struct store *s, int conn)
 			break;
 		case KOP_QUIT:
 			return 1;
+		case KOP_OPEN:
+			if (!*open) {
+				char tmp[TEMP_BUF];
+				temp_path(tmp, sizeof(tmp), path);
+				if (rename(tmp, path) == 0)
+					*open = true;
+				else
+					log_msg("keeper: cannot move %s to %s: %s", tmp, path,
+						strerror(errno));
+			}
+			break;
 		default:
 			break;
 		}
@@ -181,13 +210,10 @@ static void raise_fd_limit(void)
 	}
 }
 
-int keeper_main(int listen_fd)
+int keeper_main(int listen_fd, const char *path)
 {
 	struct store s = { 0 };
-	struct sockaddr_un addr;
-	socklen_t alen = sizeof(addr);
-	bool have_path = getsockname(listen_fd, (struct sockaddr *)&addr, &alen) == 0 &&
-			 alen > offsetof(struct sockaddr_un, sun_path);
+	bool open = false;
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -209,11 +235,12 @@ int keeper_main(int listen_fd)
 		/* Only the bus's own user: its broker. */
 		if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 &&
 		    cred.uid == getuid())
-			quit = serve(&s, conn);
+			quit = serve(&s, conn, path, &open);
 		close(conn);
 	}
-	if (have_path)
-		unlink(addr.sun_path);
+	char tmp[TEMP_BUF];
+	temp_path(tmp, sizeof(tmp), path);
+	unlink(open ? path : tmp);
 	for (size_t i = 0; i < s.n; i++)
 		close(s.v[i].fd);
 	free(s.v);
@@ -293,14 +320,16 @@ static int spawn(const char *path, const char *self, char *err, size_t errlen)
 int keeper_listen(const char *path, int ready_fd)
 {
 	struct sockaddr_un a;
-	if (!sockaddr_for(&a, path))
+	char tmp[TEMP_BUF];
+	temp_path(tmp, sizeof(tmp), path);
+	if (!sockaddr_for(&a, tmp))
 		return -1;
-	unlink(path); /* a dead keeper's: only the bus's broker starts one */
+	unlink(tmp); /* a dead keeper's: only the bus's broker starts one */
 	int lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	mode_t old = umask(0077);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 4) < 0) {
 		umask(old);
-		log_msg("keeper: cannot listen on %s: %s", path, strerror(errno));
+		log_msg("keeper: cannot listen on %s: %s", tmp, strerror(errno));
 		if (lfd >= 0)
 			close(lfd);
 		return -1;
@@ -326,10 +355,17 @@ int keeper_attach(const char *bus, const char *self, bool *fresh, char *err, siz
 	if (spawn(path, self, err, errlen))
 		return -1;
 	*fresh = true;
-	fd = connect_to(path);
+	char tmp[TEMP_BUF];
+	temp_path(tmp, sizeof(tmp), path);
+	fd = connect_to(tmp);
 	if (fd < 0)
-		snprintf(err, errlen, "cannot reach the keeper at %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot reach the keeper at %s: %s", tmp, strerror(errno));
 	return fd;
+}
+
+int keeper_open(int kfd)
+{
+	return send_msg(kfd, KOP_OPEN, NULL, -1);
 }
 
 int keeper_put(int kfd, const struct keep_rec *r, int fd)

@@ -12,7 +12,8 @@
  *   broker --DUMP-------------> keeper --PUT...END--> broker
  *   broker --QUIT-------------> keeper      (the bus stops: everything goes)
  *
- * It listens on "<runtime dir>/<bus>.keep" (SOCK_SEQPACKET), talks only to
+ * It listens on "<runtime dir>/<bus>.keep" (SOCK_SEQPACKET) once its broker
+ * has handed it everything (KOP_OPEN; "<bus>.keep.new" until then), talks only to
  * its own user, and exits KEEP_ORPHAN_S seconds after its broker went away
  * if none came back (by then nothing can use what it holds but the clients
  * that still map it, which keep their own references).
@@ -46,7 +47,7 @@ struct keep_rec {
  * ready_fd, serve until told to quit or orphaned. keeper_listen returns
  * the listening socket or -1; keeper_main the exit status. */
 int keeper_listen(const char *path, int ready_fd);
-int keeper_main(int listen_fd);
+int keeper_main(int listen_fd, const char *path);
 
 /* Broker side: a connection to the bus's keeper, started if none runs.
  * self: the broker's executable (to start the keeper). Returns the fd, or
@@ -58,6 +59,9 @@ int keeper_attach(const char *bus, const char *self, bool *fresh, char *err, siz
 int keeper_put(int kfd, const struct keep_rec *r, int fd);
 int keeper_drop(int kfd, uint32_t kind, uint32_t id);
 int keeper_quit(int kfd);
+/* A fresh keeper has been handed everything: from now on a starting broker
+ * finds it (before, it listens under a name no broker looks for). */
+int keeper_open(int kfd);
 
 /* Everything the keeper holds: fn(ctx, record, fd) for each (fn owns fd).
  * 0, or -1 when the keeper is gone. */

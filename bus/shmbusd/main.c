@@ -282,7 +282,7 @@ static int run_keeper(const char *path, int ready_fd)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	int fd = keeper_listen(path, ready_fd);
-	return fd < 0 ? 1 : keeper_main(fd);
+	return fd < 0 ? 1 : keeper_main(fd, path);
 }
 
 int main(int argc, char **argv)

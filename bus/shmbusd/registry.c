@@ -867,7 +867,14 @@ int registry_open(struct registry *r, const char *bus, const char *self, char *e
 			log_msg("the keeper went away while handing things back");
 		free(d.v);
 	}
-	return make_bus_objects(r, err, errlen);
+	int rc = make_bus_objects(r, err, errlen);
+	/* A fresh keeper holds the bus's objects now: where brokers look. */
+	if (rc == 0 && fresh && r->keeper >= 0 && keeper_open(r->keeper)) {
+		log_msg("the keeper went away as it started");
+		close(r->keeper);
+		r->keeper = -1;
+	}
+	return rc;
 }
 
 void registry_rekeep(struct registry *r)
@@ -903,6 +910,8 @@ void registry_rekeep(struct registry *r)
 		rec = (struct keep_rec){ KEEP_PAGE, pg->id, pg->pid, 0, pg->start_time };
 		fail |= keeper_put(r->keeper, &rec, pg->fd);
 	}
+	if (fresh)
+		fail |= keeper_open(r->keeper);
 	if (fail) {
 		log_msg("the new keeper went away too");
 		close(r->keeper);
