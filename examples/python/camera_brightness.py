@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """camera_brightness: per-frame brightness of the demo camera
-(examples/pipeline, topic "camera/image", shmbus.msgs.Image rgb8), computed
+(examples/pipeline, topic "camera/image", foxglove.RawImage rgb8), computed
 with NumPy straight on the frame in shared memory: no copy of the pixels.
 
     camera_brightness.py [--bus NAME] [--frames N] [--timeout S]
@@ -23,7 +23,7 @@ def main():
     # Created with the camera's layout if the camera is not up yet
     # (examples/pipeline/common.c: 8 slots, 1280x720 rgb8 + header).
     with shmbus.connect(args.bus) as bus, bus.subscriber(
-            args.topic, type="shmbus.msgs.Image", create=True, slots=8, history=1,
+            args.topic, type="foxglove.RawImage", create=True, slots=8, history=1,
             max_message_size=1280 * 720 * 3 + 4096) as sub:
         seen = 0
         while not args.frames or seen < args.frames:

@@ -2,7 +2,8 @@
 classes, without generated files: ``shmbus.msgs.Imu``, ``shmbus.msgs.Image``,
 ... are built at import from the FileDescriptorSet installed with the
 package. Subscribers of topics of these types get instances of these very
-classes.
+classes. The set also holds the Foxglove types (schemas/foxglove), which
+``shmbus.foxglove`` shows the same way.
 
 The files go into protobuf's default descriptor pool, and each also shows
 as a module ``shmbus.msgs.<file>_pb2`` (``shmbus.msgs.header_pb2``, ...), so
@@ -24,22 +25,32 @@ try:
 except Exception:  # the default pool holds other files of these names
     SCHEMA = _typed.Schema(_FDS)
 
-TYPES = sorted(n for n in SCHEMA.home if n.startswith("shmbus.msgs."))
 
-__all__ = []
-for _name in TYPES:
-    _short = _name[len("shmbus.msgs."):]
-    if "." not in _short:  # nested types stay reachable through their parent
-        globals()[_short] = SCHEMA.message_class(_name)
-        __all__.append(_short)
 
-for _file in SCHEMA.files:
-    if not _file.name.startswith("shmbus/msgs/"):
-        continue
-    _stem = _file.name[len("shmbus/msgs/"):-len(".proto")] + "_pb2"
-    _mod = _types.ModuleType(__name__ + "." + _stem)
-    _mod.DESCRIPTOR = SCHEMA.pool.FindFileByName(_file.name)
-    for _m in _file.message_type:
-        setattr(_mod, _m.name, globals()[_m.name])
-    globals()[_stem] = _mod
-    _sys.modules[_mod.__name__] = _mod
+def _export(namespace, module, package):
+    """Put the message classes of `package` ("shmbus.msgs", "foxglove") in
+    `namespace` (the globals of `module`) and a module per .proto file
+    (`module`.<file>_pb2) in sys.modules; the sorted type names."""
+    names = sorted(n for n in SCHEMA.home if n.startswith(package + "."))
+    exported = []
+    for name in names:
+        short = name[len(package) + 1:]
+        if "." not in short:  # nested types stay reachable through their parent
+            namespace[short] = SCHEMA.message_class(name)
+            exported.append(short)
+    folder = package.replace(".", "/") + "/"
+    for file in SCHEMA.files:
+        if not file.name.startswith(folder):
+            continue
+        stem = file.name[len(folder):-len(".proto")] + "_pb2"
+        mod = _types.ModuleType(module + "." + stem)
+        mod.DESCRIPTOR = SCHEMA.pool.FindFileByName(file.name)
+        for m in file.message_type:
+            setattr(mod, m.name, namespace[m.name])
+        namespace[stem] = mod
+        _sys.modules[mod.__name__] = mod
+    namespace["__all__"] = exported
+    return names
+
+
+TYPES = _export(globals(), __name__, "shmbus.msgs")

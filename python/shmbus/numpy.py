@@ -8,8 +8,10 @@
     with shmbus.numpy.image_loan(pub, 720, 1280, "rgb8") as img:
         img.array[:] = ...                   # written in place, published on exit
 
-Works for shmbus.msgs.Image and any message with the same field names
-(width, height, encoding, step, data, is_bigendian; e.g. foxglove.RawImage).
+Works for shmbus.msgs.Image, foxglove.RawImage (what the demo camera
+publishes) and any message with the same field names (width, height,
+encoding, step, data; is_bigendian if it has one), integers as varints or
+fixed32.
 
 An array over a view reads the slot itself, so the view cannot end while
 the array is alive: leaving the ``with`` block with the array still
@@ -41,7 +43,7 @@ ENCODINGS = {
     "yuv422": (np.uint8, 2), "uyvy": (np.uint8, 2), "yuyv": (np.uint8, 2),
 }
 
-_FIELDS = ("width", "height", "encoding", "step", "data", "is_bigendian")
+_FIELDS = ("width", "height", "encoding", "step", "data")  # is_bigendian optional
 
 
 @functools.lru_cache(maxsize=64)
@@ -75,8 +77,8 @@ def image(view, message_class=None):
     fields = _shmbus.wire_fields(view)
 
     def scalar(name):
-        f = fields.get(num[name])
-        return f[2] if f and f[0] == 0 else 0
+        f = fields.get(num.get(name))
+        return f[2] if f and f[0] in (0, 1, 5) else 0  # varint, fixed64, fixed32
 
     enc = fields.get(num["encoding"])
     data = fields.get(num["data"])

@@ -177,3 +177,30 @@ def test_loan_with_live_array_is_not_published(bus):
         del arr
         pub.send(b"after")
         assert sub.take()[0] == b"after"
+
+
+def test_foxglove_raw_image_is_an_array(bus):
+    """The demo camera's type, foxglove.RawImage (fixed32 sizes, no
+    is_bigendian), from shmbus.foxglove: a loan writes it, a view reads it."""
+    import shmbus.foxglove
+    assert "RawImage" in shmbus.foxglove.__all__
+    assert shmbus.foxglove.image_pb2.RawImage is shmbus.foxglove.RawImage
+    h, w = 48, 64
+    with bus.publisher("cam", type="foxglove.RawImage", max_message_size=h * w * 3 + 256) as pub, \
+            bus.subscriber("cam") as sub:
+        assert sub.message_class is shmbus.foxglove.RawImage
+        with shmbus.numpy.image_loan(pub, h, w, "rgb8") as img:
+            img.array[:] = np.arange(h * w * 3, dtype=np.uint32).reshape(h, w, 3) % 251
+        with sub.view(timeout=5) as v:
+            frame = shmbus.numpy.image(v)
+            assert frame.shape == (h, w, 3)
+            assert (frame == np.arange(h * w * 3).reshape(h, w, 3) % 251).all()
+            del frame
+        msg = shmbus.foxglove.RawImage()
+        msg.width, msg.height, msg.encoding, msg.step = 2, 1, "mono16", 4
+        msg.data = bytes([1, 0, 2, 1])
+        pub.send(msg)
+        with sub.view(timeout=5) as v:
+            a = shmbus.numpy.image(v)
+            assert a.dtype == np.dtype("<u2") and a[0, :, 0].tolist() == [1, 258]
+            del a
