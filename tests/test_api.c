@@ -182,6 +182,23 @@ static void test_options_abi(void)
 	shmbus_pub *none;
 	CU_ASSERT_EQUAL(shmbus_pub_open(bus, "abi2", &t0, NULL, &none), SHMBUS_EINVAL);
 	CU_ASSERT_PTR_NULL(none);
+
+	/* The same reading, for a library layered on this one: a copy of the
+	 * caller's options over the defaults, refusals and all; and an error
+	 * text of its own. */
+	struct shmbus_topic_options copy;
+	o.history = 5;
+	CU_ASSERT_EQUAL(shmbus_topic_options_copy(&copy, &o), 0);
+	CU_ASSERT_EQUAL(copy.size, sizeof(copy));
+	CU_ASSERT_EQUAL(copy.slot_count, 8);
+	CU_ASSERT_EQUAL(copy.history, 5);
+	CU_ASSERT_EQUAL(shmbus_topic_options_copy(&copy, NULL), 0);
+	CU_ASSERT_EQUAL(copy.slot_count, 0);
+	CU_ASSERT_EQUAL(shmbus_topic_options_copy(&copy, &t0), SHMBUS_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(shmbus_errmsg(), "shmbus_topic_options_init"));
+	CU_ASSERT_EQUAL(shmbus_fail(SHMBUS_EBADMSG, "message %d of '%s'", 7, "imu"),
+			SHMBUS_EBADMSG);
+	CU_ASSERT_STRING_EQUAL(shmbus_errmsg(), "message 7 of 'imu'");
 	shmbus_pub_close(pub);
 	shmbus_disconnect(bus);
 	h_stop_bus(name);

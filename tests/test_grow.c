@@ -337,6 +337,56 @@ static void test_follow(void)
 	h_stop_bus(bus);
 }
 
+/* A subscriber that reads nothing while the topic grows twice: the ring in
+ * between still holds a message it has not read, and it gets it (the
+ * broker hands it the ring after the one it finished, not the newest);
+ * old rings go once every subscriber has passed them. */
+static void test_behind_two_growths(void)
+{
+	const char *bus = h_bus_name("twice");
+	shmbus_bus *b = h_connect(bus);
+	struct shmbus_topic_options o = small_topic();
+	o.slot_count = 4;
+	o.max_message_size = 1024;
+	struct shmbus_pub_options grow;
+	shmbus_pub_options_init(&grow);
+	grow.flags = SHMBUS_PUB_GROW;
+	shmbus_pub *pub;
+	shmbus_sub *slow, *fast;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(b, "twice", &o, &grow, &pub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(b, "twice", &o, NULL, &slow), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(b, "twice", &o, NULL, &fast), 0);
+	static const size_t sizes[] = { 10, 2048, 4096, 10 };
+	static uint8_t msg[4096], got[8192];
+	struct shmbus_msg_info info;
+	for (size_t k = 0; k < 4; k++) {
+		memset(msg, (int)k + 1, sizes[k]);
+		CU_ASSERT_EQUAL(shmbus_pub_send(pub, msg, sizes[k], NULL), 0);
+		/* One subscriber keeps up: the other is the only one behind. */
+		CU_ASSERT_EQUAL_FATAL(take(fast, got, sizeof(got), &info), 0);
+		CU_ASSERT_EQUAL(info.seq, k);
+	}
+	struct shmbus_topic_info ti;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(b, "twice", &ti, NULL, 0, NULL, NULL, 0, NULL), 0);
+	CU_ASSERT_EQUAL(ti.grown, 2);
+	for (size_t k = 0; k < 4; k++) {
+		CU_ASSERT_EQUAL_FATAL(take(slow, got, sizeof(got), &info), 0);
+		CU_ASSERT_EQUAL(info.seq, k);
+		CU_ASSERT_EQUAL(info.lost, 0);
+		CU_ASSERT_EQUAL(info.size, sizes[k]);
+		CU_ASSERT_EQUAL(got[0], (uint8_t)(k + 1));
+	}
+	struct shmbus_sub_stats st;
+	shmbus_sub_stats(slow, &st);
+	CU_ASSERT_EQUAL(st.lost, 0);
+	CU_ASSERT_EQUAL(st.received, 4);
+	shmbus_sub_close(fast);
+	shmbus_sub_close(slow);
+	shmbus_pub_close(pub);
+	shmbus_disconnect(b);
+	h_stop_bus(bus);
+}
+
 /* A publisher opened with SHMBUS_PUB_GROW on an existing smaller topic
  * grows it at once instead of failing with ELAYOUT; without, ELAYOUT. */
 static void test_open_grows(void)
@@ -493,6 +543,8 @@ static void add(void)
 		    test_grow_under_traffic);
 	CU_add_test(s, "old tail first; fixed publishers follow; EMSGSIZE without GROW",
 		    test_follow);
+	CU_add_test(s, "a subscriber behind two growths reads the ring in between",
+		    test_behind_two_growths);
 	CU_add_test(s, "a growing publisher opens a smaller topic and grows it",
 		    test_open_grows);
 	CU_add_test(s, "an integrity-tagged topic grows, tags still check", test_grow_with_integrity);

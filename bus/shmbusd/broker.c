@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,6 +113,8 @@ struct client *client_new(struct broker *b, int fd, pid_t pid, uid_t uid, gid_t 
 	return c;
 }
 
+static void trim_old_rings(struct broker *b, struct topic *t);
+
 /* Free a line the client (pid) holds; never one that has been freed and
  * handed to someone else meanwhile. */
 static void release_reg(struct broker *b, const struct reg *r, pid_t pid)
@@ -122,8 +126,10 @@ static void release_reg(struct broker *b, const struct reg *r, pid_t pid)
 	    atomic_load_explicit(&t->meta->pubs[r->index].pid, memory_order_relaxed) == pid)
 		registry_free_pub(&b->reg, t, r->index);
 	else if (r->role == ROLE_SUB && r->index < SEG_MAX_SUBS &&
-		 atomic_load_explicit(&t->meta->subs[r->index].pid, memory_order_relaxed) == pid)
+		 atomic_load_explicit(&t->meta->subs[r->index].pid, memory_order_relaxed) == pid) {
 		registry_free_sub(&b->reg, t, r->index);
+		trim_old_rings(b, t); /* it may have been the last one behind */
+	}
 }
 
 /* A client that went away while its process lives on (it closed its
@@ -432,13 +438,27 @@ static int add_reg(struct client *c, struct reg r)
 	return 0;
 }
 
+/* The layout an old ring's meta says (the broker's own object, formatted
+ * by it): for a REOPEN that hands it out. */
+static int old_layout(int meta_fd, struct seg_layout *l, char *err, size_t errlen)
+{
+	void *m;
+	if (seg_map_fd(meta_fd, false, false, 0, &m, err, errlen))
+		return -1;
+	struct stat st;
+	size_t size = fstat(meta_fd, &st) == 0 ? (size_t)st.st_size : 0;
+	seg_layout_of(m, l);
+	munmap(m, size);
+	return 0;
+}
+
 /* The ring's objects for a handle: the meta read-only; the data
  * read-write for a publisher, read-only for a subscriber (the kernel, not
  * its good manners, keeps it from writing). 0, or -1 (errno set). */
-static int ring_fds(const struct topic *t, bool pub, int *fds)
+static int ring_fds(int meta_fd, int data_fd, bool pub, int *fds)
 {
-	fds[0] = registry_ro_fd(t->meta_fd);
-	fds[1] = fds[0] < 0 ? -1 : pub ? dup(t->data_fd) : registry_ro_fd(t->data_fd);
+	fds[0] = registry_ro_fd(meta_fd);
+	fds[1] = fds[0] < 0 ? -1 : pub ? dup(data_fd) : registry_ro_fd(data_fd);
 	if (fds[1] >= 0)
 		return 0;
 	int e = errno;
@@ -451,7 +471,7 @@ static int ring_fds(const struct topic *t, bool pub, int *fds)
 static void reply_opened(struct proto_buf *out, uint16_t op_code, const struct topic *t,
 			 struct proto_opened *op)
 {
-	op->layout = t->layout;
+	op->layout = t->layout; /* REOPEN of an old ring: its own, read below */
 	/* Relaxed: a position (a subscriber's start). */
 	op->head = atomic_load_explicit(&t->data->next_seq, memory_order_relaxed) & ~DATA_SEALED;
 	size_t f = proto_frame_begin(out, op_code, 0);
@@ -488,7 +508,7 @@ static void open_reply(struct broker *b, struct client *c, const struct open_req
 	struct reg *r = &c->regs[c->nregs - 1];
 	r->index = (uint32_t)idx;
 	fds[2] = fresh ? dup(pg->fd) : -2;
-	if (fds[2] == -1 || ring_fds(t, pub, fds)) {
+	if (fds[2] == -1 || ring_fds(t->meta_fd, t->data_fd, pub, fds)) {
 		if (fds[2] >= 0)
 			close(fds[2]);
 		release_reg(b, r, c->pid);
@@ -523,12 +543,14 @@ static bool holds_line(const struct client *c, const struct topic *t, uint32_t r
 	return false;
 }
 
-/* The topic's ring as it is now, for a handle that reached its seal. */
+/* The ring after the one a handle reached the seal of: for a publisher
+ * the topic's ring now; for a subscriber the next one, which may be an
+ * old ring still kept (the subscriber has its messages to read). */
 static void handle_reopen(struct broker *b, struct client *c, const uint8_t *body, size_t len,
 			  struct proto_buf *out, int *fds, int *nfds)
 {
-	struct proto_close q;
-	if (proto_decode_close(body, len, &q)) {
+	struct proto_reopen q;
+	if (proto_decode_reopen(body, len, &q)) {
 		reply_error(out, OP_REOPEN, SHMBUS_EBROKER, "malformed REOPEN request");
 		return;
 	}
@@ -542,14 +564,29 @@ static void handle_reopen(struct broker *b, struct client *c, const uint8_t *bod
 			    "REOPEN of a line of '%s' this client does not hold", t->layout.name);
 		return;
 	}
-	if (ring_fds(t, q.role == ROLE_PUB, fds)) {
+	trim_old_rings(b, t);
+	int meta_fd = t->meta_fd, data_fd = t->data_fd;
+	if (q.role == ROLE_SUB)
+		registry_ring_after(t, q.generation, &meta_fd, &data_fd);
+	struct proto_opened op = { .index = q.index };
+	char err[256];
+	if (meta_fd != t->meta_fd && old_layout(meta_fd, &op.layout, err, sizeof(err))) {
+		reply_error(out, OP_REOPEN, SHMBUS_ESYS, "topic '%s': %s", t->layout.name, err);
+		return;
+	}
+	if (ring_fds(meta_fd, data_fd, q.role == ROLE_PUB, fds)) {
 		reply_error(out, OP_REOPEN, SHMBUS_ESYS, "topic '%s': %s", t->layout.name,
 			    strerror(errno));
 		return;
 	}
 	*nfds = 2;
-	struct proto_opened op = { .index = q.index };
-	reply_opened(out, OP_REOPEN, t, &op);
+	if (meta_fd == t->meta_fd) {
+		reply_opened(out, OP_REOPEN, t, &op);
+		return;
+	}
+	size_t f = proto_frame_begin(out, OP_REOPEN, 0);
+	proto_encode_opened(out, &op);
+	proto_frame_end(out, f);
 }
 
 /* A publisher needs larger messages than the topic takes: a successor. */
@@ -603,7 +640,8 @@ static void handle_grow(struct broker *b, struct client *c, const uint8_t *body,
 			 (int)c->pid);
 	}
 	/* Grown now, by this request or another one before it. */
-	if (ring_fds(t, true, fds)) {
+	trim_old_rings(b, t);
+	if (ring_fds(t->meta_fd, t->data_fd, true, fds)) {
 		reply_error(out, OP_GROW, SHMBUS_ESYS, "topic '%s': %s", t->layout.name,
 			    strerror(errno));
 		return;
@@ -714,6 +752,29 @@ static void page_counts(struct broker *b, uint32_t page, uint32_t line, struct p
 					    memory_order_relaxed);
 	pc->waiting = atomic_load_explicit(&((struct client_line *)l)->waiting,
 					   memory_order_relaxed) != 0;
+}
+
+/* Old rings every subscriber of t has passed are let go: the lowest next
+ * sequence number of its subscribers, from their lines. A line is the
+ * client's to write: a liar only keeps old rings (at most
+ * TOPIC_OLD_RINGS) longer than needed. */
+static void trim_old_rings(struct broker *b, struct topic *t)
+{
+	if (t->n_old == 0)
+		return;
+	uint64_t lowest = UINT64_MAX;
+	for (uint32_t i = 0; i < SEG_MAX_SUBS; i++) {
+		const struct meta_sub *e = &t->meta->subs[i];
+		if (!atomic_load_explicit(&((struct meta_sub *)e)->pid, memory_order_relaxed))
+			continue;
+		struct proto_client pc = { .next_seq = 0 };
+		page_counts(b, atomic_load_explicit(&((struct meta_sub *)e)->page, memory_order_relaxed),
+			    atomic_load_explicit(&((struct meta_sub *)e)->line, memory_order_relaxed),
+			    &pc);
+		if (pc.next_seq < lowest)
+			lowest = pc.next_seq;
+	}
+	registry_trim_old(t, lowest);
 }
 
 static void handle_info(struct broker *b, struct client *c, const uint8_t *body, size_t len,

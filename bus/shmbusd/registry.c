@@ -135,8 +135,16 @@ struct topic *registry_by_id(struct registry *r, uint32_t id)
 	return NULL;
 }
 
+static void old_ring_close(struct old_ring *o)
+{
+	close(o->meta_fd);
+	close(o->data_fd);
+}
+
 static void topic_free(struct topic *t)
 {
+	for (size_t i = 0; i < t->n_old; i++)
+		old_ring_close(&t->old[i]);
 	if (t->meta)
 		munmap(t->meta, t->layout.meta_size);
 	if (t->data)
@@ -348,11 +356,17 @@ int registry_grow(struct registry *r, struct topic *t, uint32_t size, char *err,
 	atomic_store_explicit(&om->sealed_at, s, memory_order_release);
 	atomic_store_explicit(&om->state, META_GROWN, memory_order_release);
 	wake_all(r, t);
-	/* From now on the topic is the successor. */
+	/* From now on the topic is the successor; the old ring stays for the
+	 * subscribers behind its seal (the oldest kept goes if all are in
+	 * use: its readers then count what they missed as lost). */
 	munmap(t->meta, t->layout.meta_size);
 	munmap(t->data, SHMBUS_PAGE);
-	close(t->meta_fd);
-	close(t->data_fd);
+	if (t->n_old == TOPIC_OLD_RINGS) {
+		old_ring_close(&t->old[0]);
+		memmove(&t->old[0], &t->old[1], (--t->n_old) * sizeof(t->old[0]));
+	}
+	t->old[t->n_old++] = (struct old_ring){ t->meta_fd, t->data_fd, t->layout.generation, s,
+						t->layout.meta_size + t->layout.data_size };
 	t->meta = nm;
 	t->meta_fd = next.meta_fd;
 	t->data_fd = next.data_fd;
@@ -362,6 +376,31 @@ int registry_grow(struct registry *r, struct topic *t, uint32_t size, char *err,
 	keep(r, KEEP_META, t->id, t->meta_fd, 0, 0);
 	keep(r, KEEP_DATA, t->id, t->data_fd, 0, 0);
 	return rc;
+}
+
+void registry_ring_after(const struct topic *t, uint32_t generation, int *meta_fd,
+			 int *data_fd)
+{
+	*meta_fd = t->meta_fd;
+	*data_fd = t->data_fd;
+	for (size_t i = 0; i < t->n_old; i++) {
+		if (t->old[i].generation == generation + 1) {
+			*meta_fd = t->old[i].meta_fd;
+			*data_fd = t->old[i].data_fd;
+			return;
+		}
+	}
+}
+
+void registry_trim_old(struct topic *t, uint64_t lowest)
+{
+	size_t k = 0;
+	while (k < t->n_old && t->old[k].sealed_at <= lowest)
+		old_ring_close(&t->old[k++]);
+	if (k) {
+		memmove(&t->old[0], &t->old[k], (t->n_old - k) * sizeof(t->old[0]));
+		t->n_old -= k;
+	}
 }
 
 void registry_remove(struct registry *r, struct topic *t)
@@ -396,6 +435,8 @@ void registry_usage(const struct registry *r, uint32_t uid, uint64_t *topics, ui
 		if (r->topics[i]->creator_uid == uid) {
 			(*topics)++;
 			*bytes += r->topics[i]->layout.meta_size + r->topics[i]->layout.data_size;
+			for (size_t k = 0; k < r->topics[i]->n_old; k++)
+				*bytes += r->topics[i]->old[k].bytes;
 		}
 }
 

@@ -19,6 +19,17 @@
 #include "keeper.h"
 #include "segment.h"
 
+/* A ring the topic grew out of, kept while a subscriber may still be
+ * behind its seal (it reads the ring after, not the newest: the one in
+ * between may hold messages it has not read). */
+struct old_ring {
+	int meta_fd, data_fd;
+	uint32_t generation;
+	uint64_t sealed_at;
+	uint64_t bytes;             /* meta and data */
+};
+#define TOPIC_OLD_RINGS 32
+
 struct topic {
 	uint32_t id;
 	struct seg_layout layout;   /* name, type, sizes, incarnation */
@@ -27,6 +38,8 @@ struct topic {
 	int meta_fd, data_fd;
 	struct meta_header *meta;   /* read-write (the broker's alone) */
 	struct data_header *data;   /* the data's first page, read-write */
+	struct old_ring old[TOPIC_OLD_RINGS]; /* oldest first */
+	size_t n_old;
 };
 
 /* A client's page of counter lines (layout.h struct client_line). */
@@ -90,6 +103,13 @@ int registry_grow(struct registry *r, struct topic *t, uint32_t size, char *err,
 /* The bytes of shared memory the successor would take (UINT64_MAX: it
  * cannot be made). */
 uint64_t registry_grow_bytes(const struct topic *t, uint32_t size);
+/* The objects of the ring after generation `generation` of t: a kept old
+ * ring, or the topic's ring now (also when that one is gone). */
+void registry_ring_after(const struct topic *t, uint32_t generation, int *meta_fd,
+			 int *data_fd);
+/* Let go of the old rings every subscriber has passed: the lowest next
+ * sequence number of the topic's subscribers is `lowest`. */
+void registry_trim_old(struct topic *t, uint64_t lowest);
 
 /* Remove a topic: seal its ring, mark it removed, wake its sleepers, let
  * its objects go (clients keep their mappings until they close). */

@@ -32,7 +32,7 @@ void err_set(const char *fmt, ...)
 	va_end(ap);
 }
 
-int err_fail(int code, const char *fmt, ...)
+int shmbus_fail(int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

@@ -16,7 +16,7 @@ void err_clear(void);
 void err_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Set it and return `code` (for `return err_fail(SHMBUS_E..., "...")`). */
-int err_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define err_fail shmbus_fail /* the public one (shmbus.h), for layered libraries too */
 
 /* The calling thread's text. */
 const char *err_text(void);

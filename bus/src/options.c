@@ -51,6 +51,15 @@ void shmbus_topic_options_init_(struct shmbus_topic_options *o, size_t size)
 	options_init(o, size, &d, sizeof(d));
 }
 
+int shmbus_topic_options_copy(struct shmbus_topic_options *dst,
+			      const struct shmbus_topic_options *src)
+{
+	if (!dst)
+		return err_fail(SHMBUS_EINVAL, "shmbus_topic_options_copy: dst is NULL");
+	shmbus_topic_options_init(dst);
+	return src ? options_import(dst, sizeof(*dst), src, "topic") : 0;
+}
+
 void shmbus_pub_options_init_(struct shmbus_pub_options *o, size_t size)
 {
 	struct shmbus_pub_options d = { .size = sizeof(d) };

@@ -394,6 +394,24 @@ int proto_decode_close(const uint8_t *body, size_t len, struct proto_close *cl)
 	return c.bad || c.left ? SHMBUS_EBROKER : 0;
 }
 
+void proto_encode_reopen(struct proto_buf *b, const struct proto_reopen *r)
+{
+	proto_put_u32(b, r->topic_id);
+	proto_put_u32(b, r->role);
+	proto_put_u32(b, r->index);
+	proto_put_u32(b, r->generation);
+}
+
+int proto_decode_reopen(const uint8_t *body, size_t len, struct proto_reopen *r)
+{
+	struct cur c = { body, len, false };
+	r->topic_id = get_u32(&c);
+	r->role = get_u32(&c);
+	r->index = get_u32(&c);
+	r->generation = get_u32(&c);
+	return c.bad || c.left ? SHMBUS_EBROKER : 0;
+}
+
 void proto_encode_grow(struct proto_buf *b, const struct proto_grow *g)
 {
 	proto_put_u32(b, g->topic_id);

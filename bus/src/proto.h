@@ -38,8 +38,11 @@ enum proto_op {
 	OP_REMOVE = 7, /* topic name -> status */
 	OP_GROW = 8,   /* struct proto_grow -> struct proto_opened (no new page)
 	                  + fds: meta, data of the larger successor ring */
-	OP_REOPEN = 9, /* struct proto_close (a line the client holds) ->
-	                  struct proto_opened + fds of the topic's ring now */
+	OP_REOPEN = 9, /* struct proto_reopen (a line the client holds, the
+	                  generation of the ring it reached the end of) ->
+	                  struct proto_opened + fds: a publisher gets the ring
+	                  now, a subscriber the next one (the one after
+	                  `generation`, which may be older than now) */
 };
 
 enum proto_role { ROLE_PUB = 1, ROLE_SUB = 2 };
@@ -85,6 +88,13 @@ struct proto_close {
 	uint32_t topic_id;
 	uint32_t role;
 	uint32_t index;
+};
+
+struct proto_reopen {
+	uint32_t topic_id;
+	uint32_t role;
+	uint32_t index;
+	uint32_t generation;
 };
 
 struct proto_grow {
@@ -155,6 +165,8 @@ int proto_decode_info(const uint8_t *body, size_t len, struct proto_info *in,
 		      void (*fn)(void *ctx, bool pub, const struct proto_client *c), void *ctx);
 void proto_encode_close(struct proto_buf *b, const struct proto_close *c);
 int proto_decode_close(const uint8_t *body, size_t len, struct proto_close *c);
+void proto_encode_reopen(struct proto_buf *b, const struct proto_reopen *r);
+int proto_decode_reopen(const uint8_t *body, size_t len, struct proto_reopen *r);
 void proto_encode_grow(struct proto_buf *b, const struct proto_grow *g);
 int proto_decode_grow(const uint8_t *body, size_t len, struct proto_grow *g);
 

@@ -168,9 +168,10 @@ static void map_free(struct topic_map *m)
 	}
 }
 
-/* Ask the broker for the topic's ring now (OP_REOPEN) or for a larger one
- * (OP_GROW), for the line (role, index) a handle holds on `cur`'s topic,
- * and map it into *next. The successor must be the same topic, a later
+/* Ask the broker for the ring after `cur` (OP_REOPEN: a publisher gets
+ * the topic's ring now, a subscriber the next generation) or for a larger
+ * one (OP_GROW), for the line (role, index) a handle holds on `cur`'s
+ * topic, and map it into *next. The successor must be the same topic, a later
  * generation (so following always ends), with the same incarnation (the
  * handle's integrity key stays right). */
 static int ring_request(shmbus_bus *bus, const struct topic_map *cur, uint16_t op, uint32_t role,
@@ -186,7 +187,8 @@ static int ring_request(shmbus_bus *bus, const struct topic_map *cur, uint16_t o
 	if (op == OP_GROW)
 		proto_encode_grow(&b, &(struct proto_grow){ l->topic_id, index, size });
 	else
-		proto_encode_close(&b, &(struct proto_close){ l->topic_id, role, index });
+		proto_encode_reopen(&b, &(struct proto_reopen){ l->topic_id, role, index,
+							       l->generation });
 	proto_frame_end(&b, f);
 	int rc = bus_request(bus, &b, &rep);
 	proto_buf_free(&b);
@@ -261,12 +263,6 @@ static int sub_move(shmbus_sub *sub)
 	return 0;
 }
 
-/* The caller's topic options (may be NULL) over the defaults. */
-static int import_topic(struct shmbus_topic_options *t, const struct shmbus_topic_options *src)
-{
-	shmbus_topic_options_init(t);
-	return src ? options_import(t, sizeof(*t), src, "topic") : 0;
-}
 
 /* ------------------------------------------------------------- publisher */
 
@@ -285,7 +281,7 @@ int shmbus_pub_open(shmbus_bus *bus, const char *topic,
 	shmbus_pub_options_init(&po);
 	int rc = opts ? options_import(&po, sizeof(po), opts, "pub") : 0;
 	if (rc == 0)
-		rc = import_topic(&t, topic_opts);
+		rc = shmbus_topic_options_copy(&t, topic_opts);
 	if (rc)
 		return rc;
 	shmbus_pub *p = calloc(1, sizeof(*p));
@@ -476,7 +472,7 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic,
 	shmbus_sub_options_init(&so);
 	int rc = opts ? options_import(&so, sizeof(so), opts, "sub") : 0;
 	if (rc == 0)
-		rc = import_topic(&t, topic_opts);
+		rc = shmbus_topic_options_copy(&t, topic_opts);
 	if (rc)
 		return rc;
 	if (so.start != SHMBUS_START_NEW && so.start != SHMBUS_START_LAST &&

@@ -374,7 +374,8 @@ static void reader_lose(struct ring_reader *r, uint64_t to)
 
 void ring_reader_move(struct ring_reader *r, const struct topic_map *next)
 {
-	/* The reader reached the end: r->next is at or past the seal. */
+	/* The reader reached the end: r->next is at or past the seal, which is
+	 * the successor's base unless rings came in between. */
 	uint64_t base = next->layout.base_seq;
 	/* A reader lapped just as the ring was sealed may have skipped past
 	 * the seal, counting as lost numbers that were never messages there
@@ -389,6 +390,11 @@ void ring_reader_move(struct ring_reader *r, const struct topic_map *next)
 	r->stall_since = 0;
 	r->overload = 0;
 	r->idle_polls = 0;
+	/* A ring in between that the broker no longer had (all it keeps were
+	 * in use, or it restarted): what it carried is lost to this reader,
+	 * and counted. */
+	if (r->next < base)
+		reader_lose(r, base);
 	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
 	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
 }

@@ -98,6 +98,11 @@ const char *shmbus_strerror(int err);
  * until the thread's next shmbus call. */
 const char *shmbus_errmsg(void);
 
+/* For libraries layered on libshmbus (the typed runtime, bindings): make
+ * `fmt` the calling thread's error text, as libshmbus does for its own
+ * failures, and return `code`. */
+int shmbus_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ------------------------------------------------------------ connection */
 
 typedef struct shmbus_bus shmbus_bus;
@@ -177,6 +182,15 @@ struct shmbus_topic_options {
 
 void shmbus_topic_options_init_(struct shmbus_topic_options *opts, size_t size);
 #define shmbus_topic_options_init(o) shmbus_topic_options_init_((o), sizeof(*(o)))
+
+/* For libraries layered on libshmbus that take topic options from their
+ * own callers: *dst (this header's struct) gets the defaults, then what
+ * src sets, read by src's own size as shmbus_pub_open() does (src NULL:
+ * the defaults).
+ * Returns SHMBUS_OK, EINVAL (src not initialised, or setting a field this
+ * library does not know). */
+int shmbus_topic_options_copy(struct shmbus_topic_options *dst,
+			      const struct shmbus_topic_options *src);
 
 /* Whether `topic` is a valid topic name (see the conventions above). */
 bool shmbus_topic_name_valid(const char *topic);
