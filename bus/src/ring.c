@@ -276,7 +276,7 @@ int ring_publish(struct ring_writer *w, size_t size, int64_t publish_ns, uint64_
 	/* Relaxed: published by the commit CAS (seq_cst, so also release). */
 	atomic_store_explicit(&s->size, (uint32_t)size, memory_order_relaxed);
 	atomic_store_explicit(&s->publisher_id, w->publisher_id, memory_order_relaxed);
-	int64_t now = publish_ns ? publish_ns : realtime_ns();
+	int64_t now = publish_ns ? publish_ns : stamp_ns();
 	atomic_store_explicit(&s->publish_ns, now, memory_order_relaxed);
 	uint64_t n = w->loan_seq;
 	if (w->integ)
