@@ -3,6 +3,7 @@
  * broker for a topic, mapping what it hands over, and passing calls on to
  * the ring (ring.c) and the wait loop (wait.c).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -549,6 +550,36 @@ int shmbus_sub_take(shmbus_sub *sub, void *buf, size_t capacity, struct shmbus_m
 		return err_fail(SHMBUS_EINVAL, "shmbus_sub_take: NULL argument");
 	int rc;
 	while ((rc = ring_take(&sub->r, buf, capacity, info)) == RING_SEALED)
+		if ((rc = sub_move(sub)) != 0)
+			return rc;
+	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;
+}
+
+int shmbus_sub_take_many(shmbus_sub *sub, void *buf, size_t stride, size_t max,
+			 struct shmbus_msg_info *infos, size_t *n_taken)
+{
+	err_clear();
+	if (n_taken)
+		*n_taken = 0;
+	if (!sub || !n_taken || max == 0 || (stride && !buf) || max > SIZE_MAX / (stride ? stride : 1))
+		return err_fail(SHMBUS_EINVAL, "shmbus_sub_take_many: NULL argument or no room");
+	int rc;
+	while ((rc = ring_take_many(&sub->r, buf, stride, max, infos, n_taken)) == RING_SEALED)
+		if ((rc = sub_move(sub)) != 0)
+			return rc;
+	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;
+}
+
+int shmbus_sub_view_many(shmbus_sub *sub, struct shmbus_view *views, size_t max,
+			 size_t *n_viewed)
+{
+	err_clear();
+	if (n_viewed)
+		*n_viewed = 0;
+	if (!sub || !views || !n_viewed || max == 0)
+		return err_fail(SHMBUS_EINVAL, "shmbus_sub_view_many: NULL argument or no room");
+	int rc;
+	while ((rc = ring_view_many(&sub->r, views, max, n_viewed)) == RING_SEALED)
 		if ((rc = sub_move(sub)) != 0)
 			return rc;
 	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;

@@ -355,20 +355,30 @@ void ring_reader_init(struct ring_reader *r, const struct topic_map *map,
 	r->last_seq = UINT64_MAX;
 	r->stall_ns = RING_DEFAULT_STALL_NS;
 	r->lost = r->pending_lost = lost_before;
+	r->mirrored = lost_before;
 	/* Relaxed: counters only this subscriber writes. */
 	atomic_store_explicit(&line->next_seq, start, memory_order_relaxed);
 	atomic_store_explicit(&line->lost, r->lost, memory_order_relaxed);
 }
 
-/* The subscriber's line for `shmbus info` is written when its figures
- * change (a delivery, a loss), never by a poll that finds nothing.
- * Relaxed: counters only this subscriber writes, read without ordering. */
+/* The subscriber's line for `shmbus info`: copied when its figures change,
+ * once per call (a batch writes it once), never by a poll that finds
+ * nothing. Relaxed: counters only this subscriber writes, read without
+ * ordering. */
+static void ring_reader_mirror(struct ring_reader *r)
+{
+	if (r->mirrored == r->received + r->lost)
+		return;
+	r->mirrored = r->received + r->lost;
+	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
+	atomic_store_explicit(&r->line->count, r->received, memory_order_relaxed);
+}
+
 static void reader_lose(struct ring_reader *r, uint64_t to)
 {
 	r->lost += to - r->next;
 	r->pending_lost += to - r->next;
 	r->next = to;
-	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
 	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
 }
 
@@ -389,8 +399,9 @@ void ring_reader_move(struct ring_reader *r, const struct topic_map *next)
 	r->stall_since = 0;
 	r->overload = 0;
 	r->idle_polls = 0;
-	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
 	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
+	r->mirrored = UINT64_MAX; /* the position moved: copy it now */
+	ring_reader_mirror(r);
 }
 
 /* The slot for r->next holds a later sequence number: we were lapped. Jump
@@ -509,9 +520,6 @@ static void reader_deliver(struct ring_reader *r, uint64_t seq)
 	r->idle_polls = 0;
 	r->received++;
 	r->last_seq = seq;
-	r->pending_lost = 0;
-	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
-	atomic_store_explicit(&r->line->count, r->received, memory_order_relaxed);
 }
 
 bool ring_unstick(struct ring_reader *r)
@@ -568,13 +576,11 @@ static int reader_find(struct ring_reader *r, uint64_t *st)
 	}
 }
 
-int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info)
+/* Copy the next message into buf: 0, SHMBUS_EAGAIN, SHMBUS_EMSGSIZE (it
+ * stays next; info->size says how large it is) or RING_SEALED. */
+static int reader_take(struct ring_reader *r, void *buf, size_t capacity,
+		       struct shmbus_msg_info *info)
 {
-	struct shmbus_msg_info tmp;
-	if (!info)
-		info = &tmp;
-	if (r->viewing)
-		return SHMBUS_ESTATE;
 	for (;;) {
 		uint64_t st;
 		int rc = reader_find(r, &st);
@@ -612,15 +618,48 @@ int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_m
 			continue;
 		}
 		r->next = n + 1;
+		r->pending_lost = 0; /* reported in info */
 		reader_deliver(r, n);
 		return 0;
 	}
 }
 
-int ring_view(struct ring_reader *r, struct shmbus_view *view)
+int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info)
 {
+	struct shmbus_msg_info tmp;
 	if (r->viewing)
 		return SHMBUS_ESTATE;
+	int rc = reader_take(r, buf, capacity, info ? info : &tmp);
+	ring_reader_mirror(r);
+	return rc;
+}
+
+int ring_take_many(struct ring_reader *r, void *buf, size_t stride, size_t max,
+		   struct shmbus_msg_info *infos, size_t *n_taken)
+{
+	struct shmbus_msg_info tmp;
+	int rc = 0;
+	size_t n = 0;
+	*n_taken = 0;
+	if (r->viewing)
+		return SHMBUS_ESTATE;
+	while (n < max) {
+		struct shmbus_msg_info *info = infos ? &infos[n] : &tmp;
+		rc = reader_take(r, (uint8_t *)buf + n * stride, stride, info);
+		if (rc)
+			break;
+		n++;
+	}
+	*n_taken = n;
+	ring_reader_mirror(r);
+	/* What stopped a batch that took something is the next call's
+	 * answer (a message too large stays next). */
+	return n ? 0 : rc;
+}
+
+/* View the next message in place: 0, SHMBUS_EAGAIN or RING_SEALED. */
+static int reader_view(struct ring_reader *r, struct shmbus_view *view)
+{
 	for (;;) {
 		uint64_t st;
 		int rc = reader_find(r, &st);
@@ -655,9 +694,34 @@ int ring_view(struct ring_reader *r, struct shmbus_view *view)
 		view->data = slot_payload(s);
 		view->state_ = st;
 		r->next = n + 1;
-		r->viewing = true;
+		/* Reported with this view; the next one counts from here. */
+		r->pending_lost = 0;
+		r->viewing++;
 		return 0;
 	}
+}
+
+int ring_view(struct ring_reader *r, struct shmbus_view *view)
+{
+	if (r->viewing)
+		return SHMBUS_ESTATE;
+	int rc = reader_view(r, view);
+	ring_reader_mirror(r);
+	return rc;
+}
+
+int ring_view_many(struct ring_reader *r, struct shmbus_view *views, size_t max, size_t *n_viewed)
+{
+	int rc = 0;
+	size_t n = 0;
+	*n_viewed = 0;
+	if (r->viewing)
+		return SHMBUS_ESTATE;
+	while (n < max && (rc = reader_view(r, &views[n])) == 0)
+		n++;
+	*n_viewed = n;
+	ring_reader_mirror(r);
+	return n ? 0 : rc;
 }
 
 bool ring_view_valid(const struct ring_reader *r, const struct shmbus_view *view)
@@ -672,16 +736,21 @@ int ring_release(struct ring_reader *r, struct shmbus_view *view)
 	if (!r->viewing || !view->data)
 		return SHMBUS_ESTATE;
 	bool valid = ring_view_valid(r, view);
-	r->viewing = false;
+	r->viewing--;
 	view->data = NULL;
 	reader_paced(r);
 	if (valid) {
+		uint64_t last = r->last_seq;
 		reader_deliver(r, view->info.seq);
+		/* Views of a batch may be released in any order. */
+		if (last != UINT64_MAX && last > r->last_seq)
+			r->last_seq = last;
+		ring_reader_mirror(r);
 		return 0;
 	}
 	r->lost++;
-	r->pending_lost = 0;
 	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
+	ring_reader_mirror(r);
 	return SHMBUS_ELAPPED;
 }
 
@@ -741,6 +810,7 @@ static int64_t src_nap(void *obj)
 static void src_sleeping(void *obj, bool on)
 {
 	struct ring_reader *r = obj;
+	ring_reader_mirror(r);
 	/* Relaxed: for `shmbus info` only. */
 	atomic_store_explicit(&r->line->waiting, on, memory_order_relaxed);
 }
