@@ -440,6 +440,45 @@ static pid_t dead_pid(void)
  * claimant died before taking its slot, died holding it, or is alive but
  * stopped); the reader writes nothing shared. A publisher that laps onto
  * a slot a dead holder still holds takes it over. */
+/* SHMBUS_SPIN_AUTO: waits that find messages coming fast make the reader
+ * spin (within its bounds, never 0 even when every wait found one at
+ * once); waits that time out after longer than the gap make it sleep at
+ * once; polls (timeout 0) teach it nothing. */
+static void test_spin_auto(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r;
+	uint64_t v;
+	struct shmbus_msg_info info;
+	make_topic(&m, 64, 64);
+	ring_writer_init(&w, &m, &lines[1], 1, 2);
+	ring_reader_init(&r, &m, &lines[32], 0, 0);
+	ring_reader_spin_auto(&r);
+	CU_ASSERT_TRUE(r.spin_ns >= SPIN_AUTO_MIN_NS && r.spin_ns <= SPIN_AUTO_MAX_NS);
+	for (int i = 0; i < 40; i++) {
+		CU_ASSERT_EQUAL(send_u64(&w, (uint64_t)i), 0);
+		CU_ASSERT_EQUAL(ring_wait(&r, 20000000000ll, NULL), 0);
+		CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	}
+	CU_ASSERT_TRUE(r.spin_ns >= SPIN_AUTO_MIN_NS && r.spin_ns <= SPIN_AUTO_MAX_NS);
+	/* Nothing comes for 2 ms at a time: a rare stream, sleep at once. */
+	for (int i = 0; i < 20; i++)
+		CU_ASSERT_EQUAL(ring_wait(&r, 2000000, NULL), SHMBUS_ETIMEDOUT);
+	CU_ASSERT_EQUAL(r.spin_ns, 0);
+	int64_t gap = r.gap_ns;
+	for (int i = 0; i < 20; i++)
+		CU_ASSERT_EQUAL(ring_wait(&r, 0, NULL), SHMBUS_ETIMEDOUT);
+	CU_ASSERT_EQUAL(r.gap_ns, gap);
+	/* Fast again: it learns to spin again. */
+	for (int i = 0; i < 40; i++) {
+		CU_ASSERT_EQUAL(send_u64(&w, (uint64_t)i), 0);
+		CU_ASSERT_EQUAL(ring_wait(&r, 20000000000ll, NULL), 0);
+		CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	}
+	CU_ASSERT_TRUE(r.spin_ns >= SPIN_AUTO_MIN_NS && r.spin_ns <= SPIN_AUTO_MAX_NS);
+}
+
 static void test_stall_recovery(void)
 {
 	struct topic_map m;
@@ -745,6 +784,7 @@ static void add(void)
 	CU_add_test(s, "oversize, discard, small buffer", test_oversize_and_discard);
 	CU_add_test(s, "loan that outlives a lap", test_loan_outlives_lap);
 	CU_add_test(s, "dead publisher's loan released", test_dead_loan_released);
+	CU_add_test(s, "spin: self-tuned from the waits", test_spin_auto);
 	CU_add_test(s, "stalls: dead claimant, dead holder, stopped holder", test_stall_recovery);
 	CU_add_test(s, "stalls: a run of stuck numbers costs one timeout", test_stall_batch);
 	CU_add_test(s, "stress: 3 writers x 4 readers (take, view, take_many, view_many)",

@@ -486,6 +486,10 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic,
 	if (so.lapped != SHMBUS_LAPPED_PACE && so.lapped != SHMBUS_LAPPED_OLDEST)
 		return err_fail(SHMBUS_EINVAL, "sub options: unknown lapped policy %d",
 				(int)so.lapped);
+	if (so.spin_ns < 0 && so.spin_ns != SHMBUS_SPIN_AUTO)
+		return err_fail(SHMBUS_EINVAL,
+				"sub options: spin_ns %lld: use SHMBUS_SPIN_AUTO, 0 or a time in ns",
+				(long long)so.spin_ns);
 	shmbus_sub *s = calloc(1, sizeof(*s));
 	if (s)
 		s->map = map_new();
@@ -513,7 +517,10 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic,
 				 op.layout.incarnation, sizeof(op.layout.incarnation));
 		s->r.integ = &s->integ;
 	}
-	s->r.spin_ns = so.spin_ns > 0 ? so.spin_ns : 0;
+	if (so.spin_ns == SHMBUS_SPIN_AUTO)
+		ring_reader_spin_auto(&s->r);
+	else
+		s->r.spin_ns = so.spin_ns;
 	if (so.stall_timeout_ns > 0)
 		s->r.stall_ns = so.stall_timeout_ns;
 	*out = s;

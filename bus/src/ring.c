@@ -825,10 +825,50 @@ void ring_wait_src(struct ring_reader *r, struct wait_src *s)
 				.sleeping = src_sleeping };
 }
 
+void ring_reader_spin_auto(struct ring_reader *r)
+{
+	r->spin_auto = true;
+	/* Until waits say otherwise: a short spin, so a fast stream is
+	 * caught at once and a slow one costs little to learn. */
+	r->gap_ns = SPIN_AUTO_GAP_NS / 4;
+	r->spin_ns = 3 * r->gap_ns;
+}
+
+/* SHMBUS_SPIN_AUTO: learn from a wait that ended after `took` ns. A wait
+ * that ended with something to take tells how long messages take to come
+ * (a slept one includes the wake-up, which only errs towards sleeping); a
+ * timed-out one that they did not come that long. The budget is three
+ * times the average gap while that is short, 0 (sleep at once) when not:
+ * spinning for rare messages would cost a core, sleeping for frequent ones
+ * a kernel wake-up (and a publisher's system call) per message. */
+static void spin_learn(struct ring_reader *r, int rc, int64_t took, int64_t timeout_ns)
+{
+	if (rc == SHMBUS_ETIMEDOUT) {
+		if (timeout_ns < SPIN_AUTO_GAP_NS)
+			return; /* a poll, not a wait: it says nothing */
+	} else if (rc != SHMBUS_OK) {
+		return;
+	}
+	r->gap_ns += (took - r->gap_ns) / 4;
+	if (r->gap_ns > SPIN_AUTO_GAP_NS)
+		r->spin_ns = 0;
+	else if (3 * r->gap_ns > SPIN_AUTO_MAX_NS)
+		r->spin_ns = SPIN_AUTO_MAX_NS;
+	else if (3 * r->gap_ns < SPIN_AUTO_MIN_NS)
+		r->spin_ns = SPIN_AUTO_MIN_NS;
+	else
+		r->spin_ns = 3 * r->gap_ns;
+}
+
 int ring_wait(struct ring_reader *r, int64_t timeout_ns, struct wait_intr *intr)
 {
 	struct wait_src s;
 	int which;
 	ring_wait_src(r, &s);
-	return wait_sources(&s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
+	if (!r->spin_auto)
+		return wait_sources(&s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
+	int64_t t0 = stamp_ns();
+	int rc = wait_sources(&s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
+	spin_learn(r, rc, stamp_ns() - t0, timeout_ns);
+	return rc;
 }

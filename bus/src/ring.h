@@ -42,7 +42,9 @@ struct ring_reader {
 	uint64_t mirrored;         /* received + lost when last copied to line */
 	uint32_t viewing;          /* views handed out and not released */
 	bool oldest_on_lap;        /* SHMBUS_LAPPED_OLDEST */
-	int64_t spin_ns;
+	int64_t spin_ns;           /* a wait's spin budget (spin_auto: learned) */
+	bool spin_auto;            /* SHMBUS_SPIN_AUTO: spin_ns follows gap_ns */
+	int64_t gap_ns;            /* how long waits took to end, averaged */
 	int64_t stall_ns;          /* skip a handed-out number not ready this long */
 	int64_t stall_since;       /* 0: not stalled */
 	uint64_t stall_head;       /* numbers below it were handed out by then */
@@ -57,6 +59,19 @@ struct ring_reader {
 };
 
 #define RING_DEFAULT_STALL_NS 1000000000ll
+
+/* SHMBUS_SPIN_AUTO: a wait spins when waits have been ending within
+ * SPIN_AUTO_GAP_NS (messages come often), for a few times that, at least
+ * SPIN_AUTO_MIN_NS (a reader that always finds the next message waiting
+ * learns a gap near 0, yet must still catch the stream once it is level
+ * with it) and at most SPIN_AUTO_MAX_NS; when they come more rarely, it
+ * sleeps at once. */
+#define SPIN_AUTO_GAP_NS 25000ll
+#define SPIN_AUTO_MIN_NS 5000ll
+#define SPIN_AUTO_MAX_NS 50000ll
+
+/* Spin as SHMBUS_SPIN_AUTO does: the budget learned from the waits. */
+void ring_reader_spin_auto(struct ring_reader *r);
 
 void ring_writer_init(struct ring_writer *w, const struct topic_map *map,
 		      struct client_line *line, uint32_t holder, uint32_t publisher_id);
