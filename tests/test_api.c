@@ -172,6 +172,13 @@ static void test_options_abi(void)
 	CU_ASSERT_EQUAL(shmbus_sub_open(bus, "abi", NULL, &next.o, &sub), SHMBUS_EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(shmbus_errmsg(), "does not know"));
 
+	/* A negative spin other than SHMBUS_SPIN_AUTO: refused, naming it. */
+	struct shmbus_sub_options spin;
+	shmbus_sub_options_init(&spin);
+	spin.spin_ns = -5;
+	CU_ASSERT_EQUAL(shmbus_sub_open(bus, "abi", NULL, &spin, &sub), SHMBUS_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(shmbus_errmsg(), "spin_ns"));
+
 	/* Never initialised: refused with the function to call. */
 	struct shmbus_sub_options raw;
 	memset(&raw, 0, sizeof(raw));

@@ -7,8 +7,9 @@
  * that had not read the old ring's tail reads it first; a publisher that
  * did not ask to grow gets EMSGSIZE and burns no number; a second
  * publisher follows the growth on its own; growth keeps integrity tags
- * right; `shmbus info` says how often the topic grew; a broker restarted
- * after a growth hands out the grown ring.
+ * right; batch readers (take_many, view_many) cross a growth and a lap
+ * with exact losses; `shmbus info` says how often the topic grew; a broker
+ * restarted after a growth hands out the grown ring.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -387,6 +388,123 @@ static void test_behind_two_growths(void)
 	h_stop_bus(bus);
 }
 
+/* Batches (shmbus_sub_take_many, shmbus_sub_view_many) across growths
+ * and laps: every number once, in order, each loss with the message after
+ * it, received + lost = published. */
+#define BATCH_CELL (1u << 14)
+static void test_batches(void)
+{
+	const char *bus = h_bus_name("batches");
+	shmbus_bus *b = h_connect(bus);
+	struct shmbus_topic_options o = small_topic(); /* 16 slots of 256 B */
+	struct shmbus_pub_options grow;
+	shmbus_pub_options_init(&grow);
+	grow.flags = SHMBUS_PUB_GROW;
+	shmbus_pub *pub;
+	shmbus_sub *copier, *viewer;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(b, "batch", &o, &grow, &pub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(b, "batch", &o, NULL, &copier), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(b, "batch", &o, NULL, &viewer), 0);
+	static uint8_t cells[8][BATCH_CELL];
+	struct shmbus_msg_info infos[8];
+	struct shmbus_view views[8];
+	size_t n;
+
+	/* 0..9 small (the bytes of message 0), 10 grows the topic (1000 B),
+	 * 11..14 small again. */
+	uint64_t seq, k = 0;
+	for (; k < 10; k++)
+		CU_ASSERT_EQUAL(send_k(pub, 0, &seq), 0); /* message 0's size: 64 B */
+	static uint8_t big[1000];
+	memset(big, 0xab, sizeof(big));
+	CU_ASSERT_EQUAL(shmbus_pub_send(pub, big, sizeof(big), &seq), 0);
+	CU_ASSERT_EQUAL(seq, 10);
+	for (k = 11; k < 15; k++)
+		CU_ASSERT_EQUAL(send_k(pub, 0, &seq), 0);
+	/* The copier takes the old ring's tail, then the successor, in
+	 * batches of 8: 8, 2 (the old ring ends), 5. */
+	uint64_t next = 0, got = 0;
+	while (got < 15) {
+		int rc = shmbus_sub_take_many(copier, cells, BATCH_CELL, 8, infos, &n);
+		CU_ASSERT_EQUAL_FATAL(rc, 0);
+		CU_ASSERT_TRUE(n >= 1 && n <= 8);
+		for (size_t i = 0; i < n; i++, next++, got++) {
+			CU_ASSERT_EQUAL(infos[i].seq, next);
+			CU_ASSERT_EQUAL(infos[i].lost, 0);
+			CU_ASSERT_EQUAL(infos[i].size, next == 10 ? 1000u : 64u);
+			CU_ASSERT_TRUE(next == 10 ? memcmp(cells[i], big, 1000) == 0
+						  : intact(cells[i], 0, infos[i].size));
+		}
+	}
+	CU_ASSERT_EQUAL(shmbus_sub_take_many(copier, cells, BATCH_CELL, 8, infos, &n),
+			SHMBUS_EAGAIN);
+	CU_ASSERT_TRUE(shmbus_sub_max_message_size(copier) >= 1000);
+	/* The viewer does the same in views, released in order. */
+	next = 0;
+	while (next < 15) {
+		CU_ASSERT_EQUAL_FATAL(shmbus_sub_view_many(viewer, views, 8, &n), 0);
+		for (size_t i = 0; i < n; i++, next++) {
+			CU_ASSERT_EQUAL(views[i].info.seq, next);
+			CU_ASSERT_EQUAL(views[i].info.lost, 0);
+			CU_ASSERT_TRUE(next == 10 ? memcmp(views[i].data, big, 1000) == 0
+						  : intact(views[i].data, 0, views[i].info.size));
+		}
+		for (size_t i = 0; i < n; i++)
+			CU_ASSERT_EQUAL(shmbus_sub_release(viewer, &views[i]), 0);
+	}
+
+	/* A lap: 100 more into the successor (16 slots) with nobody taking;
+	 * each batch reader loses what was overwritten, once, with the next
+	 * message it gets, and then has everything after it. */
+	for (k = 15; k < 115; k++)
+		CU_ASSERT_EQUAL(send_k(pub, 0, &seq), 0);
+	CU_ASSERT_EQUAL(seq, 114);
+	shmbus_sub *readers[2] = { copier, viewer };
+	for (int r = 0; r < 2; r++) {
+		uint64_t lost = 0, received = 0, last = 14;
+		for (;;) {
+			int rc = r == 0 ? shmbus_sub_take_many(copier, cells, BATCH_CELL, 8, infos, &n)
+					: shmbus_sub_view_many(viewer, views, 8, &n);
+			if (rc == SHMBUS_EAGAIN)
+				break;
+			CU_ASSERT_EQUAL_FATAL(rc, 0);
+			for (size_t i = 0; i < n; i++) {
+				struct shmbus_msg_info *in = r == 0 ? &infos[i] : &views[i].info;
+				CU_ASSERT_EQUAL(in->seq, last + 1 + in->lost);
+				lost += in->lost;
+				last = in->seq;
+				if (r == 1)
+					CU_ASSERT_EQUAL(shmbus_sub_release(viewer, &views[i]), 0);
+				received++;
+			}
+		}
+		struct shmbus_sub_stats st;
+		shmbus_sub_stats(readers[r], &st);
+		CU_ASSERT_EQUAL(last, 114);
+		CU_ASSERT_TRUE(lost > 0);
+		CU_ASSERT_EQUAL(received + lost, 100);
+		CU_ASSERT_EQUAL(st.received, 15 + received);
+		CU_ASSERT_EQUAL(st.lost, lost);
+		CU_ASSERT_EQUAL(st.received + st.lost, 115);
+	}
+	/* `shmbus info` shows the batch readers' counts as they are. */
+	struct shmbus_topic_info ti;
+	struct shmbus_client_info subs[2];
+	size_t ns = 0;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(b, "batch", &ti, NULL, 0, NULL, subs, 2, &ns), 0);
+	CU_ASSERT_EQUAL(ns, 2);
+	for (size_t i = 0; i < ns; i++) {
+		CU_ASSERT_EQUAL(subs[i].count + subs[i].lost, 115);
+		CU_ASSERT_EQUAL(subs[i].next_seq, 115);
+	}
+	CU_ASSERT_TRUE(ti.grown >= 1);
+	shmbus_sub_close(viewer);
+	shmbus_sub_close(copier);
+	shmbus_pub_close(pub);
+	shmbus_disconnect(b);
+	h_stop_bus(bus);
+}
+
 /* A publisher opened with SHMBUS_PUB_GROW on an existing smaller topic
  * grows it at once instead of failing with ELAYOUT; without, ELAYOUT. */
 static void test_open_grows(void)
@@ -549,6 +667,7 @@ static void add(void)
 		    test_open_grows);
 	CU_add_test(s, "an integrity-tagged topic grows, tags still check", test_grow_with_integrity);
 	CU_add_test(s, "growth across broker restarts (kill -9)", test_grow_across_restart);
+	CU_add_test(s, "batches (take_many, view_many) across a growth and a lap", test_batches);
 }
 
 int main(void)

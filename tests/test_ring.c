@@ -193,6 +193,112 @@ static void test_view_invalidated(void)
 	topic_unmap(&m);
 }
 
+/* Batches: the same messages, order and losses as one take at a time, a
+ * message too large for the batch's cells stops it and stays next, and
+ * views of a batch are each checked and released. */
+static void test_batches(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r;
+	struct shmbus_msg_info info[8];
+	uint64_t cell[8];
+	size_t n;
+	make_topic(&m, 8, 64);
+	ring_writer_init(&w, &m, &lines[0], 0, 1);
+	ring_reader_init(&r, &m, &lines[32], 0, 0);
+	r.oldest_on_lap = true;
+	CU_ASSERT_EQUAL(ring_take_many(&r, cell, sizeof(cell[0]), 8, info, &n), SHMBUS_EAGAIN);
+	CU_ASSERT_EQUAL(n, 0);
+	for (uint64_t i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
+	CU_ASSERT_EQUAL(ring_take_many(&r, cell, sizeof(cell[0]), 8, info, &n), 0);
+	CU_ASSERT_EQUAL(n, 3);
+	for (uint64_t i = 0; i < n; i++) {
+		CU_ASSERT_EQUAL(cell[i], i);
+		CU_ASSERT_EQUAL(info[i].seq, i);
+		CU_ASSERT_EQUAL(info[i].lost, 0);
+		CU_ASSERT_EQUAL(info[i].size, sizeof(uint64_t));
+	}
+	/* Its line is written once for the batch, and says all of it. */
+	CU_ASSERT_EQUAL(lines[32].count, 3);
+	CU_ASSERT_EQUAL(lines[32].next_seq, 3);
+	/* Lapped: 3..22 published into 8 slots, 15 gone; a batch of 4 gets
+	 * the oldest left with the loss before it, then the next three. */
+	for (uint64_t i = 3; i < 23; i++)
+		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
+	CU_ASSERT_EQUAL(ring_take_many(&r, cell, sizeof(cell[0]), 4, info, &n), 0);
+	CU_ASSERT_EQUAL(n, 4);
+	CU_ASSERT_EQUAL(info[0].seq, 15);
+	CU_ASSERT_EQUAL(info[0].lost, 12);
+	for (uint64_t i = 0; i < n; i++) {
+		CU_ASSERT_EQUAL(cell[i], 15 + i);
+		CU_ASSERT_EQUAL(info[i].seq, 15 + i);
+		CU_ASSERT_EQUAL(info[i].lost, i ? 0 : 12);
+	}
+	/* A skipped number inside a batch shows as the next message's loss. */
+	void *buf;
+	size_t cap;
+	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), 0);
+	CU_ASSERT_EQUAL(ring_discard(&w), 0); /* 23 */
+	CU_ASSERT_EQUAL(send_u64(&w, 24), 0);
+	/* A message larger than a cell: the batch stops before it. */
+	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), 0);
+	memset(buf, 7, 40);
+	CU_ASSERT_EQUAL(ring_publish(&w, 40, 0, NULL), 0); /* 25 */
+	CU_ASSERT_EQUAL(send_u64(&w, 26), 0);
+	CU_ASSERT_EQUAL(ring_take_many(&r, cell, sizeof(cell[0]), 8, info, &n), 0);
+	CU_ASSERT_EQUAL(n, 5); /* 19 20 21 22 24 */
+	CU_ASSERT_EQUAL(info[3].seq, 22);
+	CU_ASSERT_EQUAL(info[4].seq, 24);
+	CU_ASSERT_EQUAL(info[4].lost, 1);
+	CU_ASSERT_EQUAL(cell[4], 24);
+	CU_ASSERT_EQUAL(ring_take_many(&r, cell, sizeof(cell[0]), 8, info, &n), SHMBUS_EMSGSIZE);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(info[0].size, 40);
+	uint8_t big[2][64];
+	CU_ASSERT_EQUAL(ring_take_many(&r, big, sizeof(big[0]), 2, info, &n), 0);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(info[0].seq, 25);
+	CU_ASSERT_EQUAL(info[0].size, 40);
+	CU_ASSERT_EQUAL(big[0][39], 7);
+	CU_ASSERT_EQUAL(info[1].seq, 26);
+	CU_ASSERT_EQUAL(r.received + r.lost, ring_head(&m));
+	CU_ASSERT_EQUAL(lines[32].lost, r.lost);
+	CU_ASSERT_EQUAL(lines[32].count, r.received);
+
+	/* Views: a batch of three, the oldest overwritten while held. */
+	for (uint64_t i = 27; i < 30; i++)
+		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
+	struct shmbus_view views[4];
+	CU_ASSERT_EQUAL(ring_view_many(&r, views, 4, &n), 0);
+	CU_ASSERT_EQUAL(n, 3);
+	uint64_t v;
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), NULL), SHMBUS_ESTATE);
+	CU_ASSERT_EQUAL(ring_view_many(&r, views, 4, &n), SHMBUS_ESTATE);
+	for (uint64_t i = 30; i < 36; i++) /* 35 takes 27's slot */
+		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
+	CU_ASSERT_FALSE(ring_view_valid(&r, &views[0]));
+	CU_ASSERT_TRUE(ring_view_valid(&r, &views[1]));
+	CU_ASSERT_EQUAL(*(const uint64_t *)views[2].data, 29);
+	uint64_t lost = r.lost, received = r.received;
+	CU_ASSERT_EQUAL(ring_release(&r, &views[0]), SHMBUS_ELAPPED);
+	CU_ASSERT_EQUAL(ring_release(&r, &views[0]), SHMBUS_ESTATE); /* twice */
+	CU_ASSERT_EQUAL(ring_release(&r, &views[2]), 0);
+	CU_ASSERT_EQUAL(ring_release(&r, &views[1]), 0);
+	CU_ASSERT_EQUAL(r.lost, lost + 1);
+	CU_ASSERT_EQUAL(r.received, received + 2);
+	CU_ASSERT_EQUAL(r.last_seq, 29);
+	CU_ASSERT_EQUAL(ring_view_many(&r, views, 4, &n), 0);
+	CU_ASSERT_EQUAL(n, 4);
+	CU_ASSERT_EQUAL(views[0].info.seq, 30);
+	for (size_t i = 0; i < n; i++)
+		CU_ASSERT_EQUAL(ring_release(&r, &views[i]), 0);
+	CU_ASSERT_EQUAL(r.received + r.lost, ring_head(&m) - 2); /* 34 is next */
+	CU_ASSERT_EQUAL(lines[32].count, r.received);
+	topic_unmap(&m);
+}
+
 static void test_history(void)
 {
 	struct topic_map m;
@@ -334,6 +440,45 @@ static pid_t dead_pid(void)
  * claimant died before taking its slot, died holding it, or is alive but
  * stopped); the reader writes nothing shared. A publisher that laps onto
  * a slot a dead holder still holds takes it over. */
+/* SHMBUS_SPIN_AUTO: waits that find messages coming fast make the reader
+ * spin (within its bounds, never 0 even when every wait found one at
+ * once); waits that time out after longer than the gap make it sleep at
+ * once; polls (timeout 0) teach it nothing. */
+static void test_spin_auto(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r;
+	uint64_t v;
+	struct shmbus_msg_info info;
+	make_topic(&m, 64, 64);
+	ring_writer_init(&w, &m, &lines[1], 1, 2);
+	ring_reader_init(&r, &m, &lines[32], 0, 0);
+	ring_reader_spin_auto(&r);
+	CU_ASSERT_TRUE(r.spin_ns >= SPIN_AUTO_MIN_NS && r.spin_ns <= SPIN_AUTO_MAX_NS);
+	for (int i = 0; i < 40; i++) {
+		CU_ASSERT_EQUAL(send_u64(&w, (uint64_t)i), 0);
+		CU_ASSERT_EQUAL(ring_wait(&r, 20000000000ll, NULL), 0);
+		CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	}
+	CU_ASSERT_TRUE(r.spin_ns >= SPIN_AUTO_MIN_NS && r.spin_ns <= SPIN_AUTO_MAX_NS);
+	/* Nothing comes for 2 ms at a time: a rare stream, sleep at once. */
+	for (int i = 0; i < 20; i++)
+		CU_ASSERT_EQUAL(ring_wait(&r, 2000000, NULL), SHMBUS_ETIMEDOUT);
+	CU_ASSERT_EQUAL(r.spin_ns, 0);
+	int64_t gap = r.gap_ns;
+	for (int i = 0; i < 20; i++)
+		CU_ASSERT_EQUAL(ring_wait(&r, 0, NULL), SHMBUS_ETIMEDOUT);
+	CU_ASSERT_EQUAL(r.gap_ns, gap);
+	/* Fast again: it learns to spin again. */
+	for (int i = 0; i < 40; i++) {
+		CU_ASSERT_EQUAL(send_u64(&w, (uint64_t)i), 0);
+		CU_ASSERT_EQUAL(ring_wait(&r, 20000000000ll, NULL), 0);
+		CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	}
+	CU_ASSERT_TRUE(r.spin_ns >= SPIN_AUTO_MIN_NS && r.spin_ns <= SPIN_AUTO_MAX_NS);
+}
+
 static void test_stall_recovery(void)
 {
 	struct topic_map m;
@@ -439,7 +584,7 @@ static void test_stall_batch(void)
 /* ---------------------------------------------------------------- stress */
 
 #define WRITERS 3
-#define READERS 3
+#define READERS 4
 
 struct stress {
 	struct topic_map m;
@@ -476,12 +621,67 @@ static bool intact(const struct msg *x, size_t size)
 	return true;
 }
 
+enum read_mode { READ_TAKE, READ_VIEW, READ_TAKE_MANY, READ_VIEW_MANY };
+
 struct worker {
 	struct stress *s;
 	uint32_t id;
 	uint64_t received, lost, torn, disorder;
-	bool views;
+	enum read_mode mode;
 };
+
+/* One message a reader got: intact and after the last from its writer. */
+static void reader_saw(struct worker *wk, uint64_t *last, const struct msg *x, size_t size)
+{
+	if (!intact(x, size)) {
+		wk->torn++;
+		return;
+	}
+	if (last[x->writer] != UINT64_MAX && x->counter <= last[x->writer])
+		wk->disorder++;
+	last[x->writer] = x->counter;
+}
+
+/* Take what there is in the reader's mode: SHMBUS_EAGAIN when nothing,
+ * another code on failure. */
+static int reader_round(struct worker *wk, struct ring_reader *r, uint64_t *last)
+{
+	static __thread struct msg cells[8];
+	struct shmbus_msg_info infos[8];
+	struct shmbus_view views[8];
+	size_t n;
+	int rc;
+	switch (wk->mode) {
+	case READ_TAKE:
+		rc = ring_take(r, &cells[0], sizeof(cells[0]), &infos[0]);
+		if (rc == 0)
+			reader_saw(wk, last, &cells[0], infos[0].size);
+		return rc;
+	case READ_TAKE_MANY:
+		rc = ring_take_many(r, cells, sizeof(cells[0]), 8, infos, &n);
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			reader_saw(wk, last, &cells[i], infos[i].size);
+		return rc;
+	case READ_VIEW:
+	case READ_VIEW_MANY:
+		if (wk->mode == READ_VIEW) {
+			rc = ring_view(r, &views[0]);
+			n = 1;
+		} else {
+			rc = ring_view_many(r, views, 8, &n);
+		}
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			size_t len = views[i].info.size < sizeof(cells[i]) ? views[i].info.size
+									 : sizeof(cells[i]);
+			ring_copy_racy(&cells[i], views[i].data, len);
+			/* Overwritten while viewed: counted lost. */
+			if (ring_release(r, &views[i]) == 0)
+				reader_saw(wk, last, &cells[i], views[i].info.size);
+		}
+		return rc;
+	}
+	return SHMBUS_EINVAL;
+}
 
 static void *writer_main(void *arg)
 {
@@ -516,40 +716,9 @@ static void *reader_main(void *arg)
 	for (int i = 0; i < WRITERS; i++)
 		last[i] = UINT64_MAX;
 	for (;;) {
-		struct msg x;
-		struct shmbus_msg_info info;
-		int rc;
-		if (wk->views) {
-			struct shmbus_view v;
-			rc = ring_view(&r, &v);
-			if (rc == 0) {
-				size_t n = v.info.size < sizeof(x) ? v.info.size : sizeof(x);
-				ring_copy_racy(&x, v.data, n);
-				if (ring_release(&r, &v) == SHMBUS_ELAPPED)
-					continue; /* overwritten while viewed: counted lost */
-				info = v.info;
-				if (!intact(&x, info.size)) {
-					wk->torn++;
-					continue;
-				}
-				if (last[x.writer] != UINT64_MAX && x.counter <= last[x.writer])
-					wk->disorder++;
-				last[x.writer] = x.counter;
-				continue;
-			}
-		} else {
-			rc = ring_take(&r, &x, sizeof(x), &info);
-			if (rc == 0) {
-				if (!intact(&x, info.size)) {
-					wk->torn++;
-					continue;
-				}
-				if (last[x.writer] != UINT64_MAX && x.counter <= last[x.writer])
-					wk->disorder++;
-				last[x.writer] = x.counter;
-				continue;
-			}
-		}
+		int rc = reader_round(wk, &r, last);
+		if (rc == 0)
+			continue;
 		if (rc != SHMBUS_EAGAIN) {
 			wk->torn++;
 			break;
@@ -576,7 +745,7 @@ static void test_stress(void)
 	pthread_t wt[WRITERS], rt[READERS];
 	struct worker ww[WRITERS], rw[READERS];
 	for (uint32_t i = 0; i < READERS; i++) {
-		rw[i] = (struct worker){ .s = &s, .id = i, .views = i == READERS - 1 };
+		rw[i] = (struct worker){ .s = &s, .id = i, .mode = (enum read_mode)i };
 		pthread_create(&rt[i], NULL, reader_main, &rw[i]);
 	}
 	for (uint32_t i = 0; i < WRITERS; i++) {
@@ -594,9 +763,10 @@ static void test_stress(void)
 		CU_ASSERT_EQUAL(rw[i].disorder, 0);
 		CU_ASSERT_EQUAL(rw[i].received + rw[i].lost, head);
 		CU_ASSERT_TRUE(rw[i].received > 0);
-		printf("\n  reader %d: received %llu lost %llu of %llu%s", i,
+		static const char *const modes[] = { "take", "view", "take_many", "view_many" };
+		printf("\n  reader %d (%s): received %llu lost %llu of %llu", i, modes[rw[i].mode],
 		       (unsigned long long)rw[i].received, (unsigned long long)rw[i].lost,
-		       (unsigned long long)head, rw[i].views ? " (views)" : "");
+		       (unsigned long long)head);
 	}
 	CU_ASSERT_TRUE(head >= WRITERS * s.per_writer);
 	topic_unmap(&s.m);
@@ -609,13 +779,16 @@ static void add(void)
 	CU_add_test(s, "lapped: exact loss", test_lapped_exact_loss);
 	CU_add_test(s, "lapped: a slow reader paces itself", test_lapped_pace);
 	CU_add_test(s, "view invalidated while held", test_view_invalidated);
+	CU_add_test(s, "batches: take_many and view_many, exact losses", test_batches);
 	CU_add_test(s, "history for late joiners", test_history);
 	CU_add_test(s, "oversize, discard, small buffer", test_oversize_and_discard);
 	CU_add_test(s, "loan that outlives a lap", test_loan_outlives_lap);
 	CU_add_test(s, "dead publisher's loan released", test_dead_loan_released);
+	CU_add_test(s, "spin: self-tuned from the waits", test_spin_auto);
 	CU_add_test(s, "stalls: dead claimant, dead holder, stopped holder", test_stall_recovery);
 	CU_add_test(s, "stalls: a run of stuck numbers costs one timeout", test_stall_batch);
-	CU_add_test(s, "stress: 3 writers x 3 readers", test_stress);
+	CU_add_test(s, "stress: 3 writers x 4 readers (take, view, take_many, view_many)",
+		    test_stress);
 }
 
 int main(void)

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
+
 /* Sleep while *word == expected, at most timeout_ns (< 0: forever).
  * 0 when woken (or the word had changed), SHMBUS_ETIMEDOUT, or
  * SHMBUS_ESYS. Spurious wake-ups return 0: callers re-check. */
@@ -24,11 +26,5 @@ int futex_waitv_shared(_Atomic uint32_t *const *words, const uint32_t *expected,
 
 /* Whether this kernel has futex_waitv. */
 int futex_waitv_supported(void);
-
-int64_t monotonic_ns(void);
-/* The monotonic time timeout_ns from now; INT64_MAX for a negative (no)
- * timeout or one too far to add. */
-int64_t deadline_after(int64_t timeout_ns);
-int64_t realtime_ns(void);
 
 #endif /* SHMBUS_FUTEX_H */

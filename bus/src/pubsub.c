@@ -3,6 +3,7 @@
  * broker for a topic, mapping what it hands over, and passing calls on to
  * the ring (ring.c) and the wait loop (wait.c).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -481,6 +482,10 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic,
 	if (so.lapped != SHMBUS_LAPPED_PACE && so.lapped != SHMBUS_LAPPED_OLDEST)
 		return err_fail(SHMBUS_EINVAL, "sub options: unknown lapped policy %d",
 				(int)so.lapped);
+	if (so.spin_ns < 0 && so.spin_ns != SHMBUS_SPIN_AUTO)
+		return err_fail(SHMBUS_EINVAL,
+				"sub options: spin_ns %lld: use SHMBUS_SPIN_AUTO, 0 or a time in ns",
+				(long long)so.spin_ns);
 	shmbus_sub *s = calloc(1, sizeof(*s));
 	if (s)
 		s->map = map_new();
@@ -508,7 +513,10 @@ int shmbus_sub_open(shmbus_bus *bus, const char *topic,
 				 op.layout.incarnation, sizeof(op.layout.incarnation));
 		s->r.integ = &s->integ;
 	}
-	s->r.spin_ns = so.spin_ns > 0 ? so.spin_ns : 0;
+	if (so.spin_ns == SHMBUS_SPIN_AUTO)
+		ring_reader_spin_auto(&s->r);
+	else
+		s->r.spin_ns = so.spin_ns;
 	if (so.stall_timeout_ns > 0)
 		s->r.stall_ns = so.stall_timeout_ns;
 	*out = s;
@@ -545,6 +553,36 @@ int shmbus_sub_take(shmbus_sub *sub, void *buf, size_t capacity, struct shmbus_m
 		return err_fail(SHMBUS_EINVAL, "shmbus_sub_take: NULL argument");
 	int rc;
 	while ((rc = ring_take(&sub->r, buf, capacity, info)) == RING_SEALED)
+		if ((rc = sub_move(sub)) != 0)
+			return rc;
+	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;
+}
+
+int shmbus_sub_take_many(shmbus_sub *sub, void *buf, size_t stride, size_t max,
+			 struct shmbus_msg_info *infos, size_t *n_taken)
+{
+	err_clear();
+	if (n_taken)
+		*n_taken = 0;
+	if (!sub || !n_taken || max == 0 || (stride && !buf) || max > SIZE_MAX / (stride ? stride : 1))
+		return err_fail(SHMBUS_EINVAL, "shmbus_sub_take_many: NULL argument or no room");
+	int rc;
+	while ((rc = ring_take_many(&sub->r, buf, stride, max, infos, n_taken)) == RING_SEALED)
+		if ((rc = sub_move(sub)) != 0)
+			return rc;
+	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;
+}
+
+int shmbus_sub_view_many(shmbus_sub *sub, struct shmbus_view *views, size_t max,
+			 size_t *n_viewed)
+{
+	err_clear();
+	if (n_viewed)
+		*n_viewed = 0;
+	if (!sub || !views || !n_viewed || max == 0)
+		return err_fail(SHMBUS_EINVAL, "shmbus_sub_view_many: NULL argument or no room");
+	int rc;
+	while ((rc = ring_view_many(&sub->r, views, max, n_viewed)) == RING_SEALED)
 		if ((rc = sub_move(sub)) != 0)
 			return rc;
 	return rc == SHMBUS_EAGAIN ? sub_nothing(sub) : rc;

@@ -276,7 +276,7 @@ int ring_publish(struct ring_writer *w, size_t size, int64_t publish_ns, uint64_
 	/* Relaxed: published by the commit CAS (seq_cst, so also release). */
 	atomic_store_explicit(&s->size, (uint32_t)size, memory_order_relaxed);
 	atomic_store_explicit(&s->publisher_id, w->publisher_id, memory_order_relaxed);
-	int64_t now = publish_ns ? publish_ns : realtime_ns();
+	int64_t now = publish_ns ? publish_ns : stamp_ns();
 	atomic_store_explicit(&s->publish_ns, now, memory_order_relaxed);
 	uint64_t n = w->loan_seq;
 	if (w->integ)
@@ -355,20 +355,30 @@ void ring_reader_init(struct ring_reader *r, const struct topic_map *map,
 	r->last_seq = UINT64_MAX;
 	r->stall_ns = RING_DEFAULT_STALL_NS;
 	r->lost = r->pending_lost = lost_before;
+	r->mirrored = lost_before;
 	/* Relaxed: counters only this subscriber writes. */
 	atomic_store_explicit(&line->next_seq, start, memory_order_relaxed);
 	atomic_store_explicit(&line->lost, r->lost, memory_order_relaxed);
 }
 
-/* The subscriber's line for `shmbus info` is written when its figures
- * change (a delivery, a loss), never by a poll that finds nothing.
- * Relaxed: counters only this subscriber writes, read without ordering. */
+/* The subscriber's line for `shmbus info`: copied when its figures change,
+ * once per call (a batch writes it once), never by a poll that finds
+ * nothing. Relaxed: counters only this subscriber writes, read without
+ * ordering. */
+static void ring_reader_mirror(struct ring_reader *r)
+{
+	if (r->mirrored == r->received + r->lost)
+		return;
+	r->mirrored = r->received + r->lost;
+	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
+	atomic_store_explicit(&r->line->count, r->received, memory_order_relaxed);
+}
+
 static void reader_lose(struct ring_reader *r, uint64_t to)
 {
 	r->lost += to - r->next;
 	r->pending_lost += to - r->next;
 	r->next = to;
-	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
 	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
 }
 
@@ -395,8 +405,9 @@ void ring_reader_move(struct ring_reader *r, const struct topic_map *next)
 	 * and counted. */
 	if (r->next < base)
 		reader_lose(r, base);
-	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
 	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
+	r->mirrored = UINT64_MAX; /* the position moved: copy it now */
+	ring_reader_mirror(r);
 }
 
 /* The slot for r->next holds a later sequence number: we were lapped. Jump
@@ -515,9 +526,6 @@ static void reader_deliver(struct ring_reader *r, uint64_t seq)
 	r->idle_polls = 0;
 	r->received++;
 	r->last_seq = seq;
-	r->pending_lost = 0;
-	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
-	atomic_store_explicit(&r->line->count, r->received, memory_order_relaxed);
 }
 
 bool ring_unstick(struct ring_reader *r)
@@ -574,13 +582,11 @@ static int reader_find(struct ring_reader *r, uint64_t *st)
 	}
 }
 
-int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info)
+/* Copy the next message into buf: 0, SHMBUS_EAGAIN, SHMBUS_EMSGSIZE (it
+ * stays next; info->size says how large it is) or RING_SEALED. */
+static int reader_take(struct ring_reader *r, void *buf, size_t capacity,
+		       struct shmbus_msg_info *info)
 {
-	struct shmbus_msg_info tmp;
-	if (!info)
-		info = &tmp;
-	if (r->viewing)
-		return SHMBUS_ESTATE;
 	for (;;) {
 		uint64_t st;
 		int rc = reader_find(r, &st);
@@ -618,15 +624,48 @@ int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_m
 			continue;
 		}
 		r->next = n + 1;
+		r->pending_lost = 0; /* reported in info */
 		reader_deliver(r, n);
 		return 0;
 	}
 }
 
-int ring_view(struct ring_reader *r, struct shmbus_view *view)
+int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info)
 {
+	struct shmbus_msg_info tmp;
 	if (r->viewing)
 		return SHMBUS_ESTATE;
+	int rc = reader_take(r, buf, capacity, info ? info : &tmp);
+	ring_reader_mirror(r);
+	return rc;
+}
+
+int ring_take_many(struct ring_reader *r, void *buf, size_t stride, size_t max,
+		   struct shmbus_msg_info *infos, size_t *n_taken)
+{
+	struct shmbus_msg_info tmp;
+	int rc = 0;
+	size_t n = 0;
+	*n_taken = 0;
+	if (r->viewing)
+		return SHMBUS_ESTATE;
+	while (n < max) {
+		struct shmbus_msg_info *info = infos ? &infos[n] : &tmp;
+		rc = reader_take(r, (uint8_t *)buf + n * stride, stride, info);
+		if (rc)
+			break;
+		n++;
+	}
+	*n_taken = n;
+	ring_reader_mirror(r);
+	/* What stopped a batch that took something is the next call's
+	 * answer (a message too large stays next). */
+	return n ? 0 : rc;
+}
+
+/* View the next message in place: 0, SHMBUS_EAGAIN or RING_SEALED. */
+static int reader_view(struct ring_reader *r, struct shmbus_view *view)
+{
 	for (;;) {
 		uint64_t st;
 		int rc = reader_find(r, &st);
@@ -661,9 +700,34 @@ int ring_view(struct ring_reader *r, struct shmbus_view *view)
 		view->data = slot_payload(s);
 		view->state_ = st;
 		r->next = n + 1;
-		r->viewing = true;
+		/* Reported with this view; the next one counts from here. */
+		r->pending_lost = 0;
+		r->viewing++;
 		return 0;
 	}
+}
+
+int ring_view(struct ring_reader *r, struct shmbus_view *view)
+{
+	if (r->viewing)
+		return SHMBUS_ESTATE;
+	int rc = reader_view(r, view);
+	ring_reader_mirror(r);
+	return rc;
+}
+
+int ring_view_many(struct ring_reader *r, struct shmbus_view *views, size_t max, size_t *n_viewed)
+{
+	int rc = 0;
+	size_t n = 0;
+	*n_viewed = 0;
+	if (r->viewing)
+		return SHMBUS_ESTATE;
+	while (n < max && (rc = reader_view(r, &views[n])) == 0)
+		n++;
+	*n_viewed = n;
+	ring_reader_mirror(r);
+	return n ? 0 : rc;
 }
 
 bool ring_view_valid(const struct ring_reader *r, const struct shmbus_view *view)
@@ -678,16 +742,21 @@ int ring_release(struct ring_reader *r, struct shmbus_view *view)
 	if (!r->viewing || !view->data)
 		return SHMBUS_ESTATE;
 	bool valid = ring_view_valid(r, view);
-	r->viewing = false;
+	r->viewing--;
 	view->data = NULL;
 	reader_paced(r);
 	if (valid) {
+		uint64_t last = r->last_seq;
 		reader_deliver(r, view->info.seq);
+		/* Views of a batch may be released in any order. */
+		if (last != UINT64_MAX && last > r->last_seq)
+			r->last_seq = last;
+		ring_reader_mirror(r);
 		return 0;
 	}
 	r->lost++;
-	r->pending_lost = 0;
 	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
+	ring_reader_mirror(r);
 	return SHMBUS_ELAPPED;
 }
 
@@ -747,6 +816,7 @@ static int64_t src_nap(void *obj)
 static void src_sleeping(void *obj, bool on)
 {
 	struct ring_reader *r = obj;
+	ring_reader_mirror(r);
 	/* Relaxed: for `shmbus info` only. */
 	atomic_store_explicit(&r->line->waiting, on, memory_order_relaxed);
 }
@@ -761,10 +831,50 @@ void ring_wait_src(struct ring_reader *r, struct wait_src *s)
 				.sleeping = src_sleeping };
 }
 
+void ring_reader_spin_auto(struct ring_reader *r)
+{
+	r->spin_auto = true;
+	/* Until waits say otherwise: a short spin, so a fast stream is
+	 * caught at once and a slow one costs little to learn. */
+	r->gap_ns = SPIN_AUTO_GAP_NS / 4;
+	r->spin_ns = 3 * r->gap_ns;
+}
+
+/* SHMBUS_SPIN_AUTO: learn from a wait that ended after `took` ns. A wait
+ * that ended with something to take tells how long messages take to come
+ * (a slept one includes the wake-up, which only errs towards sleeping); a
+ * timed-out one that they did not come that long. The budget is three
+ * times the average gap while that is short, 0 (sleep at once) when not:
+ * spinning for rare messages would cost a core, sleeping for frequent ones
+ * a kernel wake-up (and a publisher's system call) per message. */
+static void spin_learn(struct ring_reader *r, int rc, int64_t took, int64_t timeout_ns)
+{
+	if (rc == SHMBUS_ETIMEDOUT) {
+		if (timeout_ns < SPIN_AUTO_GAP_NS)
+			return; /* a poll, not a wait: it says nothing */
+	} else if (rc != SHMBUS_OK) {
+		return;
+	}
+	r->gap_ns += (took - r->gap_ns) / 4;
+	if (r->gap_ns > SPIN_AUTO_GAP_NS)
+		r->spin_ns = 0;
+	else if (3 * r->gap_ns > SPIN_AUTO_MAX_NS)
+		r->spin_ns = SPIN_AUTO_MAX_NS;
+	else if (3 * r->gap_ns < SPIN_AUTO_MIN_NS)
+		r->spin_ns = SPIN_AUTO_MIN_NS;
+	else
+		r->spin_ns = 3 * r->gap_ns;
+}
+
 int ring_wait(struct ring_reader *r, int64_t timeout_ns, struct wait_intr *intr)
 {
 	struct wait_src s;
 	int which;
 	ring_wait_src(r, &s);
-	return wait_sources(&s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
+	if (!r->spin_auto)
+		return wait_sources(&s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
+	int64_t t0 = stamp_ns();
+	int rc = wait_sources(&s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
+	spin_learn(r, rc, stamp_ns() - t0, timeout_ns);
+	return rc;
 }

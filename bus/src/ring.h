@@ -38,10 +38,13 @@ struct ring_reader {
 	uint64_t rejected;         /* failed the tag check (also counted lost) */
 	const struct integrity *integ; /* check every tag (NULL: no tags) */
 	uint64_t last_seq;
-	uint64_t pending_lost;     /* lost before the message being viewed */
-	bool viewing;
+	uint64_t pending_lost;     /* lost before the next message delivered */
+	uint64_t mirrored;         /* received + lost when last copied to line */
+	uint32_t viewing;          /* views handed out and not released */
 	bool oldest_on_lap;        /* SHMBUS_LAPPED_OLDEST */
-	int64_t spin_ns;
+	int64_t spin_ns;           /* a wait's spin budget (spin_auto: learned) */
+	bool spin_auto;            /* SHMBUS_SPIN_AUTO: spin_ns follows gap_ns */
+	int64_t gap_ns;            /* how long waits took to end, averaged */
 	int64_t stall_ns;          /* skip a handed-out number not ready this long */
 	int64_t stall_since;       /* 0: not stalled */
 	uint64_t stall_head;       /* numbers below it were handed out by then */
@@ -56,6 +59,19 @@ struct ring_reader {
 };
 
 #define RING_DEFAULT_STALL_NS 1000000000ll
+
+/* SHMBUS_SPIN_AUTO: a wait spins when waits have been ending within
+ * SPIN_AUTO_GAP_NS (messages come often), for a few times that, at least
+ * SPIN_AUTO_MIN_NS (a reader that always finds the next message waiting
+ * learns a gap near 0, yet must still catch the stream once it is level
+ * with it) and at most SPIN_AUTO_MAX_NS; when they come more rarely, it
+ * sleeps at once. */
+#define SPIN_AUTO_GAP_NS 25000ll
+#define SPIN_AUTO_MIN_NS 5000ll
+#define SPIN_AUTO_MAX_NS 50000ll
+
+/* Spin as SHMBUS_SPIN_AUTO does: the budget learned from the waits. */
+void ring_reader_spin_auto(struct ring_reader *r);
 
 void ring_writer_init(struct ring_writer *w, const struct topic_map *map,
 		      struct client_line *line, uint32_t holder, uint32_t publisher_id);
@@ -81,7 +97,15 @@ void ring_reader_move(struct ring_reader *r, const struct topic_map *next);
 /* 0, SHMBUS_EAGAIN, SHMBUS_EMSGSIZE, SHMBUS_ESTATE, or RING_SEALED (the
  * ring ends here: nothing more will come). */
 int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_msg_info *info);
+/* Up to max messages, message i into buf + i * stride (at most stride
+ * bytes), its info in infos[i] (infos may be NULL): 0 with *n_taken >= 1,
+ * or what ring_take returns for the first. */
+int ring_take_many(struct ring_reader *r, void *buf, size_t stride, size_t max,
+		   struct shmbus_msg_info *infos, size_t *n_taken);
 int ring_view(struct ring_reader *r, struct shmbus_view *view);
+/* Up to max views at once (each released with ring_release). */
+int ring_view_many(struct ring_reader *r, struct shmbus_view *views, size_t max,
+		   size_t *n_viewed);
 bool ring_view_valid(const struct ring_reader *r, const struct shmbus_view *view);
 int ring_release(struct ring_reader *r, struct shmbus_view *view);
 
