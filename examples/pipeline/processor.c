@@ -116,7 +116,7 @@ int main(int argc, char **argv)
 			int64_t t0 = monotonic_ns();
 			double mean;
 
-			if (rc == SHMBUS_ELAPPED || rc == SHMBUS_ECORRUPT || rc == SHMBUS_ENOMEM) {
+			if (rc == SHMBUS_ELAPPED || rc == SHMBUS_EBADMSG || rc == SHMBUS_ENOMEM) {
 				lapped += rc == SHMBUS_ELAPPED; /* the message is behind us */
 				continue;
 			}

@@ -4,7 +4,7 @@
  * memory and viewed without copying (the field pointer lies inside the
  * slot); oversized messages are SHMBUS_EMSGSIZE with no loan kept; another
  * type on the topic is SHMBUS_ETYPE; a lapped view is SHMBUS_ELAPPED; an
- * undecodable payload is SHMBUS_ECORRUPT; failed allocations are
+ * undecodable payload is SHMBUS_EBADMSG; failed allocations are
  * SHMBUS_ENOMEM, and nothing leaks.
  */
 #include "typed_bus.h"
@@ -215,6 +215,46 @@ static void test_too_big(void)
 	shmbus_pub_close(pub);
 }
 
+/* Refusing a message too big for the topic costs no sequence number:
+ * subscribers count nothing lost, and the next message gets the next
+ * number. */
+static void test_too_big_costs_nothing(void)
+{
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_typed_loan loan;
+	struct shmbus_msg_info info;
+	struct shmbus_sub_stats st;
+	uint8_t big[2048];
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	uint64_t first, next;
+
+	memset(big, 0xcd, sizeof(big));
+	open_image_topic("camera/refused", 1024, &pub, &sub);
+	image_init(&img, &hdr, 6);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(pub, &img, &first), SHMBUS_OK);
+	img.data.data = big;
+	img.data.len = sizeof(big);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_EMSGSIZE);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__loan_data(pub, &img, sizeof(big), &loan),
+			SHMBUS_EMSGSIZE);
+	img.data.len = 0;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(pub, &img, &next), SHMBUS_OK);
+	CU_ASSERT_EQUAL(next, first + 1);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, NULL, &got, &info), SHMBUS_OK);
+		CU_ASSERT_EQUAL(info.seq, i ? next : first);
+		CU_ASSERT_EQUAL(info.lost, 0);
+		shmbus__msgs__image__free(got, NULL);
+	}
+	shmbus_sub_stats(sub, &st);
+	CU_ASSERT_EQUAL(st.lost, 0);
+	CU_ASSERT_EQUAL(st.next_seq, next + 1);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
 static void test_type_mismatch(void)
 {
 	shmbus_pub *pub, *imu_pub = NULL;
@@ -296,9 +336,10 @@ static void test_corrupt_payload(void)
 	CU_ASSERT_EQUAL(shmbus_pub_send(raw, garbage, sizeof(garbage), NULL), SHMBUS_OK);
 	image_init(&img, &hdr, 8);
 	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
-	CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_ECORRUPT);
+	/* EBADMSG: the message is bad; ECORRUPT would say the segment is. */
+	CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_EBADMSG);
 	CU_ASSERT_PTR_NULL(got);
-	CU_ASSERT_EQUAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_ECORRUPT);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_EBADMSG);
 	CU_ASSERT_PTR_NULL(got);
 	/* Skipped, not stuck: the good message after them comes through. */
 	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_OK);
@@ -310,7 +351,7 @@ static void test_corrupt_payload(void)
 }
 
 /* Every prefix of a valid image and a few thousand random payloads: take
- * and view return OK or ECORRUPT, never read outside the slot (ASan
+ * and view return OK or EBADMSG, never read outside the slot (ASan
  * builds check that) and never leave the subscriber stuck. */
 static void test_malformed_payloads(void)
 {
@@ -371,9 +412,9 @@ static void test_malformed_payloads(void)
 						SHMBUS_OK);
 			}
 		}
-		CU_ASSERT_TRUE(rc == SHMBUS_OK || rc == SHMBUS_ECORRUPT);
+		CU_ASSERT_TRUE(rc == SHMBUS_OK || rc == SHMBUS_EBADMSG);
 		ok += rc == SHMBUS_OK;
-		corrupt += rc == SHMBUS_ECORRUPT;
+		corrupt += rc == SHMBUS_EBADMSG;
 		/* Consumed either way: nothing is left to take. */
 		CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_EAGAIN);
 	}
@@ -526,9 +567,11 @@ int main(void)
 	if (!s || !CU_add_test(s, "1280x720 image loaned and viewed in place", test_image_in_place) ||
 	    !CU_add_test(s, "packed image viewed in place", test_view_of_packed_image) ||
 	    !CU_add_test(s, "oversized message is EMSGSIZE, loan discarded", test_too_big) ||
+	    !CU_add_test(s, "a refused message costs no sequence number",
+			 test_too_big_costs_nothing) ||
 	    !CU_add_test(s, "another type is ETYPE", test_type_mismatch) ||
 	    !CU_add_test(s, "lapped view is ELAPPED", test_lapped_view) ||
-	    !CU_add_test(s, "undecodable payload is ECORRUPT and skipped", test_corrupt_payload) ||
+	    !CU_add_test(s, "undecodable payload is EBADMSG and skipped", test_corrupt_payload) ||
 	    !CU_add_test(s, "malformed and truncated payloads", test_malformed_payloads) ||
 	    !CU_add_test(s, "caller's allocator, failures are ENOMEM", test_allocator) ||
 	    !CU_add_test(s, "proto2 optional bytes in place", test_proto2_has_flag)) {
