@@ -7,7 +7,7 @@
  * undecodable payload is SHMBUS_EBADMSG; failed allocations are
  * SHMBUS_ENOMEM, and nothing leaks.
  */
-#include "typed_bus.h"
+#include "harness.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>
@@ -23,22 +23,6 @@
 #define HEIGHT 720u
 #define STEP (WIDTH * 3u)
 #define FRAME_SIZE ((size_t)STEP * HEIGHT)
-
-static struct test_bus tb;
-
-static int suite_init(void)
-{
-	int rc = test_bus_start(&tb, "zc");
-
-	if (rc != SHMBUS_OK)
-		fprintf(stderr, "cannot start a bus: %s\n", shmbus_strerror(rc));
-	return rc == SHMBUS_OK ? 0 : -1;
-}
-
-static int suite_clean(void)
-{
-	return test_bus_stop(&tb);
-}
 
 static uint8_t pattern(size_t i, uint32_t frame)
 {
@@ -66,8 +50,8 @@ static void open_image_topic(const char *topic, uint32_t max_size, shmbus_pub **
 	shmbus_topic_options_init(&to);
 	to.slot_count = 4;
 	to.max_message_size = max_size;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(tb.bus, topic, &to, pub), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(tb.bus, topic, NULL, sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(h_suite_bus, topic, &to, pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(h_suite_bus, topic, NULL, sub), SHMBUS_OK);
 }
 
 static void check_header(const Shmbus__Msgs__Image *img, int64_t stamp)
@@ -264,15 +248,15 @@ static void test_type_mismatch(void)
 	Shmbus__Msgs__Header hdr;
 
 	open_image_topic("camera/typed", 4096, &pub, &sub);
-	CU_ASSERT_EQUAL(shmbus__msgs__imu__pub_open(tb.bus, "camera/typed", NULL, &imu_pub),
+	CU_ASSERT_EQUAL(shmbus__msgs__imu__pub_open(h_suite_bus, "camera/typed", NULL, &imu_pub),
 			SHMBUS_ETYPE);
 	CU_ASSERT_PTR_NULL(imu_pub);
-	CU_ASSERT_EQUAL(shmbus__msgs__imu__sub_open(tb.bus, "camera/typed", NULL, &imu_sub),
+	CU_ASSERT_EQUAL(shmbus__msgs__imu__sub_open(h_suite_bus, "camera/typed", NULL, &imu_sub),
 			SHMBUS_ETYPE);
 	CU_ASSERT_PTR_NULL(imu_sub);
 
 	/* An untyped subscriber sees the topic's type; typed take checks it. */
-	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(tb.bus, "camera/typed", NULL, &raw), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(h_suite_bus, "camera/typed", NULL, &raw), SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(raw), SHMBUS__MSGS__IMAGE__SHMBUS_TYPE_NAME);
 	image_init(&img, &hdr, 3);
 	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
@@ -331,7 +315,7 @@ static void test_corrupt_payload(void)
 	shmbus_topic_options_init(&to);
 	shmbus__msgs__image__topic_type(&to);
 	to.max_message_size = 4096;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(tb.bus, "camera/corrupt", &to, &raw), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "camera/corrupt", &to, &raw), SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus_pub_send(raw, garbage, sizeof(garbage), NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus_pub_send(raw, garbage, sizeof(garbage), NULL), SHMBUS_OK);
 	image_init(&img, &hdr, 8);
@@ -369,8 +353,8 @@ static void test_malformed_payloads(void)
 	shmbus__msgs__image__topic_type(&to);
 	to.slot_count = 16;
 	to.max_message_size = 4096;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(tb.bus, "camera/malformed", &to, &raw), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(tb.bus, "camera/malformed", NULL, &sub),
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "camera/malformed", &to, &raw), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(h_suite_bus, "camera/malformed", NULL, &sub),
 			      SHMBUS_OK);
 	memset(px, 7, sizeof(px));
 	image_init(&img, &hdr, 11);
@@ -517,9 +501,9 @@ static void test_proto2_has_flag(void)
 
 	shmbus_topic_options_init(&to);
 	to.max_message_size = 4096;
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__pub_open(tb.bus, "legacy", &to, &pub),
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__pub_open(h_suite_bus, "legacy", &to, &pub),
 			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__sub_open(tb.bus, "legacy", NULL, &sub),
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__sub_open(h_suite_bus, "legacy", NULL, &sub),
 			      SHMBUS_OK);
 	shmbus__test__legacy__frame__init(&f);
 	f.id = 42;
@@ -556,32 +540,23 @@ static void test_proto2_has_flag(void)
 	shmbus_pub_close(pub);
 }
 
+static void add(void)
+{
+	CU_pSuite s = h_add_bus_suite("typed_zero_copy", "zc");
+
+	CU_add_test(s, "1280x720 image loaned and viewed in place", test_image_in_place);
+	CU_add_test(s, "packed image viewed in place", test_view_of_packed_image);
+	CU_add_test(s, "oversized message is EMSGSIZE, loan discarded", test_too_big);
+	CU_add_test(s, "a refused message costs no sequence number", test_too_big_costs_nothing);
+	CU_add_test(s, "another type is ETYPE", test_type_mismatch);
+	CU_add_test(s, "lapped view is ELAPPED", test_lapped_view);
+	CU_add_test(s, "undecodable payload is EBADMSG and skipped", test_corrupt_payload);
+	CU_add_test(s, "malformed and truncated payloads", test_malformed_payloads);
+	CU_add_test(s, "caller's allocator, failures are ENOMEM", test_allocator);
+	CU_add_test(s, "proto2 optional bytes in place", test_proto2_has_flag);
+}
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("typed_zero_copy", suite_init, suite_clean);
-	if (!s || !CU_add_test(s, "1280x720 image loaned and viewed in place", test_image_in_place) ||
-	    !CU_add_test(s, "packed image viewed in place", test_view_of_packed_image) ||
-	    !CU_add_test(s, "oversized message is EMSGSIZE, loan discarded", test_too_big) ||
-	    !CU_add_test(s, "a refused message costs no sequence number",
-			 test_too_big_costs_nothing) ||
-	    !CU_add_test(s, "another type is ETYPE", test_type_mismatch) ||
-	    !CU_add_test(s, "lapped view is ELAPPED", test_lapped_view) ||
-	    !CU_add_test(s, "undecodable payload is EBADMSG and skipped", test_corrupt_payload) ||
-	    !CU_add_test(s, "malformed and truncated payloads", test_malformed_payloads) ||
-	    !CU_add_test(s, "caller's allocator, failures are ENOMEM", test_allocator) ||
-	    !CU_add_test(s, "proto2 optional bytes in place", test_proto2_has_flag)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-		 CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return h_run("test_typed_zero_copy", add);
 }
