@@ -18,6 +18,14 @@ bool typed_type_valid(const struct shmbus_typed_type *type);
 bool typed_pub_has_type(const shmbus_pub *pub, const struct shmbus_typed_type *type);
 bool typed_sub_has_type(const shmbus_sub *sub, const struct shmbus_typed_type *type);
 
+/* Ask for the cache lines of p[0..size) at once (up to a few KiB): for
+ * reading (a message another core just wrote) or for writing (a slot
+ * another core read last). protobuf-c reads and writes a message field by
+ * field; without this, each line it reaches is a miss of its own, one
+ * after the other, where a memcpy of the same bytes has them all in
+ * flight together. */
+void typed_prefetch(const void *p, size_t size, bool for_write);
+
 /* The varint encoding of v into out (at most 10 bytes); its length. */
 size_t wire_put_varint(uint8_t *out, uint64_t v);
 

@@ -43,6 +43,7 @@ int shmbus_typed_publish(shmbus_pub *pub, const struct shmbus_typed_type *type,
 		(void)shmbus_pub_discard(pub);
 		return SHMBUS_EMSGSIZE;
 	}
+	typed_prefetch(buf, size, true);
 	rc = shmbus_pub_publish(pub, protobuf_c_message_pack(msg, buf), seq);
 	if (rc != SHMBUS_OK)
 		(void)shmbus_pub_discard(pub);
@@ -89,6 +90,7 @@ int shmbus_typed_loan_field(shmbus_pub *pub, const struct shmbus_typed_type *typ
 		return SHMBUS_EMSGSIZE;
 	}
 	p = buf;
+	typed_prefetch(p, head + n_key + n_len, true);
 	protobuf_c_message_pack(rest, p);
 	memcpy(p + head, key, n_key);
 	memcpy(p + head + n_key, len, n_len);

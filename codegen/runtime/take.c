@@ -120,6 +120,7 @@ int shmbus_typed_take(shmbus_sub *sub, const struct shmbus_typed_type *type,
 		return rc;
 	if ((rc = shmbus_sub_view(sub, &view)) != SHMBUS_OK)
 		return rc;
+	typed_prefetch(view.data, view.info.size, false);
 	watch_init(&watch, allocator);
 	if (type->flags & SHMBUS_TYPED_COPY_FIRST)
 		rc = take_copy(sub, type, &watch, &view, out);
@@ -182,6 +183,10 @@ int shmbus_typed_view_field(shmbus_sub *sub, const struct shmbus_typed_type *typ
 		return rc;
 	if ((rc = shmbus_sub_view(sub, &view->view)) != SHMBUS_OK)
 		return rc;
+	/* The walk reads the keys up to the field and the fields after it,
+	 * not the field's bytes: mostly the message's first lines. */
+	typed_prefetch(view->view.data, view->view.info.size < 256 ? view->view.info.size : 256,
+		       false);
 	watch_init(&watch, allocator);
 	if (wire_scan(view->view.data, view->view.info.size, number, NULL, 0, &kept, &n_found,
 		      &view->field, &view->field_size) != 0) {

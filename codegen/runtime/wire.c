@@ -9,6 +9,23 @@
 
 #include <string.h>
 
+/* Beyond this the hardware's stream prefetcher keeps up by itself. */
+#define PREFETCH_MAX 4096
+
+void typed_prefetch(const void *p, size_t size, bool for_write)
+{
+	const char *c = p;
+
+	if (size > PREFETCH_MAX)
+		size = PREFETCH_MAX;
+	for (size_t off = 0; off < size; off += 64) {
+		if (for_write)
+			__builtin_prefetch(c + off, 1);
+		else
+			__builtin_prefetch(c + off, 0);
+	}
+}
+
 size_t wire_put_varint(uint8_t *out, uint64_t v)
 {
 	size_t n = 0;
