@@ -122,6 +122,11 @@ struct bench_row {
 	char floor_name[48];  /* "" when none */
 	uint64_t floor_size;
 	double ratio;         /* filled by bench_rows_finish() */
+	/* What a user would do instead, measured in the same run: the same
+	 * bytes untyped, for a typed row. "" when none. */
+	char peer_name[48];
+	uint64_t peer_size;
+	double peer_ratio;    /* cost / peer cost, by bench_rows_finish() */
 	uint64_t samples;     /* how many samples the percentiles came from */
 	char note[160];       /* what the case says about itself */
 	/* Pooled over rounds. */
@@ -140,6 +145,7 @@ struct bench_row *bench_row_latency(const char *name, uint64_t size, struct benc
 struct bench_row *bench_row_rates(const char *name, uint64_t size, const double *rates,
 				  int passes);
 void bench_row_set_floor(struct bench_row *r, const char *floor_name, uint64_t floor_size);
+void bench_row_set_peer(struct bench_row *r, const char *peer_name, uint64_t peer_size);
 /* Accumulate loss counts of a round into the row's note. */
 void bench_row_add_counts(struct bench_row *r, uint64_t lost, uint64_t total,
 			  uint64_t superseded, uint64_t skipped);
@@ -247,6 +253,19 @@ bool bench_bus_available(void);
  * disconnect and stop the broker after the last. */
 int bench_bus_begin(void);
 void bench_bus_end(void);
+/* For other groups on the bench's bus (typed_cases.c): the connection of
+ * this process (the main one's, or a new one in a child), given back with
+ * bench_bus_put(); a failure on stderr; the ring size of latency cases. */
+struct shmbus_bus;
+int bench_bus_get(struct shmbus_bus **bus);
+void bench_bus_put(struct shmbus_bus *bus);
+void bench_bus_report(const char *name, struct shmbus_bus *bus, const char *what, int rc);
+uint32_t bench_bus_latency_slots(size_t size);
+/* protoc-gen-shmbus generated code against the same bytes untyped
+ * (typed_cases.c). Its Imu rows are at the size the bench's Imu packs
+ * into (checked when it runs). */
+int bench_typed_run(int stage);
+#define BENCH_TYPED_IMU 340
 
 /* Whether a case named `name` is selected by --only. */
 bool bench_selected(const char *name);

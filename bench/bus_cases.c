@@ -847,3 +847,25 @@ int bench_bus_run(int stage)
 	}
 	return failed;
 }
+
+/* ------------------------------------------------ for the other groups */
+
+int bench_bus_get(shmbus_bus **bus)
+{
+	return bus_get(bus);
+}
+
+void bench_bus_put(shmbus_bus *bus)
+{
+	bus_put(bus);
+}
+
+void bench_bus_report(const char *name, shmbus_bus *bus, const char *what, int rc)
+{
+	report(name, bus, what, rc);
+}
+
+uint32_t bench_bus_latency_slots(size_t size)
+{
+	return latency_slots(size);
+}

@@ -327,7 +327,7 @@ static struct bench_row *row_get(const char *name, uint64_t size)
 	r->size = size;
 	r->scale = 1;
 	r->median_ns = r->p99_ns = r->p999_ns = NAN;
-	r->msgs_per_s = r->gb_per_s = r->spread_pct = r->ratio = NAN;
+	r->msgs_per_s = r->gb_per_s = r->spread_pct = r->ratio = r->peer_ratio = NAN;
 	return r;
 }
 
@@ -337,6 +337,12 @@ void bench_row_set_floor(struct bench_row *r, const char *floor_name, uint64_t f
 		return;
 	snprintf(r->floor_name, sizeof(r->floor_name), "%s", floor_name);
 	r->floor_size = floor_size;
+}
+
+void bench_row_set_peer(struct bench_row *r, const char *peer_name, uint64_t peer_size)
+{
+	snprintf(r->peer_name, sizeof(r->peer_name), "%s", peer_name);
+	r->peer_size = peer_size;
 }
 
 struct bench_row *bench_row_latency(const char *name, uint64_t size, struct bench_samples *s)
@@ -441,18 +447,21 @@ static void row_figures(struct bench_row *r)
 			 (unsigned long long)r->skipped);
 }
 
+/* cost / cost of the row `name` at `size`; NAN when there is none. */
+static double ratio_to(const struct bench_row *r, const char *name, uint64_t size)
+{
+	const struct bench_row *o = name[0] ? bench_rows_find(name, size) : NULL;
+
+	return o && row_cost(o) > 0 ? row_cost(r) / row_cost(o) : NAN;
+}
+
 void bench_rows_finish(void)
 {
 	for (size_t i = 0; i < nrows; i++)
 		row_figures(&rows[i]);
 	for (size_t i = 0; i < nrows; i++) {
-		const struct bench_row *f;
-
-		if (!rows[i].floor_name[0])
-			continue;
-		f = bench_rows_find(rows[i].floor_name, rows[i].floor_size);
-		if (f && row_cost(f) > 0)
-			rows[i].ratio = row_cost(&rows[i]) / row_cost(f);
+		rows[i].ratio = ratio_to(&rows[i], rows[i].floor_name, rows[i].floor_size);
+		rows[i].peer_ratio = ratio_to(&rows[i], rows[i].peer_name, rows[i].peer_size);
 	}
 }
 

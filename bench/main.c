@@ -40,12 +40,14 @@ static const struct bench_group groups[] = {
 	{"floors", bench_floors_run, NULL, NULL, NULL},
 	{"ipc", bench_ipc_run, NULL, NULL, NULL},
 	{"bus", bench_bus_run, bench_bus_available, bench_bus_begin, bench_bus_end},
+#ifdef BENCH_HAVE_TYPED
+	/* After "bus": its broker, and its rows the typed ones compare with. */
+	{"typed", bench_typed_run, bench_bus_available, NULL, NULL},
+#endif
 	/*
 	 * Cases from later issues go here, one group and one file each, using
 	 * the same drivers (bench_pingpong, bench_stream) so that they stay
 	 * comparable with the floors above:
-	 *   typed      - publish/take through protoc-gen-shmbus generated code
-	 *                (protobuf-c packing straight into the loan)
 	 *   integrity  - topics created with SHMBUS_TOPIC_INTEGRITY: the cost
 	 *                of the BLAKE2b tag per message and per size
 	 *   recording  - `shmbus record` as one more subscriber: MCAP write
@@ -84,6 +86,10 @@ static const struct bench_target targets[] = {
 	 "fanout_pub_n16", 64, "fanout_pub_n0", 64, 1 / 0.9, false},
 	{"16 subscribers cost the publisher < 10 % of its rate with one (n16 / n1 >= 0.9)",
 	 "fanout_pub_n16", 64, "fanout_pub_n1", 64, 1 / 0.9, false},
+	{"typed Imu publish + take <= 2x untyped send + take of the same bytes (ping-pong)",
+	 "typed_imu_take", BENCH_TYPED_IMU, "typed_imu_raw", BENCH_TYPED_IMU, 2.0, false},
+	{"typed zero-copy image view 8 MiB <= 2x typed view 64 B",
+	 "typed_image_view", 8 * BENCH_MIB, "typed_image_view", 64, 2.0, false},
 };
 
 static double row_cost(const struct bench_row *r)
@@ -109,6 +115,19 @@ static void fmt_size(char *buf, size_t n, uint64_t size)
 		snprintf(buf, n, "%llu KiB", (unsigned long long)(size / BENCH_KIB));
 	else
 		snprintf(buf, n, "%llu B", (unsigned long long)size);
+}
+
+/* "name@size" of a row another refers to, or "-". */
+static void fmt_row_ref(char *buf, size_t n, const char *name, uint64_t size)
+{
+	char fs[32];
+
+	if (!name[0]) {
+		snprintf(buf, n, "-");
+		return;
+	}
+	fmt_size(fs, sizeof(fs), size);
+	snprintf(buf, n, "%s@%s", name, fs);
 }
 
 static void machine_line(char *buf, size_t n)
@@ -189,13 +208,13 @@ static double cpu_other_pct(const struct cpu_snap *a, const struct cpu_snap *b, 
 
 static void print_table(FILE *out)
 {
-	fprintf(out, "%-18s %8s %11s %11s %11s %12s %8s %7s %-22s %7s  %s\n", "case", "size",
-		"median_ns", "p99_ns", "p999_ns", "msgs/s", "GB/s", "spread%", "floor", "ratio",
-		"note");
+	fprintf(out, "%-18s %8s %11s %11s %11s %12s %8s %7s %-22s %7s %-26s %7s  %s\n", "case",
+		"size", "median_ns", "p99_ns", "p999_ns", "msgs/s", "GB/s", "spread%", "floor",
+		"ratio", "peer", "ratio", "note");
 	for (size_t i = 0; i < bench_rows_count(); i++) {
 		const struct bench_row *r = bench_rows_get(i);
 		char size[32], med[24], p99[24], p999[24], rate[24], gb[24], spread[24];
-		char floor[96], ratio[24];
+		char floor[96], ratio[24], peer[96], peer_ratio[24];
 
 		fmt_size(size, sizeof(size), r->size);
 		fmt_num(med, sizeof(med), r->median_ns, r->median_ns < 10 ? 1 : 0);
@@ -205,17 +224,21 @@ static void print_table(FILE *out)
 		fmt_num(gb, sizeof(gb), r->gb_per_s, 3);
 		fmt_num(spread, sizeof(spread), r->spread_pct, 1);
 		fmt_num(ratio, sizeof(ratio), r->ratio, 2);
-		if (r->floor_name[0]) {
-			char fs[32];
-
-			fmt_size(fs, sizeof(fs), r->floor_size);
-			snprintf(floor, sizeof(floor), "%s@%s", r->floor_name, fs);
-		} else {
-			snprintf(floor, sizeof(floor), "-");
-		}
-		fprintf(out, "%-18s %8s %11s %11s %11s %12s %8s %7s %-22s %7s  %s\n", r->name, size,
-			med, p99, p999, rate, gb, spread, floor, ratio, r->note);
+		fmt_num(peer_ratio, sizeof(peer_ratio), r->peer_ratio, 2);
+		fmt_row_ref(floor, sizeof(floor), r->floor_name, r->floor_size);
+		fmt_row_ref(peer, sizeof(peer), r->peer_name, r->peer_size);
+		fprintf(out, "%-18s %8s %11s %11s %11s %12s %8s %7s %-22s %7s %-26s %7s  %s\n", r->name,
+			size, med, p99, p999, rate, gb, spread, floor, ratio, peer, peer_ratio, r->note);
 	}
+}
+
+/* "name@bytes" of a row another refers to, or "-". */
+static void tsv_row_ref(char *buf, size_t n, const char *name, uint64_t size)
+{
+	if (name[0])
+		snprintf(buf, n, "%s@%llu", name, (unsigned long long)size);
+	else
+		snprintf(buf, n, "-");
 }
 
 static int write_tsv(const char *path, const char *machine, const char *load, const char *label,
@@ -240,14 +263,15 @@ static int write_tsv(const char *path, const char *machine, const char *load, co
 		BENCH_BUILDTYPE, __VERSION__, bench_cfg.rounds,
 		(long long)(bench_cfg.warmup_ns / 1000000), (long long)(bench_cfg.pass_ns / 1000000));
 	fprintf(f, "# latency = one-way = round trip / 2; ratio_to_floor = cost / floor cost "
-		   "(cost: median_ns, or 1e9 / msgs_per_s); spread_pct = (max - min) / median "
-		   "of the per-pass medians or rates (one pass per round)\n");
+		   "(cost: median_ns, or 1e9 / msgs_per_s); ratio_to_peer = cost / cost of "
+		   "peer_case (what a user would do instead, same run); spread_pct = (max - min) / "
+		   "median of the per-pass medians or rates (one pass per round)\n");
 	fprintf(f, "case\tsize_B\tmedian_ns\tp99_ns\tp999_ns\tmsgs_per_s\tGB_per_s\tspread_pct\t"
-		   "floor_case\tratio_to_floor\n");
+		   "floor_case\tratio_to_floor\tpeer_case\tratio_to_peer\n");
 	for (size_t i = 0; i < bench_rows_count(); i++) {
 		const struct bench_row *r = bench_rows_get(i);
 		char med[24], p99[24], p999[24], rate[24], gb[24], spread[24], ratio[24];
-		char floor[96];
+		char floor[96], peer[96], peer_ratio[24];
 
 		fmt_num(med, sizeof(med), r->median_ns, r->median_ns < 100 ? 2 : 0);
 		fmt_num(p99, sizeof(p99), r->p99_ns, r->p99_ns < 100 ? 2 : 0);
@@ -256,13 +280,12 @@ static int write_tsv(const char *path, const char *machine, const char *load, co
 		fmt_num(gb, sizeof(gb), r->gb_per_s, 4);
 		fmt_num(spread, sizeof(spread), r->spread_pct, 1);
 		fmt_num(ratio, sizeof(ratio), r->ratio, 3);
-		if (r->floor_name[0])
-			snprintf(floor, sizeof(floor), "%s@%llu", r->floor_name,
-				 (unsigned long long)r->floor_size);
-		else
-			snprintf(floor, sizeof(floor), "-");
-		fprintf(f, "%s\t%llu\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->name,
-			(unsigned long long)r->size, med, p99, p999, rate, gb, spread, floor, ratio);
+		fmt_num(peer_ratio, sizeof(peer_ratio), r->peer_ratio, 3);
+		tsv_row_ref(floor, sizeof(floor), r->floor_name, r->floor_size);
+		tsv_row_ref(peer, sizeof(peer), r->peer_name, r->peer_size);
+		fprintf(f, "%s\t%llu\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r->name,
+			(unsigned long long)r->size, med, p99, p999, rate, gb, spread, floor, ratio,
+			peer, peer_ratio);
 	}
 	for (size_t i = 0; i < bench_rows_count(); i++) {
 		const struct bench_row *r = bench_rows_get(i);
