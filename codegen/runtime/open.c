@@ -27,11 +27,14 @@ bool typed_sub_has_type(const shmbus_sub *sub, const struct shmbus_typed_type *t
 	return strcmp(shmbus_sub_type_name(sub), type->descriptor->name) == 0;
 }
 
-/* This library calls the libshmbus it was built with; another major
- * version loaded at run time would not keep that API. */
-static bool bus_library_matches(void)
+/* Why a topic of `type` cannot be opened, or SHMBUS_OK. This library
+ * calls the libshmbus it was built with; another major version loaded at
+ * run time would not keep that API. */
+static int open_check(const struct shmbus_typed_type *type)
 {
-	return (shmbus_version() >> 16) == SHMBUS_VERSION_MAJOR;
+	if (!typed_type_valid(type))
+		return SHMBUS_EINVAL;
+	return (shmbus_version() >> 16) == SHMBUS_VERSION_MAJOR ? SHMBUS_OK : SHMBUS_EVERSION;
 }
 
 void shmbus_typed_topic_options(const struct shmbus_typed_type *type,
@@ -62,10 +65,8 @@ int shmbus_typed_pub_open(shmbus_bus *bus, const char *topic,
 
 	if (out)
 		*out = NULL;
-	if (!typed_type_valid(type))
-		return SHMBUS_EINVAL;
-	if (!bus_library_matches())
-		return SHMBUS_EVERSION;
+	if ((rc = open_check(type)) != SHMBUS_OK)
+		return rc;
 	if (opts) {
 		o = *opts;
 	} else {
@@ -90,13 +91,12 @@ int shmbus_typed_sub_open(shmbus_bus *bus, const char *topic,
 			  const struct shmbus_sub_options *opts, shmbus_sub **out)
 {
 	struct shmbus_sub_options o;
+	int rc;
 
 	if (out)
 		*out = NULL;
-	if (!typed_type_valid(type))
-		return SHMBUS_EINVAL;
-	if (!bus_library_matches())
-		return SHMBUS_EVERSION;
+	if ((rc = open_check(type)) != SHMBUS_OK)
+		return rc;
 	if (opts) {
 		o = *opts;
 	} else {
