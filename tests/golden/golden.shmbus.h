@@ -44,8 +44,8 @@ extern const struct shmbus_typed_type shmbus__test__golden__sample__shmbus_type;
 void shmbus__test__golden__sample__topic_type(struct shmbus_topic_options *opts);
 
 /* Open a publisher of shmbus.test.golden.Sample on `topic`, creating the topic from opts
- * (NULL: default layout) when missing; a max_message_size of 0 (and
- * NULL opts) means the type's. SHMBUS_ETYPE if the topic has another
+ * (NULL: defaults) when missing, with the type's max message size when
+ * opts is NULL or gives 0. SHMBUS_ETYPE if the topic has another
  * type. */
 int shmbus__test__golden__sample__pub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *opts, shmbus_pub **out);
@@ -118,8 +118,8 @@ extern const struct shmbus_typed_type shmbus__test__golden__sample__part__shmbus
 void shmbus__test__golden__sample__part__topic_type(struct shmbus_topic_options *opts);
 
 /* Open a publisher of shmbus.test.golden.Sample.Part on `topic`, creating the topic from opts
- * (NULL: default layout) when missing; a max_message_size of 0 (and
- * NULL opts) means the type's. SHMBUS_ETYPE if the topic has another
+ * (NULL: defaults) when missing, with the type's max message size when
+ * opts is NULL or gives 0. SHMBUS_ETYPE if the topic has another
  * type. */
 int shmbus__test__golden__sample__part__pub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *opts, shmbus_pub **out);
@@ -165,8 +165,8 @@ extern const struct shmbus_typed_type shmbus__test__golden__point__shmbus_type;
 void shmbus__test__golden__point__topic_type(struct shmbus_topic_options *opts);
 
 /* Open a publisher of shmbus.test.golden.Point on `topic`, creating the topic from opts
- * (NULL: default layout) when missing; a max_message_size of 0 (and
- * NULL opts) means the type's. SHMBUS_ETYPE if the topic has another
+ * (NULL: defaults) when missing, with the type's max message size when
+ * opts is NULL or gives 0. SHMBUS_ETYPE if the topic has another
  * type. */
 int shmbus__test__golden__point__pub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *opts, shmbus_pub **out);
