@@ -2,16 +2,19 @@
  * typed_cases.c - what the generated typed layer (protoc-gen-shmbus,
  * libshmbus-typed) costs over the untyped bus, with the same drivers:
  *
- *   typed_imu_take, typed_imu_tput   an shmbus.msgs.Imu published (packed
- *        straight into the loan) and taken (unpacked with malloc, freed)
- *        through the generated functions; peers typed_imu_raw*: the very
+ *   typed_imu_take   an shmbus.msgs.Imu published (packed straight into
+ *        the loan) and taken (unpacked with malloc, freed) through the
+ *        generated functions, ping-pong; peer typed_imu_raw: the very
  *        bytes it packs into, with shmbus_pub_send and shmbus_sub_take.
+ *   typed_imu_cpu    the same work in one process on one core (peer
+ *        typed_imu_raw_cpu): what it costs without cache lines crossing
+ *        cores.
  *   typed_image_view   an image whose pixels are written in place
  *        (loan_data) and read in place (view_data, which unpacks the other
  *        fields), at every latency size; peer: bus_poll_view, the untyped
  *        zero-copy view of as many bytes; floor: itself at 64 B (flatness).
  *
- * Ping-pong rows poll; the stream's subscriber polls too.
+ * Ping-pong rows poll.
  */
 #include "bench.h"
 
@@ -223,21 +226,14 @@ static int send_cmd(struct typed_case *c, uint64_t cmd)
 		}
 		break;
 	}
-	/* A stream's publisher may be lapped while it holds a loan: the bus
-	 * reports it and the publisher carries on, as in bus_tput. */
-	if (rc == SHMBUS_ELAPPED)
-		return 0;
 	if (rc != 0)
 		bench_bus_report(c->name, c->bus, "publish", rc);
 	return rc ? -1 : 0;
 }
 
-/* recv_once(): a message was overwritten while it was read (a stream's
- * subscriber that fell a lap behind): consumed, counted lost by the bus. */
-#define RECV_LAPPED (-2)
-
-/* Take one message if there is one: its command, 0 for nothing,
- * RECV_LAPPED, or -1. */
+/* Take one message if there is one: its command, 0 for nothing, or -1
+ * (with one message in flight nothing laps it: SHMBUS_ELAPPED is an
+ * error here too). */
 static int64_t recv_once(struct typed_case *c)
 {
 	Shmbus__Msgs__Imu *imu = NULL;
@@ -274,8 +270,6 @@ static int64_t recv_once(struct typed_case *c)
 	}
 	if (rc == SHMBUS_EAGAIN)
 		return 0;
-	if (rc == SHMBUS_ELAPPED)
-		return RECV_LAPPED;
 	if (rc != 0) {
 		bench_bus_report(c->name, c->bus, "take", rc);
 		return -1;
@@ -306,11 +300,6 @@ static int64_t pp_recv(struct typed_case *c)
 	for (unsigned spins = 1;; spins++) {
 		int64_t cmd = recv_once(c);
 
-		if (cmd == RECV_LAPPED) {
-			/* One message in flight: nothing can lap it. */
-			bench_fail(c->name, "a ping-pong message was overwritten");
-			return -1;
-		}
 		if (cmd != 0)
 			return cmd;
 		if (spins % 4096 != 0)
@@ -384,101 +373,80 @@ static int run_latency(const char *name, enum typed_mode mode, size_t size, cons
 	return rc;
 }
 
-/* -------------------------------------------------------------- stream */
+/* ----------------------------------------------------------------- cpu */
 
-static int st_setup(void *ctx, int role, int index)
+/* Publish and take in one process on one core, in batches: what the work
+ * itself costs, without a cache line crossing cores (the ping-pong rows
+ * have both). */
+#define CPU_BATCH 64
+
+static int cpu_batch(struct typed_case *c)
 {
-	struct typed_case *c = ctx;
-
-	(void)index;
-	return setup(c, role == 0 ? c->topic[0] : NULL, role == 1 ? c->topic[0] : NULL);
+	for (int k = 0; k < CPU_BATCH; k++)
+		if (send_cmd(c, BENCH_CMD_ECHO) != 0 || recv_once(c) != BENCH_CMD_ECHO)
+			return -1;
+	return 0;
 }
 
-static void st_teardown(void *ctx, int role, int index)
-{
-	(void)role;
-	(void)index;
-	teardown(ctx);
-}
-
-static int st_send(void *ctx, int index)
-{
-	(void)index;
-	return send_cmd(ctx, BENCH_CMD_ECHO);
-}
-
-static int st_try_recv(void *ctx, int index)
-{
-	int64_t cmd = recv_once(ctx);
-
-	(void)index;
-	if (cmd == RECV_LAPPED)
-		return 1;
-	return cmd < 0 ? -1 : cmd > 0;
-}
-
-static uint64_t st_position(void *ctx, int index)
-{
-	struct typed_case *c = ctx;
-	struct shmbus_sub_stats st;
-
-	(void)index;
-	shmbus_sub_stats(c->sub, &st);
-	return st.received + st.lost;
-}
-
-static uint64_t st_lost(void *ctx, int index)
-{
-	struct typed_case *c = ctx;
-	struct shmbus_sub_stats st;
-
-	(void)index;
-	shmbus_sub_stats(c->sub, &st);
-	return st.lost;
-}
-
-static const struct bench_stream_ops st_ops = {
-	.setup = st_setup,
-	.teardown = st_teardown,
-	.send = st_send,
-	.try_recv = st_try_recv,
-	.position = st_position,
-	.lost = st_lost,
-};
-
-static int run_tput(const char *name, enum typed_mode mode, const char *peer)
+static int run_cpu(const char *name, enum typed_mode mode, const char *peer)
 {
 	struct typed_case *c = calloc(1, sizeof(*c));
-	struct bench_stream_result res;
-	struct bench_row *r;
-	char row[48], peer_row[48];
+	struct bench_samples s;
+	int64_t t0, t1, warm = 0;
+	uint64_t iters;
+	int rc = -1;
 
-	if (!c)
+	if (!c || bench_samples_init(&s, (size_t)bench_cfg.passes * bench_cfg.max_iters) != 0) {
+		free(c);
+		bench_fail(name, "out of memory");
 		return -1;
+	}
 	c->name = name;
 	c->mode = mode;
 	c->size = BENCH_TYPED_IMU;
-	c->slots = bench_tput_slots(BENCH_TYPED_IMU);
+	c->slots = bench_bus_latency_slots(BENCH_TYPED_IMU);
 	snprintf(c->topic[0], sizeof(c->topic[0]), "bench/%s", name);
-	if (bench_stream(name, 1, &bench_cfg.cpu_a, 1, &bench_cfg.cpu_b, &st_ops, c, &res) != 0) {
-		free(c);
-		return -1;
+	bench_pin(bench_cfg.cpu_a);
+	if (setup(c, c->topic[0], c->topic[0]) != 0)
+		goto out;
+	t0 = bench_now_ns();
+	do {
+		if (cpu_batch(c) != 0)
+			goto fail;
+		warm++;
+		t1 = bench_now_ns();
+	} while (t1 - t0 < bench_cfg.warmup_ns || warm < 3);
+	iters = bench_iters_for((t1 - t0) / warm);
+	for (int p = 0; p < bench_cfg.passes; p++) {
+		size_t from = s.n;
+
+		for (uint64_t i = 0; i < iters; i++) {
+			int64_t a = bench_now_ns();
+
+			if (cpu_batch(c) != 0)
+				goto fail;
+			s.v[s.n++] = bench_now_ns() - a; /* per batch */
+		}
+		bench_samples_end_pass(&s, from);
 	}
+	{
+		struct bench_row *r = bench_row_latency(name, BENCH_TYPED_IMU, &s);
+
+		r->scale = CPU_BATCH;
+		if (peer)
+			bench_row_set_peer(r, peer, BENCH_TYPED_IMU);
+		snprintf(r->note, sizeof(r->note),
+			 "ns per publish + take, one process, one core, batches of %d", CPU_BATCH);
+	}
+	rc = 0;
+fail:
+	if (rc != 0)
+		bench_fail(name, "publish or take failed");
+	teardown(c);
+out:
+	bench_samples_free(&s);
 	free(c);
-	r = bench_row_rates(name, BENCH_TYPED_IMU, res.cons_rate, res.passes);
-	snprintf(r->note, sizeof(r->note), "delivered; %u slots, subscriber polls",
-		 bench_tput_slots(BENCH_TYPED_IMU));
-	bench_row_add_counts(r, res.lost, res.received + res.lost, 0, 0);
-	snprintf(row, sizeof(row), "%s_pub", name);
-	if (peer)
-		bench_row_set_peer(r, peer, BENCH_TYPED_IMU);
-	r = bench_row_rates(row, BENCH_TYPED_IMU, res.prod_rate, res.passes);
-	snprintf(r->note, sizeof(r->note), "publisher's own rate");
-	if (peer) {
-		snprintf(peer_row, sizeof(peer_row), "%s_pub", peer);
-		bench_row_set_peer(r, peer_row, BENCH_TYPED_IMU);
-	}
-	return 0;
+	return rc;
 }
 
 /* ---------------------------------------------------------------- run */
@@ -499,12 +467,10 @@ int bench_typed_run(int stage)
 		if (bench_selected("typed_image_view"))
 			failed += run_latency("typed_image_view", MODE_IMAGE, s, "bus_poll_view",
 					      "typed_image_view", 64) != 0;
-	} else if ((size_t)stage == bench_nsizes) {
-		/* The first throughput stage (64 B rows): an Imu is small. */
-		if (bench_selected("typed_imu_raw_tput"))
-			failed += run_tput("typed_imu_raw_tput", MODE_IMU_RAW, NULL) != 0;
-		if (bench_selected("typed_imu_tput"))
-			failed += run_tput("typed_imu_tput", MODE_IMU, "typed_imu_raw_tput") != 0;
+		if (stage == 0 && bench_selected("typed_imu_raw_cpu"))
+			failed += run_cpu("typed_imu_raw_cpu", MODE_IMU_RAW, NULL) != 0;
+		if (stage == 0 && bench_selected("typed_imu_cpu"))
+			failed += run_cpu("typed_imu_cpu", MODE_IMU, "typed_imu_raw_cpu") != 0;
 	}
 	return failed;
 }
