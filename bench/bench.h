@@ -187,6 +187,13 @@ struct bench_pingpong_ops {
 int bench_pingpong(const char *name, size_t size, const struct bench_pingpong_ops *ops,
 		   void *ctx, const char *floor_name, uint64_t floor_size);
 
+/* Work in one process on core A: batch(ctx) runs a batch of operations
+ * (0, or -1 when one failed), timed per batch after a warm-up; adds a
+ * latency row `name` at `size` reporting ns per operation (scale:
+ * operations per batch). The row, or NULL on failure. */
+struct bench_row *bench_batched(const char *name, size_t size, int (*batch)(void *ctx),
+				void *ctx, size_t scale);
+
 /* A generic streaming run: `producers` processes send as fast as they can
  * for pass_ns, `consumers` processes take what reaches them. Each
  * participant is a child pinned to its cpu; the parent only waits. */

@@ -380,8 +380,10 @@ static int run_latency(const char *name, enum typed_mode mode, size_t size, cons
  * have both). */
 #define CPU_BATCH 64
 
-static int cpu_batch(struct typed_case *c)
+static int cpu_batch(void *ctx)
 {
+	struct typed_case *c = ctx;
+
 	for (int k = 0; k < CPU_BATCH; k++)
 		if (send_cmd(c, BENCH_CMD_ECHO) != 0 || recv_once(c) != BENCH_CMD_ECHO)
 			return -1;
@@ -391,62 +393,27 @@ static int cpu_batch(struct typed_case *c)
 static int run_cpu(const char *name, enum typed_mode mode, const char *peer)
 {
 	struct typed_case *c = calloc(1, sizeof(*c));
-	struct bench_samples s;
-	int64_t t0, t1, warm = 0;
-	uint64_t iters;
-	int rc = -1;
+	struct bench_row *r = NULL;
 
-	if (!c || bench_samples_init(&s, (size_t)bench_cfg.passes * bench_cfg.max_iters) != 0) {
-		free(c);
-		bench_fail(name, "out of memory");
+	if (!c)
 		return -1;
-	}
 	c->name = name;
 	c->mode = mode;
 	c->size = BENCH_TYPED_IMU;
 	c->slots = bench_bus_latency_slots(BENCH_TYPED_IMU);
 	snprintf(c->topic[0], sizeof(c->topic[0]), "bench/%s", name);
-	bench_pin(bench_cfg.cpu_a);
-	if (setup(c, c->topic[0], c->topic[0]) != 0)
-		goto out;
-	t0 = bench_now_ns();
-	do {
-		if (cpu_batch(c) != 0)
-			goto fail;
-		warm++;
-		t1 = bench_now_ns();
-	} while (t1 - t0 < bench_cfg.warmup_ns || warm < 3);
-	iters = bench_iters_for((t1 - t0) / warm);
-	for (int p = 0; p < bench_cfg.passes; p++) {
-		size_t from = s.n;
-
-		for (uint64_t i = 0; i < iters; i++) {
-			int64_t a = bench_now_ns();
-
-			if (cpu_batch(c) != 0)
-				goto fail;
-			s.v[s.n++] = bench_now_ns() - a; /* per batch */
-		}
-		bench_samples_end_pass(&s, from);
+	if (setup(c, c->topic[0], c->topic[0]) == 0) {
+		r = bench_batched(name, BENCH_TYPED_IMU, cpu_batch, c, CPU_BATCH);
+		teardown(c);
 	}
-	{
-		struct bench_row *r = bench_row_latency(name, BENCH_TYPED_IMU, &s);
-
-		r->scale = CPU_BATCH;
+	if (r) {
 		if (peer)
 			bench_row_set_peer(r, peer, BENCH_TYPED_IMU);
 		snprintf(r->note, sizeof(r->note),
 			 "ns per publish + take, one process, one core, batches of %d", CPU_BATCH);
 	}
-	rc = 0;
-fail:
-	if (rc != 0)
-		bench_fail(name, "publish or take failed");
-	teardown(c);
-out:
-	bench_samples_free(&s);
 	free(c);
-	return rc;
+	return r ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- run */
