@@ -85,8 +85,9 @@ int main(int argc, char **argv)
 	to.max_message_size = (uint32_t)(size < 64 ? 64 : size);
 	to.slot_count = size > (1u << 20) / 2 ? 16 : 256;
 	shmbus_pub *ping, *pong, *bulk;
-	if (shmbus_pub_open(a, "bench/ping", &to, &ping) || shmbus_pub_open(b, "bench/pong", &to, &pong) ||
-	    shmbus_pub_open(a, "bench/bulk", &to, &bulk)) {
+	if (shmbus_pub_open(a, "bench/ping", &to, NULL, &ping) ||
+	    shmbus_pub_open(b, "bench/pong", &to, NULL, &pong) ||
+	    shmbus_pub_open(a, "bench/bulk", &to, NULL, &bulk)) {
 		fprintf(stderr, "cannot open topics\n");
 		return 1;
 	}
@@ -100,10 +101,10 @@ int main(int argc, char **argv)
 	struct shmbus_sub_options so;
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
-	so.topic = to;
 	shmbus_sub *sping, *spong, *sbulk;
-	if (shmbus_sub_open(b, "bench/ping", &so, &sping) || shmbus_sub_open(a, "bench/pong", &so, &spong) ||
-	    shmbus_sub_open(b, "bench/bulk", &so, &sbulk)) {
+	if (shmbus_sub_open(b, "bench/ping", &to, &so, &sping) ||
+	    shmbus_sub_open(a, "bench/pong", &to, &so, &spong) ||
+	    shmbus_sub_open(b, "bench/bulk", &to, &so, &sbulk)) {
 		fprintf(stderr, "cannot open subscribers\n");
 		return 1;
 	}

@@ -65,7 +65,7 @@ static void bus_put(shmbus_bus *bus)
 static void report(const char *name, shmbus_bus *bus, const char *what, int rc)
 {
 	bench_fail(name, "%s: %s%s%s", what, shmbus_strerror(rc), bus ? " - " : "",
-		   bus ? shmbus_errmsg(bus) : "");
+		   bus ? shmbus_errmsg() : "");
 }
 
 static uint32_t latency_slots(size_t size)
@@ -90,7 +90,7 @@ static int open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
 	shmbus_topic_options_init(&t);
 	t.slot_count = slots;
 	t.max_message_size = (uint32_t)size;
-	if (pub_topic && (rc = shmbus_pub_open(bus, pub_topic, &t, pub)) != 0) {
+	if (pub_topic && (rc = shmbus_pub_open(bus, pub_topic, &t, NULL, pub)) != 0) {
 		report(name, bus, "shmbus_pub_open", rc);
 		return -1;
 	}
@@ -99,8 +99,7 @@ static int open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
 	so.spin_ns = spin_ns;
-	so.topic = t;
-	if ((rc = shmbus_sub_open(bus, sub_topic, &so, sub)) != 0) {
+	if ((rc = shmbus_sub_open(bus, sub_topic, &t, &so, sub)) != 0) {
 		report(name, bus, "shmbus_sub_open", rc);
 		shmbus_pub_close(*pub);
 		*pub = NULL;

@@ -128,8 +128,8 @@ static void bench_bulk(shmbus_bus *bus, double mbs)
 		to.max_message_size = (uint32_t)size;
 		to.slot_count = 64;
 		shmbus_pub *pub;
-		if (shmbus_pub_open(bus, topic, &to, &pub)) {
-			fprintf(stderr, "bulk: %s\n", shmbus_errmsg(bus));
+		if (shmbus_pub_open(bus, topic, &to, NULL, &pub)) {
+			fprintf(stderr, "bulk: %s\n", shmbus_errmsg());
 			exit(1);
 		}
 		char *argv[] = { (char *)cli, "record", "--bus", bus_name, "-o", file,
@@ -181,12 +181,12 @@ static void bench_camera(shmbus_bus *bus)
 	shmbus_topic_options_init(&to);
 	to.max_message_size = (uint32_t)frame + 256;
 	to.slot_count = 8;
-	if (shmbus_pub_open(bus, "camera", &to, &cam))
+	if (shmbus_pub_open(bus, "camera", &to, NULL, &cam))
 		exit(1);
 	shmbus_topic_options_init(&to);
 	to.max_message_size = 256;
 	to.slot_count = 256;
-	if (shmbus_pub_open(bus, "imu", &to, &imu))
+	if (shmbus_pub_open(bus, "imu", &to, NULL, &imu))
 		exit(1);
 	char *argv[] = { (char *)cli, "record", "--bus", bus_name, "-o", file, "--compression",
 			 "zstd", "camera", "imu", NULL };
@@ -247,7 +247,7 @@ static void bench_play(shmbus_bus *bus)
 	snprintf(file, sizeof(file), "/dev/shm/record-bench-play-%d.mcap", (int)getpid());
 	snprintf(out, sizeof(out), "/dev/shm/record-bench-play-%d.out", (int)getpid());
 	shmbus_pub *pub;
-	if (shmbus_pub_open(bus, "play/imu", NULL, &pub))
+	if (shmbus_pub_open(bus, "play/imu", NULL, NULL, &pub))
 		exit(1);
 	char *argv[] = { (char *)cli, "record", "--bus", bus_name, "-o", file, "play/imu", NULL };
 	pid_t rec = spawn(argv, out);
@@ -267,7 +267,7 @@ static void bench_play(shmbus_bus *bus)
 	struct shmbus_sub_options so;
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
-	if (shmbus_sub_open(bus, "play/back", &so, &sub))
+	if (shmbus_sub_open(bus, "play/back", NULL, &so, &sub))
 		exit(1);
 	char *pargv[] = { (char *)cli, "play", "--bus", bus_name, file, "--remap",
 			  "play/imu:=play/back", NULL };
@@ -343,13 +343,10 @@ int main(int argc, char **argv)
 	}
 	snprintf(bus_name, sizeof(bus_name), "record-bench-%d", (int)getpid());
 	shmbus_bus *bus;
-	char why[256];
 	struct shmbus_connect_options o;
 	shmbus_connect_options_init(&o);
-	o.errbuf = why;
-	o.errbuf_size = sizeof(why);
 	if (shmbus_connect(bus_name, &o, &bus)) {
-		fprintf(stderr, "connect: %s\n", why);
+		fprintf(stderr, "connect: %s\n", shmbus_errmsg());
 		return 1;
 	}
 	if (!strcmp(what, "bulk") || !strcmp(what, "all"))

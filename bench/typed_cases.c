@@ -142,22 +142,23 @@ static int open_handles(struct typed_case *c, const char *pub_topic, const char 
 	}
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
-	so.topic = t;
 	if (pub_topic) {
-		rc = c->mode == MODE_IMU_RAW ? shmbus_pub_open(c->bus, pub_topic, &t, &c->pub)
-		     : c->mode == MODE_IMU  ? shmbus__msgs__imu__pub_open(c->bus, pub_topic, &t, &c->pub)
-					    : shmbus__msgs__image__pub_open(c->bus, pub_topic, &t,
-									    &c->pub);
+		rc = c->mode == MODE_IMU_RAW
+			     ? shmbus_pub_open(c->bus, pub_topic, &t, NULL, &c->pub)
+		     : c->mode == MODE_IMU
+			     ? shmbus__msgs__imu__pub_open(c->bus, pub_topic, &t, NULL, &c->pub)
+			     : shmbus__msgs__image__pub_open(c->bus, pub_topic, &t, NULL, &c->pub);
 		if (rc != 0) {
 			bench_bus_report(c->name, c->bus, "pub_open", rc);
 			return -1;
 		}
 	}
 	if (sub_topic) {
-		rc = c->mode == MODE_IMU_RAW ? shmbus_sub_open(c->bus, sub_topic, &so, &c->sub)
-		     : c->mode == MODE_IMU  ? shmbus__msgs__imu__sub_open(c->bus, sub_topic, &so, &c->sub)
-					    : shmbus__msgs__image__sub_open(c->bus, sub_topic, &so,
-									    &c->sub);
+		rc = c->mode == MODE_IMU_RAW
+			     ? shmbus_sub_open(c->bus, sub_topic, &t, &so, &c->sub)
+		     : c->mode == MODE_IMU
+			     ? shmbus__msgs__imu__sub_open(c->bus, sub_topic, &t, &so, &c->sub)
+			     : shmbus__msgs__image__sub_open(c->bus, sub_topic, &t, &so, &c->sub);
 		if (rc != 0) {
 			bench_bus_report(c->name, c->bus, "sub_open", rc);
 			return -1;

@@ -88,10 +88,10 @@ static void on_announce(struct in_state *s, const shmbus_bridge_Announce *a)
 		o.max_message_size = a->max_message_size;
 	if (a->slot_count)
 		o.slot_count = a->slot_count;
-	int rc = shmbus_pub_open(b->bus, t->name, &o, &t->pub);
+	int rc = shmbus_pub_open(b->bus, t->name, &o, NULL, &t->pub);
 	if (rc) {
 		bridge_log(b, "publishing '%s' (%s) on the bus: %s: %s", t->name, a->type_name,
-			   shmbus_strerror(rc), shmbus_errmsg(b->bus));
+			   shmbus_strerror(rc), shmbus_errmsg());
 		t->pub = NULL;
 		return;
 	}

@@ -177,14 +177,11 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&b->own_lock, NULL);
 
 	struct shmbus_connect_options co;
-	char why[512] = "";
 	shmbus_connect_options_init(&co);
-	co.errbuf = why;
-	co.errbuf_size = sizeof(why);
 	int rc = shmbus_connect(b->bus_name, &co, &b->bus);
 	if (rc) {
 		fprintf(stderr, "shmbus-bridge: connecting to bus '%s': %s: %s\n",
-			b->bus_name ? b->bus_name : "default", shmbus_strerror(rc), why);
+			b->bus_name ? b->bus_name : "default", shmbus_strerror(rc), shmbus_errmsg());
 		return 1;
 	}
 	b->bus_name = shmbus_bus_name(b->bus);

@@ -89,10 +89,10 @@ static void open_topic(struct out_state *s, const char *name)
 	struct shmbus_sub_options so;
 	shmbus_sub_options_init(&so);
 	so.start = SHMBUS_START_NEW;
-	int rc = shmbus_sub_open(b->bus, name, &so, &t->sub);
+	int rc = shmbus_sub_open(b->bus, name, NULL, &so, &t->sub);
 	if (rc) {
 		bridge_log(b, "subscribing to '%s': %s: %s", name, shmbus_strerror(rc),
-			   shmbus_errmsg(b->bus));
+			   shmbus_errmsg());
 		return;
 	}
 	t->cap = shmbus_sub_max_message_size(t->sub);
@@ -123,8 +123,9 @@ static void open_topic(struct out_state *s, const char *name)
 		bridge_log(b, "out: '%s' (%s) -> DDS '%s'", name, shmbus_sub_type_name(t->sub), dds_name);
 }
 
-static int scan_one(void *ctx, const char *name)
+static int scan_one(void *ctx, const char *name, const char *type_name)
 {
+	(void)type_name;
 	struct out_state *s = ctx;
 	if (bridge_match(s->b->out_patterns, s->b->n_out, name) && !known(s, name))
 		open_topic(s, name);

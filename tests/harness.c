@@ -4,15 +4,19 @@
 #include "harness.h"
 
 #include <CUnit/Basic.h>
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,15 +33,12 @@ const char *h_bus_name(const char *tag)
 shmbus_bus *h_connect(const char *name)
 {
 	struct shmbus_connect_options o;
-	char why[512] = "";
 	shmbus_bus *bus = NULL;
 	shmbus_connect_options_init(&o);
-	o.errbuf = why;
-	o.errbuf_size = sizeof(why);
 	o.timeout_ns = 20000000000ll; /* a loaded CI machine starts processes slowly */
 	int rc = shmbus_connect(name, &o, &bus);
 	if (rc) {
-		fprintf(stderr, "connect %s: %s: %s\n", name, shmbus_strerror(rc), why);
+		fprintf(stderr, "connect %s: %s: %s\n", name, shmbus_strerror(rc), shmbus_errmsg());
 		/* CUnit records assertions of the running test only. */
 		if (CU_get_current_test())
 			CU_FAIL("shmbus_connect failed");
@@ -79,29 +80,47 @@ bool h_wait_exit(pid_t pid, int timeout_ms)
 	return r == 1;
 }
 
-/* Files of the bus in /dev/shm; with `say`, each is named on stderr. */
-static int shm_files(const char *bus, bool say)
+/* "<runtime dir>/<bus>.<suffix>" as the broker names it. */
+static void bus_path(char *buf, size_t len, const char *bus, const char *suffix)
 {
-	char prefix[128];
-	snprintf(prefix, sizeof(prefix), "shmbus.%u.%s.", (unsigned)getuid(), bus);
-	DIR *d = opendir("/dev/shm");
-	int n = 0;
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-			if (say)
-				fprintf(stderr, "bus %s left /dev/shm/%s\n", bus, e->d_name);
-			n++;
-		}
-	closedir(d);
-	return n;
+	const char *dir = getenv("SHMBUS_RUNTIME_DIR");
+	snprintf(buf, len, "%s/%s.%s", dir ? dir : "/tmp", bus, suffix);
 }
 
-int h_shm_files(const char *bus)
+pid_t h_keeper_pid(const char *bus)
 {
-	return shm_files(bus, false);
+	char path[256];
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	bus_path(path, sizeof(path), bus, "keep");
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -1;
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	pid_t pid = -1;
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	/* Connected, not yet accepted: the peer is the listening keeper. */
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+		pid = cred.pid;
+	if (fd >= 0)
+		close(fd);
+	return pid;
+}
+
+bool h_keeper_gone(const char *bus, int timeout_ms)
+{
+	char path[256];
+	bus_path(path, sizeof(path), bus, "keep");
+	int64_t deadline = h_now_ns() + (int64_t)timeout_ms * 1000000;
+	/* The keeper removes its socket as it exits. */
+	while (access(path, F_OK) == 0) {
+		if (h_now_ns() > deadline)
+			return false;
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	return true;
 }
 
 int h_bus_stop(const char *bus)
@@ -124,8 +143,11 @@ int h_bus_stop(const char *bus)
 			rc = -1;
 		}
 	}
-	if (shm_files(bus, true) > 0)
+	/* The broker let everything go: its keeper is gone with what it held. */
+	if (!h_keeper_gone(bus, 20000)) {
+		fprintf(stderr, "bus %s: its keeper did not exit\n", bus);
 		rc = -1;
+	}
 	return rc;
 }
 
@@ -234,4 +256,80 @@ int h_run_cli(char *out, size_t cap, const char *fmt, ...)
 	out[n] = '\0';
 	int st = pclose(f);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+bool h_user_create(struct h_user *u)
+{
+	char cmd[256];
+	memset(u, 0, sizeof(*u));
+	if (getuid() != 0)
+		return false;
+	snprintf(u->name, sizeof(u->name), "shmbus-t%d", (int)getpid() % 100000);
+	snprintf(cmd, sizeof(cmd), "useradd -M -N -s /usr/sbin/nologin %s >/dev/null 2>&1",
+		 u->name);
+	if (system(cmd) != 0)
+		return false;
+	struct passwd *pw = getpwnam(u->name);
+	if (!pw) {
+		h_user_remove(u);
+		return false;
+	}
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+	return true;
+}
+
+void h_user_remove(const struct h_user *u)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "userdel %s >/dev/null 2>&1", u->name);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove test user %s\n", u->name);
+}
+
+bool h_become(const struct h_user *u)
+{
+	return setgroups(0, NULL) == 0 && setgid(u->gid) == 0 && setuid(u->uid) == 0;
+}
+
+pid_t h_spawn(const char *const argv[], int *out_fd, const struct h_user *as)
+{
+	int p[2] = { -1, -1 };
+	if (out_fd && pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(out_fd ? p[1] : nul, 1);
+		dup2(out_fd ? p[1] : nul, 2);
+		if (as && !h_become(as))
+			_exit(126);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (out_fd) {
+		close(p[1]);
+		*out_fd = p[0];
+	}
+	return pid;
+}
+
+size_t h_read_all(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	size_t n = 0;
+	int64_t deadline = h_now_ns() + (int64_t)timeout_ms * 1000000;
+	while (n + 1 < cap) {
+		int left = (int)((deadline - h_now_ns()) / 1000000);
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			break;
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	return n;
 }

@@ -22,8 +22,8 @@ const char *h_bus_name(const char *tag);
 shmbus_bus *h_connect(const char *bus);
 
 /* Stop the bus's broker with SIGTERM and wait (pidfd, bounded) until it
- * has exited; then check no /dev/shm file of the bus is left. 0, or -1
- * with the reason on stderr (for suite clean-ups, which return it). */
+ * has exited; then check its keeper let everything go and exited. 0, or
+ * -1 with the reason on stderr (for suite clean-ups, which return it). */
 int h_bus_stop(const char *bus);
 
 /* h_bus_stop() as an assertion of the running test. */
@@ -40,8 +40,12 @@ extern shmbus_bus *h_suite_bus;
  * True if it did. */
 bool h_wait_exit(pid_t pid, int timeout_ms);
 
-/* Number of /dev/shm files belonging to the bus. */
-int h_shm_files(const char *bus);
+/* The pid of the bus's keeper (the process holding its shared objects
+ * across broker restarts), or -1 if none listens. */
+pid_t h_keeper_pid(const char *bus);
+
+/* Wait until the bus's keeper has exited, at most timeout_ms. */
+bool h_keeper_gone(const char *bus, int timeout_ms);
 
 /* Fork a child running fn(arg, result_fd); the child writes its result
  * struct to result_fd and exits. */
@@ -58,6 +62,26 @@ int64_t h_now_ns(void);
 /* Run `$SHMBUS_CLI ARGS` (bounded by timeout(1): 60 s), stdout and stderr
  * into out; returns its exit code, or -1. */
 int h_run_cli(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A second Unix user for the tests that cross users, made with useradd
+ * (needs root). False, with nothing made, when it cannot be created. */
+struct h_user {
+	char name[32];
+	uid_t uid;
+	gid_t gid;
+};
+bool h_user_create(struct h_user *u);
+void h_user_remove(const struct h_user *u);
+/* In a child process: drop every group and become u. False on failure. */
+bool h_become(const struct h_user *u);
+
+/* Start argv[0] (a path) with argv as a child process, its stdout and
+ * stderr into a pipe whose read end goes to *out_fd (NULL: /dev/null);
+ * as user `as` when not NULL. Its pid, or -1. */
+pid_t h_spawn(const char *const argv[], int *out_fd, const struct h_user *as);
+
+/* Read what fd gives until EOF or timeout_ms, NUL-terminated; bytes read. */
+size_t h_read_all(int fd, char *buf, size_t cap, int timeout_ms);
 
 /* Run the CUnit suites registered by `add`, return the exit code. */
 int h_run(const char *name, void (*add)(void));

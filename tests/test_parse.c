@@ -88,70 +88,87 @@ static void test_header_checks(void)
 	CU_ASSERT_EQUAL(proto_check_hdr(&h, err, sizeof(err)), SHMBUS_EBROKER);
 }
 
-static int count_name(void *ctx, const char *name)
+static int count_entry(void *ctx, const struct proto_entry *e)
 {
 	(*(int *)ctx)++;
-	CU_ASSERT_TRUE(strlen(name) > 0);
+	CU_ASSERT_TRUE(strlen(e->name) > 0);
 	return 0;
 }
 
-static void test_names(void)
+static void test_entries(void)
 {
 	struct proto_buf b = { 0 };
-	proto_put_str(&b, "a");
-	proto_put_str(&b, "camera/front");
+	proto_encode_entry(&b, 1, "a", "");
+	size_t first = b.len;
+	proto_encode_entry(&b, 7, "/camera/front", "shmbus.msgs.Image");
 	int n = 0;
-	CU_ASSERT_EQUAL(proto_decode_names(b.data, b.len, count_name, &n), 0);
+	CU_ASSERT_EQUAL(proto_decode_entries(b.data, b.len, count_entry, &n), 0);
 	CU_ASSERT_EQUAL(n, 2);
 	for (size_t k = 1; k < b.len; k++) {
-		if (k == 5)
-			continue; /* a whole first name: a valid shorter list */
+		if (k == first)
+			continue; /* a whole first entry: a valid shorter list */
 		n = 0;
-		CU_ASSERT_EQUAL(proto_decode_names(b.data, k, count_name, &n), SHMBUS_EBROKER);
+		CU_ASSERT_EQUAL(proto_decode_entries(b.data, k, count_entry, &n), SHMBUS_EBROKER);
 	}
+	proto_buf_free(&b);
+	/* An empty name, or a NUL inside one, is malformed. */
+	proto_encode_entry(&b, 1, "", "");
+	CU_ASSERT_EQUAL(proto_decode_entries(b.data, b.len, count_entry, &n), SHMBUS_EBROKER);
+	proto_buf_free(&b);
+	proto_encode_entry(&b, 1, "ab", "");
+	b.data[9] = '\0'; /* after the id and the name's length */
+	CU_ASSERT_EQUAL(proto_decode_entries(b.data, b.len, count_entry, &n), SHMBUS_EBROKER);
 	proto_buf_free(&b);
 }
 
-static uint8_t *make_segment(size_t *size)
+static uint8_t *make_meta(size_t *size)
 {
-	struct seg_params p = { .slot_count = 4, .max_message_size = 64, .topic = "imu",
+	struct seg_params p = { .slot_count = 4, .max_message_size = 64, .topic = "/imu",
 				.type_name = "x.Imu", .schema = "abc", .schema_size = 3 };
 	char err[256];
 	CU_ASSERT_FATAL(seg_params_normalize(&p, err, sizeof(err)) == 0);
-	*size = seg_size_for(&p);
+	*size = seg_meta_size(p.schema_size);
 	void *mem = NULL;
 	CU_ASSERT_FATAL(posix_memalign(&mem, 4096, *size) == 0);
 	memset(mem, 0, *size);
-	seg_format(mem, &p);
+	seg_meta_format(mem, &p);
 	return mem;
 }
 
-static void test_segment_checks(void)
+static void test_meta_checks(void)
 {
 	char err[256];
 	size_t size;
-	uint8_t *mem = make_segment(&size);
-	struct seg_header *h = (struct seg_header *)mem;
-	CU_ASSERT_EQUAL(seg_check(mem, size, err, sizeof(err)), 0);
-	/* Truncated file: at every size below the layout's. */
+	uint8_t *mem = make_meta(&size);
+	struct meta_header *h = (struct meta_header *)mem;
+	CU_ASSERT_EQUAL(seg_meta_check(mem, size, err, sizeof(err)), 0);
+	/* Truncated: at every size below the layout's. */
 	for (size_t n = 0; n < size; n += 64)
-		CU_ASSERT_EQUAL(seg_check(mem, n, err, sizeof(err)), SHMBUS_ECORRUPT);
+		CU_ASSERT_EQUAL(seg_meta_check(mem, n, err, sizeof(err)), SHMBUS_ECORRUPT);
 	/* Another layout version: a clear version error. */
 	h->layout_version = SEG_LAYOUT_VERSION + 1;
-	CU_ASSERT_EQUAL(seg_check(mem, size, err, sizeof(err)), SHMBUS_EVERSION);
+	CU_ASSERT_EQUAL(seg_meta_check(mem, size, err, sizeof(err)), SHMBUS_EVERSION);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "this library reads"));
 	h->layout_version = SEG_LAYOUT_VERSION;
+	/* An old layout's file is refused as such, not misread. */
+	h->layout_version = 4;
+	CU_ASSERT_EQUAL(seg_meta_check(mem, size, err, sizeof(err)), SHMBUS_EVERSION);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "version 4"));
+	h->layout_version = SEG_LAYOUT_VERSION;
 	/* Any flipped byte of the fixed header is caught by its check. */
-	size_t from = sizeof(h->magic), to = offsetof(struct seg_header, header_check);
+	size_t from = sizeof(h->magic), to = offsetof(struct meta_header, header_check);
 	for (size_t i = from; i < to; i += 7) {
 		mem[i] ^= 0x5a;
-		int rc = seg_check(mem, size, err, sizeof(err));
+		int rc = seg_meta_check(mem, size, err, sizeof(err));
 		CU_ASSERT_TRUE(rc == SHMBUS_ECORRUPT || rc == SHMBUS_EVERSION);
 		mem[i] ^= 0x5a;
 	}
-	CU_ASSERT_EQUAL(seg_check(mem, size, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(seg_meta_check(mem, size, err, sizeof(err)), 0);
+	/* What changes (the tables) is not covered by the check. */
+	atomic_store(&h->pubs[3].pid, 42);
+	CU_ASSERT_EQUAL(seg_meta_check(mem, size, err, sizeof(err)), 0);
 	atomic_store(&h->magic, 0);
-	CU_ASSERT_EQUAL(seg_check(mem, size, err, sizeof(err)), SHMBUS_ECORRUPT);
+	CU_ASSERT_EQUAL(seg_meta_check(mem, size, err, sizeof(err)), SHMBUS_ECORRUPT);
 	free(mem);
 }
 
@@ -172,11 +189,29 @@ static void test_names_valid(void)
 {
 	CU_ASSERT_TRUE(shmbus_topic_name_valid("camera/front/image_raw"));
 	CU_ASSERT_TRUE(shmbus_topic_name_valid("imu"));
+	/* ROS style: one leading '/'. */
+	CU_ASSERT_TRUE(shmbus_topic_name_valid("/camera/image_raw"));
+	CU_ASSERT_TRUE(shmbus_topic_name_valid("/imu"));
+	CU_ASSERT_TRUE(shmbus_topic_name_valid("a.b/..c/d.."));
 	CU_ASSERT_FALSE(shmbus_topic_name_valid(""));
-	CU_ASSERT_FALSE(shmbus_topic_name_valid("/abs"));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("/"));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("//abs"));
 	CU_ASSERT_FALSE(shmbus_topic_name_valid("trail/"));
 	CU_ASSERT_FALSE(shmbus_topic_name_valid("a//b"));
 	CU_ASSERT_FALSE(shmbus_topic_name_valid("sp ace"));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid(NULL));
+	/* "." and ".." are not segments. */
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("a/../b"));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("./a"));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("a/."));
+	CU_ASSERT_FALSE(shmbus_topic_name_valid("/.."));
+	char longest[202];
+	memset(longest, 'x', 200);
+	longest[200] = '\0';
+	CU_ASSERT_TRUE(shmbus_topic_name_valid(longest));
+	longest[200] = 'x';
+	longest[201] = '\0';
+	CU_ASSERT_FALSE(shmbus_topic_name_valid(longest));
 }
 
 static void add(void)
@@ -185,8 +220,8 @@ static void add(void)
 	CU_add_test(s, "OPEN round trip, every truncation", test_open_roundtrip_and_truncation);
 	CU_add_test(s, "OPEN with bad fields", test_open_bad_fields);
 	CU_add_test(s, "frame header checks", test_header_checks);
-	CU_add_test(s, "topic name lists", test_names);
-	CU_add_test(s, "segment header: version, truncation, corruption", test_segment_checks);
+	CU_add_test(s, "topic name lists", test_entries);
+	CU_add_test(s, "topic meta: version, truncation, corruption", test_meta_checks);
 	CU_add_test(s, "every error code has its own text", test_every_error_has_text);
 	CU_add_test(s, "topic names", test_names_valid);
 }

@@ -6,8 +6,6 @@
  * program exits 77 (skipped) after the parser tests.
  */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +16,8 @@
 
 #include "harness.h"
 
-static char dir[128], user[32];
+static char dir[128];
+static struct h_user other;
 static bool skipped;
 
 static int run(char *out, size_t cap, const char *cmd)
@@ -57,7 +56,12 @@ static void test_parser_errors(void)
 {
 	expect_policy_error("allow * subscribe camera/*\nallow * pub x\n",
 			    "bad.policy:2:9: unknown action 'pub'");
-	expect_policy_error("permit * * *\n", "bad.policy:1:1: expected 'allow' or 'deny'");
+	expect_policy_error("permit * * *\n",
+			    "bad.policy:1:1: expected 'allow', 'deny' or 'limit'");
+	expect_policy_error("limit * topics=x\n", "bad.policy:1:16: expected a number");
+	expect_policy_error("limit * bytes=3X\n", "bad.policy:1:16: unexpected 'X'");
+	expect_policy_error("limit * wings=3\n", "bad.policy:1:9: unknown limit 'wings'");
+	expect_policy_error("limit *\n", "missing topics=N");
 	expect_policy_error("# comment\n\nallow user:no-such-user-xyz * *\n",
 			    "bad.policy:3:12: no user 'no-such-user-xyz'");
 	expect_policy_error("allow group:nogroup-xyz * *\n", "no group 'nogroup-xyz'");
@@ -90,8 +94,6 @@ struct other_result {
 
 struct other_arg {
 	const char *plain_bus, *policy_bus;
-	uid_t uid;
-	gid_t gid;
 };
 
 static int as_other_user(void *argp, int out)
@@ -99,20 +101,16 @@ static int as_other_user(void *argp, int out)
 	struct other_arg *a = argp;
 	struct other_result res;
 	memset(&res, 0, sizeof(res));
-	if (setgroups(0, NULL) || setgid(a->gid) || setuid(a->uid))
+	if (!h_become(&other))
 		return 1;
 	struct shmbus_connect_options o;
 	shmbus_connect_options_init(&o);
 	o.autostart = false;
-	o.errbuf = res.why_plain;
-	o.errbuf_size = sizeof(res.why_plain);
 	shmbus_bus *bus;
 	res.connect_plain = shmbus_connect(a->plain_bus, &o, &bus);
+	snprintf(res.why_plain, sizeof(res.why_plain), "%s", shmbus_errmsg());
 	if (res.connect_plain == 0)
 		shmbus_disconnect(bus);
-	char why[256];
-	o.errbuf = why;
-	o.errbuf_size = sizeof(why);
 	res.connect_policy = shmbus_connect(a->policy_bus, &o, &bus);
 	if (res.connect_policy == 0) {
 		struct shmbus_sub_options so;
@@ -121,16 +119,16 @@ static int as_other_user(void *argp, int out)
 		so.last_n = 1;
 		shmbus_sub *sub;
 		shmbus_pub *pub;
-		res.sub_allowed = shmbus_sub_open(bus, "camera/front", &so, &sub);
+		res.sub_allowed = shmbus_sub_open(bus, "camera/front", NULL, &so, &sub);
 		if (res.sub_allowed == 0) {
 			struct shmbus_msg_info info;
 			res.took = shmbus_sub_take(sub, res.data, sizeof(res.data) - 1, &info);
 			shmbus_sub_close(sub);
 		}
-		res.pub_denied = shmbus_pub_open(bus, "camera/front", NULL, &pub);
-		snprintf(res.why_pub, sizeof(res.why_pub), "%s", shmbus_errmsg(bus));
-		res.sub_denied = shmbus_sub_open(bus, "secrets/plan", &so, &sub);
-		snprintf(res.why_sub, sizeof(res.why_sub), "%s", shmbus_errmsg(bus));
+		res.pub_denied = shmbus_pub_open(bus, "camera/front", NULL, NULL, &pub);
+		snprintf(res.why_pub, sizeof(res.why_pub), "%s", shmbus_errmsg());
+		res.sub_denied = shmbus_sub_open(bus, "secrets/plan", NULL, &so, &sub);
+		snprintf(res.why_sub, sizeof(res.why_sub), "%s", shmbus_errmsg());
 		shmbus_disconnect(bus);
 	}
 	return write(out, &res, sizeof(res)) == sizeof(res) ? 0 : 2;
@@ -142,15 +140,13 @@ static void test_second_user(void)
 		printf("\n  SKIPPED: needs root and useradd to create a second user");
 		return;
 	}
-	struct passwd *pw = getpwnam(user);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(pw);
 	char path[256], cmd[768], out[2048];
 	snprintf(path, sizeof(path), "%s/users.policy", dir);
 	char text[512];
 	snprintf(text, sizeof(text),
 		 "deny  user:%s  *          secrets/*\n"
 		 "allow user:%s  subscribe  camera/*\n",
-		 user, user);
+		 other.name, other.name);
 	write_file(path, text);
 	const char *policy_bus = h_bus_name("withpol");
 	const char *plain_bus = h_bus_name("nopol");
@@ -161,11 +157,11 @@ static void test_second_user(void)
 	shmbus_bus *owner = h_connect(policy_bus), *plain = h_connect(plain_bus);
 	CU_ASSERT_FATAL(owner && plain);
 	shmbus_pub *pub, *secret;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "camera/front", NULL, &pub), 0);
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "secrets/plan", NULL, &secret), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "camera/front", NULL, NULL, &pub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(owner, "secrets/plan", NULL, NULL, &secret), 0);
 	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "frame-1", 8, NULL), 0);
 
-	struct other_arg a = { plain_bus, policy_bus, pw->pw_uid, pw->pw_gid };
+	struct other_arg a = { plain_bus, policy_bus };
 	int fd;
 	pid_t pid = h_fork(as_other_user, &a, &fd);
 	struct other_result r;
@@ -200,21 +196,15 @@ static int setup(void)
 	if (mkdir(dir, 0700))
 		return 1;
 	setenv("SHMBUS_RUNTIME_DIR", dir, 1);
-	snprintf(user, sizeof(user), "shmbus-t%d", (int)getpid() % 100000);
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "useradd -M -N -s /usr/sbin/nologin %s >/dev/null 2>&1", user);
-	skipped = getuid() != 0 || system(cmd) != 0;
+	skipped = !h_user_create(&other);
 	return 0;
 }
 
 static int teardown(void)
 {
 	char cmd[512];
-	if (!skipped) {
-		snprintf(cmd, sizeof(cmd), "userdel %s >/dev/null 2>&1", user);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove test user %s\n", user);
-	}
+	if (!skipped)
+		h_user_remove(&other);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : 1;
 }

@@ -89,39 +89,109 @@ static int parse_id(struct lexer *lx, const char *t, size_t n, bool user, unsign
 	return 0;
 }
 
+/* WHO: 0 = anyone, 1 = user, 2 = group. */
+static int parse_who(struct lexer *lx, int *who, unsigned *id)
+{
+	size_t n;
+	const char *t = token(lx, &n);
+	if (!t)
+		return fail(lx, lx->p, "missing WHO (user:NAME, group:NAME or *)");
+	if (tok_is(t, n, "*")) {
+		*who = 0;
+	} else if (n > 5 && memcmp(t, "user:", 5) == 0) {
+		*who = 1;
+		if (parse_id(lx, t + 5, n - 5, true, id))
+			return -1;
+	} else if (n > 6 && memcmp(t, "group:", 6) == 0) {
+		*who = 2;
+		if (parse_id(lx, t + 6, n - 6, false, id))
+			return -1;
+	} else {
+		return fail(lx, t, "expected user:NAME, group:NAME or *");
+	}
+	return 0;
+}
+
+/* A number with an optional K, M or G suffix (sizes). */
+static int parse_amount(struct lexer *lx, const char *t, size_t n, bool size, uint64_t *v)
+{
+	uint64_t x = 0, mul = 1;
+	size_t i = 0;
+	if (n == 0)
+		return fail(lx, t, "missing number");
+	for (; i < n && t[i] >= '0' && t[i] <= '9'; i++) {
+		if (x > UINT64_MAX / 10 - 9)
+			return fail(lx, t, "number too large");
+		x = x * 10 + (uint64_t)(t[i] - '0');
+	}
+	if (i == 0)
+		return fail(lx, t, "expected a number");
+	if (size && i + 1 == n && (t[i] == 'K' || t[i] == 'M' || t[i] == 'G')) {
+		mul = t[i] == 'K' ? 1ull << 10 : t[i] == 'M' ? 1ull << 20 : 1ull << 30;
+		i++;
+	}
+	if (i != n)
+		return fail(lx, t + i, "unexpected '%.*s' after the number", (int)(n - i), t + i);
+	if (x > UINT64_MAX / mul)
+		return fail(lx, t, "number too large");
+	*v = x * mul;
+	return 0;
+}
+
+static int parse_limit(struct lexer *lx, struct policy_limit *l)
+{
+	size_t n;
+	int who;
+	memset(l, 0, sizeof(*l));
+	l->line = lx->line;
+	l->l = (struct policy_limits){ POLICY_DEFAULT_TOPICS, POLICY_DEFAULT_BYTES,
+				       POLICY_DEFAULT_CONNECTIONS };
+	if (parse_who(lx, &who, &l->id))
+		return -1;
+	l->who = who == 0 ? LWHO_ANY : who == 1 ? LWHO_USER : LWHO_GROUP;
+	const char *t = token(lx, &n);
+	if (!t)
+		return fail(lx, lx->p, "missing topics=N, bytes=SIZE or connections=N");
+	for (; t; t = token(lx, &n)) {
+		const char *eq = memchr(t, '=', n);
+		if (!eq)
+			return fail(lx, t, "expected topics=N, bytes=SIZE or connections=N");
+		size_t k = (size_t)(eq - t), vn = n - k - 1;
+		uint64_t *dst = tok_is(t, k, "topics")	    ? &l->l.topics
+				: tok_is(t, k, "bytes")	    ? &l->l.bytes
+				: tok_is(t, k, "connections") ? &l->l.connections
+							      : NULL;
+		if (!dst)
+			return fail(lx, t, "unknown limit '%.*s' (expected topics, bytes or "
+					   "connections)",
+				    (int)k, t);
+		if (parse_amount(lx, eq + 1, vn, dst == &l->l.bytes, dst))
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_rule(struct lexer *lx, struct policy_rule *r)
 {
 	size_t n;
+	int who;
 	const char *t = token(lx, &n);
 	memset(r, 0, sizeof(*r));
 	r->line = lx->line;
 	if (tok_is(t, n, "allow"))
 		r->allow = true;
 	else if (!tok_is(t, n, "deny"))
-		return fail(lx, t, "expected 'allow' or 'deny'");
+		return fail(lx, t, "expected 'allow', 'deny' or 'limit'");
+
+	if (parse_who(lx, &who, &r->id))
+		return -1;
+	r->who = who == 0 ? WHO_ANY : who == 1 ? WHO_USER : WHO_GROUP;
 
 	t = token(lx, &n);
 	if (!t)
-		return fail(lx, lx->p, "missing WHO (user:NAME, group:NAME or *)");
+		return fail(lx, lx->p, "missing ACTIONS (publish, subscribe, create or *)");
 	if (tok_is(t, n, "*")) {
-		r->who = WHO_ANY;
-	} else if (n > 5 && memcmp(t, "user:", 5) == 0) {
-		r->who = WHO_USER;
-		if (parse_id(lx, t + 5, n - 5, true, &r->id))
-			return -1;
-	} else if (n > 6 && memcmp(t, "group:", 6) == 0) {
-		r->who = WHO_GROUP;
-		if (parse_id(lx, t + 6, n - 6, false, &r->id))
-			return -1;
-	} else {
-		return fail(lx, t, "expected user:NAME, group:NAME or *");
-	}
-
-	t = token(lx, &n);
-	if (!t)
-		return fail(lx, lx->p, "missing ACTIONS (publish, subscribe or *)");
-	if (tok_is(t, n, "*")) {
-		r->actions = POLICY_PUBLISH | POLICY_SUBSCRIBE;
+		r->actions = POLICY_ALL;
 	} else {
 		const char *a = t, *end = t + n;
 		while (a < end) {
@@ -131,9 +201,12 @@ static int parse_rule(struct lexer *lx, struct policy_rule *r)
 				r->actions |= POLICY_PUBLISH;
 			else if (tok_is(a, k, "subscribe"))
 				r->actions |= POLICY_SUBSCRIBE;
+			else if (tok_is(a, k, "create"))
+				r->actions |= POLICY_CREATE;
 			else
-				return fail(lx, a, "unknown action '%.*s' (expected publish, subscribe "
-						   "or *)", (int)k, a);
+				return fail(lx, a, "unknown action '%.*s' (expected publish, subscribe, "
+						   "create or *)",
+					    (int)k, a);
 			a += k + (comma ? 1 : 0);
 		}
 	}
@@ -141,6 +214,10 @@ static int parse_rule(struct lexer *lx, struct policy_rule *r)
 	t = token(lx, &n);
 	if (!t)
 		return fail(lx, lx->p, "missing TOPICS (a glob such as camera/* or *)");
+	if (t[0] == '/' && n > 1) { /* names and globs compare without it */
+		t++;
+		n--;
+	}
 	r->pattern = strndup(t, n);
 	if (!r->pattern)
 		return fail(lx, t, "out of memory");
@@ -163,7 +240,20 @@ int policy_parse(struct policy *p, const char *name, const char *text, uid_t own
 	for (;;) {
 		size_t n;
 		const char *t = token(&lx, &n);
-		if (t) {
+		if (t && tok_is(t, n, "limit")) {
+			struct policy_limit l;
+			if (parse_limit(&lx, &l)) {
+				policy_free(p);
+				return -1;
+			}
+			struct policy_limit *v = realloc(p->limits, (p->n_limits + 1) * sizeof(*v));
+			if (!v) {
+				policy_free(p);
+				return fail(&lx, t, "out of memory");
+			}
+			p->limits = v;
+			p->limits[p->n_limits++] = l;
+		} else if (t) {
 			lx.p = t; /* parse_rule reads it again */
 			if (p->n == cap) {
 				cap = cap ? cap * 2 : 8;
@@ -239,8 +329,10 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->n; i++)
 		free(p->rules[i].pattern);
 	free(p->rules);
+	free(p->limits);
 	p->rules = NULL;
-	p->n = 0;
+	p->limits = NULL;
+	p->n = p->n_limits = 0;
 }
 
 static bool in_group(uid_t uid, gid_t gid, unsigned want)
@@ -281,7 +373,7 @@ bool policy_allows(const struct policy *p, uid_t uid, gid_t gid, unsigned action
 	for (size_t i = 0; i < p->n; i++) {
 		const struct policy_rule *r = &p->rules[i];
 		if (!(r->actions & action) || !who_matches(r, uid, gid) ||
-		    fnmatch(r->pattern, topic, 0) != 0)
+		    fnmatch(r->pattern, topic[0] == '/' ? topic + 1 : topic, 0) != 0)
 			continue;
 		if (!r->allow)
 			snprintf(why, whylen, "denied by policy rule on line %d", r->line);
@@ -289,6 +381,27 @@ bool policy_allows(const struct policy *p, uid_t uid, gid_t gid, unsigned action
 	}
 	snprintf(why, whylen, "no policy rule allows it");
 	return false;
+}
+
+void policy_limits_for(const struct policy *p, uid_t uid, gid_t gid, struct policy_limits *out)
+{
+	if (uid == p->owner) {
+		*out = (struct policy_limits){ UINT64_MAX, UINT64_MAX, UINT64_MAX };
+		return;
+	}
+	for (size_t i = 0; i < p->n_limits; i++) {
+		const struct policy_limit *l = &p->limits[i];
+		struct policy_rule who = { .who = l->who == LWHO_ANY    ? WHO_ANY
+						  : l->who == LWHO_USER ? WHO_USER
+									: WHO_GROUP,
+					   .id = l->id };
+		if (who_matches(&who, uid, gid)) {
+			*out = l->l;
+			return;
+		}
+	}
+	*out = (struct policy_limits){ POLICY_DEFAULT_TOPICS, POLICY_DEFAULT_BYTES,
+				       POLICY_DEFAULT_CONNECTIONS };
 }
 
 bool policy_admits(const struct policy *p, uid_t uid, gid_t gid)

@@ -7,24 +7,41 @@
  * matches a request decides, and a request no rule matches is refused.
  *
  *   allow|deny  WHO  ACTIONS  TOPICS
+ *   limit       WHO  topics=N bytes=SIZE connections=N   (any of the three)
  *
  *   WHO      user:NAME, user:UID, group:NAME, group:GID, or * (anyone)
- *   ACTIONS  publish, subscribe, or both comma-separated, or *
- *   TOPICS   a shell glob over topic names (fnmatch; a star also matches /)
+ *   ACTIONS  publish, subscribe, create, comma-separated, or * (all three);
+ *            create is needed to make a topic that does not exist (by a
+ *            publisher, or a subscriber with create_if_missing)
+ *   TOPICS   a shell glob over topic names (fnmatch; a star also matches /;
+ *            a leading '/' in the name or the glob is ignored)
+ *   SIZE     bytes, with an optional K, M or G suffix
  *
  * e.g.   allow group:video  subscribe          camera/<anything>
  *        deny  *            *                  secrets/<anything>
- *        allow user:alice   publish,subscribe  *
+ *        allow user:alice   publish,create     sandbox/<anything>
+ *        limit user:alice   topics=16 bytes=64M
+ *
+ * The first `limit` line that matches a user applies to it; a user other
+ * than the bus's own without one gets POLICY_DEFAULT_*. The bus's own user
+ * has no limits and may do anything.
  */
 #ifndef SHMBUSD_POLICY_H
 #define SHMBUSD_POLICY_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define POLICY_PUBLISH 1u
 #define POLICY_SUBSCRIBE 2u
+#define POLICY_CREATE 4u
+#define POLICY_ALL (POLICY_PUBLISH | POLICY_SUBSCRIBE | POLICY_CREATE)
+
+#define POLICY_DEFAULT_TOPICS 64u
+#define POLICY_DEFAULT_BYTES (256ull << 20)
+#define POLICY_DEFAULT_CONNECTIONS 64u
 
 struct policy_rule {
 	bool allow;
@@ -35,9 +52,24 @@ struct policy_rule {
 	int line;
 };
 
+struct policy_limits {
+	uint64_t topics;      /* topics the user created that exist */
+	uint64_t bytes;       /* their shared memory */
+	uint64_t connections; /* open connections to the broker */
+};
+
+struct policy_limit {
+	enum { LWHO_ANY, LWHO_USER, LWHO_GROUP } who;
+	unsigned id;
+	struct policy_limits l;
+	int line;
+};
+
 struct policy {
 	struct policy_rule *rules;
 	size_t n;
+	struct policy_limit *limits;
+	size_t n_limits;
 	uid_t owner;
 };
 
@@ -53,6 +85,9 @@ void policy_free(struct policy *p);
 /* May this client do `action` on `topic`? Fills why on refusal. */
 bool policy_allows(const struct policy *p, uid_t uid, gid_t gid, unsigned action,
 		   const char *topic, char *why, size_t whylen);
+
+/* The limits that apply to a user (UINT64_MAX: none). */
+void policy_limits_for(const struct policy *p, uid_t uid, gid_t gid, struct policy_limits *out);
 
 /* May this client talk to the broker at all (some rule could allow it)? */
 bool policy_admits(const struct policy *p, uid_t uid, gid_t gid);

@@ -1,7 +1,55 @@
 /*
- * errors.c - owns the text of every error code.
+ * errors.c - owns the text of every error code, and each thread's text of
+ * its last failure (thread-local, as a connection may be shared by threads
+ * and each must see its own reason).
  */
+#include "errors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "shmbus/shmbus.h"
+
+static _Thread_local char err_buf[ERR_TEXT_MAX];
+
+void err_clear(void)
+{
+	err_buf[0] = '\0';
+}
+
+static void err_vset(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+static void err_vset(const char *fmt, va_list ap)
+{
+	vsnprintf(err_buf, sizeof(err_buf), fmt, ap);
+}
+
+void err_set(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	err_vset(fmt, ap);
+	va_end(ap);
+}
+
+int err_fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	err_vset(fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+const char *err_text(void)
+{
+	return err_buf;
+}
+
+const char *shmbus_errmsg(void)
+{
+	return err_buf;
+}
 
 uint32_t shmbus_version(void)
 {
@@ -18,7 +66,7 @@ const char *shmbus_strerror(int err)
 	case SHMBUS_ETIMEDOUT: return "timed out";
 	case SHMBUS_EMSGSIZE: return "message too large";
 	case SHMBUS_ETYPE: return "topic has another message type";
-	case SHMBUS_ENOTOPIC: return "no such topic";
+	case SHMBUS_ENOTOPIC: return "no such topic, or it was removed";
 	case SHMBUS_ENOBROKER: return "no broker for this bus";
 	case SHMBUS_EBROKER: return "broker protocol error";
 	case SHMBUS_EVERSION: return "incompatible version";
@@ -33,6 +81,7 @@ const char *shmbus_strerror(int err)
 	case SHMBUS_ELAPPED: return "message overwritten before it was used";
 	case SHMBUS_ENAME: return "invalid bus or topic name";
 	case SHMBUS_EBADMSG: return "message does not decode as its type";
+	case SHMBUS_EINTR: return "wait interrupted";
 	}
 	return "unknown shmbus error";
 }

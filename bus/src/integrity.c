@@ -76,29 +76,84 @@ int integrity_load_key(const char *path, uint8_t key[INTEGRITY_KEY_BYTES], char 
 	return SHMBUS_EINVAL;
 }
 
-void integrity_tag(const struct integrity *in, uint64_t seq, int64_t publish_ns, uint32_t size,
-		   const void *payload, uint8_t tag[INTEGRITY_TAG_BYTES])
+/* Domain-separated keyed hash: the label, then each part with its length,
+ * so no two different inputs hash the same bytes. */
+static void hash_part(crypto_generichash_state *st, const void *p, size_t n)
+{
+	uint8_t len[4] = { (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24) };
+	crypto_generichash_update(st, len, sizeof(len));
+	crypto_generichash_update(st, p, n);
+}
+
+void integrity_derive(struct integrity *in, const uint8_t key[INTEGRITY_KEY_BYTES],
+		      const char *bus, const char *topic, const uint8_t *incarnation,
+		      size_t incarnation_len)
+{
+	static const char label[] = "shmbus topic key v1";
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, key, INTEGRITY_KEY_BYTES, sizeof(in->subkey));
+	hash_part(&st, label, sizeof(label) - 1);
+	hash_part(&st, bus, strlen(bus));
+	hash_part(&st, topic, strlen(topic));
+	hash_part(&st, incarnation, incarnation_len);
+	crypto_generichash_final(&st, in->subkey, sizeof(in->subkey));
+}
+
+void integrity_tag(const struct integrity *in, uint32_t publisher_id, uint64_t seq,
+		   int64_t publish_ns, uint32_t size, const void *payload,
+		   uint8_t tag[INTEGRITY_TAG_BYTES])
 {
 	crypto_generichash_state st;
-	uint8_t fixed[20];
-	/* Little-endian fixed fields, after the NUL-terminated topic name. */
-	for (int i = 0; i < 8; i++) {
-		fixed[i] = (uint8_t)(seq >> (8 * i));
-		fixed[8 + i] = (uint8_t)((uint64_t)publish_ns >> (8 * i));
+	uint8_t fixed[24];
+	/* Little-endian fixed fields. */
+	for (int i = 0; i < 4; i++) {
+		fixed[i] = (uint8_t)(publisher_id >> (8 * i));
+		fixed[20 + i] = (uint8_t)(size >> (8 * i));
 	}
-	for (int i = 0; i < 4; i++)
-		fixed[16 + i] = (uint8_t)(size >> (8 * i));
-	crypto_generichash_init(&st, in->key, INTEGRITY_KEY_BYTES, INTEGRITY_TAG_BYTES);
-	crypto_generichash_update(&st, (const uint8_t *)in->topic, strlen(in->topic) + 1);
+	for (int i = 0; i < 8; i++) {
+		fixed[4 + i] = (uint8_t)(seq >> (8 * i));
+		fixed[12 + i] = (uint8_t)((uint64_t)publish_ns >> (8 * i));
+	}
+	crypto_generichash_init(&st, in->subkey, sizeof(in->subkey), INTEGRITY_TAG_BYTES);
 	crypto_generichash_update(&st, fixed, sizeof(fixed));
 	crypto_generichash_update(&st, payload, size);
 	crypto_generichash_final(&st, tag, INTEGRITY_TAG_BYTES);
 }
 
-bool integrity_check(const struct integrity *in, uint64_t seq, int64_t publish_ns, uint32_t size,
-		     const void *payload, const uint8_t tag[INTEGRITY_TAG_BYTES])
+bool integrity_check(const struct integrity *in, uint32_t publisher_id, uint64_t seq,
+		     int64_t publish_ns, uint32_t size, const void *payload,
+		     const uint8_t tag[INTEGRITY_TAG_BYTES])
 {
 	uint8_t want[INTEGRITY_TAG_BYTES];
-	integrity_tag(in, seq, publish_ns, size, payload, want);
+	integrity_tag(in, publisher_id, seq, publish_ns, size, payload, want);
 	return sodium_memcmp(want, tag, INTEGRITY_TAG_BYTES) == 0;
+}
+
+void integrity_proof(const uint8_t key[INTEGRITY_KEY_BYTES], const char *bus,
+		     const uint8_t nonce[INTEGRITY_NONCE_BYTES], uint8_t proof[INTEGRITY_TAG_BYTES])
+{
+	static const char label[] = "shmbus key proof v1";
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, key, INTEGRITY_KEY_BYTES, INTEGRITY_TAG_BYTES);
+	hash_part(&st, label, sizeof(label) - 1);
+	hash_part(&st, bus, strlen(bus));
+	hash_part(&st, nonce, INTEGRITY_NONCE_BYTES);
+	crypto_generichash_final(&st, proof, INTEGRITY_TAG_BYTES);
+}
+
+bool integrity_proof_check(const uint8_t key[INTEGRITY_KEY_BYTES], const char *bus,
+			   const uint8_t nonce[INTEGRITY_NONCE_BYTES],
+			   const uint8_t proof[INTEGRITY_TAG_BYTES])
+{
+	uint8_t want[INTEGRITY_TAG_BYTES];
+	integrity_proof(key, bus, nonce, want);
+	return sodium_memcmp(want, proof, INTEGRITY_TAG_BYTES) == 0;
+}
+
+bool integrity_random(void *buf, size_t n)
+{
+	if (sodium_init() < 0)
+		return false;
+	randombytes_buf(buf, n);
+	return true;
 }

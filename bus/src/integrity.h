@@ -13,10 +13,15 @@
 #define INTEGRITY_KEY_BYTES 32
 #define INTEGRITY_TAG_BYTES 32
 
+#define INTEGRITY_NONCE_BYTES 32
+
+/* A topic's tagging key, derived from the bus key, the bus name, the
+ * topic's name (as the client asked for it, without the leading '/') and
+ * its incarnation (a random id the broker gives it at creation): a message
+ * replayed into another bus, topic, or a re-created topic does not
+ * verify. */
 struct integrity {
-	uint8_t key[INTEGRITY_KEY_BYTES];
-	const char *topic; /* part of what is tagged: a message replayed on
-	                      another topic does not verify */
+	uint8_t subkey[INTEGRITY_KEY_BYTES];
 };
 
 /* Read a key file: 64 hex digits (and an optional newline), or 32 raw
@@ -25,12 +30,28 @@ struct integrity {
 int integrity_load_key(const char *path, uint8_t key[INTEGRITY_KEY_BYTES], char *err,
 		       size_t errlen);
 
-/* Tag over topic, sequence number, publish time, size and payload. */
-void integrity_tag(const struct integrity *in, uint64_t seq, int64_t publish_ns, uint32_t size,
-		   const void *payload, uint8_t tag[INTEGRITY_TAG_BYTES]);
+void integrity_derive(struct integrity *in, const uint8_t key[INTEGRITY_KEY_BYTES],
+		      const char *bus, const char *topic, const uint8_t *incarnation,
+		      size_t incarnation_len);
+
+/* Tag over publisher id, sequence number, publish time, size and payload. */
+void integrity_tag(const struct integrity *in, uint32_t publisher_id, uint64_t seq,
+		   int64_t publish_ns, uint32_t size, const void *payload,
+		   uint8_t tag[INTEGRITY_TAG_BYTES]);
 
 /* Constant-time check of a tag. */
-bool integrity_check(const struct integrity *in, uint64_t seq, int64_t publish_ns, uint32_t size,
-		     const void *payload, const uint8_t tag[INTEGRITY_TAG_BYTES]);
+bool integrity_check(const struct integrity *in, uint32_t publisher_id, uint64_t seq,
+		     int64_t publish_ns, uint32_t size, const void *payload,
+		     const uint8_t tag[INTEGRITY_TAG_BYTES]);
+
+/* The answer to a broker's challenge: proves the key without showing it. */
+void integrity_proof(const uint8_t key[INTEGRITY_KEY_BYTES], const char *bus,
+		     const uint8_t nonce[INTEGRITY_NONCE_BYTES], uint8_t proof[INTEGRITY_TAG_BYTES]);
+bool integrity_proof_check(const uint8_t key[INTEGRITY_KEY_BYTES], const char *bus,
+			   const uint8_t nonce[INTEGRITY_NONCE_BYTES],
+			   const uint8_t proof[INTEGRITY_TAG_BYTES]);
+
+/* Random bytes (nonces, incarnations); false if the system has none. */
+bool integrity_random(void *buf, size_t n);
 
 #endif

@@ -34,14 +34,50 @@ bool bus_name_valid(const char *name)
 bool topic_name_valid(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
-	if (n == 0 || n > 200 || name[0] == '/' || name[n - 1] == '/')
+	if (n == 0 || n > TOPIC_NAME_MAX)
 		return false;
-	for (const char *p = name; *p; p++) {
-		if (*p == '/' && p[1] == '/')
+	/* One optional leading '/' (ROS style), then segments of name
+	 * characters separated by single '/'; "." and ".." are not segments
+	 * (they read as paths to somewhere else). */
+	const char *p = name[0] == '/' ? name + 1 : name;
+	if (*p == '\0')
+		return false;
+	while (*p) {
+		const char *seg = p;
+		while (*p && *p != '/') {
+			if (!name_char(*p))
+				return false;
+			p++;
+		}
+		size_t len = (size_t)(p - seg);
+		if (len == 0 || (len == 1 && seg[0] == '.') ||
+		    (len == 2 && seg[0] == '.' && seg[1] == '.'))
 			return false;
-		if (!name_char(*p) && *p != '/')
-			return false;
+		if (*p == '/' && *++p == '\0')
+			return false; /* trailing '/' */
 	}
+	return true;
+}
+
+const char *topic_name_canon(const char *name)
+{
+	return name[0] == '/' ? name + 1 : name;
+}
+
+bool topic_names_equal(const char *a, const char *b)
+{
+	return strcmp(topic_name_canon(a), topic_name_canon(b)) == 0;
+}
+
+bool type_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n >= 256)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.'))
+			return false;
 	return true;
 }
 

@@ -10,10 +10,20 @@
 #include <stddef.h>
 
 #define BUS_NAME_MAX 64
+#define TOPIC_NAME_MAX 200
 #define PATH_BUF 256
 
 bool bus_name_valid(const char *name);
+/* 1..200 of [A-Za-z0-9_.-] in '/'-separated segments, an optional leading
+ * '/', no empty, "." or ".." segment. */
 bool topic_name_valid(const char *name);
+/* A topic's identity: its name without the leading '/' ("/imu" and "imu"
+ * are one topic). */
+const char *topic_name_canon(const char *name);
+bool topic_names_equal(const char *a, const char *b);
+/* A message type name: "" (untyped) or up to 255 of [A-Za-z0-9_.], so that
+ * it can be printed and logged as it is. */
+bool type_name_valid(const char *name);
 
 /* The bus name to use: `name`, else $SHMBUS_BUS, else "default". */
 const char *bus_name_resolve(const char *name);

@@ -157,7 +157,7 @@ int proto_decode_open(const uint8_t *body, size_t len, struct proto_open *o, cha
 		snprintf(err, errlen, "OPEN request too short (%zu bytes)", len);
 		return SHMBUS_EBROKER;
 	}
-	if (o->role < ROLE_PUB || o->role > ROLE_INSPECT) {
+	if (o->role < ROLE_PUB || o->role > ROLE_SUB) {
 		snprintf(err, errlen, "OPEN request with unknown role %u", o->role);
 		return SHMBUS_EINVAL;
 	}
@@ -189,20 +189,193 @@ int proto_decode_open(const uint8_t *body, size_t len, struct proto_open *o, cha
 	return 0;
 }
 
+static uint64_t get_u64(struct cur *c)
+{
+	uint64_t lo = get_u32(c), hi = get_u32(c);
+	return lo | hi << 32;
+}
+
+static void put_u64(struct proto_buf *b, uint64_t v)
+{
+	proto_put_u32(b, (uint32_t)v);
+	proto_put_u32(b, (uint32_t)(v >> 32));
+}
+
+/* A length-prefixed string of 0..cap-1 bytes without NUL, copied with one. */
+static bool get_str(struct cur *c, char *out, size_t cap, bool empty_ok)
+{
+	uint32_t n = get_u32(c);
+	if (c->bad || n >= cap || (n == 0 && !empty_ok))
+		return false;
+	const void *p = get_bytes(c, n);
+	if (!p || memchr(p, '\0', n))
+		return false;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return true;
+}
+
+void proto_encode_layout(struct proto_buf *b, const struct seg_layout *l)
+{
+	proto_put_u32(b, l->topic_id);
+	proto_put_u32(b, l->flags);
+	proto_put_u32(b, l->slot_count);
+	proto_put_u32(b, l->slot_size);
+	proto_put_u32(b, l->max_message_size);
+	proto_put_u32(b, l->history);
+	proto_put_u32(b, l->board_line);
+	proto_put_u32(b, l->generation);
+	put_u64(b, l->base_seq);
+	put_u64(b, l->meta_size);
+	put_u64(b, l->data_size);
+	put_u64(b, l->schema_size);
+	put(b, l->incarnation, sizeof(l->incarnation));
+	proto_put_str(b, l->name);
+	proto_put_str(b, l->type_name);
+}
+
+static bool get_layout(struct cur *c, struct seg_layout *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->topic_id = get_u32(c);
+	l->flags = get_u32(c);
+	l->slot_count = get_u32(c);
+	l->slot_size = get_u32(c);
+	l->max_message_size = get_u32(c);
+	l->history = get_u32(c);
+	l->board_line = get_u32(c);
+	l->generation = get_u32(c);
+	l->base_seq = get_u64(c);
+	l->meta_size = get_u64(c);
+	l->data_size = get_u64(c);
+	l->schema_size = get_u64(c);
+	const void *inc = get_bytes(c, sizeof(l->incarnation));
+	if (!inc)
+		return false;
+	memcpy(l->incarnation, inc, sizeof(l->incarnation));
+	if (!get_str(c, l->name, sizeof(l->name), false) ||
+	    !get_str(c, l->type_name, sizeof(l->type_name), true))
+		return false;
+	/* Sizes a client will map: bounded here, checked against the objects
+	 * when mapped. */
+	return !c->bad && l->slot_count >= 2 && l->slot_count <= SEG_MAX_SLOTS &&
+	       (l->slot_count & (l->slot_count - 1)) == 0 && l->max_message_size > 0 &&
+	       l->max_message_size <= SEG_MAX_MESSAGE &&
+	       l->slot_size == seg_slot_size(l->max_message_size) &&
+	       l->history < l->slot_count && l->board_line < BUS_MAX_TOPICS &&
+	       l->schema_size <= SEG_MAX_SCHEMA && l->meta_size == seg_meta_size(l->schema_size) &&
+	       l->data_size == DATA_SLOTS_OFFSET + (uint64_t)l->slot_count * l->slot_size;
+}
+
 void proto_encode_opened(struct proto_buf *b, const struct proto_opened *o)
 {
-	proto_put_u32(b, o->topic_id);
 	proto_put_u32(b, o->index);
 	proto_put_u32(b, o->publisher_id);
+	proto_put_u32(b, o->page);
+	proto_put_u32(b, o->line);
+	proto_put_u32(b, o->new_page);
+	put_u64(b, o->head);
+	proto_encode_layout(b, &o->layout);
 }
 
 int proto_decode_opened(const uint8_t *body, size_t len, struct proto_opened *o)
 {
 	struct cur c = { body, len, false };
-	o->topic_id = get_u32(&c);
 	o->index = get_u32(&c);
 	o->publisher_id = get_u32(&c);
-	return c.bad || c.left ? SHMBUS_EBROKER : 0;
+	o->page = get_u32(&c);
+	o->line = get_u32(&c);
+	o->new_page = get_u32(&c);
+	o->head = get_u64(&c);
+	if (c.bad || !get_layout(&c, &o->layout) || c.left || o->line >= PAGE_LINES ||
+	    o->new_page > 1)
+		return SHMBUS_EBROKER;
+	return 0;
+}
+
+void proto_encode_hello(struct proto_buf *b, uint32_t pid, const uint8_t *nonce)
+{
+	proto_put_u32(b, pid);
+	put(b, nonce, PROTO_NONCE_BYTES);
+}
+
+int proto_decode_hello(const uint8_t *body, size_t len, uint32_t *pid, uint8_t *nonce)
+{
+	struct cur c = { body, len, false };
+	*pid = get_u32(&c);
+	const void *n = get_bytes(&c, PROTO_NONCE_BYTES);
+	if (!n || c.left)
+		return SHMBUS_EBROKER;
+	memcpy(nonce, n, PROTO_NONCE_BYTES);
+	return 0;
+}
+
+void proto_encode_name(struct proto_buf *b, const char *name)
+{
+	proto_put_str(b, name);
+}
+
+int proto_decode_name(const uint8_t *body, size_t len, char name[SEG_TOPIC_MAX], char *err,
+		      size_t errlen)
+{
+	struct cur c = { body, len, false };
+	if (!get_str(&c, name, SEG_TOPIC_MAX, false) || c.left) {
+		snprintf(err, errlen, "malformed topic name in a request of %zu bytes", len);
+		return SHMBUS_EBROKER;
+	}
+	return 0;
+}
+
+void proto_encode_info(struct proto_buf *b, const struct proto_info *in)
+{
+	proto_encode_layout(b, &in->layout);
+	put_u64(b, in->next_seq);
+	put_u64(b, in->broker_bytes);
+	proto_put_u32(b, in->schema_versions);
+	proto_put_u32(b, in->grown);
+	proto_put_u32(b, in->n_pubs);
+	proto_put_u32(b, in->n_subs);
+}
+
+void proto_encode_client(struct proto_buf *b, const struct proto_client *cl)
+{
+	proto_put_u32(b, (uint32_t)cl->pid);
+	proto_put_u32(b, cl->id);
+	put_u64(b, cl->count);
+	put_u64(b, cl->lost);
+	put_u64(b, cl->next_seq);
+	put_u64(b, cl->rejected);
+	proto_put_u32(b, cl->waiting);
+}
+
+int proto_decode_info(const uint8_t *body, size_t len, struct proto_info *in,
+		      void (*fn)(void *ctx, bool pub, const struct proto_client *c), void *ctx)
+{
+	struct cur c = { body, len, false };
+	if (!get_layout(&c, &in->layout))
+		return SHMBUS_EBROKER;
+	in->next_seq = get_u64(&c);
+	in->broker_bytes = get_u64(&c);
+	in->schema_versions = get_u32(&c);
+	in->grown = get_u32(&c);
+	in->n_pubs = get_u32(&c);
+	in->n_subs = get_u32(&c);
+	if (c.bad || in->n_pubs > SEG_MAX_PUBS || in->n_subs > SEG_MAX_SUBS)
+		return SHMBUS_EBROKER;
+	for (uint32_t i = 0; i < in->n_pubs + in->n_subs; i++) {
+		struct proto_client cl;
+		cl.pid = (int32_t)get_u32(&c);
+		cl.id = get_u32(&c);
+		cl.count = get_u64(&c);
+		cl.lost = get_u64(&c);
+		cl.next_seq = get_u64(&c);
+		cl.rejected = get_u64(&c);
+		cl.waiting = get_u32(&c);
+		if (c.bad)
+			return SHMBUS_EBROKER;
+		fn(ctx, i < in->n_pubs, &cl);
+	}
+	return c.left ? SHMBUS_EBROKER : 0;
 }
 
 void proto_encode_close(struct proto_buf *b, const struct proto_close *cl)
@@ -221,21 +394,42 @@ int proto_decode_close(const uint8_t *body, size_t len, struct proto_close *cl)
 	return c.bad || c.left ? SHMBUS_EBROKER : 0;
 }
 
-int proto_decode_names(const uint8_t *body, size_t len,
-		       int (*fn)(void *ctx, const char *name), void *ctx)
+void proto_encode_grow(struct proto_buf *b, const struct proto_grow *g)
+{
+	proto_put_u32(b, g->topic_id);
+	proto_put_u32(b, g->index);
+	proto_put_u32(b, g->size);
+}
+
+int proto_decode_grow(const uint8_t *body, size_t len, struct proto_grow *g)
 {
 	struct cur c = { body, len, false };
-	char name[SEG_TOPIC_MAX];
+	g->topic_id = get_u32(&c);
+	g->index = get_u32(&c);
+	g->size = get_u32(&c);
+	return c.bad || c.left ? SHMBUS_EBROKER : 0;
+}
+
+void proto_encode_entry(struct proto_buf *b, uint32_t topic_id, const char *name,
+			const char *type_name)
+{
+	proto_put_u32(b, topic_id);
+	proto_put_str(b, name);
+	proto_put_str(b, type_name);
+}
+
+
+int proto_decode_entries(const uint8_t *body, size_t len,
+			 int (*fn)(void *ctx, const struct proto_entry *e), void *ctx)
+{
+	struct cur c = { body, len, false };
+	struct proto_entry e;
 	while (c.left) {
-		uint32_t n = get_u32(&c);
-		if (c.bad || n == 0 || n >= sizeof(name))
+		e.topic_id = get_u32(&c);
+		if (!get_str(&c, e.name, sizeof(e.name), false) ||
+		    !get_str(&c, e.type_name, sizeof(e.type_name), true))
 			return SHMBUS_EBROKER;
-		const void *p = get_bytes(&c, n);
-		if (!p)
-			return SHMBUS_EBROKER;
-		memcpy(name, p, n);
-		name[n] = '\0';
-		int rc = fn(ctx, name);
+		int rc = fn(ctx, &e);
 		if (rc)
 			return rc;
 	}

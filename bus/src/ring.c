@@ -4,15 +4,20 @@
  * in layout.h.
  *
  * Publishing: one atomic add (claim a sequence number), one CAS (own the
- * slot), the writes, one CAS (commit), one load (anyone waiting?). No lock,
+ * slot), the writes, one CAS (commit), one load (anyone asleep?). No lock,
  * no system call unless a subscriber sleeps, no allocation.
- * Taking: load the slot state, copy, re-load the state (seqlock).
+ * Taking: load the slot state, copy, re-load the state (seqlock). A reader
+ * writes nothing shared: only its own counters, in its own page.
  */
 #include "ring.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "futex.h"
 
@@ -38,6 +43,11 @@ void AnnotateIgnoreReadsEnd(const char *file, int line);
 #define RACY_COPY_END() ((void)0)
 #endif
 
+/* Messages after a lap during which a pacing reader checks the head. */
+#define OVERLOAD_WINDOW 64u
+/* A lost wake-up (a client scribbled the wake board) costs at most this. */
+#define WAIT_MAX_NAP_NS 200000000ll
+
 void ring_copy_racy(void *dst, const void *src, size_t n)
 {
 	RACY_COPY_BEGIN();
@@ -45,56 +55,124 @@ void ring_copy_racy(void *dst, const void *src, size_t n)
 	RACY_COPY_END();
 }
 
-static inline void cpu_relax(void)
+uint64_t ring_head(const struct topic_map *m)
 {
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
+	/* Relaxed: a position; whatever it says is checked against slot
+	 * states, which carry the ordering. */
+	return atomic_load_explicit(&m->data->next_seq, memory_order_relaxed) & ~DATA_SEALED;
 }
 
-static void wake_waiters(const struct topic_map *m)
+/* Whether the ring ends at or before `seq` (the broker sealed it). */
+static bool ring_ends_by(const struct topic_map *m, uint64_t seq)
+{
+	/* Acquire: pairs with the broker's release store of sealed_at, made
+	 * after it sealed next_seq; the meta is the broker's alone. */
+	return seq >= atomic_load_explicit(&((struct meta_header *)m->meta)->sealed_at,
+					   memory_order_acquire);
+}
+
+void ring_wake(const struct topic_map *m)
 {
 	/* seq_cst: with the seq_cst commit before it, and the subscriber's
-	 * seq_cst setting of SLEEPING then load of the slot state, either the
-	 * subscriber sees our commit or we see it sleeping (Dekker). */
-	uint32_t v = atomic_load_explicit(&m->ctl->futex, memory_order_seq_cst);
-	if (!(v & FUTEX_SLEEPING))
+	 * seq_cst store to its board line then load of the slot state: either
+	 * the subscriber sees our commit or we see its line set (Dekker). */
+	if (!atomic_load_explicit(&m->wake->sleeping, memory_order_seq_cst))
 		return;
-	/* New epoch, bit cleared: sleepers on the old value wake, and later
-	 * publishers make no call until someone sleeps again. If the CAS
-	 * fails, another publisher moved the epoch and made the call. */
-	if (atomic_compare_exchange_strong_explicit(&m->ctl->futex, &v,
-						    (v + 2) & ~FUTEX_SLEEPING,
-						    memory_order_seq_cst, memory_order_relaxed))
-		futex_wake_all_shared(&m->ctl->futex);
+	/* One publisher clears it and makes the call; the epoch moves on
+	 * first, so a sleeper that read the old epoch either finds the word
+	 * changed or is woken. */
+	if (atomic_exchange_explicit(&m->wake->sleeping, 0, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&m->data->epoch, 1, memory_order_seq_cst);
+		futex_wake_all_shared(&m->data->epoch);
+	}
 }
 
 uint32_t ring_announce_sleep(const struct topic_map *m)
 {
-	uint32_t v = atomic_load_explicit(&m->ctl->futex, memory_order_seq_cst);
-	/* seq_cst: the store of SLEEPING orders before the caller's slot-state
-	 * load (see wake_waiters). If the bit is set already, someone else's
-	 * store serves: a publisher that commits after our load sees it, or
-	 * has changed the word and our wait returns at once. */
-	while (!(v & FUTEX_SLEEPING) &&
-	       !atomic_compare_exchange_weak_explicit(&m->ctl->futex, &v, v | FUTEX_SLEEPING,
-						      memory_order_seq_cst, memory_order_seq_cst))
-		;
-	return v | FUTEX_SLEEPING;
+	/* seq_cst: the store orders before the caller's slot-state load (see
+	 * ring_wake); the epoch is read after it, so a publisher that clears
+	 * the line after this store moves the epoch after this read. */
+	atomic_store_explicit(&m->wake->sleeping, 1, memory_order_seq_cst);
+	return atomic_load_explicit(&m->data->epoch, memory_order_seq_cst);
+}
+
+/* --------------------------------------------------------- other processes */
+
+/* Read /proc/PID/stat: 1 with *start_time and *zombie, 0 if there is no
+ * such entry, -1 if it cannot be read (another user's, with hidepid). */
+static int read_stat(int pid, uint64_t *start_time, bool *zombie)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The command name may hold spaces and ')': fields start after the
+	 * last ')'. The state is field 3; starttime is field 22. */
+	char *p = strrchr(buf, ')');
+	if (!p || !p[1] || !p[2])
+		return 0;
+	*zombie = p[2] == 'Z' || p[2] == 'X';
+	p++;
+	for (int field = 3; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	*start_time = p ? strtoull(p + 1, NULL, 10) : 0;
+	return 1;
+}
+
+uint64_t proc_start_time(int pid)
+{
+	uint64_t st = 0;
+	bool zombie = false;
+	return read_stat(pid, &st, &zombie) == 1 && !zombie ? st : 0;
+}
+
+bool proc_alive(int pid, uint64_t start_time)
+{
+	uint64_t st = 0;
+	bool zombie = false;
+	if (pid <= 0)
+		return false;
+	switch (read_stat(pid, &st, &zombie)) {
+	case 1:
+		/* A zombie has exited: its descriptors are closed, it holds
+		 * nothing; only its parent has not reaped it. A reused pid is
+		 * another process. */
+		return !zombie && (start_time == 0 || st == start_time);
+	case 0:
+		return false;
+	default:
+		return kill(pid, 0) == 0 || errno == EPERM;
+	}
+}
+
+bool ring_holder_alive(const struct topic_map *m, uint32_t holder)
+{
+	const struct meta_pub *p = &m->meta->pubs[holder];
+	/* Acquire: pairs with the broker's release store of pid, after the
+	 * start time. */
+	int32_t pid = atomic_load_explicit(&((struct meta_pub *)p)->pid, memory_order_acquire);
+	if (pid <= 0)
+		return false; /* a free line: its last holder is gone */
+	return proc_alive(pid, atomic_load_explicit(&((struct meta_pub *)p)->start_time,
+						    memory_order_relaxed));
 }
 
 /* ------------------------------------------------------------ publishing */
 
-void ring_writer_init(struct ring_writer *w, const struct topic_map *map, struct ctl_pub *entry,
-		      uint32_t publisher_id)
+void ring_writer_init(struct ring_writer *w, const struct topic_map *map,
+		      struct client_line *line, uint32_t holder, uint32_t publisher_id)
 {
 	memset(w, 0, sizeof(*w));
 	w->map = map;
-	w->entry = entry;
+	w->line = line;
 	w->publisher_id = publisher_id;
-	w->holder = (uint32_t)(entry - map->ctl->pubs);
+	w->holder = holder;
 }
 
 /* Count one outcome, here and in the publisher's line for `shmbus info`.
@@ -104,6 +182,24 @@ static void writer_count(uint64_t *local, _Atomic uint64_t *shared)
 	atomic_store_explicit(shared, ++*local, memory_order_relaxed);
 }
 
+/* The state a claim of n installs over `cur`, or 0 if n is lost (a later
+ * claim got there first). */
+static uint64_t claim_over(const struct ring_writer *w, uint64_t cur, uint64_t n)
+{
+	if (cur != 0 && SLOT_SEQ(cur) >= n)
+		return 0;
+	if (!(cur & SLOT_OCC))
+		return SLOT_HELD(n, w->holder);
+	/* Held by an older loan. Its holder is dead (it will never end the
+	 * loan; no broker may be running to release it): take the slot over,
+	 * so a dead publisher costs one message once, not one per lap. Alive:
+	 * skip n, keeping who holds it. */
+	uint32_t h = SLOT_HOLDER(cur);
+	if (h == w->holder || !ring_holder_alive(w->map, h))
+		return SLOT_HELD(n, w->holder);
+	return SLOT_STATE(n, (cur & SLOT_HOLD_BITS) | SLOT_SKIP);
+}
+
 int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 {
 	const struct topic_map *m = w->map;
@@ -111,28 +207,27 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 	if (w->loaned)
 		return SHMBUS_ESTATE;
 	/* Each try burns one sequence number; a try fails only when the slot
-	 * is held by another publisher's loan that has outlived a lap. */
+	 * is held by another live publisher's loan that has outlived a lap. */
 	for (uint32_t tries = 0; tries <= m->mask + 1; tries++) {
 		/* Relaxed: the counter only hands out unique numbers; who owns
 		 * the slot is decided by the CAS on its state below. */
-		uint64_t n = atomic_fetch_add_explicit(&m->seg->next_seq, 1, memory_order_relaxed);
+		uint64_t n = atomic_fetch_add_explicit(&m->data->next_seq, 1, memory_order_relaxed);
+		if (n & DATA_SEALED)
+			return RING_SEALED;
 		struct slot_header *s = topic_slot(m, n);
 		uint64_t cur = atomic_load_explicit(&s->state, memory_order_relaxed);
 		for (;;) {
-			if (cur != 0 && SLOT_SEQ(cur) >= n)
-				break; /* a later claim got here first: n is lost */
-			/* Held by an older loan: skip n, keeping who holds it. */
-			uint64_t want = (cur & SLOT_OCC)
-						? SLOT_STATE(n, (cur & SLOT_HOLD_BITS) | SLOT_SKIP)
-						: SLOT_HELD(n, w->holder);
+			uint64_t want = claim_over(w, cur, n);
+			if (!want)
+				break; /* n is lost */
 			/* Acquire: the previous holder's payload writes (released by
 			 * its commit) happen before ours. */
 			if (!atomic_compare_exchange_weak_explicit(&s->state, &cur, want,
 								   memory_order_acquire,
 								   memory_order_relaxed))
 				continue;
-			if (cur & SLOT_OCC)
-				break; /* held by an older loan: n skipped */
+			if (want & SLOT_SKIP)
+				break; /* held by a live older loan: n skipped */
 			/* Release fence: the claim is ordered before the payload
 			 * writes, so a reader that saw any of them re-reads a
 			 * changed state (seqlock writer side). */
@@ -141,10 +236,10 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 			w->loan_seq = n;
 			w->loan_slot = s;
 			*buf = slot_payload(s);
-			*capacity = m->seg->max_message_size;
+			*capacity = m->max_message_size;
 			return 0;
 		}
-		writer_count(&w->skipped, &w->entry->skipped);
+		writer_count(&w->skipped, &w->line->lost);
 	}
 	return SHMBUS_EBUSY;
 }
@@ -157,7 +252,7 @@ static bool writer_end_loan(struct ring_writer *w, uint64_t final)
 	uint64_t held = SLOT_HELD(w->loan_seq, w->holder);
 
 	w->loaned = false;
-	/* seq_cst: the commit is the store wake_waiters() orders against. */
+	/* seq_cst: the commit is the store ring_wake() orders against. */
 	if (atomic_compare_exchange_strong_explicit(&s->state, &held, final,
 						    memory_order_seq_cst, memory_order_relaxed))
 		return true;
@@ -171,27 +266,28 @@ static bool writer_end_loan(struct ring_writer *w, uint64_t final)
 	return false;
 }
 
-int ring_publish(struct ring_writer *w, size_t size, uint64_t *seq)
+int ring_publish(struct ring_writer *w, size_t size, int64_t publish_ns, uint64_t *seq)
 {
 	if (!w->loaned)
 		return SHMBUS_ESTATE;
-	if (size > w->map->seg->max_message_size)
+	if (size > w->map->max_message_size)
 		return SHMBUS_EMSGSIZE;
 	struct slot_header *s = w->loan_slot;
 	/* Relaxed: published by the commit CAS (seq_cst, so also release). */
 	atomic_store_explicit(&s->size, (uint32_t)size, memory_order_relaxed);
 	atomic_store_explicit(&s->publisher_id, w->publisher_id, memory_order_relaxed);
-	int64_t now = realtime_ns();
+	int64_t now = publish_ns ? publish_ns : realtime_ns();
 	atomic_store_explicit(&s->publish_ns, now, memory_order_relaxed);
 	uint64_t n = w->loan_seq;
 	if (w->integ)
-		integrity_tag(w->integ, n, now, (uint32_t)size, slot_payload(s), s->tag);
+		integrity_tag(w->integ, w->publisher_id, n, now, (uint32_t)size, slot_payload(s),
+			      s->tag);
 	bool ok = writer_end_loan(w, SLOT_STATE(n, 0));
 	if (ok)
-		writer_count(&w->published, &w->entry->published);
+		writer_count(&w->published, &w->line->count);
 	else
-		writer_count(&w->superseded, &w->entry->superseded);
-	wake_waiters(w->map);
+		writer_count(&w->superseded, &w->line->rejected);
+	ring_wake(w->map);
 	if (!ok)
 		return SHMBUS_ELAPPED;
 	if (seq)
@@ -204,7 +300,7 @@ int ring_discard(struct ring_writer *w)
 	if (!w->loaned)
 		return SHMBUS_ESTATE;
 	writer_end_loan(w, SLOT_STATE(w->loan_seq, SLOT_SKIP));
-	wake_waiters(w->map);
+	ring_wake(w->map);
 	return 0;
 }
 
@@ -215,10 +311,11 @@ static bool release_slot(const struct topic_map *m, struct slot_header *s, uint3
 	uint64_t cur = atomic_load_explicit(&s->state, memory_order_relaxed);
 	while ((cur & SLOT_OCC) && SLOT_HOLDER(cur) == holder) {
 		uint64_t want = (cur & ~SLOT_HOLD_BITS) | SLOT_SKIP;
+		/* seq_cst: a release like a commit (see ring_wake). */
 		if (atomic_compare_exchange_weak_explicit(&s->state, &cur, want,
 							  memory_order_seq_cst,
 							  memory_order_relaxed)) {
-			wake_waiters(m);
+			ring_wake(m);
 			return true;
 		}
 	}
@@ -238,23 +335,29 @@ size_t ring_release_holder(const struct topic_map *m, uint32_t holder)
 uint64_t ring_start_seq(const struct topic_map *m, uint64_t head, enum shmbus_start start,
 			uint32_t last_n)
 {
-	if (start != SHMBUS_START_LAST)
+	if (start == SHMBUS_START_NEW)
 		return head;
-	if (last_n > m->seg->history)
-		last_n = m->seg->history;
-	return head > last_n ? head - last_n : 0;
+	if (start == SHMBUS_START_FIRST || last_n > m->history)
+		last_n = m->history;
+	/* Nothing before the ring's first number is in it (a topic that grew
+	 * starts its successor at the seal). */
+	uint64_t base = m->layout.base_seq;
+	return head > base + last_n ? head - last_n : base;
 }
 
-void ring_reader_init(struct ring_reader *r, const struct topic_map *map, struct ctl_sub *entry,
-		      uint64_t start)
+void ring_reader_init(struct ring_reader *r, const struct topic_map *map,
+		      struct client_line *line, uint64_t start, uint64_t lost_before)
 {
 	memset(r, 0, sizeof(*r));
 	r->map = map;
-	r->entry = entry;
+	r->line = line;
 	r->next = start;
 	r->last_seq = UINT64_MAX;
 	r->stall_ns = RING_DEFAULT_STALL_NS;
-	atomic_store_explicit(&entry->next_seq, start, memory_order_relaxed);
+	r->lost = r->pending_lost = lost_before;
+	/* Relaxed: counters only this subscriber writes. */
+	atomic_store_explicit(&line->next_seq, start, memory_order_relaxed);
+	atomic_store_explicit(&line->lost, r->lost, memory_order_relaxed);
 }
 
 /* The subscriber's line for `shmbus info` is written when its figures
@@ -265,25 +368,87 @@ static void reader_lose(struct ring_reader *r, uint64_t to)
 	r->lost += to - r->next;
 	r->pending_lost += to - r->next;
 	r->next = to;
-	atomic_store_explicit(&r->entry->next_seq, r->next, memory_order_relaxed);
-	atomic_store_explicit(&r->entry->lost, r->lost, memory_order_relaxed);
+	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
+	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
+}
+
+void ring_reader_move(struct ring_reader *r, const struct topic_map *next)
+{
+	/* The reader reached the end: r->next is at or past the seal. */
+	uint64_t base = next->layout.base_seq;
+	/* A reader lapped just as the ring was sealed may have skipped past
+	 * the seal, counting as lost numbers that were never messages there
+	 * (claims the seal refused): the successor has them. */
+	if (r->next > base) {
+		uint64_t over = r->next - base;
+		r->lost -= over < r->lost ? over : r->lost;
+		r->pending_lost -= over < r->pending_lost ? over : r->pending_lost;
+		r->next = base;
+	}
+	r->map = next;
+	r->stall_since = 0;
+	r->overload = 0;
+	r->idle_polls = 0;
+	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
+	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
 }
 
 /* The slot for r->next holds a later sequence number: we were lapped. Jump
- * to the oldest message that can still be there; everything passed is lost. */
+ * ahead; everything passed is lost. OLDEST: to the oldest message that can
+ * still be there. PACE: behind the newest by as much as this reader can
+ * hold without being lapped again, by the head's advance it measured
+ * during two holds (nothing measured yet: the oldest, as OLDEST). */
 static void reader_lapped(struct ring_reader *r)
 {
 	const struct topic_map *m = r->map;
-	uint64_t head = atomic_load_explicit(&m->seg->next_seq, memory_order_relaxed);
-	uint64_t oldest = head > (uint64_t)m->mask + 1 ? head - m->mask - 1 : 0;
-	reader_lose(r, oldest > r->next + 1 ? oldest : r->next + 1);
+	uint64_t ring = (uint64_t)m->mask + 1;
+	uint64_t head = ring_head(m);
+	uint64_t base = m->layout.base_seq;
+	uint64_t target = head > base + ring ? head - ring : base;
+	if (!r->oldest_on_lap) {
+		uint64_t keep = ring > 1 + 2 * r->advance ? ring - 1 - 2 * r->advance : 0;
+		target = head > 1 + keep ? head - 1 - keep : 0;
+		r->overload = OVERLOAD_WINDOW;
+	}
+	reader_lose(r, target > r->next + 1 ? target : r->next + 1);
 }
 
-enum peek { PEEK_NOTHING, PEEK_MESSAGE, PEEK_MOVED };
+/* A pacing reader in overload, about to hold message n: if the publishers
+ * will overwrite it before the hold ends, skip to the newest instead (a
+ * message it could not keep is lost either way; this one it can). */
+static bool reader_pace(struct ring_reader *r, uint64_t n)
+{
+	if (!r->overload)
+		return false;
+	uint64_t ring = (uint64_t)r->map->mask + 1;
+	uint64_t head = ring_head(r->map);
+	r->held_head = head;
+	/* Message n is overwritten when number n + ring is claimed: safe if
+	 * the head stays at or below it for the hold. */
+	if (head <= n || head - n + r->advance <= ring || head - 1 <= n)
+		return false;
+	reader_lose(r, head - 1);
+	return true;
+}
+
+/* After a hold (a copy, or a view until its release): how far the head
+ * moved, kept as a slowly decaying maximum. */
+static void reader_paced(struct ring_reader *r)
+{
+	if (!r->overload)
+		return;
+	r->overload--;
+	uint64_t head = ring_head(r->map);
+	uint64_t moved = head > r->held_head ? head - r->held_head : 0;
+	uint64_t decayed = r->advance - r->advance / 8;
+	r->advance = moved > decayed ? moved : decayed;
+}
+
+enum peek { PEEK_NOTHING, PEEK_MESSAGE, PEEK_MOVED, PEEK_END };
 
 /* Look at the slot for r->next. PEEK_MESSAGE: *state is its committed
  * state. PEEK_MOVED: r->next moved past lost sequence numbers (look again).
- * order: the load's memory order (acquire, or seq_cst when waiting). */
+ * PEEK_END: the ring was sealed before r->next. */
 static enum peek reader_peek(struct ring_reader *r, uint64_t *state, memory_order order)
 {
 	struct slot_header *s = topic_slot(r->map, r->next);
@@ -292,7 +457,7 @@ static enum peek reader_peek(struct ring_reader *r, uint64_t *state, memory_orde
 	 * changes under us. */
 	uint64_t st = atomic_load_explicit(&s->state, order);
 	if (st == 0 || SLOT_SEQ(st) < r->next)
-		return PEEK_NOTHING;
+		return ring_ends_by(r->map, r->next) ? PEEK_END : PEEK_NOTHING;
 	if (SLOT_SEQ(st) > r->next) {
 		reader_lapped(r);
 		return PEEK_MOVED;
@@ -319,6 +484,7 @@ static bool state_unchanged(const struct slot_header *s, uint64_t st)
 static void fill_info(struct ring_reader *r, const struct slot_header *s, uint64_t seq,
 		      uint32_t size, struct shmbus_msg_info *info)
 {
+	memset(info, 0, sizeof(*info));
 	info->seq = seq;
 	/* Relaxed: validated by the state re-check that follows. */
 	info->publish_ns = atomic_load_explicit(&((struct slot_header *)s)->publish_ns,
@@ -334,7 +500,7 @@ static void fill_info(struct ring_reader *r, const struct slot_header *s, uint64
 static void reader_reject(struct ring_reader *r, uint64_t seq)
 {
 	r->rejected++;
-	atomic_store_explicit(&r->entry->rejected, r->rejected, memory_order_relaxed);
+	atomic_store_explicit(&r->line->rejected, r->rejected, memory_order_relaxed);
 	reader_lose(r, seq + 1);
 }
 
@@ -344,61 +510,36 @@ static void reader_deliver(struct ring_reader *r, uint64_t seq)
 	r->received++;
 	r->last_seq = seq;
 	r->pending_lost = 0;
-	atomic_store_explicit(&r->entry->next_seq, r->next, memory_order_relaxed);
-	atomic_store_explicit(&r->entry->received, r->received, memory_order_relaxed);
+	atomic_store_explicit(&r->line->next_seq, r->next, memory_order_relaxed);
+	atomic_store_explicit(&r->line->count, r->received, memory_order_relaxed);
 }
 
-static bool holder_alive(const struct topic_map *m, uint32_t holder)
-{
-	/* Relaxed: the broker sets pid before handing the topic out. */
-	int32_t pid = atomic_load_explicit(&m->ctl->pubs[holder].pid, memory_order_relaxed);
-	if (pid <= 0)
-		return false;
-	return kill(pid, 0) == 0 || errno == EPERM;
-}
-
-/* r->next has been handed out to a publisher (it is below the topic's
- * next_seq) but is not readable. Past the stall timeout, skip it: its
- * claimant died before taking the slot, or took it and died (holder gone),
- * or is so slow that waiting longer would stall every subscriber. A live
- * holder writing exactly r->next is waited for. True if the slot changed. */
 bool ring_unstick(struct ring_reader *r)
 {
 	const struct topic_map *m = r->map;
-	uint64_t n = r->next;
-	/* Relaxed: a hint; the CAS below decides. */
-	if (atomic_load_explicit(&m->seg->next_seq, memory_order_relaxed) <= n) {
+	uint64_t head = ring_head(m);
+	if (head <= r->next) {
 		r->stall_since = 0;
 		return false;
 	}
 	int64_t now = monotonic_ns();
-	if (r->stall_since == 0 || r->stall_seq != n) {
+	/* A stall starts: everything below the head now was handed out by
+	 * now, so each of those not published stall_ns later has waited at
+	 * least that long: skipped together, one timeout for the batch. */
+	if (r->stall_since == 0 || r->next >= r->stall_head) {
 		r->stall_since = now;
-		r->stall_seq = n;
+		r->stall_head = head;
 		return false;
 	}
 	if (now - r->stall_since < r->stall_ns)
 		return false;
-	struct slot_header *s = topic_slot(m, n);
-	uint64_t cur = atomic_load_explicit(&s->state, memory_order_relaxed);
-	for (;;) {
-		bool fresh = cur == 0 || SLOT_SEQ(cur) < n;
-		if (!fresh && (SLOT_SEQ(cur) > n || (cur & SLOT_SKIP) || !(cur & SLOT_OCC)))
-			return true; /* it moved on by itself */
-		bool held = cur & SLOT_OCC;
-		bool dead = held && !holder_alive(m, SLOT_HOLDER(cur));
-		if (!fresh && !dead)
-			return false; /* a live publisher is writing n */
-		uint64_t keep = held && !dead ? (cur & SLOT_HOLD_BITS) : 0;
-		uint64_t want = SLOT_STATE(n, SLOT_SKIP | keep);
-		if (atomic_compare_exchange_weak_explicit(&s->state, &cur, want,
-							  memory_order_seq_cst,
-							  memory_order_relaxed)) {
-			r->stall_since = 0;
-			wake_waiters(m);
-			return true;
-		}
+	bool moved = false;
+	while (r->next < r->stall_head && !ring_ready_at(m, r->next, memory_order_acquire)) {
+		reader_lose(r, r->next + 1);
+		moved = true;
 	}
+	r->stall_since = 0;
+	return moved;
 }
 
 /* Called when a take finds nothing: check for a stall now and then (each
@@ -412,13 +553,16 @@ static bool reader_idle(struct ring_reader *r)
 }
 
 /* Move r->next to the next committed message, past lost numbers: 0 with
- * its slot state in *st, or SHMBUS_EAGAIN when there is none yet. */
+ * its slot state in *st, SHMBUS_EAGAIN when there is none yet, RING_SEALED
+ * at the end of a sealed ring. */
 static int reader_find(struct ring_reader *r, uint64_t *st)
 {
 	for (;;) {
 		enum peek p = reader_peek(r, st, memory_order_acquire);
 		if (p == PEEK_MESSAGE)
 			return 0;
+		if (p == PEEK_END)
+			return RING_SEALED;
 		if (p == PEEK_NOTHING && !reader_idle(r))
 			return SHMBUS_EAGAIN;
 	}
@@ -433,19 +577,23 @@ int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_m
 		return SHMBUS_ESTATE;
 	for (;;) {
 		uint64_t st;
-		if (reader_find(r, &st))
-			return SHMBUS_EAGAIN;
+		int rc = reader_find(r, &st);
+		if (rc)
+			return rc;
 		uint64_t n = r->next;
+		if (reader_pace(r, n))
+			continue;
 		struct slot_header *s = topic_slot(r->map, n);
 		uint32_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
-		if (size > capacity || size > r->map->seg->max_message_size) {
+		if (size > capacity || size > r->map->max_message_size) {
 			if (!state_unchanged(s, st))
 				continue; /* overwritten: next peek sees the lap */
-			if (size > r->map->seg->max_message_size) {
+			if (size > r->map->max_message_size) {
 				/* Only a broken publisher writes this: never deliver. */
 				reader_lose(r, n + 1);
 				continue;
 			}
+			memset(info, 0, sizeof(*info));
 			info->size = size;
 			return SHMBUS_EMSGSIZE;
 		}
@@ -454,9 +602,12 @@ int ring_take(struct ring_reader *r, void *buf, size_t capacity, struct shmbus_m
 		if (r->integ)
 			ring_copy_racy(tag, s->tag, sizeof(tag));
 		fill_info(r, s, n, size, info);
-		if (!state_unchanged(s, st))
+		bool intact = state_unchanged(s, st);
+		reader_paced(r);
+		if (!intact)
 			continue;
-		if (r->integ && !integrity_check(r->integ, n, info->publish_ns, size, buf, tag)) {
+		if (r->integ && !integrity_check(r->integ, info->publisher_id, n, info->publish_ns,
+						 size, buf, tag)) {
 			reader_reject(r, n);
 			continue;
 		}
@@ -472,15 +623,18 @@ int ring_view(struct ring_reader *r, struct shmbus_view *view)
 		return SHMBUS_ESTATE;
 	for (;;) {
 		uint64_t st;
-		if (reader_find(r, &st))
-			return SHMBUS_EAGAIN;
+		int rc = reader_find(r, &st);
+		if (rc)
+			return rc;
 		uint64_t n = r->next;
+		if (reader_pace(r, n))
+			continue;
 		struct slot_header *s = topic_slot(r->map, n);
 		uint32_t size = atomic_load_explicit(&s->size, memory_order_relaxed);
 		fill_info(r, s, n, size, &view->info);
 		if (!state_unchanged(s, st))
 			continue;
-		if (size > r->map->seg->max_message_size) {
+		if (size > r->map->max_message_size) {
 			reader_lose(r, n + 1);
 			continue;
 		}
@@ -489,8 +643,8 @@ int ring_view(struct ring_reader *r, struct shmbus_view *view)
 			 * state, and is a loss, not a forgery. */
 			uint8_t tag[INTEGRITY_TAG_BYTES];
 			ring_copy_racy(tag, s->tag, sizeof(tag));
-			bool ok = integrity_check(r->integ, n, view->info.publish_ns, size,
-						  slot_payload(s), tag);
+			bool ok = integrity_check(r->integ, view->info.publisher_id, n,
+						  view->info.publish_ns, size, slot_payload(s), tag);
 			if (!state_unchanged(s, st))
 				continue;
 			if (!ok) {
@@ -520,25 +674,31 @@ int ring_release(struct ring_reader *r, struct shmbus_view *view)
 	bool valid = ring_view_valid(r, view);
 	r->viewing = false;
 	view->data = NULL;
+	reader_paced(r);
 	if (valid) {
 		reader_deliver(r, view->info.seq);
 		return 0;
 	}
 	r->lost++;
 	r->pending_lost = 0;
-	atomic_store_explicit(&r->entry->lost, r->lost, memory_order_relaxed);
+	atomic_store_explicit(&r->line->lost, r->lost, memory_order_relaxed);
 	return SHMBUS_ELAPPED;
+}
+
+bool ring_ready_at(const struct topic_map *m, uint64_t seq, memory_order order)
+{
+	const struct slot_header *s = topic_slot(m, seq);
+	uint64_t st = atomic_load_explicit(&((struct slot_header *)s)->state, order);
+	if (st == 0 || SLOT_SEQ(st) < seq)
+		return ring_ends_by(m, seq);
+	if (SLOT_SEQ(st) > seq || (st & SLOT_SKIP))
+		return true;
+	return !(st & SLOT_OCC);
 }
 
 static bool reader_ready_order(const struct ring_reader *r, memory_order order)
 {
-	const struct slot_header *s = topic_slot(r->map, r->next);
-	uint64_t st = atomic_load_explicit(&((struct slot_header *)s)->state, order);
-	if (st == 0 || SLOT_SEQ(st) < r->next)
-		return false;
-	if (SLOT_SEQ(st) > r->next || (st & SLOT_SKIP))
-		return true;
-	return !(st & SLOT_OCC);
+	return ring_ready_at(r->map, r->next, order);
 }
 
 bool ring_ready(const struct ring_reader *r)
@@ -546,48 +706,59 @@ bool ring_ready(const struct ring_reader *r)
 	return reader_ready_order(r, memory_order_acquire);
 }
 
-int ring_wait(struct ring_reader *r, int64_t timeout_ns)
-{
-	struct ctl_header *c = r->map->ctl;
-	int64_t now = monotonic_ns();
-	int64_t deadline = timeout_ns < 0 ? INT64_MAX : now + timeout_ns;
+/* ---------------------------------------------------------------- waiting */
 
-	if (ring_ready(r))
-		return 0;
-	if (r->spin_ns > 0) {
-		int64_t spin_end = now + (r->spin_ns < timeout_ns || timeout_ns < 0 ? r->spin_ns
-										    : timeout_ns);
-		uint32_t i = 0;
-		while (!ring_ready(r)) {
-			cpu_relax();
-			if ((++i & 63) == 0 && monotonic_ns() >= spin_end)
-				break;
-		}
-		if (ring_ready(r))
-			return 0;
-	}
-	for (;;) {
-		if (ring_unstick(r) && ring_ready(r))
-			return 0;
-		now = monotonic_ns();
-		if (now >= deadline)
-			return ring_ready(r) ? 0 : SHMBUS_ETIMEDOUT;
-		uint32_t seen = ring_announce_sleep(r->map);
-		if (reader_ready_order(r, memory_order_seq_cst))
-			return 0;
-		int64_t sleep = deadline == INT64_MAX ? -1 : deadline - now;
-		/* A claimed number not ready yet: wake up to check for a stall
-		 * (the claimant may be dead). */
-		if (r->stall_since && (sleep < 0 || sleep > r->stall_ns / 4))
-			sleep = r->stall_ns / 4;
-		/* Relaxed: for `shmbus info` only. */
-		atomic_store_explicit(&r->entry->waiting, 1, memory_order_relaxed);
-		int rc = futex_wait_shared(&c->futex, seen, sleep);
-		atomic_store_explicit(&r->entry->waiting, 0, memory_order_relaxed);
-		if (ring_ready(r))
-			return 0;
-		if (rc < 0 && rc != SHMBUS_ETIMEDOUT)
-			return rc;
-		/* Woken, timed out, or the stall check's nap: look again. */
-	}
+static bool src_ready(void *obj, memory_order order)
+{
+	return reader_ready_order(obj, order);
+}
+
+/* A wait also ends when the reader skipped stalled numbers: their loss
+ * shows at once in the stats, not only with the next message. */
+static bool src_poll(void *obj)
+{
+	return ring_unstick(obj);
+}
+
+static _Atomic uint32_t *src_announce(void *obj, uint32_t *value)
+{
+	struct ring_reader *r = obj;
+	*value = ring_announce_sleep(r->map);
+	return &r->map->data->epoch;
+}
+
+static int64_t src_nap(void *obj)
+{
+	const struct ring_reader *r = obj;
+	/* A handed-out number not ready yet: wake up to check for a stall.
+	 * And never sleep longer than WAIT_MAX_NAP_NS: the wake board is
+	 * writable by every client, so a wake-up can be lost to a scribbler;
+	 * that must cost bounded latency, not liveness. */
+	int64_t nap = r->stall_since ? r->stall_ns / 4 : WAIT_MAX_NAP_NS;
+	return nap < WAIT_MAX_NAP_NS ? nap : WAIT_MAX_NAP_NS;
+}
+
+static void src_sleeping(void *obj, bool on)
+{
+	struct ring_reader *r = obj;
+	/* Relaxed: for `shmbus info` only. */
+	atomic_store_explicit(&r->line->waiting, on, memory_order_relaxed);
+}
+
+void ring_wait_src(struct ring_reader *r, struct wait_src *s)
+{
+	*s = (struct wait_src){ .obj = r,
+				.ready = src_ready,
+				.poll = src_poll,
+				.announce = src_announce,
+				.nap = src_nap,
+				.sleeping = src_sleeping };
+}
+
+int ring_wait(struct ring_reader *r, int64_t timeout_ns, struct wait_intr *intr)
+{
+	struct wait_src s;
+	int which;
+	ring_wait_src(r, &s);
+	return wait_sources(&s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
 }

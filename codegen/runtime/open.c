@@ -55,9 +55,30 @@ void shmbus_typed_topic_options(const struct shmbus_typed_type *type,
 		opts->max_message_size = SHMBUS_TYPED_DEFAULT_MAX_SIZE;
 }
 
+/* The caller's topic options (NULL: defaults) in a struct of this
+ * library's header. A caller built against an older header gave fewer
+ * bytes: the fields it did not know keep their defaults. One built against
+ * a newer header gave more: libshmbus would refuse a field it does not
+ * know, and so does this copy rather than drop it unseen. */
+static int topic_import(struct shmbus_topic_options *o, const struct shmbus_topic_options *opts)
+{
+	shmbus_topic_options_init(o);
+	if (!opts)
+		return SHMBUS_OK;
+	if (opts->size < sizeof(opts->size) || opts->size > 65536)
+		return SHMBUS_EINVAL; /* not initialised by its _init() */
+	for (size_t i = sizeof(*o); i < opts->size; i++)
+		if (((const uint8_t *)opts)[i] != 0)
+			return SHMBUS_EINVAL;
+	memcpy(o, opts, opts->size < sizeof(*o) ? opts->size : sizeof(*o));
+	o->size = sizeof(*o);
+	return SHMBUS_OK;
+}
+
 int shmbus_typed_pub_open(shmbus_bus *bus, const char *topic,
 			  const struct shmbus_typed_type *type,
-			  const struct shmbus_topic_options *opts, shmbus_pub **out)
+			  const struct shmbus_topic_options *topic_opts,
+			  const struct shmbus_pub_options *opts, shmbus_pub **out)
 {
 	struct shmbus_topic_options o;
 	bool size_given;
@@ -65,44 +86,38 @@ int shmbus_typed_pub_open(shmbus_bus *bus, const char *topic,
 
 	if (out)
 		*out = NULL;
-	if ((rc = open_check(type)) != SHMBUS_OK)
+	if ((rc = open_check(type)) != SHMBUS_OK ||
+	    (rc = topic_import(&o, topic_opts)) != SHMBUS_OK)
 		return rc;
-	if (opts) {
-		o = *opts;
-	} else {
-		shmbus_topic_options_init(&o);
-		o.max_message_size = 0; /* the type's, not the bus's default */
-	}
 	size_given = o.max_message_size != 0;
 	shmbus_typed_topic_options(type, &o);
-	rc = shmbus_pub_open(bus, topic, &o, out);
+	/* With SHMBUS_PUB_GROW, libshmbus grows an existing smaller topic to
+	 * the size asked for instead of refusing it. */
+	rc = shmbus_pub_open(bus, topic, &o, opts, out);
 	if (rc == SHMBUS_ELAYOUT && !size_given && !(type->flags & SHMBUS_TYPED_BOUNDED)) {
 		/* The default size of an unbounded type is what a new topic
 		 * gets, not a requirement: nothing says this publisher's
 		 * messages need it, so an existing topic is taken as it is. */
 		o.max_message_size = 0;
-		rc = shmbus_pub_open(bus, topic, &o, out);
+		rc = shmbus_pub_open(bus, topic, &o, opts, out);
 	}
 	return rc;
 }
 
 int shmbus_typed_sub_open(shmbus_bus *bus, const char *topic,
 			  const struct shmbus_typed_type *type,
+			  const struct shmbus_topic_options *topic_opts,
 			  const struct shmbus_sub_options *opts, shmbus_sub **out)
 {
-	struct shmbus_sub_options o;
+	struct shmbus_topic_options o;
 	int rc;
 
 	if (out)
 		*out = NULL;
-	if ((rc = open_check(type)) != SHMBUS_OK)
+	if ((rc = open_check(type)) != SHMBUS_OK ||
+	    (rc = topic_import(&o, topic_opts)) != SHMBUS_OK)
 		return rc;
-	if (opts) {
-		o = *opts;
-	} else {
-		shmbus_sub_options_init(&o);
-		o.topic.max_message_size = 0; /* the type's, if it creates */
-	}
-	shmbus_typed_topic_options(type, &o.topic);
-	return shmbus_sub_open(bus, topic, &o, out);
+	/* Sized as for publishers, should create_if_missing create it. */
+	shmbus_typed_topic_options(type, &o);
+	return shmbus_sub_open(bus, topic, &o, opts, out);
 }

@@ -14,18 +14,15 @@ int main(int argc, char **argv)
 {
 	int count = argc > 1 ? atoi(argv[1]) : 10;
 	int period_ms = argc > 2 ? atoi(argv[2]) : 1000;
-	char why[256] = "";
 	struct shmbus_connect_options copts;
 	shmbus_bus *bus;
 	shmbus_pub *pub;
 
 	/* Connects to $SHMBUS_BUS (or "default"), starting its broker if needed. */
 	shmbus_connect_options_init(&copts);
-	copts.errbuf = why;
-	copts.errbuf_size = sizeof(why);
 	int rc = shmbus_connect(NULL, &copts, &bus);
 	if (rc) {
-		fprintf(stderr, "hello_pub: %s: %s\n", shmbus_strerror(rc), why);
+		fprintf(stderr, "hello_pub: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
 		return 1;
 	}
 
@@ -33,9 +30,9 @@ int main(int argc, char **argv)
 	shmbus_topic_options_init(&topts);
 	topts.type_name = "hello.Text"; /* any name; typed topics use protobuf's */
 	topts.max_message_size = 256;
-	rc = shmbus_pub_open(bus, "hello", &topts, &pub);
+	rc = shmbus_pub_open(bus, "hello", &topts, NULL, &pub);
 	if (rc) {
-		fprintf(stderr, "hello_pub: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg(bus));
+		fprintf(stderr, "hello_pub: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
 		shmbus_disconnect(bus);
 		return 1;
 	}

@@ -12,29 +12,28 @@ int main(int argc, char **argv)
 {
 	int count = argc > 1 ? atoi(argv[1]) : 10;
 	int timeout_s = argc > 2 ? atoi(argv[2]) : 10;
-	char why[256] = "";
 	struct shmbus_connect_options copts;
 	shmbus_bus *bus;
 	shmbus_sub *sub;
 
 	shmbus_connect_options_init(&copts);
-	copts.errbuf = why;
-	copts.errbuf_size = sizeof(why);
 	int rc = shmbus_connect(NULL, &copts, &bus);
 	if (rc) {
-		fprintf(stderr, "hello_sub: %s: %s\n", shmbus_strerror(rc), why);
+		fprintf(stderr, "hello_sub: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
 		return 1;
 	}
 
 	/* Create the topic if the publisher is not up yet, with the same type. */
+	struct shmbus_topic_options topts;
+	shmbus_topic_options_init(&topts);
+	topts.type_name = "hello.Text";
+	topts.max_message_size = 256;
 	struct shmbus_sub_options sopts;
 	shmbus_sub_options_init(&sopts);
 	sopts.create_if_missing = true;
-	sopts.topic.type_name = "hello.Text";
-	sopts.topic.max_message_size = 256;
-	rc = shmbus_sub_open(bus, "hello", &sopts, &sub);
+	rc = shmbus_sub_open(bus, "hello", &topts, &sopts, &sub);
 	if (rc) {
-		fprintf(stderr, "hello_sub: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg(bus));
+		fprintf(stderr, "hello_sub: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
 		shmbus_disconnect(bus);
 		return 1;
 	}

@@ -40,10 +40,10 @@ int main(int argc, char **argv)
 	pipeline_init(argc, argv, "pipeline_camera", &args);
 	bus = pipeline_connect("pipeline_camera", &args);
 	camera_topic_options(&to);
-	rc = shmbus__msgs__image__pub_open(bus, CAMERA_TOPIC, &to, &pub);
+	rc = shmbus__msgs__image__pub_open(bus, CAMERA_TOPIC, &to, NULL, &pub);
 	if (rc != SHMBUS_OK) {
 		fprintf(stderr, "pipeline_camera: %s: %s: %s\n", CAMERA_TOPIC, shmbus_strerror(rc),
-			shmbus_errmsg(bus));
+			shmbus_errmsg());
 		shmbus_disconnect(bus);
 		return 1;
 	}

@@ -57,16 +57,13 @@ void pipeline_init(int argc, char **argv, const char *prog, struct pipeline_args
 shmbus_bus *pipeline_connect(const char *prog, const struct pipeline_args *args)
 {
 	struct shmbus_connect_options o;
-	char why[256] = "";
 	shmbus_bus *bus;
 	int rc;
 
 	shmbus_connect_options_init(&o);
-	o.errbuf = why;
-	o.errbuf_size = sizeof(why);
 	rc = shmbus_connect(args->bus, &o, &bus);
 	if (rc != SHMBUS_OK) {
-		fprintf(stderr, "%s: cannot connect: %s: %s\n", prog, shmbus_strerror(rc), why);
+		fprintf(stderr, "%s: cannot connect: %s: %s\n", prog, shmbus_strerror(rc), shmbus_errmsg());
 		exit(1);
 	}
 	return bus;

@@ -23,10 +23,10 @@ int main(int argc, char **argv)
 	pipeline_init(argc, argv, "pipeline_imu", &args);
 	bus = pipeline_connect("pipeline_imu", &args);
 	imu_topic_options(&to);
-	rc = shmbus__msgs__imu__pub_open(bus, IMU_TOPIC, &to, &pub);
+	rc = shmbus__msgs__imu__pub_open(bus, IMU_TOPIC, &to, NULL, &pub);
 	if (rc != SHMBUS_OK) {
 		fprintf(stderr, "pipeline_imu: %s: %s: %s\n", IMU_TOPIC, shmbus_strerror(rc),
-			shmbus_errmsg(bus));
+			shmbus_errmsg());
 		shmbus_disconnect(bus);
 		return 1;
 	}

@@ -94,6 +94,7 @@ int main(int argc, char **argv)
 	struct meter cam = { "camera/image", "publish->take  ", NULL, 0, 0, 0, 0, 0 };
 	struct meter imu = { "imu", "publish->take  ", NULL, 0, 0, 0, 0, 0 };
 	struct meter stats = { "pipeline/stats", "capture->result", NULL, 0, 0, 0, 0, 0 };
+	struct shmbus_topic_options to;
 	shmbus_waitset *ws = NULL;
 	shmbus_bus *bus;
 	int64_t start, last;
@@ -103,19 +104,19 @@ int main(int argc, char **argv)
 	bus = pipeline_connect("pipeline_monitor", &args);
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true;
-	camera_topic_options(&so.topic);
-	rc = shmbus__msgs__image__sub_open(bus, CAMERA_TOPIC, &so, &cam.sub);
+	camera_topic_options(&to);
+	rc = shmbus__msgs__image__sub_open(bus, CAMERA_TOPIC, &to, &so, &cam.sub);
 	if (rc == SHMBUS_OK) {
-		imu_topic_options(&so.topic);
-		rc = shmbus__msgs__imu__sub_open(bus, IMU_TOPIC, &so, &imu.sub);
+		imu_topic_options(&to);
+		rc = shmbus__msgs__imu__sub_open(bus, IMU_TOPIC, &to, &so, &imu.sub);
 	}
 	if (rc == SHMBUS_OK) {
-		stats_topic_options(&so.topic);
-		rc = shmbus__examples__pipeline__frame_stats__sub_open(bus, STATS_TOPIC, &so,
+		stats_topic_options(&to);
+		rc = shmbus__examples__pipeline__frame_stats__sub_open(bus, STATS_TOPIC, &to, &so,
 								       &stats.sub);
 	}
 	if (rc != SHMBUS_OK) {
-		fprintf(stderr, "pipeline_monitor: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg(bus));
+		fprintf(stderr, "pipeline_monitor: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
 		goto out;
 	}
 	if (shmbus_waitset_create(&ws) == SHMBUS_OK &&

@@ -22,15 +22,16 @@ struct imu_window {
 static int open_sub(shmbus_bus *bus, const char *topic, int is_camera, shmbus_sub **out)
 {
 	struct shmbus_sub_options so;
+	struct shmbus_topic_options to;
 
 	shmbus_sub_options_init(&so);
 	so.create_if_missing = true; /* the same layout the publisher uses */
 	if (is_camera) {
-		camera_topic_options(&so.topic);
-		return shmbus__msgs__image__sub_open(bus, topic, &so, out);
+		camera_topic_options(&to);
+		return shmbus__msgs__image__sub_open(bus, topic, &to, &so, out);
 	}
-	imu_topic_options(&so.topic);
-	return shmbus__msgs__imu__sub_open(bus, topic, &so, out);
+	imu_topic_options(&to);
+	return shmbus__msgs__imu__sub_open(bus, topic, &to, &so, out);
 }
 
 static void drain_imu(shmbus_sub *sub, struct imu_window *win)
@@ -81,10 +82,10 @@ int main(int argc, char **argv)
 	if (rc == SHMBUS_OK)
 		rc = open_sub(bus, IMU_TOPIC, 0, &imu);
 	if (rc == SHMBUS_OK)
-		rc = shmbus__examples__pipeline__frame_stats__pub_open(bus, STATS_TOPIC, &to, &out);
+		rc = shmbus__examples__pipeline__frame_stats__pub_open(bus, STATS_TOPIC, &to, NULL, &out);
 	if (rc != SHMBUS_OK) {
 		fprintf(stderr, "pipeline_processor: %s: %s\n", shmbus_strerror(rc),
-			shmbus_errmsg(bus));
+			shmbus_errmsg());
 		goto out;
 	}
 	/* Without futex_waitv (Linux < 5.16), wait on the camera alone. */

@@ -270,7 +270,7 @@ static void test_typed_a_to_b(void)
 	to.slot_count = 128;
 	to.max_message_size = 1024;
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "imu/front", &to, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "imu/front", &to, NULL, &pub), SHMBUS_OK);
 
 	struct bproc ba, bb;
 	CU_ASSERT_FATAL(bridge_start(&ba, na, dom,
@@ -280,7 +280,7 @@ static void test_typed_a_to_b(void)
 	CU_ASSERT_FATAL(wait_topic(b, "imu/front", 30000));
 
 	shmbus_sub *sub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "imu/front", NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "imu/front", NULL, NULL, &sub), SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "shmbus.msgs.Imu");
 	size_t schema_size = 0;
 	const void *schema = shmbus_sub_schema(sub, &schema_size);
@@ -369,7 +369,7 @@ static void test_large_frames(void)
 	to.slot_count = 4;
 	to.max_message_size = FRAME + 4096;
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(a, "cam/front", &to, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(a, "cam/front", &to, NULL, &pub), SHMBUS_OK);
 	struct bproc ba, bb;
 	CU_ASSERT_FATAL(bridge_start(&ba, na, dom,
 				     (const char *[]){ "--out", "cam/*", "--reliable", NULL }));
@@ -377,7 +377,7 @@ static void test_large_frames(void)
 				     (const char *[]){ "--in", "cam/*", "--reliable", NULL }));
 	CU_ASSERT_FATAL(wait_topic(b, "cam/front", 30000));
 	shmbus_sub *sub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(b, "cam/front", NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(b, "cam/front", NULL, NULL, &sub), SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus_sub_max_message_size(sub), FRAME + 4096);
 
 	uint8_t *pixels = malloc(FRAME);
@@ -454,10 +454,10 @@ static void test_both_ways_no_loop(void)
 	int dom = next_domain();
 	shmbus_pub *pa, *pb;
 	shmbus_sub *sa, *sb;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "chat/x", NULL, &pa), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(b, "chat/x", NULL, &pb), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(a, "chat/x", NULL, &sa), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "chat/x", NULL, &sb), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "chat/x", NULL, NULL, &pa), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(b, "chat/x", NULL, NULL, &pb), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(a, "chat/x", NULL, NULL, &sa), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "chat/x", NULL, NULL, &sb), SHMBUS_OK);
 	const char *both[] = { "--out", "chat/*", "--in", "chat/*", "--reliable", NULL };
 	struct bproc ba, bb;
 	CU_ASSERT_FATAL(bridge_start(&ba, na, dom, both));
@@ -554,7 +554,7 @@ static void test_kill9_restart(void)
 	open_buses(&na, &nb, &a, &b);
 	int dom = next_domain();
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "k/x", NULL, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__pub_open(a, "k/x", NULL, NULL, &pub), SHMBUS_OK);
 	const char *out[] = { "--out", "k/*", NULL };
 	const char *in[] = { "--in", "k/*", NULL };
 	struct bproc ba, bb;
@@ -562,7 +562,7 @@ static void test_kill9_restart(void)
 	CU_ASSERT_FATAL(bridge_start(&bb, nb, dom, in));
 	CU_ASSERT_FATAL(wait_topic(b, "k/x", 30000));
 	shmbus_sub *sub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "k/x", NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "k/x", NULL, NULL, &sub), SHMBUS_OK);
 	static struct seen s;
 	memset(&s, 0, sizeof(s));
 	CU_ASSERT_FATAL(flows(pub, sub, &s, "1"));
@@ -660,7 +660,7 @@ static void test_malformed_envelopes(void)
 
 	CU_ASSERT_FATAL(wait_topic(b, "bad/t", 30000));
 	shmbus_sub *sub;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "bad/t", NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__imu__sub_open(b, "bad/t", NULL, NULL, &sub), SHMBUS_OK);
 
 	dds_entity_t dt = dds_create_topic(pp, &shmbus_bridge_Envelope_desc, "shmbus/bad/t", NULL,
 					   NULL);

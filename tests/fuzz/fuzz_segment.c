@@ -1,7 +1,7 @@
 /*
- * fuzz_segment.c - libFuzzer target: segment and control-area header
- * checks, fed arbitrary bytes as a corrupt or hostile /dev/shm file could
- * hold. A header that passes must describe a layout inside the file.
+ * fuzz_segment.c - libFuzzer target: the topic meta and bus page checks,
+ * fed arbitrary bytes as a corrupt object could hold. A meta that passes
+ * must describe a layout whose parts lie where it says.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,14 +20,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (posix_memalign(&mem, 4096, cap))
 		return 0;
 	memcpy(mem, data, size);
-	if (seg_check(mem, size, err, sizeof(err)) == 0) {
-		const struct seg_header *h = mem;
-		uint64_t end = h->slots_offset + (uint64_t)h->slot_count * h->slot_size;
-		if (end > size || h->schema_offset + h->schema_size > h->slots_offset ||
-		    strlen(h->topic) >= sizeof(h->topic))
+	if (seg_meta_check(mem, size, err, sizeof(err)) == 0) {
+		const struct meta_header *h = mem;
+		if (h->meta_size > size || h->schema_offset + h->schema_size > h->meta_size ||
+		    strlen(h->name) >= sizeof(h->name) ||
+		    h->data_size != DATA_SLOTS_OFFSET + (uint64_t)h->slot_count * h->slot_size)
+			__builtin_trap();
+		struct seg_layout l;
+		seg_layout_of(h, &l);
+		if (l.slot_count != h->slot_count)
 			__builtin_trap();
 	}
-	ctl_check(mem, size, err, sizeof(err));
+	seg_bus_check(mem, size, err, sizeof(err));
 	free(mem);
 	return 0;
 }

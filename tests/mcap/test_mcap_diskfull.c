@@ -124,7 +124,7 @@ static void test_record_disk_full(void)
 	to.max_message_size = 4096;
 	to.slot_count = 1024;
 	shmbus_pub *pub;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "full/raw", &to, &pub), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "full/raw", &to, NULL, &pub), 0);
 
 	char errpath[300];
 	snprintf(errpath, sizeof(errpath), "%s.err", dir);

@@ -207,12 +207,13 @@ static void test_unbounded(void)
 /* ------------------------------------------------------------ on a bus */
 
 static size_t opened_size(const struct shmbus_typed_type *type, const char *topic,
-			  const struct shmbus_topic_options *opts, int *rc)
+			  const struct shmbus_topic_options *topic_opts,
+			  const struct shmbus_pub_options *opts, int *rc)
 {
 	shmbus_pub *pub = NULL;
 	size_t size = 0;
 
-	*rc = shmbus_typed_pub_open(h_suite_bus, topic, type, opts, &pub);
+	*rc = shmbus_typed_pub_open(h_suite_bus, topic, type, topic_opts, opts, &pub);
 	if (*rc == SHMBUS_OK) {
 		size = shmbus_pub_max_message_size(pub);
 		shmbus_pub_close(pub);
@@ -230,11 +231,11 @@ static void test_topic_from_type(void)
 
 	/* Bounded: the exact bound, and the worst case fits it. */
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__bound__scalars__pub_open(h_suite_bus, "b/scalars", NULL,
-								     &pub), SHMBUS_OK);
+								     NULL, &pub), SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus_pub_max_message_size(pub),
 			SHMBUS__TEST__BOUND__SCALARS__SHMBUS_MAX_SIZE);
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__bound__scalars__sub_open(h_suite_bus, "b/scalars", NULL,
-								     &sub), SHMBUS_OK);
+								     NULL, &sub), SHMBUS_OK);
 	widest_scalars(&m);
 	CU_ASSERT_EQUAL(shmbus__test__bound__scalars__publish(pub, &m, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__bound__scalars__take(sub, NULL, &got, NULL), SHMBUS_OK);
@@ -246,23 +247,26 @@ static void test_topic_from_type(void)
 
 	/* A type without fields still gets a topic (of one byte, not the
 	 * bus's default). */
-	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__empty__shmbus_type, "b/empty", NULL, &rc),
+	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__empty__shmbus_type, "b/empty", NULL, NULL,
+				    &rc),
 			1);
 	CU_ASSERT_EQUAL(rc, SHMBUS_OK);
 
 	/* Unbounded: the typed layer's default. */
 	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__with_string__shmbus_type, "b/string",
-				    NULL, &rc),
+				    NULL, NULL, &rc),
 			SHMBUS_TYPED_DEFAULT_MAX_SIZE);
 	CU_ASSERT_EQUAL(rc, SHMBUS_OK);
 
 	/* Asked for: as asked; 0 in the options means the type's. */
 	shmbus_topic_options_init(&to);
 	to.max_message_size = 1000;
-	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__scalars__shmbus_type, "b/asked", &to, &rc),
-			1000);
+	CU_ASSERT_EQUAL(
+		opened_size(&shmbus__test__bound__scalars__shmbus_type, "b/asked", &to, NULL, &rc),
+		1000);
 	to.max_message_size = 0;
-	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__nested__shmbus_type, "b/zero", &to, &rc),
+	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__nested__shmbus_type, "b/zero", &to, NULL,
+				    &rc),
 			SHMBUS__TEST__BOUND__NESTED__SHMBUS_MAX_SIZE);
 
 	/* A subscriber that creates the topic sizes it the same way. */
@@ -271,9 +275,9 @@ static void test_topic_from_type(void)
 
 		shmbus_sub_options_init(&so);
 		so.create_if_missing = true;
-		so.topic.max_message_size = 0;
 		CU_ASSERT_EQUAL_FATAL(shmbus__test__bound__nested__sub_open(h_suite_bus, "b/by-sub",
-									    &so, &sub), SHMBUS_OK);
+									    NULL, &so, &sub),
+				      SHMBUS_OK);
 		CU_ASSERT_EQUAL(shmbus_sub_max_message_size(sub),
 				SHMBUS__TEST__BOUND__NESTED__SHMBUS_MAX_SIZE);
 		shmbus_sub_close(sub);
@@ -292,9 +296,10 @@ static void test_existing_smaller_topic(void)
 	shmbus_topic_options_init(&to);
 	shmbus__test__bound__with_string__topic_type(&to);
 	to.max_message_size = 64;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "small/string", &to, &keep), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "small/string", &to, NULL, &keep),
+			      SHMBUS_OK);
 	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__with_string__shmbus_type, "small/string",
-				    NULL, &rc),
+				    NULL, NULL, &rc),
 			64);
 	CU_ASSERT_EQUAL(rc, SHMBUS_OK);
 	shmbus_pub_close(keep);
@@ -302,8 +307,10 @@ static void test_existing_smaller_topic(void)
 	shmbus_topic_options_init(&to);
 	shmbus__test__bound__scalars__topic_type(&to);
 	to.max_message_size = 100;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "small/scalars", &to, &keep), SHMBUS_OK);
-	opened_size(&shmbus__test__bound__scalars__shmbus_type, "small/scalars", NULL, &rc);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "small/scalars", &to, NULL, &keep),
+			      SHMBUS_OK);
+	opened_size(&shmbus__test__bound__scalars__shmbus_type, "small/scalars", NULL, NULL,
+		    &rc);
 	CU_ASSERT_EQUAL(rc, SHMBUS_ELAYOUT);
 	shmbus_pub_close(keep);
 }

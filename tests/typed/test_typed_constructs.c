@@ -190,10 +190,12 @@ static void open_everything(const char *topic, shmbus_pub **pub, shmbus_sub **su
 
 	shmbus_topic_options_init(&to);
 	to.max_message_size = 64 * 1024;
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__pub_open(h_suite_bus, topic, &to, pub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__sub_open(h_suite_bus, topic, NULL, sub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__all__everything__pub_open(h_suite_bus, topic, &to, NULL, pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__all__everything__sub_open(h_suite_bus, topic, NULL, NULL, sub),
+		SHMBUS_OK);
 }
 
 static int inside(const struct shmbus_typed_view *v)
@@ -316,10 +318,12 @@ static void test_keyword_type_and_imports(void)
 	shmbus_sub *sub;
 
 	sw.case_ = 99;
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__switch__pub_open(h_suite_bus, "switch", NULL, &pub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__switch__sub_open(h_suite_bus, "switch", NULL, &sub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__all__switch__pub_open(h_suite_bus, "switch", NULL, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__all__switch__sub_open(h_suite_bus, "switch", NULL, NULL, &sub),
+		SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "shmbus.test.all.switch");
 	CU_ASSERT_EQUAL(shmbus__test__all__switch__publish(pub, &sw, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__switch__take(sub, NULL, &gs, NULL), SHMBUS_OK);
@@ -329,10 +333,12 @@ static void test_keyword_type_and_imports(void)
 	shmbus_pub_close(pub);
 
 	qt.value = -1.25;
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__common__quantity__pub_open(h_suite_bus, "qty", NULL, &pub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__common__quantity__sub_open(h_suite_bus, "qty", NULL, &sub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__common__quantity__pub_open(h_suite_bus, "qty", NULL, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__common__quantity__sub_open(h_suite_bus, "qty", NULL, NULL, &sub),
+		SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus__test__common__quantity__publish(pub, &qt, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__common__quantity__take(sub, NULL, &gq, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL(gq->value, -1.25);
@@ -342,10 +348,12 @@ static void test_keyword_type_and_imports(void)
 
 	/* A nested message type is a topic type of its own. */
 	part.name = (char *)"nested";
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__golden__sample__part__pub_open(h_suite_bus, "part", NULL,
-									   &pub), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__golden__sample__part__sub_open(h_suite_bus, "part", NULL,
-									   &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__golden__sample__part__pub_open(h_suite_bus, "part", NULL, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__golden__sample__part__sub_open(h_suite_bus, "part", NULL, NULL, &sub),
+		SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "shmbus.test.golden.Sample.Part");
 	CU_ASSERT_EQUAL(shmbus__test__golden__sample__part__publish(pub, &part, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__golden__sample__part__take(sub, NULL, &gp, NULL),
@@ -365,8 +373,8 @@ static void test_no_package(void)
 
 	b.level = SHMBUS__TEST__COMMON__LEVEL__LEVEL_HIGH;
 	b.note = (char *)"bare";
-	CU_ASSERT_EQUAL_FATAL(bare__pub_open(h_suite_bus, "bare", NULL, &pub), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(bare__sub_open(h_suite_bus, "bare", NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(bare__pub_open(h_suite_bus, "bare", NULL, NULL, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(bare__sub_open(h_suite_bus, "bare", NULL, NULL, &sub), SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "Bare");
 	CU_ASSERT_EQUAL(bare__publish(pub, &b, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(bare__take(sub, NULL, &got, NULL), SHMBUS_OK);

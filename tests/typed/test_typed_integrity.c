@@ -57,10 +57,12 @@ static void test_zero_copy_tagged(void)
 	const size_t size = 640 * 480 * 3;
 
 	tagged(&to, (uint32_t)size + 1024);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(h_suite_bus, "tagged/image", &to, &pub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(h_suite_bus, "tagged/image", NULL, &sub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__msgs__image__pub_open(h_suite_bus, "tagged/image", &to, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__msgs__image__sub_open(h_suite_bus, "tagged/image", NULL, NULL, &sub),
+		SHMBUS_OK);
 	{
 		struct shmbus_topic_info ti;
 		size_t np = 0, ns = 0;
@@ -112,10 +114,12 @@ static void test_take_tagged(void)
 	e.numbers = numbers;
 	e.default_ = (char *)"tagged";
 	tagged(&to, 4096);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__pub_open(h_suite_bus, "tagged/all", &to,
-								     &pub), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__sub_open(h_suite_bus, "tagged/all", NULL,
-								     &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__all__everything__pub_open(h_suite_bus, "tagged/all", &to, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__sub_open(h_suite_bus, "tagged/all",
+								      NULL, NULL, &sub),
+			      SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &e, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__take(sub, NULL, &got, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(got->n_numbers, 3);
@@ -124,10 +128,12 @@ static void test_take_tagged(void)
 	shmbus__test__all__everything__free(got, NULL);
 
 	/* Image is unpacked in place. */
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(h_suite_bus, "tagged/small", &to, &ipub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(h_suite_bus, "tagged/small", NULL, &isub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__msgs__image__pub_open(h_suite_bus, "tagged/small", &to, NULL, &ipub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__msgs__image__sub_open(h_suite_bus, "tagged/small", NULL, NULL, &isub),
+		SHMBUS_OK);
 	img.width = 7;
 	img.data.data = (uint8_t *)"pixels";
 	img.data.len = 6;

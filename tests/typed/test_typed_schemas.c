@@ -84,34 +84,34 @@ static void check_schema(shmbus_sub *sub, const ProtobufCMessageDescriptor *desc
 }
 
 /* Open, publish `msg`, take it back, compare, check the topic's schema. */
-#define ROUNDTRIP(lower, ctype, msg)                                                      \
-	do {                                                                              \
-		struct shmbus_topic_options to_;                                          \
-		struct shmbus_msg_info info_;                                             \
-		shmbus_pub *pub_ = NULL;                                                  \
-		shmbus_sub *sub_ = NULL;                                                  \
-		ctype *got_ = NULL;                                                       \
-		uint64_t seq_ = 0;                                                        \
-                                                                                          \
-		shmbus_topic_options_init(&to_);                                          \
-		to_.max_message_size = 1 << 20;                                           \
-		CU_ASSERT_EQUAL_FATAL(lower##__pub_open(h_suite_bus, #lower, &to_, &pub_),     \
-				      SHMBUS_OK);                                         \
-		CU_ASSERT_EQUAL_FATAL(lower##__sub_open(h_suite_bus, #lower, NULL, &sub_),     \
-				      SHMBUS_OK);                                         \
-		CU_ASSERT_EQUAL(lower##__publish(pub_, (msg), &seq_), SHMBUS_OK);         \
-		CU_ASSERT_EQUAL(lower##__wait(sub_, WAIT_NS), SHMBUS_OK);                 \
-		CU_ASSERT_EQUAL(lower##__take(sub_, NULL, &got_, &info_), SHMBUS_OK);     \
-		check_same(&(msg)->base, got_ ? &got_->base : NULL);                      \
-		if (got_) {                                                               \
-			CU_ASSERT_EQUAL(info_.seq, seq_);                                 \
-			CU_ASSERT_EQUAL(info_.lost, 0);                                   \
-		}                                                                         \
-		check_schema(sub_, &lower##__descriptor);                                 \
-		lower##__free(got_, NULL);                                                \
-		CU_ASSERT_EQUAL(lower##__take(sub_, NULL, &got_, NULL), SHMBUS_EAGAIN);   \
-		shmbus_sub_close(sub_);                                                   \
-		shmbus_pub_close(pub_);                                                   \
+#define ROUNDTRIP(lower, ctype, msg)                                                               \
+	do {                                                                                       \
+		struct shmbus_topic_options to_;                                                   \
+		struct shmbus_msg_info info_;                                                      \
+		shmbus_pub *pub_ = NULL;                                                           \
+		shmbus_sub *sub_ = NULL;                                                           \
+		ctype *got_ = NULL;                                                                \
+		uint64_t seq_ = 0;                                                                 \
+                                                                                                   \
+		shmbus_topic_options_init(&to_);                                                   \
+		to_.max_message_size = 1 << 20;                                                    \
+		CU_ASSERT_EQUAL_FATAL(lower##__pub_open(h_suite_bus, #lower, &to_, NULL, &pub_),   \
+				      SHMBUS_OK);                                                  \
+		CU_ASSERT_EQUAL_FATAL(lower##__sub_open(h_suite_bus, #lower, NULL, NULL, &sub_),   \
+				      SHMBUS_OK);                                                  \
+		CU_ASSERT_EQUAL(lower##__publish(pub_, (msg), &seq_), SHMBUS_OK);                  \
+		CU_ASSERT_EQUAL(lower##__wait(sub_, WAIT_NS), SHMBUS_OK);                          \
+		CU_ASSERT_EQUAL(lower##__take(sub_, NULL, &got_, &info_), SHMBUS_OK);              \
+		check_same(&(msg)->base, got_ ? &got_->base : NULL);                               \
+		if (got_) {                                                                        \
+			CU_ASSERT_EQUAL(info_.seq, seq_);                                          \
+			CU_ASSERT_EQUAL(info_.lost, 0);                                            \
+		}                                                                                  \
+		check_schema(sub_, &lower##__descriptor);                                          \
+		lower##__free(got_, NULL);                                                         \
+		CU_ASSERT_EQUAL(lower##__take(sub_, NULL, &got_, NULL), SHMBUS_EAGAIN);            \
+		shmbus_sub_close(sub_);                                                            \
+		shmbus_pub_close(pub_);                                                            \
 	} while (0)
 
 static Shmbus__Msgs__Header hdr = SHMBUS__MSGS__HEADER__INIT;

@@ -50,8 +50,10 @@ static void open_image_topic(const char *topic, uint32_t max_size, shmbus_pub **
 	shmbus_topic_options_init(&to);
 	to.slot_count = 4;
 	to.max_message_size = max_size;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(h_suite_bus, topic, &to, pub), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(h_suite_bus, topic, NULL, sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(h_suite_bus, topic, &to, NULL, pub),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(h_suite_bus, topic, NULL, NULL, sub),
+			      SHMBUS_OK);
 }
 
 static void check_header(const Shmbus__Msgs__Image *img, int64_t stamp)
@@ -248,15 +250,18 @@ static void test_type_mismatch(void)
 	Shmbus__Msgs__Header hdr;
 
 	open_image_topic("camera/typed", 4096, &pub, &sub);
-	CU_ASSERT_EQUAL(shmbus__msgs__imu__pub_open(h_suite_bus, "camera/typed", NULL, &imu_pub),
-			SHMBUS_ETYPE);
+	CU_ASSERT_EQUAL(
+		shmbus__msgs__imu__pub_open(h_suite_bus, "camera/typed", NULL, NULL, &imu_pub),
+		SHMBUS_ETYPE);
 	CU_ASSERT_PTR_NULL(imu_pub);
-	CU_ASSERT_EQUAL(shmbus__msgs__imu__sub_open(h_suite_bus, "camera/typed", NULL, &imu_sub),
-			SHMBUS_ETYPE);
+	CU_ASSERT_EQUAL(
+		shmbus__msgs__imu__sub_open(h_suite_bus, "camera/typed", NULL, NULL, &imu_sub),
+		SHMBUS_ETYPE);
 	CU_ASSERT_PTR_NULL(imu_sub);
 
 	/* An untyped subscriber sees the topic's type; typed take checks it. */
-	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(h_suite_bus, "camera/typed", NULL, &raw), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(h_suite_bus, "camera/typed", NULL, NULL, &raw),
+			      SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(raw), SHMBUS__MSGS__IMAGE__SHMBUS_TYPE_NAME);
 	image_init(&img, &hdr, 3);
 	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
@@ -315,7 +320,8 @@ static void test_corrupt_payload(void)
 	shmbus_topic_options_init(&to);
 	shmbus__msgs__image__topic_type(&to);
 	to.max_message_size = 4096;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "camera/corrupt", &to, &raw), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "camera/corrupt", &to, NULL, &raw),
+			      SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus_pub_send(raw, garbage, sizeof(garbage), NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus_pub_send(raw, garbage, sizeof(garbage), NULL), SHMBUS_OK);
 	image_init(&img, &hdr, 8);
@@ -353,9 +359,11 @@ static void test_malformed_payloads(void)
 	shmbus__msgs__image__topic_type(&to);
 	to.slot_count = 16;
 	to.max_message_size = 4096;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "camera/malformed", &to, &raw), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(h_suite_bus, "camera/malformed", NULL, &sub),
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "camera/malformed", &to, NULL, &raw),
 			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__msgs__image__sub_open(h_suite_bus, "camera/malformed", NULL, NULL, &sub),
+		SHMBUS_OK);
 	memset(px, 7, sizeof(px));
 	image_init(&img, &hdr, 11);
 	img.data.data = px;
@@ -501,10 +509,12 @@ static void test_proto2_has_flag(void)
 
 	shmbus_topic_options_init(&to);
 	to.max_message_size = 4096;
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__pub_open(h_suite_bus, "legacy", &to, &pub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__sub_open(h_suite_bus, "legacy", NULL, &sub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__legacy__frame__pub_open(h_suite_bus, "legacy", &to, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__legacy__frame__sub_open(h_suite_bus, "legacy", NULL, NULL, &sub),
+		SHMBUS_OK);
 	shmbus__test__legacy__frame__init(&f);
 	f.id = 42;
 	f.checksum.data = (uint8_t *)"sum";

@@ -28,6 +28,7 @@ int cli_fail(const char *verb, int rc, shmbus_bus *bus, const char *what);
 int cmd_topics(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_rm(int argc, char **argv);   /* cmd_rm.c */
 int cmd_record(int argc, char **argv); /* cmd_record.c */
 int cmd_play(int argc, char **argv);   /* cmd_play.c */
 int cmd_mcap(int argc, char **argv);   /* cmd_mcap.c */

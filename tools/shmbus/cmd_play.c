@@ -163,7 +163,7 @@ static int open_publishers(shmbus_bus *bus, mcap_reader *r,
 		to.max_message_size = (uint32_t)m;
 		if (slots && strtoul(slots, NULL, 10) > 0)
 			to.slot_count = (uint32_t)strtoul(slots, NULL, 10);
-		int rc = shmbus_pub_open(bus, pc[i].topic, &to, &pc[i].pub);
+		int rc = shmbus_pub_open(bus, pc[i].topic, &to, NULL, &pc[i].pub);
 		if (rc) {
 			cli_fail("play", rc, bus, pc[i].topic);
 			return -1;

@@ -80,7 +80,7 @@ static int topic_schema(shmbus_bus *bus, const char *topic, const char *type,
 	struct shmbus_sub_options so;
 	shmbus_sub_options_init(&so);
 	shmbus_sub *sub;
-	int rc = shmbus_sub_open(bus, topic, &so, &sub);
+	int rc = shmbus_sub_open(bus, topic, NULL, &so, &sub);
 	if (rc == SHMBUS_ENOTOPIC)
 		return 1;
 	if (rc) {
@@ -235,14 +235,11 @@ int cmd_pub(int argc, char **argv)
 	live_catch_signals();
 
 	struct shmbus_connect_options co;
-	char why[512] = "";
 	shmbus_connect_options_init(&co);
-	co.errbuf = why;
-	co.errbuf_size = sizeof(why);
 	shmbus_bus *bus;
 	rc = shmbus_connect(bus_name, &co, &bus);
 	if (rc) {
-		fprintf(stderr, "shmbus pub: %s: %s\n", shmbus_strerror(rc), why);
+		fprintf(stderr, "shmbus pub: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
 		json_decref(j);
 		return 1;
 	}
@@ -286,7 +283,7 @@ int cmd_pub(int argc, char **argv)
 			to.max_message_size = (uint32_t)len;
 		if (topic_max)
 			to.max_message_size = topic_max;
-		rc = shmbus_pub_open(bus, a.topic, &to, &pub);
+		rc = shmbus_pub_open(bus, a.topic, &to, NULL, &pub);
 		if (rc) {
 			cli_fail("pub", rc, bus, a.topic);
 			status = -1;

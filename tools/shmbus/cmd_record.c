@@ -165,7 +165,7 @@ static int open_topic(struct recorder *rec, const char *name)
 		so.start = SHMBUS_START_LAST;
 		so.last_n = UINT32_MAX;
 	}
-	rc = shmbus_sub_open(rec->bus, name, &so, &t.sub);
+	rc = shmbus_sub_open(rec->bus, name, NULL, &so, &t.sub);
 	if (rc)
 		return rc;
 	rc = shmbus_topic_inspect(rec->bus, name, &t.ti, NULL, 0, NULL, NULL, 0, NULL);
@@ -204,8 +204,9 @@ struct listing {
 	size_t n;
 };
 
-static int collect(void *ctx, const char *topic)
+static int collect(void *ctx, const char *topic, const char *type_name)
 {
+	(void)type_name;
 	struct listing *l = ctx;
 	char **v = realloc(l->names, (l->n + 1) * sizeof(*v));
 	if (!v)
@@ -224,7 +225,7 @@ static void discover(struct recorder *rec)
 	int rc = shmbus_list_topics(rec->bus, collect, &l);
 	if (rc)
 		fprintf(stderr, "shmbus record: listing topics: %s: %s\n", shmbus_strerror(rc),
-			shmbus_errmsg(rec->bus));
+			shmbus_errmsg());
 	for (size_t i = 0; i < l.n; i++) {
 		if (is_wanted(rec, l.names[i]) && !is_open(rec, l.names[i])) {
 			if (rec->n >= SHMBUS_WAITSET_MAX) {
@@ -236,7 +237,7 @@ static void discover(struct recorder *rec)
 				said = true;
 			} else if ((rc = open_topic(rec, l.names[i])) != 0) {
 				fprintf(stderr, "shmbus record: %s: %s: %s\n", l.names[i],
-					shmbus_strerror(rc), shmbus_errmsg(rec->bus));
+					shmbus_strerror(rc), shmbus_errmsg());
 			}
 		}
 		free(l.names[i]);

@@ -21,8 +21,9 @@ int cmd_stop(int argc, char **argv)
 		fprintf(help ? stdout : stderr,
 			"usage: shmbus stop [--bus NAME]\n\n"
 			"Stop the bus's broker with SIGTERM and wait (at most 10 s) until it has\n"
-			"exited; it removes the bus's topics from /dev/shm. Running publishers\n"
-			"and subscribers keep what they mapped. Exit 0 if the broker is gone.\n");
+			"exited; it lets the bus's topics go (their memory is freed once the\n"
+			"last process that maps them closes them). Running publishers and\n"
+			"subscribers keep what they mapped. Exit 0 if the broker is gone.\n");
 		return help ? 0 : 2;
 	}
 	shmbus_bus *bus = cli_connect(bus_name);

@@ -13,8 +13,9 @@ struct names {
 	size_t n, cap;
 };
 
-static int collect(void *ctx, const char *topic)
+static int collect(void *ctx, const char *topic, const char *type_name)
 {
+	(void)type_name;
 	struct names *ns = ctx;
 	if (ns->n == ns->cap) {
 		size_t cap = ns->cap ? ns->cap * 2 : 32;
@@ -64,7 +65,7 @@ int cmd_topics(int argc, char **argv)
 		rc = shmbus_topic_inspect(bus, ns.v[i], &ti, NULL, 0, NULL, NULL, 0, NULL);
 		if (rc) {
 			fprintf(stderr, "shmbus topics: %s: %s: %s\n", ns.v[i], shmbus_strerror(rc),
-				shmbus_errmsg(bus));
+				shmbus_errmsg());
 			free(ns.v[i]);
 			continue;
 		}
@@ -127,9 +128,13 @@ int cmd_info(int argc, char **argv)
 		       ti.schema_versions);
 	printf("layout:      %u slots of %s max (slot %u bytes), history %u, segment %s\n",
 	       ti.slot_count, maxm, ti.slot_size, ti.history, seg);
+	if (ti.grown)
+		printf("grown:       %u times (this ring from sequence number %llu)\n", ti.grown,
+		       (unsigned long long)ti.ring_base_seq);
 	printf("integrity:   %s\n", ti.flags & SHMBUS_TOPIC_INTEGRITY ? "on" : "off");
 	printf("published:   %llu sequence numbers\n", (unsigned long long)ti.next_seq);
 	printf("waiting:     %u\n", ti.waiters);
+	printf("broker:      %llu bytes for this topic\n", (unsigned long long)ti.broker_bytes);
 	printf("publishers:  %zu\n", np);
 	if (np)
 		printf("  %8s %6s %12s %8s\n", "PID", "ID", "PUBLISHED", "SKIPPED");

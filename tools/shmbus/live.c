@@ -110,7 +110,7 @@ int live_sub_open(const char *verb, shmbus_bus *bus, const char *topic,
 {
 	bool said = false;
 	for (;;) {
-		int rc = shmbus_sub_open(bus, topic, opts, out);
+		int rc = shmbus_sub_open(bus, topic, NULL, opts, out);
 		if (rc != SHMBUS_ENOTOPIC || !wait || live_stopping() || live_now_ns() >= deadline_ns)
 			return rc;
 		if (!said) {

@@ -10,6 +10,7 @@ static const struct cli_verb verbs[] = {
 	{ "topics", "list the topics of a bus", cmd_topics },
 	{ "info", "show a topic's layout, publishers and subscribers", cmd_info },
 	{ "stop", "stop a bus's broker and wait until it has exited", cmd_stop },
+	{ "rm", "remove topics (the bus's own user only)", cmd_rm },
 	{ "record", "record topics into an MCAP file", cmd_record },
 	{ "play", "publish an MCAP recording with its timing", cmd_play },
 	{ "mcap", "show (info) or print (cat) an MCAP recording", cmd_mcap },
@@ -52,15 +53,12 @@ const char *cli_common_options(int *argc, char **argv, bool *help)
 shmbus_bus *cli_connect(const char *bus_name)
 {
 	struct shmbus_connect_options o;
-	char why[512] = "";
 	shmbus_bus *bus;
 	shmbus_connect_options_init(&o);
 	o.autostart = false;
-	o.errbuf = why;
-	o.errbuf_size = sizeof(why);
 	int rc = shmbus_connect(bus_name, &o, &bus);
 	if (rc) {
-		fprintf(stderr, "shmbus: %s: %s\n", shmbus_strerror(rc), why);
+		fprintf(stderr, "shmbus: %s: %s\n", shmbus_strerror(rc), shmbus_errmsg());
 		return NULL;
 	}
 	return bus;
@@ -68,7 +66,7 @@ shmbus_bus *cli_connect(const char *bus_name)
 
 int cli_fail(const char *verb, int rc, shmbus_bus *bus, const char *what)
 {
-	const char *detail = bus ? shmbus_errmsg(bus) : "";
+	const char *detail = bus ? shmbus_errmsg() : "";
 	fprintf(stderr, "shmbus %s: %s%s%s%s%s\n", verb, what ? what : "", what ? ": " : "",
 		shmbus_strerror(rc), *detail ? ": " : "", detail);
 	return 1;

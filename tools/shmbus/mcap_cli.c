@@ -14,14 +14,11 @@ volatile sig_atomic_t mcap_cli_stop;
 shmbus_bus *mcap_cli_connect(const char *bus_name, const char *verb)
 {
 	struct shmbus_connect_options o;
-	char why[512] = "";
 	shmbus_bus *bus;
 	shmbus_connect_options_init(&o);
-	o.errbuf = why;
-	o.errbuf_size = sizeof(why);
 	int rc = shmbus_connect(bus_name, &o, &bus);
 	if (rc) {
-		fprintf(stderr, "shmbus %s: %s: %s\n", verb, shmbus_strerror(rc), why);
+		fprintf(stderr, "shmbus %s: %s: %s\n", verb, shmbus_strerror(rc), shmbus_errmsg());
 		return NULL;
 	}
 	return bus;

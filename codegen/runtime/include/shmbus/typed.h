@@ -82,23 +82,30 @@ struct shmbus_typed_type {
 void shmbus_typed_topic_options(const struct shmbus_typed_type *type,
 				struct shmbus_topic_options *opts);
 
-/* Open a publisher of `type` on `topic`, creating the topic from opts
- * (NULL: defaults) when it does not exist, its max message size from the
- * type when opts gives 0 (shmbus_typed_topic_options). An existing topic
- * must have the type (SHMBUS_ETYPE) and, when opts asks for a size or the
- * type is bounded, room for that size (SHMBUS_ELAYOUT); the default size
- * of an unbounded type only applies to a topic being created.
- * SHMBUS_EVERSION if the libshmbus loaded is not the one this library was
- * built for. */
+/* Open a publisher of `type` on `topic`, creating the topic from
+ * topic_opts (NULL: defaults) when it does not exist, its max message
+ * size from the type when topic_opts gives 0 (shmbus_typed_topic_options).
+ * An existing topic must have the type (SHMBUS_ETYPE) and, when
+ * topic_opts asks for a size or the type is bounded, room for that size:
+ * SHMBUS_ELAYOUT, unless opts has SHMBUS_PUB_GROW, which grows the topic
+ * to it. The default size of an unbounded type only applies to a topic
+ * being created (without SHMBUS_PUB_GROW; with it, libshmbus grows an
+ * existing smaller topic to that size). opts: as shmbus_pub_open() (NULL:
+ * defaults). SHMBUS_EVERSION if the libshmbus loaded is not the one this
+ * library was built for; SHMBUS_EINVAL for options not initialised by
+ * their _init() macro. Otherwise as shmbus_pub_open(). */
 int shmbus_typed_pub_open(shmbus_bus *bus, const char *topic,
 			  const struct shmbus_typed_type *type,
-			  const struct shmbus_topic_options *opts, shmbus_pub **out);
+			  const struct shmbus_topic_options *topic_opts,
+			  const struct shmbus_pub_options *opts, shmbus_pub **out);
 
-/* Open a subscriber of `type` (opts NULL: defaults). With
- * opts->create_if_missing the topic is created for the type, sized as
- * for publishers. SHMBUS_ETYPE if the topic has another type. */
+/* Open a subscriber of `type` (topic_opts, opts NULL: defaults). With
+ * opts->create_if_missing the topic is created from topic_opts for the
+ * type, sized as for publishers. SHMBUS_ETYPE if the topic has another
+ * type. Otherwise as shmbus_sub_open(). */
 int shmbus_typed_sub_open(shmbus_bus *bus, const char *topic,
 			  const struct shmbus_typed_type *type,
+			  const struct shmbus_topic_options *topic_opts,
 			  const struct shmbus_sub_options *opts, shmbus_sub **out);
 
 /* ------------------------------------------------------------- publishing */
