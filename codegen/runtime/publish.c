@@ -11,6 +11,17 @@
 
 #include <string.h>
 
+/* Make room for a message of `size` bytes before the loan: a publisher
+ * with SHMBUS_PUB_GROW grows the topic; one without learns
+ * SHMBUS_EMSGSIZE (shmbus_errmsg() says by how much) while nothing is
+ * claimed yet. shmbus_pub_reserve() also looks for a larger ring another
+ * publisher grew the topic into, which a message too large for this one
+ * may fit. */
+static int room(shmbus_pub *pub, size_t size)
+{
+	return size > shmbus_pub_max_message_size(pub) ? shmbus_pub_reserve(pub, size) : SHMBUS_OK;
+}
+
 /* Why a message of `type` may not go to pub, or SHMBUS_OK. */
 static int check(shmbus_pub *pub, const struct shmbus_typed_type *type,
 		 const ProtobufCMessage *msg)
@@ -34,12 +45,12 @@ int shmbus_typed_publish(shmbus_pub *pub, const struct shmbus_typed_type *type,
 	if (rc != SHMBUS_OK)
 		return rc;
 	size = protobuf_c_message_get_packed_size(msg);
-	if (size > shmbus_pub_max_message_size(pub))
-		return SHMBUS_EMSGSIZE;
+	if ((rc = room(pub, size)) != SHMBUS_OK)
+		return rc;
 	rc = shmbus_pub_loan(pub, &buf, &capacity);
 	if (rc != SHMBUS_OK)
 		return rc;
-	if (size > capacity) { /* the topic's own size: not expected */
+	if (size > capacity) { /* the loan's ring is never smaller: not expected */
 		(void)shmbus_pub_discard(pub);
 		return SHMBUS_EMSGSIZE;
 	}
@@ -80,8 +91,8 @@ int shmbus_typed_loan_field(shmbus_pub *pub, const struct shmbus_typed_type *typ
 	if (field_size > SIZE_MAX - head - n_key - n_len)
 		return SHMBUS_EMSGSIZE;
 	total = head + n_key + n_len + field_size;
-	if (total > shmbus_pub_max_message_size(pub))
-		return SHMBUS_EMSGSIZE;
+	if ((rc = room(pub, total)) != SHMBUS_OK)
+		return rc;
 	rc = shmbus_pub_loan(pub, &buf, &capacity);
 	if (rc != SHMBUS_OK)
 		return rc;

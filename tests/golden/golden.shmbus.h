@@ -46,15 +46,17 @@ void shmbus__test__golden__sample__topic_type(struct shmbus_topic_options *opts)
 /* Open a publisher of shmbus.test.golden.Sample on `topic`, creating the topic from
  * topic_opts (NULL: defaults; its type and schema are set to shmbus.test.golden.Sample's)
  * when missing, with the type's max message size when topic_opts is
- * NULL or gives 0; opts: as shmbus_pub_open. SHMBUS_ETYPE if the topic
- * has another type. */
+ * NULL or gives 0; opts: as shmbus_pub_open (SHMBUS_PUB_GROW: publish
+ * grows the topic for a larger message). SHMBUS_ETYPE if the topic has
+ * another type. */
 int shmbus__test__golden__sample__pub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_pub_options *opts, shmbus_pub **out);
 
-/* Pack msg straight into a loaned slot and publish it. SHMBUS_EMSGSIZE
- * (nothing published, no sequence number used) if it is larger than the
- * topic's max message size; SHMBUS_EINVAL if msg is not an initialised
+/* Pack msg straight into a loaned slot and publish it. A message larger
+ * than the topic's max message size grows the topic when pub has
+ * SHMBUS_PUB_GROW, else is SHMBUS_EMSGSIZE (nothing published, no
+ * sequence number used); SHMBUS_EINVAL if msg is not an initialised
  * shmbus.test.golden.Sample. */
 int shmbus__test__golden__sample__publish(shmbus_pub *pub, const Shmbus__Test__Golden__Sample *msg, uint64_t *seq);
 
@@ -84,8 +86,9 @@ int shmbus__test__golden__sample__wait(shmbus_sub *sub, int64_t timeout_ns);
 /* Zero-copy payload: loan a slot holding msg's other fields followed by
  * a payload of `size` bytes; write those bytes at loan->field (shared
  * memory), then shmbus__test__golden__sample__publish_loan() or shmbus_pub_discard().
- * msg->payload is ignored. SHMBUS_EMSGSIZE (no loan held) if the
- * message would not fit the topic's max message size. */
+ * msg->payload is ignored. A message larger than the topic's max
+ * message size grows the topic when pub has SHMBUS_PUB_GROW, else is
+ * SHMBUS_EMSGSIZE (no loan held). */
 int shmbus__test__golden__sample__loan_payload(shmbus_pub *pub, const Shmbus__Test__Golden__Sample *msg, size_t size,
 		struct shmbus_typed_loan *loan);
 
@@ -125,15 +128,17 @@ void shmbus__test__golden__sample__part__topic_type(struct shmbus_topic_options 
 /* Open a publisher of shmbus.test.golden.Sample.Part on `topic`, creating the topic from
  * topic_opts (NULL: defaults; its type and schema are set to shmbus.test.golden.Sample.Part's)
  * when missing, with the type's max message size when topic_opts is
- * NULL or gives 0; opts: as shmbus_pub_open. SHMBUS_ETYPE if the topic
- * has another type. */
+ * NULL or gives 0; opts: as shmbus_pub_open (SHMBUS_PUB_GROW: publish
+ * grows the topic for a larger message). SHMBUS_ETYPE if the topic has
+ * another type. */
 int shmbus__test__golden__sample__part__pub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_pub_options *opts, shmbus_pub **out);
 
-/* Pack msg straight into a loaned slot and publish it. SHMBUS_EMSGSIZE
- * (nothing published, no sequence number used) if it is larger than the
- * topic's max message size; SHMBUS_EINVAL if msg is not an initialised
+/* Pack msg straight into a loaned slot and publish it. A message larger
+ * than the topic's max message size grows the topic when pub has
+ * SHMBUS_PUB_GROW, else is SHMBUS_EMSGSIZE (nothing published, no
+ * sequence number used); SHMBUS_EINVAL if msg is not an initialised
  * shmbus.test.golden.Sample.Part. */
 int shmbus__test__golden__sample__part__publish(shmbus_pub *pub, const Shmbus__Test__Golden__Sample__Part *msg, uint64_t *seq);
 
@@ -177,15 +182,17 @@ void shmbus__test__golden__point__topic_type(struct shmbus_topic_options *opts);
 /* Open a publisher of shmbus.test.golden.Point on `topic`, creating the topic from
  * topic_opts (NULL: defaults; its type and schema are set to shmbus.test.golden.Point's)
  * when missing, with the type's max message size when topic_opts is
- * NULL or gives 0; opts: as shmbus_pub_open. SHMBUS_ETYPE if the topic
- * has another type. */
+ * NULL or gives 0; opts: as shmbus_pub_open (SHMBUS_PUB_GROW: publish
+ * grows the topic for a larger message). SHMBUS_ETYPE if the topic has
+ * another type. */
 int shmbus__test__golden__point__pub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_pub_options *opts, shmbus_pub **out);
 
-/* Pack msg straight into a loaned slot and publish it. SHMBUS_EMSGSIZE
- * (nothing published, no sequence number used) if it is larger than the
- * topic's max message size; SHMBUS_EINVAL if msg is not an initialised
+/* Pack msg straight into a loaned slot and publish it. A message larger
+ * than the topic's max message size grows the topic when pub has
+ * SHMBUS_PUB_GROW, else is SHMBUS_EMSGSIZE (nothing published, no
+ * sequence number used); SHMBUS_EINVAL if msg is not an initialised
  * shmbus.test.golden.Point. */
 int shmbus__test__golden__point__publish(shmbus_pub *pub, const Shmbus__Test__Golden__Point *msg, uint64_t *seq);
 

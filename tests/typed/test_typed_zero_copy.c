@@ -2,7 +2,8 @@
  * test_typed_zero_copy - large bytes fields written and read in place, and
  * the typed layer's refusals: an image is loaned and filled in shared
  * memory and viewed without copying (the field pointer lies inside the
- * slot); oversized messages are SHMBUS_EMSGSIZE with no loan kept; another
+ * slot); oversized messages are SHMBUS_EMSGSIZE with no loan kept, or
+ * grow the topic for a publisher with SHMBUS_PUB_GROW; another
  * type on the topic is SHMBUS_ETYPE; a lapped view is SHMBUS_ELAPPED; an
  * undecodable payload is SHMBUS_EBADMSG; failed allocations are
  * SHMBUS_ENOMEM, and nothing leaks.
@@ -239,6 +240,107 @@ static void test_too_big_costs_nothing(void)
 	CU_ASSERT_EQUAL(st.next_seq, next + 1);
 	shmbus_sub_close(sub);
 	shmbus_pub_close(pub);
+}
+
+/* The next message on sub is a packed image with stamp `stamp`, sequence
+ * number `seq`, nothing lost before it and `len` bytes of pattern 3. */
+static void take_grown(shmbus_sub *sub, uint64_t seq, int64_t stamp, size_t len)
+{
+	Shmbus__Msgs__Image *got = NULL;
+	struct shmbus_msg_info info;
+
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__wait(sub, WAIT_NS), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, NULL, &got, &info), SHMBUS_OK);
+	CU_ASSERT_EQUAL(info.seq, seq);
+	CU_ASSERT_EQUAL(info.lost, 0);
+	CU_ASSERT_EQUAL(got->header->stamp_ns, stamp);
+	CU_ASSERT_EQUAL(got->data.len, len);
+	CU_ASSERT_TRUE(frame_matches(got->data.data, got->data.len, 3));
+	shmbus__msgs__image__free(got, NULL);
+}
+
+/* A publisher opened with SHMBUS_PUB_GROW grows the topic for a message
+ * that does not fit, packed or loaned; a publisher without it is refused
+ * (costing no sequence number) until the topic has grown, then follows
+ * it. The subscriber follows each growth and loses nothing. */
+static void test_grow(void)
+{
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_topic_options to;
+	struct shmbus_pub_options po;
+	struct shmbus_typed_loan loan;
+	struct shmbus_typed_view view;
+	struct shmbus_topic_info ti;
+	struct shmbus_sub_stats st;
+	shmbus_pub *grower, *plain;
+	shmbus_sub *sub;
+	uint8_t *big = malloc(8192);
+	uint64_t seq[4];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	for (size_t i = 0; i < 8192; i++)
+		big[i] = pattern(i, 3);
+	shmbus_topic_options_init(&to);
+	to.slot_count = 4;
+	to.max_message_size = 1024;
+	shmbus_pub_options_init(&po);
+	po.flags = SHMBUS_PUB_GROW;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(h_suite_bus, "camera/grow", &to, &po,
+							    &grower),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(h_suite_bus, "camera/grow", &to, NULL,
+							    &plain),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(h_suite_bus, "camera/grow", NULL, NULL,
+							    &sub),
+			      SHMBUS_OK);
+	image_init(&img, &hdr, 1);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(grower, &img, &seq[0]), SHMBUS_OK);
+	take_grown(sub, seq[0], 1, 0);
+
+	img.data.data = big;
+	img.data.len = 2048;
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(plain, &img, NULL), SHMBUS_EMSGSIZE);
+	CU_ASSERT_EQUAL(shmbus_pub_max_message_size(plain), 1024);
+	hdr.stamp_ns = 2;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(grower, &img, &seq[1]), SHMBUS_OK);
+	CU_ASSERT_TRUE(shmbus_pub_max_message_size(grower) >=
+		       shmbus__msgs__image__get_packed_size(&img));
+	take_grown(sub, seq[0] + 1, 2, 2048); /* the refusal cost no number */
+
+	hdr.stamp_ns = 3;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__loan_data(grower, &img, 8192, &loan), SHMBUS_OK);
+	memcpy(loan.field, big, 8192);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish_loan(grower, &loan, &seq[2]), SHMBUS_OK);
+	CU_ASSERT_EQUAL(seq[2], seq[1] + 1);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__wait(sub, WAIT_NS), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_OK);
+	CU_ASSERT_EQUAL(view.view.info.seq, seq[2]);
+	CU_ASSERT_EQUAL(view.view.info.lost, 0);
+	CU_ASSERT_EQUAL(got->header->stamp_ns, 3);
+	CU_ASSERT_EQUAL(view.field_size, 8192);
+	CU_ASSERT_TRUE(frame_matches(view.field, view.field_size, 3));
+	CU_ASSERT_EQUAL(shmbus__msgs__image__view_release(sub, got, NULL, &view), SHMBUS_OK);
+
+	/* Grown by another: the plain publisher's message fits now. */
+	hdr.stamp_ns = 4;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(plain, &img, &seq[3]), SHMBUS_OK);
+	CU_ASSERT_EQUAL(seq[3], seq[2] + 1);
+	take_grown(sub, seq[3], 4, 2048);
+
+	shmbus_sub_stats(sub, &st);
+	CU_ASSERT_EQUAL(st.lost, 0);
+	CU_ASSERT_EQUAL(st.received, 4);
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(h_suite_bus, "camera/grow", &ti, NULL, 0, NULL, NULL,
+					     0, NULL),
+			SHMBUS_OK);
+	CU_ASSERT_EQUAL(ti.grown, 2);
+	CU_ASSERT_TRUE(ti.max_message_size >= 8192);
+	free(big);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(plain);
+	shmbus_pub_close(grower);
 }
 
 static void test_type_mismatch(void)
@@ -558,6 +660,7 @@ static void add(void)
 	CU_add_test(s, "packed image viewed in place", test_view_of_packed_image);
 	CU_add_test(s, "oversized message is EMSGSIZE, loan discarded", test_too_big);
 	CU_add_test(s, "a refused message costs no sequence number", test_too_big_costs_nothing);
+	CU_add_test(s, "SHMBUS_PUB_GROW grows the topic for a larger message", test_grow);
 	CU_add_test(s, "another type is ETYPE", test_type_mismatch);
 	CU_add_test(s, "lapped view is ELAPPED", test_lapped_view);
 	CU_add_test(s, "undecodable payload is EBADMSG and skipped", test_corrupt_payload);

@@ -110,11 +110,13 @@ int shmbus_typed_sub_open(shmbus_bus *bus, const char *topic,
 
 /* ------------------------------------------------------------- publishing */
 
-/* Pack msg straight into a loaned slot and publish it. Refused before
- * anything is claimed, so that subscribers count nothing lost:
- * SHMBUS_EMSGSIZE if it packs into more than the topic's max message
- * size, SHMBUS_EINVAL if msg is NULL or not a message of `type`,
- * SHMBUS_ETYPE if pub's topic has another type. Otherwise as
+/* Pack msg straight into a loaned slot and publish it. A message that
+ * packs into more than the topic's max message size first grows the
+ * topic when pub has SHMBUS_PUB_GROW (shmbus_pub_reserve()). Refused
+ * before anything is claimed, so that subscribers count nothing lost:
+ * SHMBUS_EMSGSIZE if it does not fit and pub may not grow the topic,
+ * SHMBUS_EINVAL if msg is NULL or not a message of `type`, SHMBUS_ETYPE
+ * if pub's topic has another type. Otherwise as shmbus_pub_reserve(),
  * shmbus_pub_loan() and shmbus_pub_publish(); seq may be NULL. */
 int shmbus_typed_publish(shmbus_pub *pub, const struct shmbus_typed_type *type,
 			 const ProtobufCMessage *msg, uint64_t *seq);
@@ -130,10 +132,9 @@ struct shmbus_typed_loan {
  * `number` is empty) followed by field `number`'s key and the length
  * field_size: the slot holds ordinary protobuf, fields may come in any
  * order. Write field_size bytes at loan->field, then
- * shmbus_typed_publish_loan() or shmbus_pub_discard(). Refused before
- * anything is claimed (loan->field NULL): SHMBUS_EMSGSIZE if the message
- * would not fit the topic, SHMBUS_EINVAL, SHMBUS_ETYPE as for
- * shmbus_typed_publish(). */
+ * shmbus_typed_publish_loan() or shmbus_pub_discard(). The topic grows,
+ * and refusals come, as for shmbus_typed_publish(): before anything is
+ * claimed (loan->field NULL). */
 int shmbus_typed_loan_field(shmbus_pub *pub, const struct shmbus_typed_type *type,
 			    const ProtobufCMessage *rest, uint32_t number, size_t field_size,
 			    struct shmbus_typed_loan *loan);
