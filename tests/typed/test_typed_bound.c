@@ -315,6 +315,75 @@ static void test_existing_smaller_topic(void)
 	shmbus_pub_close(keep);
 }
 
+/* A publisher that may grow the topic takes an existing smaller topic of
+ * a bounded type and grows it to the type's bound. */
+static void test_existing_smaller_grows(void)
+{
+	struct shmbus_topic_options to;
+	struct shmbus_pub_options po;
+	struct shmbus_topic_info ti;
+	shmbus_pub *keep;
+	int rc;
+
+	shmbus_topic_options_init(&to);
+	shmbus__test__bound__scalars__topic_type(&to);
+	to.max_message_size = 100;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "grow/scalars", &to, NULL, &keep),
+			      SHMBUS_OK);
+	shmbus_pub_options_init(&po);
+	po.flags = SHMBUS_PUB_GROW;
+	CU_ASSERT_TRUE(opened_size(&shmbus__test__bound__scalars__shmbus_type, "grow/scalars",
+				   NULL, &po, &rc) >= SHMBUS__TEST__BOUND__SCALARS__SHMBUS_MAX_SIZE);
+	CU_ASSERT_EQUAL(rc, SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(h_suite_bus, "grow/scalars", &ti, NULL, 0, NULL, NULL,
+					     0, NULL),
+			SHMBUS_OK);
+	CU_ASSERT_EQUAL(ti.grown, 1);
+	shmbus_pub_close(keep);
+}
+
+/* Topic options from a header of another version: an older one's (fewer
+ * bytes) keep the later fields' defaults; a newer one's extra fields are
+ * accepted while zero (their defaults) and refused when set, never
+ * dropped unseen; an uninitialised struct is refused. */
+static void test_options_of_another_size(void)
+{
+	struct {
+		struct shmbus_topic_options o;
+		uint64_t later_field;
+	} newer;
+	struct shmbus_topic_options older;
+	shmbus_sub *sub;
+	int rc;
+
+	shmbus_topic_options_init_(&newer.o, sizeof(newer));
+	CU_ASSERT_EQUAL(newer.o.size, sizeof(newer));
+	newer.later_field = 0;
+	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__scalars__shmbus_type, "size/newer",
+				    &newer.o, NULL, &rc),
+			SHMBUS__TEST__BOUND__SCALARS__SHMBUS_MAX_SIZE);
+	CU_ASSERT_EQUAL(rc, SHMBUS_OK);
+	newer.later_field = 1;
+	opened_size(&shmbus__test__bound__scalars__shmbus_type, "size/newer2", &newer.o, NULL, &rc);
+	CU_ASSERT_EQUAL(rc, SHMBUS_EINVAL);
+
+	/* An older header that ended before max_message_size: the type's. */
+	memset(&older, 0xff, sizeof(older));
+	shmbus_topic_options_init_(&older, offsetof(struct shmbus_topic_options, max_message_size));
+	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__nested__shmbus_type, "size/older",
+				    &older, NULL, &rc),
+			SHMBUS__TEST__BOUND__NESTED__SHMBUS_MAX_SIZE);
+	CU_ASSERT_EQUAL(rc, SHMBUS_OK);
+
+	memset(&older, 0, sizeof(older));
+	opened_size(&shmbus__test__bound__scalars__shmbus_type, "size/none", &older, NULL, &rc);
+	CU_ASSERT_EQUAL(rc, SHMBUS_EINVAL);
+	CU_ASSERT_EQUAL(shmbus__test__bound__scalars__sub_open(h_suite_bus, "size/none", &older,
+							       NULL, &sub),
+			SHMBUS_EINVAL);
+	CU_ASSERT_PTR_NULL(sub);
+}
+
 static void add(void)
 {
 	CU_pSuite s = CU_add_suite("bound", NULL, NULL);
@@ -326,6 +395,8 @@ static void add(void)
 	s = h_add_bus_suite("bound_topics", "bound");
 	CU_add_test(s, "topics sized from the type", test_topic_from_type);
 	CU_add_test(s, "an existing smaller topic", test_existing_smaller_topic);
+	CU_add_test(s, "an existing smaller topic grown", test_existing_smaller_grows);
+	CU_add_test(s, "topic options of another header's size", test_options_of_another_size);
 }
 
 int main(void)
