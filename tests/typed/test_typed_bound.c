@@ -284,31 +284,39 @@ static void test_topic_from_type(void)
 	}
 }
 
+/* A topic of `type` made by an untyped publisher (kept open, so that the
+ * topic stays) with a max message size of `size`. */
+static shmbus_pub *small_topic(const struct shmbus_typed_type *type, const char *topic,
+			       uint32_t size)
+{
+	struct shmbus_topic_options to;
+	shmbus_pub *keep = NULL;
+
+	shmbus_topic_options_init(&to);
+	to.max_message_size = size;
+	shmbus_typed_topic_options(type, &to);
+	CU_ASSERT_EQUAL(shmbus_pub_open(h_suite_bus, topic, &to, NULL, &keep), SHMBUS_OK);
+	return keep;
+}
+
 /* A topic that exists already, smaller than the type's size: a bounded
  * type needs its bound (a message could not fit otherwise); the default
  * of an unbounded type is only what a new topic gets. */
 static void test_existing_smaller_topic(void)
 {
-	struct shmbus_topic_options to;
 	shmbus_pub *keep;
 	int rc;
 
-	shmbus_topic_options_init(&to);
-	shmbus__test__bound__with_string__topic_type(&to);
-	to.max_message_size = 64;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "small/string", &to, NULL, &keep),
-			      SHMBUS_OK);
+	keep = small_topic(&shmbus__test__bound__with_string__shmbus_type, "small/string", 64);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(keep);
 	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__with_string__shmbus_type, "small/string",
 				    NULL, NULL, &rc),
 			64);
 	CU_ASSERT_EQUAL(rc, SHMBUS_OK);
 	shmbus_pub_close(keep);
 
-	shmbus_topic_options_init(&to);
-	shmbus__test__bound__scalars__topic_type(&to);
-	to.max_message_size = 100;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "small/scalars", &to, NULL, &keep),
-			      SHMBUS_OK);
+	keep = small_topic(&shmbus__test__bound__scalars__shmbus_type, "small/scalars", 100);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(keep);
 	opened_size(&shmbus__test__bound__scalars__shmbus_type, "small/scalars", NULL, NULL,
 		    &rc);
 	CU_ASSERT_EQUAL(rc, SHMBUS_ELAYOUT);
@@ -319,17 +327,13 @@ static void test_existing_smaller_topic(void)
  * a bounded type and grows it to the type's bound. */
 static void test_existing_smaller_grows(void)
 {
-	struct shmbus_topic_options to;
 	struct shmbus_pub_options po;
 	struct shmbus_topic_info ti;
 	shmbus_pub *keep;
 	int rc;
 
-	shmbus_topic_options_init(&to);
-	shmbus__test__bound__scalars__topic_type(&to);
-	to.max_message_size = 100;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "grow/scalars", &to, NULL, &keep),
-			      SHMBUS_OK);
+	keep = small_topic(&shmbus__test__bound__scalars__shmbus_type, "grow/scalars", 100);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(keep);
 	shmbus_pub_options_init(&po);
 	po.flags = SHMBUS_PUB_GROW;
 	CU_ASSERT_TRUE(opened_size(&shmbus__test__bound__scalars__shmbus_type, "grow/scalars",
