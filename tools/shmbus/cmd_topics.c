@@ -58,7 +58,8 @@ int cmd_topics(int argc, char **argv)
 		shmbus_disconnect(bus);
 		return 1;
 	}
-	qsort(ns.v, ns.n, sizeof(*ns.v), by_name);
+	if (ns.n) /* qsort wants an array, and a bus may have no topic */
+		qsort(ns.v, ns.n, sizeof(*ns.v), by_name);
 	printf("%-32s %-32s %4s %4s %12s\n", "TOPIC", "TYPE", "PUBS", "SUBS", "LAST_SEQ");
 	for (size_t i = 0; i < ns.n; i++) {
 		struct shmbus_topic_info ti;
