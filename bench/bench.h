@@ -214,6 +214,13 @@ struct bench_pingpong_ops {
 int bench_pingpong(const char *name, size_t size, const struct bench_pingpong_ops *ops,
 		   void *ctx, const char *floor_name, uint64_t floor_size);
 
+/* Work in one process on core A: batch(ctx) runs a batch of operations
+ * (0, or -1 when one failed), timed per batch after a warm-up; adds a
+ * latency row `name` at `size` reporting ns per operation (scale:
+ * operations per batch). The row, or NULL on failure. */
+struct bench_row *bench_batched(const char *name, size_t size, int (*batch)(void *ctx),
+				void *ctx, size_t scale);
+
 /* A generic streaming run: `producers` processes send as fast as they can
  * for pass_ns, `consumers` processes take what reaches them. Each
  * participant is a child pinned to its cpu; the parent only waits. */
@@ -295,6 +302,12 @@ int bench_iox_run(int stage);
 const char *bench_iox_unavailable(void);
 int bench_iox_begin(void);
 void bench_iox_end(void);
+
+/* protoc-gen-shmbus generated code against the same bytes untyped
+ * (typed_cases.c), on the bus group's broker. Its Imu rows are at the size
+ * the bench's Imu packs into (checked when it runs). */
+int bench_typed_run(int stage);
+#define BENCH_TYPED_IMU 340
 
 /* The round being run (0-based), for cases that do their own rounds. */
 extern int bench_round;

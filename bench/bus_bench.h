@@ -1,5 +1,6 @@
 /*
- * bus_bench.h - what the bus cases (bus_cases.c, slow.c, topics.c) share:
+ * bus_bench.h - what the bus cases (bus_cases.c, slow.c, topics.c,
+ * typed_cases.c) share:
  * the connection of the process they run in, opening a publisher and a
  * subscriber, and reporting a failed call with the bus's own words.
  */
@@ -28,6 +29,10 @@ void bench_bus_report(const char *name, shmbus_bus *bus, const char *what, int r
 int bench_bus_open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
 			const char *sub_topic, size_t size, uint32_t slots, int64_t spin_ns,
 			shmbus_pub **pub, shmbus_sub **sub);
+
+/* The ring size of the latency cases for messages of `size` bytes (also
+ * typed_cases.c's). */
+uint32_t bench_bus_latency_slots(size_t size);
 
 /* Stop a broker by its pid (SIGTERM, which removes its bus's topics) and
  * wait until it is gone; SIGKILL after 5 s. */

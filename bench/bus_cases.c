@@ -908,3 +908,10 @@ int bench_bus_run(int stage)
 	}
 	return failed;
 }
+
+/* ------------------------------------------------ for the other groups */
+
+uint32_t bench_bus_latency_slots(size_t size)
+{
+	return latency_slots(size);
+}

@@ -550,60 +550,44 @@ out:
  * useless and removed. */
 static void *(*volatile copy_fn)(void *, const void *, size_t) = memcpy;
 
+struct copy_batch {
+	unsigned char *src, *dst;
+	size_t size, batch;
+};
+
+static int copy_batch(void *ctx)
+{
+	struct copy_batch *c = ctx;
+
+	for (size_t k = 0; k < c->batch; k++)
+		copy_fn(c->dst, c->src, c->size);
+	return 0;
+}
+
 static int run_memcpy(const char *name, size_t size)
 {
-	size_t batch = size >= 256 * BENCH_KIB ? 1 : 256 * BENCH_KIB / size;
-	unsigned char *src = malloc(size), *dst = malloc(size);
-	struct bench_samples s;
-	int64_t t0, t1, warm = 0;
-	uint64_t iters;
-	int rc = -1;
+	struct copy_batch c = {malloc(size), malloc(size), size,
+			       size >= 256 * BENCH_KIB ? 1 : 256 * BENCH_KIB / size};
+	struct bench_row *r = NULL;
 
-	if (!src || !dst || bench_samples_init(&s, (size_t)bench_cfg.passes * bench_cfg.max_iters)) {
-		free(src);
-		free(dst);
+	if (c.src && c.dst) {
+		memset(c.src, 0x5a, size);
+		memset(c.dst, 0xa5, size);
+		r = bench_batched(name, size, copy_batch, &c, c.batch);
+	} else {
 		bench_fail(name, "out of memory");
-		return -1;
 	}
-	memset(src, 0x5a, size);
-	memset(dst, 0xa5, size);
-	bench_pin(bench_cfg.cpu_a);
-	t0 = bench_now_ns();
-	do {
-		for (size_t k = 0; k < batch; k++)
-			copy_fn(dst, src, size);
-		warm++;
-		t1 = bench_now_ns();
-	} while (t1 - t0 < bench_cfg.warmup_ns || warm < 3);
-	iters = bench_iters_for((t1 - t0) / warm);
-	for (int p = 0; p < bench_cfg.passes; p++) {
-		size_t from = s.n;
-
-		for (uint64_t i = 0; i < iters; i++) {
-			int64_t a = bench_now_ns();
-
-			for (size_t k = 0; k < batch; k++)
-				copy_fn(dst, src, size);
-			s.v[s.n++] = bench_now_ns() - a; /* per batch */
-		}
-		bench_samples_end_pass(&s, from);
-	}
-	{
-		struct bench_row *r = bench_row_latency(name, size, &s);
-
+	if (r) {
 		/* Samples are per batch; the row reports per copy (a 64 B copy
 		 * takes about 1 ns) and size / median as bandwidth. */
-		r->scale = (double)batch;
 		r->copy_rate = true;
-		if (batch > 1)
+		if (c.batch > 1)
 			snprintf(r->note, sizeof(r->note), "ns per copy, timed in batches of %zu",
-				 batch);
-		rc = s.n > 0 ? 0 : -1;
+				 c.batch);
 	}
-	bench_samples_free(&s);
-	free(src);
-	free(dst);
-	return rc;
+	free(c.src);
+	free(c.dst);
+	return r ? 0 : -1;
 }
 
 /* ---------------------------------------------------------- ring floor */

@@ -302,6 +302,48 @@ uint64_t bench_iters_for(int64_t ns_per_iter)
 	return n;
 }
 
+struct bench_row *bench_batched(const char *name, size_t size, int (*batch)(void *ctx),
+				void *ctx, size_t scale)
+{
+	struct bench_samples s;
+	struct bench_row *r = NULL;
+	int64_t t0, t1, warm = 0;
+	uint64_t iters;
+
+	if (bench_samples_init(&s, (size_t)bench_cfg.passes * bench_cfg.max_iters) != 0) {
+		bench_fail(name, "out of memory");
+		return NULL;
+	}
+	bench_pin(bench_cfg.cpu_a);
+	t0 = bench_now_ns();
+	do {
+		if (batch(ctx) != 0)
+			goto out;
+		warm++;
+		t1 = bench_now_ns();
+	} while (t1 - t0 < bench_cfg.warmup_ns || warm < 3);
+	iters = bench_iters_for((t1 - t0) / warm);
+	for (int p = 0; p < bench_cfg.passes; p++) {
+		size_t from = s.n;
+
+		for (uint64_t i = 0; i < iters; i++) {
+			int64_t a = bench_now_ns();
+
+			if (batch(ctx) != 0)
+				goto out;
+			s.v[s.n++] = bench_now_ns() - a; /* per batch */
+		}
+		bench_samples_end_pass(&s, from);
+	}
+	if (s.n > 0) {
+		r = bench_row_latency(name, size, &s);
+		r->scale = (double)scale;
+	}
+out:
+	bench_samples_free(&s);
+	return r;
+}
+
 /* ----------------------------------------------------------------- rows */
 
 static struct bench_row *rows;

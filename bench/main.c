@@ -44,6 +44,10 @@ static const struct bench_group groups[] = {
 	{"ipc", bench_ipc_run, NULL, NULL, NULL, false},
 	{"iceoryx", bench_iox_run, bench_iox_unavailable, bench_iox_begin, bench_iox_end, true},
 	{"bus", bench_bus_run, bench_bus_unavailable, bench_bus_begin, bench_bus_end, false},
+#ifdef BENCH_HAVE_TYPED
+	/* After "bus": on its broker, and beside its rows. */
+	{"typed", bench_typed_run, bench_bus_unavailable, NULL, NULL, false},
+#endif
 #ifdef BENCH_FOXGLOVE
 	{"foxglove", bench_foxglove_run, bench_foxglove_unavailable, bench_foxglove_begin,
 	 bench_foxglove_end, false},
@@ -52,8 +56,6 @@ static const struct bench_group groups[] = {
 	 * Cases from later issues go here, one group and one file each, using
 	 * the same drivers (bench_pingpong, bench_stream) so that they stay
 	 * comparable with the floors above:
-	 *   typed      - publish/take through protoc-gen-shmbus generated code
-	 *                (protobuf-c packing straight into the loan)
 	 *   integrity  - topics created with SHMBUS_TOPIC_INTEGRITY: the cost
 	 *                of the BLAKE2b tag per message and per size
 	 *   recording  - `shmbus record` as one more subscriber: MCAP write

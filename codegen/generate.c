@@ -10,6 +10,7 @@
  * message (see check_file()).
  */
 #include "generate.h"
+#include "bound.h"
 #include "names.h"
 #include "templates.h"
 #include "text.h"
@@ -55,6 +56,9 @@ struct message {
 	struct zc_field *zc;
 	size_t n_zc;
 	bool copy_first; /* unpack from a private copy, see needs_private_copy() */
+	bool bounded;    /* max_size is its exact largest encoding */
+	uint64_t max_size;
+	char why[256];   /* when not bounded: which field */
 };
 
 struct gen {
@@ -208,51 +212,54 @@ static bool is_zero_copy_candidate(const struct gen *g, const MessageProto *m, c
 	return !in_real_oneof;
 }
 
-/* Finds a message type by its fully qualified name (".pkg.Outer.Inner")
- * among `msgs`, whose names are `prefix`.NAME. */
+/* Finds a message type by its full name ("pkg.Outer.Inner", no leading
+ * dot) among `msgs`, whose names are `prefix`.NAME (NAME alone when the
+ * prefix is empty). */
 static const MessageProto *find_message_in(MessageProto *const *msgs, size_t n,
 					   const char *prefix, const char *want)
 {
 	size_t plen = strlen(prefix);
+	const char *rest = want;
 
-	if (strncmp(want, prefix, plen) != 0 || want[plen] != '.')
-		return NULL;
+	if (plen > 0) {
+		if (strncmp(want, prefix, plen) != 0 || want[plen] != '.')
+			return NULL;
+		rest = want + plen + 1;
+	}
 	for (size_t i = 0; i < n; i++) {
-		const char *rest = want + plen + 1;
 		size_t nlen = strlen(msgs[i]->name);
+		const MessageProto *found;
+		char *sub_prefix;
 
 		if (strncmp(rest, msgs[i]->name, nlen) != 0)
 			continue;
 		if (rest[nlen] == '\0')
 			return msgs[i];
-		if (rest[nlen] == '.') {
-			char *sub_prefix = NULL;
-			const MessageProto *found;
-
-			if (asprintf(&sub_prefix, "%s.%s", prefix, msgs[i]->name) < 0)
-				return NULL;
-			found = find_message_in(msgs[i]->nested_type, msgs[i]->n_nested_type,
-						sub_prefix, want);
-			free(sub_prefix);
-			if (found)
-				return found;
-		}
+		if (rest[nlen] != '.')
+			continue;
+		sub_prefix = join_name(prefix, msgs[i]->name);
+		if (!sub_prefix)
+			return NULL;
+		found = find_message_in(msgs[i]->nested_type, msgs[i]->n_nested_type, sub_prefix,
+					want);
+		free(sub_prefix);
+		if (found)
+			return found;
 	}
 	return NULL;
 }
 
-static const MessageProto *find_message(const struct gen *g, const char *type_name)
+/* A message type of any file protoc passed, by full name without the
+ * leading dot (a pbbound_find_fn). */
+static const MessageProto *find_message(void *ctx, const char *full_name)
 {
+	const struct gen *g = ctx;
+
 	for (size_t i = 0; i < g->req->n_proto_file; i++) {
 		const FileProto *f = g->req->proto_file[i];
-		const char *pkg = f->package ? f->package : "";
-		char *prefix = NULL;
-		const MessageProto *m;
+		const MessageProto *m = find_message_in(f->message_type, f->n_message_type,
+							f->package ? f->package : "", full_name);
 
-		if (asprintf(&prefix, "%s%s", *pkg ? "." : "", pkg) < 0)
-			return NULL;
-		m = find_message_in(f->message_type, f->n_message_type, prefix, type_name);
-		free(prefix);
 		if (m)
 			return m;
 	}
@@ -305,7 +312,7 @@ static bool needs_private_copy(const struct gen *g, const MessageProto *m,
 			return true;
 		if (f->type != GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_MESSAGE)
 			continue;
-		sub = find_message(g, f->type_name);
+		sub = find_message((void *)g, plain(f->type_name));
 		if (!sub || needs_private_copy(g, sub, stack, depth + 1))
 			return true; /* a type it cannot find counts as unsafe */
 	}
@@ -356,6 +363,19 @@ static void add_message(struct gen *g, const MessageProto *mp, const char *full)
 	}
 	if (!m->full || !m->ctype || !m->lower || !m->upper || !m->zc) {
 		g->nomem = true;
+		return;
+	}
+	switch (pbbound_max_size(full, find_message, g, &m->max_size, m->why, sizeof(m->why))) {
+	case PBBOUND_BOUNDED:
+		m->bounded = true;
+		break;
+	case PBBOUND_UNBOUNDED:
+		break;
+	case PBBOUND_ENOMEM:
+		g->nomem = true;
+		return;
+	default:
+		set_error(g, "%s: cannot size %s: %s", g->file->name, full, m->why);
 		return;
 	}
 	for (size_t i = 0; i < mp->n_field; i++) {
@@ -494,6 +514,71 @@ static char *output_name(const char *stem, const char *suffix)
 	return s;
 }
 
+/* flags of the type's struct shmbus_typed_type */
+static const char *type_flags(const struct message *m)
+{
+	if (m->bounded)
+		return m->copy_first ? "SHMBUS_TYPED_BOUNDED | SHMBUS_TYPED_COPY_FIRST"
+				     : "SHMBUS_TYPED_BOUNDED";
+	return m->copy_first ? "SHMBUS_TYPED_COPY_FIRST" : "0";
+}
+
+static void emit_zc_field(struct gen *g, const struct message *m, const struct zc_field *z,
+			  struct text *h, struct text *c)
+{
+	char number[16], *clear_has = NULL;
+
+	snprintf(number, sizeof(number), "%" PRIu32, z->number);
+	if (z->has_flag) {
+		if (asprintf(&clear_has, "\trest.has_%s = 0;\n", z->member) < 0)
+			clear_has = NULL;
+	} else {
+		clear_has = strdup("");
+	}
+	if (!clear_has) {
+		g->nomem = true;
+		return;
+	}
+	const char *const vars[] = {
+		"full", m->full, "ctype", m->ctype, "lower", m->lower,
+		"fname", z->fname, "member", z->member, "number", number,
+		"clear_has", clear_has, NULL,
+	};
+	emit(h, tpl_header_zc_field, vars);
+	emit(c, tpl_source_zc_field, vars);
+	free(clear_has);
+}
+
+static void emit_message(struct gen *g, const struct message *m, const char *schema_name,
+			 struct text *h, struct text *c)
+{
+	char bound[24], *max = NULL;
+
+	snprintf(bound, sizeof(bound), "%" PRIu64, m->max_size);
+	if (m->bounded ? asprintf(&max, "%s__SHMBUS_MAX_SIZE", m->upper) < 0
+		       : !(max = strdup("0"))) {
+		g->nomem = true;
+		return;
+	}
+	const char *const vars[] = {
+		"full", m->full, "ctype", m->ctype, "lower", m->lower,
+		"upper", m->upper, "schema", schema_name, "flags", type_flags(m),
+		"max", max, "bound", bound, "why", m->why, NULL,
+	};
+
+	emit(h, tpl_header_message, vars);
+	emit(h, m->bounded ? tpl_header_bounded : tpl_header_unbounded, vars);
+	emit(h, tpl_header_functions, vars);
+	emit(c, tpl_source_message, vars);
+	for (size_t j = 0; j < m->n_zc && !g->nomem; j++)
+		emit_zc_field(g, m, &m->zc[j], h, c);
+	if (m->n_zc > 0) {
+		emit(h, tpl_header_zc_message, vars);
+		emit(c, tpl_source_zc_message, vars);
+	}
+	free(max);
+}
+
 static void emit_files(struct gen *g, const uint8_t *schema, size_t schema_size,
 		       struct generated_file out[2])
 {
@@ -502,7 +587,6 @@ static void emit_files(struct gen *g, const uint8_t *schema, size_t schema_size,
 	char *ident = name_file_ident(g->file->name);
 	char *schema_name = NULL;
 	char major[16];
-	bool any_zc = false;
 
 	text_init(&h);
 	text_init(&c);
@@ -522,54 +606,8 @@ static void emit_files(struct gen *g, const uint8_t *schema, size_t schema_size,
 	text_append(&c, banner, strlen(banner));
 	emit(&c, tpl_source_top, file_vars);
 	emit_schema(&c, schema_name, schema, schema_size);
-	/* Static helpers only where something uses them (an enum-only file
-	 * would otherwise warn about unused functions). */
-	if (g->n_msgs > 0)
-		emit(&c, tpl_source_core, file_vars);
-	for (size_t i = 0; i < g->n_msgs; i++)
-		any_zc = any_zc || g->msgs[i].n_zc > 0;
-	if (any_zc)
-		emit(&c, tpl_source_zc, file_vars);
-
-	for (size_t i = 0; i < g->n_msgs; i++) {
-		const struct message *m = &g->msgs[i];
-		const char *copy = m->copy_first ? "1" : "0";
-		const char *const vars[] = {
-			"full", m->full, "ctype", m->ctype, "lower", m->lower,
-			"upper", m->upper, "schema", schema_name, "copy", copy, NULL,
-		};
-
-		emit(&h, tpl_header_message, vars);
-		emit(&c, tpl_source_message, vars);
-		for (size_t j = 0; j < m->n_zc; j++) {
-			const struct zc_field *z = &m->zc[j];
-			char number[16], *clear_has = NULL;
-
-			snprintf(number, sizeof(number), "%" PRIu32, z->number);
-			if (z->has_flag) {
-				if (asprintf(&clear_has, "\trest.has_%s = 0;\n", z->member) < 0)
-					clear_has = NULL;
-			} else {
-				clear_has = strdup("");
-			}
-			if (!clear_has) {
-				g->nomem = true;
-				goto out;
-			}
-			const char *const zvars[] = {
-				"full", m->full, "ctype", m->ctype, "lower", m->lower,
-				"fname", z->fname, "member", z->member, "number", number,
-				"clear_has", clear_has, "copy", copy, NULL,
-			};
-			emit(&h, tpl_header_zc_field, zvars);
-			emit(&c, tpl_source_zc_field, zvars);
-			free(clear_has);
-		}
-		if (m->n_zc > 0) {
-			emit(&h, tpl_header_zc_message, vars);
-			emit(&c, tpl_source_zc_message, vars);
-		}
-	}
+	for (size_t i = 0; i < g->n_msgs && !g->nomem; i++)
+		emit_message(g, &g->msgs[i], schema_name, &h, &c);
 	emit(&h, tpl_header_bottom, NULL);
 
 	if (h.failed || c.failed) {

@@ -7,12 +7,13 @@
 
 extern const char *const tpl_header_top[];
 extern const char *const tpl_header_message[];
+extern const char *const tpl_header_bounded[];
+extern const char *const tpl_header_unbounded[];
+extern const char *const tpl_header_functions[];
 extern const char *const tpl_header_zc_field[];
 extern const char *const tpl_header_zc_message[];
 extern const char *const tpl_header_bottom[];
 extern const char *const tpl_source_top[];
-extern const char *const tpl_source_core[];
-extern const char *const tpl_source_zc[];
 extern const char *const tpl_source_message[];
 extern const char *const tpl_source_zc_field[];
 extern const char *const tpl_source_zc_message[];

@@ -4,7 +4,6 @@
 #include "harness.h"
 
 #include <CUnit/Basic.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -40,7 +39,9 @@ shmbus_bus *h_connect(const char *name)
 	int rc = shmbus_connect(name, &o, &bus);
 	if (rc) {
 		fprintf(stderr, "connect %s: %s: %s\n", name, shmbus_strerror(rc), shmbus_errmsg());
-		CU_FAIL("shmbus_connect failed");
+		/* CUnit records assertions of the running test only. */
+		if (CU_get_current_test())
+			CU_FAIL("shmbus_connect failed");
 		return NULL;
 	}
 	return bus;
@@ -53,11 +54,23 @@ int64_t h_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Without pidfd (Linux before 5.3): look in 1 ms steps, bounded. */
+static bool wait_exit_polling(pid_t pid, int timeout_ms)
+{
+	for (int i = 0; i < timeout_ms; i++) {
+		struct timespec ms = { 0, 1000000 };
+		if (kill(pid, 0) < 0 && errno == ESRCH)
+			return true;
+		nanosleep(&ms, NULL);
+	}
+	return false;
+}
+
 bool h_wait_exit(pid_t pid, int timeout_ms)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pfd < 0)
-		return errno == ESRCH; /* already gone */
+		return errno == ESRCH || (errno == ENOSYS && wait_exit_polling(pid, timeout_ms));
 	struct pollfd p = { pfd, POLLIN, 0 };
 	int r;
 	do
@@ -110,20 +123,55 @@ bool h_keeper_gone(const char *bus, int timeout_ms)
 	return true;
 }
 
-void h_stop_bus(const char *bus)
+int h_bus_stop(const char *bus)
 {
 	struct shmbus_connect_options o;
 	shmbus_bus *b;
+	int rc = 0;
 	shmbus_connect_options_init(&o);
 	o.autostart = false;
 	if (shmbus_connect(bus, &o, &b) == 0) {
 		pid_t pid = shmbus_broker_pid(b);
 		shmbus_disconnect(b);
-		CU_ASSERT_EQUAL(kill(pid, SIGTERM), 0);
-		CU_ASSERT_TRUE(h_wait_exit(pid, 20000));
+		if (kill(pid, SIGTERM) != 0) {
+			fprintf(stderr, "bus %s: cannot signal broker %d: %s\n", bus, (int)pid,
+				strerror(errno));
+			rc = -1;
+		} else if (!h_wait_exit(pid, 20000)) {
+			fprintf(stderr, "bus %s: broker %d did not exit on SIGTERM\n", bus, (int)pid);
+			kill(pid, SIGKILL);
+			rc = -1;
+		}
 	}
 	/* The broker let everything go: its keeper is gone with what it held. */
-	CU_ASSERT_TRUE(h_keeper_gone(bus, 20000));
+	if (!h_keeper_gone(bus, 20000)) {
+		fprintf(stderr, "bus %s: its keeper did not exit\n", bus);
+		rc = -1;
+	}
+	return rc;
+}
+
+shmbus_bus *h_suite_bus;
+static const char *suite_bus_tag;
+
+static int suite_bus_init(void)
+{
+	h_suite_bus = h_connect(h_bus_name(suite_bus_tag));
+	return h_suite_bus ? 0 : -1;
+}
+
+static int suite_bus_clean(void)
+{
+	if (h_suite_bus)
+		shmbus_disconnect(h_suite_bus);
+	h_suite_bus = NULL;
+	return h_bus_stop(h_bus_name(suite_bus_tag));
+}
+
+CU_pSuite h_add_bus_suite(const char *suite_name, const char *tag)
+{
+	suite_bus_tag = tag;
+	return CU_add_suite(suite_name, suite_bus_init, suite_bus_clean);
 }
 
 pid_t h_fork(int (*fn)(void *arg, int result_fd), void *arg, int *result_fd)
@@ -183,7 +231,10 @@ int h_run(const char *name, void (*add)(void))
 	add();
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	/* A suite whose set-up or clean-up failed (no broker, files left
+	 * behind) fails the program too. */
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
+			  CU_get_number_of_suites_failed();
 	unsigned run = CU_get_number_of_tests_run();
 	CU_cleanup_registry();
 	fprintf(stderr, "%s: %u tests run, %s\n", name, run, failed ? "FAILED" : "ok");

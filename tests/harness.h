@@ -16,12 +16,25 @@
 /* A bus name unique to this process and tag: "t-<tag>-<pid>". */
 const char *h_bus_name(const char *tag);
 
-/* Connect (auto-starting the broker); CU_FAIL and NULL on failure. */
+/* Connect (auto-starting the broker); NULL on failure, with the reason
+ * on stderr and, inside a test, a CU_FAIL. Also for suite set-ups, which
+ * return -1 when it fails. */
 shmbus_bus *h_connect(const char *bus);
 
 /* Stop the bus's broker with SIGTERM and wait (pidfd, bounded) until it
- * has exited; then check its keeper let everything go and exited. */
-void h_stop_bus(const char *bus);
+ * has exited; then check its keeper let everything go and exited. 0, or
+ * -1 with the reason on stderr (for suite clean-ups, which return it). */
+int h_bus_stop(const char *bus);
+
+/* h_bus_stop() as an assertion of the running test. */
+#define h_stop_bus(bus) CU_ASSERT_EQUAL(h_bus_stop(bus), 0)
+
+/* A suite whose tests share one bus, "t-TAG-PID" (h_bus_name(tag)): its
+ * set-up connects (h_suite_bus, starting the broker), its clean-up
+ * disconnects and stops the bus (h_bus_stop); either failing fails the
+ * program. One such suite per program. NULL if CUnit cannot add it. */
+CU_pSuite h_add_bus_suite(const char *suite_name, const char *tag);
+extern shmbus_bus *h_suite_bus;
 
 /* Wait until pid (not necessarily our child) exits, at most timeout_ms.
  * True if it did. */

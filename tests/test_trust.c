@@ -682,6 +682,12 @@ static void test_keeper(void)
 	CU_ASSERT_TRUE(h_wait_exit(keeper, 20000));
 	pid_t keeper2 = new_keeper(name, keeper);
 	CU_ASSERT_FATAL(keeper2 > 0);
+	/* The new keeper listens before its broker has handed it anything;
+	 * the broker hands everything over in one go before it serves the
+	 * next request, so an answer from it means the keeper holds it all. */
+	int handed = 0;
+	CU_ASSERT_EQUAL(shmbus_list_topics(bus, count_topic, &handed), 0);
+	CU_ASSERT_EQUAL(handed, 1);
 	CU_ASSERT_EQUAL(kill(broker, SIGKILL), 0);
 	CU_ASSERT_TRUE(h_wait_exit(broker, 20000));
 	/* No broker: the data path does not care. */

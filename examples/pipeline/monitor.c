@@ -86,7 +86,7 @@ static void drain(struct meter *cam, struct meter *imu, struct meter *stats)
 			if (foxglove__raw_image__view_release(cam->sub, img, NULL, &view) ==
 			    SHMBUS_OK)
 				note(cam, latency);
-		} else if (rc != SHMBUS_ELAPPED && rc != SHMBUS_ECORRUPT && rc != SHMBUS_ENOMEM) {
+		} else if (rc != SHMBUS_ELAPPED && rc != SHMBUS_EBADMSG && rc != SHMBUS_ENOMEM) {
 			break;
 		}
 	}
@@ -94,7 +94,7 @@ static void drain(struct meter *cam, struct meter *imu, struct meter *stats)
 		if (rc == SHMBUS_OK) {
 			note(imu, realtime_ns() - info.publish_ns);
 			shmbus__msgs__imu__free(sample, NULL);
-		} else if (rc != SHMBUS_ELAPPED && rc != SHMBUS_ECORRUPT && rc != SHMBUS_ENOMEM) {
+		} else if (rc != SHMBUS_ELAPPED && rc != SHMBUS_EBADMSG && rc != SHMBUS_ENOMEM) {
 			break;
 		}
 	}
@@ -103,7 +103,7 @@ static void drain(struct meter *cam, struct meter *imu, struct meter *stats)
 		if (rc == SHMBUS_OK) {
 			note(stats, realtime_ns() - (fs->header ? fs->header->stamp_ns : 0));
 			shmbus__examples__pipeline__frame_stats__free(fs, NULL);
-		} else if (rc != SHMBUS_ELAPPED && rc != SHMBUS_ECORRUPT && rc != SHMBUS_ENOMEM) {
+		} else if (rc != SHMBUS_ELAPPED && rc != SHMBUS_EBADMSG && rc != SHMBUS_ENOMEM) {
 			break;
 		}
 	}

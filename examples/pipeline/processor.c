@@ -279,7 +279,7 @@ int main(int argc, char **argv)
 			double mean;
 			bool intact;
 
-			if (rc == SHMBUS_ELAPPED || rc == SHMBUS_ECORRUPT || rc == SHMBUS_ENOMEM) {
+			if (rc == SHMBUS_ELAPPED || rc == SHMBUS_EBADMSG || rc == SHMBUS_ENOMEM) {
 				lapped += rc == SHMBUS_ELAPPED; /* the message is behind us */
 				continue;
 			}

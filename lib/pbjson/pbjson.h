@@ -73,6 +73,20 @@ const char *pbjson_type_name(const pbjson_schema *s, size_t i);
 int pbjson_schema_subset(const pbjson_schema *s, const char *type, uint8_t **out,
 			 size_t *len, char *err, size_t errlen);
 
+/* What pbjson_max_encoded_size() returns for a type without a bound; not
+ * an error. */
+#define PBJSON_UNBOUNDED 1
+
+/* The exact largest encoded size of message type `type` into *bound:
+ * every field at its widest value (negative int32 and enum fields take ten
+ * bytes), nested messages included, the largest member of each oneof.
+ * PBJSON_UNBOUNDED when the type has a repeated, string, bytes or map
+ * field anywhere in it, or contains itself; err then names the field (e.g.
+ * "shmbus.msgs.Header.frame_id is a string"). The same bound
+ * protoc-gen-shmbus writes into generated code as TYPE__SHMBUS_MAX_SIZE. */
+int pbjson_max_encoded_size(const pbjson_schema *s, const char *type, uint64_t *bound,
+			    char *err, size_t errlen);
+
 struct pbjson_options {
 	/* Print every byte of bytes fields. Otherwise fields longer than
 	 * bytes_limit print as the base64 of their first bytes_limit bytes

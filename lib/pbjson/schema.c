@@ -30,6 +30,7 @@ const char *pbjson_strerror(int e)
 	case PBJSON_EWIRE: return "malformed protobuf message";
 	case PBJSON_EJSON: return "JSON does not fit the message type";
 	case PBJSON_ELIMIT: return "message nested too deeply";
+	case PBJSON_UNBOUNDED: return "the message type has no largest size";
 	default: return "unknown pbjson error";
 	}
 }

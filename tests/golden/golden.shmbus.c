@@ -2,15 +2,8 @@
 /* source: golden.proto */
 #include "golden.shmbus.h"
 
-#include <stdlib.h>
-#include <string.h>
-
-#if PROTOBUF_C_VERSION_NUMBER < 1003000
-#error "golden.shmbus.c needs protobuf-c 1.3 or later"
-#endif
-
-const uint8_t shmbus_schema_golden_2eproto[313] = {
-	0x0a, 0xb6, 0x02, 0x0a, 0x0c, 0x67, 0x6f, 0x6c, 0x64, 0x65, 0x6e, 0x2e,
+const uint8_t shmbus_schema_golden_2eproto[366] = {
+	0x0a, 0xeb, 0x02, 0x0a, 0x0c, 0x67, 0x6f, 0x6c, 0x64, 0x65, 0x6e, 0x2e,
 	0x70, 0x72, 0x6f, 0x74, 0x6f, 0x12, 0x12, 0x73, 0x68, 0x6d, 0x62, 0x75,
 	0x73, 0x2e, 0x74, 0x65, 0x73, 0x74, 0x2e, 0x67, 0x6f, 0x6c, 0x64, 0x65,
 	0x6e, 0x22, 0x89, 0x02, 0x0a, 0x06, 0x53, 0x61, 0x6d, 0x70, 0x6c, 0x65,
@@ -35,440 +28,48 @@ const uint8_t shmbus_schema_golden_2eproto[313] = {
 	0x28, 0x0a, 0x04, 0x4b, 0x69, 0x6e, 0x64, 0x12, 0x14, 0x0a, 0x10, 0x4b,
 	0x49, 0x4e, 0x44, 0x5f, 0x55, 0x4e, 0x53, 0x50, 0x45, 0x43, 0x49, 0x46,
 	0x49, 0x45, 0x44, 0x10, 0x00, 0x12, 0x0a, 0x0a, 0x06, 0x4b, 0x49, 0x4e,
-	0x44, 0x5f, 0x41, 0x10, 0x01, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f,
-	0x33,
+	0x44, 0x5f, 0x41, 0x10, 0x01, 0x22, 0x33, 0x0a, 0x05, 0x50, 0x6f, 0x69,
+	0x6e, 0x74, 0x12, 0x0c, 0x0a, 0x01, 0x78, 0x18, 0x01, 0x20, 0x01, 0x28,
+	0x01, 0x52, 0x01, 0x78, 0x12, 0x0c, 0x0a, 0x01, 0x79, 0x18, 0x02, 0x20,
+	0x01, 0x28, 0x01, 0x52, 0x01, 0x79, 0x12, 0x0e, 0x0a, 0x02, 0x69, 0x64,
+	0x18, 0x03, 0x20, 0x01, 0x28, 0x07, 0x52, 0x02, 0x69, 0x64, 0x62, 0x06,
+	0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
 };
-const size_t shmbus_schema_golden_2eproto_size = 313;
-
-#ifndef SHMBUS_GEN_CORE_HELPERS
-#define SHMBUS_GEN_CORE_HELPERS
-/* protobuf-c returns NULL both for a message that does not decode and
- * for a failed allocation; this allocator wrapper tells them apart. */
-struct shmbus_gen_alloc_watch {
-	ProtobufCAllocator base;
-	ProtobufCAllocator *inner; /* NULL: malloc/free, as protobuf-c */
-	int failed;
-};
-
-static void *shmbus_gen_watch_alloc(void *data, size_t size)
-{
-	struct shmbus_gen_alloc_watch *w = data;
-	void *p = w->inner ? w->inner->alloc(w->inner->allocator_data, size) : malloc(size);
-
-	if (!p)
-		w->failed = 1;
-	return p;
-}
-
-static void shmbus_gen_watch_free(void *data, void *ptr)
-{
-	struct shmbus_gen_alloc_watch *w = data;
-
-	if (w->inner)
-		w->inner->free(w->inner->allocator_data, ptr);
-	else
-		free(ptr);
-}
-
-static void shmbus_gen_watch_init(struct shmbus_gen_alloc_watch *w, ProtobufCAllocator *inner)
-{
-	w->base.alloc = shmbus_gen_watch_alloc;
-	w->base.free = shmbus_gen_watch_free;
-	w->base.allocator_data = w;
-	w->inner = inner;
-	w->failed = 0;
-}
-
-/* The library loaded at run time must speak the layout compiled in. */
-static int shmbus_gen_version_ok(void)
-{
-	return (shmbus_version() >> 16) == SHMBUS_VERSION_MAJOR;
-}
-
-/* The caller's topic options (compiled against the same header) with
- * the type and schema set. */
-static void shmbus_gen_topic(struct shmbus_topic_options *t,
-		const struct shmbus_topic_options *opts, const char *type_name,
-		const uint8_t *schema, size_t schema_size)
-{
-	if (opts)
-		*t = *opts;
-	else
-		shmbus_topic_options_init(t);
-	t->type_name = type_name;
-	t->schema = schema;
-	t->schema_size = schema_size;
-}
-
-static int shmbus_gen_pub_open(shmbus_bus *bus, const char *topic,
-		const struct shmbus_topic_options *topic_opts,
-		const struct shmbus_pub_options *opts, const char *type_name,
-		const uint8_t *schema, size_t schema_size, shmbus_pub **out)
-{
-	struct shmbus_topic_options t;
-
-	if (!shmbus_gen_version_ok())
-		return SHMBUS_EVERSION;
-	shmbus_gen_topic(&t, topic_opts, type_name, schema, schema_size);
-	return shmbus_pub_open(bus, topic, &t, opts, out);
-}
-
-static int shmbus_gen_sub_open(shmbus_bus *bus, const char *topic,
-		const struct shmbus_topic_options *topic_opts,
-		const struct shmbus_sub_options *opts, const char *type_name,
-		const uint8_t *schema, size_t schema_size, shmbus_sub **out)
-{
-	struct shmbus_topic_options t;
-
-	if (!shmbus_gen_version_ok())
-		return SHMBUS_EVERSION;
-	shmbus_gen_topic(&t, topic_opts, type_name, schema, schema_size);
-	return shmbus_sub_open(bus, topic, &t, opts, out);
-}
-
-/* Packs straight into the slot: no intermediate buffer. */
-static int shmbus_gen_publish(shmbus_pub *pub, const ProtobufCMessage *msg, uint64_t *seq)
-{
-	size_t size = protobuf_c_message_get_packed_size(msg);
-	size_t capacity;
-	void *buf;
-	int rc;
-
-	/* A publisher handle of another type would write this message
-	 * into a topic that decodes it as something else. */
-	if (strcmp(shmbus_pub_type_name(pub), msg->descriptor->name) != 0)
-		return SHMBUS_ETYPE;
-	rc = shmbus_pub_loan(pub, &buf, &capacity);
-	if (rc != SHMBUS_OK)
-		return rc;
-	if (size > capacity) {
-		(void)shmbus_pub_discard(pub);
-		return SHMBUS_EMSGSIZE;
-	}
-	rc = shmbus_pub_publish(pub, protobuf_c_message_pack(msg, buf), seq);
-	if (rc != SHMBUS_OK)
-		(void)shmbus_pub_discard(pub);
-	return rc;
-}
-
-static int shmbus_gen_type_ok(const shmbus_sub *sub, const ProtobufCMessageDescriptor *desc)
-{
-	return strcmp(shmbus_sub_type_name(sub), desc->name) == 0;
-}
-
-/* Unpacks from the view in place; or, for types protobuf-c cannot safely
- * read from bytes that may change underneath it (copy_first: see
- * protoc-gen-shmbus), from a private copy taken before the release. */
-static int shmbus_gen_take(shmbus_sub *sub, const ProtobufCMessageDescriptor *desc,
-		int copy_first, ProtobufCAllocator *allocator, ProtobufCMessage **out,
-		struct shmbus_msg_info *info)
-{
-	struct shmbus_gen_alloc_watch watch;
-	struct shmbus_view view;
-	ProtobufCMessage *m;
-	int rc;
-
-	*out = NULL;
-	if (!sub)
-		return SHMBUS_EINVAL;
-	if (!shmbus_gen_type_ok(sub, desc))
-		return SHMBUS_ETYPE;
-	rc = shmbus_sub_view(sub, &view);
-	if (rc != SHMBUS_OK)
-		return rc;
-	shmbus_gen_watch_init(&watch, allocator);
-	if (copy_first) {
-		uint8_t *copy = watch.base.alloc(&watch, view.info.size ? view.info.size : 1);
-
-		if (copy)
-			memcpy(copy, view.data, view.info.size);
-		rc = shmbus_sub_release(sub, &view);
-		if (!copy)
-			return rc == SHMBUS_OK ? SHMBUS_ENOMEM : rc;
-		if (rc != SHMBUS_OK) {
-			watch.base.free(&watch, copy);
-			return rc;
-		}
-		m = protobuf_c_message_unpack(desc, &watch.base, view.info.size, copy);
-		watch.base.free(&watch, copy);
-	} else {
-		m = protobuf_c_message_unpack(desc, &watch.base, view.info.size, view.data);
-		rc = shmbus_sub_release(sub, &view);
-		if (rc != SHMBUS_OK) {
-			/* Overwritten while unpacked: whatever came out is torn. */
-			if (m)
-				protobuf_c_message_free_unpacked(m, allocator);
-			return rc;
-		}
-	}
-	if (!m)
-		return watch.failed ? SHMBUS_ENOMEM : SHMBUS_ECORRUPT;
-	if (info)
-		*info = view.info;
-	*out = m;
-	return SHMBUS_OK;
-}
-#endif
-
-#ifndef SHMBUS_GEN_ZERO_COPY_HELPERS
-#define SHMBUS_GEN_ZERO_COPY_HELPERS
-static size_t shmbus_gen_put_varint(uint8_t *out, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		out[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	out[n++] = (uint8_t)v;
-	return n;
-}
-
-static int shmbus_gen_get_varint(const uint8_t *p, size_t size, size_t *pos, uint64_t *v)
-{
-	uint64_t r = 0;
-
-	for (unsigned shift = 0; shift < 64 && *pos < size; shift += 7) {
-		uint8_t b = p[(*pos)++];
-
-		r |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*v = r;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* Lays out the other fields (rest), then field `number`'s key and
- * length, and leaves its bytes to the caller: valid wire format, since
- * rest does not contain the field and fields may come in any order. */
-static int shmbus_gen_loan_field(shmbus_pub *pub, const ProtobufCMessage *rest,
-		uint32_t number, size_t field_size, struct shmbus_typed_loan *loan)
-{
-	uint8_t key[10], len[10];
-	size_t head = protobuf_c_message_get_packed_size(rest);
-	size_t n_key = shmbus_gen_put_varint(key, (uint64_t)number << 3 | 2u);
-	size_t n_len = shmbus_gen_put_varint(len, (uint64_t)field_size);
-	size_t capacity, total;
-	uint8_t *p;
-	void *buf;
-	int rc;
-
-	loan->field = NULL;
-	loan->field_size = 0;
-	loan->size_ = 0;
-	if (field_size > SIZE_MAX - head - n_key - n_len)
-		return SHMBUS_EMSGSIZE;
-	total = head + n_key + n_len + field_size;
-	rc = shmbus_pub_loan(pub, &buf, &capacity);
-	if (rc != SHMBUS_OK)
-		return rc;
-	if (total > capacity) {
-		(void)shmbus_pub_discard(pub);
-		return SHMBUS_EMSGSIZE;
-	}
-	p = buf;
-	protobuf_c_message_pack(rest, p);
-	memcpy(p + head, key, n_key);
-	memcpy(p + head + n_key, len, n_len);
-	loan->field = p + head + n_key + n_len;
-	loan->field_size = field_size;
-	loan->size_ = total;
-	return SHMBUS_OK;
-}
-
-static int shmbus_gen_publish_loan(shmbus_pub *pub, struct shmbus_typed_loan *loan,
-		uint64_t *seq)
-{
-	int rc;
-
-	if (!loan || !loan->field)
-		return SHMBUS_EINVAL;
-	rc = shmbus_pub_publish(pub, loan->size_, seq);
-	if (rc != SHMBUS_OK)
-		(void)shmbus_pub_discard(pub);
-	loan->field = NULL;
-	loan->field_size = 0;
-	loan->size_ = 0;
-	return rc;
-}
-
-/* Walks the top-level fields of a message. The last length-delimited
- * occurrence of `number` is the field's value (*field, *field_size);
- * every other field's bytes are counted in *kept and, with copy_to,
- * copied there (at most copy_cap bytes: the data may change under a
- * lapping publisher between two walks). -1: not valid wire format. */
-static int shmbus_gen_scan(const uint8_t *p, size_t size, uint32_t number,
-		uint8_t *copy_to, size_t copy_cap, size_t *kept, size_t *n_found,
-		const uint8_t **field, size_t *field_size)
-{
-	size_t pos = 0;
-
-	*kept = 0;
-	*n_found = 0;
-	*field = NULL;
-	*field_size = 0;
-	while (pos < size) {
-		size_t start = pos, end;
-		uint64_t key, len = 0;
-
-		if (shmbus_gen_get_varint(p, size, &pos, &key) != 0)
-			return -1;
-		switch (key & 7u) {
-		case 0: /* varint */
-			if (shmbus_gen_get_varint(p, size, &pos, &len) != 0)
-				return -1;
-			end = pos;
-			break;
-		case 1: /* 64-bit */
-			if (size - pos < 8)
-				return -1;
-			end = pos + 8;
-			break;
-		case 2: /* length-delimited */
-			if (shmbus_gen_get_varint(p, size, &pos, &len) != 0 || len > size - pos)
-				return -1;
-			end = pos + (size_t)len;
-			break;
-		case 5: /* 32-bit */
-			if (size - pos < 4)
-				return -1;
-			end = pos + 4;
-			break;
-		default: /* groups: protobuf-c has none */
-			return -1;
-		}
-		if ((key >> 3) == number && (key & 7u) == 2) {
-			*field = p + pos;
-			*field_size = (size_t)len;
-			(*n_found)++;
-		} else {
-			if (copy_to) {
-				if (end - start > copy_cap - *kept)
-					return -1;
-				memcpy(copy_to + *kept, p + start, end - start);
-			}
-			*kept += end - start;
-		}
-		pos = end;
-	}
-	return 0;
-}
-
-/* Unpacks every field but `number`, which stays in the slot. When the
- * field is the message's end (as the loan functions lay it out) the rest
- * is unpacked in place; otherwise (or with copy_first, as for take) the
- * other fields are gathered into a private buffer first. */
-static int shmbus_gen_view_field(shmbus_sub *sub, const ProtobufCMessageDescriptor *desc,
-		uint32_t number, int copy_first, ProtobufCAllocator *allocator,
-		ProtobufCMessage **out, struct shmbus_typed_view *view)
-{
-	struct shmbus_gen_alloc_watch watch;
-	ProtobufCMessage *m = NULL;
-	size_t size, kept, n_found;
-	const uint8_t *p;
-	int rc, released;
-
-	*out = NULL;
-	if (!sub || !view)
-		return SHMBUS_EINVAL;
-	view->field = NULL;
-	view->field_size = 0;
-	if (!shmbus_gen_type_ok(sub, desc))
-		return SHMBUS_ETYPE;
-	rc = shmbus_sub_view(sub, &view->view);
-	if (rc != SHMBUS_OK)
-		return rc;
-	p = view->view.data;
-	size = view->view.info.size;
-	shmbus_gen_watch_init(&watch, allocator);
-	if (shmbus_gen_scan(p, size, number, NULL, 0, &kept, &n_found, &view->field,
-			&view->field_size) != 0) {
-		rc = SHMBUS_ECORRUPT;
-		goto fail;
-	}
-	if (!copy_first &&
-	    (n_found == 0 || (n_found == 1 && view->field + view->field_size == p + size))) {
-		m = protobuf_c_message_unpack(desc, &watch.base, kept, p);
-	} else {
-		uint8_t *rest = watch.base.alloc(&watch, kept ? kept : 1);
-
-		if (!rest) {
-			rc = SHMBUS_ENOMEM;
-			goto fail;
-		}
-		if (shmbus_gen_scan(p, size, number, rest, kept, &kept, &n_found, &view->field,
-				&view->field_size) == 0)
-			m = protobuf_c_message_unpack(desc, &watch.base, kept, rest);
-		watch.base.free(&watch, rest);
-	}
-	if (!m) {
-		rc = watch.failed ? SHMBUS_ENOMEM : SHMBUS_ECORRUPT;
-		goto fail;
-	}
-	if (!shmbus_sub_view_valid(sub, &view->view)) {
-		rc = SHMBUS_ELAPPED;
-		goto fail;
-	}
-	*out = m;
-	return SHMBUS_OK;
-fail:
-	if (m)
-		protobuf_c_message_free_unpacked(m, allocator);
-	released = shmbus_sub_release(sub, &view->view);
-	view->field = NULL;
-	view->field_size = 0;
-	/* Torn data explains any decoding failure. */
-	return released == SHMBUS_ELAPPED ? SHMBUS_ELAPPED : rc;
-}
-
-static int shmbus_gen_view_release(shmbus_sub *sub, ProtobufCMessage *msg,
-		ProtobufCAllocator *allocator, struct shmbus_typed_view *view)
-{
-	int rc;
-
-	if (!sub || !view)
-		return SHMBUS_EINVAL;
-	rc = shmbus_sub_release(sub, &view->view);
-	if (msg)
-		protobuf_c_message_free_unpacked(msg, allocator);
-	view->field = NULL;
-	view->field_size = 0;
-	return rc;
-}
-#endif
+const size_t shmbus_schema_golden_2eproto_size = 366;
 
 /* ---- shmbus.test.golden.Sample */
 
+const struct shmbus_typed_type shmbus__test__golden__sample__shmbus_type = {
+	.size = sizeof(struct shmbus_typed_type),
+	.flags = SHMBUS_TYPED_COPY_FIRST,
+	.descriptor = &shmbus__test__golden__sample__descriptor,
+	.schema = shmbus_schema_golden_2eproto,
+	.schema_size = sizeof(shmbus_schema_golden_2eproto),
+	.max_size = 0,
+};
+
 void shmbus__test__golden__sample__topic_type(struct shmbus_topic_options *opts)
 {
-	opts->type_name = SHMBUS__TEST__GOLDEN__SAMPLE__SHMBUS_TYPE_NAME;
-	opts->schema = shmbus_schema_golden_2eproto;
-	opts->schema_size = sizeof(shmbus_schema_golden_2eproto);
+	shmbus_typed_topic_options(&shmbus__test__golden__sample__shmbus_type, opts);
 }
 
 int shmbus__test__golden__sample__pub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_pub_options *opts, shmbus_pub **out)
 {
-	return shmbus_gen_pub_open(bus, topic, topic_opts, opts, SHMBUS__TEST__GOLDEN__SAMPLE__SHMBUS_TYPE_NAME,
-			shmbus_schema_golden_2eproto, sizeof(shmbus_schema_golden_2eproto), out);
+	return shmbus_typed_pub_open(bus, topic, &shmbus__test__golden__sample__shmbus_type, topic_opts, opts, out);
 }
 
 int shmbus__test__golden__sample__publish(shmbus_pub *pub, const Shmbus__Test__Golden__Sample *msg, uint64_t *seq)
 {
-	if (!msg || msg->base.descriptor != &shmbus__test__golden__sample__descriptor)
-		return SHMBUS_EINVAL;
-	return shmbus_gen_publish(pub, &msg->base, seq);
+	return shmbus_typed_publish(pub, &shmbus__test__golden__sample__shmbus_type, msg ? &msg->base : NULL, seq);
 }
 
 int shmbus__test__golden__sample__sub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_sub_options *opts, shmbus_sub **out)
 {
-	return shmbus_gen_sub_open(bus, topic, topic_opts, opts, SHMBUS__TEST__GOLDEN__SAMPLE__SHMBUS_TYPE_NAME,
-			shmbus_schema_golden_2eproto, sizeof(shmbus_schema_golden_2eproto), out);
+	return shmbus_typed_sub_open(bus, topic, &shmbus__test__golden__sample__shmbus_type, topic_opts, opts, out);
 }
 
 int shmbus__test__golden__sample__take(shmbus_sub *sub, ProtobufCAllocator *allocator, Shmbus__Test__Golden__Sample **msg,
@@ -479,7 +80,7 @@ int shmbus__test__golden__sample__take(shmbus_sub *sub, ProtobufCAllocator *allo
 
 	if (!msg)
 		return SHMBUS_EINVAL;
-	rc = shmbus_gen_take(sub, &shmbus__test__golden__sample__descriptor, 1, allocator, &m, info);
+	rc = shmbus_typed_take(sub, &shmbus__test__golden__sample__shmbus_type, allocator, &m, info);
 	*msg = (Shmbus__Test__Golden__Sample *)m;
 	return rc;
 }
@@ -500,12 +101,12 @@ int shmbus__test__golden__sample__loan_payload(shmbus_pub *pub, const Shmbus__Te
 {
 	Shmbus__Test__Golden__Sample rest;
 
-	if (!msg || !loan || msg->base.descriptor != &shmbus__test__golden__sample__descriptor)
-		return SHMBUS_EINVAL;
+	if (!msg)
+		return shmbus_typed_loan_field(pub, &shmbus__test__golden__sample__shmbus_type, NULL, 4u, size, loan);
 	rest = *msg;
 	rest.payload.len = 0;
 	rest.payload.data = NULL;
-	return shmbus_gen_loan_field(pub, &rest.base, 4u, size, loan);
+	return shmbus_typed_loan_field(pub, &shmbus__test__golden__sample__shmbus_type, &rest.base, 4u, size, loan);
 }
 
 int shmbus__test__golden__sample__view_payload(shmbus_sub *sub, ProtobufCAllocator *allocator,
@@ -516,8 +117,7 @@ int shmbus__test__golden__sample__view_payload(shmbus_sub *sub, ProtobufCAllocat
 
 	if (!msg)
 		return SHMBUS_EINVAL;
-	rc = shmbus_gen_view_field(sub, &shmbus__test__golden__sample__descriptor, 4u, 1, allocator,
-			&m, view);
+	rc = shmbus_typed_view_field(sub, &shmbus__test__golden__sample__shmbus_type, 4u, allocator, &m, view);
 	*msg = (Shmbus__Test__Golden__Sample *)m;
 	return rc;
 }
@@ -525,45 +125,48 @@ int shmbus__test__golden__sample__view_payload(shmbus_sub *sub, ProtobufCAllocat
 int shmbus__test__golden__sample__publish_loan(shmbus_pub *pub, struct shmbus_typed_loan *loan,
 		uint64_t *seq)
 {
-	return shmbus_gen_publish_loan(pub, loan, seq);
+	return shmbus_typed_publish_loan(pub, loan, seq);
 }
 
 int shmbus__test__golden__sample__view_release(shmbus_sub *sub, Shmbus__Test__Golden__Sample *msg,
 		ProtobufCAllocator *allocator, struct shmbus_typed_view *view)
 {
-	return shmbus_gen_view_release(sub, msg ? &msg->base : NULL, allocator, view);
+	return shmbus_typed_view_release(sub, msg ? &msg->base : NULL, allocator, view);
 }
 
 /* ---- shmbus.test.golden.Sample.Part */
 
+const struct shmbus_typed_type shmbus__test__golden__sample__part__shmbus_type = {
+	.size = sizeof(struct shmbus_typed_type),
+	.flags = 0,
+	.descriptor = &shmbus__test__golden__sample__part__descriptor,
+	.schema = shmbus_schema_golden_2eproto,
+	.schema_size = sizeof(shmbus_schema_golden_2eproto),
+	.max_size = 0,
+};
+
 void shmbus__test__golden__sample__part__topic_type(struct shmbus_topic_options *opts)
 {
-	opts->type_name = SHMBUS__TEST__GOLDEN__SAMPLE__PART__SHMBUS_TYPE_NAME;
-	opts->schema = shmbus_schema_golden_2eproto;
-	opts->schema_size = sizeof(shmbus_schema_golden_2eproto);
+	shmbus_typed_topic_options(&shmbus__test__golden__sample__part__shmbus_type, opts);
 }
 
 int shmbus__test__golden__sample__part__pub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_pub_options *opts, shmbus_pub **out)
 {
-	return shmbus_gen_pub_open(bus, topic, topic_opts, opts, SHMBUS__TEST__GOLDEN__SAMPLE__PART__SHMBUS_TYPE_NAME,
-			shmbus_schema_golden_2eproto, sizeof(shmbus_schema_golden_2eproto), out);
+	return shmbus_typed_pub_open(bus, topic, &shmbus__test__golden__sample__part__shmbus_type, topic_opts, opts, out);
 }
 
 int shmbus__test__golden__sample__part__publish(shmbus_pub *pub, const Shmbus__Test__Golden__Sample__Part *msg, uint64_t *seq)
 {
-	if (!msg || msg->base.descriptor != &shmbus__test__golden__sample__part__descriptor)
-		return SHMBUS_EINVAL;
-	return shmbus_gen_publish(pub, &msg->base, seq);
+	return shmbus_typed_publish(pub, &shmbus__test__golden__sample__part__shmbus_type, msg ? &msg->base : NULL, seq);
 }
 
 int shmbus__test__golden__sample__part__sub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_sub_options *opts, shmbus_sub **out)
 {
-	return shmbus_gen_sub_open(bus, topic, topic_opts, opts, SHMBUS__TEST__GOLDEN__SAMPLE__PART__SHMBUS_TYPE_NAME,
-			shmbus_schema_golden_2eproto, sizeof(shmbus_schema_golden_2eproto), out);
+	return shmbus_typed_sub_open(bus, topic, &shmbus__test__golden__sample__part__shmbus_type, topic_opts, opts, out);
 }
 
 int shmbus__test__golden__sample__part__take(shmbus_sub *sub, ProtobufCAllocator *allocator, Shmbus__Test__Golden__Sample__Part **msg,
@@ -574,7 +177,7 @@ int shmbus__test__golden__sample__part__take(shmbus_sub *sub, ProtobufCAllocator
 
 	if (!msg)
 		return SHMBUS_EINVAL;
-	rc = shmbus_gen_take(sub, &shmbus__test__golden__sample__part__descriptor, 0, allocator, &m, info);
+	rc = shmbus_typed_take(sub, &shmbus__test__golden__sample__part__shmbus_type, allocator, &m, info);
 	*msg = (Shmbus__Test__Golden__Sample__Part *)m;
 	return rc;
 }
@@ -586,6 +189,65 @@ void shmbus__test__golden__sample__part__free(Shmbus__Test__Golden__Sample__Part
 }
 
 int shmbus__test__golden__sample__part__wait(shmbus_sub *sub, int64_t timeout_ns)
+{
+	return shmbus_sub_wait(sub, timeout_ns);
+}
+
+/* ---- shmbus.test.golden.Point */
+
+const struct shmbus_typed_type shmbus__test__golden__point__shmbus_type = {
+	.size = sizeof(struct shmbus_typed_type),
+	.flags = SHMBUS_TYPED_BOUNDED,
+	.descriptor = &shmbus__test__golden__point__descriptor,
+	.schema = shmbus_schema_golden_2eproto,
+	.schema_size = sizeof(shmbus_schema_golden_2eproto),
+	.max_size = SHMBUS__TEST__GOLDEN__POINT__SHMBUS_MAX_SIZE,
+};
+
+void shmbus__test__golden__point__topic_type(struct shmbus_topic_options *opts)
+{
+	shmbus_typed_topic_options(&shmbus__test__golden__point__shmbus_type, opts);
+}
+
+int shmbus__test__golden__point__pub_open(shmbus_bus *bus, const char *topic,
+		const struct shmbus_topic_options *topic_opts,
+		const struct shmbus_pub_options *opts, shmbus_pub **out)
+{
+	return shmbus_typed_pub_open(bus, topic, &shmbus__test__golden__point__shmbus_type, topic_opts, opts, out);
+}
+
+int shmbus__test__golden__point__publish(shmbus_pub *pub, const Shmbus__Test__Golden__Point *msg, uint64_t *seq)
+{
+	return shmbus_typed_publish(pub, &shmbus__test__golden__point__shmbus_type, msg ? &msg->base : NULL, seq);
+}
+
+int shmbus__test__golden__point__sub_open(shmbus_bus *bus, const char *topic,
+		const struct shmbus_topic_options *topic_opts,
+		const struct shmbus_sub_options *opts, shmbus_sub **out)
+{
+	return shmbus_typed_sub_open(bus, topic, &shmbus__test__golden__point__shmbus_type, topic_opts, opts, out);
+}
+
+int shmbus__test__golden__point__take(shmbus_sub *sub, ProtobufCAllocator *allocator, Shmbus__Test__Golden__Point **msg,
+		struct shmbus_msg_info *info)
+{
+	ProtobufCMessage *m = NULL;
+	int rc;
+
+	if (!msg)
+		return SHMBUS_EINVAL;
+	rc = shmbus_typed_take(sub, &shmbus__test__golden__point__shmbus_type, allocator, &m, info);
+	*msg = (Shmbus__Test__Golden__Point *)m;
+	return rc;
+}
+
+void shmbus__test__golden__point__free(Shmbus__Test__Golden__Point *msg, ProtobufCAllocator *allocator)
+{
+	if (msg)
+		protobuf_c_message_free_unpacked(&msg->base, allocator);
+}
+
+int shmbus__test__golden__point__wait(shmbus_sub *sub, int64_t timeout_ns)
 {
 	return shmbus_sub_wait(sub, timeout_ns);
 }

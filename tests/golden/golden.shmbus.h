@@ -2,9 +2,9 @@
 /* source: golden.proto */
 /*
  * Typed shmbus publishers and subscribers for the messages of
- * golden.proto, on top of protoc-c's golden.pb-c.h.
- * Every function returns SHMBUS_OK or a negative SHMBUS_E* code
- * (shmbus_strerror() gives its text).
+ * golden.proto, on top of protoc-c's golden.pb-c.h and the typed runtime
+ * (shmbus/typed.h, libshmbus-typed). Every function returns SHMBUS_OK
+ * or a negative SHMBUS_E* code (shmbus_strerror() gives its text).
  */
 #ifndef SHMBUS_GEN_golden_2eproto_INCLUDED
 #define SHMBUS_GEN_golden_2eproto_INCLUDED
@@ -12,8 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <protobuf-c/protobuf-c.h>
-#include <shmbus/shmbus.h>
+#include <shmbus/typed.h>
 
 #include "golden.pb-c.h"
 
@@ -25,24 +24,6 @@
 extern "C" {
 #endif
 
-#ifndef SHMBUS_TYPED_TYPES_DEFINED
-#define SHMBUS_TYPED_TYPES_DEFINED
-/* A loaned message whose large bytes field is written in place. */
-struct shmbus_typed_loan {
-	uint8_t *field;    /* where the field's bytes go, in shared memory */
-	size_t field_size; /* how many bytes the field has (as asked) */
-	size_t size_;      /* private: the whole message's wire size */
-};
-
-/* A message viewed in place: field points at its large bytes field
- * inside the topic's slot, valid until the view is released. */
-struct shmbus_typed_view {
-	const uint8_t *field;
-	size_t field_size;
-	struct shmbus_view view; /* the bus view: view.info has seq, time, loss */
-};
-#endif
-
 /* Serialized google.protobuf.FileDescriptorSet of golden.proto and its
  * imports: the schema stored with every topic of these types. */
 extern const uint8_t shmbus_schema_golden_2eproto[];
@@ -51,33 +32,44 @@ extern const size_t shmbus_schema_golden_2eproto_size;
 /* ---- shmbus.test.golden.Sample */
 
 #define SHMBUS__TEST__GOLDEN__SAMPLE__SHMBUS_TYPE_NAME "shmbus.test.golden.Sample"
+/* shmbus.test.golden.Sample has no largest size: shmbus.test.golden.Sample.parts is repeated.
+ * A topic created for it without a max message size gets
+ * SHMBUS_TYPED_DEFAULT_MAX_SIZE. */
 
-/* Set opts->type_name and opts->schema to shmbus.test.golden.Sample's; nothing else. */
+/* shmbus.test.golden.Sample as the typed runtime (shmbus/typed.h) sees it. */
+extern const struct shmbus_typed_type shmbus__test__golden__sample__shmbus_type;
+
+/* Set opts->type_name and opts->schema to shmbus.test.golden.Sample's, and a
+ * max_message_size of 0 to the type's (see above). */
 void shmbus__test__golden__sample__topic_type(struct shmbus_topic_options *opts);
 
 /* Open a publisher of shmbus.test.golden.Sample on `topic`, creating the topic from
- * topic_opts (NULL: default layout; its type and schema are set to
- * shmbus.test.golden.Sample's) when missing; opts: as shmbus_pub_open. SHMBUS_ETYPE if
- * the topic has another type. */
+ * topic_opts (NULL: defaults; its type and schema are set to shmbus.test.golden.Sample's)
+ * when missing, with the type's max message size when topic_opts is
+ * NULL or gives 0; opts: as shmbus_pub_open (SHMBUS_PUB_GROW: publish
+ * grows the topic for a larger message). SHMBUS_ETYPE if the topic has
+ * another type. */
 int shmbus__test__golden__sample__pub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_pub_options *opts, shmbus_pub **out);
 
-/* Pack msg straight into a loaned slot and publish it. SHMBUS_EMSGSIZE
- * (nothing published) if it is larger than the topic's max message
- * size; SHMBUS_EINVAL if msg is not an initialised shmbus.test.golden.Sample. */
+/* Pack msg straight into a loaned slot and publish it. A message larger
+ * than the topic's max message size grows the topic when pub has
+ * SHMBUS_PUB_GROW, else is SHMBUS_EMSGSIZE (nothing published, no
+ * sequence number used); SHMBUS_EINVAL if msg is not an initialised
+ * shmbus.test.golden.Sample. */
 int shmbus__test__golden__sample__publish(shmbus_pub *pub, const Shmbus__Test__Golden__Sample *msg, uint64_t *seq);
 
 /* Open a subscriber of shmbus.test.golden.Sample (opts NULL: defaults). With
  * opts->create_if_missing the topic is created from topic_opts (NULL:
- * default layout) with this type. */
+ * defaults) with this type, sized as for publishers. */
 int shmbus__test__golden__sample__sub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_sub_options *opts, shmbus_sub **out);
 
 /* Take the next message, unpacked with allocator (NULL: malloc); free
  * it with shmbus__test__golden__sample__free(). SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
- * it was overwritten while read (counted lost). SHMBUS_ECORRUPT: it does
+ * it was overwritten while read (counted lost). SHMBUS_EBADMSG: it does
  * not decode as shmbus.test.golden.Sample; SHMBUS_ENOMEM: the allocator failed (either way
  * the message is skipped). SHMBUS_ETYPE: sub is not a shmbus.test.golden.Sample
  * subscriber. info (may be NULL) gets seq, time and loss. */
@@ -87,14 +79,16 @@ int shmbus__test__golden__sample__take(shmbus_sub *sub, ProtobufCAllocator *allo
 /* Free a message from shmbus__test__golden__sample__take() with the same allocator. */
 void shmbus__test__golden__sample__free(Shmbus__Test__Golden__Sample *msg, ProtobufCAllocator *allocator);
 
-/* Block until a message can be taken: SHMBUS_OK or SHMBUS_ETIMEDOUT. */
+/* Block until a message can be taken: as shmbus_sub_wait (SHMBUS_OK,
+ * SHMBUS_ETIMEDOUT, SHMBUS_EINTR, ...). */
 int shmbus__test__golden__sample__wait(shmbus_sub *sub, int64_t timeout_ns);
 
 /* Zero-copy payload: loan a slot holding msg's other fields followed by
  * a payload of `size` bytes; write those bytes at loan->field (shared
  * memory), then shmbus__test__golden__sample__publish_loan() or shmbus_pub_discard().
- * msg->payload is ignored. SHMBUS_EMSGSIZE (no loan held) if the
- * message would not fit the topic's max message size. */
+ * msg->payload is ignored. A message larger than the topic's max
+ * message size grows the topic when pub has SHMBUS_PUB_GROW, else is
+ * SHMBUS_EMSGSIZE (no loan held). */
 int shmbus__test__golden__sample__loan_payload(shmbus_pub *pub, const Shmbus__Test__Golden__Sample *msg, size_t size,
 		struct shmbus_typed_loan *loan);
 
@@ -120,33 +114,44 @@ int shmbus__test__golden__sample__view_release(shmbus_sub *sub, Shmbus__Test__Go
 /* ---- shmbus.test.golden.Sample.Part */
 
 #define SHMBUS__TEST__GOLDEN__SAMPLE__PART__SHMBUS_TYPE_NAME "shmbus.test.golden.Sample.Part"
+/* shmbus.test.golden.Sample.Part has no largest size: shmbus.test.golden.Sample.Part.name is a string.
+ * A topic created for it without a max message size gets
+ * SHMBUS_TYPED_DEFAULT_MAX_SIZE. */
 
-/* Set opts->type_name and opts->schema to shmbus.test.golden.Sample.Part's; nothing else. */
+/* shmbus.test.golden.Sample.Part as the typed runtime (shmbus/typed.h) sees it. */
+extern const struct shmbus_typed_type shmbus__test__golden__sample__part__shmbus_type;
+
+/* Set opts->type_name and opts->schema to shmbus.test.golden.Sample.Part's, and a
+ * max_message_size of 0 to the type's (see above). */
 void shmbus__test__golden__sample__part__topic_type(struct shmbus_topic_options *opts);
 
 /* Open a publisher of shmbus.test.golden.Sample.Part on `topic`, creating the topic from
- * topic_opts (NULL: default layout; its type and schema are set to
- * shmbus.test.golden.Sample.Part's) when missing; opts: as shmbus_pub_open. SHMBUS_ETYPE if
- * the topic has another type. */
+ * topic_opts (NULL: defaults; its type and schema are set to shmbus.test.golden.Sample.Part's)
+ * when missing, with the type's max message size when topic_opts is
+ * NULL or gives 0; opts: as shmbus_pub_open (SHMBUS_PUB_GROW: publish
+ * grows the topic for a larger message). SHMBUS_ETYPE if the topic has
+ * another type. */
 int shmbus__test__golden__sample__part__pub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_pub_options *opts, shmbus_pub **out);
 
-/* Pack msg straight into a loaned slot and publish it. SHMBUS_EMSGSIZE
- * (nothing published) if it is larger than the topic's max message
- * size; SHMBUS_EINVAL if msg is not an initialised shmbus.test.golden.Sample.Part. */
+/* Pack msg straight into a loaned slot and publish it. A message larger
+ * than the topic's max message size grows the topic when pub has
+ * SHMBUS_PUB_GROW, else is SHMBUS_EMSGSIZE (nothing published, no
+ * sequence number used); SHMBUS_EINVAL if msg is not an initialised
+ * shmbus.test.golden.Sample.Part. */
 int shmbus__test__golden__sample__part__publish(shmbus_pub *pub, const Shmbus__Test__Golden__Sample__Part *msg, uint64_t *seq);
 
 /* Open a subscriber of shmbus.test.golden.Sample.Part (opts NULL: defaults). With
  * opts->create_if_missing the topic is created from topic_opts (NULL:
- * default layout) with this type. */
+ * defaults) with this type, sized as for publishers. */
 int shmbus__test__golden__sample__part__sub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_sub_options *opts, shmbus_sub **out);
 
 /* Take the next message, unpacked with allocator (NULL: malloc); free
  * it with shmbus__test__golden__sample__part__free(). SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
- * it was overwritten while read (counted lost). SHMBUS_ECORRUPT: it does
+ * it was overwritten while read (counted lost). SHMBUS_EBADMSG: it does
  * not decode as shmbus.test.golden.Sample.Part; SHMBUS_ENOMEM: the allocator failed (either way
  * the message is skipped). SHMBUS_ETYPE: sub is not a shmbus.test.golden.Sample.Part
  * subscriber. info (may be NULL) gets seq, time and loss. */
@@ -156,8 +161,63 @@ int shmbus__test__golden__sample__part__take(shmbus_sub *sub, ProtobufCAllocator
 /* Free a message from shmbus__test__golden__sample__part__take() with the same allocator. */
 void shmbus__test__golden__sample__part__free(Shmbus__Test__Golden__Sample__Part *msg, ProtobufCAllocator *allocator);
 
-/* Block until a message can be taken: SHMBUS_OK or SHMBUS_ETIMEDOUT. */
+/* Block until a message can be taken: as shmbus_sub_wait (SHMBUS_OK,
+ * SHMBUS_ETIMEDOUT, SHMBUS_EINTR, ...). */
 int shmbus__test__golden__sample__part__wait(shmbus_sub *sub, int64_t timeout_ns);
+
+/* ---- shmbus.test.golden.Point */
+
+#define SHMBUS__TEST__GOLDEN__POINT__SHMBUS_TYPE_NAME "shmbus.test.golden.Point"
+/* The most bytes a shmbus.test.golden.Point packs into, exactly: the max message size
+ * of a topic created for it without one. */
+#define SHMBUS__TEST__GOLDEN__POINT__SHMBUS_MAX_SIZE 23u
+
+/* shmbus.test.golden.Point as the typed runtime (shmbus/typed.h) sees it. */
+extern const struct shmbus_typed_type shmbus__test__golden__point__shmbus_type;
+
+/* Set opts->type_name and opts->schema to shmbus.test.golden.Point's, and a
+ * max_message_size of 0 to the type's (see above). */
+void shmbus__test__golden__point__topic_type(struct shmbus_topic_options *opts);
+
+/* Open a publisher of shmbus.test.golden.Point on `topic`, creating the topic from
+ * topic_opts (NULL: defaults; its type and schema are set to shmbus.test.golden.Point's)
+ * when missing, with the type's max message size when topic_opts is
+ * NULL or gives 0; opts: as shmbus_pub_open (SHMBUS_PUB_GROW: publish
+ * grows the topic for a larger message). SHMBUS_ETYPE if the topic has
+ * another type. */
+int shmbus__test__golden__point__pub_open(shmbus_bus *bus, const char *topic,
+		const struct shmbus_topic_options *topic_opts,
+		const struct shmbus_pub_options *opts, shmbus_pub **out);
+
+/* Pack msg straight into a loaned slot and publish it. A message larger
+ * than the topic's max message size grows the topic when pub has
+ * SHMBUS_PUB_GROW, else is SHMBUS_EMSGSIZE (nothing published, no
+ * sequence number used); SHMBUS_EINVAL if msg is not an initialised
+ * shmbus.test.golden.Point. */
+int shmbus__test__golden__point__publish(shmbus_pub *pub, const Shmbus__Test__Golden__Point *msg, uint64_t *seq);
+
+/* Open a subscriber of shmbus.test.golden.Point (opts NULL: defaults). With
+ * opts->create_if_missing the topic is created from topic_opts (NULL:
+ * defaults) with this type, sized as for publishers. */
+int shmbus__test__golden__point__sub_open(shmbus_bus *bus, const char *topic,
+		const struct shmbus_topic_options *topic_opts,
+		const struct shmbus_sub_options *opts, shmbus_sub **out);
+
+/* Take the next message, unpacked with allocator (NULL: malloc); free
+ * it with shmbus__test__golden__point__free(). SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
+ * it was overwritten while read (counted lost). SHMBUS_EBADMSG: it does
+ * not decode as shmbus.test.golden.Point; SHMBUS_ENOMEM: the allocator failed (either way
+ * the message is skipped). SHMBUS_ETYPE: sub is not a shmbus.test.golden.Point
+ * subscriber. info (may be NULL) gets seq, time and loss. */
+int shmbus__test__golden__point__take(shmbus_sub *sub, ProtobufCAllocator *allocator, Shmbus__Test__Golden__Point **msg,
+		struct shmbus_msg_info *info);
+
+/* Free a message from shmbus__test__golden__point__take() with the same allocator. */
+void shmbus__test__golden__point__free(Shmbus__Test__Golden__Point *msg, ProtobufCAllocator *allocator);
+
+/* Block until a message can be taken: as shmbus_sub_wait (SHMBUS_OK,
+ * SHMBUS_ETIMEDOUT, SHMBUS_EINTR, ...). */
+int shmbus__test__golden__point__wait(shmbus_sub *sub, int64_t timeout_ns);
 
 #ifdef __cplusplus
 }

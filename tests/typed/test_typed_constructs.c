@@ -5,7 +5,7 @@
  * two large bytes fields) compiles and round-trips over a real bus, whole
  * and with each large field viewed in place.
  */
-#include "typed_bus.h"
+#include "harness.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>
@@ -18,22 +18,6 @@
 #include "shmbus/test/common/units.shmbus.h"
 
 #define WAIT_NS 2000000000LL
-
-static struct test_bus tb;
-
-static int suite_init(void)
-{
-	int rc = test_bus_start(&tb, "constructs");
-
-	if (rc != SHMBUS_OK)
-		fprintf(stderr, "cannot start a bus: %s\n", shmbus_strerror(rc));
-	return rc == SHMBUS_OK ? 0 : -1;
-}
-
-static int suite_clean(void)
-{
-	return test_bus_stop(&tb);
-}
 
 typedef Shmbus__Test__All__Everything Everything;
 typedef Shmbus__Test__All__Everything__Inner Inner;
@@ -206,10 +190,12 @@ static void open_everything(const char *topic, shmbus_pub **pub, shmbus_sub **su
 
 	shmbus_topic_options_init(&to);
 	to.max_message_size = 64 * 1024;
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__pub_open(tb.bus, topic, &to, NULL, pub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__sub_open(tb.bus, topic, NULL, NULL, sub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__all__everything__pub_open(h_suite_bus, topic, &to, NULL, pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__all__everything__sub_open(h_suite_bus, topic, NULL, NULL, sub),
+		SHMBUS_OK);
 }
 
 static int inside(const struct shmbus_typed_view *v)
@@ -332,10 +318,12 @@ static void test_keyword_type_and_imports(void)
 	shmbus_sub *sub;
 
 	sw.case_ = 99;
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__switch__pub_open(tb.bus, "switch", NULL, NULL, &pub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__switch__sub_open(tb.bus, "switch", NULL, NULL, &sub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__all__switch__pub_open(h_suite_bus, "switch", NULL, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__all__switch__sub_open(h_suite_bus, "switch", NULL, NULL, &sub),
+		SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "shmbus.test.all.switch");
 	CU_ASSERT_EQUAL(shmbus__test__all__switch__publish(pub, &sw, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__switch__take(sub, NULL, &gs, NULL), SHMBUS_OK);
@@ -345,10 +333,12 @@ static void test_keyword_type_and_imports(void)
 	shmbus_pub_close(pub);
 
 	qt.value = -1.25;
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__common__quantity__pub_open(tb.bus, "qty", NULL, NULL, &pub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__common__quantity__sub_open(tb.bus, "qty", NULL, NULL, &sub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__common__quantity__pub_open(h_suite_bus, "qty", NULL, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__common__quantity__sub_open(h_suite_bus, "qty", NULL, NULL, &sub),
+		SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus__test__common__quantity__publish(pub, &qt, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__common__quantity__take(sub, NULL, &gq, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL(gq->value, -1.25);
@@ -358,9 +348,12 @@ static void test_keyword_type_and_imports(void)
 
 	/* A nested message type is a topic type of its own. */
 	part.name = (char *)"nested";
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__golden__sample__part__pub_open(tb.bus, "part", NULL, NULL, &pub), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__golden__sample__part__sub_open(tb.bus, "part", NULL, NULL,
-									   &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__golden__sample__part__pub_open(h_suite_bus, "part", NULL, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__golden__sample__part__sub_open(h_suite_bus, "part", NULL, NULL, &sub),
+		SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "shmbus.test.golden.Sample.Part");
 	CU_ASSERT_EQUAL(shmbus__test__golden__sample__part__publish(pub, &part, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__golden__sample__part__take(sub, NULL, &gp, NULL),
@@ -380,8 +373,8 @@ static void test_no_package(void)
 
 	b.level = SHMBUS__TEST__COMMON__LEVEL__LEVEL_HIGH;
 	b.note = (char *)"bare";
-	CU_ASSERT_EQUAL_FATAL(bare__pub_open(tb.bus, "bare", NULL, NULL, &pub), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(bare__sub_open(tb.bus, "bare", NULL, NULL, &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(bare__pub_open(h_suite_bus, "bare", NULL, NULL, &pub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(bare__sub_open(h_suite_bus, "bare", NULL, NULL, &sub), SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(sub), "Bare");
 	CU_ASSERT_EQUAL(bare__publish(pub, &b, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(bare__take(sub, NULL, &got, NULL), SHMBUS_OK);
@@ -392,27 +385,18 @@ static void test_no_package(void)
 	shmbus_pub_close(pub);
 }
 
+static void add(void)
+{
+	CU_pSuite s = h_add_bus_suite("typed_constructs", "constructs");
+
+	CU_add_test(s, "every construct round-trips", test_round_trip);
+	CU_add_test(s, "view of a field in the middle", test_view_in_the_middle);
+	CU_add_test(s, "loan next to another bytes field", test_loan_with_other_bytes);
+	CU_add_test(s, "keyword type, imported and nested types", test_keyword_type_and_imports);
+	CU_add_test(s, "no package, enum-only import", test_no_package);
+}
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("typed_constructs", suite_init, suite_clean);
-	if (!s || !CU_add_test(s, "every construct round-trips", test_round_trip) ||
-	    !CU_add_test(s, "view of a field in the middle", test_view_in_the_middle) ||
-	    !CU_add_test(s, "loan next to another bytes field", test_loan_with_other_bytes) ||
-	    !CU_add_test(s, "keyword type, imported and nested types",
-			 test_keyword_type_and_imports) ||
-	    !CU_add_test(s, "no package, enum-only import", test_no_package)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-		 CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return h_run("test_typed_constructs", add);
 }

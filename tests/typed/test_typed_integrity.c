@@ -5,7 +5,7 @@
  * checks the tag; typed take works for both unpack paths (in place and
  * from a private copy).
  */
-#include "typed_bus.h"
+#include "harness.h"
 #include "typed_util.h"
 
 #include <CUnit/Basic.h>
@@ -19,35 +19,21 @@
 
 #define WAIT_NS 2000000000LL
 
-static struct test_bus tb;
-static char *key_dir;
-
-static int suite_init(void)
+/* The bus key, a file of its own (the broker reads $SHMBUS_KEY_FILE when
+ * the first connection starts it), written before any test runs. */
+static int write_key(const char *dir)
 {
 	char path[4096];
 	FILE *f;
 
-	key_dir = util_mkdtemp();
-	if (!key_dir)
-		return -1;
-	snprintf(path, sizeof(path), "%s/bus.key", key_dir);
+	snprintf(path, sizeof(path), "%s/bus.key", dir);
 	f = fopen(path, "w");
 	if (!f)
 		return -1;
 	fputs("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", f);
-	fclose(f);
-	chmod(path, 0600);
-	setenv("SHMBUS_KEY_FILE", path, 1);
-	return test_bus_start(&tb, "integrity") == SHMBUS_OK ? 0 : -1;
-}
-
-static int suite_clean(void)
-{
-	int rc = test_bus_stop(&tb);
-
-	util_rmtree(key_dir);
-	free(key_dir);
-	return rc;
+	if (fclose(f) != 0 || chmod(path, 0600) != 0)
+		return -1;
+	return setenv("SHMBUS_KEY_FILE", path, 1);
 }
 
 static void tagged(struct shmbus_topic_options *to, uint32_t max_size)
@@ -71,15 +57,17 @@ static void test_zero_copy_tagged(void)
 	const size_t size = 640 * 480 * 3;
 
 	tagged(&to, (uint32_t)size + 1024);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(tb.bus, "tagged/image", &to, NULL, &pub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(tb.bus, "tagged/image", NULL, NULL, &sub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__msgs__image__pub_open(h_suite_bus, "tagged/image", &to, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__msgs__image__sub_open(h_suite_bus, "tagged/image", NULL, NULL, &sub),
+		SHMBUS_OK);
 	{
 		struct shmbus_topic_info ti;
 		size_t np = 0, ns = 0;
 
-		CU_ASSERT_EQUAL_FATAL(shmbus_topic_inspect(tb.bus, "tagged/image", &ti, NULL, 0,
+		CU_ASSERT_EQUAL_FATAL(shmbus_topic_inspect(h_suite_bus, "tagged/image", &ti, NULL, 0,
 							   &np, NULL, 0, &ns), SHMBUS_OK);
 		CU_ASSERT_TRUE(ti.flags & SHMBUS_TOPIC_INTEGRITY); /* really tagged */
 		CU_ASSERT_STRING_EQUAL(ti.type_name, "shmbus.msgs.Image");
@@ -126,9 +114,12 @@ static void test_take_tagged(void)
 	e.numbers = numbers;
 	e.default_ = (char *)"tagged";
 	tagged(&to, 4096);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__pub_open(tb.bus, "tagged/all", &to, NULL, &pub), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__sub_open(tb.bus, "tagged/all", NULL, NULL,
-								     &sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__all__everything__pub_open(h_suite_bus, "tagged/all", &to, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__sub_open(h_suite_bus, "tagged/all",
+								      NULL, NULL, &sub),
+			      SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &e, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__take(sub, NULL, &got, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL_FATAL(got->n_numbers, 3);
@@ -137,10 +128,12 @@ static void test_take_tagged(void)
 	shmbus__test__all__everything__free(got, NULL);
 
 	/* Image is unpacked in place. */
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(tb.bus, "tagged/small", &to, NULL, &ipub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(tb.bus, "tagged/small", NULL, NULL, &isub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__msgs__image__pub_open(h_suite_bus, "tagged/small", &to, NULL, &ipub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__msgs__image__sub_open(h_suite_bus, "tagged/small", NULL, NULL, &isub),
+		SHMBUS_OK);
 	img.width = 7;
 	img.data.data = (uint8_t *)"pixels";
 	img.data.len = 6;
@@ -155,23 +148,25 @@ static void test_take_tagged(void)
 	shmbus_pub_close(pub);
 }
 
+static void add(void)
+{
+	CU_pSuite s = h_add_bus_suite("typed_integrity", "integrity");
+
+	CU_add_test(s, "zero-copy frame on a tagged topic", test_zero_copy_tagged);
+	CU_add_test(s, "typed take on tagged topics", test_take_tagged);
+}
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
+	char *key_dir = util_mkdtemp();
+	int rc;
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("typed_integrity", suite_init, suite_clean);
-	if (!s || !CU_add_test(s, "zero-copy frame on a tagged topic", test_zero_copy_tagged) ||
-	    !CU_add_test(s, "typed take on tagged topics", test_take_tagged)) {
-		CU_cleanup_registry();
+	if (!key_dir || write_key(key_dir) != 0) {
+		fprintf(stderr, "test_typed_integrity: cannot write a key file\n");
 		return 1;
 	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-		 CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	rc = h_run("test_typed_integrity", add);
+	util_rmtree(key_dir);
+	free(key_dir);
+	return rc;
 }

@@ -6,7 +6,7 @@
  *
  * usage: test_typed_pipeline CAMERA IMU PROCESSOR MONITOR
  */
-#include "typed_bus.h"
+#include "harness.h"
 #include "typed_util.h"
 
 #include <CUnit/Basic.h>
@@ -22,23 +22,12 @@ extern char **environ;
 
 static const char *progs[4];
 static const char *const names[4] = { "camera", "imu", "processor", "monitor" };
-static struct test_bus tb;
-
-static int suite_init(void)
-{
-	return test_bus_start(&tb, "pipeline") == SHMBUS_OK ? 0 : -1;
-}
-
-static int suite_clean(void)
-{
-	return test_bus_stop(&tb);
-}
 
 static pid_t spawn(const char *prog, const char *out_path)
 {
 	posix_spawn_file_actions_t fa;
-	char *argv[] = { (char *)prog, (char *)"--bus", tb.name, (char *)"--duration",
-			 (char *)"2", NULL };
+	char *argv[] = { (char *)prog, (char *)"--bus", (char *)h_bus_name("pipeline"),
+			 (char *)"--duration", (char *)"2", NULL };
 	pid_t pid;
 	int rc;
 
@@ -94,28 +83,20 @@ static void test_pipeline_runs(void)
 	free(dir);
 }
 
+static void add(void)
+{
+	CU_pSuite s = h_add_bus_suite("typed_pipeline", "pipeline");
+
+	CU_add_test(s, "the sensor-pipeline demo runs end to end", test_pipeline_runs);
+}
+
 int main(int argc, char **argv)
 {
-	CU_pSuite s;
-	unsigned failed;
-
 	if (argc != 5) {
 		fprintf(stderr, "usage: %s CAMERA IMU PROCESSOR MONITOR\n", argv[0]);
 		return 2;
 	}
 	for (int i = 0; i < 4; i++)
 		progs[i] = argv[i + 1];
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("typed_pipeline", suite_init, suite_clean);
-	if (!s || !CU_add_test(s, "the sensor-pipeline demo runs end to end", test_pipeline_runs)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-		 CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return h_run("test_typed_pipeline", add);
 }

@@ -4,7 +4,7 @@
  * equal; each topic stores the type's full name and a schema that decodes
  * as a FileDescriptorSet holding the type and everything it imports.
  */
-#include "typed_bus.h"
+#include "harness.h"
 
 #include <CUnit/Basic.h>
 #include <math.h>
@@ -24,22 +24,6 @@
 #include "shmbus/msgs/point_cloud.shmbus.h"
 
 #define WAIT_NS 2000000000LL
-
-static struct test_bus tb;
-
-static int suite_init(void)
-{
-	int rc = test_bus_start(&tb, "schemas");
-
-	if (rc != SHMBUS_OK)
-		fprintf(stderr, "cannot start a bus: %s\n", shmbus_strerror(rc));
-	return rc == SHMBUS_OK ? 0 : -1;
-}
-
-static int suite_clean(void)
-{
-	return test_bus_stop(&tb);
-}
 
 /* Equal messages pack to equal bytes (protobuf-c packs fields in number
  * order and repeated/map entries in their order). */
@@ -100,34 +84,34 @@ static void check_schema(shmbus_sub *sub, const ProtobufCMessageDescriptor *desc
 }
 
 /* Open, publish `msg`, take it back, compare, check the topic's schema. */
-#define ROUNDTRIP(lower, ctype, msg)                                                      \
-	do {                                                                              \
-		struct shmbus_topic_options to_;                                          \
-		struct shmbus_msg_info info_;                                             \
-		shmbus_pub *pub_ = NULL;                                                  \
-		shmbus_sub *sub_ = NULL;                                                  \
-		ctype *got_ = NULL;                                                       \
-		uint64_t seq_ = 0;                                                        \
-                                                                                          \
-		shmbus_topic_options_init(&to_);                                          \
-		to_.max_message_size = 1 << 20;                                           \
-		CU_ASSERT_EQUAL_FATAL(lower##__pub_open(tb.bus, #lower, &to_, NULL, &pub_),     \
-				      SHMBUS_OK);                                         \
-		CU_ASSERT_EQUAL_FATAL(lower##__sub_open(tb.bus, #lower, NULL, NULL, &sub_),     \
-				      SHMBUS_OK);                                         \
-		CU_ASSERT_EQUAL(lower##__publish(pub_, (msg), &seq_), SHMBUS_OK);         \
-		CU_ASSERT_EQUAL(lower##__wait(sub_, WAIT_NS), SHMBUS_OK);                 \
-		CU_ASSERT_EQUAL(lower##__take(sub_, NULL, &got_, &info_), SHMBUS_OK);     \
-		check_same(&(msg)->base, got_ ? &got_->base : NULL);                      \
-		if (got_) {                                                               \
-			CU_ASSERT_EQUAL(info_.seq, seq_);                                 \
-			CU_ASSERT_EQUAL(info_.lost, 0);                                   \
-		}                                                                         \
-		check_schema(sub_, &lower##__descriptor);                                 \
-		lower##__free(got_, NULL);                                                \
-		CU_ASSERT_EQUAL(lower##__take(sub_, NULL, &got_, NULL), SHMBUS_EAGAIN);   \
-		shmbus_sub_close(sub_);                                                   \
-		shmbus_pub_close(pub_);                                                   \
+#define ROUNDTRIP(lower, ctype, msg)                                                               \
+	do {                                                                                       \
+		struct shmbus_topic_options to_;                                                   \
+		struct shmbus_msg_info info_;                                                      \
+		shmbus_pub *pub_ = NULL;                                                           \
+		shmbus_sub *sub_ = NULL;                                                           \
+		ctype *got_ = NULL;                                                                \
+		uint64_t seq_ = 0;                                                                 \
+                                                                                                   \
+		shmbus_topic_options_init(&to_);                                                   \
+		to_.max_message_size = 1 << 20;                                                    \
+		CU_ASSERT_EQUAL_FATAL(lower##__pub_open(h_suite_bus, #lower, &to_, NULL, &pub_),   \
+				      SHMBUS_OK);                                                  \
+		CU_ASSERT_EQUAL_FATAL(lower##__sub_open(h_suite_bus, #lower, NULL, NULL, &sub_),   \
+				      SHMBUS_OK);                                                  \
+		CU_ASSERT_EQUAL(lower##__publish(pub_, (msg), &seq_), SHMBUS_OK);                  \
+		CU_ASSERT_EQUAL(lower##__wait(sub_, WAIT_NS), SHMBUS_OK);                          \
+		CU_ASSERT_EQUAL(lower##__take(sub_, NULL, &got_, &info_), SHMBUS_OK);              \
+		check_same(&(msg)->base, got_ ? &got_->base : NULL);                               \
+		if (got_) {                                                                        \
+			CU_ASSERT_EQUAL(info_.seq, seq_);                                          \
+			CU_ASSERT_EQUAL(info_.lost, 0);                                            \
+		}                                                                                  \
+		check_schema(sub_, &lower##__descriptor);                                          \
+		lower##__free(got_, NULL);                                                         \
+		CU_ASSERT_EQUAL(lower##__take(sub_, NULL, &got_, NULL), SHMBUS_EAGAIN);            \
+		shmbus_sub_close(sub_);                                                            \
+		shmbus_pub_close(pub_);                                                            \
 	} while (0)
 
 static Shmbus__Msgs__Header hdr = SHMBUS__MSGS__HEADER__INIT;
@@ -342,24 +326,16 @@ static void test_navigation_and_logs(void)
 	ROUNDTRIP(shmbus__msgs__diagnostic, Shmbus__Msgs__Diagnostic, &diag);
 }
 
+static void add(void)
+{
+	CU_pSuite s = h_add_bus_suite("typed_schemas", "schemas");
+
+	CU_add_test(s, "geometry types round trip", test_geometry);
+	CU_add_test(s, "sensor types round trip", test_sensors);
+	CU_add_test(s, "navigation and log types round trip", test_navigation_and_logs);
+}
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("typed_schemas", suite_init, suite_clean);
-	if (!s || !CU_add_test(s, "geometry types round trip", test_geometry) ||
-	    !CU_add_test(s, "sensor types round trip", test_sensors) ||
-	    !CU_add_test(s, "navigation and log types round trip", test_navigation_and_logs)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-		 CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return h_run("test_typed_schemas", add);
 }

@@ -2,12 +2,13 @@
  * test_typed_zero_copy - large bytes fields written and read in place, and
  * the typed layer's refusals: an image is loaned and filled in shared
  * memory and viewed without copying (the field pointer lies inside the
- * slot); oversized messages are SHMBUS_EMSGSIZE with no loan kept; another
+ * slot); oversized messages are SHMBUS_EMSGSIZE with no loan kept, or
+ * grow the topic for a publisher with SHMBUS_PUB_GROW; another
  * type on the topic is SHMBUS_ETYPE; a lapped view is SHMBUS_ELAPPED; an
- * undecodable payload is SHMBUS_ECORRUPT; failed allocations are
+ * undecodable payload is SHMBUS_EBADMSG; failed allocations are
  * SHMBUS_ENOMEM, and nothing leaks.
  */
-#include "typed_bus.h"
+#include "harness.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>
@@ -23,22 +24,6 @@
 #define HEIGHT 720u
 #define STEP (WIDTH * 3u)
 #define FRAME_SIZE ((size_t)STEP * HEIGHT)
-
-static struct test_bus tb;
-
-static int suite_init(void)
-{
-	int rc = test_bus_start(&tb, "zc");
-
-	if (rc != SHMBUS_OK)
-		fprintf(stderr, "cannot start a bus: %s\n", shmbus_strerror(rc));
-	return rc == SHMBUS_OK ? 0 : -1;
-}
-
-static int suite_clean(void)
-{
-	return test_bus_stop(&tb);
-}
 
 static uint8_t pattern(size_t i, uint32_t frame)
 {
@@ -66,8 +51,10 @@ static void open_image_topic(const char *topic, uint32_t max_size, shmbus_pub **
 	shmbus_topic_options_init(&to);
 	to.slot_count = 4;
 	to.max_message_size = max_size;
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(tb.bus, topic, &to, NULL, pub), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(tb.bus, topic, NULL, NULL, sub), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(h_suite_bus, topic, &to, NULL, pub),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(h_suite_bus, topic, NULL, NULL, sub),
+			      SHMBUS_OK);
 }
 
 static void check_header(const Shmbus__Msgs__Image *img, int64_t stamp)
@@ -215,6 +202,147 @@ static void test_too_big(void)
 	shmbus_pub_close(pub);
 }
 
+/* Refusing a message too big for the topic costs no sequence number:
+ * subscribers count nothing lost, and the next message gets the next
+ * number. */
+static void test_too_big_costs_nothing(void)
+{
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_typed_loan loan;
+	struct shmbus_msg_info info;
+	struct shmbus_sub_stats st;
+	uint8_t big[2048];
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	uint64_t first, next;
+
+	memset(big, 0xcd, sizeof(big));
+	open_image_topic("camera/refused", 1024, &pub, &sub);
+	image_init(&img, &hdr, 6);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(pub, &img, &first), SHMBUS_OK);
+	img.data.data = big;
+	img.data.len = sizeof(big);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_EMSGSIZE);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__loan_data(pub, &img, sizeof(big), &loan),
+			SHMBUS_EMSGSIZE);
+	img.data.len = 0;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(pub, &img, &next), SHMBUS_OK);
+	CU_ASSERT_EQUAL(next, first + 1);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, NULL, &got, &info), SHMBUS_OK);
+		CU_ASSERT_EQUAL(info.seq, i ? next : first);
+		CU_ASSERT_EQUAL(info.lost, 0);
+		shmbus__msgs__image__free(got, NULL);
+	}
+	shmbus_sub_stats(sub, &st);
+	CU_ASSERT_EQUAL(st.lost, 0);
+	CU_ASSERT_EQUAL(st.next_seq, next + 1);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+/* The next message on sub is a packed image with stamp `stamp`, sequence
+ * number `seq`, nothing lost before it and `len` bytes of pattern 3. */
+static void take_grown(shmbus_sub *sub, uint64_t seq, int64_t stamp, size_t len)
+{
+	Shmbus__Msgs__Image *got = NULL;
+	struct shmbus_msg_info info;
+
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__wait(sub, WAIT_NS), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, NULL, &got, &info), SHMBUS_OK);
+	CU_ASSERT_EQUAL(info.seq, seq);
+	CU_ASSERT_EQUAL(info.lost, 0);
+	CU_ASSERT_EQUAL(got->header->stamp_ns, stamp);
+	CU_ASSERT_EQUAL(got->data.len, len);
+	CU_ASSERT_TRUE(frame_matches(got->data.data, got->data.len, 3));
+	shmbus__msgs__image__free(got, NULL);
+}
+
+/* A publisher opened with SHMBUS_PUB_GROW grows the topic for a message
+ * that does not fit, packed or loaned; a publisher without it is refused
+ * (costing no sequence number) until the topic has grown, then follows
+ * it. The subscriber follows each growth and loses nothing. */
+static void test_grow(void)
+{
+	Shmbus__Msgs__Image img, *got = NULL;
+	Shmbus__Msgs__Header hdr;
+	struct shmbus_topic_options to;
+	struct shmbus_pub_options po;
+	struct shmbus_typed_loan loan;
+	struct shmbus_typed_view view;
+	struct shmbus_topic_info ti;
+	struct shmbus_sub_stats st;
+	shmbus_pub *grower, *plain;
+	shmbus_sub *sub;
+	uint8_t *big = malloc(8192);
+	uint64_t seq[4];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	for (size_t i = 0; i < 8192; i++)
+		big[i] = pattern(i, 3);
+	shmbus_topic_options_init(&to);
+	to.slot_count = 4;
+	to.max_message_size = 1024;
+	shmbus_pub_options_init(&po);
+	po.flags = SHMBUS_PUB_GROW;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(h_suite_bus, "camera/grow", &to, &po,
+							    &grower),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__pub_open(h_suite_bus, "camera/grow", &to, NULL,
+							    &plain),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(h_suite_bus, "camera/grow", NULL, NULL,
+							    &sub),
+			      SHMBUS_OK);
+	image_init(&img, &hdr, 1);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(grower, &img, &seq[0]), SHMBUS_OK);
+	take_grown(sub, seq[0], 1, 0);
+
+	img.data.data = big;
+	img.data.len = 2048;
+	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(plain, &img, NULL), SHMBUS_EMSGSIZE);
+	CU_ASSERT_EQUAL(shmbus_pub_max_message_size(plain), 1024);
+	hdr.stamp_ns = 2;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(grower, &img, &seq[1]), SHMBUS_OK);
+	CU_ASSERT_TRUE(shmbus_pub_max_message_size(grower) >=
+		       shmbus__msgs__image__get_packed_size(&img));
+	take_grown(sub, seq[0] + 1, 2, 2048); /* the refusal cost no number */
+
+	hdr.stamp_ns = 3;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__loan_data(grower, &img, 8192, &loan), SHMBUS_OK);
+	memcpy(loan.field, big, 8192);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish_loan(grower, &loan, &seq[2]), SHMBUS_OK);
+	CU_ASSERT_EQUAL(seq[2], seq[1] + 1);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__wait(sub, WAIT_NS), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_OK);
+	CU_ASSERT_EQUAL(view.view.info.seq, seq[2]);
+	CU_ASSERT_EQUAL(view.view.info.lost, 0);
+	CU_ASSERT_EQUAL(got->header->stamp_ns, 3);
+	CU_ASSERT_EQUAL(view.field_size, 8192);
+	CU_ASSERT_TRUE(frame_matches(view.field, view.field_size, 3));
+	CU_ASSERT_EQUAL(shmbus__msgs__image__view_release(sub, got, NULL, &view), SHMBUS_OK);
+
+	/* Grown by another: the plain publisher's message fits now. */
+	hdr.stamp_ns = 4;
+	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__publish(plain, &img, &seq[3]), SHMBUS_OK);
+	CU_ASSERT_EQUAL(seq[3], seq[2] + 1);
+	take_grown(sub, seq[3], 4, 2048);
+
+	shmbus_sub_stats(sub, &st);
+	CU_ASSERT_EQUAL(st.lost, 0);
+	CU_ASSERT_EQUAL(st.received, 4);
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(h_suite_bus, "camera/grow", &ti, NULL, 0, NULL, NULL,
+					     0, NULL),
+			SHMBUS_OK);
+	CU_ASSERT_EQUAL(ti.grown, 2);
+	CU_ASSERT_TRUE(ti.max_message_size >= 8192);
+	free(big);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(plain);
+	shmbus_pub_close(grower);
+}
+
 static void test_type_mismatch(void)
 {
 	shmbus_pub *pub, *imu_pub = NULL;
@@ -224,15 +352,18 @@ static void test_type_mismatch(void)
 	Shmbus__Msgs__Header hdr;
 
 	open_image_topic("camera/typed", 4096, &pub, &sub);
-	CU_ASSERT_EQUAL(shmbus__msgs__imu__pub_open(tb.bus, "camera/typed", NULL, NULL, &imu_pub),
-			SHMBUS_ETYPE);
+	CU_ASSERT_EQUAL(
+		shmbus__msgs__imu__pub_open(h_suite_bus, "camera/typed", NULL, NULL, &imu_pub),
+		SHMBUS_ETYPE);
 	CU_ASSERT_PTR_NULL(imu_pub);
-	CU_ASSERT_EQUAL(shmbus__msgs__imu__sub_open(tb.bus, "camera/typed", NULL, NULL, &imu_sub),
-			SHMBUS_ETYPE);
+	CU_ASSERT_EQUAL(
+		shmbus__msgs__imu__sub_open(h_suite_bus, "camera/typed", NULL, NULL, &imu_sub),
+		SHMBUS_ETYPE);
 	CU_ASSERT_PTR_NULL(imu_sub);
 
 	/* An untyped subscriber sees the topic's type; typed take checks it. */
-	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(tb.bus, "camera/typed", NULL, NULL, &raw), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(h_suite_bus, "camera/typed", NULL, NULL, &raw),
+			      SHMBUS_OK);
 	CU_ASSERT_STRING_EQUAL(shmbus_sub_type_name(raw), SHMBUS__MSGS__IMAGE__SHMBUS_TYPE_NAME);
 	image_init(&img, &hdr, 3);
 	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
@@ -291,14 +422,16 @@ static void test_corrupt_payload(void)
 	shmbus_topic_options_init(&to);
 	shmbus__msgs__image__topic_type(&to);
 	to.max_message_size = 4096;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(tb.bus, "camera/corrupt", &to, NULL, &raw), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "camera/corrupt", &to, NULL, &raw),
+			      SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus_pub_send(raw, garbage, sizeof(garbage), NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus_pub_send(raw, garbage, sizeof(garbage), NULL), SHMBUS_OK);
 	image_init(&img, &hdr, 8);
 	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
-	CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_ECORRUPT);
+	/* EBADMSG: the message is bad; ECORRUPT would say the segment is. */
+	CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_EBADMSG);
 	CU_ASSERT_PTR_NULL(got);
-	CU_ASSERT_EQUAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_ECORRUPT);
+	CU_ASSERT_EQUAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_EBADMSG);
 	CU_ASSERT_PTR_NULL(got);
 	/* Skipped, not stuck: the good message after them comes through. */
 	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_OK);
@@ -310,7 +443,7 @@ static void test_corrupt_payload(void)
 }
 
 /* Every prefix of a valid image and a few thousand random payloads: take
- * and view return OK or ECORRUPT, never read outside the slot (ASan
+ * and view return OK or EBADMSG, never read outside the slot (ASan
  * builds check that) and never leave the subscriber stuck. */
 static void test_malformed_payloads(void)
 {
@@ -328,9 +461,11 @@ static void test_malformed_payloads(void)
 	shmbus__msgs__image__topic_type(&to);
 	to.slot_count = 16;
 	to.max_message_size = 4096;
-	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(tb.bus, "camera/malformed", &to, NULL, &raw), SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__sub_open(tb.bus, "camera/malformed", NULL, NULL, &sub),
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(h_suite_bus, "camera/malformed", &to, NULL, &raw),
 			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__msgs__image__sub_open(h_suite_bus, "camera/malformed", NULL, NULL, &sub),
+		SHMBUS_OK);
 	memset(px, 7, sizeof(px));
 	image_init(&img, &hdr, 11);
 	img.data.data = px;
@@ -371,9 +506,9 @@ static void test_malformed_payloads(void)
 						SHMBUS_OK);
 			}
 		}
-		CU_ASSERT_TRUE(rc == SHMBUS_OK || rc == SHMBUS_ECORRUPT);
+		CU_ASSERT_TRUE(rc == SHMBUS_OK || rc == SHMBUS_EBADMSG);
 		ok += rc == SHMBUS_OK;
-		corrupt += rc == SHMBUS_ECORRUPT;
+		corrupt += rc == SHMBUS_EBADMSG;
 		/* Consumed either way: nothing is left to take. */
 		CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_EAGAIN);
 	}
@@ -476,10 +611,12 @@ static void test_proto2_has_flag(void)
 
 	shmbus_topic_options_init(&to);
 	to.max_message_size = 4096;
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__pub_open(tb.bus, "legacy", &to, NULL, &pub),
-			      SHMBUS_OK);
-	CU_ASSERT_EQUAL_FATAL(shmbus__test__legacy__frame__sub_open(tb.bus, "legacy", NULL, NULL, &sub),
-			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__legacy__frame__pub_open(h_suite_bus, "legacy", &to, NULL, &pub),
+		SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+		shmbus__test__legacy__frame__sub_open(h_suite_bus, "legacy", NULL, NULL, &sub),
+		SHMBUS_OK);
 	shmbus__test__legacy__frame__init(&f);
 	f.id = 42;
 	f.checksum.data = (uint8_t *)"sum";
@@ -515,30 +652,24 @@ static void test_proto2_has_flag(void)
 	shmbus_pub_close(pub);
 }
 
+static void add(void)
+{
+	CU_pSuite s = h_add_bus_suite("typed_zero_copy", "zc");
+
+	CU_add_test(s, "1280x720 image loaned and viewed in place", test_image_in_place);
+	CU_add_test(s, "packed image viewed in place", test_view_of_packed_image);
+	CU_add_test(s, "oversized message is EMSGSIZE, loan discarded", test_too_big);
+	CU_add_test(s, "a refused message costs no sequence number", test_too_big_costs_nothing);
+	CU_add_test(s, "SHMBUS_PUB_GROW grows the topic for a larger message", test_grow);
+	CU_add_test(s, "another type is ETYPE", test_type_mismatch);
+	CU_add_test(s, "lapped view is ELAPPED", test_lapped_view);
+	CU_add_test(s, "undecodable payload is EBADMSG and skipped", test_corrupt_payload);
+	CU_add_test(s, "malformed and truncated payloads", test_malformed_payloads);
+	CU_add_test(s, "caller's allocator, failures are ENOMEM", test_allocator);
+	CU_add_test(s, "proto2 optional bytes in place", test_proto2_has_flag);
+}
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("typed_zero_copy", suite_init, suite_clean);
-	if (!s || !CU_add_test(s, "1280x720 image loaned and viewed in place", test_image_in_place) ||
-	    !CU_add_test(s, "packed image viewed in place", test_view_of_packed_image) ||
-	    !CU_add_test(s, "oversized message is EMSGSIZE, loan discarded", test_too_big) ||
-	    !CU_add_test(s, "another type is ETYPE", test_type_mismatch) ||
-	    !CU_add_test(s, "lapped view is ELAPPED", test_lapped_view) ||
-	    !CU_add_test(s, "undecodable payload is ECORRUPT and skipped", test_corrupt_payload) ||
-	    !CU_add_test(s, "malformed and truncated payloads", test_malformed_payloads) ||
-	    !CU_add_test(s, "caller's allocator, failures are ENOMEM", test_allocator) ||
-	    !CU_add_test(s, "proto2 optional bytes in place", test_proto2_has_flag)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed() +
-		 CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return h_run("test_typed_zero_copy", add);
 }

@@ -1,7 +1,7 @@
 /*
  * typed_util.h - helpers shared by the typed-layer and codegen tests:
- * running protoc and the plugin, temporary directories, and a broker per
- * test on its own bus.
+ * running protoc and the plugin, temporary directories, comparing texts.
+ * (Buses and brokers: tests/harness.h.)
  */
 #ifndef SHMBUS_TESTS_TYPED_UTIL_H
 #define SHMBUS_TESTS_TYPED_UTIL_H

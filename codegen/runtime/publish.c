@@ -1,0 +1,125 @@
+/*
+ * publish.c - typed publishing: protobuf-c packs a message straight into
+ * a loaned slot, or lays out all but one large bytes field and leaves
+ * that field's bytes to the caller to write in place.
+ *
+ * Every refusal (too big, wrong message, wrong topic) happens before the
+ * loan: a loan claims a sequence number, and a number given back
+ * unpublished is counted lost by every subscriber.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* Make room for a message of `size` bytes before the loan: a publisher
+ * with SHMBUS_PUB_GROW grows the topic; one without learns
+ * SHMBUS_EMSGSIZE (shmbus_errmsg() says by how much) while nothing is
+ * claimed yet. shmbus_pub_reserve() also looks for a larger ring another
+ * publisher grew the topic into, which a message too large for this one
+ * may fit. */
+static int room(shmbus_pub *pub, size_t size)
+{
+	return size > shmbus_pub_max_message_size(pub) ? shmbus_pub_reserve(pub, size) : SHMBUS_OK;
+}
+
+/* Why a message of `type` may not go to pub, or SHMBUS_OK. */
+static int check(shmbus_pub *pub, const struct shmbus_typed_type *type,
+		 const ProtobufCMessage *msg)
+{
+	if (!pub || !typed_type_valid(type) || !msg || msg->descriptor != type->descriptor)
+		return SHMBUS_EINVAL;
+	/* A publisher handle of another type would write this message into
+	 * a topic that decodes it as something else. */
+	if (!typed_pub_has_type(pub, type))
+		return SHMBUS_ETYPE;
+	return SHMBUS_OK;
+}
+
+int shmbus_typed_publish(shmbus_pub *pub, const struct shmbus_typed_type *type,
+			 const ProtobufCMessage *msg, uint64_t *seq)
+{
+	size_t size, capacity;
+	void *buf;
+	int rc = check(pub, type, msg);
+
+	if (rc != SHMBUS_OK)
+		return rc;
+	size = protobuf_c_message_get_packed_size(msg);
+	if ((rc = room(pub, size)) != SHMBUS_OK)
+		return rc;
+	rc = shmbus_pub_loan(pub, &buf, &capacity);
+	if (rc != SHMBUS_OK)
+		return rc;
+	if (size > capacity) { /* the loan's ring is never smaller: not expected */
+		(void)shmbus_pub_discard(pub);
+		return SHMBUS_EMSGSIZE;
+	}
+	typed_prefetch(buf, size, true);
+	rc = shmbus_pub_publish(pub, protobuf_c_message_pack(msg, buf), seq);
+	if (rc != SHMBUS_OK)
+		(void)shmbus_pub_discard(pub);
+	return rc;
+}
+
+static void loan_clear(struct shmbus_typed_loan *loan)
+{
+	loan->field = NULL;
+	loan->field_size = 0;
+	loan->size_ = 0;
+}
+
+int shmbus_typed_loan_field(shmbus_pub *pub, const struct shmbus_typed_type *type,
+			    const ProtobufCMessage *rest, uint32_t number, size_t field_size,
+			    struct shmbus_typed_loan *loan)
+{
+	uint8_t key[10], len[10];
+	size_t head, n_key, n_len, capacity, total;
+	uint8_t *p;
+	void *buf;
+	int rc;
+
+	if (!loan)
+		return SHMBUS_EINVAL;
+	loan_clear(loan);
+	if ((rc = check(pub, type, rest)) != SHMBUS_OK)
+		return rc;
+	if (number == 0 || number > 536870911u)
+		return SHMBUS_EINVAL;
+	head = protobuf_c_message_get_packed_size(rest);
+	n_key = wire_put_varint(key, (uint64_t)number << 3 | 2u);
+	n_len = wire_put_varint(len, (uint64_t)field_size);
+	if (field_size > SIZE_MAX - head - n_key - n_len)
+		return SHMBUS_EMSGSIZE;
+	total = head + n_key + n_len + field_size;
+	if ((rc = room(pub, total)) != SHMBUS_OK)
+		return rc;
+	rc = shmbus_pub_loan(pub, &buf, &capacity);
+	if (rc != SHMBUS_OK)
+		return rc;
+	if (total > capacity) {
+		(void)shmbus_pub_discard(pub);
+		return SHMBUS_EMSGSIZE;
+	}
+	p = buf;
+	typed_prefetch(p, head + n_key + n_len, true);
+	protobuf_c_message_pack(rest, p);
+	memcpy(p + head, key, n_key);
+	memcpy(p + head + n_key, len, n_len);
+	loan->field = p + head + n_key + n_len;
+	loan->field_size = field_size;
+	loan->size_ = total;
+	return SHMBUS_OK;
+}
+
+int shmbus_typed_publish_loan(shmbus_pub *pub, struct shmbus_typed_loan *loan, uint64_t *seq)
+{
+	int rc;
+
+	if (!pub || !loan || !loan->field)
+		return SHMBUS_EINVAL;
+	rc = shmbus_pub_publish(pub, loan->size_, seq);
+	if (rc != SHMBUS_OK)
+		(void)shmbus_pub_discard(pub);
+	loan_clear(loan);
+	return rc;
+}
