@@ -98,7 +98,10 @@ static int find_schema(struct fox_client *c, const char *topic, const char *type
 }
 
 /* Open the bus publisher: an existing topic must have this type; a new
- * one is created with the type, its schema, and --publish-max-size. */
+ * one is created with the type and its schema, sized as a typed publisher
+ * sizes it (the type's exact bound when its schema has one, else 4 KiB,
+ * never above --publish-max-size). The publisher grows the topic for a
+ * larger message, up to --publish-max-size. */
 static int open_pub(struct fox_client *c, struct fox_client_channel *p, char *err,
 		    size_t errlen)
 {
@@ -113,8 +116,16 @@ static int open_pub(struct fox_client *c, struct fox_client_channel *p, char *er
 	to.type_name = p->type;
 	to.schema = fds;
 	to.schema_size = fds_len;
-	to.max_message_size = c->srv->opt.publish_max_size;
-	rc = shmbus_pub_open(c->srv->bus, p->topic, &to, NULL, &p->pub);
+	uint64_t bound = 0;
+	to.max_message_size = 4096;
+	if (pbjson_max_encoded_size(p->schema, p->type, &bound, NULL, 0) == PBJSON_OK)
+		to.max_message_size = bound ? (uint32_t)bound : 1;
+	if (to.max_message_size > c->srv->opt.publish_max_size)
+		to.max_message_size = c->srv->opt.publish_max_size;
+	struct shmbus_pub_options po;
+	shmbus_pub_options_init(&po);
+	po.flags = SHMBUS_PUB_GROW;
+	rc = shmbus_pub_open(c->srv->bus, p->topic, &to, &po, &p->pub);
 	if (rc == SHMBUS_ELAYOUT) {
 		/* It exists with smaller messages: publish what fits. */
 		struct shmbus_topic_info info;
@@ -122,7 +133,7 @@ static int open_pub(struct fox_client *c, struct fox_client_channel *p, char *er
 		if (shmbus_topic_inspect(c->srv->bus, p->topic, &info, NULL, 0, NULL, NULL, 0,
 					 NULL) == SHMBUS_OK) {
 			to.max_message_size = info.max_message_size;
-			rc = shmbus_pub_open(c->srv->bus, p->topic, &to, NULL, &p->pub);
+			rc = shmbus_pub_open(c->srv->bus, p->topic, &to, &po, &p->pub);
 		}
 	}
 	free(fds);
@@ -241,6 +252,14 @@ void fox_publish_data(struct fox_client *c, uint32_t id, const unsigned char *da
 		p->refused++;
 		fox_send_status(c, 2, sid, "not published on '%s': not a valid %s: %s", p->topic,
 				p->type, err);
+		return;
+	}
+	if (len > c->srv->opt.publish_max_size && len > shmbus_pub_max_message_size(p->pub)) {
+		free(wire);
+		p->refused++;
+		fox_send_status(c, 2, sid, "not published on '%s': %zu bytes, above the server's "
+					   "--publish-max-size %u", p->topic, len,
+				c->srv->opt.publish_max_size);
 		return;
 	}
 	rc = shmbus_pub_send(p->pub, wire ? wire : data, len, NULL);

@@ -38,7 +38,7 @@ struct fox_options {
 	size_t queue_bytes;         /* per client */
 	size_t queue_messages;      /* per client */
 	bool client_publish;        /* offer the clientPublish capability */
-	uint32_t publish_max_size;  /* max message size of topics clients create */
+	uint32_t publish_max_size;  /* largest message a client may publish */
 	bool verbose;
 };
 

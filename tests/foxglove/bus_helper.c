@@ -262,7 +262,8 @@ static void cmd_take(const char *topic, long n, long ms)
 			msg = json_pack("{s:s}", "undecodable", err);
 		json_array_append_new(list, msg);
 	}
-	reply(json_pack("{s:o, s:s}", "messages", list, "type", shmbus_sub_type_name(sub)));
+	reply(json_pack("{s:o, s:s, s:I}", "messages", list, "type", shmbus_sub_type_name(sub),
+			"max_message_size", (json_int_t)shmbus_sub_max_message_size(sub)));
 	pbjson_schema_free(schema);
 	shmbus_sub_close(sub);
 }

@@ -162,6 +162,8 @@ const cases = {
     check(JSON.stringify(cmd.messages) ===
       JSON.stringify([{ x: 1, y: -1, z: 0.5 }, { x: 2, y: -2, z: 0.5 }, { x: 3, y: -3, z: 0.5 }]),
       `the 3 JSON messages arrived on the bus, and nothing else (${JSON.stringify(cmd.messages)})`);
+    check(cmd.max_message_size === 27,
+      `the topic it created is sized to the type's bound: three doubles, 27 B (${cmd.max_message_size})`);
     const pb = await helper.cmd("take /cmd_pb 2 1000");
     check(JSON.stringify(pb.messages) === JSON.stringify([{ x: 4, y: 5, z: 6 }]),
       `the protobuf message arrived, the malformed one did not (${JSON.stringify(pb.messages)})`);

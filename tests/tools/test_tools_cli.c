@@ -491,6 +491,46 @@ static void test_pub(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"fEnum\":\"COLOR_UNSPECIFIED\""));
 }
 
+/* Topics `shmbus pub` creates cost what the type carries: a type with
+ * only scalar fields gets its exact bound (Vector3: three doubles, 27 B)
+ * and, from the ring's byte budget, the most slots; a type with a string
+ * the typed default; a topic made small grows for a larger message. */
+static void test_pub_sizes_topics(void)
+{
+	static char out[8192];
+	struct shmbus_topic_info ti;
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s small/vec shmbus.msgs.Vector3 "
+				"'{\"x\": 1}' -q", bus_name), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_topic_inspect(bus, "small/vec", &ti, NULL, 0, NULL, NULL, 0,
+						   NULL), 0);
+	CU_ASSERT_EQUAL(ti.max_message_size, 27);
+	CU_ASSERT_TRUE(ti.slot_size <= 256);
+	CU_ASSERT_TRUE(ti.slot_count * ti.slot_size <= 64 * 1024);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s small/imu shmbus.msgs.Imu '{}' -q",
+				bus_name), 0);
+	CU_ASSERT_EQUAL_FATAL(shmbus_topic_inspect(bus, "small/imu", &ti, NULL, 0, NULL, NULL, 0,
+						   NULL), 0);
+	CU_ASSERT_EQUAL(ti.max_message_size, 4096);
+	/* A Header whose frame id does not fit the 4 KiB (the message from
+	 * stdin): the topic grows. */
+	char path[] = "/tmp/shmbus-pub-big-XXXXXX";
+	int fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fputs("{\"header\": {\"frameId\": \"", f);
+	for (int i = 0; i < 5000; i++)
+		fputc('f', f);
+	fputs("\"}}", f);
+	fclose(f);
+	CU_ASSERT_EQUAL(h_run_cli(out, sizeof(out), "pub --bus %s small/imu shmbus.msgs.Imu - -q < %s",
+				bus_name, path), 0);
+	unlink(path);
+	CU_ASSERT_EQUAL_FATAL(shmbus_topic_inspect(bus, "small/imu", &ti, NULL, 0, NULL, NULL, 0,
+						   NULL), 0);
+	CU_ASSERT_TRUE(ti.max_message_size >= 5000);
+	CU_ASSERT_EQUAL(ti.grown, 1);
+}
+
 /* echo --field, --once, --csv on the message test_pub published last */
 static void test_echo_field_csv(void)
 {
@@ -747,6 +787,8 @@ static void add(void)
 	CU_add_test(s, "echo untyped and malformed payloads", test_echo_untyped_and_malformed);
 	CU_add_test(s, "hz and bw of a 100 Hz publisher", test_hz_bw);
 	CU_add_test(s, "pub from JSON, read back typed and by echo", test_pub);
+	CU_add_test(s, "pub sizes a new topic from its type, grows it for a larger message",
+		    test_pub_sizes_topics);
 	CU_add_test(s, "echo --field, --once, --csv", test_echo_field_csv);
 	CU_add_test(s, "type prints .proto that protoc takes", test_type);
 	CU_add_test(s, "pub YAML, --once, --wait-subscribers", test_pub_yaml);

@@ -328,12 +328,24 @@ int cmd_pub(int argc, char **argv)
 		to.type_name = a.type;
 		to.schema = schema_blob;
 		to.schema_size = schema_len;
-		/* 0: the bus's default for the type (4 KiB today), unless this
-		 * message needs more; an existing topic keeps its size. */
+		/* A new topic is sized as a typed publisher sizes it: to the
+		 * type's exact bound when its schema has one, else 4 KiB (the
+		 * generated code's default); never below this message. An
+		 * existing topic keeps its size, and grows (without loss) if
+		 * this message does not fit. */
 		to.max_message_size = topic_max;
-		if (!topic_max && len > 4096)
-			to.max_message_size = (uint32_t)len;
-		rc = shmbus_pub_open(bus, a.topic, &to, NULL, &pub);
+		if (!topic_max) {
+			uint64_t bound = 0;
+			to.max_message_size = 4096;
+			if (pbjson_max_encoded_size(s, a.type, &bound, NULL, 0) == 0)
+				to.max_message_size = bound ? (uint32_t)bound : 1;
+			if (len > to.max_message_size)
+				to.max_message_size = (uint32_t)len;
+		}
+		struct shmbus_pub_options po;
+		shmbus_pub_options_init(&po);
+		po.flags = SHMBUS_PUB_GROW;
+		rc = shmbus_pub_open(bus, a.topic, &to, &po, &pub);
 		if (rc) {
 			cli_fail("pub", rc, a.topic);
 			status = -1;
