@@ -171,6 +171,20 @@ static void cmd_create(const char *topic)
 	reply(json_pack("{s:I, s:I}", "t0_ns", (json_int_t)t0, "t1_ns", (json_int_t)t1));
 }
 
+/* Remove a topic (as `shmbus rm` does): its name goes at once, the
+ * publishers it still has keep their mapping. */
+static void cmd_remove(const char *topic)
+{
+	int64_t t0 = clock_ns(CLOCK_REALTIME);
+	int rc = shmbus_topic_remove(bus, topic);
+
+	if (rc) {
+		fail(topic, rc);
+		return;
+	}
+	reply(json_pack("{s:I}", "t0_ns", (json_int_t)t0));
+}
+
 static void cmd_flood(const char *topic, size_t size, long n, long hz, long first)
 {
 	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
@@ -291,6 +305,8 @@ int main(void)
 			cmd_image(topic, (uint32_t)a, (uint32_t)b);
 		else if (n == 2 && strcmp(verb, "create") == 0)
 			cmd_create(topic);
+		else if (n == 2 && strcmp(verb, "remove") == 0)
+			cmd_remove(topic);
 		else if (n == 6 && strcmp(verb, "flood") == 0)
 			cmd_flood(topic, (size_t)a, b, c, d);
 		else if (n == 4 && strcmp(verb, "take") == 0)

@@ -6,7 +6,8 @@
 //              newest message on subscribe
 //   imu        1000 IMU messages in order, none lost
 //   image      a 1280x720 rgb8 foxglove.RawImage, every byte
-//   late       topics created after connecting are advertised within 100 ms
+//   late       topics created after connecting are advertised within 100 ms;
+//              a removed one is unadvertised
 //   publish    clientPublish (JSON and protobuf) reaches the bus; a topic of
 //              another type, bad JSON and unknown types are refused
 //   slow       a client that stops reading: the publisher and another
@@ -128,6 +129,18 @@ const cases = {
       check(ms < 100, `${topic} advertised ${ms.toFixed(1)} ms after it was created (bound 100 ms)`);
     }
     console.log(`creation to advertise, ms: ${latencies.join(" ")}`);
+    // A topic removed is unadvertised (an event, not a scan): by the
+    // channel id it was advertised with, and only it.
+    const gone = await c.channel("/late/t0");
+    const kept = await c.channel("/late/t1");
+    const unadv = waitFor(c.fc, "unadvertise", (ids) => ids.includes(gone.id), LONG_MS,
+      "unadvertise of /late/t0").then((ids) => ({ ids, at: realtimeNs() }));
+    const { t0_ns: r0 } = await helper.cmd("remove /late/t0");
+    const { ids, at } = await unadv;
+    check(!ids.includes(kept.id), `only the removed topic is unadvertised (${ids})`);
+    check(!c.channels.has("/late/t0") && c.channels.has("/late/t1"),
+      "the client's channels follow: /late/t0 gone, /late/t1 still there");
+    console.log(`removal to unadvertise: ${(Number(at - BigInt(r0)) / 1e6).toFixed(1)} ms`);
     c.close();
   },
 
