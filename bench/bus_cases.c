@@ -413,6 +413,29 @@ static int bs_try_recv(void *ctx, int index)
 	return -1;
 }
 
+/* A polling subscriber taking in batches (shmbus_sub_take_many): as many
+ * as are there, up to BS_BATCH, per call. Messages of up to BS_CELL bytes
+ * (the 64 B stream). */
+#define BS_BATCH 64
+#define BS_CELL 64
+
+static int bs_try_recv_many(void *ctx, int index)
+{
+	struct bus_stream *c = ctx;
+	static unsigned char cells[BS_BATCH][BS_CELL];
+	struct shmbus_msg_info infos[BS_BATCH];
+	size_t n;
+	int rc = shmbus_sub_take_many(c->sub, cells, BS_CELL, BS_BATCH, infos, &n);
+
+	(void)index;
+	if (rc == 0)
+		return 1;
+	if (rc == SHMBUS_EAGAIN)
+		return 0;
+	bench_bus_report(c->name, c->bus, "shmbus_sub_take_many", rc);
+	return -1;
+}
+
 static int bs_wait(void *ctx, int index, int64_t timeout_ns)
 {
 	struct bus_stream *c = ctx;
@@ -454,6 +477,15 @@ static const struct bench_stream_ops bs_poll_ops = {
 	.lost = bs_lost,
 };
 
+static const struct bench_stream_ops bs_batch_ops = {
+	.setup = bs_setup,
+	.teardown = bs_teardown,
+	.send = bs_send,
+	.try_recv = bs_try_recv_many,
+	.position = bs_position,
+	.lost = bs_lost,
+};
+
 static const struct bench_stream_ops bs_wait_ops = {
 	.setup = bs_setup,
 	.teardown = bs_teardown,
@@ -477,9 +509,15 @@ static uint32_t topic_slots(const char *topic)
 /* Streams use the topic layout a user gets by default (slot count chosen by
  * the bus for the size), as the goals ask; the ring floor keeps its fixed
  * bench_tput_slots(). */
-static int run_tput(size_t size, bool spin)
+enum tput_reader { TPUT_POLL, TPUT_SPIN, TPUT_BATCH };
+
+static int run_tput(size_t size, enum tput_reader how)
 {
-	struct bus_stream c = {.name = spin ? "bus_tput_spin" : "bus_tput", .size = size,
+	static const char *const names[] = { "bus_tput", "bus_tput_spin", "bus_tput_batch" };
+	static const struct bench_stream_ops *const ops[] = { &bs_poll_ops, &bs_wait_ops,
+							      &bs_batch_ops };
+	bool spin = how == TPUT_SPIN;
+	struct bus_stream c = {.name = names[how], .size = size,
 			       .slots = 0, .spin_ns = spin ? BUS_SPIN_NS : 0};
 	uint32_t slots;
 	char name[48];
@@ -491,8 +529,8 @@ static int run_tput(size_t size, bool spin)
 		return -1;
 	c.counts = counts;
 	snprintf(c.topic, sizeof(c.topic), "bench/%s/%zu", c.name, size);
-	if (bench_stream(c.name, 1, &bench_cfg.cpu_a, 1, &bench_cfg.cpu_b,
-			 spin ? &bs_wait_ops : &bs_poll_ops, &c, &res) != 0) {
+	if (bench_stream(c.name, 1, &bench_cfg.cpu_a, 1, &bench_cfg.cpu_b, ops[how], &c,
+			 &res) != 0) {
 		bench_shm_free(counts, sizeof(*counts));
 		return -1;
 	}
@@ -504,6 +542,9 @@ static int run_tput(size_t size, bool spin)
 		bench_row_note(r, "delivered; %u slots (default), subscriber in shmbus_sub_wait, "
 				  "spin_ns %lld us",
 			       slots, (long long)(BUS_SPIN_NS / 1000));
+	else if (how == TPUT_BATCH)
+		bench_row_note(r, "delivered; %u slots (default), subscriber polls take_many "
+				  "(up to %d a call)", slots, BS_BATCH);
 	else
 		bench_row_note(r, "delivered; %u slots (default), subscriber polls take", slots);
 	bench_row_add_counts(r, res.lost, res.received + res.lost, 0, 0);
@@ -885,9 +926,11 @@ int bench_bus_run(int stage)
 		size_t s = bench_tput_sizes[(size_t)stage - bench_nsizes];
 
 		if (bench_selected("bus_tput"))
-			failed += run_tput(s, false) != 0;
+			failed += run_tput(s, TPUT_POLL) != 0;
 		if (bench_selected("bus_tput_spin"))
-			failed += run_tput(s, true) != 0;
+			failed += run_tput(s, TPUT_SPIN) != 0;
+		if (s <= BS_CELL && bench_selected("bus_tput_batch"))
+			failed += run_tput(s, TPUT_BATCH) != 0;
 	} else if (stage == BENCH_STAGE_FANOUT) {
 		/* The publisher alone: the rate the fan-out rows are compared
 		 * with. */
