@@ -28,7 +28,8 @@ enum keep_op {
 	KOP_DUMP = 3,
 	KOP_END = 4,
 	KOP_QUIT = 5,
-	KOP_OPEN = 6, /* holds everything: listen under the bus's keeper name */
+	KOP_OPEN = 6, /* holds everything: listen under the bus's keeper name;
+	                 answered with KOP_END once it does */
 };
 
 struct keep_msg {
@@ -192,6 +193,10 @@ static int serve(struct store *s, int conn, const char *path, bool *open)
 					log_msg("keeper: cannot move %s to %s: %s", tmp, path,
 						strerror(errno));
 			}
+			/* The broker waits for this before it serves clients,
+			 * so whoever reaches the broker finds the keeper too. */
+			if (send_msg(conn, KOP_END, NULL, -1))
+				return 0;
 			break;
 		default:
 			break;
@@ -363,9 +368,25 @@ int keeper_attach(const char *bus, const char *self, bool *fresh, char *err, siz
 	return fd;
 }
 
+/* How long a broker waits for its keeper to say it listens: the keeper
+ * only renames a socket, so anything near this means it is stuck. */
+#define KEEP_OPEN_WAIT_MS 5000
+
 int keeper_open(int kfd)
 {
-	return send_msg(kfd, KOP_OPEN, NULL, -1);
+	if (send_msg(kfd, KOP_OPEN, NULL, -1))
+		return -1;
+	struct pollfd p = { kfd, POLLIN, 0 };
+	int r;
+	while ((r = poll(&p, 1, KEEP_OPEN_WAIT_MS)) < 0 && errno == EINTR)
+		;
+	struct keep_msg m;
+	int fd;
+	if (r <= 0 || recv_msg(kfd, &m, &fd))
+		return -1;
+	if (fd >= 0)
+		close(fd);
+	return m.op == KOP_END ? 0 : -1;
 }
 
 int keeper_put(int kfd, const struct keep_rec *r, int fd)

@@ -60,7 +60,9 @@ int keeper_put(int kfd, const struct keep_rec *r, int fd);
 int keeper_drop(int kfd, uint32_t kind, uint32_t id);
 int keeper_quit(int kfd);
 /* A fresh keeper has been handed everything: from now on a starting broker
- * finds it (before, it listens under a name no broker looks for). */
+ * finds it (before, it listens under a name no broker looks for). Returns
+ * once the keeper listens there (0), or -1 when it is gone or did not
+ * answer within 5 s. */
 int keeper_open(int kfd);
 
 /* Everything the keeper holds: fn(ctx, record, fd) for each (fn owns fd).
