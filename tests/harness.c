@@ -47,13 +47,6 @@ shmbus_bus *h_connect(const char *name)
 	return bus;
 }
 
-int64_t h_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Without pidfd (Linux before 5.3): look in 1 ms steps, bounded. */
 static bool wait_exit_polling(pid_t pid, int timeout_ms)
 {

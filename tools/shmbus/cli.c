@@ -166,22 +166,6 @@ void cli_interrupt_on_signal(shmbus_sub *sub, shmbus_waitset *ws, shmbus_topic_w
 		on_signal(0);
 }
 
-static int64_t now(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t cli_mono_ns(void)
-{
-	return now(CLOCK_MONOTONIC);
-}
-
-int64_t cli_real_ns(void)
-{
-	return now(CLOCK_REALTIME);
-}
 
 /* --------------------------------------------------------------- topics */
 
@@ -209,7 +193,7 @@ static int wait_created(const char *verb, shmbus_topic_watch *w, const char *top
 			fprintf(stderr, "shmbus %s: waiting for topic '%s' to appear\n", verb, topic);
 			said = true;
 		}
-		int64_t left = deadline_ns - cli_mono_ns();
+		int64_t left = deadline_ns - now_mono_ns();
 		if (cli_stopping() || left <= 0)
 			return SHMBUS_ENOTOPIC;
 		rc = shmbus_topic_watch_wait(w, deadline_ns == INT64_MAX ? -1 : left);

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "now.h"
 #include "pbjson.h"
 
 struct cli_verb {
@@ -66,9 +67,6 @@ void cli_request_stop(void);
 /* What the handler also does: interrupt this wait (any shmbus_*_interrupt
  * target, or NULL to forget it), so a blocked wait ends at once. */
 void cli_interrupt_on_signal(shmbus_sub *sub, shmbus_waitset *ws, shmbus_topic_watch *w);
-
-int64_t cli_mono_ns(void);
-int64_t cli_real_ns(void);
 
 /* --------------------------------------------------------------- topics */
 

@@ -459,7 +459,7 @@ static int echo_loop(struct echo *e, shmbus_sub *sub, const struct echo_args *a,
 		struct shmbus_msg_info info;
 		int rc = shmbus_sub_take(sub, buf, cap, &info);
 		if (rc == SHMBUS_EAGAIN) {
-			int64_t left = end - cli_mono_ns();
+			int64_t left = end - now_mono_ns();
 			if (left <= 0)
 				break;
 			/* -1 (forever) without a deadline: the library's deadline
@@ -509,7 +509,7 @@ int cmd_echo(int argc, char **argv)
 		so.start = SHMBUS_START_LAST;
 		so.last_n = a.last > UINT32_MAX ? UINT32_MAX : (uint32_t)a.last;
 	}
-	int64_t end = a.duration > 0 ? cli_mono_ns() + (int64_t)(a.duration * 1e9) : INT64_MAX;
+	int64_t end = a.duration > 0 ? now_mono_ns() + (int64_t)(a.duration * 1e9) : INT64_MAX;
 	shmbus_sub *sub;
 	rc = cli_sub_open("echo", bus, a.topic, &so, a.wait, end, &sub, NULL);
 	if (rc == SHMBUS_ENOTOPIC && a.wait) { /* stopped or out of time while waiting */

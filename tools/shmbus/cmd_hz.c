@@ -195,7 +195,7 @@ static int run(bool bw, int argc, char **argv)
 		free(w.s);
 		return 1;
 	}
-	int64_t start = cli_mono_ns();
+	int64_t start = now_mono_ns();
 	int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;
 	shmbus_sub *sub;
 	int rc = cli_sub_open(verb, bus, topic, NULL, wait, end, &sub, NULL);
@@ -211,11 +211,11 @@ static int run(bool bw, int argc, char **argv)
 		return 1;
 	}
 	cli_interrupt_on_signal(sub, NULL, NULL);
-	int64_t next_report = cli_mono_ns() + 1000000000;
+	int64_t next_report = now_mono_ns() + 1000000000;
 	uint64_t received = 0, lost = 0, at_last_report = 0;
 	int status = 0;
 	while (!cli_stopping() && (!count || received < count)) {
-		int64_t now = cli_mono_ns();
+		int64_t now = now_mono_ns();
 		if (now >= end)
 			break;
 		if (now >= next_report) {

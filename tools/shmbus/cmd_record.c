@@ -217,7 +217,7 @@ static int file_open(struct recorder *rec)
 		fprintf(stderr, "shmbus record: %s\n", err);
 		return rc;
 	}
-	rec->file_start = cli_mono_ns();
+	rec->file_start = now_mono_ns();
 	for (size_t i = 0; i < rec->n; i++) {
 		rec->t[i].lost_file = lost_now(&rec->t[i]);
 		if (rec->t[i].sub && add_channel(rec, &rec->t[i]) != 0) {
@@ -509,11 +509,11 @@ static int64_t next_due(const struct recorder *rec, int64_t begin, int64_t now, 
 static void record_loop(struct recorder *rec)
 {
 	bool tty = isatty(2);
-	int64_t begin = cli_mono_ns(), last_status = begin;
+	int64_t begin = now_mono_ns(), last_status = begin;
 	uint64_t status_bytes = 0;
 	shmbus_sub *ready[SHMBUS_WAITSET_MAX];
 	while (!cli_stopping()) {
-		int64_t now = cli_mono_ns();
+		int64_t now = now_mono_ns();
 		if (rec->duration_s > 0 && now - begin >= (int64_t)(rec->duration_s * 1e9))
 			break;
 		if (tty && now - last_status >= 500000000)
@@ -546,7 +546,7 @@ static void record_loop(struct recorder *rec)
 	for (size_t k = 0; k < rec->n && !rec->failed; k++)
 		drain(rec, &rec->t[k]);
 	if (tty) {
-		status(rec, begin, cli_mono_ns(), &status_bytes, &last_status);
+		status(rec, begin, now_mono_ns(), &status_bytes, &last_status);
 		fputc('\n', stderr);
 	}
 }
