@@ -242,6 +242,11 @@ int h_run_cli(char *out, size_t cap, const char *fmt, ...)
 	vsnprintf(args, sizeof(args), fmt, ap);
 	va_end(ap);
 	snprintf(cmd, sizeof(cmd), "timeout -k 5 60 '%s' %s 2>&1", getenv("SHMBUS_CLI"), args);
+	return h_shell(out, cap, cmd);
+}
+
+int h_shell(char *out, size_t cap, const char *cmd)
+{
 	FILE *f = popen(cmd, "r");
 	if (!f)
 		return -1;

@@ -68,6 +68,9 @@ static inline int64_t h_now_ns(void)
 /* Run `$SHMBUS_CLI ARGS` (bounded by timeout(1): 60 s), stdout and stderr
  * into out; returns its exit code, or -1. */
 int h_run_cli(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Run a shell command line, its stdout (as much as fits) into out; its
+ * exit code, or -1 (killed, or it could not run). */
+int h_shell(char *out, size_t cap, const char *cmd);
 
 /* A second Unix user for the tests that cross users, made with useradd
  * (needs root). False, with nothing made, when it cannot be created. */
