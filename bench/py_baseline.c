@@ -16,9 +16,9 @@
 
 #include <shmbus/shmbus.h>
 
+#include "now.h"
 #include "shmbus/msgs/image.shmbus.h"
 #include "shmbus/msgs/imu.shmbus.h"
-#include "now.h"
 
 #define BATCH 32
 

@@ -350,9 +350,10 @@ int registry_grow(struct registry *r, struct topic *t, uint32_t size, char *err,
 			      memory_order_relaxed);
 	/* The successor is not shared yet: relaxed copies, no pairing. */
 	for (uint32_t i = 0; i < SEG_MAX_SCHEMAS; i++)
-		atomic_store_explicit(&nm->schema_hashes[i],
-				      atomic_load_explicit(&om->schema_hashes[i], memory_order_relaxed),
-				      memory_order_relaxed);
+		atomic_store_explicit(
+			&nm->schema_hashes[i],
+			atomic_load_explicit(&om->schema_hashes[i], memory_order_relaxed),
+			memory_order_relaxed);
 	atomic_store_explicit(&nm->schema_versions,
 			      atomic_load_explicit(&om->schema_versions, memory_order_relaxed),
 			      memory_order_relaxed);

@@ -90,12 +90,16 @@ static int topic_import(struct shmbus_topic_options *o, const struct shmbus_topi
 	if (!opts)
 		return SHMBUS_OK;
 	if (opts->size < sizeof(opts->size) || opts->size > 65536)
-		return shmbus_fail(SHMBUS_EINVAL, "topic options of size %zu: not initialised by "
-				   "shmbus_topic_options_init()", (size_t)opts->size);
+		return shmbus_fail(SHMBUS_EINVAL,
+				   "topic options of size %zu: not initialised by "
+				   "shmbus_topic_options_init()",
+				   (size_t)opts->size);
 	for (size_t i = sizeof(*o); i < opts->size; i++)
 		if (((const uint8_t *)opts)[i] != 0)
-			return shmbus_fail(SHMBUS_EINVAL, "topic options set a field this library "
-					   "(%zu bytes of options) does not know", sizeof(*o));
+			return shmbus_fail(SHMBUS_EINVAL,
+					   "topic options set a field this library "
+					   "(%zu bytes of options) does not know",
+					   sizeof(*o));
 	memcpy(o, opts, opts->size < sizeof(*o) ? opts->size : sizeof(*o));
 	o->size = sizeof(*o);
 	return SHMBUS_OK;

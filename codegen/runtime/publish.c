@@ -38,7 +38,8 @@ static int check(const char *fn, shmbus_pub *pub, const struct shmbus_typed_type
 	/* A publisher handle of another type would write this message into
 	 * a topic that decodes it as something else. */
 	if (!typed_pub_has_type(pub, type))
-		return typed_fail_other_type(shmbus_pub_topic(pub), shmbus_pub_type_name(pub), type);
+		return typed_fail_other_type(shmbus_pub_topic(pub), shmbus_pub_type_name(pub),
+					     type);
 	return SHMBUS_OK;
 }
 

@@ -71,7 +71,8 @@ static int check(const char *fn, shmbus_sub *sub, const struct shmbus_typed_type
 	if (!sub)
 		return shmbus_fail(SHMBUS_EINVAL, "%s: NULL subscriber", fn);
 	if (!typed_sub_has_type(sub, type))
-		return typed_fail_other_type(shmbus_sub_topic(sub), shmbus_sub_type_name(sub), type);
+		return typed_fail_other_type(shmbus_sub_topic(sub), shmbus_sub_type_name(sub),
+					     type);
 	return SHMBUS_OK;
 }
 
@@ -228,7 +229,8 @@ fail:
 	if (released == SHMBUS_ELAPPED)
 		return SHMBUS_ELAPPED;
 	if (rc == SHMBUS_ELAPPED)
-		return shmbus_fail(SHMBUS_ELAPPED, "message %llu of topic '%s' was overwritten "
+		return shmbus_fail(SHMBUS_ELAPPED,
+				   "message %llu of topic '%s' was overwritten "
 				   "while it was read (counted lost)",
 				   (unsigned long long)seq, shmbus_sub_topic(sub));
 	return unpack_failure(&watch, sub, type, seq);

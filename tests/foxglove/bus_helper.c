@@ -201,8 +201,7 @@ static void cmd_flood(const char *topic, size_t size, long n, long hz, long firs
 	}
 	keep(pub);
 	reply(json_pack("{s:I, s:I, s:I}", "published", (json_int_t)published, "failed",
-			(json_int_t)failed, "elapsed_ns",
-			(json_int_t)(now_mono_ns() - start)));
+			(json_int_t)failed, "elapsed_ns", (json_int_t)(now_mono_ns() - start)));
 }
 
 static void cmd_take(const char *topic, long n, long ms)

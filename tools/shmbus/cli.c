@@ -1,6 +1,6 @@
 /*
  * cli.c - the helpers every verb of the `shmbus` command shares (see
- * cli.h): options, connecting, signals, numbers, clocks, topic names,
+ * cli.h): options, connecting, signals, numbers, string lists, topic names,
  * waiting for a topic, loading a topic's schema.
  */
 #include <errno.h>
@@ -166,6 +166,31 @@ void cli_interrupt_on_signal(shmbus_sub *sub, shmbus_waitset *ws, shmbus_topic_w
 		on_signal(0);
 }
 
+/* --------------------------------------------------------- string lists */
+
+bool cli_strings_add(struct cli_strings *l, const char *s)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return false;
+		l->v = v;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n] = strdup(s)))
+		return false;
+	l->n++;
+	return true;
+}
+
+void cli_strings_free(struct cli_strings *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	*l = (struct cli_strings){ 0 };
+}
 
 /* --------------------------------------------------------------- topics */
 

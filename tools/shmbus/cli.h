@@ -68,6 +68,17 @@ void cli_request_stop(void);
  * target, or NULL to forget it), so a blocked wait ends at once. */
 void cli_interrupt_on_signal(shmbus_sub *sub, shmbus_waitset *ws, shmbus_topic_watch *w);
 
+/* --------------------------------------------------------- string lists */
+
+/* A list of strings it owns (topic names, CSV columns); { 0 } is empty. */
+struct cli_strings {
+	char **v;
+	size_t n, cap;
+};
+/* Append a copy of s; false when out of memory (the list is unchanged). */
+bool cli_strings_add(struct cli_strings *l, const char *s);
+void cli_strings_free(struct cli_strings *l);
+
 /* --------------------------------------------------------------- topics */
 
 /* Whether a and b name the same topic ("/imu" and "imu" do). */

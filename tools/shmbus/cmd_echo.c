@@ -189,11 +189,6 @@ static bool path_valid(const char *p)
 
 /* -------------------------------------------------------------- --csv */
 
-struct columns {
-	char **v;
-	size_t n;
-};
-
 /* A JSON value that a CSV cell can hold as a number: numbers, booleans
  * (0/1), and the strings protobuf's JSON mapping gives 64-bit integers and
  * non-finite doubles. */
@@ -216,23 +211,11 @@ static bool numeric(const json_t *v)
 	return *s && *s != '-' && !*end && !errno;
 }
 
-static bool add_column(struct columns *c, const char *path)
-{
-	char **v = realloc(c->v, (c->n + 1) * sizeof(*v));
-	if (!v)
-		return false;
-	c->v = v;
-	if (!(v[c->n] = strdup(path)))
-		return false;
-	c->n++;
-	return true;
-}
-
 /* Every numeric leaf under j, in order, as a column named prefix.key... */
-static bool collect_columns(struct columns *c, json_t *j, char *prefix, size_t len, size_t cap)
+static bool collect_columns(struct cli_strings *c, json_t *j, char *prefix, size_t len, size_t cap)
 {
 	if (numeric(j))
-		return add_column(c, len ? prefix : "value");
+		return cli_strings_add(c, len ? prefix : "value");
 	if (json_is_object(j)) {
 		const char *key;
 		json_t *v;
@@ -255,13 +238,6 @@ static bool collect_columns(struct columns *c, json_t *j, char *prefix, size_t l
 		}
 	}
 	return true;
-}
-
-static void free_columns(struct columns *c)
-{
-	for (size_t i = 0; i < c->n; i++)
-		free(c->v[i]);
-	free(c->v);
 }
 
 /* One CSV cell: the value, or nothing when the message lacks it. */
@@ -289,7 +265,7 @@ struct echo {
 	bool meta;
 	const char *field; /* --field PATH */
 	bool csv;
-	struct columns cols; /* --csv: from the first message */
+	struct cli_strings cols; /* --csv: from the first message */
 	bool heading_done;
 };
 
@@ -524,7 +500,7 @@ int cmd_echo(int argc, char **argv)
 	e.type = shmbus_sub_type_name(sub);
 	e.schema = cli_topic_schema("echo", sub, "printing raw payloads");
 	int status = echo_loop(&e, sub, &a, end);
-	free_columns(&e.cols);
+	cli_strings_free(&e.cols);
 	pbjson_schema_free(e.schema);
 	shmbus_sub_close(sub);
 	shmbus_disconnect(bus);

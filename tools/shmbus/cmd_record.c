@@ -50,8 +50,7 @@ struct recorder {
 	shmbus_topic_watch *watch;
 	struct rtopic *t;
 	size_t n;
-	char **existing; /* topics that existed when recording began */
-	size_t n_existing;
+	struct cli_strings existing; /* topics that existed when recording began */
 
 	mcap_writer *w;
 	int file_index;
@@ -123,8 +122,8 @@ static struct rtopic *find(const struct recorder *rec, const char *name)
 
 static bool existed(const struct recorder *rec, const char *name)
 {
-	for (size_t i = 0; i < rec->n_existing; i++)
-		if (cli_same_topic(rec->existing[i], name))
+	for (size_t i = 0; i < rec->existing.n; i++)
+		if (cli_same_topic(rec->existing.v[i], name))
 			return true;
 	return false;
 }
@@ -460,14 +459,7 @@ static int collect(void *ctx, const char *topic, const char *type_name)
 {
 	(void)type_name;
 	struct recorder *rec = ctx;
-	char **v = realloc(rec->existing, (rec->n_existing + 1) * sizeof(*v));
-	if (!v)
-		return SHMBUS_ENOMEM;
-	rec->existing = v;
-	if (!(v[rec->n_existing] = strdup(topic)))
-		return SHMBUS_ENOMEM;
-	rec->n_existing++;
-	return 0;
+	return cli_strings_add(&rec->existing, topic) ? 0 : SHMBUS_ENOMEM;
 }
 
 /* Connects, lists what exists, then watches: a topic created between the
@@ -583,9 +575,7 @@ static void finish(struct recorder *rec)
 	if (rec->ws)
 		shmbus_waitset_destroy(rec->ws);
 	free(rec->t);
-	for (size_t i = 0; i < rec->n_existing; i++)
-		free(rec->existing[i]);
-	free(rec->existing);
+	cli_strings_free(&rec->existing);
 	if (rec->bus)
 		shmbus_disconnect(rec->bus);
 	free(rec->wanted);
