@@ -1,9 +1,10 @@
 /*
  * cli.h - what the `shmbus` command's verbs share: the verb table, the
  * global options (--bus before or after the verb), connecting, stopping on
- * SIGINT/SIGTERM, reading numbers and option values, clocks, topic names,
- * waiting for a topic to appear, and the schema a topic carries. Every
- * verb goes through these, so each of them behaves the same way.
+ * SIGINT/SIGTERM, reading numbers and option values, string lists, clocks
+ * (now.h), topic names, waiting for a topic to appear, and the schema a
+ * topic carries. Every verb goes through these, so each of them behaves
+ * the same way.
  */
 #ifndef SHMBUS_CLI_H
 #define SHMBUS_CLI_H
