@@ -32,22 +32,11 @@
 int hostile_connect(const char *bus, bool nonblocking)
 {
 	char path[PATH_BUF], err[256];
-	struct sockaddr_un a;
-	if (bus_file(path, sizeof(path), bus, "sock", false, err, sizeof(err)) ||
-	    !sockaddr_for(&a, path)) {
+	if (bus_file(path, sizeof(path), bus, "sock", false, err, sizeof(err))) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
+	return sock_connect(path, nonblocking ? SOCK_NONBLOCK : 0);
 }
 
 void hostile_reply_close(struct hostile_reply *r)
