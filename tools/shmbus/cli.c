@@ -36,6 +36,12 @@ const char *cli_common_options(int *argc, char **argv, bool *help)
 	return bus ? bus : cli_global_bus;
 }
 
+int cli_usage(bool help, const char *text)
+{
+	fputs(text, help ? stdout : stderr);
+	return help ? 0 : 2;
+}
+
 const char *cli_opt(int argc, char **argv, int *i, const char *name, const char *alt)
 {
 	const char *a = argv[*i];

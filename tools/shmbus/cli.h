@@ -32,6 +32,9 @@ extern const char *cli_global_bus;
  * returns the bus name (the verb's own, else the global one, else NULL for
  * $SHMBUS_BUS or "default"); *help tells whether help was asked for. */
 const char *cli_common_options(int *argc, char **argv, bool *help);
+/* A verb's usage text: on stdout when asked for (--help, exit code 0), on
+ * stderr after wrong arguments (2). Returns that exit code. */
+int cli_usage(bool help, const char *text);
 
 /* The option's value: argv[i + 1] for "-x V" / "--x V" (advancing *i), or
  * the text after '=' for "--x=V"; "" when the value is missing. NULL if

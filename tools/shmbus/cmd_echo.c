@@ -409,10 +409,8 @@ static int parse_args(int argc, char **argv, struct echo_args *a, struct echo *e
 			a->topic = argv[i];
 		}
 	}
-	if (!a->topic) {
-		fputs(echo_usage, stderr);
-		return 2;
-	}
+	if (!a->topic)
+		return cli_usage(false, echo_usage);
 	/* A field or a column must be there even when it holds its default. */
 	if (e->field || e->csv)
 		e->po.emit_defaults = true;
@@ -465,10 +463,8 @@ int cmd_echo(int argc, char **argv)
 {
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help) {
-		fputs(echo_usage, stdout);
-		return 0;
-	}
+	if (help)
+		return cli_usage(true, echo_usage);
 	struct echo_args a = { 0 };
 	struct echo e = { 0 };
 	pbjson_options_init(&e.po);

@@ -147,10 +147,8 @@ static int run(bool bw, int argc, char **argv)
 	const char *usage = bw ? bw_usage : hz_usage;
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help) {
-		fputs(usage, stdout);
-		return 0;
-	}
+	if (help)
+		return cli_usage(true, usage);
 	const char *topic = NULL;
 	uint64_t count = 0, wsize = 10000;
 	double duration = 0;

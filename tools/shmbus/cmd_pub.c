@@ -206,10 +206,8 @@ static int parse_args(int argc, char **argv, struct pub_args *a)
 			pos[npos++] = argv[i];
 		}
 	}
-	if (npos != 3) {
-		fputs(pub_usage, stderr);
-		return 2;
-	}
+	if (npos != 3)
+		return cli_usage(false, pub_usage);
 	a->topic = pos[0];
 	a->type = pos[1];
 	a->json = pos[2];
@@ -272,10 +270,8 @@ int cmd_pub(int argc, char **argv)
 {
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help) {
-		fputs(pub_usage, stdout);
-		return 0;
-	}
+	if (help)
+		return cli_usage(true, pub_usage);
 	struct pub_args a = { 0 };
 	int rc = parse_args(argc, argv, &a);
 	if (rc)

@@ -19,18 +19,18 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static const char topics_usage[] =
+	"usage: shmbus topics [--bus NAME]\n\n"
+	"One line per topic: name, type, publishers, subscribers, and the last\n"
+	"sequence number published (- before the first). A bus whose broker\n"
+	"does not run has no topics: only the heading is printed.\n";
+
 int cmd_topics(int argc, char **argv)
 {
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help || argc != 1) {
-		fprintf(help ? stdout : stderr,
-			"usage: shmbus topics [--bus NAME]\n\n"
-			"One line per topic: name, type, publishers, subscribers, and the last\n"
-			"sequence number published (- before the first). A bus whose broker\n"
-			"does not run has no topics: only the heading is printed.\n");
-		return help ? 0 : 2;
-	}
+	if (help || argc != 1)
+		return cli_usage(help, topics_usage);
 	int rc;
 	shmbus_bus *bus = cli_connect(bus_name, "topics", false, &rc);
 	/* A bus without a broker has no topics: an empty list, as
@@ -79,18 +79,18 @@ static void human_size(char *buf, size_t len, uint64_t v)
 		snprintf(buf, len, "%llu B", (unsigned long long)v);
 }
 
+static const char info_usage[] =
+	"usage: shmbus info [--bus NAME] TOPIC\n\n"
+	"The topic's layout and type, each publisher (pid, id, published,\n"
+	"sequence numbers it skipped) and each subscriber (pid, received, lost,\n"
+	"lag behind the newest message).\n";
+
 int cmd_info(int argc, char **argv)
 {
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help || argc != 2) {
-		fprintf(help ? stdout : stderr,
-			"usage: shmbus info [--bus NAME] TOPIC\n\n"
-			"The topic's layout and type, each publisher (pid, id, published,\n"
-			"sequence numbers it skipped) and each subscriber (pid, received, lost,\n"
-			"lag behind the newest message).\n");
-		return help ? 0 : 2;
-	}
+	if (help || argc != 2)
+		return cli_usage(help, info_usage);
 	shmbus_bus *bus = cli_connect(bus_name, "info", false, NULL);
 	if (!bus)
 		return 1;
