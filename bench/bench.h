@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "now.h"
+
 #define BENCH_KIB ((size_t)1024)
 #define BENCH_MIB ((size_t)1024 * 1024)
 #define BENCH_CACHE_LINE 64
@@ -42,11 +44,8 @@ struct bench_config {
 
 extern struct bench_config bench_cfg;
 
-/* ---------------------------------------------------------------- clock */
-
-/* CLOCK_MONOTONIC in ns: system-wide, so a time taken in one process can be
- * subtracted from one taken in another. */
-int64_t bench_now_ns(void);
+/* Times: now_mono_ns() (now.h), CLOCK_MONOTONIC, system-wide, so a time
+ * taken in one process can be subtracted from one taken in another. */
 
 /* ---------------------------------------------------- processes, memory */
 

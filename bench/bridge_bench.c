@@ -29,12 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "now.h"
 
 /* The bridge's stdout (statistics) goes nowhere; its stderr to log_fd when
  * that is not -1. */
@@ -62,12 +57,12 @@ static int cmp_i64(const void *a, const void *b)
 /* Take one message (any) from sub within timeout: true if one came. */
 static bool take_one(shmbus_sub *sub, void *buf, size_t cap, int64_t timeout_ns)
 {
-	int64_t deadline = now_ns() + timeout_ns;
+	int64_t deadline = now_mono_ns() + timeout_ns;
 	for (;;) {
 		int rc = shmbus_sub_take(sub, buf, cap, NULL);
 		if (rc == SHMBUS_OK)
 			return true;
-		int64_t left = deadline - now_ns();
+		int64_t left = deadline - now_mono_ns();
 		if (left <= 0)
 			return false;
 		shmbus_sub_wait(sub, left);
@@ -120,7 +115,7 @@ static void bench_first(shmbus_bus *a, shmbus_bus *b, const struct shmbus_topic_
 		shmbus_pub *p;
 		if (shmbus_pub_open(a, name, to, NULL, &p) != 0)
 			break;
-		int64_t t0 = now_ns(), deadline = t0 + 5000000000ll;
+		int64_t t0 = now_mono_ns(), deadline = t0 + 5000000000ll;
 		shmbus_pub_send(p, buf, size, NULL);
 		/* As a subscriber on B that waits for the topic to appear (told
 		 * by the broker), then takes it from its first message. */
@@ -128,19 +123,19 @@ static void bench_first(shmbus_bus *a, shmbus_bus *b, const struct shmbus_topic_
 		struct shmbus_sub_options so;
 		shmbus_sub_options_init(&so);
 		so.start = SHMBUS_START_FIRST;
-		while (!s && now_ns() < deadline) {
+		while (!s && now_mono_ns() < deadline) {
 			struct shmbus_topic_event ev;
 			int rc = shmbus_topic_watch_next(watch_b, &ev);
 			if (rc == SHMBUS_EAGAIN)
-				shmbus_topic_watch_wait(watch_b, deadline - now_ns());
+				shmbus_topic_watch_wait(watch_b, deadline - now_mono_ns());
 			else if (rc != 0)
 				break;
 			else if (ev.kind == SHMBUS_TOPIC_CREATED && strcmp(ev.name, name) == 0 &&
 				 shmbus_sub_open(b, name, NULL, &so, &s) != 0)
 				s = NULL;
 		}
-		if (s && take_one(s, in, cap, deadline - now_ns()))
-			lat[got++] = now_ns() - t0;
+		if (s && take_one(s, in, cap, deadline - now_mono_ns()))
+			lat[got++] = now_mono_ns() - t0;
 		if (s)
 			shmbus_sub_close(s);
 		shmbus_pub_close(p);
@@ -222,9 +217,9 @@ int main(int argc, char **argv)
 	uint8_t *buf = calloc(1, cap);
 	uint8_t *in = malloc(cap);
 	/* Warm up: until a ping goes round. */
-	int64_t deadline = now_ns() + 30000000000ll;
+	int64_t deadline = now_mono_ns() + 30000000000ll;
 	bool up = false;
-	while (!up && now_ns() < deadline) {
+	while (!up && now_mono_ns() < deadline) {
 		shmbus_pub_send(ping, buf, size, NULL);
 		if (take_one(sping, in, cap, 50000000)) {
 			shmbus_pub_send(pong, buf, size, NULL);
@@ -240,14 +235,14 @@ int main(int argc, char **argv)
 		int n = size >= 65536 ? 200 : 2000, got = 0;
 		int64_t *rtt = calloc((size_t)n, sizeof(int64_t));
 		for (int i = 0; i < n; i++) {
-			int64_t t0 = now_ns();
+			int64_t t0 = now_mono_ns();
 			shmbus_pub_send(ping, buf, size, NULL);
 			if (!take_one(sping, in, cap, 2000000000))
 				continue;
 			shmbus_pub_send(pong, in, size, NULL);
 			if (!take_one(spong, in, cap, 2000000000))
 				continue;
-			rtt[got++] = now_ns() - t0;
+			rtt[got++] = now_mono_ns() - t0;
 		}
 		qsort(rtt, (size_t)got, sizeof(int64_t), cmp_i64);
 		if (got)
@@ -264,9 +259,9 @@ int main(int argc, char **argv)
 		int64_t sent = 0, recv = 0;
 		struct shmbus_sub_stats st0, st1;
 		shmbus_sub_stats(sbulk, &st0);
-		int64_t t0 = now_ns(), dur = 3000000000ll;
-		while (now_ns() - t0 < dur) {
-			while (sent - recv < window && now_ns() - t0 < dur) {
+		int64_t t0 = now_mono_ns(), dur = 3000000000ll;
+		while (now_mono_ns() - t0 < dur) {
+			while (sent - recv < window && now_mono_ns() - t0 < dur) {
 				shmbus_pub_send(bulk, buf, size, NULL);
 				sent++;
 			}
@@ -277,7 +272,7 @@ int main(int argc, char **argv)
 			while (shmbus_sub_take(sbulk, in, cap, NULL) == 0)
 				recv++;
 		}
-		int64_t t1 = now_ns();
+		int64_t t1 = now_mono_ns();
 		shmbus_sub_stats(sbulk, &st1);
 		double secs = (double)(t1 - t0) / 1e9;
 		uint64_t delivered = st1.received - st0.received;

@@ -258,8 +258,8 @@ static int64_t bus_pp_recv(struct bus_pp *c)
 			continue;
 		}
 		if (!deadline) {
-			deadline = bench_now_ns() + BUS_TIMEOUT_NS;
-		} else if (bench_now_ns() > deadline) {
+			deadline = now_mono_ns() + BUS_TIMEOUT_NS;
+		} else if (now_mono_ns() > deadline) {
 			bench_fail(c->name, "no message for %lld s",
 				   (long long)(BUS_TIMEOUT_NS / 1000000000));
 			return -1;
@@ -684,7 +684,7 @@ static int fan_sub(void *arg, int index)
 		goto out;
 	for (;;) {
 		int r = shmbus_sub_take(sub, &m, sizeof(m), NULL);
-		int64_t now = bench_now_ns();
+		int64_t now = now_mono_ns();
 
 		if (r == SHMBUS_EAGAIN) {
 			r = shmbus_sub_wait(sub, BUS_TIMEOUT_NS);
@@ -720,7 +720,7 @@ static int fan_publish(struct fan *f, shmbus_pub *pub, uint64_t cmd, uint32_t pa
 	struct fan_msg m = {.cmd = cmd, .pass = pass};
 	int rc;
 
-	m.sent_ns = bench_now_ns();
+	m.sent_ns = now_mono_ns();
 	rc = shmbus_pub_send(pub, &m, sizeof(m), NULL);
 	if (rc != 0)
 		bench_bus_report(f->name, main_bus, "shmbus_pub_send", rc);
@@ -737,8 +737,8 @@ static int fan_await(struct fan *f, uint64_t want)
 		if (++spins % 1024)
 			continue;
 		if (!deadline)
-			deadline = bench_now_ns() + BUS_TIMEOUT_NS;
-		else if (bench_now_ns() > deadline)
+			deadline = now_mono_ns() + BUS_TIMEOUT_NS;
+		else if (now_mono_ns() > deadline)
 			return -1;
 	}
 	return 0;
@@ -785,7 +785,7 @@ static int run_fanout_latency(int nsubs)
 		goto stop;
 	}
 	for (int p = 0; p <= bench_cfg.passes; p++) {
-		int64_t t0 = bench_now_ns();
+		int64_t t0 = now_mono_ns();
 		int64_t dur = p == 0 ? bench_cfg.warmup_ns : bench_cfg.pass_ns;
 		size_t k = 0;
 
@@ -800,7 +800,7 @@ static int run_fanout_latency(int nsubs)
 			/* Give the subscribers time to fall asleep again, so
 			 * that every sample includes a wake-up. */
 			bench_spin_ns(BENCH_WAKE_GAP_NS);
-		} while (++k < per_pass && (bench_now_ns() - t0 < dur || k < 3));
+		} while (++k < per_pass && (now_mono_ns() - t0 < dur || k < 3));
 	}
 	rc = 0;
 stop:
@@ -853,8 +853,8 @@ void bench_bus_stop_broker(int pid)
 		return;
 	if (kill(pid, SIGTERM) != 0)
 		return;
-	deadline = bench_now_ns() + 5 * (int64_t)1000000000;
-	while (bench_now_ns() < deadline) {
+	deadline = now_mono_ns() + 5 * (int64_t)1000000000;
+	while (now_mono_ns() < deadline) {
 		/* Reap it if it is our child; otherwise watch it go. */
 		if (waitpid(pid, NULL, WNOHANG) == pid)
 			return;

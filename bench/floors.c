@@ -56,8 +56,8 @@ static int await_change(_Atomic uint32_t *w, uint32_t old, bool futex, uint32_t 
 			continue;
 		}
 		if (!deadline)
-			deadline = bench_now_ns() + FLOOR_TIMEOUT_NS;
-		else if (bench_now_ns() > deadline)
+			deadline = now_mono_ns() + FLOOR_TIMEOUT_NS;
+		else if (now_mono_ns() > deadline)
 			return -1;
 	}
 	*out = v;
@@ -285,7 +285,7 @@ static void seq_write(struct seq_pp *c, int dir, uint64_t seq)
 	memcpy(s->payload, c->priv, c->size);
 	/* Relaxed: published by the commit below. */
 	atomic_store_explicit(&s->size, (uint32_t)c->size, memory_order_relaxed);
-	atomic_store_explicit(&s->stamp, bench_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&s->stamp, now_mono_ns(), memory_order_relaxed);
 	cur = (seq << 1) | 1;
 	/* seq_cst commit CAS, as the bus's. */
 	atomic_compare_exchange_strong_explicit(&s->state, &cur, seq << 1, memory_order_seq_cst,
@@ -313,8 +313,8 @@ static int seq_read(struct seq_pp *c, int dir, uint64_t seq)
 		}
 		if (++spins % 4096 == 0) {
 			if (!deadline)
-				deadline = bench_now_ns() + FLOOR_TIMEOUT_NS;
-			else if (bench_now_ns() > deadline)
+				deadline = now_mono_ns() + FLOOR_TIMEOUT_NS;
+			else if (now_mono_ns() > deadline)
 				return -1;
 		}
 	}
@@ -437,7 +437,7 @@ static int wake_child(void *arg, int index)
 
 		if (await_change(&w->sh->word, seen, true, &v) != 0)
 			return -1;
-		now = bench_now_ns();
+		now = now_mono_ns();
 		seen = v;
 		pass = atomic_load_explicit(&w->sh->pass, memory_order_relaxed);
 		if (pass == UINT32_MAX)
@@ -461,7 +461,7 @@ static int wake_send(struct wake *w, uint32_t pass, uint64_t want_acks)
 
 	/* Relaxed: both are published by the release store of the word. */
 	atomic_store_explicit(&w->sh->pass, pass, memory_order_relaxed);
-	atomic_store_explicit(&w->sh->stamp, bench_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&w->sh->stamp, now_mono_ns(), memory_order_relaxed);
 	announce(&w->sh->word, atomic_load_explicit(&w->sh->word, memory_order_relaxed) + 1,
 		 true);
 	if (pass == UINT32_MAX)
@@ -471,8 +471,8 @@ static int wake_send(struct wake *w, uint32_t pass, uint64_t want_acks)
 		if (++spins % 1024)
 			continue;
 		if (!deadline)
-			deadline = bench_now_ns() + FLOOR_TIMEOUT_NS;
-		else if (bench_now_ns() > deadline)
+			deadline = now_mono_ns() + FLOOR_TIMEOUT_NS;
+		else if (now_mono_ns() > deadline)
 			return -1;
 	}
 	return 0;
@@ -504,7 +504,7 @@ static int run_wake_idle(const char *name)
 	if (bench_barrier_wait(&w.sh->barrier) != 0)
 		goto stop;
 	for (int p = 0; p <= bench_cfg.passes; p++) {
-		int64_t t0 = bench_now_ns(), dur = p ? bench_cfg.pass_ns : bench_cfg.warmup_ns;
+		int64_t t0 = now_mono_ns(), dur = p ? bench_cfg.pass_ns : bench_cfg.warmup_ns;
 		size_t k = 0;
 
 		do {
@@ -513,7 +513,7 @@ static int run_wake_idle(const char *name)
 				goto stop;
 			}
 			bench_spin_ns(BENCH_WAKE_GAP_NS);
-		} while (++k < per_pass && (bench_now_ns() - t0 < dur || k < 3));
+		} while (++k < per_pass && (now_mono_ns() - t0 < dur || k < 3));
 	}
 	rc = 0;
 stop:
@@ -644,8 +644,8 @@ static int ring_send(void *ctx, int index)
 		r->peer = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
 		if (++spins % 4096 == 0) {
 			if (!deadline)
-				deadline = bench_now_ns() + FLOOR_TIMEOUT_NS;
-			else if (bench_now_ns() > deadline)
+				deadline = now_mono_ns() + FLOOR_TIMEOUT_NS;
+			else if (now_mono_ns() > deadline)
 				return -1;
 		}
 	}

@@ -441,7 +441,7 @@ static int publish(shmbus_pub *pub, size_t size, uint64_t seq)
 		msg[1 + i] = (unsigned char)((len >> (7 * i)) & 0x7f) | (i < 4 ? 0x80 : 0);
 	memcpy(msg + FOX_SEQ_AT, &seq, sizeof(seq));
 	memcpy(msg + FOX_RUN_AT, &run_id, sizeof(run_id));
-	now = bench_now_ns();
+	now = now_mono_ns();
 	memcpy(msg + FOX_STAMP_AT, &now, sizeof(now));
 	return shmbus_pub_send(pub, msg, size, NULL) == 0 ? 0 : -1;
 }
@@ -568,7 +568,7 @@ static int lat_receiver(void *arg, int index)
 			bench_fail(l->name, "receive failed");
 			goto out;
 		}
-		now = bench_now_ns();
+		now = now_mono_ns();
 		if (seq == UINT64_MAX)
 			break; /* the end */
 		if (n < l->cap) {
@@ -588,12 +588,12 @@ out:
 
 static int lat_await(struct lat *l, uint32_t want)
 {
-	int64_t deadline = bench_now_ns() + FOX_TIMEOUT_NS;
+	int64_t deadline = now_mono_ns() + FOX_TIMEOUT_NS;
 	uint32_t v;
 
 	/* Acquire pairs with the receiver's release add. */
 	while ((v = atomic_load_explicit(&l->sh->acks, memory_order_acquire)) < want) {
-		if (bench_now_ns() > deadline)
+		if (now_mono_ns() > deadline)
 			return -1;
 		bench_futex_wait(&l->sh->acks, v, FOX_TIMEOUT_NS);
 	}
@@ -612,7 +612,7 @@ static int run_latency(bool ws_path, size_t size)
 	pid_t pid;
 	int rc = -1;
 
-	run_id = (uint64_t)bench_now_ns();
+	run_id = (uint64_t)now_mono_ns();
 	l.cap = per_pass * (size_t)(bench_cfg.passes + 1);
 	snprintf(l.topic, sizeof(l.topic), "bench/%s/%zu", l.name, size);
 	l.sh = bench_shm_alloc(sizeof(*l.sh));
@@ -632,7 +632,7 @@ static int run_latency(bool ws_path, size_t size)
 	if (bench_barrier_wait(&l.sh->barrier) != 0)
 		goto stop;
 	for (int p = 0; p <= bench_cfg.passes; p++) {
-		int64_t t0 = bench_now_ns(), dur = p == 0 ? bench_cfg.warmup_ns : bench_cfg.pass_ns;
+		int64_t t0 = now_mono_ns(), dur = p == 0 ? bench_cfg.warmup_ns : bench_cfg.pass_ns;
 		size_t k = 0;
 
 		do {
@@ -644,7 +644,7 @@ static int run_latency(bool ws_path, size_t size)
 			/* Let every process fall asleep again: each sample
 			 * includes the wake-ups, as a camera frame's would. */
 			bench_spin_ns(BENCH_WAKE_GAP_NS);
-		} while (++k < per_pass && (bench_now_ns() - t0 < dur || k < 3));
+		} while (++k < per_pass && (now_mono_ns() - t0 < dur || k < 3));
 	}
 	rc = 0;
 stop:
@@ -790,7 +790,7 @@ static int run_tput(bool ws_path, size_t size)
 	struct bench_stream_result res;
 	struct bench_row *r;
 
-	run_id = (uint64_t)bench_now_ns();
+	run_id = (uint64_t)now_mono_ns();
 	snprintf(t.topic, sizeof(t.topic), "bench/%s/%zu", t.name, size);
 	/* The topic must exist (and be advertised) before the client looks. */
 	if (open_pub(t.topic, size, t.slots, &t.bus, &t.pub) != 0) {

@@ -36,14 +36,6 @@ uint32_t bench_tput_slots(size_t size)
 	return size <= 4 * BENCH_KIB ? 256 : 16;
 }
 
-int64_t bench_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int bench_pin(int cpu)
 {
 	cpu_set_t set;
@@ -108,7 +100,7 @@ int bench_spawn(int n, const int *cpus, int (*fn)(void *arg, int index), void *a
 
 int bench_reap(int n, pid_t *pids, int64_t timeout_ns)
 {
-	int64_t deadline = bench_now_ns() + timeout_ns;
+	int64_t deadline = now_mono_ns() + timeout_ns;
 	int failed = 0, left = n;
 	bool done[BENCH_MAX_PROCS] = {false};
 
@@ -129,7 +121,7 @@ int bench_reap(int n, pid_t *pids, int64_t timeout_ns)
 		}
 		if (left == 0)
 			break;
-		if (bench_now_ns() > deadline) {
+		if (now_mono_ns() > deadline) {
 			for (int i = 0; i < n; i++) {
 				if (!done[i]) {
 					kill(pids[i], SIGKILL);
@@ -181,7 +173,7 @@ int bench_barrier_wait(struct bench_barrier *b)
 	/* Acquire: what the previous generation's parties wrote before they
 	 * arrived is visible once we see the generation move. */
 	uint32_t gen = atomic_load_explicit(&b->generation, memory_order_acquire);
-	int64_t deadline = bench_now_ns() + 30 * (int64_t)1000000000;
+	int64_t deadline = now_mono_ns() + 30 * (int64_t)1000000000;
 
 	if (atomic_load_explicit(&b->broken, memory_order_relaxed))
 		return -1;
@@ -195,7 +187,7 @@ int bench_barrier_wait(struct bench_barrier *b)
 		return 0;
 	}
 	while (atomic_load_explicit(&b->generation, memory_order_acquire) == gen) {
-		if (bench_now_ns() > deadline) {
+		if (now_mono_ns() > deadline) {
 			bench_barrier_break(b);
 			return -1;
 		}
@@ -315,23 +307,23 @@ struct bench_row *bench_batched(const char *name, size_t size, int (*batch)(void
 		return NULL;
 	}
 	bench_pin(bench_cfg.cpu_a);
-	t0 = bench_now_ns();
+	t0 = now_mono_ns();
 	do {
 		if (batch(ctx) != 0)
 			goto out;
 		warm++;
-		t1 = bench_now_ns();
+		t1 = now_mono_ns();
 	} while (t1 - t0 < bench_cfg.warmup_ns || warm < 3);
 	iters = bench_iters_for((t1 - t0) / warm);
 	for (int p = 0; p < bench_cfg.passes; p++) {
 		size_t from = s.n;
 
 		for (uint64_t i = 0; i < iters; i++) {
-			int64_t a = bench_now_ns();
+			int64_t a = now_mono_ns();
 
 			if (batch(ctx) != 0)
 				goto out;
-			s.v[s.n++] = bench_now_ns() - a; /* per batch */
+			s.v[s.n++] = now_mono_ns() - a; /* per batch */
 		}
 		bench_samples_end_pass(&s, from);
 	}
@@ -728,9 +720,9 @@ void bench_fail(const char *case_name, const char *fmt, ...)
 
 void bench_spin_ns(int64_t ns)
 {
-	int64_t end = bench_now_ns() + ns;
+	int64_t end = now_mono_ns() + ns;
 
-	while (bench_now_ns() < end)
+	while (now_mono_ns() < end)
 		;
 }
 

@@ -93,11 +93,11 @@ static iox_sub_t sub_open(iox_sub_storage_t *st, const char *instance, const cha
  * publisher, the publisher (if any) to a subscriber. 0 or -1. */
 static int await_connected(const char *name, iox_pub_t pub, iox_sub_t sub)
 {
-	int64_t deadline = bench_now_ns() + IOX_TIMEOUT_NS;
+	int64_t deadline = now_mono_ns() + IOX_TIMEOUT_NS;
 
 	while ((sub && iox_sub_get_subscription_state(sub) != SubscribeState_SUBSCRIBED) ||
 	       (pub && !iox_pub_has_subscribers(pub))) {
-		if (bench_now_ns() > deadline) {
+		if (now_mono_ns() > deadline) {
 			bench_fail(name, "iceoryx ports not connected after %lld s",
 				   (long long)(IOX_TIMEOUT_NS / 1000000000));
 			return -1;
@@ -229,8 +229,8 @@ static int64_t pp_recv(struct iox_pp *c)
 			continue;
 		}
 		if (!deadline) {
-			deadline = bench_now_ns() + IOX_TIMEOUT_NS;
-		} else if (bench_now_ns() > deadline) {
+			deadline = now_mono_ns() + IOX_TIMEOUT_NS;
+		} else if (now_mono_ns() > deadline) {
 			bench_fail(c->name, "no message for %lld s",
 				   (long long)(IOX_TIMEOUT_NS / 1000000000));
 			return -1;

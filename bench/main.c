@@ -143,7 +143,7 @@ static void cpu_snap(struct cpu_snap *s)
 			     kids.ru_stime.tv_sec) +
 		    (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec +
 			     kids.ru_stime.tv_usec) / 1e6;
-	s->t_ns = bench_now_ns();
+	s->t_ns = now_mono_ns();
 }
 
 /* "other processes X % of the CPUs, steal Y %" between two snapshots. */
@@ -367,7 +367,6 @@ int main(int argc, char **argv)
 	double other_before, other_during, steal_before, steal_during;
 	int failed = 0, c;
 	int64_t started = 0;
-	struct timespec rt;
 
 	bench_cfg = (struct bench_config){
 		.passes = 1, .rounds = 5, .pass_ns = 200000000, .warmup_ns = 100000000,
@@ -411,8 +410,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(bus_name, sizeof(bus_name), "bench-%ld", (long)getpid());
 	bench_cfg.bus_name = bus_name;
-	clock_gettime(CLOCK_REALTIME, &rt);
-	started = (int64_t)rt.tv_sec * 1000000000 + rt.tv_nsec;
+	started = now_real_ns();
 	machine_line(machine, sizeof(machine));
 	printf("shmbus-bench: %s\n", machine);
 	/* A second of the machine alone, to say how quiet it was. */

@@ -75,14 +75,14 @@ int bench_pingpong(const char *name, size_t size, const struct bench_pingpong_op
 
 	/* Warm-up: caches, page faults, branch predictors, and the CPU
 	 * frequency; its pace sets the iterations per pass. */
-	t0 = bench_now_ns();
+	t0 = now_mono_ns();
 	do {
 		if (ops->ping(ctx, BENCH_CMD_ECHO) != 0) {
 			bench_fail(name, "warm-up round trip failed");
 			goto stop;
 		}
 		warm_iters++;
-		t1 = bench_now_ns();
+		t1 = now_mono_ns();
 	} while (t1 - t0 < bench_cfg.warmup_ns || warm_iters < 3);
 
 	{
@@ -92,13 +92,13 @@ int bench_pingpong(const char *name, size_t size, const struct bench_pingpong_op
 			size_t from = s.n;
 
 			for (uint64_t i = 0; i < iters; i++) {
-				int64_t a = bench_now_ns(), b;
+				int64_t a = now_mono_ns(), b;
 
 				if (ops->ping(ctx, BENCH_CMD_ECHO) != 0) {
 					bench_fail(name, "round trip failed");
 					goto stop;
 				}
-				b = bench_now_ns();
+				b = now_mono_ns();
 				/* One-way = round trip / 2, kept in ns. */
 				s.v[s.n++] = (b - a) / 2;
 			}

@@ -16,17 +16,11 @@
 
 #include <shmbus/shmbus.h>
 
+#include "now.h"
 #include "shmbus/msgs/image.shmbus.h"
 #include "shmbus/msgs/imu.shmbus.h"
 
 #define BATCH 32
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int fail(const char *what, int rc)
 {
@@ -62,10 +56,10 @@ static int take64(shmbus_bus *bus, int batches, double *v)
 	for (int b = 0; b < batches && !rc; b++) {
 		for (int i = 0; i < BATCH && !rc; i++)
 			rc = shmbus_pub_send(pub, msg, sizeof(msg), NULL);
-		int64_t t0 = now_ns();
+		int64_t t0 = now_mono_ns();
 		for (int i = 0; i < BATCH && !rc; i++)
 			rc = shmbus_sub_take(sub, buf, sizeof(buf), NULL);
-		v[b] = (double)(now_ns() - t0) / BATCH;
+		v[b] = (double)(now_mono_ns() - t0) / BATCH;
 	}
 	shmbus_sub_close(sub);
 	shmbus_pub_close(pub);
@@ -115,7 +109,7 @@ static int take_imu(shmbus_bus *bus, int batches, double *v)
 	for (int b = 0; b < batches && !rc; b++) {
 		for (int i = 0; i < BATCH && !rc; i++)
 			rc = shmbus__msgs__imu__publish(pub, &imu, NULL);
-		int64_t t0 = now_ns();
+		int64_t t0 = now_mono_ns();
 		for (int i = 0; i < BATCH && !rc; i++) {
 			Shmbus__Msgs__Imu *m;
 			rc = shmbus__msgs__imu__take(sub, NULL, &m, NULL);
@@ -124,7 +118,7 @@ static int take_imu(shmbus_bus *bus, int batches, double *v)
 				shmbus__msgs__imu__free(m, NULL);
 			}
 		}
-		v[b] = (double)(now_ns() - t0) / BATCH;
+		v[b] = (double)(now_mono_ns() - t0) / BATCH;
 	}
 	shmbus_sub_close(sub);
 	shmbus_pub_close(pub);
@@ -168,14 +162,14 @@ static int image_view(shmbus_bus *bus, uint32_t height, uint32_t width, int batc
 			loan.field[0] = (uint8_t)b;
 			rc = shmbus__msgs__image__publish_loan(pub, &loan, NULL);
 		}
-		int64_t t0 = now_ns();
+		int64_t t0 = now_mono_ns();
 		Shmbus__Msgs__Image *m;
 		struct shmbus_typed_view tv;
 		if (!rc && !(rc = shmbus__msgs__image__view_data(sub, NULL, &m, &tv))) {
 			sink += tv.field[0] + m->width;
 			rc = shmbus__msgs__image__view_release(sub, m, NULL, &tv);
 		}
-		v[b] = (double)(now_ns() - t0);
+		v[b] = (double)(now_mono_ns() - t0);
 	}
 	shmbus_sub_close(sub);
 	shmbus_pub_close(pub);

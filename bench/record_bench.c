@@ -29,23 +29,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "now.h"
+
 extern char **environ;
 
 static const char *cli;
 static double seconds = 5;
 static char bus_name[64];
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
+/* Bench time: a signal that comes in a sleep does not shorten it. */
 static void sleep_until(int64_t t)
 {
-	struct timespec ts = { (time_t)(t / 1000000000), (long)(t % 1000000000) };
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+	while (now_sleep_until(t) == EINTR)
 		;
 }
 
@@ -63,12 +58,12 @@ static pid_t spawn(char *const argv[], const char *out)
 static void wait_subscribed(shmbus_bus *bus, const char *topic)
 {
 	struct shmbus_topic_info ti;
-	int64_t end = now_ns() + 10000000000ll;
-	while (now_ns() < end) {
+	int64_t end = now_mono_ns() + 10000000000ll;
+	while (now_mono_ns() < end) {
 		if (shmbus_topic_inspect(bus, topic, &ti, NULL, 0, NULL, NULL, 0, NULL) == 0 &&
 		    ti.subscribers > 0)
 			return;
-		sleep_until(now_ns() + 1000000);
+		sleep_until(now_mono_ns() + 1000000);
 	}
 	fprintf(stderr, "the recorder never subscribed to %s\n", topic);
 	exit(1);
@@ -80,12 +75,12 @@ static void wait_drained(shmbus_bus *bus, const char *topic)
 	struct shmbus_topic_info ti;
 	struct shmbus_client_info s[2];
 	size_t n;
-	int64_t end = now_ns() + 10000000000ll;
-	while (now_ns() < end) {
+	int64_t end = now_mono_ns() + 10000000000ll;
+	while (now_mono_ns() < end) {
 		if (shmbus_topic_inspect(bus, topic, &ti, NULL, 0, NULL, s, 2, &n) == 0 && n &&
 		    s[0].lag == 0)
 			return;
-		sleep_until(now_ns() + 1000000);
+		sleep_until(now_mono_ns() + 1000000);
 	}
 }
 
@@ -137,9 +132,9 @@ static void bench_bulk(shmbus_bus *bus, double mbs)
 		pid_t rec = spawn(argv, out);
 		wait_subscribed(bus, topic);
 		uint64_t sent = 0;
-		int64_t t0 = now_ns(), end = t0 + (int64_t)(seconds * 1e9);
+		int64_t t0 = now_mono_ns(), end = t0 + (int64_t)(seconds * 1e9);
 		int64_t period = paced ? (int64_t)(size / (mbs * 1e6) * 1e9) : 0;
-		while (now_ns() < end) {
+		while (now_mono_ns() < end) {
 			void *buf;
 			size_t cap;
 			if (shmbus_pub_loan(pub, &buf, &cap) != 0)
@@ -150,7 +145,7 @@ static void bench_bulk(shmbus_bus *bus, double mbs)
 			if (period)
 				sleep_until(t0 + (int64_t)sent * period);
 		}
-		double dt = (double)(now_ns() - t0) / 1e9;
+		double dt = (double)(now_mono_ns() - t0) / 1e9;
 		wait_drained(bus, topic);
 		struct shmbus_topic_info ti;
 		struct shmbus_client_info s[2];
@@ -194,9 +189,9 @@ static void bench_camera(shmbus_bus *bus)
 	wait_subscribed(bus, "camera");
 	wait_subscribed(bus, "imu");
 	uint32_t seed = 1;
-	int64_t t0 = now_ns(), end = t0 + (int64_t)(seconds * 1e9);
+	int64_t t0 = now_mono_ns(), end = t0 + (int64_t)(seconds * 1e9);
 	uint64_t frames = 0, samples = 0;
-	while (now_ns() < end) {
+	while (now_mono_ns() < end) {
 		int64_t next_frame = t0 + (int64_t)frames * 33333333;
 		int64_t next_imu = t0 + (int64_t)samples * 1000000;
 		if (next_frame <= next_imu) {
@@ -252,7 +247,7 @@ static void bench_play(shmbus_bus *bus)
 	char *argv[] = { (char *)cli, "record", "--bus", bus_name, "-o", file, "play/imu", NULL };
 	pid_t rec = spawn(argv, out);
 	wait_subscribed(bus, "play/imu");
-	int64_t t0 = now_ns();
+	int64_t t0 = now_mono_ns();
 	uint64_t n = (uint64_t)(seconds * 1000);
 	for (uint64_t i = 0; i < n; i++) {
 		sleep_until(t0 + (int64_t)i * 1000000);
@@ -285,11 +280,11 @@ static void bench_play(shmbus_bus *bus)
 		uint64_t v;
 		struct shmbus_msg_info info;
 		int rc;
-		int64_t give_up = now_ns() + 5000000000ll;
+		int64_t give_up = now_mono_ns() + 5000000000ll;
 		while ((rc = shmbus_sub_take(sub, &v, sizeof(v), &info)) == SHMBUS_EAGAIN &&
-		       now_ns() < give_up)
+		       now_mono_ns() < give_up)
 			shmbus_sub_wait(sub, 100000000);
-		int64_t t = now_ns();
+		int64_t t = now_mono_ns();
 		if (rc)
 			break;
 		if (got == 0) {

@@ -262,7 +262,7 @@ int roudi_start(const struct roudi_pool *pools, int n)
 		roudi_pid = 0;
 		goto fail;
 	}
-	deadline = bench_now_ns() + ROUDI_START_NS;
+	deadline = now_mono_ns() + ROUDI_START_NS;
 	while (!log_says_ready()) {
 		int status;
 
@@ -275,7 +275,7 @@ int roudi_start(const struct roudi_pool *pools, int n)
 				 tail[0] ? tail : "no output");
 			goto fail;
 		}
-		if (bench_now_ns() > deadline) {
+		if (now_mono_ns() > deadline) {
 			snprintf(why, sizeof(why), "%.200s did not report ready within %lld s", exe,
 				 (long long)(ROUDI_START_NS / 1000000000));
 			roudi_stop();
@@ -321,7 +321,7 @@ int roudi_enter(void)
 void roudi_stop(void)
 {
 	if (roudi_pid > 0) {
-		int64_t deadline = bench_now_ns() + ROUDI_STOP_NS;
+		int64_t deadline = now_mono_ns() + ROUDI_STOP_NS;
 
 		/* In its own namespace, nothing of RouDi outlives it: SIGKILL,
 		 * so that its shutdown cannot signal the pid of a process it
@@ -330,7 +330,7 @@ void roudi_stop(void)
 		 * its orderly shutdown removes its files. */
 		kill(roudi_pid, ns_fd >= 0 ? SIGKILL : SIGINT);
 		while (waitpid(roudi_pid, NULL, WNOHANG) != roudi_pid) {
-			if (bench_now_ns() > deadline) {
+			if (now_mono_ns() > deadline) {
 				fprintf(stderr, "bench: RouDi %d did not stop; killing it\n",
 					(int)roudi_pid);
 				kill(roudi_pid, SIGKILL);

@@ -83,13 +83,13 @@ static int slow_publisher(struct slow *c, shmbus_bus *bus)
 
 		if (bench_barrier_wait(&c->sh->barrier) != 0)
 			goto out;
-		t0 = now = next = bench_now_ns();
+		t0 = now = next = now_mono_ns();
 		while (now - t0 < pass_ns(p)) {
 			void *buf;
 			size_t cap;
 			int r;
 
-			while ((now = bench_now_ns()) < next)
+			while ((now = now_mono_ns()) < next)
 				;
 			if ((r = shmbus_pub_loan(pub, &buf, &cap)) != 0) {
 				bench_bus_report(c->name, bus, "shmbus_pub_loan", r);
@@ -129,7 +129,7 @@ static int slow_view_pass(struct slow *c, shmbus_bus *bus, shmbus_sub *sub, int 
 {
 	struct slow_pass *ps = &c->sh->pass[p];
 	struct shmbus_sub_stats s0, s1;
-	int64_t deadline = bench_now_ns() + pass_ns(p) + BUS_TIMEOUT_NS;
+	int64_t deadline = now_mono_ns() + pass_ns(p) + BUS_TIMEOUT_NS;
 
 	shmbus_sub_stats(sub, &s0);
 	/* Acquire: pairs with the publisher's release store at its pass end. */
@@ -141,7 +141,7 @@ static int slow_view_pass(struct slow *c, shmbus_bus *bus, shmbus_sub *sub, int 
 		if (r == SHMBUS_EAGAIN) {
 			if (atomic_load_explicit(&c->sh->barrier.broken, memory_order_relaxed))
 				return -1;
-			if (bench_now_ns() > deadline) {
+			if (now_mono_ns() > deadline) {
 				bench_fail(c->name, "the publisher did not end its pass");
 				return -1;
 			}
@@ -151,11 +151,11 @@ static int slow_view_pass(struct slow *c, shmbus_bus *bus, shmbus_sub *sub, int 
 			bench_bus_report(c->name, bus, "shmbus_sub_view", r);
 			return -1;
 		}
-		t0 = bench_now_ns();
+		t0 = now_mono_ns();
 		ps->started++;
 		bench_spin_ns(c->hold);
 		r = shmbus_sub_release(sub, &v);
-		ps->busy_ns += bench_now_ns() - t0;
+		ps->busy_ns += now_mono_ns() - t0;
 		if (r == 0) {
 			ps->valid++;
 		} else if (r != SHMBUS_ELAPPED) {

@@ -66,7 +66,7 @@ static int stream_producer(void *arg, int index)
 
 		if (bench_barrier_wait(&sh->barrier) != 0)
 			goto out;
-		t0 = bench_now_ns();
+		t0 = now_mono_ns();
 		do {
 			for (int k = 0; k < STREAM_BATCH; k++) {
 				if (a->ops->send(a->ctx, index) != 0) {
@@ -76,7 +76,7 @@ static int stream_producer(void *arg, int index)
 				}
 			}
 			n += STREAM_BATCH;
-			t1 = bench_now_ns();
+			t1 = now_mono_ns();
 		} while (t1 - t0 < dur);
 		sh->t0[p][index] = t0;
 		sh->t1[p][index] = t1;
@@ -99,7 +99,7 @@ static int consume_pass(struct stream_arg *a, int index, int p, int64_t *end)
 {
 	struct stream_shared *sh = a->sh;
 	uint32_t all_done = (uint32_t)((p + 1) * a->producers);
-	int64_t start = bench_now_ns(), mark = start;
+	int64_t start = now_mono_ns(), mark = start;
 	int64_t deadline = start + pass_duration(p) + 30 * (int64_t)1000000000;
 	bool got_since_mark = false;
 
@@ -117,7 +117,7 @@ static int consume_pass(struct stream_arg *a, int index, int p, int64_t *end)
 		}
 		/* Nothing there: the first such moment after a message is
 		 * when the last message so far was taken. */
-		now = bench_now_ns();
+		now = now_mono_ns();
 		if (got_since_mark) {
 			mark = now;
 			got_since_mark = false;

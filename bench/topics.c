@@ -82,7 +82,7 @@ static int topics_publisher(struct topics *c, shmbus_bus *bus)
 
 	if (!pubs)
 		return -1;
-	t0 = bench_now_ns();
+	t0 = now_mono_ns();
 	for (; opened < c->n; opened++) {
 		char topic[64];
 		int r;
@@ -95,7 +95,7 @@ static int topics_publisher(struct topics *c, shmbus_bus *bus)
 			goto out;
 		}
 	}
-	c->sh->create_ns = bench_now_ns() - t0;
+	c->sh->create_ns = now_mono_ns() - t0;
 	w.z = 0.01;
 	a.z = 9.81;
 	msg.angular_velocity = &w;
@@ -138,7 +138,7 @@ static int topics_subscriber(struct topics *c, shmbus_bus *bus)
 	so.last_n = 1;
 	if (bench_barrier_wait(&c->sh->barrier) != 0)
 		goto out;
-	t0 = bench_now_ns();
+	t0 = now_mono_ns();
 	for (; opened < c->n; opened++) {
 		char topic[64];
 		int r;
@@ -151,7 +151,7 @@ static int topics_subscriber(struct topics *c, shmbus_bus *bus)
 			goto out;
 		}
 	}
-	c->sh->open_ns = bench_now_ns() - t0;
+	c->sh->open_ns = now_mono_ns() - t0;
 	for (int i = 0; i < c->n; i++) {
 		Shmbus__Msgs__Imu *m;
 		int r = shmbus__msgs__imu__wait(subs[i], BUS_TIMEOUT_NS);
@@ -301,7 +301,7 @@ static int64_t time_list(const char *cli, const char *bus, long *lines)
 {
 	int p[2];
 	pid_t pid;
-	int64_t t0 = bench_now_ns();
+	int64_t t0 = now_mono_ns();
 	int status;
 	char buf[65536];
 	ssize_t r;
@@ -332,7 +332,7 @@ static int64_t time_list(const char *cli, const char *bus, long *lines)
 	close(p[0]);
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return -1;
-	return bench_now_ns() - t0;
+	return now_mono_ns() - t0;
 }
 
 /* ------------------------------------------------------------------ rows */

@@ -307,8 +307,8 @@ static int64_t pp_recv(struct typed_case *c)
 		if (spins % 4096 != 0)
 			continue;
 		if (!deadline) {
-			deadline = bench_now_ns() + TYPED_TIMEOUT_NS;
-		} else if (bench_now_ns() > deadline) {
+			deadline = now_mono_ns() + TYPED_TIMEOUT_NS;
+		} else if (now_mono_ns() > deadline) {
 			bench_fail(c->name, "no message for %lld s",
 				   (long long)(TYPED_TIMEOUT_NS / 1000000000));
 			return -1;

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "now.h"
+
 #define BRIDGE_MAX_PATTERNS 64
 #define BRIDGE_MAX_TOPICS 128 /* shmbus waitsets hold 128 subscribers */
 #define BRIDGE_MAX_PEERS 32   /* bridges a new topic's writer waits for */

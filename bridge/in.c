@@ -67,13 +67,6 @@ struct in_state {
 	size_t recheck_next; /* round robin of the close look */
 };
 
-static int64_t now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static struct in_topic *find(struct in_state *s, const char *name)
 {
 	for (size_t i = 0; i < s->n; i++)
@@ -164,12 +157,12 @@ static void on_announce(struct in_state *s, const shmbus_bridge_Announce *a)
 		bridge_log(b, "DDS reader for '%s': %s", t->dds_name, dds_strretcode(t->reader));
 		return;
 	}
-	int64_t t0 = now_mono();
+	int64_t t0 = now_mono_ns();
 	if (open_pub(b, t) != 0) {
 		dds_delete(t->reader); /* no one would take what it keeps */
 		return;
 	}
-	int64_t made_ns = now_mono() - t0;
+	int64_t made_ns = now_mono_ns() - t0;
 	t->cond = dds_create_readcondition(t->reader, DDS_ANY_STATE);
 	if (t->cond < 0 || dds_waitset_attach(s->waitset, t->cond, (dds_attach_t)t) < 0) {
 		bridge_log(b, "DDS waitset for '%s' failed", t->dds_name);
@@ -440,7 +433,7 @@ void *bridge_in_thread(void *arg)
 			else
 				take_envelopes(s, (struct in_topic *)ready[i]);
 		}
-		int64_t now = now_mono();
+		int64_t now = now_mono_ns();
 		if (now >= next_status) {
 			update_status(s);
 			reopen_gone(s);

@@ -210,9 +210,7 @@ int main(int argc, char **argv)
 	gethostname(host, sizeof(host) - 1);
 	snprintf(b->source, sizeof(b->source), "%s:%s", host, b->bus_name);
 	if (getrandom(&b->id, sizeof(b->id), 0) != (ssize_t)sizeof(b->id) || b->id == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		b->id = ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec;
+		b->id = ((uint64_t)getpid() << 32) ^ (uint64_t)now_real_ns();
 	}
 
 	if (config_path) {

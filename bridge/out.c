@@ -62,13 +62,6 @@ struct out_state {
 	struct shmbus_client_info subs[OUT_SUBS_LISTED];
 };
 
-static int64_t now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static struct out_topic *find(struct out_state *s, const char *name)
 {
 	for (size_t i = 0; i < s->n; i++)
@@ -173,7 +166,7 @@ static void open_topic(struct out_state *s, const char *name, bool fresh)
 		return;
 	}
 	announce(s, t);
-	t->opened_ns = now_mono();
+	t->opened_ns = now_mono_ns();
 	t->wait_until_ns = t->opened_ns + b->match_wait_ns;
 	if (t->n_expect == 0)
 		make_ready(s, t);
@@ -390,14 +383,14 @@ void *bridge_out_thread(void *arg)
 	/* The stop flag is set by the main thread; nothing else travels with
 	 * it, so relaxed loads suffice (we look again within 100 ms). */
 	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
-		int64_t now = now_mono();
+		int64_t now = now_mono_ns();
 		if (now >= next_tick) {
 			tick(s);
 			next_tick = now + OUT_RECHECK_NS;
 		}
 		/* Held topics are not in the wait set (their messages must
 		 * stay where they are): look at them every tick meanwhile. */
-		bool held = release_ready(s, now_mono());
+		bool held = release_ready(s, now_mono_ns());
 		shmbus_sub *ready[BRIDGE_MAX_TOPICS];
 		size_t got = 0;
 		rc = shmbus_waitset_wait(s->ws, held ? OUT_PENDING_TICK_NS : 100000000, ready,

@@ -272,7 +272,7 @@ void fox_channels_on_watch(struct fox_server *s)
 
 static void report_losses(struct fox_server *s, struct fox_channel *ch)
 {
-	int64_t now = fox_now_ns();
+	int64_t now = now_mono_ns();
 
 	(void)s;
 	if (!ch->lost_unreported || now - ch->lost_reported_ns < REPORT_PERIOD_NS)

@@ -195,7 +195,7 @@ static struct fox_subscription *oldest_queued(struct fox_client *c)
  * second; and when it has caught up, always, with the total. */
 static void report_drops(struct fox_client *c)
 {
-	int64_t now = fox_now_ns();
+	int64_t now = now_mono_ns();
 	bool caught_up = c->q_msgs == 0;
 
 	if (!c->dropping)

@@ -1,13 +1,12 @@
 /*
  * log.c - shmbus-foxglove's log: one line per event on stderr, prefixed
- * with the program's name, and the clock the log and the reports use.
+ * with the program's name.
  */
 #include "server.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 void fox_log(const char *fmt, ...)
 {
@@ -19,15 +18,7 @@ void fox_log(const char *fmt, ...)
 	va_end(ap);
 	/* One write per line, so lines of a server and its tests never mix. */
 	if (getenv("FOX_LOG_TIME"))
-		fprintf(stderr, "%.3f shmbus-foxglove: %s\n", (double)fox_now_ns() / 1e9, line);
+		fprintf(stderr, "%.3f shmbus-foxglove: %s\n", (double)now_mono_ns() / 1e9, line);
 	else
 		fprintf(stderr, "shmbus-foxglove: %s\n", line);
-}
-
-int64_t fox_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }

@@ -377,7 +377,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "shmbus-foxglove: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
-	snprintf(s->session_id, sizeof(s->session_id), "%lld-%d", (long long)fox_now_ns(),
+	snprintf(s->session_id, sizeof(s->session_id), "%lld-%d", (long long)now_mono_ns(),
 		 (int)getpid());
 
 	shmbus_connect_options_init(&co);

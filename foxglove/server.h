@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "now.h"
 #include "pbjson.h"
 
 #define FOX_SUBPROTOCOL "foxglove.websocket.v1"
@@ -168,7 +169,6 @@ void fox_release_fd(struct lws *wsi);
 
 /* ---------------------------------------------------------- log.c */
 void fox_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int64_t fox_now_ns(void);
 
 /* ---------------------------------------------------------- queue.c */
 /* 0, or -1 when out of memory. The queue takes the reference. */

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "now.h"
+
 /* A bus name unique to this process and tag: "t-<tag>-<pid>". */
 const char *h_bus_name(const char *tag);
 
@@ -57,11 +59,18 @@ bool h_read(int fd, void *buf, size_t n, int timeout_ms);
  * or -1. */
 int h_reap(pid_t pid, int timeout_ms);
 
-int64_t h_now_ns(void);
+/* The monotonic clock (now.h, which this header brings for every test). */
+static inline int64_t h_now_ns(void)
+{
+	return now_mono_ns();
+}
 
 /* Run `$SHMBUS_CLI ARGS` (bounded by timeout(1): 60 s), stdout and stderr
  * into out; returns its exit code, or -1. */
 int h_run_cli(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Run a shell command line, its stdout (as much as fits) into out; its
+ * exit code, or -1 (killed, or it could not run). */
+int h_shell(char *out, size_t cap, const char *cmd);
 
 /* A second Unix user for the tests that cross users, made with useradd
  * (needs root). False, with nothing made, when it cannot be created. */

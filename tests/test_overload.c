@@ -48,8 +48,7 @@ static int publisher(void *argp, int out)
 	if (write(out, "r", 1) != 1)
 		return 2;
 	uint64_t n = 0;
-	struct timespec next;
-	clock_gettime(CLOCK_MONOTONIC, &next);
+	int64_t next = h_now_ns();
 	int64_t end = h_now_ns() + a->run_ns;
 	while (h_now_ns() < end) {
 		void *buf;
@@ -63,12 +62,8 @@ static int publisher(void *argp, int out)
 		if (shmbus_pub_publish(pub, MSG, NULL) == 0)
 			n++;
 		if (a->period_ns) {
-			next.tv_nsec += a->period_ns;
-			while (next.tv_nsec >= SEC) {
-				next.tv_nsec -= SEC;
-				next.tv_sec++;
-			}
-			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+			next += a->period_ns;
+			now_sleep_until(next);
 		}
 	}
 	shmbus_pub_send(pub, "end", 4, NULL);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -19,17 +18,6 @@
 static char dir[128];
 static struct h_user other;
 static bool skipped;
-
-static int run(char *out, size_t cap, const char *cmd)
-{
-	FILE *f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(out, 1, cap - 1, f);
-	out[n] = '\0';
-	int st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -46,7 +34,7 @@ static void expect_policy_error(const char *text, const char *want)
 	write_file(path, text);
 	snprintf(cmd, sizeof(cmd), "'%s' --foreground --bus t-badpol-%d --policy '%s' 2>&1",
 		 getenv("SHMBUSD"), (int)getpid(), path);
-	CU_ASSERT_EQUAL(run(out, sizeof(out), cmd), 1);
+	CU_ASSERT_EQUAL(h_shell(out, sizeof(out), cmd), 1);
 	if (!strstr(out, want))
 		fprintf(stderr, "\n  policy error was: %s", out);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
@@ -78,7 +66,7 @@ static void test_parser_errors(void)
 	const char *bus = h_bus_name("goodpol");
 	snprintf(cmd, sizeof(cmd), "'%s' --bus %s --policy '%s' 2>&1", getenv("SHMBUSD"), bus,
 		 path);
-	CU_ASSERT_EQUAL(run(out, sizeof(out), cmd), 0);
+	CU_ASSERT_EQUAL(h_shell(out, sizeof(out), cmd), 0);
 	h_stop_bus(bus);
 }
 
@@ -152,7 +140,7 @@ static void test_second_user(void)
 	const char *plain_bus = h_bus_name("nopol");
 	snprintf(cmd, sizeof(cmd), "'%s' --bus %s --policy '%s' 2>&1", getenv("SHMBUSD"),
 		 policy_bus, path);
-	CU_ASSERT_EQUAL_FATAL(run(out, sizeof(out), cmd), 0);
+	CU_ASSERT_EQUAL_FATAL(h_shell(out, sizeof(out), cmd), 0);
 
 	shmbus_bus *owner = h_connect(policy_bus), *plain = h_connect(plain_bus);
 	CU_ASSERT_FATAL(owner && plain);

@@ -797,7 +797,8 @@ static void handle_info(struct broker *b, struct client *c, const uint8_t *body,
 	struct proto_info in = { .layout = t->layout };
 	in.next_seq = ring_head(&(struct topic_map){ .data = t->data });
 	in.broker_bytes = sizeof(*t) + t->layout.meta_size + SHMBUS_PAGE;
-	in.schema_versions = m->schema_versions;
+	/* Only the count: relaxed (the hashes are not read here). */
+	in.schema_versions = atomic_load_explicit(&m->schema_versions, memory_order_relaxed);
 	in.grown = t->layout.generation;
 	for (uint32_t i = 0; i < SEG_MAX_PUBS; i++)
 		in.n_pubs += atomic_load_explicit(&m->pubs[i].pid, memory_order_relaxed) != 0;

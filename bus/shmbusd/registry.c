@@ -348,8 +348,15 @@ int registry_grow(struct registry *r, struct topic *t, uint32_t size, char *err,
 	atomic_store_explicit(&nm->last_publisher_id,
 			      atomic_load_explicit(&om->last_publisher_id, memory_order_relaxed),
 			      memory_order_relaxed);
-	nm->schema_versions = om->schema_versions;
-	memcpy(nm->schema_hashes, om->schema_hashes, sizeof(nm->schema_hashes));
+	/* The successor is not shared yet: relaxed copies, no pairing. */
+	for (uint32_t i = 0; i < SEG_MAX_SCHEMAS; i++)
+		atomic_store_explicit(
+			&nm->schema_hashes[i],
+			atomic_load_explicit(&om->schema_hashes[i], memory_order_relaxed),
+			memory_order_relaxed);
+	atomic_store_explicit(&nm->schema_versions,
+			      atomic_load_explicit(&om->schema_versions, memory_order_relaxed),
+			      memory_order_relaxed);
 	memcpy((void *)nm->pubs, (const void *)om->pubs, sizeof(nm->pubs));
 	memcpy((void *)nm->subs, (const void *)om->subs, sizeof(nm->subs));
 	/* Release: a reader that sees sealed_at or the state sees the seal. */
@@ -449,13 +456,17 @@ void registry_note_schema(struct topic *t, const void *schema, size_t size)
 		h ^= b[i];
 		h *= 0x100000001b3ull;
 	}
-	uint32_t kept = m->schema_versions < SEG_MAX_SCHEMAS ? m->schema_versions : SEG_MAX_SCHEMAS;
+	/* Acquire: pairs with the release below, so the hashes it counts are
+	 * there (this broker's, or the one's before a restart). */
+	uint32_t seen = atomic_load_explicit(&m->schema_versions, memory_order_acquire);
+	uint32_t kept = seen < SEG_MAX_SCHEMAS ? seen : SEG_MAX_SCHEMAS;
 	for (uint32_t i = 0; i < kept; i++)
-		if (m->schema_hashes[i] == h)
+		if (atomic_load_explicit(&m->schema_hashes[i], memory_order_relaxed) == h)
 			return;
 	if (kept < SEG_MAX_SCHEMAS)
-		m->schema_hashes[kept] = h;
-	m->schema_versions++;
+		atomic_store_explicit(&m->schema_hashes[kept], h, memory_order_relaxed);
+	/* Release: a reader that sees the new count sees the hash stored above. */
+	atomic_store_explicit(&m->schema_versions, seen + 1, memory_order_release);
 }
 
 /* --------------------------------------------------------------- pages */

@@ -156,25 +156,6 @@ static int exchange(shmbus_bus *bus, const struct proto_buf *req, struct reply *
 
 /* ------------------------------------------------------------ connecting */
 
-static int try_connect(const char *path)
-{
-	struct sockaddr_un a;
-	if (!sockaddr_for(&a, path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
 static void set_timeouts(int fd, int64_t ns)
 {
 	struct timeval tv = { .tv_sec = ns / 1000000000, .tv_usec = (ns % 1000000000) / 1000 };
@@ -458,7 +439,7 @@ static int bus_open_socket(shmbus_bus *bus)
 		return rc;
 	}
 	for (;;) {
-		int fd = try_connect(sock);
+		int fd = sock_connect(sock, 0);
 		if (fd >= 0) {
 			bus->fd = fd;
 			set_timeouts(fd, bus->opts.timeout_ns);

@@ -12,9 +12,9 @@
  */
 #include "clock.h"
 
+#include "now.h"
 #include <pthread.h>
 #include <stdbool.h>
-#include <time.h>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -36,9 +36,7 @@ __extension__ typedef unsigned __int128 u128;
 
 int64_t monotonic_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return now_mono_ns();
 }
 
 int64_t deadline_after(int64_t timeout_ns)
@@ -49,9 +47,7 @@ int64_t deadline_after(int64_t timeout_ns)
 
 int64_t realtime_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return now_real_ns();
 }
 
 #ifdef HAVE_TSC

@@ -201,9 +201,14 @@ struct meta_header {
 	_Alignas(SHMBUS_CACHE_LINE) _Atomic uint32_t state; /* enum meta_state */
 	_Atomic uint32_t last_publisher_id;
 	_Atomic uint64_t sealed_at;  /* first sequence number not in this ring */
-	uint32_t schema_versions;    /* distinct schemas publishers brought */
+	/* Distinct schemas publishers brought, and the FNV-1a hashes of the
+	 * first SEG_MAX_SCHEMAS: the broker stores a hash, then the count with
+	 * release; whoever reads the table loads the count with acquire first
+	 * (the broker, and the broker that takes the topic over after a
+	 * restart; clients learn the count from the topic info reply). */
+	_Atomic uint32_t schema_versions;
 	uint32_t reserved;
-	uint64_t schema_hashes[SEG_MAX_SCHEMAS];
+	_Atomic uint64_t schema_hashes[SEG_MAX_SCHEMAS];
 	_Alignas(SHMBUS_CACHE_LINE) struct meta_pub pubs[SEG_MAX_PUBS];
 	struct meta_sub subs[SEG_MAX_SUBS];
 };

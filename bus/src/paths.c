@@ -1,5 +1,6 @@
 /*
- * paths.c - owns naming rules and where a bus's files live on the host.
+ * paths.c - owns naming rules, where a bus's files live on the host, and
+ * reaching its socket.
  */
 #include "paths.h"
 
@@ -153,4 +154,23 @@ bool sockaddr_for(struct sockaddr_un *a, const char *path)
 		return false;
 	memcpy(a->sun_path, path, n + 1);
 	return true;
+}
+
+int sock_connect(const char *path, int flags)
+{
+	struct sockaddr_un a;
+	if (!sockaddr_for(&a, path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
 }

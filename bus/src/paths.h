@@ -41,5 +41,9 @@ int bus_file(char *buf, size_t len, const char *bus, const char *suffix, bool cr
 struct sockaddr_un;
 /* Fill a Unix socket address; false if the path does not fit. */
 bool sockaddr_for(struct sockaddr_un *a, const char *path);
+/* A stream socket connected to path, close-on-exec, with the extra socket
+ * type flags given (SOCK_NONBLOCK or 0); -1 with errno (ENAMETOOLONG for
+ * a path that does not fit). */
+int sock_connect(const char *path, int flags);
 
 #endif /* SHMBUS_PATHS_H */

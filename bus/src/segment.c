@@ -10,9 +10,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "paths.h"
 #include "shmbus/shmbus.h"
 
@@ -118,15 +118,13 @@ static uint64_t header_check_of(const struct meta_header *h)
 void seg_meta_format(void *mem, const struct seg_params *p)
 {
 	struct meta_header *h = mem;
-	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
 	h->layout_version = SEG_LAYOUT_VERSION;
 	h->header_size = sizeof(*h);
 	h->topic_id = p->topic_id;
 	h->flags = p->flags;
 	memcpy(h->incarnation, p->incarnation, sizeof(h->incarnation));
-	h->created_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	h->created_ns = realtime_ns();
 	h->slot_count = p->slot_count;
 	h->slot_size = seg_slot_size(p->max_message_size);
 	h->max_message_size = p->max_message_size;

@@ -18,6 +18,14 @@ bool typed_type_valid(const struct shmbus_typed_type *type);
 bool typed_pub_has_type(const shmbus_pub *pub, const struct shmbus_typed_type *type);
 bool typed_sub_has_type(const shmbus_sub *sub, const struct shmbus_typed_type *type);
 
+/* The runtime's own refusals, with the calling thread's error text set as
+ * libshmbus sets it for its own (shmbus_fail): SHMBUS_EINVAL for a type
+ * description a generator did not fill (`fn` the public function), and
+ * SHMBUS_ETYPE for a handle whose topic has another type. */
+int typed_fail_type(const char *fn, const struct shmbus_typed_type *type);
+int typed_fail_other_type(const char *topic, const char *topic_type,
+			  const struct shmbus_typed_type *type);
+
 /* Ask for the cache lines of p[0..size) at once (up to a few KiB): for
  * reading (a message another core just wrote) or for writing (a slot
  * another core read last). protobuf-c reads and writes a message field by

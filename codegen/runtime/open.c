@@ -17,6 +17,22 @@ bool typed_type_valid(const struct shmbus_typed_type *type)
 	       (type->schema || type->schema_size == 0);
 }
 
+int typed_fail_type(const char *fn, const struct shmbus_typed_type *type)
+{
+	return shmbus_fail(SHMBUS_EINVAL,
+			   type ? "%s: the type description is not one protoc-gen-shmbus wrote"
+				: "%s: NULL type",
+			   fn);
+}
+
+int typed_fail_other_type(const char *topic, const char *topic_type,
+			  const struct shmbus_typed_type *type)
+{
+	/* The words of libshmbus's own refusal of a typed open. */
+	return shmbus_fail(SHMBUS_ETYPE, "topic '%s' has type '%s', not '%s'", topic,
+			   topic_type[0] ? topic_type : "(untyped)", type->descriptor->name);
+}
+
 bool typed_pub_has_type(const shmbus_pub *pub, const struct shmbus_typed_type *type)
 {
 	return strcmp(shmbus_pub_type_name(pub), type->descriptor->name) == 0;
@@ -30,11 +46,19 @@ bool typed_sub_has_type(const shmbus_sub *sub, const struct shmbus_typed_type *t
 /* Why a topic of `type` cannot be opened, or SHMBUS_OK. This library
  * calls the libshmbus it was built with; another major version loaded at
  * run time would not keep that API. */
-static int open_check(const struct shmbus_typed_type *type)
+static int open_check(const char *fn, const struct shmbus_typed_type *type)
 {
+	uint32_t loaded = shmbus_version();
+
 	if (!typed_type_valid(type))
-		return SHMBUS_EINVAL;
-	return (shmbus_version() >> 16) == SHMBUS_VERSION_MAJOR ? SHMBUS_OK : SHMBUS_EVERSION;
+		return typed_fail_type(fn, type);
+	if ((loaded >> 16) != SHMBUS_VERSION_MAJOR)
+		return shmbus_fail(SHMBUS_EVERSION,
+				   "libshmbus-typed was built for libshmbus %d, libshmbus %u.%u "
+				   "is loaded",
+				   SHMBUS_VERSION_MAJOR, (unsigned)(loaded >> 16),
+				   (unsigned)((loaded >> 8) & 255u));
+	return SHMBUS_OK;
 }
 
 void shmbus_typed_topic_options(const struct shmbus_typed_type *type,
@@ -66,10 +90,16 @@ static int topic_import(struct shmbus_topic_options *o, const struct shmbus_topi
 	if (!opts)
 		return SHMBUS_OK;
 	if (opts->size < sizeof(opts->size) || opts->size > 65536)
-		return SHMBUS_EINVAL; /* not initialised by its _init() */
+		return shmbus_fail(SHMBUS_EINVAL,
+				   "topic options of size %zu: not initialised by "
+				   "shmbus_topic_options_init()",
+				   (size_t)opts->size);
 	for (size_t i = sizeof(*o); i < opts->size; i++)
 		if (((const uint8_t *)opts)[i] != 0)
-			return SHMBUS_EINVAL;
+			return shmbus_fail(SHMBUS_EINVAL,
+					   "topic options set a field this library "
+					   "(%zu bytes of options) does not know",
+					   sizeof(*o));
 	memcpy(o, opts, opts->size < sizeof(*o) ? opts->size : sizeof(*o));
 	o->size = sizeof(*o);
 	return SHMBUS_OK;
@@ -86,7 +116,7 @@ int shmbus_typed_pub_open(shmbus_bus *bus, const char *topic,
 
 	if (out)
 		*out = NULL;
-	if ((rc = open_check(type)) != SHMBUS_OK ||
+	if ((rc = open_check("shmbus_typed_pub_open", type)) != SHMBUS_OK ||
 	    (rc = topic_import(&o, topic_opts)) != SHMBUS_OK)
 		return rc;
 	size_given = o.max_message_size != 0;
@@ -114,7 +144,7 @@ int shmbus_typed_sub_open(shmbus_bus *bus, const char *topic,
 
 	if (out)
 		*out = NULL;
-	if ((rc = open_check(type)) != SHMBUS_OK ||
+	if ((rc = open_check("shmbus_typed_sub_open", type)) != SHMBUS_OK ||
 	    (rc = topic_import(&o, topic_opts)) != SHMBUS_OK)
 		return rc;
 	/* Sized as for publishers, should create_if_missing create it. */

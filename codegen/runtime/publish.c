@@ -22,17 +22,33 @@ static int room(shmbus_pub *pub, size_t size)
 	return size > shmbus_pub_max_message_size(pub) ? shmbus_pub_reserve(pub, size) : SHMBUS_OK;
 }
 
-/* Why a message of `type` may not go to pub, or SHMBUS_OK. */
-static int check(shmbus_pub *pub, const struct shmbus_typed_type *type,
+/* Why a message of `type` may not go to pub (the error text set), or
+ * SHMBUS_OK. */
+static int check(const char *fn, shmbus_pub *pub, const struct shmbus_typed_type *type,
 		 const ProtobufCMessage *msg)
 {
-	if (!pub || !typed_type_valid(type) || !msg || msg->descriptor != type->descriptor)
-		return SHMBUS_EINVAL;
+	if (!typed_type_valid(type))
+		return typed_fail_type(fn, type);
+	if (!pub || !msg)
+		return shmbus_fail(SHMBUS_EINVAL, "%s: NULL %s", fn, pub ? "message" : "publisher");
+	if (msg->descriptor != type->descriptor)
+		return shmbus_fail(SHMBUS_EINVAL, "%s: the message is not a %s (%s)", fn,
+				   type->descriptor->name,
+				   msg->descriptor ? msg->descriptor->name : "not initialised");
 	/* A publisher handle of another type would write this message into
 	 * a topic that decodes it as something else. */
 	if (!typed_pub_has_type(pub, type))
-		return SHMBUS_ETYPE;
+		return typed_fail_other_type(shmbus_pub_topic(pub), shmbus_pub_type_name(pub),
+					     type);
 	return SHMBUS_OK;
+}
+
+/* The loan's ring is never smaller than what room() made sure of. */
+static int loan_too_small(shmbus_pub *pub, size_t size, size_t capacity)
+{
+	(void)shmbus_pub_discard(pub);
+	return shmbus_fail(SHMBUS_EMSGSIZE, "a %zu-byte message in a %zu-byte slot of topic '%s'",
+			   size, capacity, shmbus_pub_topic(pub));
 }
 
 int shmbus_typed_publish(shmbus_pub *pub, const struct shmbus_typed_type *type,
@@ -40,7 +56,7 @@ int shmbus_typed_publish(shmbus_pub *pub, const struct shmbus_typed_type *type,
 {
 	size_t size, capacity;
 	void *buf;
-	int rc = check(pub, type, msg);
+	int rc = check("shmbus_typed_publish", pub, type, msg);
 
 	if (rc != SHMBUS_OK)
 		return rc;
@@ -50,10 +66,8 @@ int shmbus_typed_publish(shmbus_pub *pub, const struct shmbus_typed_type *type,
 	rc = shmbus_pub_loan(pub, &buf, &capacity);
 	if (rc != SHMBUS_OK)
 		return rc;
-	if (size > capacity) { /* the loan's ring is never smaller: not expected */
-		(void)shmbus_pub_discard(pub);
-		return SHMBUS_EMSGSIZE;
-	}
+	if (size > capacity)
+		return loan_too_small(pub, size, capacity);
 	typed_prefetch(buf, size, true);
 	rc = shmbus_pub_publish(pub, protobuf_c_message_pack(msg, buf), seq);
 	if (rc != SHMBUS_OK)
@@ -79,27 +93,25 @@ int shmbus_typed_loan_field(shmbus_pub *pub, const struct shmbus_typed_type *typ
 	int rc;
 
 	if (!loan)
-		return SHMBUS_EINVAL;
+		return shmbus_fail(SHMBUS_EINVAL, "shmbus_typed_loan_field: NULL loan");
 	loan_clear(loan);
-	if ((rc = check(pub, type, rest)) != SHMBUS_OK)
+	if ((rc = check("shmbus_typed_loan_field", pub, type, rest)) != SHMBUS_OK)
 		return rc;
 	if (number == 0 || number > 536870911u)
-		return SHMBUS_EINVAL;
+		return shmbus_fail(SHMBUS_EINVAL, "%u is not a protobuf field number", number);
 	head = protobuf_c_message_get_packed_size(rest);
 	n_key = wire_put_varint(key, (uint64_t)number << 3 | 2u);
 	n_len = wire_put_varint(len, (uint64_t)field_size);
 	if (field_size > SIZE_MAX - head - n_key - n_len)
-		return SHMBUS_EMSGSIZE;
+		return shmbus_fail(SHMBUS_EMSGSIZE, "a field of %zu bytes", field_size);
 	total = head + n_key + n_len + field_size;
 	if ((rc = room(pub, total)) != SHMBUS_OK)
 		return rc;
 	rc = shmbus_pub_loan(pub, &buf, &capacity);
 	if (rc != SHMBUS_OK)
 		return rc;
-	if (total > capacity) {
-		(void)shmbus_pub_discard(pub);
-		return SHMBUS_EMSGSIZE;
-	}
+	if (total > capacity)
+		return loan_too_small(pub, total, capacity);
 	p = buf;
 	typed_prefetch(p, head + n_key + n_len, true);
 	protobuf_c_message_pack(rest, p);
@@ -116,7 +128,8 @@ int shmbus_typed_publish_loan(shmbus_pub *pub, struct shmbus_typed_loan *loan, u
 	int rc;
 
 	if (!pub || !loan || !loan->field)
-		return SHMBUS_EINVAL;
+		return shmbus_fail(SHMBUS_EINVAL, "shmbus_typed_publish_loan: %s",
+				   pub ? "no loan" : "NULL publisher");
 	rc = shmbus_pub_publish(pub, loan->size_, seq);
 	if (rc != SHMBUS_OK)
 		(void)shmbus_pub_discard(pub);

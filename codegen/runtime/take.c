@@ -49,17 +49,31 @@ static void watch_init(struct alloc_watch *w, ProtobufCAllocator *inner)
 	w->failed = false;
 }
 
-/* What a NULL from protobuf_c_message_unpack() meant. */
-static int unpack_failure(const struct alloc_watch *w)
+/* Message `seq` of sub's topic did not decode as `type` (SHMBUS_EBADMSG),
+ * or the allocator failed (SHMBUS_ENOMEM, when w says so); the error
+ * text says which. Called after the view's release, which would clear it. */
+static int unpack_failure(const struct alloc_watch *w, shmbus_sub *sub,
+			  const struct shmbus_typed_type *type, uint64_t seq)
 {
-	return w->failed ? SHMBUS_ENOMEM : SHMBUS_EBADMSG;
+	if (w->failed)
+		return shmbus_fail(SHMBUS_ENOMEM,
+				   "out of memory unpacking message %llu of topic '%s' (skipped)",
+				   (unsigned long long)seq, shmbus_sub_topic(sub));
+	return shmbus_fail(SHMBUS_EBADMSG,
+			   "message %llu of topic '%s' does not decode as %s (skipped)",
+			   (unsigned long long)seq, shmbus_sub_topic(sub), type->descriptor->name);
 }
 
-static int check(shmbus_sub *sub, const struct shmbus_typed_type *type)
+static int check(const char *fn, shmbus_sub *sub, const struct shmbus_typed_type *type)
 {
-	if (!sub || !typed_type_valid(type))
-		return SHMBUS_EINVAL;
-	return typed_sub_has_type(sub, type) ? SHMBUS_OK : SHMBUS_ETYPE;
+	if (!typed_type_valid(type))
+		return typed_fail_type(fn, type);
+	if (!sub)
+		return shmbus_fail(SHMBUS_EINVAL, "%s: NULL subscriber", fn);
+	if (!typed_sub_has_type(sub, type))
+		return typed_fail_other_type(shmbus_sub_topic(sub), shmbus_sub_type_name(sub),
+					     type);
+	return SHMBUS_OK;
 }
 
 /* Unpacks a private copy taken before the release (COPY_FIRST types). */
@@ -73,12 +87,12 @@ static int take_copy(shmbus_sub *sub, const struct shmbus_typed_type *type,
 		memcpy(copy, view->data, view->info.size);
 	rc = shmbus_sub_release(sub, view);
 	if (!copy)
-		return rc == SHMBUS_OK ? SHMBUS_ENOMEM : rc;
+		return rc == SHMBUS_OK ? unpack_failure(watch, sub, type, view->info.seq) : rc;
 	if (rc == SHMBUS_OK) {
 		*out = protobuf_c_message_unpack(type->descriptor, &watch->base, view->info.size,
 						 copy);
 		if (!*out)
-			rc = unpack_failure(watch);
+			rc = unpack_failure(watch, sub, type, view->info.seq);
 	}
 	watch->base.free(watch, copy);
 	return rc;
@@ -100,7 +114,7 @@ static int take_in_place(shmbus_sub *sub, const struct shmbus_typed_type *type,
 		return rc;
 	}
 	if (!m)
-		return unpack_failure(watch);
+		return unpack_failure(watch, sub, type, view->info.seq);
 	*out = m;
 	return SHMBUS_OK;
 }
@@ -114,9 +128,9 @@ int shmbus_typed_take(shmbus_sub *sub, const struct shmbus_typed_type *type,
 	int rc;
 
 	if (!out)
-		return SHMBUS_EINVAL;
+		return shmbus_fail(SHMBUS_EINVAL, "shmbus_typed_take: NULL out");
 	*out = NULL;
-	if ((rc = check(sub, type)) != SHMBUS_OK)
+	if ((rc = check("shmbus_typed_take", sub, type)) != SHMBUS_OK)
 		return rc;
 	if ((rc = shmbus_sub_view(sub, &view)) != SHMBUS_OK)
 		return rc;
@@ -176,10 +190,11 @@ int shmbus_typed_view_field(shmbus_sub *sub, const struct shmbus_typed_type *typ
 	int rc, released;
 
 	if (!out || !view)
-		return SHMBUS_EINVAL;
+		return shmbus_fail(SHMBUS_EINVAL, "shmbus_typed_view_field: NULL %s",
+				   out ? "view" : "out");
 	*out = NULL;
 	view_clear(view);
-	if ((rc = check(sub, type)) != SHMBUS_OK)
+	if ((rc = check("shmbus_typed_view_field", sub, type)) != SHMBUS_OK)
 		return rc;
 	if ((rc = shmbus_sub_view(sub, &view->view)) != SHMBUS_OK)
 		return rc;
@@ -195,7 +210,7 @@ int shmbus_typed_view_field(shmbus_sub *sub, const struct shmbus_typed_type *typ
 	}
 	m = unpack_rest(type, number, &watch, view, kept, n_found);
 	if (!m) {
-		rc = unpack_failure(&watch);
+		rc = watch.failed ? SHMBUS_ENOMEM : SHMBUS_EBADMSG;
 		goto fail;
 	}
 	if (!shmbus_sub_view_valid(sub, &view->view)) {
@@ -207,10 +222,18 @@ int shmbus_typed_view_field(shmbus_sub *sub, const struct shmbus_typed_type *typ
 fail:
 	if (m)
 		protobuf_c_message_free_unpacked(m, allocator);
+	uint64_t seq = view->view.info.seq;
 	released = shmbus_sub_release(sub, &view->view);
 	view_clear(view);
 	/* Torn data explains any decoding failure. */
-	return released == SHMBUS_ELAPPED ? SHMBUS_ELAPPED : rc;
+	if (released == SHMBUS_ELAPPED)
+		return SHMBUS_ELAPPED;
+	if (rc == SHMBUS_ELAPPED)
+		return shmbus_fail(SHMBUS_ELAPPED,
+				   "message %llu of topic '%s' was overwritten "
+				   "while it was read (counted lost)",
+				   (unsigned long long)seq, shmbus_sub_topic(sub));
+	return unpack_failure(&watch, sub, type, seq);
 }
 
 int shmbus_typed_view_release(shmbus_sub *sub, ProtobufCMessage *msg,
@@ -219,7 +242,8 @@ int shmbus_typed_view_release(shmbus_sub *sub, ProtobufCMessage *msg,
 	int rc;
 
 	if (!sub || !view)
-		return SHMBUS_EINVAL;
+		return shmbus_fail(SHMBUS_EINVAL, "shmbus_typed_view_release: NULL %s",
+				   sub ? "view" : "subscriber");
 	rc = shmbus_sub_release(sub, &view->view);
 	if (msg)
 		protobuf_c_message_free_unpacked(msg, allocator);

@@ -83,12 +83,12 @@ int main(int argc, char **argv)
 		shmbus_disconnect(bus);
 		return 1;
 	}
-	start = next = monotonic_ns();
+	start = next = now_mono_ns();
 	for (uint32_t frame = 0; !pipeline_done(&args, start); frame++) {
 		Foxglove__RawImage img = FOXGLOVE__RAW_IMAGE__INIT;
 		Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 		struct shmbus_typed_loan loan;
-		int64_t exposure = realtime_ns();
+		int64_t exposure = now_real_ns();
 
 		stamp_from_ns(&ts, exposure);
 		img.timestamp = &ts;

@@ -122,30 +122,9 @@ int64_t stamp_to_ns(const struct Google__Protobuf__Timestamp *ts)
 	return ts ? ts->seconds * 1000000000 + ts->nanos : 0;
 }
 
-static int64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t realtime_ns(void)
-{
-	return clock_ns(CLOCK_REALTIME);
-}
-
-int64_t monotonic_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
-
 void sleep_until(int64_t t)
 {
-	struct timespec ts = { (time_t)(t / 1000000000), (long)(t % 1000000000) };
-
-	while (!pipeline_stop &&
-	       clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+	while (!pipeline_stop && now_sleep_until(t) == EINTR)
 		;
 }
 
@@ -154,5 +133,5 @@ bool pipeline_done(const struct pipeline_args *args, int64_t start_ns)
 	if (pipeline_stop)
 		return true;
 	return args->duration_s > 0 &&
-	       monotonic_ns() - start_ns >= (int64_t)(args->duration_s * 1e9);
+	       now_mono_ns() - start_ns >= (int64_t)(args->duration_s * 1e9);
 }

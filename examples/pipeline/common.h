@@ -17,6 +17,8 @@
 
 #include <shmbus/shmbus.h>
 
+#include "now.h"
+
 #define CAMERA_TOPIC "camera/image"
 #define CALIBRATION_TOPIC "camera/calibration"
 #define IMU_TOPIC "imu"
@@ -73,9 +75,6 @@ struct Google__Protobuf__Timestamp;
 /* A protobuf Timestamp from ns since the epoch. */
 void stamp_from_ns(struct Google__Protobuf__Timestamp *ts, int64_t ns);
 int64_t stamp_to_ns(const struct Google__Protobuf__Timestamp *ts);
-
-int64_t realtime_ns(void);
-int64_t monotonic_ns(void);
 
 /* Sleep until the absolute CLOCK_MONOTONIC time t (returns early on a
  * stop signal). */

@@ -32,7 +32,7 @@ int main(int argc, char **argv)
 		shmbus_disconnect(bus);
 		return 1;
 	}
-	start = next = monotonic_ns();
+	start = next = now_mono_ns();
 	for (uint64_t i = 0; !pipeline_done(&args, start); i++) {
 		Shmbus__Msgs__Header hdr = SHMBUS__MSGS__HEADER__INIT;
 		Shmbus__Msgs__Imu imu = SHMBUS__MSGS__IMU__INIT;
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 		Shmbus__Msgs__Vector3 a = SHMBUS__MSGS__VECTOR3__INIT;
 		double t = (double)i / IMU_HZ;
 
-		hdr.stamp_ns = realtime_ns();
+		hdr.stamp_ns = now_real_ns();
 		hdr.frame_id = (char *)IMU_FRAME;
 		w.z = 0.3 + 0.1 * sin(0.5 * t);            /* rad/s */
 		a.x = 0.05 * sin(2 * M_PI * 120 * t);      /* m/s^2, vibration */

@@ -134,7 +134,7 @@ static int publish_cloud(shmbus_pub *pub, double x, double y, double yaw)
 		f[i].type = FOXGLOVE__PACKED_ELEMENT_FIELD__NUMERIC_TYPE__FLOAT32;
 		fields[i] = &f[i];
 	}
-	stamp_from_ns(&ts, realtime_ns());
+	stamp_from_ns(&ts, now_real_ns());
 	pc.timestamp = &ts;
 	pc.frame_id = (char *)LIDAR_FRAME;
 	pc.point_stride = LIDAR_POINT_STRIDE;
@@ -177,7 +177,7 @@ int main(int argc, char **argv)
 		shmbus_disconnect(bus);
 		return 1;
 	}
-	start = next = monotonic_ns();
+	start = next = now_mono_ns();
 	while (!pipeline_done(&args, start)) {
 		follow_pose(pose, &x, &y, &yaw);
 		rc = publish_cloud(pub, x, y, yaw);

@@ -59,7 +59,7 @@ static void drain_lidar(struct meter *lidar)
 	while ((rc = foxglove__point_cloud__view_data(lidar->sub, NULL, &pc, &view)) !=
 	       SHMBUS_EAGAIN) {
 		if (rc == SHMBUS_OK) {
-			int64_t latency = realtime_ns() - view.view.info.publish_ns;
+			int64_t latency = now_real_ns() - view.view.info.publish_ns;
 
 			if (foxglove__point_cloud__view_release(lidar->sub, pc, NULL, &view) ==
 			    SHMBUS_OK)
@@ -81,7 +81,7 @@ static void drain(struct meter *cam, struct meter *imu, struct meter *stats)
 
 	while ((rc = foxglove__raw_image__view_data(cam->sub, NULL, &img, &view)) != SHMBUS_EAGAIN) {
 		if (rc == SHMBUS_OK) {
-			int64_t latency = realtime_ns() - view.view.info.publish_ns;
+			int64_t latency = now_real_ns() - view.view.info.publish_ns;
 
 			if (foxglove__raw_image__view_release(cam->sub, img, NULL, &view) ==
 			    SHMBUS_OK)
@@ -92,7 +92,7 @@ static void drain(struct meter *cam, struct meter *imu, struct meter *stats)
 	}
 	while ((rc = shmbus__msgs__imu__take(imu->sub, NULL, &sample, &info)) != SHMBUS_EAGAIN) {
 		if (rc == SHMBUS_OK) {
-			note(imu, realtime_ns() - info.publish_ns);
+			note(imu, now_real_ns() - info.publish_ns);
 			shmbus__msgs__imu__free(sample, NULL);
 		} else if (rc != SHMBUS_ELAPPED && rc != SHMBUS_EBADMSG && rc != SHMBUS_ENOMEM) {
 			break;
@@ -101,7 +101,7 @@ static void drain(struct meter *cam, struct meter *imu, struct meter *stats)
 	while ((rc = shmbus__examples__pipeline__frame_stats__take(stats->sub, NULL, &fs, NULL)) !=
 	       SHMBUS_EAGAIN) {
 		if (rc == SHMBUS_OK) {
-			note(stats, realtime_ns() - (fs->header ? fs->header->stamp_ns : 0));
+			note(stats, now_real_ns() - (fs->header ? fs->header->stamp_ns : 0));
 			shmbus__examples__pipeline__frame_stats__free(fs, NULL);
 		} else if (rc != SHMBUS_ELAPPED && rc != SHMBUS_EBADMSG && rc != SHMBUS_ENOMEM) {
 			break;
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 	printf("pipeline_monitor: bus %s, broker pid %d\n", shmbus_bus_name(bus),
 	       shmbus_broker_pid(bus));
 	fflush(stdout);
-	start = last = monotonic_ns();
+	start = last = now_mono_ns();
 	while (!pipeline_done(&args, start)) {
 		int64_t now;
 
@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 		}
 		drain(&cam, &imu, &stats);
 		drain_lidar(&lidar);
-		now = monotonic_ns();
+		now = now_mono_ns();
 		if (now - last >= 1000000000) {
 			double s = (double)(now - last) / 1e9;
 

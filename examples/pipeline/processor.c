@@ -211,7 +211,7 @@ static int publish_stats(const struct outputs *o, const Foxglove__RawImage *img,
 		w.z = win->wz / win->n;
 	}
 	st.mean_angular_velocity = &w;
-	st.processing_ns = monotonic_ns() - t0;
+	st.processing_ns = now_mono_ns() - t0;
 	return shmbus__examples__pipeline__frame_stats__publish(o->stats, &st, NULL);
 }
 
@@ -256,7 +256,7 @@ int main(int argc, char **argv)
 		ws = NULL;
 	}
 
-	start = monotonic_ns();
+	start = now_mono_ns();
 	while (!pipeline_done(&args, start)) {
 		Foxglove__RawImage *img;
 		struct shmbus_typed_view view;
@@ -270,12 +270,12 @@ int main(int argc, char **argv)
 			foxglove__raw_image__wait(cam, 1000000);
 		}
 		drain_imu(imu, &win, &odo);
-		if (monotonic_ns() >= static_due) {
-			publish_static(&out, realtime_ns());
-			static_due = monotonic_ns() + 1000000000;
+		if (now_mono_ns() >= static_due) {
+			publish_static(&out, now_real_ns());
+			static_due = now_mono_ns() + 1000000000;
 		}
 		while ((rc = foxglove__raw_image__view_data(cam, NULL, &img, &view)) != SHMBUS_EAGAIN) {
-			int64_t t0 = monotonic_ns();
+			int64_t t0 = now_mono_ns();
 			double mean;
 			bool intact;
 

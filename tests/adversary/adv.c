@@ -284,13 +284,6 @@ pid_t adv_holder_start(const struct adv_holder *h)
 
 /* ---------------------------------------------------------------- victim */
 
-static int64_t realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * SEC + ts.tv_nsec;
-}
-
 /* One delivered message: bookkeeping. True if it was "stop". */
 static bool victim_saw(const struct adv_victim *v, struct adv_report *r,
 		       const struct shmbus_msg_info *info, const void *data, uint64_t *last_seq)
@@ -298,7 +291,7 @@ static bool victim_saw(const struct adv_victim *v, struct adv_report *r,
 	if (*last_seq != UINT64_MAX && info->seq <= *last_seq)
 		r->dups++;
 	*last_seq = info->seq;
-	int64_t lat = realtime_ns() - info->publish_ns;
+	int64_t lat = now_real_ns() - info->publish_ns;
 	if (lat > r->max_latency_ns)
 		r->max_latency_ns = lat;
 	size_t k = info->size < sizeof(r->last) - 1 ? info->size : sizeof(r->last) - 1;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "layout.h"
+#include "now.h"
 #include "paths.h"
 #include "proto.h"
 #include "shmbus/shmbus.h"
@@ -31,22 +32,11 @@
 int hostile_connect(const char *bus, bool nonblocking)
 {
 	char path[PATH_BUF], err[256];
-	struct sockaddr_un a;
-	if (bus_file(path, sizeof(path), bus, "sock", false, err, sizeof(err)) ||
-	    !sockaddr_for(&a, path)) {
+	if (bus_file(path, sizeof(path), bus, "sock", false, err, sizeof(err))) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
+	return sock_connect(path, nonblocking ? SOCK_NONBLOCK : 0);
 }
 
 void hostile_reply_close(struct hostile_reply *r)
@@ -62,9 +52,7 @@ static int read_exact(int fd, void *buf, size_t n, int64_t deadline_ms, struct h
 {
 	uint8_t *p = buf;
 	while (n) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t left = deadline_ms - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+		int64_t left = deadline_ms - now_mono_ns() / 1000000;
 		struct pollfd pf = { fd, POLLIN, 0 };
 		int pr = poll(&pf, 1, left > 0 ? (int)left : 0);
 		if (pr < 0 && errno == EINTR)
@@ -104,10 +92,8 @@ static int read_exact(int fd, void *buf, size_t n, int64_t deadline_ms, struct h
 
 int hostile_read_reply(int fd, int timeout_ms, struct hostile_reply *r)
 {
-	struct timespec ts;
 	struct proto_hdr h;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout_ms;
+	int64_t deadline = now_mono_ns() / 1000000 + timeout_ms;
 	memset(r, 0, sizeof(*r));
 	int rc = read_exact(fd, &h, sizeof(h), deadline, r);
 	if (rc <= 0)
@@ -464,9 +450,7 @@ int hostile_publish_raw(const char *topic, const void *payload, size_t len, uint
 	size_t room = h->slot_size - sizeof(*s);
 	memcpy(s + 1, payload, len < room ? len : room);
 	atomic_store(&s->size, size);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	atomic_store(&s->publish_ns, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+	atomic_store(&s->publish_ns, now_real_ns());
 	atomic_store(&s->state, SLOT_STATE(n, 0));
 	/* Wake every sleeper whatever the board says. */
 	atomic_fetch_add(&d->epoch, 1);

@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "foxglove/image.shmbus.h"
+#include "now.h"
 #include "pbjson.h"
 #include "shmbus/msgs/imu.shmbus.h"
 
@@ -37,14 +38,6 @@
 static shmbus_bus *bus;
 static shmbus_pub *pubs[MAX_PUBS];
 static size_t n_pubs;
-
-static int64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void reply(json_t *j)
 {
@@ -158,11 +151,11 @@ static void cmd_image(const char *topic, uint32_t w, uint32_t h)
 
 static void cmd_create(const char *topic)
 {
-	int64_t t0 = clock_ns(CLOCK_REALTIME), t1;
+	int64_t t0 = now_real_ns(), t1;
 	shmbus_pub *pub;
 	int rc = open_imu(topic, &pub);
 
-	t1 = clock_ns(CLOCK_REALTIME);
+	t1 = now_real_ns();
 	if (rc) {
 		fail(topic, rc);
 		return;
@@ -197,11 +190,10 @@ static void cmd_flood(const char *topic, size_t size, long n, long hz, long firs
 		fail(topic, rc);
 		return;
 	}
-	start = next = clock_ns(CLOCK_MONOTONIC);
+	start = next = now_mono_ns();
 	for (long i = 0; i < n; i++) {
 		Foxglove__RawImage img = FOXGLOVE__RAW_IMAGE__INIT;
 		struct shmbus_typed_loan loan;
-		struct timespec at;
 
 		img.timestamp = &ts;
 		img.width = (uint32_t)(first + i);
@@ -218,21 +210,18 @@ static void cmd_flood(const char *topic, size_t size, long n, long hz, long firs
 		else
 			failed++;
 		next += period;
-		at.tv_sec = (time_t)(next / 1000000000);
-		at.tv_nsec = (long)(next % 1000000000);
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
+		while (now_sleep_until(next) == EINTR)
 			;
 	}
 	keep(pub);
 	reply(json_pack("{s:I, s:I, s:I}", "published", (json_int_t)published, "failed",
-			(json_int_t)failed, "elapsed_ns",
-			(json_int_t)(clock_ns(CLOCK_MONOTONIC) - start)));
+			(json_int_t)failed, "elapsed_ns", (json_int_t)(now_mono_ns() - start)));
 }
 
 static void cmd_take(const char *topic, long n, long ms)
 {
 	struct shmbus_sub_options so;
-	int64_t deadline = clock_ns(CLOCK_MONOTONIC) + ms * 1000000;
+	int64_t deadline = now_mono_ns() + ms * 1000000;
 	json_t *list = json_array();
 	pbjson_schema *schema = NULL;
 	const void *fds;
@@ -259,7 +248,7 @@ static void cmd_take(const char *topic, long n, long ms)
 	while ((long)json_array_size(list) < n) {
 		static uint8_t buf[1 << 20];
 		struct shmbus_msg_info info;
-		int64_t left = deadline - clock_ns(CLOCK_MONOTONIC);
+		int64_t left = deadline - now_mono_ns();
 		json_t *msg;
 
 		rc = shmbus_sub_take(sub, buf, sizeof(buf), &info);

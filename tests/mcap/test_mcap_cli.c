@@ -199,8 +199,7 @@ static int publisher(void *arg, int fd)
 		return 10;
 	if (shmbus__msgs__imu__pub_open(bus, j->topic, NULL, NULL, &pub) != 0)
 		return 11;
-	struct timespec next;
-	clock_gettime(CLOCK_MONOTONIC, &next);
+	int64_t next = now_mono_ns();
 	for (int i = 0; i < j->n; i++) {
 		Shmbus__Msgs__Header h = SHMBUS__MSGS__HEADER__INIT;
 		Shmbus__Msgs__Imu m = SHMBUS__MSGS__IMU__INIT;
@@ -210,12 +209,8 @@ static int publisher(void *arg, int fd)
 		if (shmbus__msgs__imu__publish(pub, &m, NULL) != 0)
 			return 12;
 		if (j->period_us) {
-			next.tv_nsec += j->period_us * 1000;
-			while (next.tv_nsec >= 1000000000) {
-				next.tv_nsec -= 1000000000;
-				next.tv_sec++;
-			}
-			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+			next += (int64_t)j->period_us * 1000;
+			now_sleep_until(next);
 		}
 	}
 	shmbus_pub_close(pub);

@@ -177,8 +177,7 @@ static int publisher(void *arg, int result_fd)
 	if (rc)
 		return 11;
 	uint8_t *raw = a->payload ? calloc(1, a->payload) : NULL;
-	struct timespec next;
-	clock_gettime(CLOCK_MONOTONIC, &next);
+	int64_t next = now_mono_ns();
 	int64_t i = 1;
 	for (; !child_stop; i++) {
 		if (a->payload) {
@@ -199,12 +198,8 @@ static int publisher(void *arg, int result_fd)
 		}
 		if (rc)
 			return 12;
-		next.tv_nsec += 1000000000 / a->hz;
-		if (next.tv_nsec >= 1000000000) {
-			next.tv_sec++;
-			next.tv_nsec -= 1000000000;
-		}
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		next += 1000000000 / a->hz;
+		now_sleep_until(next);
 	}
 	free(raw);
 	shmbus_pub_close(pub);

@@ -6,6 +6,7 @@
  *
  * usage: test_codegen_errors PROTOC PLUGIN PROTO_DIR PROTO_INCLUDE_DIR
  */
+#include "harness.h"
 #include "typed_util.h"
 
 #include <CUnit/Basic.h>
@@ -138,11 +139,19 @@ static void test_not_a_request(void)
 	free(dir);
 }
 
+static void add(void)
+{
+	CU_pSuite s = CU_add_suite("codegen_errors", NULL, NULL);
+	CU_add_test(s, "extensions are refused", test_extensions_refused);
+	CU_add_test(s, "groups are refused", test_groups_refused);
+	CU_add_test(s, "protobuf-c file options are refused", test_protobuf_c_options_refused);
+	CU_add_test(s, "unknown parameter is refused", test_unknown_parameter_refused);
+	CU_add_test(s, "a good file is accepted", test_good_file_accepted);
+	CU_add_test(s, "stdin that is not a request", test_not_a_request);
+}
+
 int main(int argc, char **argv)
 {
-	CU_pSuite suite;
-	unsigned failed;
-
 	if (argc != 5) {
 		fprintf(stderr, "usage: %s PROTOC PLUGIN PROTO_DIR PROTO_INCLUDE_DIR\n", argv[0]);
 		return 2;
@@ -151,23 +160,5 @@ int main(int argc, char **argv)
 	plugin = argv[2];
 	proto_dir = argv[3];
 	proto_include = argv[4];
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	suite = CU_add_suite("codegen_errors", NULL, NULL);
-	if (!suite ||
-	    !CU_add_test(suite, "extensions are refused", test_extensions_refused) ||
-	    !CU_add_test(suite, "groups are refused", test_groups_refused) ||
-	    !CU_add_test(suite, "protobuf-c file options are refused",
-			 test_protobuf_c_options_refused) ||
-	    !CU_add_test(suite, "unknown parameter is refused", test_unknown_parameter_refused) ||
-	    !CU_add_test(suite, "a good file is accepted", test_good_file_accepted) ||
-	    !CU_add_test(suite, "stdin that is not a request", test_not_a_request)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return h_run("test_codegen_errors", add);
 }

@@ -7,6 +7,7 @@
  * After an intended change, regenerate the expected files with
  * SHMBUS_UPDATE_GOLDEN=1 (see codegen/README.md) and review the diff.
  */
+#include "harness.h"
 #include "typed_util.h"
 
 #include <CUnit/Basic.h>
@@ -74,11 +75,14 @@ static void test_golden(void)
 	free(dir);
 }
 
+static void add(void)
+{
+	CU_pSuite s = CU_add_suite("codegen_golden", NULL, NULL);
+	CU_add_test(s, "generated code equals tests/golden", test_golden);
+}
+
 int main(int argc, char **argv)
 {
-	CU_pSuite suite;
-	unsigned failed;
-
 	if (argc != 5) {
 		fprintf(stderr, "usage: %s PROTOC PLUGIN PROTO_DIR GOLDEN_DIR\n", argv[0]);
 		return 2;
@@ -87,16 +91,5 @@ int main(int argc, char **argv)
 	plugin = argv[2];
 	proto_dir = argv[3];
 	golden_dir = argv[4];
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	suite = CU_add_suite("codegen_golden", NULL, NULL);
-	if (!suite || !CU_add_test(suite, "generated code equals tests/golden", test_golden)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return h_run("test_codegen_golden", add);
 }

@@ -197,6 +197,7 @@ static void test_too_big(void)
 
 		memset(&bad, 0, sizeof(bad));
 		CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &bad, NULL), SHMBUS_EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(shmbus_errmsg(), "not a shmbus.msgs.Image"));
 	}
 	shmbus_sub_close(sub);
 	shmbus_pub_close(pub);
@@ -343,6 +344,18 @@ static void test_grow(void)
 	shmbus_pub_close(grower);
 }
 
+/* The calling thread's error text names each of a, b and c. */
+static void expect_errmsg(const char *a, const char *b, const char *c)
+{
+	const char *m = shmbus_errmsg();
+
+	if (!strstr(m, a) || !strstr(m, b) || !strstr(m, c))
+		fprintf(stderr, "error text '%s' lacks '%s', '%s' or '%s'\n", m, a, b, c);
+	CU_ASSERT_PTR_NOT_NULL(strstr(m, a));
+	CU_ASSERT_PTR_NOT_NULL(strstr(m, b));
+	CU_ASSERT_PTR_NOT_NULL(strstr(m, c));
+}
+
 static void test_type_mismatch(void)
 {
 	shmbus_pub *pub, *imu_pub = NULL;
@@ -368,11 +381,14 @@ static void test_type_mismatch(void)
 	image_init(&img, &hdr, 3);
 	CU_ASSERT_EQUAL(shmbus__msgs__image__publish(pub, &img, NULL), SHMBUS_OK);
 	CU_ASSERT_EQUAL(shmbus__msgs__imu__take(raw, NULL, &imu, NULL), SHMBUS_ETYPE);
+	/* The runtime's own refusals say why, as libshmbus's do. */
+	expect_errmsg("camera/typed", "shmbus.msgs.Image", "shmbus.msgs.Imu");
 	/* Publishing an Imu through the Image topic's handle is refused. */
 	Shmbus__Msgs__Imu wrong = SHMBUS__MSGS__IMU__INIT;
 	struct shmbus_sub_stats before, after;
 	shmbus_sub_stats(raw, &before);
 	CU_ASSERT_EQUAL(shmbus__msgs__imu__publish(pub, &wrong, NULL), SHMBUS_ETYPE);
+	expect_errmsg("camera/typed", "shmbus.msgs.Image", "shmbus.msgs.Imu");
 	shmbus_sub_stats(raw, &after);
 	CU_ASSERT_EQUAL(after.lag, before.lag); /* nothing claimed */
 	CU_ASSERT_EQUAL(shmbus__msgs__image__take(raw, NULL, &got, NULL), SHMBUS_OK);
@@ -431,8 +447,10 @@ static void test_corrupt_payload(void)
 	/* EBADMSG: the message is bad; ECORRUPT would say the segment is. */
 	CU_ASSERT_EQUAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_EBADMSG);
 	CU_ASSERT_PTR_NULL(got);
+	expect_errmsg("camera/corrupt", "shmbus.msgs.Image", "does not decode");
 	CU_ASSERT_EQUAL(shmbus__msgs__image__view_data(sub, NULL, &got, &view), SHMBUS_EBADMSG);
 	CU_ASSERT_PTR_NULL(got);
+	expect_errmsg("camera/corrupt", "shmbus.msgs.Image", "does not decode");
 	/* Skipped, not stuck: the good message after them comes through. */
 	CU_ASSERT_EQUAL_FATAL(shmbus__msgs__image__take(sub, NULL, &got, NULL), SHMBUS_OK);
 	check_header(got, 8);

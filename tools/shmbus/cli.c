@@ -1,6 +1,6 @@
 /*
  * cli.c - the helpers every verb of the `shmbus` command shares (see
- * cli.h): options, connecting, signals, numbers, clocks, topic names,
+ * cli.h): options, connecting, signals, numbers, string lists, topic names,
  * waiting for a topic, loading a topic's schema.
  */
 #include <errno.h>
@@ -34,6 +34,12 @@ const char *cli_common_options(int *argc, char **argv, bool *help)
 	*argc = out;
 	argv[out] = NULL;
 	return bus ? bus : cli_global_bus;
+}
+
+int cli_usage(bool help, const char *text)
+{
+	fputs(text, help ? stdout : stderr);
+	return help ? 0 : 2;
 }
 
 const char *cli_opt(int argc, char **argv, int *i, const char *name, const char *alt)
@@ -166,21 +172,30 @@ void cli_interrupt_on_signal(shmbus_sub *sub, shmbus_waitset *ws, shmbus_topic_w
 		on_signal(0);
 }
 
-static int64_t now(clockid_t c)
+/* --------------------------------------------------------- string lists */
+
+bool cli_strings_add(struct cli_strings *l, const char *s)
 {
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return false;
+		l->v = v;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n] = strdup(s)))
+		return false;
+	l->n++;
+	return true;
 }
 
-int64_t cli_mono_ns(void)
+void cli_strings_free(struct cli_strings *l)
 {
-	return now(CLOCK_MONOTONIC);
-}
-
-int64_t cli_real_ns(void)
-{
-	return now(CLOCK_REALTIME);
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	*l = (struct cli_strings){ 0 };
 }
 
 /* --------------------------------------------------------------- topics */
@@ -209,7 +224,7 @@ static int wait_created(const char *verb, shmbus_topic_watch *w, const char *top
 			fprintf(stderr, "shmbus %s: waiting for topic '%s' to appear\n", verb, topic);
 			said = true;
 		}
-		int64_t left = deadline_ns - cli_mono_ns();
+		int64_t left = deadline_ns - now_mono_ns();
 		if (cli_stopping() || left <= 0)
 			return SHMBUS_ENOTOPIC;
 		rc = shmbus_topic_watch_wait(w, deadline_ns == INT64_MAX ? -1 : left);

@@ -1,9 +1,10 @@
 /*
  * cli.h - what the `shmbus` command's verbs share: the verb table, the
  * global options (--bus before or after the verb), connecting, stopping on
- * SIGINT/SIGTERM, reading numbers and option values, clocks, topic names,
- * waiting for a topic to appear, and the schema a topic carries. Every
- * verb goes through these, so each of them behaves the same way.
+ * SIGINT/SIGTERM, reading numbers and option values, string lists, clocks
+ * (now.h), topic names, waiting for a topic to appear, and the schema a
+ * topic carries. Every verb goes through these, so each of them behaves
+ * the same way.
  */
 #ifndef SHMBUS_CLI_H
 #define SHMBUS_CLI_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "now.h"
 #include "pbjson.h"
 
 struct cli_verb {
@@ -30,6 +32,9 @@ extern const char *cli_global_bus;
  * returns the bus name (the verb's own, else the global one, else NULL for
  * $SHMBUS_BUS or "default"); *help tells whether help was asked for. */
 const char *cli_common_options(int *argc, char **argv, bool *help);
+/* A verb's usage text: on stdout when asked for (--help, exit code 0), on
+ * stderr after wrong arguments (2). Returns that exit code. */
+int cli_usage(bool help, const char *text);
 
 /* The option's value: argv[i + 1] for "-x V" / "--x V" (advancing *i), or
  * the text after '=' for "--x=V"; "" when the value is missing. NULL if
@@ -67,8 +72,16 @@ void cli_request_stop(void);
  * target, or NULL to forget it), so a blocked wait ends at once. */
 void cli_interrupt_on_signal(shmbus_sub *sub, shmbus_waitset *ws, shmbus_topic_watch *w);
 
-int64_t cli_mono_ns(void);
-int64_t cli_real_ns(void);
+/* --------------------------------------------------------- string lists */
+
+/* A list of strings it owns (topic names, CSV columns); { 0 } is empty. */
+struct cli_strings {
+	char **v;
+	size_t n, cap;
+};
+/* Append a copy of s; false when out of memory (the list is unchanged). */
+bool cli_strings_add(struct cli_strings *l, const char *s);
+void cli_strings_free(struct cli_strings *l);
 
 /* --------------------------------------------------------------- topics */
 

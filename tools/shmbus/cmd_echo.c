@@ -189,11 +189,6 @@ static bool path_valid(const char *p)
 
 /* -------------------------------------------------------------- --csv */
 
-struct columns {
-	char **v;
-	size_t n;
-};
-
 /* A JSON value that a CSV cell can hold as a number: numbers, booleans
  * (0/1), and the strings protobuf's JSON mapping gives 64-bit integers and
  * non-finite doubles. */
@@ -216,23 +211,11 @@ static bool numeric(const json_t *v)
 	return *s && *s != '-' && !*end && !errno;
 }
 
-static bool add_column(struct columns *c, const char *path)
-{
-	char **v = realloc(c->v, (c->n + 1) * sizeof(*v));
-	if (!v)
-		return false;
-	c->v = v;
-	if (!(v[c->n] = strdup(path)))
-		return false;
-	c->n++;
-	return true;
-}
-
 /* Every numeric leaf under j, in order, as a column named prefix.key... */
-static bool collect_columns(struct columns *c, json_t *j, char *prefix, size_t len, size_t cap)
+static bool collect_columns(struct cli_strings *c, json_t *j, char *prefix, size_t len, size_t cap)
 {
 	if (numeric(j))
-		return add_column(c, len ? prefix : "value");
+		return cli_strings_add(c, len ? prefix : "value");
 	if (json_is_object(j)) {
 		const char *key;
 		json_t *v;
@@ -255,13 +238,6 @@ static bool collect_columns(struct columns *c, json_t *j, char *prefix, size_t l
 		}
 	}
 	return true;
-}
-
-static void free_columns(struct columns *c)
-{
-	for (size_t i = 0; i < c->n; i++)
-		free(c->v[i]);
-	free(c->v);
 }
 
 /* One CSV cell: the value, or nothing when the message lacks it. */
@@ -289,7 +265,7 @@ struct echo {
 	bool meta;
 	const char *field; /* --field PATH */
 	bool csv;
-	struct columns cols; /* --csv: from the first message */
+	struct cli_strings cols; /* --csv: from the first message */
 	bool heading_done;
 };
 
@@ -433,10 +409,8 @@ static int parse_args(int argc, char **argv, struct echo_args *a, struct echo *e
 			a->topic = argv[i];
 		}
 	}
-	if (!a->topic) {
-		fputs(echo_usage, stderr);
-		return 2;
-	}
+	if (!a->topic)
+		return cli_usage(false, echo_usage);
 	/* A field or a column must be there even when it holds its default. */
 	if (e->field || e->csv)
 		e->po.emit_defaults = true;
@@ -459,7 +433,7 @@ static int echo_loop(struct echo *e, shmbus_sub *sub, const struct echo_args *a,
 		struct shmbus_msg_info info;
 		int rc = shmbus_sub_take(sub, buf, cap, &info);
 		if (rc == SHMBUS_EAGAIN) {
-			int64_t left = end - cli_mono_ns();
+			int64_t left = end - now_mono_ns();
 			if (left <= 0)
 				break;
 			/* -1 (forever) without a deadline: the library's deadline
@@ -489,10 +463,8 @@ int cmd_echo(int argc, char **argv)
 {
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help) {
-		fputs(echo_usage, stdout);
-		return 0;
-	}
+	if (help)
+		return cli_usage(true, echo_usage);
 	struct echo_args a = { 0 };
 	struct echo e = { 0 };
 	pbjson_options_init(&e.po);
@@ -509,7 +481,7 @@ int cmd_echo(int argc, char **argv)
 		so.start = SHMBUS_START_LAST;
 		so.last_n = a.last > UINT32_MAX ? UINT32_MAX : (uint32_t)a.last;
 	}
-	int64_t end = a.duration > 0 ? cli_mono_ns() + (int64_t)(a.duration * 1e9) : INT64_MAX;
+	int64_t end = a.duration > 0 ? now_mono_ns() + (int64_t)(a.duration * 1e9) : INT64_MAX;
 	shmbus_sub *sub;
 	rc = cli_sub_open("echo", bus, a.topic, &so, a.wait, end, &sub, NULL);
 	if (rc == SHMBUS_ENOTOPIC && a.wait) { /* stopped or out of time while waiting */
@@ -524,7 +496,7 @@ int cmd_echo(int argc, char **argv)
 	e.type = shmbus_sub_type_name(sub);
 	e.schema = cli_topic_schema("echo", sub, "printing raw payloads");
 	int status = echo_loop(&e, sub, &a, end);
-	free_columns(&e.cols);
+	cli_strings_free(&e.cols);
 	pbjson_schema_free(e.schema);
 	shmbus_sub_close(sub);
 	shmbus_disconnect(bus);

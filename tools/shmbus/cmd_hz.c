@@ -147,10 +147,8 @@ static int run(bool bw, int argc, char **argv)
 	const char *usage = bw ? bw_usage : hz_usage;
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help) {
-		fputs(usage, stdout);
-		return 0;
-	}
+	if (help)
+		return cli_usage(true, usage);
 	const char *topic = NULL;
 	uint64_t count = 0, wsize = 10000;
 	double duration = 0;
@@ -195,7 +193,7 @@ static int run(bool bw, int argc, char **argv)
 		free(w.s);
 		return 1;
 	}
-	int64_t start = cli_mono_ns();
+	int64_t start = now_mono_ns();
 	int64_t end = duration > 0 ? start + (int64_t)(duration * 1e9) : INT64_MAX;
 	shmbus_sub *sub;
 	int rc = cli_sub_open(verb, bus, topic, NULL, wait, end, &sub, NULL);
@@ -211,11 +209,11 @@ static int run(bool bw, int argc, char **argv)
 		return 1;
 	}
 	cli_interrupt_on_signal(sub, NULL, NULL);
-	int64_t next_report = cli_mono_ns() + 1000000000;
+	int64_t next_report = now_mono_ns() + 1000000000;
 	uint64_t received = 0, lost = 0, at_last_report = 0;
 	int status = 0;
 	while (!cli_stopping() && (!count || received < count)) {
-		int64_t now = cli_mono_ns();
+		int64_t now = now_mono_ns();
 		if (now >= end)
 			break;
 		if (now >= next_report) {

@@ -453,10 +453,10 @@ static void read_keys(struct player *pl, int64_t *paused_at)
 		if (c[i] == ' ') {
 			pl->paused = !pl->paused;
 			if (pl->paused) {
-				*paused_at = cli_mono_ns();
+				*paused_at = now_mono_ns();
 				say(pl, "paused: space resumes, s steps, q quits");
 			} else {
-				pl->t0 += cli_mono_ns() - *paused_at;
+				pl->t0 += now_mono_ns() - *paused_at;
 				say(pl, "resumed");
 			}
 		} else if (c[i] == 's' || (c[i] == 'C' && i >= 2 && c[i - 1] == '[')) {
@@ -473,11 +473,10 @@ static void wait_until(struct player *pl, int64_t until)
 {
 	static int64_t paused_at;
 	if (!pl->keys) {
-		struct timespec ts = { (time_t)(until / 1000000000), (long)(until % 1000000000) };
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		now_sleep_until(until);
 		return;
 	}
-	int64_t left = until - cli_mono_ns();
+	int64_t left = until - now_mono_ns();
 	if (pl->paused)
 		left = INT64_MAX;
 	struct timespec ts = { (time_t)(left / 1000000000), (long)(left % 1000000000) };
@@ -526,7 +525,7 @@ static int clock_upto(struct player *pl, uint64_t upto, uint64_t *next_tick)
 	uint64_t period = (uint64_t)(1e9 / pl->clock_hz);
 	while (*next_tick <= upto && !cli_stopping() && !pl->quit) {
 		int64_t when = due(pl, *next_tick);
-		while (!pl->paused && when > cli_mono_ns() && !cli_stopping() && !pl->quit)
+		while (!pl->paused && when > now_mono_ns() && !cli_stopping() && !pl->quit)
 			wait_until(pl, when);
 		if (pl->paused)
 			return 0; /* ticks resume with the messages */
@@ -554,7 +553,7 @@ static int play_once(struct player *pl)
 		mcap_reader_rewind(pl->f[k].r);
 		pl->f[k].have = pl->f[k].done = false;
 	}
-	pl->t0 = cli_mono_ns();
+	pl->t0 = now_mono_ns();
 	struct pfile *f;
 	while (!cli_stopping() && !pl->quit && !pl->failed && (f = next_file(pl))) {
 		struct mcap_message *m = &f->m;
@@ -569,7 +568,7 @@ static int play_once(struct player *pl)
 			return -1;
 		/* Paused: only a step lets the message go. */
 		while ((pl->paused && !pl->step) ||
-		       (!pl->paused && due(pl, m->log_time) > cli_mono_ns())) {
+		       (!pl->paused && due(pl, m->log_time) > now_mono_ns())) {
 			if (cli_stopping() || pl->quit)
 				return 1;
 			wait_until(pl, due(pl, m->log_time));
@@ -587,9 +586,9 @@ static int play_once(struct player *pl)
 			/* The paused timeline continues from this message. */
 			say(pl, "stepped");
 		}
-		if (pl->tty && cli_mono_ns() - last_progress > 250000000) {
+		if (pl->tty && now_mono_ns() - last_progress > 250000000) {
 			progress(pl, m->log_time);
-			last_progress = cli_mono_ns();
+			last_progress = now_mono_ns();
 		}
 	}
 	if (pl->failed)
@@ -649,8 +648,8 @@ static int run(struct player *pl, const char *bus_name)
 	pl->tty = isatty(2);
 	keys_on(pl);
 	if (pl->delay_s > 0) {
-		int64_t start = cli_mono_ns() + (int64_t)(pl->delay_s * 1e9);
-		while (!cli_stopping() && !pl->quit && cli_mono_ns() < start)
+		int64_t start = now_mono_ns() + (int64_t)(pl->delay_s * 1e9);
+		while (!cli_stopping() && !pl->quit && now_mono_ns() < start)
 			wait_until(pl, start);
 	}
 	int rc;

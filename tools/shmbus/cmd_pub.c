@@ -206,10 +206,8 @@ static int parse_args(int argc, char **argv, struct pub_args *a)
 			pos[npos++] = argv[i];
 		}
 	}
-	if (npos != 3) {
-		fputs(pub_usage, stderr);
-		return 2;
-	}
+	if (npos != 3)
+		return cli_usage(false, pub_usage);
 	a->topic = pos[0];
 	a->type = pos[1];
 	a->json = pos[2];
@@ -246,15 +244,12 @@ static int wait_subscribers(shmbus_bus *bus, const char *topic, uint64_t n, bool
 static int publish_loop(shmbus_pub *pub, const struct pub_args *a,
 			const uint8_t *msg, size_t len)
 {
-	struct timespec next;
-	clock_gettime(CLOCK_MONOTONIC, &next);
+	int64_t next = now_mono_ns();
 	int64_t period = a->rate > 0 ? (int64_t)(1e9 / a->rate) : 0;
 	for (uint64_t i = 0; i < a->count && !cli_stopping(); i++) {
 		if (i && period) {
-			int64_t ns = next.tv_nsec + period;
-			next.tv_sec += ns / 1000000000;
-			next.tv_nsec = ns % 1000000000;
-			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+			next += period;
+			while (now_sleep_until(next) == EINTR)
 				if (cli_stopping())
 					return 0;
 		}
@@ -275,10 +270,8 @@ int cmd_pub(int argc, char **argv)
 {
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help) {
-		fputs(pub_usage, stdout);
-		return 0;
-	}
+	if (help)
+		return cli_usage(true, pub_usage);
 	struct pub_args a = { 0 };
 	int rc = parse_args(argc, argv, &a);
 	if (rc)

@@ -50,8 +50,7 @@ struct recorder {
 	shmbus_topic_watch *watch;
 	struct rtopic *t;
 	size_t n;
-	char **existing; /* topics that existed when recording began */
-	size_t n_existing;
+	struct cli_strings existing; /* topics that existed when recording began */
 
 	mcap_writer *w;
 	int file_index;
@@ -123,8 +122,8 @@ static struct rtopic *find(const struct recorder *rec, const char *name)
 
 static bool existed(const struct recorder *rec, const char *name)
 {
-	for (size_t i = 0; i < rec->n_existing; i++)
-		if (cli_same_topic(rec->existing[i], name))
+	for (size_t i = 0; i < rec->existing.n; i++)
+		if (cli_same_topic(rec->existing.v[i], name))
 			return true;
 	return false;
 }
@@ -217,7 +216,7 @@ static int file_open(struct recorder *rec)
 		fprintf(stderr, "shmbus record: %s\n", err);
 		return rc;
 	}
-	rec->file_start = cli_mono_ns();
+	rec->file_start = now_mono_ns();
 	for (size_t i = 0; i < rec->n; i++) {
 		rec->t[i].lost_file = lost_now(&rec->t[i]);
 		if (rec->t[i].sub && add_channel(rec, &rec->t[i]) != 0) {
@@ -460,14 +459,7 @@ static int collect(void *ctx, const char *topic, const char *type_name)
 {
 	(void)type_name;
 	struct recorder *rec = ctx;
-	char **v = realloc(rec->existing, (rec->n_existing + 1) * sizeof(*v));
-	if (!v)
-		return SHMBUS_ENOMEM;
-	rec->existing = v;
-	if (!(v[rec->n_existing] = strdup(topic)))
-		return SHMBUS_ENOMEM;
-	rec->n_existing++;
-	return 0;
+	return cli_strings_add(&rec->existing, topic) ? 0 : SHMBUS_ENOMEM;
 }
 
 /* Connects, lists what exists, then watches: a topic created between the
@@ -509,11 +501,11 @@ static int64_t next_due(const struct recorder *rec, int64_t begin, int64_t now, 
 static void record_loop(struct recorder *rec)
 {
 	bool tty = isatty(2);
-	int64_t begin = cli_mono_ns(), last_status = begin;
+	int64_t begin = now_mono_ns(), last_status = begin;
 	uint64_t status_bytes = 0;
 	shmbus_sub *ready[SHMBUS_WAITSET_MAX];
 	while (!cli_stopping()) {
-		int64_t now = cli_mono_ns();
+		int64_t now = now_mono_ns();
 		if (rec->duration_s > 0 && now - begin >= (int64_t)(rec->duration_s * 1e9))
 			break;
 		if (tty && now - last_status >= 500000000)
@@ -546,7 +538,7 @@ static void record_loop(struct recorder *rec)
 	for (size_t k = 0; k < rec->n && !rec->failed; k++)
 		drain(rec, &rec->t[k]);
 	if (tty) {
-		status(rec, begin, cli_mono_ns(), &status_bytes, &last_status);
+		status(rec, begin, now_mono_ns(), &status_bytes, &last_status);
 		fputc('\n', stderr);
 	}
 }
@@ -583,9 +575,7 @@ static void finish(struct recorder *rec)
 	if (rec->ws)
 		shmbus_waitset_destroy(rec->ws);
 	free(rec->t);
-	for (size_t i = 0; i < rec->n_existing; i++)
-		free(rec->existing[i]);
-	free(rec->existing);
+	cli_strings_free(&rec->existing);
 	if (rec->bus)
 		shmbus_disconnect(rec->bus);
 	free(rec->wanted);

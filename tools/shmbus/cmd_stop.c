@@ -13,19 +13,19 @@
 
 #include "cli.h"
 
+static const char stop_usage[] =
+	"usage: shmbus stop [--bus NAME]\n\n"
+	"Stop the bus's broker with SIGTERM and wait (at most 10 s) until it has\n"
+	"exited; it lets the bus's topics go (their memory is freed once the\n"
+	"last process that maps them closes them). Running publishers and\n"
+	"subscribers keep what they mapped. Exit 0 if the broker is gone.\n";
+
 int cmd_stop(int argc, char **argv)
 {
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help || argc != 1) {
-		fprintf(help ? stdout : stderr,
-			"usage: shmbus stop [--bus NAME]\n\n"
-			"Stop the bus's broker with SIGTERM and wait (at most 10 s) until it has\n"
-			"exited; it lets the bus's topics go (their memory is freed once the\n"
-			"last process that maps them closes them). Running publishers and\n"
-			"subscribers keep what they mapped. Exit 0 if the broker is gone.\n");
-		return help ? 0 : 2;
-	}
+	if (help || argc != 1)
+		return cli_usage(help, stop_usage);
 	shmbus_bus *bus = cli_connect(bus_name, "stop", false, NULL);
 	if (!bus)
 		return 1;

@@ -8,28 +8,10 @@
 
 #include "cli.h"
 
-struct names {
-	char **v;
-	size_t n, cap;
-};
-
 static int collect(void *ctx, const char *topic, const char *type_name)
 {
 	(void)type_name;
-	struct names *ns = ctx;
-	if (ns->n == ns->cap) {
-		size_t cap = ns->cap ? ns->cap * 2 : 32;
-		char **v = realloc(ns->v, cap * sizeof(*v));
-		if (!v)
-			return SHMBUS_ENOMEM;
-		ns->v = v;
-		ns->cap = cap;
-	}
-	ns->v[ns->n] = strdup(topic);
-	if (!ns->v[ns->n])
-		return SHMBUS_ENOMEM;
-	ns->n++;
-	return 0;
+	return cli_strings_add(ctx, topic) ? 0 : SHMBUS_ENOMEM;
 }
 
 static int by_name(const void *a, const void *b)
@@ -37,28 +19,29 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static const char topics_usage[] =
+	"usage: shmbus topics [--bus NAME]\n\n"
+	"One line per topic: name, type, publishers, subscribers, and the last\n"
+	"sequence number published (- before the first). A bus whose broker\n"
+	"does not run has no topics: only the heading is printed.\n";
+
 int cmd_topics(int argc, char **argv)
 {
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help || argc != 1) {
-		fprintf(help ? stdout : stderr,
-			"usage: shmbus topics [--bus NAME]\n\n"
-			"One line per topic: name, type, publishers, subscribers, and the last\n"
-			"sequence number published (- before the first). A bus whose broker\n"
-			"does not run has no topics: only the heading is printed.\n");
-		return help ? 0 : 2;
-	}
+	if (help || argc != 1)
+		return cli_usage(help, topics_usage);
 	int rc;
 	shmbus_bus *bus = cli_connect(bus_name, "topics", false, &rc);
 	/* A bus without a broker has no topics: an empty list, as
 	 * `ros2 topic list` prints with nothing running. */
 	if (!bus && rc != SHMBUS_ENOBROKER)
 		return 1;
-	struct names ns = { 0 };
+	struct cli_strings ns = { 0 };
 	rc = bus ? shmbus_list_topics(bus, collect, &ns) : 0;
 	if (rc) {
 		cli_fail("topics", rc, NULL);
+		cli_strings_free(&ns);
 		shmbus_disconnect(bus);
 		return 1;
 	}
@@ -71,7 +54,6 @@ int cmd_topics(int argc, char **argv)
 		if (rc) {
 			fprintf(stderr, "shmbus topics: %s: %s: %s\n", ns.v[i], shmbus_strerror(rc),
 				shmbus_errmsg());
-			free(ns.v[i]);
 			continue;
 		}
 		char last[24] = "-";
@@ -80,9 +62,8 @@ int cmd_topics(int argc, char **argv)
 		printf("%-32s %-32s %4u %4u %12s\n", ti.name,
 		       ti.type_name[0] ? ti.type_name : "(untyped)", ti.publishers, ti.subscribers,
 		       last);
-		free(ns.v[i]);
 	}
-	free(ns.v);
+	cli_strings_free(&ns);
 	if (bus)
 		shmbus_disconnect(bus);
 	return 0;
@@ -98,18 +79,18 @@ static void human_size(char *buf, size_t len, uint64_t v)
 		snprintf(buf, len, "%llu B", (unsigned long long)v);
 }
 
+static const char info_usage[] =
+	"usage: shmbus info [--bus NAME] TOPIC\n\n"
+	"The topic's layout and type, each publisher (pid, id, published,\n"
+	"sequence numbers it skipped) and each subscriber (pid, received, lost,\n"
+	"lag behind the newest message).\n";
+
 int cmd_info(int argc, char **argv)
 {
 	bool help;
 	const char *bus_name = cli_common_options(&argc, argv, &help);
-	if (help || argc != 2) {
-		fprintf(help ? stdout : stderr,
-			"usage: shmbus info [--bus NAME] TOPIC\n\n"
-			"The topic's layout and type, each publisher (pid, id, published,\n"
-			"sequence numbers it skipped) and each subscriber (pid, received, lost,\n"
-			"lag behind the newest message).\n");
-		return help ? 0 : 2;
-	}
+	if (help || argc != 2)
+		return cli_usage(help, info_usage);
 	shmbus_bus *bus = cli_connect(bus_name, "info", false, NULL);
 	if (!bus)
 		return 1;

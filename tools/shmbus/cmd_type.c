@@ -400,10 +400,8 @@ int cmd_type(int argc, char **argv)
 			topic = argv[i];
 		}
 	}
-	if (help || !topic) {
-		fputs(type_usage, help ? stdout : stderr);
-		return help ? 0 : 2;
-	}
+	if (help || !topic)
+		return cli_usage(help, type_usage);
 	shmbus_bus *bus = cli_connect(bus_name, "type", false, NULL);
 	if (!bus)
 		return 1;

@@ -296,7 +296,7 @@ static void unwrap_handlers(void)
 	target_obj = NULL;
 }
 
-static int64_t mono_ns(void)
+int64_t py_mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -306,7 +306,7 @@ static int64_t mono_ns(void)
 int py_wait_run(const struct py_wait *w, int64_t timeout_ns)
 {
 	bool in_main = PyThread_get_thread_ident() == main_thread;
-	int64_t deadline = timeout_ns > 0 ? mono_ns() + timeout_ns : 0;
+	int64_t deadline = timeout_ns > 0 ? py_mono_ns() + timeout_ns : 0;
 
 	for (;;) {
 		int rc;
@@ -342,7 +342,7 @@ int py_wait_run(const struct py_wait *w, int64_t timeout_ns)
 			*w->stale = false;
 		/* A handler that did not raise: wait out the rest. */
 		if (timeout_ns > 0) {
-			timeout_ns = deadline - mono_ns();
+			timeout_ns = deadline - py_mono_ns();
 			if (timeout_ns <= 0)
 				return SHMBUS_ETIMEDOUT;
 		}

@@ -181,6 +181,8 @@ struct py_wait {
  * another code; -1000 when a signal handler raised (exception set). */
 #define PY_WAIT_RAISED (-1000)
 int py_wait_run(const struct py_wait *w, int64_t timeout_ns);
+/* CLOCK_MONOTONIC in ns, for the waits' deadlines. */
+int64_t py_mono_ns(void);
 
 /* ------------------------------------------------------- wire format */
 

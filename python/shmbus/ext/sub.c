@@ -228,24 +228,17 @@ static void sub_interrupt_fn(void *obj)
 	shmbus_sub_interrupt(obj);
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Wait up to *left ns (< 0: forever) for something to take; 1 ready, 0
  * timed out, -1 exception. *left is what remains afterwards. */
 static int wait_some(PySub *s, int64_t *left)
 {
 	struct py_wait w = {sub_wait_fn, sub_interrupt_fn, s->sub, NULL, &s->intr_stale};
-	int64_t start = now_ns();
+	int64_t start = py_mono_ns();
 	s->busy++;
 	int rc = py_wait_run(&w, *left);
 	s->busy--;
 	if (*left > 0) {
-		*left -= now_ns() - start;
+		*left -= py_mono_ns() - start;
 		if (*left < 0)
 			*left = 0;
 	}

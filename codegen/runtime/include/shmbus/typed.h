@@ -9,8 +9,10 @@
  * these are for code that handles many types through their descriptors.
  *
  * Conventions as in shmbus/shmbus.h: 0 (SHMBUS_OK) or a negative SHMBUS_E*
- * code; shmbus_errmsg() has the detail of failures the bus reported. The
- * typed layer adds two meanings: SHMBUS_EBADMSG, a message's bytes do not
+ * code; shmbus_errmsg() has the detail of every failure, the typed
+ * layer's own refusals included (a NULL argument is SHMBUS_EINVAL, a
+ * handle whose topic has another type SHMBUS_ETYPE). The typed layer adds
+ * two meanings: SHMBUS_EBADMSG, a message's bytes do not
  * decode as the type (it is skipped, the next take goes on after it), and
  * SHMBUS_EINVAL for a message that is not an initialised message of the
  * type.
@@ -102,7 +104,8 @@ int shmbus_typed_pub_open(shmbus_bus *bus, const char *topic,
 /* Open a subscriber of `type` (topic_opts, opts NULL: defaults). With
  * opts->create_if_missing the topic is created from topic_opts for the
  * type, sized as for publishers. SHMBUS_ETYPE if the topic has another
- * type. Otherwise as shmbus_sub_open(). */
+ * type; SHMBUS_EVERSION and SHMBUS_EINVAL as for publishers. Otherwise as
+ * shmbus_sub_open(). */
 int shmbus_typed_sub_open(shmbus_bus *bus, const char *topic,
 			  const struct shmbus_typed_type *type,
 			  const struct shmbus_topic_options *topic_opts,
@@ -140,7 +143,8 @@ int shmbus_typed_loan_field(shmbus_pub *pub, const struct shmbus_typed_type *typ
 			    struct shmbus_typed_loan *loan);
 
 /* Publish a loan from shmbus_typed_loan_field(); the loan is over either
- * way (on failure it is discarded). SHMBUS_EINVAL without a loan. */
+ * way (on failure it is discarded). SHMBUS_EINVAL without a loan;
+ * otherwise as shmbus_pub_publish(). */
 int shmbus_typed_publish_loan(shmbus_pub *pub, struct shmbus_typed_loan *loan, uint64_t *seq);
 
 /* ----------------------------------------------------------------- taking */
@@ -150,8 +154,10 @@ int shmbus_typed_publish_loan(shmbus_pub *pub, struct shmbus_typed_loan *loan, u
  * SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED: it was overwritten while
  * read (counted lost). SHMBUS_EBADMSG: it does not decode as the type;
  * SHMBUS_ENOMEM: the allocator failed (either way the message is
- * skipped). SHMBUS_ETYPE: sub's topic has another type. info (may be
- * NULL) gets seq, time and loss. *out is NULL unless SHMBUS_OK. */
+ * skipped). SHMBUS_ETYPE: sub's topic has another type. SHMBUS_EINVAL: a
+ * NULL argument; otherwise as shmbus_sub_view() (SHMBUS_ESTATE while a
+ * view is open, SHMBUS_ENOTOPIC). info (may be NULL) gets seq, time and
+ * loss. *out is NULL unless SHMBUS_OK. */
 int shmbus_typed_take(shmbus_sub *sub, const struct shmbus_typed_type *type,
 		      ProtobufCAllocator *allocator, ProtobufCMessage **out,
 		      struct shmbus_msg_info *info);
@@ -177,7 +183,8 @@ int shmbus_typed_view_field(shmbus_sub *sub, const struct shmbus_typed_type *typ
 /* End a view and free msg (may be NULL) with the allocator it was viewed
  * with. SHMBUS_OK if the data stayed intact, SHMBUS_ELAPPED if a publisher
  * overwrote it meanwhile (discard what you computed from it; it is
- * counted lost). */
+ * counted lost); SHMBUS_EINVAL (NULL sub or view) or SHMBUS_ESTATE (no
+ * view open) as shmbus_sub_release(). */
 int shmbus_typed_view_release(shmbus_sub *sub, ProtobufCMessage *msg,
 			      ProtobufCAllocator *allocator, struct shmbus_typed_view *view);
 
