@@ -168,7 +168,7 @@ static void cmd_create(const char *topic)
  * publishers it still has keep their mapping. */
 static void cmd_remove(const char *topic)
 {
-	int64_t t0 = clock_ns(CLOCK_REALTIME);
+	int64_t t0 = now_real_ns();
 	int rc = shmbus_topic_remove(bus, topic);
 
 	if (rc) {
