@@ -1,15 +1,21 @@
 /*
  * test_ring.c - the slot ring on its own (threads, no broker): wrap-around,
  * exact loss counts when lapped, views invalidated under the reader,
- * history for late joiners, oversize, loans that outlive a lap, and a
- * many-writer many-reader stress run (also run under ThreadSanitizer).
+ * history for late joiners, oversize, loans that outlive a lap, tags that
+ * refuse flipped bytes and replays, waits that a message ends at every step
+ * of going to sleep, and a many-writer many-reader stress run (also run
+ * under ThreadSanitizer).
  */
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -581,6 +587,295 @@ static void test_stall_batch(void)
 	topic_unmap(&m);
 }
 
+/* ------------------------------------------------------------------ tags */
+
+/* A topic key as a client derives it: bus key, bus, topic, incarnation. */
+static void topic_key(struct integrity *in, const char *topic)
+{
+	static const uint8_t incarnation[16] = { 0x5a, 1, 2, 3 };
+	uint8_t key[INTEGRITY_KEY_BYTES];
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(7 * i + 1);
+	integrity_derive(in, key, "bus", topic, incarnation, sizeof(incarnation));
+}
+
+/* A tagged writer and reader on a fresh topic of 8 slots of 64 bytes. */
+static void tagged_topic(struct topic_map *m, struct ring_writer *w, struct ring_reader *r,
+			 const struct integrity *in)
+{
+	make_topic(m, 8, 64);
+	ring_writer_init(w, m, &lines[0], 0, 1);
+	ring_reader_init(r, m, &lines[32], 0, 0);
+	w->integ = in;
+	r->integ = in;
+}
+
+/* What a client with write access to the data can do: copy a genuine
+ * message (everything but the slot state) over another slot. */
+static void replay_slot(struct slot_header *to, struct slot_header *from)
+{
+	uint32_t size = atomic_load(&from->size);
+	atomic_store(&to->size, size);
+	atomic_store(&to->publisher_id, atomic_load(&from->publisher_id));
+	atomic_store(&to->publish_ns, atomic_load(&from->publish_ns));
+	memcpy(to->tag, from->tag, sizeof(to->tag));
+	memcpy(slot_payload(to), slot_payload(from), size);
+}
+
+/* The next message as take or view gets it: its value, or UINT64_MAX when
+ * there is none (*seq: its number). */
+static uint64_t next_u64(struct ring_reader *r, bool view, uint64_t *seq)
+{
+	uint64_t v = UINT64_MAX;
+	if (view) {
+		struct shmbus_view vw;
+		if (ring_view(r, &vw) != 0)
+			return UINT64_MAX;
+		memcpy(&v, vw.data, sizeof(v));
+		*seq = vw.info.seq;
+		CU_ASSERT_EQUAL(ring_release(r, &vw), 0);
+		return v;
+	}
+	struct shmbus_msg_info info;
+	if (ring_take(r, &v, sizeof(v), &info) != 0)
+		return UINT64_MAX;
+	*seq = info.seq;
+	return v;
+}
+
+/* One bit flipped in the first, a middle and the last byte of a tag: the
+ * message is refused (counted rejected and lost), by take and by view, and
+ * the next genuine message is delivered. */
+static void test_tag_flips(void)
+{
+	static const size_t at[] = { 0, INTEGRITY_TAG_BYTES / 2 - 1, INTEGRITY_TAG_BYTES - 1 };
+	struct integrity in;
+	topic_key(&in, "t");
+	for (int view = 0; view < 2; view++) {
+		for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+			struct topic_map m;
+			struct ring_writer w;
+			struct ring_reader r;
+			uint64_t seq = UINT64_MAX;
+			tagged_topic(&m, &w, &r, &in);
+			for (uint64_t k = 0; k < 3; k++)
+				CU_ASSERT_EQUAL(send_u64(&w, 100 + k), 0);
+			topic_slot(&m, 1)->tag[at[i]] ^= 0x10;
+			CU_ASSERT_EQUAL(next_u64(&r, view, &seq), 100);
+			CU_ASSERT_EQUAL(next_u64(&r, view, &seq), 102);
+			CU_ASSERT_EQUAL(seq, 2);
+			CU_ASSERT_EQUAL(r.rejected, 1);
+			CU_ASSERT_EQUAL(r.received, 2);
+			CU_ASSERT_EQUAL(r.lost, 1);
+			topic_unmap(&m);
+		}
+	}
+}
+
+/* A genuine tagged message copied whole into the slot of another
+ * sequence number, or into another topic (same bus key, same number), does
+ * not verify there. */
+static void test_tag_replays(void)
+{
+	struct integrity in_t, in_u;
+	topic_key(&in_t, "t");
+	topic_key(&in_u, "u");
+	for (int view = 0; view < 2; view++) {
+		struct topic_map m, m2;
+		struct ring_writer w, w2;
+		struct ring_reader r, r2;
+		uint64_t seq = UINT64_MAX;
+		/* Another number: message 0 replayed over message 1. */
+		tagged_topic(&m, &w, &r, &in_t);
+		CU_ASSERT_EQUAL(send_u64(&w, 100), 0);
+		CU_ASSERT_EQUAL(send_u64(&w, 101), 0);
+		replay_slot(topic_slot(&m, 1), topic_slot(&m, 0));
+		CU_ASSERT_EQUAL(next_u64(&r, view, &seq), 100);
+		CU_ASSERT_EQUAL(next_u64(&r, view, &seq), UINT64_MAX);
+		CU_ASSERT_EQUAL(r.rejected, 1);
+		CU_ASSERT_EQUAL(r.received + r.lost, 2);
+		topic_unmap(&m);
+
+		/* Another topic: topic t's message 0 over topic u's. */
+		tagged_topic(&m, &w, &r, &in_t);
+		CU_ASSERT_EQUAL(send_u64(&w, 100), 0);
+		make_topic(&m2, 8, 64);
+		ring_writer_init(&w2, &m2, &lines[1], 1, 1);
+		ring_reader_init(&r2, &m2, &lines[33], 0, 0);
+		w2.integ = r2.integ = &in_u;
+		CU_ASSERT_EQUAL(send_u64(&w2, 200), 0);
+		CU_ASSERT_EQUAL(send_u64(&w2, 201), 0);
+		replay_slot(topic_slot(&m2, 0), topic_slot(&m, 0));
+		CU_ASSERT_EQUAL(next_u64(&r2, view, &seq), 201);
+		CU_ASSERT_EQUAL(seq, 1);
+		CU_ASSERT_EQUAL(r2.rejected, 1);
+		CU_ASSERT_EQUAL(next_u64(&r, view, &seq), 100); /* genuine where it was */
+		topic_unmap(&m);
+		topic_unmap(&m2);
+	}
+}
+
+/* ---------------------------------------------------------------- wakes */
+
+/* Every wait must end promptly once a message is there, whichever step of
+ * going to sleep it arrives at. The waits here have no nap (the library's
+ * waits nap at most 200 ms, which would hide a lost wake-up) and a long
+ * timeout: a wait that ends only at its deadline, or not within WAKE_BOUND_NS
+ * of the message, lost the wake-up. A liveness bound, generous for a loaded
+ * machine, not a latency figure. */
+#define WAKE_BOUND_NS (10 * 1000000000ll)
+
+enum wake_step {
+	WAKE_NONE,
+	WAKE_BEFORE_ANNOUNCE, /* between the first look and the announcement */
+	WAKE_AFTER_RECHECK,   /* after the look that follows it, before the sleep */
+};
+
+/* A reader as a wait source with a hook: the ring's callbacks take the
+ * reader (first member) as their object; the hook publishes with w. */
+struct hooked {
+	struct ring_reader r;
+	struct ring_writer w;
+	enum wake_step step;
+};
+
+static bool hooked_poll(void *obj)
+{
+	struct hooked *h = obj;
+	if (h->step == WAKE_BEFORE_ANNOUNCE) {
+		CU_ASSERT_EQUAL(send_u64(&h->w, 7), 0);
+		h->step = WAKE_NONE;
+	}
+	return ring_unstick(&h->r);
+}
+
+static void hooked_sleeping(void *obj, bool on)
+{
+	struct hooked *h = obj;
+	if (on && h->step == WAKE_AFTER_RECHECK) {
+		CU_ASSERT_EQUAL(send_u64(&h->w, 7), 0);
+		h->step = WAKE_NONE;
+	}
+}
+
+/* n topics (1: a subscriber's wait; 2: a wait set), each a hooked source;
+ * the last one's hook publishes at `step`. */
+static void hooked_topics(struct topic_map *m, struct hooked *h, struct wait_src *s, size_t n,
+			  enum wake_step step)
+{
+	for (size_t i = 0; i < n; i++) {
+		make_topic(&m[i], 8, 64);
+		ring_writer_init(&h[i].w, &m[i], &lines[i], (uint32_t)i, (uint32_t)i + 1);
+		ring_reader_init(&h[i].r, &m[i], &lines[32 + i], 0, 0);
+		h[i].step = i == n - 1 ? step : WAKE_NONE;
+		ring_wait_src(&h[i].r, &s[i]);
+		s[i].obj = &h[i];
+		s[i].poll = hooked_poll;
+		s[i].sleeping = hooked_sleeping;
+		s[i].nap = NULL; /* no nap: only a wake-up ends the sleep */
+	}
+	/* make_topic clears the one wake-board line the topics share. */
+}
+
+static void wake_at_step(size_t n, enum wake_step step)
+{
+	struct topic_map m[2];
+	struct hooked h[2];
+	struct wait_src s[2];
+	int which = -1;
+	hooked_topics(m, h, s, n, step);
+	int64_t t0 = h_now_ns();
+	int rc = wait_sources(s, n, NULL, NULL, 0, WAKE_BOUND_NS, 0, &which);
+	int64_t took = h_now_ns() - t0;
+	CU_ASSERT_EQUAL(rc, SHMBUS_OK);
+	CU_ASSERT_EQUAL(which, (int)n - 1);
+	/* Ended by the message, not by the deadline. */
+	CU_ASSERT_TRUE(took < WAKE_BOUND_NS);
+	CU_ASSERT_EQUAL(h[n - 1].step, WAKE_NONE); /* the hook ran */
+	for (size_t i = 0; i < n; i++)
+		topic_unmap(&m[i]);
+}
+
+struct sleeper {
+	struct wait_src *s;
+	size_t n;
+	struct wait_intr intr;
+	_Atomic pid_t tid;
+	sem_t done;
+	int rc, which;
+};
+
+static void *sleeper_main(void *arg)
+{
+	struct sleeper *sl = arg;
+	atomic_store(&sl->tid, gettid());
+	sl->rc = wait_sources(sl->s, sl->n, &sl->intr, NULL, 0, 3600 * 1000000000ll, 0,
+			      &sl->which);
+	sem_post(&sl->done);
+	return NULL;
+}
+
+/* Whether thread tid sits in a futex system call (futex or futex_waitv),
+ * by /proc: the one sign that it sleeps, not merely is about to. */
+static bool in_futex(pid_t tid)
+{
+	char path[64], buf[64] = "";
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool got = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	long nr = got ? strtol(buf, NULL, 10) : -1;
+	return nr == SYS_futex || nr == 449 /* futex_waitv */;
+}
+
+/* A waiter already asleep in the kernel (another thread, huge timeout) is
+ * woken by a publish. */
+static void wake_asleep(size_t n)
+{
+	struct topic_map m[2];
+	struct hooked h[2];
+	struct wait_src s[2];
+	struct sleeper sl = { .s = s, .n = n };
+	pthread_t t;
+	hooked_topics(m, h, s, n, WAKE_NONE);
+	sem_init(&sl.done, 0, 0);
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, sleeper_main, &sl) == 0);
+	/* The event (its sleep) has no notification: look at it, bounded. */
+	int64_t give_up = h_now_ns() + WAKE_BOUND_NS;
+	while (!(atomic_load(&sl.tid) && in_futex(atomic_load(&sl.tid))) && h_now_ns() < give_up)
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	CU_ASSERT_TRUE(in_futex(atomic_load(&sl.tid)));
+	CU_ASSERT_EQUAL(send_u64(&h[n - 1].w, 7), 0);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAKE_BOUND_NS / 1000000000ll;
+	int woke;
+	while ((woke = sem_timedwait(&sl.done, &until)) != 0 && errno == EINTR)
+		;
+	CU_ASSERT_EQUAL(woke, 0);
+	if (woke) { /* the wake-up was lost: end the wait another way */
+		wait_intr_raise(&sl.intr);
+		sem_wait(&sl.done);
+	}
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(sl.rc, SHMBUS_OK);
+	CU_ASSERT_EQUAL(sl.which, (int)n - 1);
+	sem_destroy(&sl.done);
+	for (size_t i = 0; i < n; i++)
+		topic_unmap(&m[i]);
+}
+
+static void test_wakes(void)
+{
+	for (size_t n = 1; n <= 2; n++) {
+		wake_at_step(n, WAKE_BEFORE_ANNOUNCE);
+		wake_at_step(n, WAKE_AFTER_RECHECK);
+		wake_asleep(n);
+	}
+}
+
 /* ---------------------------------------------------------------- stress */
 
 #define WRITERS 3
@@ -787,6 +1082,10 @@ static void add(void)
 	CU_add_test(s, "spin: self-tuned from the waits", test_spin_auto);
 	CU_add_test(s, "stalls: dead claimant, dead holder, stopped holder", test_stall_recovery);
 	CU_add_test(s, "stalls: a run of stuck numbers costs one timeout", test_stall_batch);
+	CU_add_test(s, "tags: a flipped first, middle or last byte is refused", test_tag_flips);
+	CU_add_test(s, "tags: a replay into another number or topic is refused", test_tag_replays);
+	CU_add_test(s, "waits: a message at any step of going to sleep ends the wait",
+		    test_wakes);
 	CU_add_test(s, "stress: 3 writers x 4 readers (take, view, take_many, view_many)",
 		    test_stress);
 }
