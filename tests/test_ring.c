@@ -30,9 +30,12 @@ static struct meta_header *meta_rw;
 static struct board_line board[1];
 static struct client_line lines[PAGE_LINES];
 
-static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
+/* A ring whose first sequence number is base (a successor's is its
+ * predecessor's seal). */
+static void make_ring_at(struct topic_map *m, uint32_t slots, uint32_t max, uint64_t base)
 {
-	struct seg_params p = { .slot_count = slots, .max_message_size = max, .topic = "t" };
+	struct seg_params p = { .slot_count = slots, .max_message_size = max, .topic = "t",
+				.base_seq = base };
 	struct seg_layout l;
 	char err[256];
 	CU_ASSERT_FATAL(seg_params_normalize(&p, err, sizeof(err)) == 0);
@@ -43,7 +46,7 @@ static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
 	CU_ASSERT_FATAL(seg_map_fd(mfd, true, false, 0, &meta, err, sizeof(err)) == 0);
 	CU_ASSERT_FATAL(seg_map_fd(dfd, true, false, 0, &data, err, sizeof(err)) == 0);
 	seg_meta_format(meta, &p);
-	seg_data_format(data, 0);
+	seg_data_format(data, base);
 	munmap(data, seg_data_size(&p));
 	if (meta_rw)
 		munmap(meta_rw, seg_meta_size(0));
@@ -54,6 +57,11 @@ static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
 	CU_ASSERT_FATAL(topic_map_fds(mfd, dfd, true, &l, board, m, err, sizeof(err)) == 0);
 	close(mfd);
 	close(dfd);
+}
+
+static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
+{
+	make_ring_at(m, slots, max, 0);
 }
 
 static int send_u64(struct ring_writer *w, uint64_t v)
@@ -585,6 +593,113 @@ static void test_stall_batch(void)
 	/* One timeout, plus the nap granularity: well under two. */
 	CU_ASSERT_TRUE(took < 2 * r.stall_ns);
 	topic_unmap(&m);
+}
+
+/* ------------------------------------------------- claims, sizes, seals */
+
+/* A claim that comes late to its slot (its claimant was descheduled between
+ * taking the number and the slot) finds a later lap's message there: its
+ * number is lost, the newer message stays. */
+static void test_late_claim(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	void *buf;
+	size_t cap;
+	make_topic(&m, 8, 64);
+	ring_writer_init(&w, &m, &lines[0], 0, 1);
+	CU_ASSERT_EQUAL(send_u64(&w, 0), 0);
+	/* Number 9 committed in slot 1 before number 1 is claimed. */
+	atomic_store(&topic_slot(&m, 1)->state, SLOT_STATE(9, 0));
+	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), 0);
+	CU_ASSERT_EQUAL(w.loan_seq, 2);
+	CU_ASSERT_EQUAL(w.skipped, 1);
+	CU_ASSERT_EQUAL(atomic_load(&topic_slot(&m, 1)->state), SLOT_STATE(9, 0));
+	CU_ASSERT_EQUAL(ring_discard(&w), 0);
+	topic_unmap(&m);
+}
+
+/* A size over the topic's maximum (only a broken or hostile publisher
+ * writes one) is never delivered, by take even into a buffer that would
+ * hold it, nor by view: that message is lost, the next one comes. */
+static void test_size_over_max(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r, rv;
+	struct shmbus_msg_info info;
+	struct shmbus_view view;
+	uint64_t big[64];
+	make_topic(&m, 8, 64);
+	ring_writer_init(&w, &m, &lines[0], 0, 1);
+	ring_reader_init(&r, &m, &lines[32], 0, 0);
+	ring_reader_init(&rv, &m, &lines[33], 0, 0);
+	for (uint64_t i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(send_u64(&w, 100 + i), 0);
+	CU_ASSERT_FATAL(m.max_message_size + 1 <= sizeof(big));
+	atomic_store(&topic_slot(&m, 1)->size, m.max_message_size + 1);
+	CU_ASSERT_EQUAL(ring_take(&r, big, sizeof(big), &info), 0);
+	CU_ASSERT_EQUAL(big[0], 100);
+	CU_ASSERT_EQUAL(ring_take(&r, big, sizeof(big), &info), 0);
+	CU_ASSERT_EQUAL(info.seq, 2);
+	CU_ASSERT_EQUAL(info.lost, 1);
+	CU_ASSERT_EQUAL(big[0], 102);
+	CU_ASSERT_EQUAL(ring_view(&rv, &view), 0);
+	CU_ASSERT_EQUAL(ring_release(&rv, &view), 0);
+	CU_ASSERT_EQUAL(ring_view(&rv, &view), 0);
+	CU_ASSERT_EQUAL(view.info.seq, 2);
+	CU_ASSERT_EQUAL(view.info.lost, 1);
+	CU_ASSERT_EQUAL(ring_release(&rv, &view), 0);
+	topic_unmap(&m);
+}
+
+/* The broker's seal of a ring whose topic grew, as it makes it: no claim
+ * after it, and readers learn where the ring ends. */
+static uint64_t seal_ring(struct topic_map *m)
+{
+	uint64_t at = atomic_fetch_or(&m->data->next_seq, DATA_SEALED) & ~DATA_SEALED;
+	atomic_store(&meta_rw->sealed_at, at);
+	return at;
+}
+
+/* A sealed ring: a claim gets RING_SEALED (the publisher moves to the
+ * successor), a reader takes what is there and then learns the ring
+ * ended. In a successor that starts later than the seal (a ring in
+ * between is gone) the numbers in between are counted lost. */
+static void test_sealed_and_successor(void)
+{
+	struct topic_map m, next;
+	struct ring_writer w;
+	struct ring_reader r;
+	struct shmbus_msg_info info;
+	uint64_t v;
+	void *buf;
+	size_t cap;
+	make_topic(&m, 8, 64);
+	ring_writer_init(&w, &m, &lines[0], 0, 1);
+	ring_reader_init(&r, &m, &lines[32], 0, 0);
+	for (uint64_t i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
+	CU_ASSERT_EQUAL(seal_ring(&m), 3);
+	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), RING_SEALED);
+	for (uint64_t i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+		CU_ASSERT_EQUAL(v, i);
+	}
+	CU_ASSERT_TRUE(ring_ready(&r)); /* the end is something to take */
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), RING_SEALED);
+	make_ring_at(&next, 8, 64, 10);
+	ring_reader_move(&r, &next);
+	CU_ASSERT_EQUAL(r.next, 10);
+	CU_ASSERT_EQUAL(r.lost, 7);
+	ring_writer_init(&w, &next, &lines[0], 0, 1);
+	CU_ASSERT_EQUAL(send_u64(&w, 10), 0);
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(info.seq, 10);
+	CU_ASSERT_EQUAL(info.lost, 7);
+	CU_ASSERT_EQUAL(r.received + r.lost, 11);
+	topic_unmap(&m);
+	topic_unmap(&next);
 }
 
 /* ------------------------------------------------------------------ tags */
@@ -1222,6 +1337,11 @@ static void add(void)
 	CU_add_test(s, "spin: self-tuned from the waits", test_spin_auto);
 	CU_add_test(s, "stalls: dead claimant, dead holder, stopped holder", test_stall_recovery);
 	CU_add_test(s, "stalls: a run of stuck numbers costs one timeout", test_stall_batch);
+	CU_add_test(s, "a late claim finds a later lap's message: its number is lost",
+		    test_late_claim);
+	CU_add_test(s, "a size over the maximum is never delivered", test_size_over_max);
+	CU_add_test(s, "a sealed ring ends; its successor carries on, losses counted",
+		    test_sealed_and_successor);
 	CU_add_test(s, "tags: a flipped first, middle or last byte is refused", test_tag_flips);
 	CU_add_test(s, "tags: a replay into another number or topic is refused", test_tag_replays);
 	CU_add_test(s, "waits: a message at any step of going to sleep ends the wait",
