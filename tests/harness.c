@@ -108,6 +108,19 @@ pid_t h_keeper_pid(const char *bus)
 	return pid;
 }
 
+pid_t h_keeper_listening(const char *bus, int timeout_ms)
+{
+	int64_t deadline = h_now_ns() + (int64_t)timeout_ms * 1000000;
+	pid_t pid;
+	/* A new keeper takes the bus's keeper name once its broker has
+	 * handed it everything, which may be after a client connected. */
+	while ((pid = h_keeper_pid(bus)) <= 0 && h_now_ns() < deadline) {
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	return pid;
+}
+
 bool h_keeper_gone(const char *bus, int timeout_ms)
 {
 	char path[256];

@@ -44,6 +44,11 @@ bool h_wait_exit(pid_t pid, int timeout_ms);
  * across broker restarts), or -1 if none listens. */
 pid_t h_keeper_pid(const char *bus);
 
+/* The pid of the bus's keeper once it listens (a keeper started with a
+ * broker takes its name a moment after clients can connect), waiting at
+ * most timeout_ms; -1 if none did. */
+pid_t h_keeper_listening(const char *bus, int timeout_ms);
+
 /* Wait until the bus's keeper has exited, at most timeout_ms. */
 bool h_keeper_gone(const char *bus, int timeout_ms);
 

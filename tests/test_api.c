@@ -964,13 +964,14 @@ static void test_bus_name_prefixes(void)
 		CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(other[i], "t", &o, NULL, &pubs[i]), 0);
 		CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(other[i], "t", NULL, NULL, &subs[i]), 0);
 	}
-	pid_t keepers[2] = { h_keeper_pid(dotted[0]), h_keeper_pid(dotted[1]) };
+	pid_t keepers[2] = { h_keeper_listening(dotted[0], 10000),
+			     h_keeper_listening(dotted[1], 10000) };
 	CU_ASSERT(keepers[0] > 0 && keepers[1] > 0 && keepers[0] != keepers[1]);
 	/* Starting the broker of the bus whose name is their prefix (it
 	 * takes back what it finds of its own) leaves theirs alone. */
 	shmbus_bus *b = h_connect(base);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-	pid_t own = h_keeper_pid(base);
+	pid_t own = h_keeper_listening(base, 10000);
 	CU_ASSERT(own > 0 && own != keepers[0] && own != keepers[1]);
 	CU_ASSERT_EQUAL(h_keeper_pid(dotted[0]), keepers[0]);
 	CU_ASSERT_EQUAL(h_keeper_pid(dotted[1]), keepers[1]);
