@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -991,6 +992,70 @@ static void test_wakes(void)
 	}
 }
 
+/* A waiter and a publisher racing, many times: the publisher publishes the
+ * next message as soon as the waiter took the last, so the waiter is
+ * often on its way to sleep (announcing, re-checking) as the commit and the
+ * publisher's look at the wake line happen. The announcement and the
+ * commit are each ordered before the other side's load (Dekker): if either
+ * load could pass its store, a message could find no one to wake and a
+ * waiter no message, and with no nap that wait would end only at its
+ * deadline. */
+struct racer {
+	struct topic_map m;
+	_Atomic uint64_t taken;
+	uint64_t rounds, late;
+};
+
+static void *racer_waiter(void *arg)
+{
+	struct racer *x = arg;
+	struct ring_reader r;
+	struct wait_src s;
+	ring_reader_init(&r, &x->m, &lines[32], 0, 0);
+	ring_wait_src(&r, &s);
+	s.nap = NULL;
+	for (uint64_t i = 0; i < x->rounds; i++) {
+		uint64_t v;
+		int which;
+		int64_t t0 = h_now_ns();
+		int rc = wait_sources(&s, 1, NULL, NULL, 0, WAKE_BOUND_NS, 0, &which);
+		if (rc != SHMBUS_OK || h_now_ns() - t0 >= WAKE_BOUND_NS ||
+		    ring_take(&r, &v, sizeof(v), NULL) != 0 || v != i) {
+			x->late++;
+			break;
+		}
+		atomic_store(&x->taken, i + 1);
+	}
+	atomic_store(&x->taken, UINT64_MAX);
+	return NULL;
+}
+
+static void test_wake_race(void)
+{
+	struct racer x = { .rounds = 20000 };
+	const char *env = getenv("SHMBUS_STRESS_N");
+	if (env)
+		x.rounds = strtoull(env, NULL, 10) / 10;
+	make_topic(&x.m, 8, 64);
+	struct ring_writer w;
+	ring_writer_init(&w, &x.m, &lines[0], 0, 1);
+	pthread_t t;
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, racer_waiter, &x) == 0);
+	for (uint64_t i = 0; i < x.rounds; i++) {
+		uint64_t got;
+		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
+		/* Bounded: the waiter gives up after WAKE_BOUND_NS at most. */
+		while ((got = atomic_load(&x.taken)) != i + 1 && got != UINT64_MAX)
+			sched_yield();
+		if (got == UINT64_MAX)
+			break;
+	}
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(x.late, 0);
+	CU_ASSERT_EQUAL(atomic_load(&x.taken), UINT64_MAX);
+	topic_unmap(&x.m);
+}
+
 /* ---------------------------------------------------------------- stress */
 
 #define WRITERS 3
@@ -1346,6 +1411,8 @@ static void add(void)
 	CU_add_test(s, "tags: a replay into another number or topic is refused", test_tag_replays);
 	CU_add_test(s, "waits: a message at any step of going to sleep ends the wait",
 		    test_wakes);
+	CU_add_test(s, "waits: a waiter and a publisher racing, every wait ended by its message",
+		    test_wake_race);
 	CU_add_test(s, "stress: 3 writers x 4 readers (take, view, take_many, view_many)",
 		    test_stress);
 	CU_add_test(s, "torn reads: 4 writers x 4 readers lapping on 8 slots of 4 KiB",
