@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -440,25 +439,6 @@ struct blocked {
 	int rc;
 };
 
-/* Whether thread tid sits in a blocking system call (futex, futex_waitv,
- * poll, ppoll), by /proc: the one sign that it sleeps. */
-static bool asleep(pid_t tid)
-{
-	char path[64], buf[64] = "";
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	bool got = fgets(buf, sizeof(buf), f) != NULL;
-	fclose(f);
-	long nr = got ? strtol(buf, NULL, 10) : -1;
-	return nr == SYS_futex || nr == 449 /* futex_waitv */ || nr == SYS_ppoll
-#ifdef SYS_poll
-	       || nr == SYS_poll
-#endif
-		;
-}
-
 static void *blocked_main(void *arg)
 {
 	struct blocked *b = arg;
@@ -518,13 +498,8 @@ static void test_prompt_wakes(void)
 			sem_init(&b.done, 0, 0);
 			atomic_store(&b.tid, 0);
 			CU_ASSERT_FATAL(pthread_create(&b.thread, NULL, blocked_main, &b) == 0);
-			/* The message comes once the waiter sleeps (the sleep has
-			 * no notification: look at it, bounded). */
-			int64_t give_up = h_now_ns() + WAKE_BOUND_MS * 1000000ll;
-			while (!(atomic_load(&b.tid) && asleep(atomic_load(&b.tid))) &&
-			       h_now_ns() < give_up)
-				nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
-			CU_ASSERT_TRUE(asleep(atomic_load(&b.tid)));
+			/* The message comes once the waiter sleeps. */
+			CU_ASSERT_TRUE(h_thread_asleep(&b.tid, WAKE_BOUND_MS));
 			uint64_t v = (uint64_t)round;
 			CU_ASSERT_EQUAL(shmbus_pub_send(pub, &v, sizeof(v), NULL), 0);
 			struct timespec until;

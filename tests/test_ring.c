@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -931,21 +930,6 @@ static void *sleeper_main(void *arg)
 	return NULL;
 }
 
-/* Whether thread tid sits in a futex system call (futex or futex_waitv),
- * by /proc: the one sign that it sleeps, not merely is about to. */
-static bool in_futex(pid_t tid)
-{
-	char path[64], buf[64] = "";
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	bool got = fgets(buf, sizeof(buf), f) != NULL;
-	fclose(f);
-	long nr = got ? strtol(buf, NULL, 10) : -1;
-	return nr == SYS_futex || nr == 449 /* futex_waitv */;
-}
-
 /* A waiter already asleep in the kernel (another thread, huge timeout) is
  * woken by a publish. */
 static void wake_asleep(size_t n)
@@ -958,11 +942,7 @@ static void wake_asleep(size_t n)
 	hooked_topics(m, h, s, n, WAKE_NONE);
 	sem_init(&sl.done, 0, 0);
 	CU_ASSERT_FATAL(pthread_create(&t, NULL, sleeper_main, &sl) == 0);
-	/* The event (its sleep) has no notification: look at it, bounded. */
-	int64_t give_up = h_now_ns() + WAKE_BOUND_NS;
-	while (!(atomic_load(&sl.tid) && in_futex(atomic_load(&sl.tid))) && h_now_ns() < give_up)
-		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
-	CU_ASSERT_TRUE(in_futex(atomic_load(&sl.tid)));
+	CU_ASSERT_TRUE(h_thread_asleep(&sl.tid, (int)(WAKE_BOUND_NS / 1000000)));
 	CU_ASSERT_EQUAL(send_u64(&h[n - 1].w, 7), 0);
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
