@@ -1012,10 +1012,10 @@ static void *racer_waiter(void *arg)
 
 static void test_wake_race(void)
 {
-	struct racer x = { .rounds = 100000 };
+	struct racer x = { .rounds = 300000 };
 	const char *env = getenv("SHMBUS_STRESS_N");
 	if (env)
-		x.rounds = strtoull(env, NULL, 10) / 2;
+		x.rounds = strtoull(env, NULL, 10) * 3 / 2;
 	make_topic(&x.m, 8, 64);
 	struct ring_writer w;
 	ring_writer_init(&w, &x.m, &lines[0], 0, 1);
