@@ -101,6 +101,49 @@ pid_t h_keeper_pid(const char *bus)
 	return pid;
 }
 
+static bool thread_asleep(pid_t tid)
+{
+	char path[64], buf[64] = "";
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool got = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	long nr = got ? strtol(buf, NULL, 10) : -1;
+	return nr == SYS_futex || nr == 449 /* futex_waitv */ || nr == SYS_ppoll
+#ifdef SYS_poll
+	       || nr == SYS_poll
+#endif
+		;
+}
+
+bool h_thread_asleep(const _Atomic pid_t *tid, int timeout_ms)
+{
+	int64_t deadline = h_now_ns() + (int64_t)timeout_ms * 1000000;
+	/* Its sleep has no notification: look at it, bounded. */
+	while (!(atomic_load(tid) && thread_asleep(atomic_load(tid)))) {
+		if (h_now_ns() > deadline)
+			return false;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	return true;
+}
+
+pid_t h_keeper_listening(const char *bus, int timeout_ms)
+{
+	int64_t deadline = h_now_ns() + (int64_t)timeout_ms * 1000000;
+	pid_t pid;
+	/* A new keeper takes the bus's keeper name once its broker has
+	 * handed it everything, which may be after a client connected. */
+	while ((pid = h_keeper_pid(bus)) <= 0 && h_now_ns() < deadline) {
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+	}
+	return pid;
+}
+
 bool h_keeper_gone(const char *bus, int timeout_ms)
 {
 	char path[256];

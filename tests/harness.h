@@ -8,6 +8,7 @@
 
 #include <CUnit/CUnit.h>
 #include <shmbus/shmbus.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,17 @@ bool h_wait_exit(pid_t pid, int timeout_ms);
 /* The pid of the bus's keeper (the process holding its shared objects
  * across broker restarts), or -1 if none listens. */
 pid_t h_keeper_pid(const char *bus);
+
+/* Wait until the thread of this process whose id is (or will be) in *tid
+ * sits in a blocking system call (futex, futex_waitv, poll, ppoll): by
+ * /proc, the one sign that a waiting thread sleeps, not merely is about
+ * to. At most timeout_ms; true if it did. */
+bool h_thread_asleep(const _Atomic pid_t *tid, int timeout_ms);
+
+/* The pid of the bus's keeper once it listens (a keeper started with a
+ * broker takes its name a moment after clients can connect), waiting at
+ * most timeout_ms; -1 if none did. */
+pid_t h_keeper_listening(const char *bus, int timeout_ms);
 
 /* Wait until the bus's keeper has exited, at most timeout_ms. */
 bool h_keeper_gone(const char *bus, int timeout_ms);

@@ -2,18 +2,22 @@
  * test_api.c - the public API's promises, each tried for real on a bus of
  * its own: each thread sees its own error text; options structs of an
  * older or newer caller; waits that another thread or a signal handler
- * ends; event-loop descriptors; topic events; where a subscriber starts;
+ * ends; every blocking path woken by a publish; event-loop descriptors;
+ * topic events; where a subscriber starts;
  * ROS-style names; publish times given by the caller; buses whose names
  * are prefixes of each other.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -406,6 +410,116 @@ static void test_fd_set_member_leaves(void)
 		shmbus_sub_close(sub); /* leaves the set by itself when still in it */
 	}
 	shmbus_waitset_destroy(ws);
+	shmbus_pub_close(pub);
+	shmbus_disconnect(bus);
+	h_stop_bus(name);
+}
+
+/* ------------------------------------------------------- prompt wake-ups */
+
+/* Every blocking path (a subscriber's wait, a wait set's, and poll on
+ * either's descriptor), asleep in another thread with a long timeout, ends
+ * within WAKE_BOUND_MS of a publish: a liveness bound, generous for a
+ * loaded machine, not a latency figure. The library's sleeps also end at
+ * a nap of at most 200 ms (a scribbled wake board must cost latency, not
+ * liveness), so these cannot tell a lost wake-up from a prompt one;
+ * test_ring's waits, without the nap, do. */
+#define WAKE_BOUND_MS 10000
+
+enum wake_path { PATH_SUB_WAIT, PATH_WAITSET_WAIT, PATH_SUB_FD, PATH_WAITSET_FD };
+
+struct blocked {
+	enum wake_path path;
+	shmbus_sub *sub;
+	shmbus_waitset *ws;
+	int fd;
+	pthread_t thread;
+	_Atomic pid_t tid;
+	sem_t done;
+	int rc;
+};
+
+static void *blocked_main(void *arg)
+{
+	struct blocked *b = arg;
+	shmbus_sub *ready[1];
+	size_t n = 0;
+	struct pollfd p = { b->fd, POLLIN, 0 };
+	atomic_store(&b->tid, gettid());
+	switch (b->path) {
+	case PATH_SUB_WAIT:
+		b->rc = shmbus_sub_wait(b->sub, 60 * SEC);
+		break;
+	case PATH_WAITSET_WAIT:
+		b->rc = shmbus_waitset_wait(b->ws, 60 * SEC, ready, 1, &n);
+		if (b->rc == 0 && (n != 1 || ready[0] != b->sub))
+			b->rc = SHMBUS_EINVAL;
+		break;
+	case PATH_SUB_FD:
+	case PATH_WAITSET_FD:
+		do
+			b->rc = poll(&p, 1, 60000);
+		while (b->rc < 0 && errno == EINTR);
+		b->rc = b->rc == 1 && (p.revents & POLLIN) ? 0 : SHMBUS_ETIMEDOUT;
+		break;
+	}
+	sem_post(&b->done);
+	return NULL;
+}
+
+static void test_prompt_wakes(void)
+{
+	const char *name = h_bus_name("wake");
+	shmbus_bus *bus = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bus);
+	struct shmbus_topic_options o = layout(NULL, 16, 64);
+	shmbus_pub *pub;
+	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "wake", &o, NULL, &pub), 0);
+	int got = 0;
+	for (int path = PATH_SUB_WAIT; path <= PATH_WAITSET_FD; path++) {
+		struct blocked b = { .path = (enum wake_path)path, .fd = -1 };
+		shmbus_sub *other;
+		CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(bus, "wake", NULL, NULL, &b.sub), 0);
+		/* A wait set of two, the message for the second. */
+		struct shmbus_sub_options so;
+		shmbus_sub_options_init(&so);
+		so.create_if_missing = true;
+		CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(bus, "wake-other", &o, &so, &other), 0);
+		if (path == PATH_WAITSET_WAIT || path == PATH_WAITSET_FD) {
+			CU_ASSERT_EQUAL_FATAL(shmbus_waitset_create(&b.ws), 0);
+			CU_ASSERT_EQUAL(shmbus_waitset_add(b.ws, other), 0);
+			CU_ASSERT_EQUAL(shmbus_waitset_add(b.ws, b.sub), 0);
+		}
+		if (path == PATH_SUB_FD)
+			CU_ASSERT_EQUAL(shmbus_sub_fd(b.sub, &b.fd), 0);
+		if (path == PATH_WAITSET_FD)
+			CU_ASSERT_EQUAL(shmbus_waitset_fd(b.ws, &b.fd), 0);
+		for (int round = 0; round < 5; round++) {
+			sem_init(&b.done, 0, 0);
+			atomic_store(&b.tid, 0);
+			CU_ASSERT_FATAL(pthread_create(&b.thread, NULL, blocked_main, &b) == 0);
+			/* The message comes once the waiter sleeps. */
+			CU_ASSERT_TRUE(h_thread_asleep(&b.tid, WAKE_BOUND_MS));
+			uint64_t v = (uint64_t)round;
+			CU_ASSERT_EQUAL(shmbus_pub_send(pub, &v, sizeof(v), NULL), 0);
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += WAKE_BOUND_MS / 1000;
+			int woke;
+			while ((woke = sem_timedwait(&b.done, &until)) != 0 && errno == EINTR)
+				;
+			CU_ASSERT_EQUAL(woke, 0);
+			pthread_join(b.thread, NULL);
+			sem_destroy(&b.done);
+			CU_ASSERT_EQUAL(b.rc, 0);
+			drain(b.sub, &got);
+		}
+		if (b.ws)
+			shmbus_waitset_destroy(b.ws);
+		shmbus_sub_close(other);
+		shmbus_sub_close(b.sub);
+	}
+	CU_ASSERT_EQUAL(got, 4 * 5);
 	shmbus_pub_close(pub);
 	shmbus_disconnect(bus);
 	h_stop_bus(name);
@@ -825,13 +939,14 @@ static void test_bus_name_prefixes(void)
 		CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(other[i], "t", &o, NULL, &pubs[i]), 0);
 		CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(other[i], "t", NULL, NULL, &subs[i]), 0);
 	}
-	pid_t keepers[2] = { h_keeper_pid(dotted[0]), h_keeper_pid(dotted[1]) };
+	pid_t keepers[2] = { h_keeper_listening(dotted[0], 10000),
+			     h_keeper_listening(dotted[1], 10000) };
 	CU_ASSERT(keepers[0] > 0 && keepers[1] > 0 && keepers[0] != keepers[1]);
 	/* Starting the broker of the bus whose name is their prefix (it
 	 * takes back what it finds of its own) leaves theirs alone. */
 	shmbus_bus *b = h_connect(base);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-	pid_t own = h_keeper_pid(base);
+	pid_t own = h_keeper_listening(base, 10000);
 	CU_ASSERT(own > 0 && own != keepers[0] && own != keepers[1]);
 	CU_ASSERT_EQUAL(h_keeper_pid(dotted[0]), keepers[0]);
 	CU_ASSERT_EQUAL(h_keeper_pid(dotted[1]), keepers[1]);
@@ -863,6 +978,8 @@ static void add(void)
 	CU_add_test(s, "waits end on interrupt, also from a signal handler",
 		    test_interrupts);
 	CU_add_test(s, "event-loop descriptors: subscriber and wait set", test_sub_fd);
+	CU_add_test(s, "a publish ends every blocking wait, asleep in another thread",
+		    test_prompt_wakes);
 	CU_add_test(s, "members leave a wait set with a descriptor, and close",
 		    test_fd_set_member_leaves);
 	CU_add_test(s, "timeouts too far to add to the clock", test_huge_timeouts);

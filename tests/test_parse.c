@@ -121,18 +121,27 @@ static void test_entries(void)
 	proto_buf_free(&b);
 }
 
-static uint8_t *make_meta(size_t *size)
+/* A topic's meta as the broker formats it; slots != 0: with that slot
+ * count written in after the parameters were checked (a broken broker). */
+static uint8_t *make_meta_slots(size_t *size, uint32_t slots)
 {
 	struct seg_params p = { .slot_count = 4, .max_message_size = 64, .topic = "/imu",
 				.type_name = "x.Imu", .schema = "abc", .schema_size = 3 };
 	char err[256];
 	CU_ASSERT_FATAL(seg_params_normalize(&p, err, sizeof(err)) == 0);
+	if (slots)
+		p.slot_count = slots;
 	*size = seg_meta_size(p.schema_size);
 	void *mem = NULL;
 	CU_ASSERT_FATAL(posix_memalign(&mem, 4096, *size) == 0);
 	memset(mem, 0, *size);
 	seg_meta_format(mem, &p);
 	return mem;
+}
+
+static uint8_t *make_meta(size_t *size)
+{
+	return make_meta_slots(size, 0);
 }
 
 static void test_meta_checks(void)
@@ -169,6 +178,12 @@ static void test_meta_checks(void)
 	CU_ASSERT_EQUAL(seg_meta_check(mem, size, err, sizeof(err)), 0);
 	atomic_store(&h->magic, 0);
 	CU_ASSERT_EQUAL(seg_meta_check(mem, size, err, sizeof(err)), SHMBUS_ECORRUPT);
+	free(mem);
+	/* Consistent and checked, yet impossible: a slot count that is not a
+	 * power of two (the ring indexes slots with a mask). */
+	mem = make_meta_slots(&size, 6);
+	CU_ASSERT_EQUAL(seg_meta_check(mem, size, err, sizeof(err)), SHMBUS_ECORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "impossible layout"));
 	free(mem);
 }
 

@@ -1,15 +1,21 @@
 /*
  * test_ring.c - the slot ring on its own (threads, no broker): wrap-around,
  * exact loss counts when lapped, views invalidated under the reader,
- * history for late joiners, oversize, loans that outlive a lap, and a
- * many-writer many-reader stress run (also run under ThreadSanitizer).
+ * history for late joiners, oversize, loans that outlive a lap, tags that
+ * refuse flipped bytes and replays, waits that a message ends at every step
+ * of going to sleep, a many-writer many-reader stress run and a torn-read
+ * run on a tiny ring (both also run under ThreadSanitizer).
  */
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -24,9 +30,12 @@ static struct meta_header *meta_rw;
 static struct board_line board[1];
 static struct client_line lines[PAGE_LINES];
 
-static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
+/* A ring whose first sequence number is base (a successor's is its
+ * predecessor's seal). */
+static void make_ring_at(struct topic_map *m, uint32_t slots, uint32_t max, uint64_t base)
 {
-	struct seg_params p = { .slot_count = slots, .max_message_size = max, .topic = "t" };
+	struct seg_params p = { .slot_count = slots, .max_message_size = max, .topic = "t",
+				.base_seq = base };
 	struct seg_layout l;
 	char err[256];
 	CU_ASSERT_FATAL(seg_params_normalize(&p, err, sizeof(err)) == 0);
@@ -37,7 +46,7 @@ static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
 	CU_ASSERT_FATAL(seg_map_fd(mfd, true, false, 0, &meta, err, sizeof(err)) == 0);
 	CU_ASSERT_FATAL(seg_map_fd(dfd, true, false, 0, &data, err, sizeof(err)) == 0);
 	seg_meta_format(meta, &p);
-	seg_data_format(data, 0);
+	seg_data_format(data, base);
 	munmap(data, seg_data_size(&p));
 	if (meta_rw)
 		munmap(meta_rw, seg_meta_size(0));
@@ -48,6 +57,11 @@ static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
 	CU_ASSERT_FATAL(topic_map_fds(mfd, dfd, true, &l, board, m, err, sizeof(err)) == 0);
 	close(mfd);
 	close(dfd);
+}
+
+static void make_topic(struct topic_map *m, uint32_t slots, uint32_t max)
+{
+	make_ring_at(m, slots, max, 0);
 }
 
 static int send_u64(struct ring_writer *w, uint64_t v)
@@ -581,6 +595,451 @@ static void test_stall_batch(void)
 	topic_unmap(&m);
 }
 
+/* ------------------------------------------------- claims, sizes, seals */
+
+/* A claim that comes late to its slot (its claimant was descheduled between
+ * taking the number and the slot) finds a later lap's message there: its
+ * number is lost, the newer message stays. */
+static void test_late_claim(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	void *buf;
+	size_t cap;
+	make_topic(&m, 8, 64);
+	ring_writer_init(&w, &m, &lines[0], 0, 1);
+	CU_ASSERT_EQUAL(send_u64(&w, 0), 0);
+	/* Number 9 committed in slot 1 before number 1 is claimed. */
+	atomic_store(&topic_slot(&m, 1)->state, SLOT_STATE(9, 0));
+	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), 0);
+	CU_ASSERT_EQUAL(w.loan_seq, 2);
+	CU_ASSERT_EQUAL(w.skipped, 1);
+	CU_ASSERT_EQUAL(atomic_load(&topic_slot(&m, 1)->state), SLOT_STATE(9, 0));
+	CU_ASSERT_EQUAL(ring_discard(&w), 0);
+	topic_unmap(&m);
+}
+
+/* A size over the topic's maximum (only a broken or hostile publisher
+ * writes one) is never delivered, by take even into a buffer that would
+ * hold it, nor by view: that message is lost, the next one comes. */
+static void test_size_over_max(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r, rv;
+	struct shmbus_msg_info info;
+	struct shmbus_view view;
+	uint64_t big[64];
+	make_topic(&m, 8, 64);
+	ring_writer_init(&w, &m, &lines[0], 0, 1);
+	ring_reader_init(&r, &m, &lines[32], 0, 0);
+	ring_reader_init(&rv, &m, &lines[33], 0, 0);
+	for (uint64_t i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(send_u64(&w, 100 + i), 0);
+	CU_ASSERT_FATAL(m.max_message_size + 1 <= sizeof(big));
+	atomic_store(&topic_slot(&m, 1)->size, m.max_message_size + 1);
+	CU_ASSERT_EQUAL(ring_take(&r, big, sizeof(big), &info), 0);
+	CU_ASSERT_EQUAL(big[0], 100);
+	CU_ASSERT_EQUAL(ring_take(&r, big, sizeof(big), &info), 0);
+	CU_ASSERT_EQUAL(info.seq, 2);
+	CU_ASSERT_EQUAL(info.lost, 1);
+	CU_ASSERT_EQUAL(big[0], 102);
+	CU_ASSERT_EQUAL(ring_view(&rv, &view), 0);
+	CU_ASSERT_EQUAL(ring_release(&rv, &view), 0);
+	CU_ASSERT_EQUAL(ring_view(&rv, &view), 0);
+	CU_ASSERT_EQUAL(view.info.seq, 2);
+	CU_ASSERT_EQUAL(view.info.lost, 1);
+	CU_ASSERT_EQUAL(ring_release(&rv, &view), 0);
+	topic_unmap(&m);
+}
+
+/* The broker's seal of a ring whose topic grew, as it makes it: no claim
+ * after it, and readers learn where the ring ends. */
+static uint64_t seal_ring(struct topic_map *m)
+{
+	uint64_t at = atomic_fetch_or(&m->data->next_seq, DATA_SEALED) & ~DATA_SEALED;
+	atomic_store(&meta_rw->sealed_at, at);
+	return at;
+}
+
+/* A sealed ring: a claim gets RING_SEALED (the publisher moves to the
+ * successor), a reader takes what is there and then learns the ring
+ * ended. In a successor that starts later than the seal (a ring in
+ * between is gone) the numbers in between are counted lost. */
+static void test_sealed_and_successor(void)
+{
+	struct topic_map m, next;
+	struct ring_writer w;
+	struct ring_reader r;
+	struct shmbus_msg_info info;
+	uint64_t v;
+	void *buf;
+	size_t cap;
+	make_topic(&m, 8, 64);
+	ring_writer_init(&w, &m, &lines[0], 0, 1);
+	ring_reader_init(&r, &m, &lines[32], 0, 0);
+	for (uint64_t i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
+	CU_ASSERT_EQUAL(seal_ring(&m), 3);
+	CU_ASSERT_EQUAL(ring_loan(&w, &buf, &cap), RING_SEALED);
+	for (uint64_t i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+		CU_ASSERT_EQUAL(v, i);
+	}
+	CU_ASSERT_TRUE(ring_ready(&r)); /* the end is something to take */
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), RING_SEALED);
+	make_ring_at(&next, 8, 64, 10);
+	ring_reader_move(&r, &next);
+	CU_ASSERT_EQUAL(r.next, 10);
+	CU_ASSERT_EQUAL(r.lost, 7);
+	ring_writer_init(&w, &next, &lines[0], 0, 1);
+	CU_ASSERT_EQUAL(send_u64(&w, 10), 0);
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(info.seq, 10);
+	CU_ASSERT_EQUAL(info.lost, 7);
+	CU_ASSERT_EQUAL(r.received + r.lost, 11);
+	topic_unmap(&m);
+	topic_unmap(&next);
+}
+
+/* ------------------------------------------------------------------ tags */
+
+/* A topic key as a client derives it: bus key, bus, topic, incarnation. */
+static void topic_key(struct integrity *in, const char *topic)
+{
+	static const uint8_t incarnation[16] = { 0x5a, 1, 2, 3 };
+	uint8_t key[INTEGRITY_KEY_BYTES];
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(7 * i + 1);
+	integrity_derive(in, key, "bus", topic, incarnation, sizeof(incarnation));
+}
+
+/* A tagged writer and reader on a fresh topic of 8 slots of 64 bytes. */
+static void tagged_topic(struct topic_map *m, struct ring_writer *w, struct ring_reader *r,
+			 const struct integrity *in)
+{
+	make_topic(m, 8, 64);
+	ring_writer_init(w, m, &lines[0], 0, 1);
+	ring_reader_init(r, m, &lines[32], 0, 0);
+	w->integ = in;
+	r->integ = in;
+}
+
+/* What a client with write access to the data can do: copy a genuine
+ * message (everything but the slot state) over another slot. */
+static void replay_slot(struct slot_header *to, struct slot_header *from)
+{
+	uint32_t size = atomic_load(&from->size);
+	atomic_store(&to->size, size);
+	atomic_store(&to->publisher_id, atomic_load(&from->publisher_id));
+	atomic_store(&to->publish_ns, atomic_load(&from->publish_ns));
+	memcpy(to->tag, from->tag, sizeof(to->tag));
+	memcpy(slot_payload(to), slot_payload(from), size);
+}
+
+/* The next message as take or view gets it: its value, or UINT64_MAX when
+ * there is none (*seq: its number). */
+static uint64_t next_u64(struct ring_reader *r, bool view, uint64_t *seq)
+{
+	uint64_t v = UINT64_MAX;
+	if (view) {
+		struct shmbus_view vw;
+		if (ring_view(r, &vw) != 0)
+			return UINT64_MAX;
+		memcpy(&v, vw.data, sizeof(v));
+		*seq = vw.info.seq;
+		CU_ASSERT_EQUAL(ring_release(r, &vw), 0);
+		return v;
+	}
+	struct shmbus_msg_info info;
+	if (ring_take(r, &v, sizeof(v), &info) != 0)
+		return UINT64_MAX;
+	*seq = info.seq;
+	return v;
+}
+
+/* One bit flipped in the first, a middle and the last byte of a tag: the
+ * message is refused (counted rejected and lost), by take and by view, and
+ * the next genuine message is delivered. */
+static void test_tag_flips(void)
+{
+	static const size_t at[] = { 0, INTEGRITY_TAG_BYTES / 2 - 1, INTEGRITY_TAG_BYTES - 1 };
+	struct integrity in;
+	topic_key(&in, "t");
+	for (int view = 0; view < 2; view++) {
+		for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+			struct topic_map m;
+			struct ring_writer w;
+			struct ring_reader r;
+			uint64_t seq = UINT64_MAX;
+			tagged_topic(&m, &w, &r, &in);
+			for (uint64_t k = 0; k < 3; k++)
+				CU_ASSERT_EQUAL(send_u64(&w, 100 + k), 0);
+			topic_slot(&m, 1)->tag[at[i]] ^= 0x10;
+			CU_ASSERT_EQUAL(next_u64(&r, view, &seq), 100);
+			CU_ASSERT_EQUAL(next_u64(&r, view, &seq), 102);
+			CU_ASSERT_EQUAL(seq, 2);
+			CU_ASSERT_EQUAL(r.rejected, 1);
+			CU_ASSERT_EQUAL(r.received, 2);
+			CU_ASSERT_EQUAL(r.lost, 1);
+			topic_unmap(&m);
+		}
+	}
+}
+
+/* A genuine tagged message copied whole into the slot of another
+ * sequence number, or into another topic (same bus key, same number), does
+ * not verify there. */
+static void test_tag_replays(void)
+{
+	struct integrity in_t, in_u;
+	topic_key(&in_t, "t");
+	topic_key(&in_u, "u");
+	for (int view = 0; view < 2; view++) {
+		struct topic_map m, m2;
+		struct ring_writer w, w2;
+		struct ring_reader r, r2;
+		uint64_t seq = UINT64_MAX;
+		/* Another number: message 0 replayed over message 1. */
+		tagged_topic(&m, &w, &r, &in_t);
+		CU_ASSERT_EQUAL(send_u64(&w, 100), 0);
+		CU_ASSERT_EQUAL(send_u64(&w, 101), 0);
+		replay_slot(topic_slot(&m, 1), topic_slot(&m, 0));
+		CU_ASSERT_EQUAL(next_u64(&r, view, &seq), 100);
+		CU_ASSERT_EQUAL(next_u64(&r, view, &seq), UINT64_MAX);
+		CU_ASSERT_EQUAL(r.rejected, 1);
+		CU_ASSERT_EQUAL(r.received + r.lost, 2);
+		topic_unmap(&m);
+
+		/* Another topic: topic t's message 0 over topic u's. */
+		tagged_topic(&m, &w, &r, &in_t);
+		CU_ASSERT_EQUAL(send_u64(&w, 100), 0);
+		make_topic(&m2, 8, 64);
+		ring_writer_init(&w2, &m2, &lines[1], 1, 1);
+		ring_reader_init(&r2, &m2, &lines[33], 0, 0);
+		w2.integ = r2.integ = &in_u;
+		CU_ASSERT_EQUAL(send_u64(&w2, 200), 0);
+		CU_ASSERT_EQUAL(send_u64(&w2, 201), 0);
+		replay_slot(topic_slot(&m2, 0), topic_slot(&m, 0));
+		CU_ASSERT_EQUAL(next_u64(&r2, view, &seq), 201);
+		CU_ASSERT_EQUAL(seq, 1);
+		CU_ASSERT_EQUAL(r2.rejected, 1);
+		CU_ASSERT_EQUAL(next_u64(&r, view, &seq), 100); /* genuine where it was */
+		topic_unmap(&m);
+		topic_unmap(&m2);
+	}
+}
+
+/* ---------------------------------------------------------------- wakes */
+
+/* Every wait must end promptly once a message is there, whichever step of
+ * going to sleep it arrives at. The waits here have no nap (the library's
+ * waits nap at most 200 ms, which would hide a lost wake-up) and a long
+ * timeout: a wait that ends only at its deadline, or not within WAKE_BOUND_NS
+ * of the message, lost the wake-up. A liveness bound, generous for a loaded
+ * machine, not a latency figure. */
+#define WAKE_BOUND_NS (10 * 1000000000ll)
+
+enum wake_step {
+	WAKE_NONE,
+	WAKE_BEFORE_ANNOUNCE, /* between the first look and the announcement */
+	WAKE_AFTER_RECHECK,   /* after the look that follows it, before the sleep */
+};
+
+/* A reader as a wait source with a hook: the ring's callbacks take the
+ * reader (first member) as their object; the hook publishes with w. */
+struct hooked {
+	struct ring_reader r;
+	struct ring_writer w;
+	enum wake_step step;
+};
+
+static bool hooked_poll(void *obj)
+{
+	struct hooked *h = obj;
+	if (h->step == WAKE_BEFORE_ANNOUNCE) {
+		CU_ASSERT_EQUAL(send_u64(&h->w, 7), 0);
+		h->step = WAKE_NONE;
+	}
+	return ring_unstick(&h->r);
+}
+
+static void hooked_sleeping(void *obj, bool on)
+{
+	struct hooked *h = obj;
+	if (on && h->step == WAKE_AFTER_RECHECK) {
+		CU_ASSERT_EQUAL(send_u64(&h->w, 7), 0);
+		h->step = WAKE_NONE;
+	}
+}
+
+/* n topics (1: a subscriber's wait; 2: a wait set), each a hooked source;
+ * the last one's hook publishes at `step`. */
+static void hooked_topics(struct topic_map *m, struct hooked *h, struct wait_src *s, size_t n,
+			  enum wake_step step)
+{
+	for (size_t i = 0; i < n; i++) {
+		make_topic(&m[i], 8, 64);
+		ring_writer_init(&h[i].w, &m[i], &lines[i], (uint32_t)i, (uint32_t)i + 1);
+		ring_reader_init(&h[i].r, &m[i], &lines[32 + i], 0, 0);
+		h[i].step = i == n - 1 ? step : WAKE_NONE;
+		ring_wait_src(&h[i].r, &s[i]);
+		s[i].obj = &h[i];
+		s[i].poll = hooked_poll;
+		s[i].sleeping = hooked_sleeping;
+		s[i].nap = NULL; /* no nap: only a wake-up ends the sleep */
+	}
+	/* make_topic clears the one wake-board line the topics share. */
+}
+
+static void wake_at_step(size_t n, enum wake_step step)
+{
+	struct topic_map m[2];
+	struct hooked h[2];
+	struct wait_src s[2];
+	int which = -1;
+	hooked_topics(m, h, s, n, step);
+	int64_t t0 = h_now_ns();
+	int rc = wait_sources(s, n, NULL, NULL, 0, WAKE_BOUND_NS, 0, &which);
+	int64_t took = h_now_ns() - t0;
+	CU_ASSERT_EQUAL(rc, SHMBUS_OK);
+	CU_ASSERT_EQUAL(which, (int)n - 1);
+	/* Ended by the message, not by the deadline. */
+	CU_ASSERT_TRUE(took < WAKE_BOUND_NS);
+	CU_ASSERT_EQUAL(h[n - 1].step, WAKE_NONE); /* the hook ran */
+	for (size_t i = 0; i < n; i++)
+		topic_unmap(&m[i]);
+}
+
+struct sleeper {
+	struct wait_src *s;
+	size_t n;
+	struct wait_intr intr;
+	_Atomic pid_t tid;
+	sem_t done;
+	int rc, which;
+};
+
+static void *sleeper_main(void *arg)
+{
+	struct sleeper *sl = arg;
+	atomic_store(&sl->tid, gettid());
+	sl->rc = wait_sources(sl->s, sl->n, &sl->intr, NULL, 0, 3600 * 1000000000ll, 0,
+			      &sl->which);
+	sem_post(&sl->done);
+	return NULL;
+}
+
+/* A waiter already asleep in the kernel (another thread, huge timeout) is
+ * woken by a publish. */
+static void wake_asleep(size_t n)
+{
+	struct topic_map m[2];
+	struct hooked h[2];
+	struct wait_src s[2];
+	struct sleeper sl = { .s = s, .n = n };
+	pthread_t t;
+	hooked_topics(m, h, s, n, WAKE_NONE);
+	sem_init(&sl.done, 0, 0);
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, sleeper_main, &sl) == 0);
+	CU_ASSERT_TRUE(h_thread_asleep(&sl.tid, (int)(WAKE_BOUND_NS / 1000000)));
+	CU_ASSERT_EQUAL(send_u64(&h[n - 1].w, 7), 0);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAKE_BOUND_NS / 1000000000ll;
+	int woke;
+	while ((woke = sem_timedwait(&sl.done, &until)) != 0 && errno == EINTR)
+		;
+	CU_ASSERT_EQUAL(woke, 0);
+	if (woke) { /* the wake-up was lost: end the wait another way */
+		wait_intr_raise(&sl.intr);
+		sem_wait(&sl.done);
+	}
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(sl.rc, SHMBUS_OK);
+	CU_ASSERT_EQUAL(sl.which, (int)n - 1);
+	sem_destroy(&sl.done);
+	for (size_t i = 0; i < n; i++)
+		topic_unmap(&m[i]);
+}
+
+static void test_wakes(void)
+{
+	for (size_t n = 1; n <= 2; n++) {
+		wake_at_step(n, WAKE_BEFORE_ANNOUNCE);
+		wake_at_step(n, WAKE_AFTER_RECHECK);
+		wake_asleep(n);
+	}
+}
+
+/* A waiter and a publisher racing, many times: the publisher publishes the
+ * next message as soon as the waiter took the last, so the waiter is
+ * often on its way to sleep (announcing, re-checking) as the commit and the
+ * publisher's look at the wake line happen. The announcement and the
+ * commit are each ordered before the other side's load (Dekker): if either
+ * load could pass its store, a message could find no one to wake and a
+ * waiter no message, and with no nap that wait would end only at its
+ * deadline. */
+struct racer {
+	struct topic_map m;
+	_Atomic uint64_t taken;
+	uint64_t rounds, late;
+};
+
+static void *racer_waiter(void *arg)
+{
+	struct racer *x = arg;
+	struct ring_reader r;
+	struct wait_src s;
+	ring_reader_init(&r, &x->m, &lines[32], 0, 0);
+	ring_wait_src(&r, &s);
+	s.nap = NULL;
+	for (uint64_t i = 0; i < x->rounds; i++) {
+		uint64_t v;
+		int which;
+		int64_t t0 = h_now_ns();
+		int rc = wait_sources(&s, 1, NULL, NULL, 0, WAKE_BOUND_NS, 0, &which);
+		if (rc != SHMBUS_OK || h_now_ns() - t0 >= WAKE_BOUND_NS ||
+		    ring_take(&r, &v, sizeof(v), NULL) != 0 || v != i) {
+			x->late++;
+			break;
+		}
+		atomic_store(&x->taken, i + 1);
+	}
+	atomic_store(&x->taken, UINT64_MAX);
+	return NULL;
+}
+
+static void test_wake_race(void)
+{
+	struct racer x = { .rounds = 300000 };
+	const char *env = getenv("SHMBUS_STRESS_N");
+	if (env)
+		x.rounds = strtoull(env, NULL, 10) * 3 / 2;
+	make_topic(&x.m, 8, 64);
+	struct ring_writer w;
+	ring_writer_init(&w, &x.m, &lines[0], 0, 1);
+	pthread_t t;
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, racer_waiter, &x) == 0);
+	for (uint64_t i = 0; i < x.rounds; i++) {
+		uint64_t got;
+		/* A delay that sweeps the commit across the waiter's way to
+		 * sleep, round after round. */
+		for (volatile uint32_t k = (uint32_t)(i * 37 % 257); k > 0; k--)
+			;
+		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
+		/* Bounded: the waiter gives up after WAKE_BOUND_NS at most. */
+		while ((got = atomic_load(&x.taken)) != i + 1 && got != UINT64_MAX)
+			sched_yield();
+		if (got == UINT64_MAX)
+			break;
+	}
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(x.late, 0);
+	CU_ASSERT_EQUAL(atomic_load(&x.taken), UINT64_MAX);
+	topic_unmap(&x.m);
+}
+
 /* ---------------------------------------------------------------- stress */
 
 #define WRITERS 3
@@ -772,6 +1231,146 @@ static void test_stress(void)
 	topic_unmap(&s.m);
 }
 
+/* ------------------------------------------------------------ torn reads */
+
+/* 4 writers and 4 readers on a ring of 8 slots of 4 KiB: the writers lap
+ * the readers all the time, so many copies are overwritten while being
+ * made. Every 8 bytes of a message are a function of its writer, counter
+ * and position, one-to-one in each, so a copy that mixes two messages
+ * never passes; each reader's counts are exact. (That a tear happens at
+ * all depends on the scheduler: on two cores it does in every run.) */
+#define TORN_WRITERS 4
+#define TORN_READERS 4
+#define TORN_WORDS 512
+
+static uint64_t torn_word(uint64_t id, size_t i)
+{
+	return (id + 1) * 0x9e3779b97f4a7c15ull + i;
+}
+
+struct torn {
+	struct topic_map m;
+	uint64_t per_writer;
+	_Atomic int writers_done;
+};
+
+struct torn_worker {
+	struct torn *t;
+	uint32_t id;
+	uint64_t received, lost, torn, failed;
+};
+
+static void *torn_writer(void *arg)
+{
+	struct torn_worker *wk = arg;
+	struct ring_writer w;
+	ring_writer_init(&w, &wk->t->m, &lines[wk->id], wk->id, wk->id + 1);
+	for (uint64_t c = 0; c < wk->t->per_writer; c++) {
+		uint64_t *buf;
+		size_t cap;
+		if (ring_loan(&w, (void **)&buf, &cap) != 0) {
+			wk->failed++;
+			continue;
+		}
+		uint64_t id = c * TORN_WRITERS + wk->id;
+		buf[0] = id;
+		for (size_t i = 1; i < TORN_WORDS; i++)
+			buf[i] = torn_word(id, i);
+		int rc = ring_publish(&w, TORN_WORDS * sizeof(uint64_t), 0, NULL);
+		if (rc && rc != SHMBUS_ELAPPED)
+			wk->failed++;
+	}
+	atomic_fetch_add(&wk->t->writers_done, 1);
+	return NULL;
+}
+
+static bool torn_intact(const uint64_t *x, size_t size)
+{
+	if (size != TORN_WORDS * sizeof(uint64_t))
+		return false;
+	for (size_t i = 1; i < TORN_WORDS; i++)
+		if (x[i] != torn_word(x[0], i))
+			return false;
+	return true;
+}
+
+static void *torn_reader(void *arg)
+{
+	struct torn_worker *wk = arg;
+	struct ring_reader r;
+	static __thread uint64_t buf[TORN_WORDS];
+	ring_reader_init(&r, &wk->t->m, &lines[32 + wk->id], 0, 0);
+	r.oldest_on_lap = true; /* lapped as often as can be */
+	for (;;) {
+		struct shmbus_msg_info info;
+		struct shmbus_view v;
+		int rc;
+		if (wk->id % 2) {
+			rc = ring_view(&r, &v);
+			if (rc == 0) {
+				ring_copy_racy(buf, v.data, sizeof(buf));
+				if (ring_release(&r, &v) == 0 && !torn_intact(buf, v.info.size))
+					wk->torn++;
+			}
+		} else {
+			rc = ring_take(&r, buf, sizeof(buf), &info);
+			if (rc == 0 && !torn_intact(buf, info.size))
+				wk->torn++;
+		}
+		if (rc == 0)
+			continue;
+		if (rc != SHMBUS_EAGAIN) {
+			wk->failed++;
+			break;
+		}
+		if (atomic_load(&wk->t->writers_done) == TORN_WRITERS &&
+		    r.next == ring_head(&wk->t->m))
+			break;
+		ring_wait(&r, 1000000, NULL);
+	}
+	wk->received = r.received;
+	wk->lost = r.lost;
+	return NULL;
+}
+
+static void test_torn_reads(void)
+{
+	struct torn t = { .per_writer = 20000 };
+	const char *env = getenv("SHMBUS_STRESS_N");
+	if (env)
+		t.per_writer = strtoull(env, NULL, 10) / 10;
+	make_topic(&t.m, 8, TORN_WORDS * sizeof(uint64_t));
+	for (int i = 0; i < TORN_WRITERS; i++) /* all alive: no loan is taken over */
+		atomic_store(&meta_rw->pubs[i].pid, getpid());
+	pthread_t wt[TORN_WRITERS], rt[TORN_READERS];
+	struct torn_worker ww[TORN_WRITERS], rw[TORN_READERS];
+	for (uint32_t i = 0; i < TORN_READERS; i++) {
+		rw[i] = (struct torn_worker){ .t = &t, .id = i };
+		pthread_create(&rt[i], NULL, torn_reader, &rw[i]);
+	}
+	for (uint32_t i = 0; i < TORN_WRITERS; i++) {
+		ww[i] = (struct torn_worker){ .t = &t, .id = i };
+		pthread_create(&wt[i], NULL, torn_writer, &ww[i]);
+	}
+	for (int i = 0; i < TORN_WRITERS; i++) {
+		pthread_join(wt[i], NULL);
+		CU_ASSERT_EQUAL(ww[i].failed, 0);
+	}
+	uint64_t head = ring_head(&t.m);
+	/* Claims that found a slot held by another loan burn numbers too. */
+	CU_ASSERT_TRUE(head >= TORN_WRITERS * t.per_writer);
+	for (int i = 0; i < TORN_READERS; i++) {
+		pthread_join(rt[i], NULL);
+		CU_ASSERT_EQUAL(rw[i].torn, 0);
+		CU_ASSERT_EQUAL(rw[i].failed, 0);
+		CU_ASSERT_EQUAL(rw[i].received + rw[i].lost, head);
+		printf("\n  reader %d (%s): received %llu lost %llu of %llu", i,
+		       i % 2 ? "view" : "take", (unsigned long long)rw[i].received,
+		       (unsigned long long)rw[i].lost, (unsigned long long)head);
+	}
+	topic_unmap(&t.m);
+}
+
 static void add(void)
 {
 	CU_pSuite s = CU_add_suite("ring", NULL, NULL);
@@ -787,8 +1386,21 @@ static void add(void)
 	CU_add_test(s, "spin: self-tuned from the waits", test_spin_auto);
 	CU_add_test(s, "stalls: dead claimant, dead holder, stopped holder", test_stall_recovery);
 	CU_add_test(s, "stalls: a run of stuck numbers costs one timeout", test_stall_batch);
+	CU_add_test(s, "a late claim finds a later lap's message: its number is lost",
+		    test_late_claim);
+	CU_add_test(s, "a size over the maximum is never delivered", test_size_over_max);
+	CU_add_test(s, "a sealed ring ends; its successor carries on, losses counted",
+		    test_sealed_and_successor);
+	CU_add_test(s, "tags: a flipped first, middle or last byte is refused", test_tag_flips);
+	CU_add_test(s, "tags: a replay into another number or topic is refused", test_tag_replays);
+	CU_add_test(s, "waits: a message at any step of going to sleep ends the wait",
+		    test_wakes);
+	CU_add_test(s, "waits: a waiter and a publisher racing, every wait ended by its message",
+		    test_wake_race);
 	CU_add_test(s, "stress: 3 writers x 4 readers (take, view, take_many, view_many)",
 		    test_stress);
+	CU_add_test(s, "torn reads: 4 writers x 4 readers lapping on 8 slots of 4 KiB",
+		    test_torn_reads);
 }
 
 int main(void)

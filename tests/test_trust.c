@@ -675,7 +675,7 @@ static void test_keeper(void)
 	CU_ASSERT_EQUAL_FATAL(shmbus_pub_open(bus, "kept", &o, NULL, &pub), 0);
 	CU_ASSERT_EQUAL_FATAL(shmbus_sub_open(bus, "kept", NULL, NULL, &sub), 0);
 	CU_ASSERT_EQUAL(shmbus_pub_send(pub, "one", 4, NULL), 0);
-	pid_t keeper = h_keeper_pid(name), broker = shmbus_broker_pid(bus);
+	pid_t keeper = h_keeper_listening(name, 10000), broker = shmbus_broker_pid(bus);
 	CU_ASSERT_FATAL(keeper > 0 && keeper != broker);
 
 	CU_ASSERT_EQUAL(kill(keeper, SIGKILL), 0);

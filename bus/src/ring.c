@@ -252,7 +252,12 @@ static bool writer_end_loan(struct ring_writer *w, uint64_t final)
 	uint64_t held = SLOT_HELD(w->loan_seq, w->holder);
 
 	w->loaned = false;
-	/* seq_cst: the commit is the store ring_wake() orders against. */
+	/* seq_cst: release, so a reader whose acquire load of the state
+	 * (reader_peek) finds the commit also finds the size, header, tag and
+	 * payload written before it; and seq_cst, being the store that
+	 * ring_wake()'s load of the wake line must not pass (Dekker with the
+	 * waiter's announce, ring_announce_sleep). On x86-64 a weaker order
+	 * compiles to the same locked instruction: scripts/mutate says so. */
 	if (atomic_compare_exchange_strong_explicit(&s->state, &held, final,
 						    memory_order_seq_cst, memory_order_relaxed))
 		return true;
