@@ -291,6 +291,10 @@ const char *bench_bus_unavailable(void);
  * disconnect and stop the broker after the last. */
 int bench_bus_begin(void);
 void bench_bus_end(void);
+/* After every group ended: 0 when no broker serves the bench's bus (none
+ * was left behind, or started again by a later group's client), else -1
+ * with the reason on stderr. */
+int bench_bus_check_gone(void);
 /* The bus's later stages (slow.c, topics.c), called by bench_bus_run. */
 int bench_slow_run(void);
 int bench_topics_run(void);

@@ -896,6 +896,31 @@ void bench_bus_end(void)
 	bench_bus_stop_broker(broker_pid);
 }
 
+int bench_bus_check_gone(void)
+{
+	struct shmbus_connect_options o;
+	shmbus_bus *bus;
+	int rc;
+
+	if (!main_pid)
+		return 0; /* the bus group did not run */
+	shmbus_connect_options_init(&o);
+	o.autostart = false;
+	rc = shmbus_connect(bench_cfg.bus_name, &o, &bus);
+	if (rc == SHMBUS_ENOBROKER)
+		return 0;
+	if (rc == 0) {
+		fprintf(stderr, "bench: a broker (pid %d) still serves bus '%s' after the run\n",
+			shmbus_broker_pid(bus), bench_cfg.bus_name);
+		bench_bus_stop_broker(shmbus_broker_pid(bus));
+		shmbus_disconnect(bus);
+	} else {
+		fprintf(stderr, "bench: asking whether bus '%s' is gone: %s\n", bench_cfg.bus_name,
+			shmbus_strerror(rc));
+	}
+	return -1;
+}
+
 int bench_bus_run(int stage)
 {
 	static const int fanouts[] = {1, 2, 4, 8, 16};

@@ -39,7 +39,7 @@ static void usage(FILE *f)
 	      "  --no-client-publish    do not let clients publish (Publish and Teleop panels)\n"
 	      "  --publish-max-size N   largest message a client may publish on a topic\n"
 	      "                         the topic grows to it; a new one starts at the\n"
-	      "                         type's bound, else 4 KiB (default 65536)\n"
+	      "                         type's bound, else 512 B (default 65536)\n"
 	      "  --verbose              log every subscription and advertisement\n"
 	      "  --help                 this text\n"
 	      "\n"

@@ -99,7 +99,7 @@ static int find_schema(struct fox_client *c, const char *topic, const char *type
 
 /* Open the bus publisher: an existing topic must have this type; a new
  * one is created with the type and its schema, sized as a typed publisher
- * sizes it (the type's exact bound when its schema has one, else 4 KiB,
+ * sizes it (the type's exact bound when its schema has one, else 512 B,
  * never above --publish-max-size). The publisher grows the topic for a
  * larger message, up to --publish-max-size. */
 static int open_pub(struct fox_client *c, struct fox_client_channel *p, char *err,
@@ -117,7 +117,7 @@ static int open_pub(struct fox_client *c, struct fox_client_channel *p, char *er
 	to.schema = fds;
 	to.schema_size = fds_len;
 	uint64_t bound = 0;
-	to.max_message_size = 4096;
+	to.max_message_size = 512; /* the typed default (shmbus/typed.h) */
 	if (pbjson_max_encoded_size(p->schema, p->type, &bound, NULL, 0) == PBJSON_OK)
 		to.max_message_size = bound ? (uint32_t)bound : 1;
 	if (to.max_message_size > c->srv->opt.publish_max_size)

@@ -121,6 +121,21 @@ int shmbus_typed_pub_open(shmbus_bus *bus, const char *topic,
 		return rc;
 	size_given = o.max_message_size != 0;
 	shmbus_typed_topic_options(type, &o);
+	/* The default size of an unbounded type is a guess, not a promise the
+	 * caller made: such a publisher grows the topic (SHMBUS_PUB_GROW) for
+	 * a message that does not fit instead of refusing it. A caller who
+	 * gave a size, or options of a newer header than this library's,
+	 * keeps what it asked for. */
+	struct shmbus_pub_options po;
+	if (!size_given && !(type->flags & SHMBUS_TYPED_BOUNDED) &&
+	    (!opts || (opts->size >= sizeof(opts->size) && opts->size <= sizeof(po)))) {
+		shmbus_pub_options_init(&po);
+		if (opts)
+			memcpy(&po, opts, opts->size);
+		po.size = sizeof(po);
+		po.flags |= SHMBUS_PUB_GROW;
+		opts = &po;
+	}
 	/* With SHMBUS_PUB_GROW, libshmbus grows an existing smaller topic to
 	 * the size asked for instead of refusing it. */
 	rc = shmbus_pub_open(bus, topic, &o, opts, out);

@@ -489,7 +489,8 @@ static void test_pub(void)
 /* Topics `shmbus pub` creates cost what the type carries: a type with
  * only scalar fields gets its exact bound (Vector3: three doubles, 27 B)
  * and, from the ring's byte budget, the most slots; a type with a string
- * the typed default; a topic made small grows for a larger message. */
+ * the typed default (512 B); a topic made small grows for a larger
+ * message. */
 static void test_pub_sizes_topics(void)
 {
 	static char out[8192];
@@ -505,8 +506,8 @@ static void test_pub_sizes_topics(void)
 				bus_name), 0);
 	CU_ASSERT_EQUAL_FATAL(shmbus_topic_inspect(bus, "small/imu", &ti, NULL, 0, NULL, NULL, 0,
 						   NULL), 0);
-	CU_ASSERT_EQUAL(ti.max_message_size, 4096);
-	/* A Header whose frame id does not fit the 4 KiB (the message from
+	CU_ASSERT_EQUAL(ti.max_message_size, 512); /* the typed default */
+	/* A Header whose frame id does not fit the 512 B (the message from
 	 * stdin): the topic grows. */
 	char path[] = "/tmp/shmbus-pub-big-XXXXXX";
 	int fd = mkstemp(path);

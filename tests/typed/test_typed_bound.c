@@ -300,8 +300,9 @@ static shmbus_pub *small_topic(const struct shmbus_typed_type *type, const char 
 }
 
 /* A topic that exists already, smaller than the type's size: a bounded
- * type needs its bound (a message could not fit otherwise); the default
- * of an unbounded type is only what a new topic gets. */
+ * type needs its bound (a message could not fit otherwise); a publisher of
+ * an unbounded type opened without a size has SHMBUS_PUB_GROW implied, so
+ * the topic grows to the default (and later to any larger message). */
 static void test_existing_smaller_topic(void)
 {
 	shmbus_pub *keep;
@@ -311,7 +312,7 @@ static void test_existing_smaller_topic(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(keep);
 	CU_ASSERT_EQUAL(opened_size(&shmbus__test__bound__with_string__shmbus_type, "small/string",
 				    NULL, NULL, &rc),
-			64);
+			SHMBUS_TYPED_DEFAULT_MAX_SIZE);
 	CU_ASSERT_EQUAL(rc, SHMBUS_OK);
 	shmbus_pub_close(keep);
 

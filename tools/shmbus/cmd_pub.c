@@ -322,14 +322,14 @@ int cmd_pub(int argc, char **argv)
 		to.schema = schema_blob;
 		to.schema_size = schema_len;
 		/* A new topic is sized as a typed publisher sizes it: to the
-		 * type's exact bound when its schema has one, else 4 KiB (the
+		 * type's exact bound when its schema has one, else 512 B (the
 		 * generated code's default); never below this message. An
 		 * existing topic keeps its size, and grows (without loss) if
 		 * this message does not fit. */
 		to.max_message_size = topic_max;
 		if (!topic_max) {
 			uint64_t bound = 0;
-			to.max_message_size = 4096;
+			to.max_message_size = 512; /* the typed default (shmbus/typed.h) */
 			if (pbjson_max_encoded_size(s, a.type, &bound, NULL, 0) == 0)
 				to.max_message_size = bound ? (uint32_t)bound : 1;
 			if (len > to.max_message_size)

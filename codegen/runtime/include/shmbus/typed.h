@@ -68,13 +68,14 @@ struct shmbus_typed_type {
 
 /* The max message size of a topic created for a type that has no bound
  * (it has a repeated, string, bytes or map field), when the caller gives
- * none. One page: it holds a typical message of every schemas/ type that
- * is not an array of samples (an Imu with its frame id and covariances
- * packs into under 400 bytes, an Odometry under 800), while a few hundred
- * such topics cost a few MiB of shared memory instead of the bus's 64 KiB
- * per slot. Images, point clouds and scans are large by nature: their
- * publishers set max_message_size. */
-#define SHMBUS_TYPED_DEFAULT_MAX_SIZE 4096u
+ * none: a guess that holds a typical small message (an Imu with its frame
+ * id and covariances packs into under 400 bytes) so that a thousand such
+ * topics cost under 64 MB of shared memory (64 slots of 576 bytes each).
+ * A publisher opened without a size grows the topic when a message does
+ * not fit (SHMBUS_PUB_GROW; no message is lost), so the guess costs one
+ * growth, never an error. Images, point clouds and scans are large by
+ * nature: their publishers had better set max_message_size. */
+#define SHMBUS_TYPED_DEFAULT_MAX_SIZE 512u
 
 /* ---------------------------------------------------------------- topics */
 
@@ -90,10 +91,10 @@ void shmbus_typed_topic_options(const struct shmbus_typed_type *type,
  * An existing topic must have the type (SHMBUS_ETYPE) and, when
  * topic_opts asks for a size or the type is bounded, room for that size:
  * SHMBUS_ELAYOUT, unless opts has SHMBUS_PUB_GROW, which grows the topic
- * to it. The default size of an unbounded type only applies to a topic
- * being created (without SHMBUS_PUB_GROW; with it, libshmbus grows an
- * existing smaller topic to that size). opts: as shmbus_pub_open() (NULL:
- * defaults). SHMBUS_EVERSION if the libshmbus loaded is not the one this
+ * to it. A publisher of an unbounded type opened without a size has
+ * SHMBUS_PUB_GROW implied: a topic smaller than the default grows to it,
+ * and any larger message grows the topic. opts: as shmbus_pub_open()
+ * (NULL: defaults). SHMBUS_EVERSION if the libshmbus loaded is not the one this
  * library was built for; SHMBUS_EINVAL for options not initialised by
  * their _init() macro. Otherwise as shmbus_pub_open(). */
 int shmbus_typed_pub_open(shmbus_bus *bus, const char *topic,
