@@ -445,6 +445,15 @@ static bool reader_pace(struct ring_reader *r, uint64_t n)
 	uint64_t ring = (uint64_t)r->map->mask + 1;
 	uint64_t head = ring_head(r->map);
 	r->held_head = head;
+	/* No margin fits: a hold has taken half a lap or more (a reader
+	 * preempted mid-copy on a busy machine measures that once). Skipping
+	 * would only land on a newest message it could not keep either, and
+	 * a reader that skips holds nothing, so the estimate would never come
+	 * down again: hold this one and let the estimate decay. */
+	if (2 * r->advance >= ring) {
+		r->advance -= r->advance / 8 + 1;
+		return false;
+	}
 	/* Message n is overwritten when number n + ring is claimed: safe if
 	 * the head stays at or below it for the hold. */
 	if (head <= n || head - n + r->advance <= ring || head - 1 <= n)
