@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -333,8 +335,93 @@ bool h_become(const struct h_user *u)
 	return setgroups(0, NULL) == 0 && setgid(u->gid) == 0 && setuid(u->uid) == 0;
 }
 
+/* A program run as another user must be reachable by that user, and the
+ * build tree may not be (a clone in a 0700 directory, as mktemp -d makes
+ * it): such programs run from a copy in a directory of their own under
+ * /tmp (0755), with the libraries of $LD_LIBRARY_PATH copied beside them.
+ * Made once per test process, removed at its exit. */
+static char stage_dir[64];
+static pid_t stage_owner; /* a forked child's exit leaves the copy alone */
+
+static bool copy_file(const char *from, const char *dir, const char *name)
+{
+	char to[512];
+	snprintf(to, sizeof(to), "%s/%s", dir, name);
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	char buf[65536];
+	ssize_t n = 0;
+	while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			n = -1;
+			break;
+		}
+	bool ok = in >= 0 && out >= 0 && n == 0 && fchmod(out, 0755) == 0;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return ok;
+}
+
+static void stage_remove(void)
+{
+	if (getpid() != stage_owner)
+		return;
+	DIR *d = opendir(stage_dir);
+	struct dirent *e;
+	char path[512];
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", stage_dir, e->d_name);
+			unlink(path);
+		}
+	if (d)
+		closedir(d);
+	rmdir(stage_dir);
+}
+
+/* The copy of program `path` another user can run, or NULL. */
+static const char *stage_program(const char *path)
+{
+	static char copy[576];
+	if (!stage_dir[0]) {
+		snprintf(stage_dir, sizeof(stage_dir), "/tmp/shmbus-h-%d", (int)getpid());
+		if (mkdir(stage_dir, 0755) && errno != EEXIST)
+			return NULL;
+		chmod(stage_dir, 0755); /* whatever the umask */
+		stage_owner = getpid();
+		atexit(stage_remove);
+		const char *lib = getenv("LD_LIBRARY_PATH");
+		char dirs[4096];
+		snprintf(dirs, sizeof(dirs), "%s", lib ? lib : "");
+		for (char *save, *dir = strtok_r(dirs, ":", &save); dir;
+		     dir = strtok_r(NULL, ":", &save)) {
+			DIR *d = opendir(dir);
+			struct dirent *e;
+			char from[512];
+			while (d && (e = readdir(d)))
+				if (strstr(e->d_name, ".so")) {
+					snprintf(from, sizeof(from), "%s/%s", dir, e->d_name);
+					copy_file(from, stage_dir, e->d_name);
+				}
+			if (d)
+				closedir(d);
+		}
+	}
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	if (!copy_file(path, stage_dir, base))
+		return NULL;
+	snprintf(copy, sizeof(copy), "%s/%s", stage_dir, base);
+	return copy;
+}
+
 pid_t h_spawn(const char *const argv[], int *out_fd, const struct h_user *as)
 {
+	const char *prog = argv[0];
+	if (as && !(prog = stage_program(argv[0])))
+		return -1;
 	int p[2] = { -1, -1 };
 	if (out_fd && pipe2(p, O_CLOEXEC) < 0)
 		return -1;
@@ -345,9 +432,9 @@ pid_t h_spawn(const char *const argv[], int *out_fd, const struct h_user *as)
 		dup2(nul, 0);
 		dup2(out_fd ? p[1] : nul, 1);
 		dup2(out_fd ? p[1] : nul, 2);
-		if (as && !h_become(as))
+		if (as && (setenv("LD_LIBRARY_PATH", stage_dir, 1) || !h_become(as)))
 			_exit(126);
-		execv(argv[0], (char *const *)argv);
+		execv(prog, (char *const *)argv);
 		_exit(127);
 	}
 	if (out_fd) {
