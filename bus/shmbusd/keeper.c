@@ -147,15 +147,18 @@ static void store_put(struct store *s, const struct keep_rec *r, int fd)
 	s->v[s->n++] = (struct held){ *r, fd };
 }
 
-/* A new keeper listens under "<path>.new" until its broker has handed it
- * everything and says KOP_OPEN; only then under <path>, where a broker
- * that starts looks. So a keeper found there holds the whole bus, even if
- * its broker died while handing it over. */
-#define TEMP_BUF (PATH_BUF + sizeof(".new"))
+/* A new keeper listens under "<bus>.kpre" until its broker has handed it
+ * everything and says KOP_OPEN; only then under "<bus>.keep" (path), where
+ * a broker that starts looks. So a keeper found there holds the whole bus,
+ * even if its broker died while handing it over. The two names are of one
+ * length, so a bus name that fits a socket path fits both. */
+#define TEMP_BUF PATH_BUF
 
 static void temp_path(char *buf, size_t len, const char *path)
 {
-	snprintf(buf, len, "%s.new", path);
+	size_t n = strlen(path);
+	size_t keep = n >= 4 ? n - 4 : n; /* path ends in "keep" */
+	snprintf(buf, len, "%.*skpre", (int)keep, path);
 }
 
 /* Serve one broker until it goes away (0) or says quit (1). */

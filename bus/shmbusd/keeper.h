@@ -13,7 +13,7 @@
  *   broker --QUIT-------------> keeper      (the bus stops: everything goes)
  *
  * It listens on "<runtime dir>/<bus>.keep" (SOCK_SEQPACKET) once its broker
- * has handed it everything (KOP_OPEN; "<bus>.keep.new" until then), talks only to
+ * has handed it everything (KOP_OPEN; "<bus>.kpre" until then), talks only to
  * its own user, and exits KEEP_ORPHAN_S seconds after its broker went away
  * if none came back (by then nothing can use what it holds but the clients
  * that still map it, which keep their own references).
