@@ -295,8 +295,9 @@ void bench_bus_end(void);
  * was left behind, or started again by a later group's client), else -1
  * with the reason on stderr. */
 int bench_bus_check_gone(void);
-/* The bus's later stages (slow.c, topics.c), called by bench_bus_run. */
+/* The bus's later stages (slow.c, paced.c, topics.c), called by bench_bus_run. */
 int bench_slow_run(void);
+int bench_paced_run(void);
 int bench_topics_run(void);
 
 /* iceoryx (iceoryx.c and roudi.c, or iceoryx_none.c): begin starts its

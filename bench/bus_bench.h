@@ -1,5 +1,5 @@
 /*
- * bus_bench.h - what the bus cases (bus_cases.c, slow.c, topics.c,
+ * bus_bench.h - what the bus cases (bus_cases.c, slow.c, paced.c, topics.c,
  * typed_cases.c) share:
  * the connection of the process they run in, opening a publisher and a
  * subscriber, and reporting a failed call with the bus's own words.

@@ -971,6 +971,7 @@ int bench_bus_run(int stage)
 			failed += run_contention(4) != 0;
 	} else if (stage == BENCH_STAGE_SLOW) {
 		failed += bench_slow_run();
+		failed += bench_paced_run();
 	} else if (stage == BENCH_STAGE_TOPICS) {
 		failed += bench_topics_run();
 	}
