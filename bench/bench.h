@@ -40,6 +40,9 @@ struct bench_config {
 	const char *bus_name;  /* "bench-<pid>" */
 	const char *broker;    /* broker executable, or NULL ($SHMBUSD) */
 	const char *cli;       /* the shmbus command, or NULL ($SHMBUS_CLI) */
+	/* Slots of the *_write cases' topics; 0: the default layout (what the
+	 * goals are about). Set to see what the ring's size does to them. */
+	uint32_t write_slots;
 };
 
 extern struct bench_config bench_cfg;

@@ -165,7 +165,7 @@ static int bus_pp_setup(void *ctx, int role)
 		return -1;
 	}
 	if (bench_bus_open_pair(c->name, c->bus, c->topic[role], c->topic[!role], c->size,
-		      c->mode == MODE_WRITE || c->mode == MODE_WAIT_WRITE ? 0
+		      c->mode == MODE_WRITE || c->mode == MODE_WAIT_WRITE ? bench_cfg.write_slots
 									  : latency_slots(c->size),
 		      c->spin_ns, &c->pub, &c->sub) != 0) {
 		bench_bus_put(c->bus);
@@ -308,9 +308,15 @@ static int run_latency(const char *name, enum bus_mode mode, int64_t spin_ns, si
 		return -1;
 	if (peer)
 		bench_row_set_peer(bench_rows_find(name, size), peer, size);
-	if (mode == MODE_WRITE || mode == MODE_WAIT_WRITE)
-		bench_row_note(bench_rows_find(name, size), "default topic layout; %s",
+	if (mode == MODE_WRITE || mode == MODE_WAIT_WRITE) {
+		char layout[48] = "default topic layout";
+
+		if (bench_cfg.write_slots)
+			snprintf(layout, sizeof(layout), "%u slots (--write-slots)",
+				 (unsigned)bench_cfg.write_slots);
+		bench_row_note(bench_rows_find(name, size), "%s; %s", layout,
 			       mode == MODE_WRITE ? "polling" : "shmbus_sub_wait, spin_ns 0");
+	}
 	if (spin_ns > 0)
 		snprintf(bench_rows_find(name, size)->note, sizeof(((struct bench_row *)0)->note),
 			 "shmbus_sub_options.spin_ns = %lld us", (long long)(spin_ns / 1000));

@@ -323,7 +323,8 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: shmbus-bench [--smoke] [--only SUBSTR] [--rounds N] [--pass-ms MS]\n"
 		     "                    [--warmup-ms MS] [--cpus A,B] [--tsv PATH]\n"
-		     "                    [--broker PATH] [--cli PATH] [--label TEXT]\n");
+		     "                    [--broker PATH] [--cli PATH] [--label TEXT]\n"
+		     "                    [--write-slots N]\n");
 }
 
 static int pick_cpus(const char *spec)
@@ -359,6 +360,7 @@ int main(int argc, char **argv)
 		{"tsv", required_argument, NULL, 't'}, {"broker", required_argument, NULL, 'b'},
 		{"label", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
 		{"cli", required_argument, NULL, 'C'},
+		{"write-slots", required_argument, NULL, 'W'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *tsv = NULL, *cpus = NULL, *label = NULL;
@@ -393,6 +395,7 @@ int main(int argc, char **argv)
 		case 'b': bench_cfg.broker = optarg; break;
 		case 'C': bench_cfg.cli = optarg; break;
 		case 'l': label = optarg; break;
+		case 'W': bench_cfg.write_slots = (uint32_t)atoi(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
