@@ -105,14 +105,17 @@ class Bus(_shmbus.Bus):
         return child
 
     def publisher(self, topic, type=None, *, max_message_size=0, slots=0, history=0,
-                  integrity=False, grow=False):
+                  integrity=False, grow=None):
         """A publisher on `topic`, creating the topic when it does not exist.
 
         type: None (untyped bytes), a protobuf message class, or a type name
         ("shmbus.msgs.Imu"); a topic it creates stores the type's schema.
-        max_message_size: bytes (0: the default); slots: ring size;
-        history: how many messages late joiners may ask for;
-        integrity: tag every message (SHMBUS_TOPIC_INTEGRITY)."""
+        max_message_size: bytes (0: the default: for a typed topic the
+        type's largest encoding, or 512 when it has none, as in C);
+        slots: ring size; history: how many messages late joiners may ask
+        for; integrity: tag every message (SHMBUS_TOPIC_INTEGRITY);
+        grow: a message that does not fit grows the topic instead of
+        failing (default: for a typed publisher opened without a size)."""
         return self._own(Publisher(self, topic, type, max_message_size=max_message_size,
                                    slot_count=slots, history=history, integrity=integrity,
                                    grow=grow))
@@ -174,9 +177,17 @@ def _type_error(text):
 class Publisher(_Handle, _shmbus.Publisher):
     """Publishes messages on a topic (see Bus.publisher)."""
 
-    def __init__(self, bus, topic, type=None, **kw):
+    def __init__(self, bus, topic, type=None, *, max_message_size=0, grow=None, **kw):
         name, schema, cls = _typed.resolve_type(type)
-        super().__init__(bus, topic, type_name=name, schema=schema, **kw)
+        if name is not None and not max_message_size:
+            # As the C runtime does: sized from the type, grown when a
+            # message does not fit (a topic another program created
+            # smaller, an unbounded type's guess).
+            max_message_size = _typed.topic_size(cls)
+            if grow is None:
+                grow = True
+        super().__init__(bus, topic, type_name=name, schema=schema,
+                         max_message_size=max_message_size, grow=bool(grow), **kw)
         self.message_class = cls
 
     def send(self, msg):

@@ -16,6 +16,91 @@ from . import _shmbus
 Message = message.Message
 
 
+# A topic of a type without a bound gets this many bytes when the caller
+# gives none, and its publisher grows it when a message does not fit: the
+# C runtime's SHMBUS_TYPED_DEFAULT_MAX_SIZE (shmbus/typed.h), so a topic is
+# the same whichever language creates it.
+TYPED_DEFAULT_MAX_SIZE = 512
+
+# The widest value of each scalar type, without its key (protobuf-c writes
+# int32 and enums sign-extended: ten bytes when negative). As the C walk,
+# codegen/bound.c, which gives generated code its TYPE__SHMBUS_MAX_SIZE.
+_F = None
+
+
+def _scalar_max():
+    global _F
+    if _F is None:
+        from google.protobuf.descriptor import FieldDescriptor as F
+
+        _F = {F.TYPE_INT32: 10, F.TYPE_INT64: 10, F.TYPE_UINT64: 10, F.TYPE_SINT64: 10,
+              F.TYPE_ENUM: 10, F.TYPE_UINT32: 5, F.TYPE_SINT32: 5, F.TYPE_BOOL: 1,
+              F.TYPE_FIXED32: 4, F.TYPE_SFIXED32: 4, F.TYPE_FLOAT: 4,
+              F.TYPE_FIXED64: 8, F.TYPE_SFIXED64: 8, F.TYPE_DOUBLE: 8}
+    return _F
+
+
+def _varint_size(v):
+    n = 1
+    while v >= 0x80:
+        v >>= 7
+        n += 1
+    return n
+
+
+def max_encoded_size(descriptor):
+    """The largest encoding of a message type (every field at its widest,
+    nested messages included, the largest member of each oneof), or None
+    when it has none: a repeated, string, bytes or map field anywhere in
+    it, or a type that contains itself. The bound the C tools and the
+    generated code size a topic by."""
+    scalar = _scalar_max()
+    done = {}
+
+    def walk(d, active, depth):
+        if d.full_name in done:
+            return done[d.full_name]
+        if d.full_name in active or depth > 100:
+            return None
+        for f in d.fields:
+            if f.label == f.LABEL_REPEATED or (f.type != f.TYPE_MESSAGE and f.type not in scalar):
+                return None
+        active.add(d.full_name)
+        total, oneofs = 0, {}
+        for f in d.fields:
+            key = _varint_size(f.number << 3)
+            if f.type == f.TYPE_MESSAGE:
+                inner = walk(f.message_type, active, depth + 1)
+                if inner is None:
+                    return None
+                size = key + _varint_size(inner) + inner
+            else:
+                size = key + scalar[f.type]
+            if f.containing_oneof is None:
+                total += size
+            else:
+                name = f.containing_oneof.name
+                oneofs[name] = max(oneofs.get(name, 0), size)
+        total += sum(oneofs.values())
+        active.discard(d.full_name)
+        if total > 0x7FFFFFFF:
+            return None
+        done[d.full_name] = total
+        return total
+
+    return walk(descriptor, set(), 0)
+
+
+def topic_size(cls):
+    """max_message_size for a topic of `cls` (None: a type known by name
+    only) when the caller gives none, as the C runtime chooses it: the
+    type's bound (at least 1), else TYPED_DEFAULT_MAX_SIZE."""
+    bound = max_encoded_size(cls.DESCRIPTOR) if cls is not None else None
+    if bound is None:
+        return TYPED_DEFAULT_MAX_SIZE
+    return bound or 1
+
+
 def split_fds(data):
     """The serialized FileDescriptorProtos of a FileDescriptorSet, as they
     lie in it (field 1, repeated): kept as bytes so that a subset stored

@@ -151,3 +151,43 @@ def test_undecodable_bytes_are_bad_message(bus):
         pub.send(shmbus.msgs.Imu(orientation={"w": 1.0}))
         msg, info = sub.take()  # the next message is fine
         assert msg.orientation.w == 1.0 and info.seq == 1
+
+
+@pytest.mark.parametrize("type_name", ["shmbus.msgs.Vector3", "shmbus.msgs.Pose",
+                                       "shmbus.msgs.Imu", "shmbus.msgs.Image"])
+def test_typed_topic_is_sized_as_c_sizes_it(bus, type_name):
+    # A typed topic opened without a size gets the size the C runtime and
+    # the CLI give it (the type's largest encoding, else 512 B), whichever
+    # language creates it.
+    cls = getattr(shmbus.msgs, type_name.rsplit(".", 1)[1])
+    with bus.publisher("size/py", type=cls) as pub:
+        cli("pub", "--bus", bus.name, "size/c", type_name, "{}", "-q")
+        py, c = bus.info("size/py").max_message_size, bus.info("size/c").max_message_size
+        assert py == c, "Python sized %s at %d B, C at %d B" % (type_name, py, c)
+        assert pub.max_message_size == py
+    want = {"shmbus.msgs.Vector3": 27, "shmbus.msgs.Pose": 67}.get(type_name, 512)
+    assert py == want
+
+
+def test_typed_publisher_grows_a_topic_made_smaller(bus):
+    # The CLI made the Imu topic at 512 B; a Python publisher opened
+    # without a size sends an Imu three times that: the topic grows and
+    # the subscriber gets it whole, as with a C typed publisher.
+    cli("pub", "--bus", bus.name, "imu", "shmbus.msgs.Imu", "{}", "-q")
+    assert bus.info("imu").max_message_size == 512
+    with bus.subscriber("imu", type=shmbus.msgs.Imu) as sub, \
+            bus.publisher("imu", type=shmbus.msgs.Imu) as pub:
+        big = shmbus.msgs.Imu(header={"frame_id": "f" * 1500}, orientation={"w": 1.0})
+        pub.send(big)
+        msg, _ = sub.recv(timeout=TIMEOUT)
+    assert msg == big
+    assert bus.info("imu").max_message_size >= big.ByteSize()
+
+
+def test_max_encoded_size_follows_the_c_walk():
+    from shmbus import _typed
+
+    assert _typed.max_encoded_size(shmbus.msgs.Quaternion.DESCRIPTOR) == 4 * 9
+    # Header has a string (frame_id): no bound.
+    assert _typed.max_encoded_size(shmbus.msgs.Imu.DESCRIPTOR) is None
+    assert _typed.topic_size(None) == _typed.TYPED_DEFAULT_MAX_SIZE == 512
