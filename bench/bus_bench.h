@@ -12,6 +12,8 @@
 
 #include <shmbus/shmbus.h>
 
+#include "bench.h"
+
 /* Generous bound on any one wait of a bus case. */
 #define BUS_TIMEOUT_NS (10 * (int64_t)1000000000)
 
@@ -29,6 +31,13 @@ void bench_bus_report(const char *name, shmbus_bus *bus, const char *what, int r
 int bench_bus_open_pair(const char *name, shmbus_bus *bus, const char *pub_topic,
 			const char *sub_topic, size_t size, uint32_t slots, int64_t spin_ns,
 			shmbus_pub **pub, shmbus_sub **sub);
+
+/* The body of a forked participant of a case: connect, run fn with the
+ * connection, disconnect. A failed connect is reported under `name` and
+ * breaks `barrier`, so that the other participants stop waiting. fn's
+ * result, or -1. */
+int bench_bus_child(const char *name, struct bench_barrier *barrier,
+		    int (*fn)(void *arg, shmbus_bus *bus, int index), void *arg, int index);
 
 /* The ring size of the latency cases for messages of `size` bytes (also
  * typed_cases.c's). */

@@ -113,6 +113,22 @@ int bench_bus_open_pair(const char *name, shmbus_bus *bus, const char *pub_topic
 	return 0;
 }
 
+int bench_bus_child(const char *name, struct bench_barrier *barrier,
+		    int (*fn)(void *arg, shmbus_bus *bus, int index), void *arg, int index)
+{
+	shmbus_bus *bus;
+	int rc = bench_bus_get(&bus);
+
+	if (rc != 0) {
+		bench_bus_report(name, NULL, "shmbus_connect", rc);
+		bench_barrier_break(barrier);
+		return -1;
+	}
+	rc = fn(arg, bus, index);
+	bench_bus_put(bus);
+	return rc;
+}
+
 /* ---------------------------------------------------- ping-pong latency */
 
 enum bus_mode {

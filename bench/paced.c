@@ -222,20 +222,18 @@ out:
 }
 
 /* Child 0 subscribes (cpu_b), child 1 publishes (cpu_a). */
+static int paced_role(void *arg, shmbus_bus *bus, int index)
+{
+	struct paced *c = arg;
+
+	return index == 0 ? paced_subscriber(c, bus) : paced_publisher(c, bus);
+}
+
 static int paced_child(void *arg, int index)
 {
 	struct paced *c = arg;
-	shmbus_bus *bus;
-	int rc = bench_bus_get(&bus);
 
-	if (rc != 0) {
-		bench_bus_report(c->name, NULL, "shmbus_connect", rc);
-		bench_barrier_break(&c->sh->barrier);
-		return -1;
-	}
-	rc = index == 0 ? paced_subscriber(c, bus) : paced_publisher(c, bus);
-	bench_bus_put(bus);
-	return rc;
+	return bench_bus_child(c->name, &c->sh->barrier, paced_role, c, index);
 }
 
 static void paced_rows(struct paced *c, const char *variant)

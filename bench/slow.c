@@ -193,20 +193,18 @@ out:
 }
 
 /* Child 0 subscribes (cpu_b), child 1 publishes (cpu_a). */
+static int slow_role(void *arg, shmbus_bus *bus, int index)
+{
+	struct slow *c = arg;
+
+	return index == 0 ? slow_subscriber(c, bus) : slow_publisher(c, bus);
+}
+
 static int slow_child(void *arg, int index)
 {
 	struct slow *c = arg;
-	shmbus_bus *bus;
-	int rc = bench_bus_get(&bus);
 
-	if (rc != 0) {
-		bench_bus_report(c->name, NULL, "shmbus_connect", rc);
-		bench_barrier_break(&c->sh->barrier);
-		return -1;
-	}
-	rc = index == 0 ? slow_subscriber(c, bus) : slow_publisher(c, bus);
-	bench_bus_put(bus);
-	return rc;
+	return bench_bus_child(c->name, &c->sh->barrier, slow_role, c, index);
 }
 
 /* Capacity per size: views completed per second of holding them, over the
