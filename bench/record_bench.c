@@ -291,7 +291,7 @@ static void bench_bulk(shmbus_bus *bus, double mbs)
 		printf("    file %.0f MiB, recorder exit %d\n", (double)file_size(file) / (1 << 20), rc);
 		tsv_row(&(struct row){ row, size, NAN, NAN, NAN, (double)got / dt, gbs,
 				       isnan(floor_gbs) ? NULL : "rec_write_floor@1048576",
-				       floor_gbs / gbs,
+				       gbs > 0 ? floor_gbs / gbs : NAN,
 				       got + lost ? 100.0 * (double)lost / (double)(got + lost) : NAN,
 				       offered / 1e3, "GB/s offered" });
 		shmbus_pub_close(pub);
