@@ -2,16 +2,24 @@
  * record_bench.c - measures `shmbus record` and `shmbus play` as users run
  * them (the real CLI in its own process, on a bus of its own):
  *
- *   bulk    1 MiB messages, no compression, into a file on tmpfs: the
- *           rate the recorder sustains unpaced, and whether it loses
- *           anything when the publisher is paced at --rate-mbs (1 GB/s)
+ *   floor   plain write() of 4 MiB pieces into a file on the same tmpfs:
+ *           what the recorder's bytes cost the kernel alone
+ *   bulk    1 MiB messages, no compression, into a file on tmpfs: whether
+ *           the recorder loses anything with the publisher paced at
+ *           --rate-mbs (2000 MB/s), and what it records offered 4x that
  *   camera  1280x720 RGB frames at 30 Hz (test pattern with sensor noise)
  *           and an IMU at 1 kHz, recorded with zstd: losses, file size
  *   play    a 1 kHz recording played back at --rate 1: how far each
  *           message is from its recorded time offset (p50, p99, max)
  *
- * usage: shmbus-record-bench SHMBUS_CLI [bulk|camera|play|all] [--seconds S]
+ * usage: shmbus-record-bench SHMBUS_CLI [floor|bulk|camera|play|all] [--seconds S]
+ *        [--rate-mbs MBS] [--only SUBSTR[,SUBSTR...]] [--tsv FILE]
  *        (SHMBUSD as for any client; files go to /dev/shm)
+ *
+ * --tsv appends one row per case to bench/results/latest.tsv (bench/run
+ * does), in its columns: rec_write_floor, rec_bulk, rec_bulk_over,
+ * rec_camera, rec_play; --only keeps the cases whose row name contains one
+ * of the substrings, as shmbus-bench's --only.
  */
 #include "mcap.h"
 
@@ -20,7 +28,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +46,71 @@ extern char **environ;
 static const char *cli;
 static double seconds = 5;
 static char bus_name[64];
+static const char *only;
+static FILE *tsv;
+
+/* As shmbus-bench's --only: a comma-separated list of substrings. */
+static bool selected(const char *row)
+{
+	if (!only)
+		return true;
+	for (const char *p = only; *p;) {
+		size_t n = strcspn(p, ",");
+		char part[64];
+		if (n > 0 && n < sizeof(part)) {
+			memcpy(part, p, n);
+			part[n] = '\0';
+			if (strstr(row, part))
+				return true;
+		}
+		p += n + (p[n] == ',');
+	}
+	return false;
+}
+
+/* One row of latest.tsv: case size_B median_ns p99_ns p999_ns msgs_per_s
+ * GB_per_s spread_pct floor_case ratio_to_floor peer_case ratio_to_peer
+ * lost_pct value unit; NAN is "-". One pass per case: no spread. */
+struct row {
+	const char *name;
+	size_t size;
+	double median_ns, p99_ns, p999_ns, rate, gbs;
+	const char *floor;
+	double ratio_to_floor, lost_pct, value;
+	const char *unit;
+};
+
+/* A figure with `decimals` decimals, or "-" for NAN. */
+static void put(double v, int decimals)
+{
+	if (isnan(v))
+		fputs("\t-", tsv);
+	else
+		fprintf(tsv, "\t%.*f", decimals, v);
+}
+
+static void tsv_row(const struct row *r)
+{
+	if (!tsv)
+		return;
+	fprintf(tsv, "%s\t%zu", r->name, r->size);
+	put(r->median_ns, 0);
+	put(r->p99_ns, 0);
+	put(r->p999_ns, 0);
+	put(r->rate, 1);
+	put(r->gbs, 4);
+	fputs("\t-", tsv); /* spread: one pass */
+	fprintf(tsv, "\t%s", r->floor ? r->floor : "-");
+	put(r->ratio_to_floor, 3);
+	fputs("\t-\t-", tsv); /* no peer */
+	put(r->lost_pct, 4);
+	put(r->value, 4);
+	fprintf(tsv, "\t%s\n", r->unit ? r->unit : "-");
+	fflush(tsv);
+}
+
+/* The write floor of this run (GB/s), for the bulk rows' ratio. */
+static double floor_gbs = NAN;
 
 /* Bench time: a signal that comes in a sleep does not shorten it. */
 static void sleep_until(int64_t t)
@@ -109,13 +184,70 @@ static long file_size(const char *p)
 	return n;
 }
 
-/* 1 MiB messages: unpaced, then paced at `mbs` MB/s. */
+/* What the recorder's bytes cost the kernel alone: write() of one 4 MiB
+ * buffer (as the recorder's writer writes its chunks) into a file in the
+ * same directory, as many bytes as rec_bulk is offered (`mbs` for the
+ * bench's seconds). The same bytes, not the same time: on a virtual
+ * machine whose host backs guest memory lazily, tmpfs is several times
+ * slower past the first few GB of a file, and memory a file freed is
+ * fast again for the next one a while. So the floor is timed on its second
+ * pass, after one untimed pass of the same bytes, as the bulk cases after
+ * it find memory the floor freed. A pass stops at 4x the bench's seconds
+ * and says so (the rate so far is then an upper bound). */
+static void bench_floor(double mbs)
+{
+	const size_t piece = 4u << 20;
+	const uint64_t most = (uint64_t)(mbs * 1e6 * seconds);
+	char file[128];
+	snprintf(file, sizeof(file), "/dev/shm/record-bench-floor-%d", (int)getpid());
+	char *buf = malloc(piece);
+	if (!buf)
+		exit(1);
+	memset(buf, 0x5a, piece);
+	uint64_t bytes = 0;
+	double dt = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			fprintf(stderr, "floor: %s: %s\n", file, strerror(errno));
+			exit(1);
+		}
+		bytes = 0;
+		int64_t t0 = now_mono_ns(), end = t0 + (int64_t)(4 * seconds * 1e9);
+		while (now_mono_ns() < end && bytes < most) {
+			ssize_t n = write(fd, buf, piece);
+			if (n <= 0) {
+				fprintf(stderr, "floor: writing %s: %s\n", file, strerror(errno));
+				exit(1);
+			}
+			bytes += (uint64_t)n;
+		}
+		dt = (double)(now_mono_ns() - t0) / 1e9;
+		close(fd);
+		unlink(file);
+	}
+	free(buf);
+	floor_gbs = (double)bytes / dt / 1e9;
+	printf("write floor: %.0f MiB written with write() of 4 MiB pieces in %.2f s: %.2f GB/s%s\n",
+	       (double)bytes / (1 << 20), dt, floor_gbs,
+	       bytes < most ? " (stopped short of the bytes rec_bulk is offered)" : "");
+	tsv_row(&(struct row){ "rec_write_floor", 1u << 20, NAN, NAN, NAN,
+			       (double)bytes / (1 << 20) / dt, floor_gbs, NULL, NAN, NAN, NAN,
+			       NULL });
+}
+
+/* 1 MiB messages paced at `mbs` MB/s, then at 4x that: whether the
+ * recorder keeps up, and what it records when offered more than it can. */
 static void bench_bulk(shmbus_bus *bus, double mbs)
 {
 	const size_t size = 1 << 20;
-	for (int paced = 0; paced < 2; paced++) {
+	for (int over = 0; over < 2; over++) {
+		const char *row = over ? "rec_bulk_over" : "rec_bulk";
+		if (!selected(row))
+			continue;
+		double offered = over ? 4 * mbs : mbs;
 		char file[128], out[128], topic[32];
-		snprintf(topic, sizeof(topic), "bulk%d", paced);
+		snprintf(topic, sizeof(topic), "bulk%d", over);
 		snprintf(file, sizeof(file), "/dev/shm/record-bench-%d.mcap", (int)getpid());
 		snprintf(out, sizeof(out), "/dev/shm/record-bench-%d.out", (int)getpid());
 		struct shmbus_topic_options to;
@@ -133,7 +265,7 @@ static void bench_bulk(shmbus_bus *bus, double mbs)
 		wait_subscribed(bus, topic);
 		uint64_t sent = 0;
 		int64_t t0 = now_mono_ns(), end = t0 + (int64_t)(seconds * 1e9);
-		int64_t period = paced ? (int64_t)(size / (mbs * 1e6) * 1e9) : 0;
+		int64_t period = (int64_t)(size / (offered * 1e6) * 1e9);
 		while (now_mono_ns() < end) {
 			void *buf;
 			size_t cap;
@@ -142,8 +274,7 @@ static void bench_bulk(shmbus_bus *bus, double mbs)
 			memset(buf, (int)sent, 64); /* touch it; the rest is as left */
 			shmbus_pub_publish(pub, size, NULL);
 			sent++;
-			if (period)
-				sleep_until(t0 + (int64_t)sent * period);
+			sleep_until(t0 + (int64_t)sent * period);
 		}
 		double dt = (double)(now_mono_ns() - t0) / 1e9;
 		wait_drained(bus, topic);
@@ -152,16 +283,32 @@ static void bench_bulk(shmbus_bus *bus, double mbs)
 		size_t n = 0;
 		shmbus_topic_inspect(bus, topic, &ti, NULL, 0, NULL, s, 2, &n);
 		uint64_t got = n ? s[0].count : 0, lost = n ? s[0].lost : 0;
-		printf("bulk %s: published %" PRIu64 " x 1 MiB in %.2f s (%.0f MB/s); recorded %" PRIu64
-		       " (%.0f MB/s), lost %" PRIu64 "\n",
-		       paced ? "paced" : "unpaced", sent, dt, (double)sent * size / dt / 1e6, got,
-		       (double)got * size / dt / 1e6, lost);
+		double gbs = (double)got * size / dt / 1e9;
+		printf("bulk offered %.0f MB/s: published %" PRIu64 " x 1 MiB in %.2f s (%.0f MB/s); "
+		       "recorded %" PRIu64 " (%.0f MB/s), lost %" PRIu64 "\n",
+		       offered, sent, dt, (double)sent * size / dt / 1e6, got, gbs * 1e3, lost);
 		int rc = stop(rec, out);
 		printf("    file %.0f MiB, recorder exit %d\n", (double)file_size(file) / (1 << 20), rc);
+		tsv_row(&(struct row){ row, size, NAN, NAN, NAN, (double)got / dt, gbs,
+				       isnan(floor_gbs) ? NULL : "rec_write_floor@1048576",
+				       gbs > 0 ? floor_gbs / gbs : NAN,
+				       got + lost ? 100.0 * (double)lost / (double)(got + lost) : NAN,
+				       offered / 1e3, "GB/s offered" });
 		shmbus_pub_close(pub);
 		unlink(file);
 		unlink(out);
 	}
+}
+
+/* Messages the recorder took from `topic`, and lost. */
+static void taken(shmbus_bus *bus, const char *topic, uint64_t *got, uint64_t *lost)
+{
+	struct shmbus_topic_info ti;
+	struct shmbus_client_info s[2];
+	size_t n = 0;
+	shmbus_topic_inspect(bus, topic, &ti, NULL, 0, NULL, s, 2, &n);
+	*got = n ? s[0].count : 0;
+	*lost = n ? s[0].lost : 0;
 }
 
 static void bench_camera(shmbus_bus *bus)
@@ -216,14 +363,26 @@ static void bench_camera(shmbus_bus *bus)
 			samples++;
 		}
 	}
+	double dt = (double)(now_mono_ns() - t0) / 1e9;
 	wait_drained(bus, "camera");
 	wait_drained(bus, "imu");
+	uint64_t cam_got, cam_lost, imu_got, imu_lost;
+	taken(bus, "camera", &cam_got, &cam_lost);
+	taken(bus, "imu", &imu_got, &imu_lost);
 	printf("camera+imu (zstd): published %" PRIu64 " frames of %zu bytes, %" PRIu64
-	       " IMU samples in %.1f s\n",
-	       frames, frame, samples, seconds);
+	       " IMU samples in %.1f s; recorded %" PRIu64 " frames (%" PRIu64 " lost), %" PRIu64
+	       " samples (%" PRIu64 " lost)\n",
+	       frames, frame, samples, dt, cam_got, cam_lost, imu_got, imu_lost);
 	int rc = stop(rec, out);
+	long bytes = file_size(file);
 	printf("    file %.1f MiB for %.1f MiB of frames, recorder exit %d\n",
-	       (double)file_size(file) / (1 << 20), (double)frames * frame / (1 << 20), rc);
+	       (double)bytes / (1 << 20), (double)frames * frame / (1 << 20), rc);
+	/* Loss of both topics together: lossless means none of either. */
+	uint64_t all = cam_got + cam_lost + imu_got + imu_lost;
+	tsv_row(&(struct row){ "rec_camera", frame, NAN, NAN, NAN, (double)cam_got / dt,
+			       (double)cam_got * frame / dt / 1e9, NULL, NAN,
+			       all ? 100.0 * (double)(cam_lost + imu_lost) / (double)all : NAN,
+			       (double)bytes, "B" });
 	shmbus_pub_close(cam);
 	shmbus_pub_close(imu);
 	unlink(file);
@@ -296,6 +455,7 @@ static void bench_play(shmbus_bus *bus)
 	mcap_reader_close(r);
 	int st;
 	waitpid(player, &st, 0);
+	uint64_t short_of = n - got; /* never arrived (or the file was short) */
 	/* errs[i]: how much later than the recording says message i arrived,
 	 * relative to the first. A constant part is latency (the first
 	 * message's own delay); the timing error is the spread around it. */
@@ -310,6 +470,11 @@ static void bench_play(shmbus_bus *bus)
 		       "p99 %.3f ms, max %.3f ms\n",
 		       got, median / 1e6, errs[got / 2] / 1e6, errs[got * 99 / 100] / 1e6,
 		       errs[got - 1] / 1e6);
+		/* The timing error as latency columns: p50, p99, p99.9. */
+		tsv_row(&(struct row){ "rec_play", sizeof(uint64_t), (double)errs[got / 2],
+				       (double)errs[got * 99 / 100], (double)errs[got * 999 / 1000],
+				       NAN, NAN, NULL, NAN, 100.0 * (double)short_of / (double)n,
+				       NAN, NULL });
 	}
 	free(errs);
 	shmbus_sub_close(sub);
@@ -320,10 +485,10 @@ static void bench_play(shmbus_bus *bus)
 int main(int argc, char **argv)
 {
 	const char *what = "all";
-	double mbs = 1000;
+	double mbs = 2000;
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s SHMBUS_CLI [bulk|camera|play|all] [--seconds S] "
-				"[--rate-mbs MBS]\n",
+		fprintf(stderr, "usage: %s SHMBUS_CLI [floor|bulk|camera|play|all] [--seconds S] "
+				"[--rate-mbs MBS] [--only SUBSTR[,SUBSTR...]] [--tsv FILE]\n",
 			argv[0]);
 		return 2;
 	}
@@ -333,9 +498,21 @@ int main(int argc, char **argv)
 			seconds = atof(argv[++i]);
 		else if (strcmp(argv[i], "--rate-mbs") == 0 && i + 1 < argc)
 			mbs = atof(argv[++i]);
-		else
+		else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+			only = argv[++i];
+		else if (strcmp(argv[i], "--tsv") == 0 && i + 1 < argc) {
+			if (!(tsv = fopen(argv[++i], "a"))) {
+				fprintf(stderr, "%s: %s\n", argv[i], strerror(errno));
+				return 1;
+			}
+		} else
 			what = argv[i];
 	}
+	if (!(seconds > 0) || !(mbs > 0)) {
+		fprintf(stderr, "--seconds and --rate-mbs must be positive\n");
+		return 2;
+	}
+	bool all = !strcmp(what, "all");
 	snprintf(bus_name, sizeof(bus_name), "record-bench-%d", (int)getpid());
 	shmbus_bus *bus;
 	struct shmbus_connect_options o;
@@ -344,15 +521,35 @@ int main(int argc, char **argv)
 		fprintf(stderr, "connect: %s\n", shmbus_errmsg());
 		return 1;
 	}
-	if (!strcmp(what, "bulk") || !strcmp(what, "all"))
+	if (tsv) {
+		/* Not the idle share shmbus-bench measures: these cases keep
+		 * both CPUs busy themselves. The load average says what else ran. */
+		char load[64] = "?";
+		FILE *f = fopen("/proc/loadavg", "r");
+		if (f && fgets(load, sizeof(load), f))
+			load[strcspn(load, " ")] = '\0';
+		if (f)
+			fclose(f);
+		fprintf(tsv, "# recording: shmbus-record-bench, files in /dev/shm, %.1f s per case, "
+			     "one pass each; rec_bulk offered %.0f MB/s of 1 MiB messages, "
+			     "rec_bulk_over 4x that; rec_play: timing error in the latency columns; "
+			     "load average (1 min) at its start %s\n",
+			seconds, mbs, load);
+	}
+	/* The floor first: the bulk rows give their ratio to it. */
+	if ((all || !strcmp(what, "floor") || !strcmp(what, "bulk")) && selected("rec_write_floor"))
+		bench_floor(mbs);
+	if (all || !strcmp(what, "bulk"))
 		bench_bulk(bus, mbs);
-	if (!strcmp(what, "camera") || !strcmp(what, "all"))
+	if ((all || !strcmp(what, "camera")) && selected("rec_camera"))
 		bench_camera(bus);
-	if (!strcmp(what, "play") || !strcmp(what, "all"))
+	if ((all || !strcmp(what, "play")) && selected("rec_play"))
 		bench_play(bus);
 	int broker = shmbus_broker_pid(bus);
 	shmbus_disconnect(bus);
 	if (broker > 0)
 		kill(broker, SIGTERM);
+	if (tsv)
+		fclose(tsv);
 	return 0;
 }

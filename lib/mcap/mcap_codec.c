@@ -1,11 +1,16 @@
 /*
  * mcap_codec.c - the byte-level pieces the writer and reader share: the
- * growable buffer, CRC32 (zlib), and chunk compression with zstd and lz4
- * (lz4 in its frame format, as the MCAP spec requires).
+ * growable buffer, CRC32, and chunk compression with zstd and lz4 (lz4 in
+ * its frame format, as the MCAP spec requires).
+ *
+ * The CRC is ISA-L's (carry-less multiplication, some 30 GB/s here against
+ * zlib's 2-5 GB/s): at 1 MiB messages recorded uncompressed, zlib's CRC was
+ * the recorder thread's largest cost. zlib still combines two CRCs.
  */
 #include "mcap_internal.h"
 
 #include <errno.h>
+#include <isa-l/crc.h>
 #include <lz4frame.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,15 +145,9 @@ void mcap_buf_free(struct mcap_buf *b)
 
 uint32_t mcap_crc32(uint32_t crc, const void *p, size_t n)
 {
-	const uint8_t *s = p;
-	/* zlib takes uInt lengths. */
-	while (n) {
-		uInt step = n > (1u << 30) ? (1u << 30) : (uInt)n;
-		crc = (uint32_t)crc32(crc, s, step);
-		s += step;
-		n -= step;
-	}
-	return crc;
+	/* The same CRC-32 (IEEE, reflected, inverted in and out) as zlib's
+	 * crc32(), chained the same way; test_mcap_file compares the two. */
+	return n ? crc32_gzip_refl(crc, p, n) : crc;
 }
 
 uint32_t mcap_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
