@@ -385,6 +385,91 @@ static void test_no_package(void)
 	shmbus_pub_close(pub);
 }
 
+/* A taken message is one block, chained when its structs outgrow the
+ * first: 300 empty Inner messages are two wire bytes each and a whole
+ * struct unpacked, far more than the first block holds. Freed at once
+ * by __free, piece by piece by nothing (ASan and glibc catch a wrong
+ * free either way). */
+#define MANY 300
+
+static void test_one_block_chained(void)
+{
+	static Inner many[MANY];
+	static Inner *many_p[MANY];
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	Everything *g = NULL;
+	ProtobufCMessage *m = NULL;
+	uint8_t *wire;
+	size_t size;
+
+	fill();
+	for (int i = 0; i < MANY; i++) {
+		shmbus__test__all__everything__inner__init(&many[i]);
+		many_p[i] = &many[i];
+	}
+	many[MANY - 1].label = (char *)"last";
+	f.e.n_inners = MANY;
+	f.e.inners = many_p;
+	open_everything("all/one_block", &pub, &sub);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__take(sub, NULL, &g, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(g->n_inners, MANY);
+	CU_ASSERT_STRING_EQUAL(g->inners[MANY - 1]->label, "last");
+	CU_ASSERT_STRING_EQUAL(g->inners[0]->label, "");
+	CU_ASSERT_EQUAL(g->blob.len, sizeof(f.blob));
+	shmbus__test__all__everything__free(g, NULL);
+
+	/* shmbus_typed_unpack: the same bytes, the same way. */
+	size = shmbus__test__all__everything__get_packed_size(&f.e);
+	wire = malloc(size);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(wire);
+	shmbus__test__all__everything__pack(&f.e, wire);
+	CU_ASSERT_EQUAL_FATAL(shmbus_typed_unpack(&shmbus__test__all__everything__shmbus_type, NULL,
+						  wire, size, &m),
+			      SHMBUS_OK);
+	g = (Everything *)m;
+	CU_ASSERT_EQUAL_FATAL(g->n_inners, MANY);
+	CU_ASSERT_STRING_EQUAL(g->inners[MANY - 1]->label, "last");
+	shmbus_typed_free(&shmbus__test__all__everything__shmbus_type, m, NULL);
+	/* Bytes that are not an Everything: refused, with the reason. */
+	wire[0] = 0xff;
+	wire[1] = 0xff;
+	CU_ASSERT_EQUAL(shmbus_typed_unpack(&shmbus__test__all__everything__shmbus_type, NULL, wire,
+					    size, &m),
+			SHMBUS_EBADMSG);
+	CU_ASSERT_PTR_NULL(m);
+	CU_ASSERT_PTR_NOT_NULL(strstr(shmbus_errmsg(), "do not decode as"));
+	free(wire);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+	fill();
+}
+
+/* A type description without SHMBUS_TYPED_ARENA (as written before the
+ * flag) gets malloc per piece for a NULL allocator, so code that frees
+ * with protobuf_c_message_free_unpacked() keeps working. */
+static void test_legacy_type_pieces(void)
+{
+	struct shmbus_typed_type legacy = shmbus__test__all__everything__shmbus_type;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	ProtobufCMessage *m = NULL;
+
+	legacy.flags &= ~SHMBUS_TYPED_ARENA;
+	fill();
+	open_everything("all/legacy", &pub, &sub);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus_typed_take(sub, &legacy, NULL, &m, NULL), SHMBUS_OK);
+	check_fields((Everything *)m, 1, 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	CU_ASSERT_EQUAL_FATAL(shmbus_typed_take(sub, &legacy, NULL, &m, NULL), SHMBUS_OK);
+	shmbus_typed_free(&legacy, m, NULL);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
 static void add(void)
 {
 	CU_pSuite s = h_add_bus_suite("typed_constructs", "constructs");
@@ -394,6 +479,8 @@ static void add(void)
 	CU_add_test(s, "loan next to another bytes field", test_loan_with_other_bytes);
 	CU_add_test(s, "keyword type, imported and nested types", test_keyword_type_and_imports);
 	CU_add_test(s, "no package, enum-only import", test_no_package);
+	CU_add_test(s, "taken in one block, chained blocks", test_one_block_chained);
+	CU_add_test(s, "a type without the arena flag: pieces", test_legacy_type_pieces);
 }
 
 int main(void)
