@@ -44,6 +44,10 @@ int typed_arena_unpack(const ProtobufCMessageDescriptor *desc, size_t size, cons
 /* Frees a message from typed_arena_unpack() (NULL: nothing). */
 void typed_arena_free(ProtobufCMessage *msg);
 
+/* At least as many bytes as protobuf_c_message_pack() writes for msg
+ * (size_bound.c); SIZE_MAX when it cannot tell. */
+size_t typed_size_bound(const ProtobufCMessage *msg);
+
 /* The varint encoding of v into out (at most 10 bytes); its length. */
 size_t wire_put_varint(uint8_t *out, uint64_t v);
 
