@@ -253,12 +253,18 @@ static size_t field_bound(const ProtobufCMessage *msg, const ProtobufCFieldDescr
 
 static size_t bound_of(const ProtobufCMessage *msg)
 {
-	struct path path = { .depth = 0 };
-	struct plan *p = plan_get(msg->descriptor, &path);
+	struct plan *p = plan_find(msg->descriptor);
 	size_t total;
 
-	if (!p)
-		return SIZE_MAX;
+	if (!p) {
+		/* The first message of its type: the plan is made (once). */
+		struct path path;
+
+		path.depth = 0;
+		p = plan_get(msg->descriptor, &path);
+		if (!p)
+			return SIZE_MAX;
+	}
 	total = p->fixed;
 	for (unsigned i = 0; i < p->n_dyn; i++)
 		total = sat_add(total, field_bound(msg, p->dyn[i]));
