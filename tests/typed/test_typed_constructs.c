@@ -8,6 +8,7 @@
 #include "harness.h"
 
 #include <CUnit/Basic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -548,6 +549,60 @@ static void test_size_bound(void)
 	CU_ASSERT_TRUE(typed_size_bound(&imu.base) <= SHMBUS_TYPED_DEFAULT_MAX_SIZE);
 }
 
+/* Publishers in several threads make the plans of the same types at the
+ * same time (the first messages of a process): each gets a plan that
+ * bounds its message (ThreadSanitizer checks the table's atomics). This
+ * test runs first, while no plan exists. */
+#define RACERS 4
+
+struct racer {
+	pthread_barrier_t *start;
+	bool ok;
+};
+
+static void *race_bounds(void *arg)
+{
+	struct racer *r = arg;
+	Shmbus__Test__Bound__Nested n;
+	Shmbus__Test__Bound__Scalars a;
+	Shmbus__Msgs__Imu imu;
+	Shmbus__Msgs__Header header;
+
+	shmbus__test__bound__scalars__init(&a);
+	shmbus__test__bound__nested__init(&n);
+	n.a = &a;
+	shmbus__msgs__imu__init(&imu);
+	shmbus__msgs__header__init(&header);
+	header.frame_id = (char *)"imu_link";
+	imu.header = &header;
+	pthread_barrier_wait(r->start);
+	r->ok = typed_size_bound(&imu.base) >= protobuf_c_message_get_packed_size(&imu.base) &&
+		typed_size_bound(&n.base) >= protobuf_c_message_get_packed_size(&n.base) &&
+		typed_size_bound(&f.e.base) >= protobuf_c_message_get_packed_size(&f.e.base) &&
+		typed_size_bound(&a.base) == SHMBUS__TEST__BOUND__SCALARS__SHMBUS_MAX_SIZE;
+	return NULL;
+}
+
+static void test_bound_plans_race(void)
+{
+	pthread_barrier_t start;
+	pthread_t t[RACERS];
+	struct racer r[RACERS];
+
+	fill();
+	CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, RACERS), 0);
+	for (int i = 0; i < RACERS; i++) {
+		r[i].start = &start;
+		r[i].ok = false;
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, race_bounds, &r[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++) {
+		pthread_join(t[i], NULL);
+		CU_ASSERT_TRUE(r[i].ok);
+	}
+	pthread_barrier_destroy(&start);
+}
+
 /* A message that fits its topic exactly, though its bound does not: it is
  * sized exactly and published, not refused. */
 static void test_fits_exactly(void)
@@ -590,6 +645,8 @@ static void test_fits_exactly(void)
 static void add(void)
 {
 	CU_pSuite s = h_add_bus_suite("typed_constructs", "constructs");
+
+	CU_add_test(s, "size-bound plans made by racing threads", test_bound_plans_race);
 
 	CU_add_test(s, "every construct round-trips", test_round_trip);
 	CU_add_test(s, "view of a field in the middle", test_view_in_the_middle);
