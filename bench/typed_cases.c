@@ -9,10 +9,11 @@
  *   typed_imu_cpu    the same work in one process on one core (peer
  *        typed_imu_raw_cpu): what it costs without cache lines crossing
  *        cores.
- *   typed_imu_size_cpu, typed_imu_pack_cpu, typed_imu_unpack_cpu,
- *   typed_imu_unpack_pieces_cpu   where typed_imu_cpu's time goes, in one
- *        process on one core, no bus: protobuf-c sizing the Imu, packing
- *        it, the runtime unpacking it into one block and freeing it
+ *   typed_imu_size_cpu, typed_imu_bound_cpu, typed_imu_pack_cpu,
+ *   typed_imu_unpack_cpu, typed_imu_unpack_pieces_cpu   where
+ *        typed_imu_cpu's time goes, in one process on one core, no bus:
+ *        protobuf-c sizing the Imu exactly, the runtime's size bound (what
+ *        a publish computes instead; peer: the exact sizing), packing it, the runtime unpacking it into one block and freeing it
  *        (shmbus_typed_unpack / shmbus_typed_free, as a take does), and
  *        protobuf-c unpacking it with malloc per piece and freeing it
  *        (the unpack's peer).
@@ -34,6 +35,8 @@
 
 #include "shmbus/msgs/image.shmbus.h"
 #include "shmbus/msgs/imu.shmbus.h"
+
+size_t typed_size_bound(const ProtobufCMessage *msg); /* codegen/runtime/size_bound.c */
 
 #define TYPED_TIMEOUT_NS (10 * (int64_t)1000000000)
 /* header.stamp_ns of the bench's Imu: a time of day, plus the command. */
@@ -429,6 +432,7 @@ static int run_cpu(const char *name, enum typed_mode mode, const char *peer)
 
 enum part {
 	PART_SIZE,          /* protobuf_c_message_get_packed_size */
+	PART_BOUND,         /* typed_size_bound, what publish computes instead */
 	PART_PACK,          /* protobuf_c_message_pack into a buffer */
 	PART_UNPACK,        /* shmbus_typed_unpack + shmbus_typed_free */
 	PART_UNPACK_PIECES, /* protobuf_c_message_unpack + free_unpacked, malloc */
@@ -450,6 +454,9 @@ static int part_batch(void *ctx)
 		switch (c->part) {
 		case PART_SIZE:
 			c->sink += protobuf_c_message_get_packed_size(&c->imu.imu.base);
+			break;
+		case PART_BOUND:
+			c->sink += typed_size_bound(&c->imu.imu.base);
 			break;
 		case PART_PACK:
 			c->sink += protobuf_c_message_pack(&c->imu.imu.base, c->wire);
@@ -524,6 +531,9 @@ int bench_typed_run(int stage)
 		if (stage == 0 && bench_selected("typed_imu_size_cpu"))
 			failed += run_part("typed_imu_size_cpu", PART_SIZE, NULL,
 					   "protobuf-c sizing") != 0;
+		if (stage == 0 && bench_selected("typed_imu_bound_cpu"))
+			failed += run_part("typed_imu_bound_cpu", PART_BOUND, "typed_imu_size_cpu",
+					   "runtime size bound") != 0;
 		if (stage == 0 && bench_selected("typed_imu_pack_cpu"))
 			failed += run_part("typed_imu_pack_cpu", PART_PACK, NULL,
 					   "protobuf-c pack into a buffer") != 0;
