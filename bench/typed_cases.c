@@ -9,6 +9,14 @@
  *   typed_imu_cpu    the same work in one process on one core (peer
  *        typed_imu_raw_cpu): what it costs without cache lines crossing
  *        cores.
+ *   typed_imu_size_cpu, typed_imu_bound_cpu, typed_imu_pack_cpu,
+ *   typed_imu_unpack_cpu, typed_imu_unpack_pieces_cpu   where
+ *        typed_imu_cpu's time goes, in one process on one core, no bus:
+ *        protobuf-c sizing the Imu exactly, the runtime's size bound (what
+ *        a publish computes instead; peer: the exact sizing), packing it, the runtime unpacking it into one block and freeing it
+ *        (shmbus_typed_unpack / shmbus_typed_free, as a take does), and
+ *        protobuf-c unpacking it with malloc per piece and freeing it
+ *        (the unpack's peer).
  *   typed_image_view   an image whose pixels are written in place
  *        (loan_data) and read in place (view_data, which unpacks the other
  *        fields), at every latency size; peer: bus_poll_view, the untyped
@@ -27,6 +35,8 @@
 
 #include "shmbus/msgs/image.shmbus.h"
 #include "shmbus/msgs/imu.shmbus.h"
+
+size_t typed_size_bound(const ProtobufCMessage *msg); /* codegen/runtime/size_bound.c */
 
 #define TYPED_TIMEOUT_NS (10 * (int64_t)1000000000)
 /* header.stamp_ns of the bench's Imu: a time of day, plus the command. */
@@ -418,6 +428,84 @@ static int run_cpu(const char *name, enum typed_mode mode, const char *peer)
 	return r ? 0 : -1;
 }
 
+/* ------------------------------------------------------------ breakdown */
+
+enum part {
+	PART_SIZE,          /* protobuf_c_message_get_packed_size */
+	PART_BOUND,         /* typed_size_bound, what publish computes instead */
+	PART_PACK,          /* protobuf_c_message_pack into a buffer */
+	PART_UNPACK,        /* shmbus_typed_unpack + shmbus_typed_free */
+	PART_UNPACK_PIECES, /* protobuf_c_message_unpack + free_unpacked, malloc */
+};
+
+struct part_case {
+	enum part part;
+	struct imu_msg imu;
+	uint8_t wire[BENCH_TYPED_IMU];
+	size_t sink; /* what the sizes add up to, so that no call is dropped */
+};
+
+static int part_batch(void *ctx)
+{
+	struct part_case *c = ctx;
+	ProtobufCMessage *m;
+
+	for (int k = 0; k < CPU_BATCH; k++) {
+		switch (c->part) {
+		case PART_SIZE:
+			c->sink += protobuf_c_message_get_packed_size(&c->imu.imu.base);
+			break;
+		case PART_BOUND:
+			c->sink += typed_size_bound(&c->imu.imu.base);
+			break;
+		case PART_PACK:
+			c->sink += protobuf_c_message_pack(&c->imu.imu.base, c->wire);
+			break;
+		case PART_UNPACK:
+			if (shmbus_typed_unpack(&shmbus__msgs__imu__shmbus_type, NULL, c->wire,
+						sizeof(c->wire), &m) != SHMBUS_OK)
+				return -1;
+			shmbus_typed_free(&shmbus__msgs__imu__shmbus_type, m, NULL);
+			break;
+		case PART_UNPACK_PIECES:
+			m = protobuf_c_message_unpack(&shmbus__msgs__imu__descriptor, NULL,
+						      sizeof(c->wire), c->wire);
+			if (!m)
+				return -1;
+			protobuf_c_message_free_unpacked(m, NULL);
+			break;
+		}
+	}
+	return 0;
+}
+
+static int run_part(const char *name, enum part part, const char *peer, const char *what)
+{
+	struct part_case *c = calloc(1, sizeof(*c));
+	struct bench_row *r = NULL;
+
+	if (!c)
+		return -1;
+	c->part = part;
+	imu_fill(&c->imu, BENCH_CMD_ECHO);
+	if (shmbus__msgs__imu__get_packed_size(&c->imu.imu) != BENCH_TYPED_IMU) {
+		bench_fail(name, "the Imu packs into %zu bytes, not BENCH_TYPED_IMU",
+			   shmbus__msgs__imu__get_packed_size(&c->imu.imu));
+		free(c);
+		return -1;
+	}
+	shmbus__msgs__imu__pack(&c->imu.imu, c->wire);
+	r = bench_batched(name, BENCH_TYPED_IMU, part_batch, c, CPU_BATCH);
+	if (r) {
+		if (peer)
+			bench_row_set_peer(r, peer, BENCH_TYPED_IMU);
+		snprintf(r->note, sizeof(r->note), "ns per %s, one core, batches of %d", what,
+			 CPU_BATCH);
+	}
+	free(c);
+	return r ? 0 : -1;
+}
+
 /* ---------------------------------------------------------------- run */
 
 int bench_typed_run(int stage)
@@ -440,6 +528,22 @@ int bench_typed_run(int stage)
 			failed += run_cpu("typed_imu_raw_cpu", MODE_IMU_RAW, NULL) != 0;
 		if (stage == 0 && bench_selected("typed_imu_cpu"))
 			failed += run_cpu("typed_imu_cpu", MODE_IMU, "typed_imu_raw_cpu") != 0;
+		if (stage == 0 && bench_selected("typed_imu_size_cpu"))
+			failed += run_part("typed_imu_size_cpu", PART_SIZE, NULL,
+					   "protobuf-c sizing") != 0;
+		if (stage == 0 && bench_selected("typed_imu_bound_cpu"))
+			failed += run_part("typed_imu_bound_cpu", PART_BOUND, "typed_imu_size_cpu",
+					   "runtime size bound") != 0;
+		if (stage == 0 && bench_selected("typed_imu_pack_cpu"))
+			failed += run_part("typed_imu_pack_cpu", PART_PACK, NULL,
+					   "protobuf-c pack into a buffer") != 0;
+		if (stage == 0 && bench_selected("typed_imu_unpack_pieces_cpu"))
+			failed += run_part("typed_imu_unpack_pieces_cpu", PART_UNPACK_PIECES, NULL,
+					   "protobuf-c unpack + free, malloc per piece") != 0;
+		if (stage == 0 && bench_selected("typed_imu_unpack_cpu"))
+			failed += run_part("typed_imu_unpack_cpu", PART_UNPACK,
+					   "typed_imu_unpack_pieces_cpu",
+					   "unpack into one block + free, as take") != 0;
 	}
 	return failed;
 }

@@ -514,13 +514,16 @@ static char *output_name(const char *stem, const char *suffix)
 	return s;
 }
 
-/* flags of the type's struct shmbus_typed_type */
+/* flags of the type's struct shmbus_typed_type: every type's __free goes
+ * through shmbus_typed_free(), so every type may be taken in one block. */
 static const char *type_flags(const struct message *m)
 {
 	if (m->bounded)
-		return m->copy_first ? "SHMBUS_TYPED_BOUNDED | SHMBUS_TYPED_COPY_FIRST"
-				     : "SHMBUS_TYPED_BOUNDED";
-	return m->copy_first ? "SHMBUS_TYPED_COPY_FIRST" : "0";
+		return m->copy_first ? "SHMBUS_TYPED_BOUNDED | SHMBUS_TYPED_COPY_FIRST | "
+				       "SHMBUS_TYPED_ARENA"
+				     : "SHMBUS_TYPED_BOUNDED | SHMBUS_TYPED_ARENA";
+	return m->copy_first ? "SHMBUS_TYPED_COPY_FIRST | SHMBUS_TYPED_ARENA"
+			     : "SHMBUS_TYPED_ARENA";
 }
 
 static void emit_zc_field(struct gen *g, const struct message *m, const struct zc_field *z,

@@ -34,6 +34,20 @@ int typed_fail_other_type(const char *topic, const char *topic_type,
  * flight together. */
 void typed_prefetch(const void *p, size_t size, bool for_write);
 
+/* Unpacks size bytes at data as desc into one block (arena.c): SHMBUS_OK
+ * and *out, SHMBUS_EBADMSG (not a desc), SHMBUS_ENOMEM, or
+ * SHMBUS_EVERSION (a protobuf-c that does not allocate the message first;
+ * the error text set). */
+int typed_arena_unpack(const ProtobufCMessageDescriptor *desc, size_t size, const uint8_t *data,
+		       ProtobufCMessage **out);
+
+/* Frees a message from typed_arena_unpack() (NULL: nothing). */
+void typed_arena_free(ProtobufCMessage *msg);
+
+/* At least as many bytes as protobuf_c_message_pack() writes for msg
+ * (size_bound.c); SIZE_MAX when it cannot tell. */
+size_t typed_size_bound(const ProtobufCMessage *msg);
+
 /* The varint encoding of v into out (at most 10 bytes); its length. */
 size_t wire_put_varint(uint8_t *out, uint64_t v);
 

@@ -54,21 +54,34 @@ static int loan_too_small(shmbus_pub *pub, size_t size, size_t capacity)
 int shmbus_typed_publish(shmbus_pub *pub, const struct shmbus_typed_type *type,
 			 const ProtobufCMessage *msg, uint64_t *seq)
 {
-	size_t size, capacity;
+	size_t bound, size = 0, capacity;
 	void *buf;
 	int rc = check("shmbus_typed_publish", pub, type, msg);
 
 	if (rc != SHMBUS_OK)
 		return rc;
-	size = protobuf_c_message_get_packed_size(msg);
-	if ((rc = room(pub, size)) != SHMBUS_OK)
-		return rc;
+	/* A message whose bound fits is packed without being sized first;
+	 * only one that may not fit is sized exactly, before the loan. */
+	bound = typed_size_bound(msg);
+	if (bound > shmbus_pub_max_message_size(pub)) {
+		size = protobuf_c_message_get_packed_size(msg);
+		if ((rc = room(pub, size)) != SHMBUS_OK)
+			return rc;
+		bound = size;
+	}
 	rc = shmbus_pub_loan(pub, &buf, &capacity);
 	if (rc != SHMBUS_OK)
 		return rc;
-	if (size > capacity)
-		return loan_too_small(pub, size, capacity);
-	typed_prefetch(buf, size, true);
+	if (bound > capacity) {
+		/* The topic changed since the check (or the bound was not the
+		 * exact size): what the message really needs decides. */
+		if (!size)
+			size = protobuf_c_message_get_packed_size(msg);
+		if (size > capacity)
+			return loan_too_small(pub, size, capacity);
+		bound = size;
+	}
+	typed_prefetch(buf, bound, true);
 	rc = shmbus_pub_publish(pub, protobuf_c_message_pack(msg, buf), seq);
 	if (rc != SHMBUS_OK)
 		(void)shmbus_pub_discard(pub);

@@ -50,18 +50,79 @@ static void watch_init(struct alloc_watch *w, ProtobufCAllocator *inner)
 }
 
 /* Message `seq` of sub's topic did not decode as `type` (SHMBUS_EBADMSG),
- * or the allocator failed (SHMBUS_ENOMEM, when w says so); the error
- * text says which. Called after the view's release, which would clear it. */
-static int unpack_failure(const struct alloc_watch *w, shmbus_sub *sub,
-			  const struct shmbus_typed_type *type, uint64_t seq)
+ * or the allocator failed (SHMBUS_ENOMEM): rc says which, and the error
+ * text says it in words (SHMBUS_EVERSION keeps the arena's own). Called
+ * after the view's release, which would clear it. */
+static int unpack_failure(int rc, shmbus_sub *sub, const struct shmbus_typed_type *type,
+			  uint64_t seq)
 {
-	if (w->failed)
+	if (rc == SHMBUS_ENOMEM)
 		return shmbus_fail(SHMBUS_ENOMEM,
 				   "out of memory unpacking message %llu of topic '%s' (skipped)",
 				   (unsigned long long)seq, shmbus_sub_topic(sub));
-	return shmbus_fail(SHMBUS_EBADMSG,
-			   "message %llu of topic '%s' does not decode as %s (skipped)",
-			   (unsigned long long)seq, shmbus_sub_topic(sub), type->descriptor->name);
+	if (rc == SHMBUS_EBADMSG)
+		return shmbus_fail(SHMBUS_EBADMSG,
+				   "message %llu of topic '%s' does not decode as %s (skipped)",
+				   (unsigned long long)seq, shmbus_sub_topic(sub),
+				   type->descriptor->name);
+	return rc;
+}
+
+/* Whether a message of `type` taken with `allocator` is unpacked into one
+ * block (arena.c): the generated code of such a type frees it through
+ * shmbus_typed_free(), which knows. */
+static bool one_block(const struct shmbus_typed_type *type, const ProtobufCAllocator *allocator)
+{
+	return !allocator && (type->flags & SHMBUS_TYPED_ARENA);
+}
+
+/* Unpacks size bytes at data as type: into one block, or piece by piece
+ * through watch. SHMBUS_OK, SHMBUS_EBADMSG or SHMBUS_ENOMEM (or
+ * SHMBUS_EVERSION, arena.c). */
+static int unpack(const struct shmbus_typed_type *type, struct alloc_watch *watch, size_t size,
+		  const uint8_t *data, ProtobufCMessage **out)
+{
+	if (one_block(type, watch->inner))
+		return typed_arena_unpack(type->descriptor, size, data, out);
+	*out = protobuf_c_message_unpack(type->descriptor, &watch->base, size, data);
+	if (*out)
+		return SHMBUS_OK;
+	return watch->failed ? SHMBUS_ENOMEM : SHMBUS_EBADMSG;
+}
+
+void shmbus_typed_free(const struct shmbus_typed_type *type, ProtobufCMessage *msg,
+		       ProtobufCAllocator *allocator)
+{
+	if (!msg)
+		return;
+	if (typed_type_valid(type) && one_block(type, allocator))
+		typed_arena_free(msg);
+	else
+		protobuf_c_message_free_unpacked(msg, allocator);
+}
+
+int shmbus_typed_unpack(const struct shmbus_typed_type *type, ProtobufCAllocator *allocator,
+			const void *data, size_t size, ProtobufCMessage **out)
+{
+	struct alloc_watch watch;
+	int rc;
+
+	if (!out)
+		return shmbus_fail(SHMBUS_EINVAL, "shmbus_typed_unpack: NULL out");
+	*out = NULL;
+	if (!typed_type_valid(type))
+		return typed_fail_type("shmbus_typed_unpack", type);
+	if (!data && size)
+		return shmbus_fail(SHMBUS_EINVAL, "shmbus_typed_unpack: NULL data");
+	watch_init(&watch, allocator);
+	rc = unpack(type, &watch, size, data, out);
+	if (rc == SHMBUS_ENOMEM)
+		return shmbus_fail(SHMBUS_ENOMEM, "out of memory unpacking a %s",
+				   type->descriptor->name);
+	if (rc == SHMBUS_EBADMSG)
+		return shmbus_fail(SHMBUS_EBADMSG, "%zu bytes do not decode as %s", size,
+				   type->descriptor->name);
+	return rc;
 }
 
 static int check(const char *fn, shmbus_sub *sub, const struct shmbus_typed_type *type)
@@ -87,12 +148,12 @@ static int take_copy(shmbus_sub *sub, const struct shmbus_typed_type *type,
 		memcpy(copy, view->data, view->info.size);
 	rc = shmbus_sub_release(sub, view);
 	if (!copy)
-		return rc == SHMBUS_OK ? unpack_failure(watch, sub, type, view->info.seq) : rc;
+		return rc == SHMBUS_OK ? unpack_failure(SHMBUS_ENOMEM, sub, type, view->info.seq)
+				       : rc;
 	if (rc == SHMBUS_OK) {
-		*out = protobuf_c_message_unpack(type->descriptor, &watch->base, view->info.size,
-						 copy);
-		if (!*out)
-			rc = unpack_failure(watch, sub, type, view->info.seq);
+		rc = unpack(type, watch, view->info.size, copy, out);
+		if (rc != SHMBUS_OK)
+			rc = unpack_failure(rc, sub, type, view->info.seq);
 	}
 	watch->base.free(watch, copy);
 	return rc;
@@ -103,18 +164,17 @@ static int take_in_place(shmbus_sub *sub, const struct shmbus_typed_type *type,
 			 struct alloc_watch *watch, struct shmbus_view *view,
 			 ProtobufCMessage **out)
 {
-	ProtobufCMessage *m = protobuf_c_message_unpack(type->descriptor, &watch->base,
-							view->info.size, view->data);
+	ProtobufCMessage *m = NULL;
+	int unpacked = unpack(type, watch, view->info.size, view->data, &m);
 	int rc = shmbus_sub_release(sub, view);
 
 	if (rc != SHMBUS_OK) {
 		/* Overwritten while unpacked: whatever came out is torn. */
-		if (m)
-			protobuf_c_message_free_unpacked(m, watch->inner);
+		shmbus_typed_free(type, m, watch->inner);
 		return rc;
 	}
-	if (!m)
-		return unpack_failure(watch, sub, type, view->info.seq);
+	if (unpacked != SHMBUS_OK)
+		return unpack_failure(unpacked, sub, type, view->info.seq);
 	*out = m;
 	return SHMBUS_OK;
 }
@@ -233,7 +293,7 @@ fail:
 				   "message %llu of topic '%s' was overwritten "
 				   "while it was read (counted lost)",
 				   (unsigned long long)seq, shmbus_sub_topic(sub));
-	return unpack_failure(&watch, sub, type, seq);
+	return unpack_failure(rc, sub, type, seq);
 }
 
 int shmbus_typed_view_release(shmbus_sub *sub, ProtobufCMessage *msg,

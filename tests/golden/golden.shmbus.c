@@ -41,7 +41,7 @@ const size_t shmbus_schema_golden_2eproto_size = 366;
 
 const struct shmbus_typed_type shmbus__test__golden__sample__shmbus_type = {
 	.size = sizeof(struct shmbus_typed_type),
-	.flags = SHMBUS_TYPED_COPY_FIRST,
+	.flags = SHMBUS_TYPED_COPY_FIRST | SHMBUS_TYPED_ARENA,
 	.descriptor = &shmbus__test__golden__sample__descriptor,
 	.schema = shmbus_schema_golden_2eproto,
 	.schema_size = sizeof(shmbus_schema_golden_2eproto),
@@ -88,7 +88,7 @@ int shmbus__test__golden__sample__take(shmbus_sub *sub, ProtobufCAllocator *allo
 void shmbus__test__golden__sample__free(Shmbus__Test__Golden__Sample *msg, ProtobufCAllocator *allocator)
 {
 	if (msg)
-		protobuf_c_message_free_unpacked(&msg->base, allocator);
+		shmbus_typed_free(&shmbus__test__golden__sample__shmbus_type, &msg->base, allocator);
 }
 
 int shmbus__test__golden__sample__wait(shmbus_sub *sub, int64_t timeout_ns)
@@ -138,7 +138,7 @@ int shmbus__test__golden__sample__view_release(shmbus_sub *sub, Shmbus__Test__Go
 
 const struct shmbus_typed_type shmbus__test__golden__sample__part__shmbus_type = {
 	.size = sizeof(struct shmbus_typed_type),
-	.flags = 0,
+	.flags = SHMBUS_TYPED_ARENA,
 	.descriptor = &shmbus__test__golden__sample__part__descriptor,
 	.schema = shmbus_schema_golden_2eproto,
 	.schema_size = sizeof(shmbus_schema_golden_2eproto),
@@ -185,7 +185,7 @@ int shmbus__test__golden__sample__part__take(shmbus_sub *sub, ProtobufCAllocator
 void shmbus__test__golden__sample__part__free(Shmbus__Test__Golden__Sample__Part *msg, ProtobufCAllocator *allocator)
 {
 	if (msg)
-		protobuf_c_message_free_unpacked(&msg->base, allocator);
+		shmbus_typed_free(&shmbus__test__golden__sample__part__shmbus_type, &msg->base, allocator);
 }
 
 int shmbus__test__golden__sample__part__wait(shmbus_sub *sub, int64_t timeout_ns)
@@ -197,7 +197,7 @@ int shmbus__test__golden__sample__part__wait(shmbus_sub *sub, int64_t timeout_ns
 
 const struct shmbus_typed_type shmbus__test__golden__point__shmbus_type = {
 	.size = sizeof(struct shmbus_typed_type),
-	.flags = SHMBUS_TYPED_BOUNDED,
+	.flags = SHMBUS_TYPED_BOUNDED | SHMBUS_TYPED_ARENA,
 	.descriptor = &shmbus__test__golden__point__descriptor,
 	.schema = shmbus_schema_golden_2eproto,
 	.schema_size = sizeof(shmbus_schema_golden_2eproto),
@@ -244,7 +244,7 @@ int shmbus__test__golden__point__take(shmbus_sub *sub, ProtobufCAllocator *alloc
 void shmbus__test__golden__point__free(Shmbus__Test__Golden__Point *msg, ProtobufCAllocator *allocator)
 {
 	if (msg)
-		protobuf_c_message_free_unpacked(&msg->base, allocator);
+		shmbus_typed_free(&shmbus__test__golden__point__shmbus_type, &msg->base, allocator);
 }
 
 int shmbus__test__golden__point__wait(shmbus_sub *sub, int64_t timeout_ns)

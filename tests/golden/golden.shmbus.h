@@ -67,8 +67,9 @@ int shmbus__test__golden__sample__sub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_sub_options *opts, shmbus_sub **out);
 
-/* Take the next message, unpacked with allocator (NULL: malloc); free
- * it with shmbus__test__golden__sample__free(). SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
+/* Take the next message, unpacked with allocator (NULL: malloc, the
+ * whole message in one block); free it with shmbus__test__golden__sample__free(), not with
+ * protobuf-c's free_unpacked. SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
  * it was overwritten while read (counted lost). SHMBUS_EBADMSG: it does
  * not decode as shmbus.test.golden.Sample; SHMBUS_ENOMEM: the allocator failed (either way
  * the message is skipped). SHMBUS_ETYPE: sub is not a shmbus.test.golden.Sample
@@ -149,8 +150,9 @@ int shmbus__test__golden__sample__part__sub_open(shmbus_bus *bus, const char *to
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_sub_options *opts, shmbus_sub **out);
 
-/* Take the next message, unpacked with allocator (NULL: malloc); free
- * it with shmbus__test__golden__sample__part__free(). SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
+/* Take the next message, unpacked with allocator (NULL: malloc, the
+ * whole message in one block); free it with shmbus__test__golden__sample__part__free(), not with
+ * protobuf-c's free_unpacked. SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
  * it was overwritten while read (counted lost). SHMBUS_EBADMSG: it does
  * not decode as shmbus.test.golden.Sample.Part; SHMBUS_ENOMEM: the allocator failed (either way
  * the message is skipped). SHMBUS_ETYPE: sub is not a shmbus.test.golden.Sample.Part
@@ -203,8 +205,9 @@ int shmbus__test__golden__point__sub_open(shmbus_bus *bus, const char *topic,
 		const struct shmbus_topic_options *topic_opts,
 		const struct shmbus_sub_options *opts, shmbus_sub **out);
 
-/* Take the next message, unpacked with allocator (NULL: malloc); free
- * it with shmbus__test__golden__point__free(). SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
+/* Take the next message, unpacked with allocator (NULL: malloc, the
+ * whole message in one block); free it with shmbus__test__golden__point__free(), not with
+ * protobuf-c's free_unpacked. SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED:
  * it was overwritten while read (counted lost). SHMBUS_EBADMSG: it does
  * not decode as shmbus.test.golden.Point; SHMBUS_ENOMEM: the allocator failed (either way
  * the message is skipped). SHMBUS_ETYPE: sub is not a shmbus.test.golden.Point

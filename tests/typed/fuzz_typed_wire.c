@@ -5,17 +5,45 @@
  * among the top-level fields, gather the other fields, unpack them and
  * the whole message with protobuf-c. Checks the walk's promises: the
  * field lies inside the bytes, two walks over unchanged bytes agree, and
- * what is gathered never holds the field.
+ * what is gathered never holds the field. And what a take does with them
+ * (codegen/runtime/arena.c): unpacked into one block as an Image and as
+ * an Imu, the message packs back into the very bytes protobuf-c's own
+ * unpack (malloc per piece) gives, and the block is freed whole.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "shmbus/msgs/image.pb-c.h"
+#include "shmbus/msgs/imu.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define DATA_FIELD 15u /* shmbus.msgs.Image.data */
+
+/* One block and malloc per piece decode the same, or both refuse. */
+static void same_in_one_block(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+			      size_t size)
+{
+	ProtobufCMessage *block = NULL, *pieces = protobuf_c_message_unpack(desc, NULL, size, data);
+	int rc = typed_arena_unpack(desc, size, data, &block);
+
+	if ((rc == SHMBUS_OK) != (pieces != NULL) || (rc == SHMBUS_OK) != (block != NULL))
+		abort();
+	if (block) {
+		size_t n = protobuf_c_message_get_packed_size(block);
+		uint8_t *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
+
+		if (!a || !b || protobuf_c_message_get_packed_size(pieces) != n ||
+		    protobuf_c_message_pack(block, a) != n || protobuf_c_message_pack(pieces, b) != n ||
+		    memcmp(a, b, n) != 0)
+			abort();
+		free(a);
+		free(b);
+	}
+	typed_arena_free(block);
+	protobuf_c_message_free_unpacked(pieces, NULL);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -24,9 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	Shmbus__Msgs__Image *m;
 	uint8_t *rest;
 
-	m = shmbus__msgs__image__unpack(NULL, size, data);
-	if (m)
-		shmbus__msgs__image__free_unpacked(m, NULL);
+	same_in_one_block(&shmbus__msgs__image__descriptor, data, size);
+	same_in_one_block(&shmbus__msgs__imu__descriptor, data, size);
 	if (wire_scan(data, size, DATA_FIELD, NULL, 0, &kept, &n_found, &field, &field_size) != 0)
 		return 0;
 	if (kept > size || (n_found > 0) != (field != NULL) ||

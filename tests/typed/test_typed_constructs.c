@@ -8,13 +8,18 @@
 #include "harness.h"
 
 #include <CUnit/Basic.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h" /* typed_size_bound(), size_bound.c compiled in */
+
 #include "golden.shmbus.h"
 #include "nopkg.shmbus.h"
+#include "shmbus/msgs/imu.shmbus.h"
 #include "shmbus/test/all.shmbus.h"
+#include "shmbus/test/bound.shmbus.h"
 #include "shmbus/test/common/units.shmbus.h"
 
 #define WAIT_NS 2000000000LL
@@ -385,15 +390,273 @@ static void test_no_package(void)
 	shmbus_pub_close(pub);
 }
 
+/* A taken message is one block, chained when its structs outgrow the
+ * first: 300 empty Inner messages are two wire bytes each and a whole
+ * struct unpacked, far more than the first block holds. Freed at once
+ * by __free, piece by piece by nothing (ASan and glibc catch a wrong
+ * free either way). */
+#define MANY 300
+
+static void test_one_block_chained(void)
+{
+	static Inner many[MANY];
+	static Inner *many_p[MANY];
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	Everything *g = NULL;
+	ProtobufCMessage *m = NULL;
+	uint8_t *wire;
+	size_t size;
+
+	fill();
+	for (int i = 0; i < MANY; i++) {
+		shmbus__test__all__everything__inner__init(&many[i]);
+		many_p[i] = &many[i];
+	}
+	many[MANY - 1].label = (char *)"last";
+	f.e.n_inners = MANY;
+	f.e.inners = many_p;
+	open_everything("all/one_block", &pub, &sub);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__take(sub, NULL, &g, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(g->n_inners, MANY);
+	CU_ASSERT_STRING_EQUAL(g->inners[MANY - 1]->label, "last");
+	CU_ASSERT_STRING_EQUAL(g->inners[0]->label, "");
+	CU_ASSERT_EQUAL(g->blob.len, sizeof(f.blob));
+	shmbus__test__all__everything__free(g, NULL);
+
+	/* shmbus_typed_unpack: the same bytes, the same way. */
+	size = shmbus__test__all__everything__get_packed_size(&f.e);
+	wire = malloc(size);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(wire);
+	shmbus__test__all__everything__pack(&f.e, wire);
+	CU_ASSERT_EQUAL_FATAL(shmbus_typed_unpack(&shmbus__test__all__everything__shmbus_type, NULL,
+						  wire, size, &m),
+			      SHMBUS_OK);
+	g = (Everything *)m;
+	CU_ASSERT_EQUAL_FATAL(g->n_inners, MANY);
+	CU_ASSERT_STRING_EQUAL(g->inners[MANY - 1]->label, "last");
+	shmbus_typed_free(&shmbus__test__all__everything__shmbus_type, m, NULL);
+	/* Bytes that are not an Everything: refused, with the reason. */
+	wire[0] = 0xff;
+	wire[1] = 0xff;
+	CU_ASSERT_EQUAL(shmbus_typed_unpack(&shmbus__test__all__everything__shmbus_type, NULL, wire,
+					    size, &m),
+			SHMBUS_EBADMSG);
+	CU_ASSERT_PTR_NULL(m);
+	CU_ASSERT_PTR_NOT_NULL(strstr(shmbus_errmsg(), "do not decode as"));
+	free(wire);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+	fill();
+}
+
+/* A type description without SHMBUS_TYPED_ARENA (as written before the
+ * flag) gets malloc per piece for a NULL allocator, so code that frees
+ * with protobuf_c_message_free_unpacked() keeps working. */
+static void test_legacy_type_pieces(void)
+{
+	struct shmbus_typed_type legacy = shmbus__test__all__everything__shmbus_type;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	ProtobufCMessage *m = NULL;
+
+	legacy.flags &= ~SHMBUS_TYPED_ARENA;
+	fill();
+	open_everything("all/legacy", &pub, &sub);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus_typed_take(sub, &legacy, NULL, &m, NULL), SHMBUS_OK);
+	check_fields((Everything *)m, 1, 1);
+	protobuf_c_message_free_unpacked(m, NULL);
+	CU_ASSERT_EQUAL_FATAL(shmbus_typed_take(sub, &legacy, NULL, &m, NULL), SHMBUS_OK);
+	shmbus_typed_free(&legacy, m, NULL);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
+/* The bound a publish packs against without sizing: never below what
+ * protobuf-c packs, for every construct (strings, bytes, repeated and map
+ * fields, oneofs, nested and imported messages, unknown fields). */
+static void check_bound(const ProtobufCMessage *m)
+{
+	size_t exact = protobuf_c_message_get_packed_size(m), bound = typed_size_bound(m);
+
+	CU_ASSERT_TRUE(bound >= exact);
+	if (bound < exact)
+		fprintf(stderr, "%s: bound %zu < packed %zu\n", m->descriptor->name, bound, exact);
+}
+
+static void test_size_bound(void)
+{
+	Shmbus__Test__Bound__Scalars sc;
+	Shmbus__Msgs__Imu imu;
+	Shmbus__Msgs__Header header;
+	Shmbus__Msgs__Vector3 v;
+	double cov[9] = { 0 };
+	ProtobufCMessage *unknown;
+	uint8_t *wire;
+	size_t size;
+
+	fill();
+	check_bound(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_TEXT;
+	f.e.text = (char *)"text";
+	check_bound(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_RAW_CHOICE;
+	f.e.raw_choice.data = f.extra;
+	f.e.raw_choice.len = 300;
+	check_bound(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE__NOT_SET;
+	f.e.default_ = NULL;
+	f.e.inner = NULL;
+	check_bound(&f.e.base);
+	fill();
+
+	/* Every field unknown to the type it is unpacked as: kept, packed. */
+	size = shmbus__test__all__everything__get_packed_size(&f.e);
+	wire = malloc(size);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(wire);
+	shmbus__test__all__everything__pack(&f.e, wire);
+	unknown = protobuf_c_message_unpack(&shmbus__test__bound__empty__descriptor, NULL, size,
+					    wire);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(unknown);
+	CU_ASSERT_TRUE(unknown->n_unknown_fields > 0);
+	check_bound(unknown);
+	protobuf_c_message_free_unpacked(unknown, NULL);
+	free(wire);
+
+	/* A bounded type: its plan is its exact bound, with no field left to
+	 * look at. */
+	shmbus__test__bound__scalars__init(&sc);
+	CU_ASSERT_EQUAL(typed_size_bound(&sc.base), SHMBUS__TEST__BOUND__SCALARS__SHMBUS_MAX_SIZE);
+
+	/* An Imu as a driver fills it stays under the typed default size, so
+	 * its publisher never sizes it first. */
+	shmbus__msgs__imu__init(&imu);
+	shmbus__msgs__header__init(&header);
+	shmbus__msgs__vector3__init(&v);
+	header.frame_id = (char *)"imu_link";
+	header.stamp_ns = INT64_MAX;
+	imu.header = &header;
+	imu.angular_velocity = &v;
+	imu.linear_acceleration = &v;
+	imu.n_orientation_covariance = imu.n_angular_velocity_covariance =
+		imu.n_linear_acceleration_covariance = 9;
+	imu.orientation_covariance = imu.angular_velocity_covariance =
+		imu.linear_acceleration_covariance = cov;
+	check_bound(&imu.base);
+	CU_ASSERT_TRUE(typed_size_bound(&imu.base) <= SHMBUS_TYPED_DEFAULT_MAX_SIZE);
+}
+
+/* Publishers in several threads make the plans of the same types at the
+ * same time (the first messages of a process): each gets a plan that
+ * bounds its message (ThreadSanitizer checks the table's atomics). This
+ * test runs first, while no plan exists. */
+#define RACERS 4
+
+struct racer {
+	pthread_barrier_t *start;
+	bool ok;
+};
+
+static void *race_bounds(void *arg)
+{
+	struct racer *r = arg;
+	Shmbus__Test__Bound__Nested n;
+	Shmbus__Test__Bound__Scalars a;
+	Shmbus__Msgs__Imu imu;
+	Shmbus__Msgs__Header header;
+
+	shmbus__test__bound__scalars__init(&a);
+	shmbus__test__bound__nested__init(&n);
+	n.a = &a;
+	shmbus__msgs__imu__init(&imu);
+	shmbus__msgs__header__init(&header);
+	header.frame_id = (char *)"imu_link";
+	imu.header = &header;
+	pthread_barrier_wait(r->start);
+	r->ok = typed_size_bound(&imu.base) >= protobuf_c_message_get_packed_size(&imu.base) &&
+		typed_size_bound(&n.base) >= protobuf_c_message_get_packed_size(&n.base) &&
+		typed_size_bound(&f.e.base) >= protobuf_c_message_get_packed_size(&f.e.base) &&
+		typed_size_bound(&a.base) == SHMBUS__TEST__BOUND__SCALARS__SHMBUS_MAX_SIZE;
+	return NULL;
+}
+
+static void test_bound_plans_race(void)
+{
+	pthread_barrier_t start;
+	pthread_t t[RACERS];
+	struct racer r[RACERS];
+
+	fill();
+	CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, RACERS), 0);
+	for (int i = 0; i < RACERS; i++) {
+		r[i].start = &start;
+		r[i].ok = false;
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, race_bounds, &r[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++) {
+		pthread_join(t[i], NULL);
+		CU_ASSERT_TRUE(r[i].ok);
+	}
+	pthread_barrier_destroy(&start);
+}
+
+/* A message that fits its topic exactly, though its bound does not: it is
+ * sized exactly and published, not refused. */
+static void test_fits_exactly(void)
+{
+	struct shmbus_topic_options to;
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+	Everything *g = NULL;
+	struct shmbus_msg_info info;
+	uint64_t first = 0, seq = 0;
+
+	fill();
+	shmbus_topic_options_init(&to);
+	to.max_message_size = (uint32_t)shmbus__test__all__everything__get_packed_size(&f.e);
+	CU_ASSERT_TRUE_FATAL(typed_size_bound(&f.e.base) > to.max_message_size);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__pub_open(h_suite_bus, "all/exact", &to,
+								      NULL, &pub),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__sub_open(h_suite_bus, "all/exact", NULL,
+								      NULL, &sub),
+			      SHMBUS_OK);
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, &first), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__take(sub, NULL, &g, NULL), SHMBUS_OK);
+	check_fields(g, 1, 1);
+	shmbus__test__all__everything__free(g, NULL);
+	/* One byte more does not fit: refused before a number is claimed. */
+	f.e.default_ = (char *)"keyword+";
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, NULL), SHMBUS_EMSGSIZE);
+	f.e.default_ = (char *)"keyword";
+	CU_ASSERT_EQUAL(shmbus__test__all__everything__publish(pub, &f.e, &seq), SHMBUS_OK);
+	CU_ASSERT_EQUAL_FATAL(shmbus__test__all__everything__take(sub, NULL, &g, &info), SHMBUS_OK);
+	check_fields(g, 1, 1);
+	shmbus__test__all__everything__free(g, NULL);
+	CU_ASSERT_EQUAL(seq, first + 1);
+	CU_ASSERT_EQUAL(info.lost, 0);
+	shmbus_sub_close(sub);
+	shmbus_pub_close(pub);
+}
+
 static void add(void)
 {
 	CU_pSuite s = h_add_bus_suite("typed_constructs", "constructs");
+
+	CU_add_test(s, "size-bound plans made by racing threads", test_bound_plans_race);
 
 	CU_add_test(s, "every construct round-trips", test_round_trip);
 	CU_add_test(s, "view of a field in the middle", test_view_in_the_middle);
 	CU_add_test(s, "loan next to another bytes field", test_loan_with_other_bytes);
 	CU_add_test(s, "keyword type, imported and nested types", test_keyword_type_and_imports);
 	CU_add_test(s, "no package, enum-only import", test_no_package);
+	CU_add_test(s, "taken in one block, chained blocks", test_one_block_chained);
+	CU_add_test(s, "a type without the arena flag: pieces", test_legacy_type_pieces);
+	CU_add_test(s, "the size bound covers every construct", test_size_bound);
+	CU_add_test(s, "a message that fits exactly, its bound not", test_fits_exactly);
 }
 
 int main(void)

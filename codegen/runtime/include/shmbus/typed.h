@@ -47,6 +47,14 @@ extern "C" {
  * lapping publisher changed in between could overflow what the first
  * read sized (codegen/README.md). */
 #define SHMBUS_TYPED_COPY_FIRST 0x2u
+/* A message taken (shmbus_typed_take, shmbus_typed_unpack) with a NULL
+ * allocator comes in one block, one malloc instead of one per piece, and
+ * is freed with shmbus_typed_free(), which gives the block back at once;
+ * protobuf_c_message_free_unpacked() must not free it. protoc-gen-shmbus
+ * sets it: the __free it generates calls shmbus_typed_free(). Without it
+ * (a type description written before) a NULL allocator means malloc per
+ * piece, as protobuf-c does. */
+#define SHMBUS_TYPED_ARENA 0x4u
 
 /* What the runtime knows of a message type; protoc-gen-shmbus writes one
  * per type (`pkg__foo__shmbus_type`). */
@@ -150,8 +158,9 @@ int shmbus_typed_publish_loan(shmbus_pub *pub, struct shmbus_typed_loan *loan, u
 
 /* ----------------------------------------------------------------- taking */
 
-/* Take the next message, unpacked with allocator (NULL: malloc); free it
- * with protobuf_c_message_free_unpacked() and the same allocator.
+/* Take the next message, unpacked with allocator (NULL: malloc, in one
+ * block when the type has SHMBUS_TYPED_ARENA); free it with
+ * shmbus_typed_free() and the same type and allocator.
  * SHMBUS_EAGAIN: nothing new. SHMBUS_ELAPPED: it was overwritten while
  * read (counted lost). SHMBUS_EBADMSG: it does not decode as the type;
  * SHMBUS_ENOMEM: the allocator failed (either way the message is
@@ -163,6 +172,21 @@ int shmbus_typed_take(shmbus_sub *sub, const struct shmbus_typed_type *type,
 		      ProtobufCAllocator *allocator, ProtobufCMessage **out,
 		      struct shmbus_msg_info *info);
 
+/* Unpack size bytes at data (say, taken with shmbus_sub_take) as the way
+ * shmbus_typed_take() unpacks them: allocator NULL means malloc, in one
+ * block for a SHMBUS_TYPED_ARENA type. Free *out with shmbus_typed_free().
+ * SHMBUS_EBADMSG: the bytes do not decode as the type; SHMBUS_ENOMEM;
+ * SHMBUS_EINVAL: a NULL argument or a type description protoc-gen-shmbus
+ * did not write. *out is NULL unless SHMBUS_OK. */
+int shmbus_typed_unpack(const struct shmbus_typed_type *type, ProtobufCAllocator *allocator,
+			const void *data, size_t size, ProtobufCMessage **out);
+
+/* Free a message from shmbus_typed_take() or shmbus_typed_unpack() (NULL:
+ * nothing) with the type and allocator it was taken with: one block at
+ * once, or protobuf_c_message_free_unpacked() piece by piece. */
+void shmbus_typed_free(const struct shmbus_typed_type *type, ProtobufCMessage *msg,
+		       ProtobufCAllocator *allocator);
+
 /* A message viewed in place: field points at its large bytes field
  * inside the topic's slot, valid until the view is released. */
 struct shmbus_typed_view {
@@ -172,7 +196,9 @@ struct shmbus_typed_view {
 };
 
 /* View the next message in place: *out gets every field but bytes field
- * `number` (left empty); view->field and view->field_size give that
+ * `number` (left empty), unpacked with allocator piece by piece (NULL:
+ * malloc, whatever the type's flags; shmbus_typed_view_release() frees
+ * it); view->field and view->field_size give that
  * field's bytes inside the slot, not copied (NULL, 0 when absent). Read
  * them, then shmbus_typed_view_release(): what was read is intact only if
  * that returns SHMBUS_OK. Errors as shmbus_typed_take(); on error no view
