@@ -457,8 +457,8 @@ static void test_large_chunk_streamed(void)
 		if (comps[k] != MCAP_COMPRESSION_NONE)
 			continue;
 		/* A flipped byte in the middle of the big message: caught. */
-		uint8_t *file;
-		size_t size;
+		uint8_t *file = NULL;
+		size_t size = 0;
 		CU_ASSERT_EQUAL_FATAL(read_file(path, &file, &size), 0);
 		file[size / 2] ^= 0x10;
 		write_bytes(path, file, size);
