@@ -436,8 +436,8 @@ static void reader_lapped(struct ring_reader *r)
 }
 
 /* A pacing reader in overload, about to hold message n: if the publishers
- * will overwrite it before the hold ends, skip to the newest instead (a
- * message it could not keep is lost either way; this one it can). */
+ * will overwrite it before the hold ends, skip to the oldest one they will
+ * not (a message it could not keep is lost either way; that one it can). */
 static bool reader_pace(struct ring_reader *r, uint64_t n)
 {
 	if (!r->overload)
@@ -445,12 +445,13 @@ static bool reader_pace(struct ring_reader *r, uint64_t n)
 	uint64_t ring = (uint64_t)r->map->mask + 1;
 	uint64_t head = ring_head(r->map);
 	r->held_head = head;
-	/* No margin fits: a hold has taken half a lap or more (a reader
-	 * preempted mid-copy on a busy machine measures that once). Skipping
-	 * would only land on a newest message it could not keep either, and
-	 * a reader that skips holds nothing, so the estimate would never come
-	 * down again: hold this one and let the estimate decay. */
-	if (2 * r->advance >= ring) {
+	/* No margin fits: a hold has taken a lap or more (a reader preempted
+	 * mid-copy on a busy machine measures that once), so even the newest
+	 * message would be overwritten before its hold ends. Skipping would
+	 * only land on one it could not keep either, and a reader that skips
+	 * holds nothing, so the estimate would never come down again: hold
+	 * this one and let the estimate decay. */
+	if (r->advance + 1 >= ring) {
 		r->advance -= r->advance / 8 + 1;
 		return false;
 	}
@@ -458,7 +459,10 @@ static bool reader_pace(struct ring_reader *r, uint64_t n)
 	 * the head stays at or below it for the hold. */
 	if (head <= n || head - n + r->advance <= ring || head - 1 <= n)
 		return false;
-	reader_lose(r, head - 1);
+	/* Skip to the oldest message that the hold fits in front of: as
+	 * little lost as may be, and not the newest number, which a publisher
+	 * may still be writing. */
+	reader_lose(r, head + r->advance - ring);
 	return true;
 }
 
