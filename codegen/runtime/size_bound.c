@@ -6,11 +6,12 @@
  * message fits the slot: a refused message may cost no number. The exact
  * size is a full walk of the message (for an Imu about as long as packing
  * it). Most of a type's fields cannot vary in size beyond a known most
- * (scalars, bounded sub-messages): per type, once, a plan adds those up
- * and lists the few fields that must be looked at (strings, bytes,
- * repeated fields, oneofs, unbounded sub-messages). A message whose bound
- * fits the slot is packed straight in; only one whose bound does not is
- * sized exactly (publish.c).
+ * (scalars): per type, once, a plan adds those up and lists the few fields
+ * that must be looked at (strings, bytes, repeated fields, oneofs and
+ * sub-messages: a sub-message of a bounded type still packs the unknown
+ * fields it kept from an unpack, so each is bounded on its own). A message
+ * whose bound fits the slot is packed straight in; only one whose bound
+ * does not is sized exactly (publish.c).
  *
  * Plans live for the life of the process, in a table any thread may fill.
  */
@@ -24,8 +25,6 @@
 /* Types a process publishes; a type that finds the table full is sized
  * exactly, as before plans. */
 #define PLAN_SLOTS 256
-/* Nested message types deeper than this are looked at message by message. */
-#define PLAN_DEPTH 32
 /* The most a length prefix takes. */
 #define PREFIX_MAX 10
 
@@ -123,41 +122,18 @@ static struct plan *plan_insert(struct plan *p)
 	return NULL;
 }
 
-struct path {
-	const ProtobufCMessageDescriptor *desc[PLAN_DEPTH];
-	unsigned depth;
-};
-
-static struct plan *plan_get(const ProtobufCMessageDescriptor *desc, struct path *path);
-
-/* Whether field f of a message goes into its plan's fixed part, and with
- * how much. NULL plan lookups (table full) make it measured per message. */
-static bool fixed_part(const ProtobufCFieldDescriptor *f, struct path *path, size_t *most)
+/* Whether field f goes into its plan's fixed part: a scalar that is
+ * neither repeated nor in a oneof; *most is what it packs into at most. */
+static bool fixed_part(const ProtobufCFieldDescriptor *f, size_t *most)
 {
-	const ProtobufCMessageDescriptor *sub_desc;
-	struct plan *sub;
-	bool on_path = false;
-
-	if (f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+	if (f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) ||
+	    scalar_max(f->type) == 0)
 		return false;
-	if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
-		*most = key_size(f->id) + scalar_max(f->type);
-		return scalar_max(f->type) != 0;
-	}
-	sub_desc = f->descriptor;
-	for (unsigned i = 0; i < path->depth; i++)
-		on_path = on_path || path->desc[i] == sub_desc;
-	/* A type that contains itself has no bound. */
-	if (on_path || path->depth == PLAN_DEPTH)
-		return false;
-	sub = plan_get(sub_desc, path);
-	if (!sub || sub->n_dyn != 0)
-		return false;
-	*most = key_size(f->id) + varint_size(sub->fixed) + sub->fixed;
+	*most = key_size(f->id) + scalar_max(f->type);
 	return true;
 }
 
-static struct plan *plan_get(const ProtobufCMessageDescriptor *desc, struct path *path)
+static struct plan *plan_get(const ProtobufCMessageDescriptor *desc)
 {
 	struct plan *p = plan_find(desc);
 
@@ -169,17 +145,15 @@ static struct plan *plan_get(const ProtobufCMessageDescriptor *desc, struct path
 	p->desc = desc;
 	p->fixed = 0;
 	p->n_dyn = 0;
-	path->desc[path->depth++] = desc;
 	for (unsigned i = 0; i < desc->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &desc->fields[i];
 		size_t most;
 
-		if (fixed_part(f, path, &most))
+		if (fixed_part(f, &most))
 			p->fixed += most;
 		else
 			p->dyn[p->n_dyn++] = f;
 	}
-	path->depth--;
 	return plan_insert(p);
 }
 
@@ -253,18 +227,12 @@ static size_t field_bound(const ProtobufCMessage *msg, const ProtobufCFieldDescr
 
 static size_t bound_of(const ProtobufCMessage *msg)
 {
-	struct plan *p = plan_find(msg->descriptor);
+	/* The first message of its type makes the plan (once). */
+	struct plan *p = plan_get(msg->descriptor);
 	size_t total;
 
-	if (!p) {
-		/* The first message of its type: the plan is made (once). */
-		struct path path;
-
-		path.depth = 0;
-		p = plan_get(msg->descriptor, &path);
-		if (!p)
-			return SIZE_MAX;
-	}
+	if (!p)
+		return SIZE_MAX;
 	total = p->fixed;
 	for (unsigned i = 0; i < p->n_dyn; i++)
 		total = sat_add(total, field_bound(msg, p->dyn[i]));

@@ -547,6 +547,19 @@ static void test_size_bound(void)
 		imu.linear_acceleration_covariance = cov;
 	check_bound(&imu.base);
 	CU_ASSERT_TRUE(typed_size_bound(&imu.base) <= SHMBUS_TYPED_DEFAULT_MAX_SIZE);
+
+	/* A bounded sub-message that came from a newer schema keeps the
+	 * fields this one does not know, and packs them: an orientation with
+	 * a 300-byte unknown field (field 100, length-delimited) is 300 bytes
+	 * past the Quaternion's own bound, which the bound must see. */
+	uint8_t q_wire[4 + 300] = { 0xa2, 0x06, 0xac, 0x02 }; /* key 100/LEN, 300 */
+	ProtobufCMessage *q = protobuf_c_message_unpack(&shmbus__msgs__quaternion__descriptor, NULL,
+						       sizeof(q_wire), q_wire);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_EQUAL(q->n_unknown_fields, 1);
+	imu.orientation = (Shmbus__Msgs__Quaternion *)(void *)q;
+	check_bound(&imu.base);
+	protobuf_c_message_free_unpacked(q, NULL);
 }
 
 /* Publishers in several threads make the plans of the same types at the
