@@ -25,19 +25,19 @@ TYPED_DEFAULT_MAX_SIZE = 512
 # The widest value of each scalar type, without its key (protobuf-c writes
 # int32 and enums sign-extended: ten bytes when negative). As the C walk,
 # codegen/bound.c, which gives generated code its TYPE__SHMBUS_MAX_SIZE.
-_F = None
+_SCALAR_MAX = None
 
 
 def _scalar_max():
-    global _F
-    if _F is None:
+    global _SCALAR_MAX
+    if _SCALAR_MAX is None:
         from google.protobuf.descriptor import FieldDescriptor as F
 
-        _F = {F.TYPE_INT32: 10, F.TYPE_INT64: 10, F.TYPE_UINT64: 10, F.TYPE_SINT64: 10,
+        _SCALAR_MAX = {F.TYPE_INT32: 10, F.TYPE_INT64: 10, F.TYPE_UINT64: 10, F.TYPE_SINT64: 10,
               F.TYPE_ENUM: 10, F.TYPE_UINT32: 5, F.TYPE_SINT32: 5, F.TYPE_BOOL: 1,
               F.TYPE_FIXED32: 4, F.TYPE_SFIXED32: 4, F.TYPE_FLOAT: 4,
               F.TYPE_FIXED64: 8, F.TYPE_SFIXED64: 8, F.TYPE_DOUBLE: 8}
-    return _F
+    return _SCALAR_MAX
 
 
 def _varint_size(v):
