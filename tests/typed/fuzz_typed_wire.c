@@ -6,8 +6,10 @@
  * the whole message with protobuf-c. Checks the walk's promises: the
  * field lies inside the bytes, two walks over unchanged bytes agree, and
  * what is gathered never holds the field. And what a take does with them
- * (codegen/runtime/arena.c): unpacked into one block as an Image and as
- * an Imu, the message packs back into the very bytes protobuf-c's own
+ * (codegen/runtime/arena.c): unpacked into one block as an Image, an Imu,
+ * the test schema's Everything (oneofs, maps, strings, packed and
+ * unpacked repeated fields, nesting) and a proto2 message with required
+ * fields and defaults, the message packs back into the very bytes protobuf-c's own
  * unpack (malloc per piece) gives, and the block is freed whole.
  */
 #include <stdlib.h>
@@ -16,6 +18,8 @@
 #include "internal.h"
 #include "shmbus/msgs/image.pb-c.h"
 #include "shmbus/msgs/imu.pb-c.h"
+#include "shmbus/test/all.pb-c.h"
+#include "shmbus/test/legacy.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,6 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	same_in_one_block(&shmbus__msgs__image__descriptor, data, size);
 	same_in_one_block(&shmbus__msgs__imu__descriptor, data, size);
+	same_in_one_block(&shmbus__test__all__everything__descriptor, data, size);
+	same_in_one_block(&shmbus__test__legacy__frame__descriptor, data, size);
 	if (wire_scan(data, size, DATA_FIELD, NULL, 0, &kept, &n_found, &field, &field_size) != 0)
 		return 0;
 	if (kept > size || (n_found > 0) != (field != NULL) ||
