@@ -268,10 +268,10 @@ void bench_spin_ns(int64_t ns);
  * first-touch page faults of 8 MiB slots under a sanitizer cost seconds). */
 extern const size_t bench_sizes[];
 extern size_t bench_nsizes;
-/* The payload sizes of the throughput cases, and the ring size they use
- * (the same for the bus and the floors). */
+/* The payload sizes of the throughput cases (--smoke: up to 1 MiB), and
+ * the ring size they use (the same for the bus and the floors). */
 extern const size_t bench_tput_sizes[];
-extern const size_t bench_ntput_sizes;
+extern size_t bench_ntput_sizes;
 uint32_t bench_tput_slots(size_t size);
 
 /* Case groups (floors.c, ipc.c, bus_cases.c, iceoryx.c). A round runs in

@@ -26,8 +26,8 @@ int bench_round;
 
 const size_t bench_sizes[] = {64, 4 * BENCH_KIB, 64 * BENCH_KIB, BENCH_MIB, 8 * BENCH_MIB};
 size_t bench_nsizes = sizeof(bench_sizes) / sizeof(bench_sizes[0]);
-const size_t bench_tput_sizes[] = {64, BENCH_MIB};
-const size_t bench_ntput_sizes = sizeof(bench_tput_sizes) / sizeof(bench_tput_sizes[0]);
+const size_t bench_tput_sizes[] = {64, BENCH_MIB, 8 * BENCH_MIB};
+size_t bench_ntput_sizes = sizeof(bench_tput_sizes) / sizeof(bench_tput_sizes[0]);
 
 uint32_t bench_tput_slots(size_t size)
 {

@@ -381,6 +381,9 @@ int main(int argc, char **argv)
 			bench_cfg.rounds = 2;
 			while (bench_nsizes > 1 && bench_sizes[bench_nsizes - 1] > BENCH_MIB)
 				bench_nsizes--;
+			while (bench_ntput_sizes > 1 &&
+			       bench_tput_sizes[bench_ntput_sizes - 1] > BENCH_MIB)
+				bench_ntput_sizes--;
 			bench_cfg.pass_ns = 3000000;
 			bench_cfg.warmup_ns = 1000000;
 			bench_cfg.min_iters = 3;
