@@ -54,9 +54,9 @@ plot datadir."/fanout_alone.dat" using 1:2 with lines dt 2 lw 2 title "publisher
 
 # ---------------------------------------------------------- throughput
 reset
-set terminal pngcairo size 1100,700 font "DejaVu Sans,11" noenhanced
+set terminal pngcairo size 1500,700 font "DejaVu Sans,11" noenhanced
 set output outdir."/throughput.png"
-set multiplot layout 1,2 title "Streaming, one producer on core A, one consumer on core B (median of passes)\n".machine font ",10"
+set multiplot layout 1,3 title "Streaming, one producer on core A, one consumer on core B (median of passes)\n".machine font ",10"
 set grid y
 set style fill solid 0.6
 set boxwidth 0.6
@@ -69,6 +69,8 @@ set ylabel "GB/s"
 set format y "%g"
 set title "1 MiB messages"
 plot datadir."/tput1m.dat" using 0:2:xtic(1) with boxes notitle
+set title "8 MiB messages"
+plot datadir."/tput8m.dat" using 0:2:xtic(1) with boxes notitle
 unset multiplot
 
 # ----------------------------------------------------- slow subscriber
