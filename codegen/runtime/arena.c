@@ -9,7 +9,8 @@
  * first block holds), a piece is never freed on its own, and
  * shmbus_typed_free() gives all the blocks back.
  *
- * The message is protobuf-c's first allocation of an unpack, so it starts
+ * The pieces are decode.c's, or protobuf-c's for the bytes decode.c
+ * leaves to it. The message is the first allocation of an unpack, so it starts
  * the first block and its block is found from it: a message taken this
  * way must be freed by shmbus_typed_free() (or the generated __free),
  * never by protobuf_c_message_free_unpacked(), which would free its
@@ -125,6 +126,15 @@ int typed_arena_unpack(const ProtobufCMessageDescriptor *desc, size_t size, cons
 
 	a.base.allocator_data = &a;
 	*out = NULL;
+	/* decode.c first; what it leaves, protobuf-c into a fresh block. */
+	if (typed_decode(desc, &a.base, data, size, &m) == SHMBUS_OK) {
+		*out = m;
+		return SHMBUS_OK;
+	}
+	blocks_free(a.first);
+	a.first = a.last = NULL;
+	a.used = 0;
+	a.failed = false;
 	m = protobuf_c_message_unpack(desc, &a.base, size, data);
 	if (m && m == (ProtobufCMessage *)(void *)pieces(a.first)) {
 		*out = m;

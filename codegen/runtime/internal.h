@@ -6,7 +6,10 @@
 #ifndef SHMBUS_TYPED_INTERNAL_H
 #define SHMBUS_TYPED_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #include "shmbus/typed.h"
 
@@ -43,6 +46,40 @@ int typed_arena_unpack(const ProtobufCMessageDescriptor *desc, size_t size, cons
 
 /* Frees a message from typed_arena_unpack() (NULL: nothing). */
 void typed_arena_free(ProtobufCMessage *msg);
+
+/* Plans (plans.c): what is worked out once per message type. A plan
+ * starts with a plan_head, is malloc'd, and once in a table lives for the
+ * life of the process. */
+#define PLAN_SLOTS 256
+
+struct plan_head {
+	const ProtobufCMessageDescriptor *desc;
+};
+
+/* Filled once per slot by a compare-and-swap, never emptied; zero
+ * initialised (a static). */
+struct plan_table {
+	_Atomic(struct plan_head *) slot[PLAN_SLOTS];
+};
+
+/* desc's plan in t, or NULL. */
+struct plan_head *plan_table_find(struct plan_table *t, const ProtobufCMessageDescriptor *desc);
+
+/* Puts p in t, or returns the plan another thread put there first for the
+ * same type (p is then freed). NULL: the table is full (p freed). */
+struct plan_head *plan_table_insert(struct plan_table *t, struct plan_head *p);
+
+/* What typed_decode() answers for bytes it leaves to protobuf-c. */
+#define DECODE_FALLBACK 1
+
+/* Unpacks size bytes at data as desc with the pieces from allocator, in
+ * one walk by a plan of the type (decode.c), exactly as
+ * protobuf_c_message_unpack() would: SHMBUS_OK and *out (the first
+ * piece), or DECODE_FALLBACK for bytes it leaves to protobuf-c (including
+ * every one protobuf-c refuses); what it allocated is then still the
+ * allocator's to free. */
+int typed_decode(const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *allocator,
+		 const uint8_t *data, size_t size, ProtobufCMessage **out);
 
 /* At least as many bytes as protobuf_c_message_pack() writes for msg
  * (size_bound.c); SIZE_MAX when it cannot tell. */

@@ -13,7 +13,8 @@
  * whose bound fits the slot is packed straight in; only one whose bound
  * does not is sized exactly (publish.c).
  *
- * Plans live for the life of the process, in a table any thread may fill.
+ * Plans live for the life of the process, in a table any thread may fill
+ * (plans.c).
  */
 #include "internal.h"
 
@@ -22,21 +23,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Types a process publishes; a type that finds the table full is sized
- * exactly, as before plans. */
-#define PLAN_SLOTS 256
 /* The most a length prefix takes. */
 #define PREFIX_MAX 10
 
+/* A type that finds the table full is sized exactly, as before plans. */
 struct plan {
-	const ProtobufCMessageDescriptor *desc;
+	struct plan_head head;
 	size_t fixed; /* the most the fields not in dyn pack into together */
 	unsigned n_dyn;
 	const ProtobufCFieldDescriptor *dyn[]; /* fields measured per message */
 };
 
-/* Filled once per slot by a compare-and-swap, never emptied. */
-static _Atomic(struct plan *) plans[PLAN_SLOTS];
+static struct plan_table plans;
 
 static size_t varint_size(uint64_t v)
 {
@@ -82,46 +80,6 @@ static size_t scalar_max(ProtobufCType type)
 	}
 }
 
-static size_t slot_of(const ProtobufCMessageDescriptor *desc)
-{
-	return (size_t)(((uintptr_t)desc >> 4) * 0x9E3779B97F4A7C15ull >> 56) % PLAN_SLOTS;
-}
-
-static struct plan *plan_find(const ProtobufCMessageDescriptor *desc)
-{
-	for (size_t i = 0, s = slot_of(desc); i < PLAN_SLOTS; i++, s = (s + 1) % PLAN_SLOTS) {
-		/* Acquire: pairs with the release of the CAS that put the plan
-		 * there, so its fields are seen as they were filled. */
-		struct plan *p = atomic_load_explicit(&plans[s], memory_order_acquire);
-
-		if (!p || p->desc == desc)
-			return p;
-	}
-	return NULL;
-}
-
-/* Puts p in the table, or the plan another thread put there first for the
- * same type (p is then freed). NULL: the table is full (p freed). */
-static struct plan *plan_insert(struct plan *p)
-{
-	for (size_t i = 0, s = slot_of(p->desc); i < PLAN_SLOTS; i++, s = (s + 1) % PLAN_SLOTS) {
-		struct plan *seen = NULL;
-
-		/* Release: publishes p's fields to plan_find's acquire load.
-		 * Acquire on failure: seen's fields are read next. */
-		if (atomic_compare_exchange_strong_explicit(&plans[s], &seen, p,
-							    memory_order_acq_rel,
-							    memory_order_acquire))
-			return p;
-		if (seen->desc == p->desc) {
-			free(p);
-			return seen;
-		}
-	}
-	free(p);
-	return NULL;
-}
-
 /* Whether field f goes into its plan's fixed part: a scalar that is
  * neither repeated nor in a oneof; *most is what it packs into at most. */
 static bool fixed_part(const ProtobufCFieldDescriptor *f, size_t *most)
@@ -135,14 +93,14 @@ static bool fixed_part(const ProtobufCFieldDescriptor *f, size_t *most)
 
 static struct plan *plan_get(const ProtobufCMessageDescriptor *desc)
 {
-	struct plan *p = plan_find(desc);
+	struct plan *p = (struct plan *)(void *)plan_table_find(&plans, desc);
 
 	if (p)
 		return p;
 	p = malloc(sizeof(*p) + desc->n_fields * sizeof(p->dyn[0]));
 	if (!p)
 		return NULL;
-	p->desc = desc;
+	p->head.desc = desc;
 	p->fixed = 0;
 	p->n_dyn = 0;
 	for (unsigned i = 0; i < desc->n_fields; i++) {
@@ -154,7 +112,7 @@ static struct plan *plan_get(const ProtobufCMessageDescriptor *desc)
 		else
 			p->dyn[p->n_dyn++] = f;
 	}
-	return plan_insert(p);
+	return (struct plan *)(void *)plan_table_insert(&plans, &p->head);
 }
 
 /* a + b, or SIZE_MAX past it. */

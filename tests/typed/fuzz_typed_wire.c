@@ -6,12 +6,15 @@
  * the whole message with protobuf-c. Checks the walk's promises: the
  * field lies inside the bytes, two walks over unchanged bytes agree, and
  * what is gathered never holds the field. And what a take does with them
- * (codegen/runtime/arena.c): unpacked into one block as an Image, an Imu,
- * the test schema's Everything (oneofs, maps, strings, packed and
- * unpacked repeated fields, nesting) and a proto2 message with required
- * fields and defaults, the message packs back into the very bytes protobuf-c's own
- * unpack (malloc per piece) gives, and the block is freed whole.
+ * (codegen/runtime/arena.c, decode.c): unpacked into one block as an
+ * Image, an Imu, the test schema's Everything (oneofs, maps, strings,
+ * packed and unpacked repeated fields, nesting) and a proto2 message with
+ * required fields and defaults, the message packs back into the very
+ * bytes protobuf-c's own unpack (malloc per piece) gives, the bytes
+ * decode.c takes on itself are exactly those protobuf-c accepts among
+ * them, and the block is freed whole.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,12 +28,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define DATA_FIELD 15u /* shmbus.msgs.Image.data */
 
+/* decode.c on its own (typed_arena_unpack() falls back where it cannot):
+ * its pieces from malloc, remembered to be freed after. */
+static void *pieces_kept[4096];
+static size_t n_kept;
+
+static void *counting_alloc(void *data, size_t size)
+{
+	void *p = n_kept < sizeof(pieces_kept) / sizeof(pieces_kept[0]) ? malloc(size) : NULL;
+
+	(void)data;
+	if (p)
+		pieces_kept[n_kept++] = p;
+	return p;
+}
+
+static void counting_nofree(void *data, void *p)
+{
+	(void)data;
+	(void)p;
+}
+
+static ProtobufCAllocator counting = {counting_alloc, counting_nofree, NULL};
+
+static void counting_free(void)
+{
+	while (n_kept)
+		free(pieces_kept[--n_kept]);
+}
+
 /* One block and malloc per piece decode the same, or both refuse. */
 static void same_in_one_block(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
 			      size_t size)
 {
 	ProtobufCMessage *block = NULL, *pieces = protobuf_c_message_unpack(desc, NULL, size, data);
 	int rc = typed_arena_unpack(desc, size, data, &block);
+	bool accepted = pieces != NULL;
 
 	if ((rc == SHMBUS_OK) != (pieces != NULL) || (rc == SHMBUS_OK) != (block != NULL))
 		abort();
@@ -47,6 +80,9 @@ static void same_in_one_block(const ProtobufCMessageDescriptor *desc, const uint
 	}
 	typed_arena_free(block);
 	protobuf_c_message_free_unpacked(pieces, NULL);
+	if (typed_decode(desc, &counting, data, size, &block) == SHMBUS_OK && !accepted)
+		abort(); /* decode.c kept bytes protobuf-c refuses */
+	counting_free();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

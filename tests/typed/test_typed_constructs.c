@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h" /* typed_size_bound(), size_bound.c compiled in */
+#include "internal.h" /* typed_size_bound(), typed_decode(): size_bound.c, decode.c compiled in */
 
 #include "golden.shmbus.h"
 #include "nopkg.shmbus.h"
@@ -21,6 +21,7 @@
 #include "shmbus/test/all.shmbus.h"
 #include "shmbus/test/bound.shmbus.h"
 #include "shmbus/test/common/units.shmbus.h"
+#include "shmbus/test/legacy.shmbus.h"
 
 #define WAIT_NS 2000000000LL
 
@@ -475,6 +476,190 @@ static void test_legacy_type_pieces(void)
 	shmbus_pub_close(pub);
 }
 
+/* decode.c on its own: its pieces from malloc, kept to be freed after. */
+static void *decoded[256];
+static size_t n_decoded;
+
+static void *decoded_alloc(void *data, size_t size)
+{
+	void *p = n_decoded < sizeof(decoded) / sizeof(decoded[0]) ? malloc(size) : NULL;
+
+	(void)data;
+	if (p)
+		decoded[n_decoded++] = p;
+	return p;
+}
+
+static void decoded_nofree(void *data, void *p)
+{
+	(void)data;
+	(void)p;
+}
+
+static ProtobufCAllocator decoding = { decoded_alloc, decoded_nofree, NULL };
+
+static void decoded_free(void)
+{
+	while (n_decoded)
+		free(decoded[--n_decoded]);
+}
+
+/* Two messages of one type pack into the same bytes. */
+static void check_same_packed(const ProtobufCMessage *a, const ProtobufCMessage *b)
+{
+	size_t n = protobuf_c_message_get_packed_size(a);
+	uint8_t *pa = malloc(n + 1), *pb = malloc(n + 1);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pa);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pb);
+	CU_ASSERT_EQUAL_FATAL(protobuf_c_message_get_packed_size(b), n);
+	CU_ASSERT_EQUAL(protobuf_c_message_pack(a, pa), n);
+	CU_ASSERT_EQUAL(protobuf_c_message_pack(b, pb), n);
+	CU_ASSERT_EQUAL(memcmp(pa, pb, n), 0);
+	free(pa);
+	free(pb);
+}
+
+/* What decode.c answers for wire as type (`expect`: SHMBUS_OK, where it
+ * must then give what protobuf-c gives, or DECODE_FALLBACK); and a take's
+ * unpack (decode.c, else protobuf-c into one block) gives protobuf-c's
+ * message, or refuses with it. The decoded message, or NULL, is left in
+ * *out until the next call (n_decoded pieces). */
+static void check_decode(const struct shmbus_typed_type *type, const uint8_t *wire, size_t size,
+			 int expect, ProtobufCMessage **out)
+{
+	ProtobufCMessage *theirs = protobuf_c_message_unpack(type->descriptor, NULL, size, wire);
+	ProtobufCMessage *block = NULL;
+	int rc;
+
+	decoded_free();
+	*out = NULL;
+	rc = typed_decode(type->descriptor, &decoding, wire, size, out);
+	CU_ASSERT_EQUAL(rc, expect);
+	if (rc == SHMBUS_OK) {
+		CU_ASSERT_PTR_NOT_NULL_FATAL(theirs);
+		check_same_packed(*out, theirs);
+	} else {
+		*out = NULL;
+	}
+	rc = shmbus_typed_unpack(type, NULL, wire, size, &block);
+	CU_ASSERT_EQUAL(rc, theirs ? SHMBUS_OK : SHMBUS_EBADMSG);
+	if (block && theirs)
+		check_same_packed(block, theirs);
+	shmbus_typed_free(type, block, NULL);
+	protobuf_c_message_free_unpacked(theirs, NULL);
+}
+
+static void test_one_walk_decode(void)
+{
+	const struct shmbus_typed_type *all = &shmbus__test__all__everything__shmbus_type;
+	Shmbus__Msgs__Imu imu;
+	Shmbus__Msgs__Header header;
+	Shmbus__Msgs__Vector3 v = SHMBUS__MSGS__VECTOR3__INIT;
+	Shmbus__Msgs__Quaternion q = SHMBUS__MSGS__QUATERNION__INIT;
+	Shmbus__Test__Legacy__Frame frame = SHMBUS__TEST__LEGACY__FRAME__INIT;
+	double cov[9];
+	ProtobufCMessage *m;
+	Everything *g;
+	uint8_t *wire, buf[1024];
+	size_t size;
+
+	/* Every construct, as protobuf-c packs it: decoded in one walk. */
+	fill();
+	size = shmbus__test__all__everything__get_packed_size(&f.e);
+	wire = malloc(size + 16);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(wire);
+	shmbus__test__all__everything__pack(&f.e, wire);
+	check_decode(all, wire, size, SHMBUS_OK, &m);
+	check_fields((Everything *)m, 1, 1);
+	check_decode(all, wire, 0, SHMBUS_OK, &m);
+	/* Cut short inside its last field: refused by both. */
+	check_decode(all, wire, size - 1, DECODE_FALLBACK, &m);
+
+	/* A field this schema does not know (100, varint) is protobuf-c's to
+	 * keep as an unknown field. */
+	memcpy(wire + size, "\xa0\x06\x01", 3);
+	check_decode(all, wire, size + 3, DECODE_FALLBACK, &m);
+	free(wire);
+
+	/* What encoders other than protobuf-c may write, read as protobuf-c
+	 * reads it: a repeated int32 one value at a time, around other
+	 * fields; a scalar and a string given twice (the last wins); a bool
+	 * whose only set bits are in its tenth byte (true). */
+	static const uint8_t odd[] = {
+		0x50, 0x05,                                     /* numbers */
+		0x90, 0x01, 0x03, 0x90, 0x01, 0x04,             /* int */
+		0x50, 0x07,                                     /* numbers */
+		0x9a, 0x01, 0x01, 'a', 0x9a, 0x01, 0x01, 'b',   /* default */
+		0xb0, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02, /* struct */
+	};
+	check_decode(all, odd, sizeof(odd), SHMBUS_OK, &m);
+	g = (Everything *)m;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	CU_ASSERT_EQUAL_FATAL(g->n_numbers, 2);
+	CU_ASSERT_EQUAL(g->numbers[0], 5);
+	CU_ASSERT_EQUAL(g->numbers[1], 7);
+	CU_ASSERT_EQUAL(g->int_, 4);
+	CU_ASSERT_STRING_EQUAL(g->default_, "b");
+	CU_ASSERT_TRUE(g->struct_);
+
+	/* A sub-message given twice is merged, a oneof set twice keeps the
+	 * last, a repeated field given one value at a time and packed too,
+	 * or packed twice, is joined: protobuf-c's to do. */
+	static const uint8_t twice[] = { 0x0a, 0x02, 0x08, 0x01, 0x0a, 0x02, 0x10, 0x02 };
+	static const uint8_t oneof_twice[] = { 0x32, 0x01, 'x', 0x38, 0x05 };
+	static const uint8_t mixed[] = { 0x50, 0x05, 0x52, 0x02, 0x01, 0x02 };
+	static const uint8_t packed_twice[] = { 0x52, 0x01, 0x01, 0x52, 0x02, 0x02, 0x03 };
+	check_decode(all, twice, sizeof(twice), DECODE_FALLBACK, &m);
+	check_decode(all, oneof_twice, sizeof(oneof_twice), DECODE_FALLBACK, &m);
+	check_decode(all, mixed, sizeof(mixed), DECODE_FALLBACK, &m);
+	check_decode(all, packed_twice, sizeof(packed_twice), DECODE_FALLBACK, &m);
+	/* Packed bytes holding no whole varint: refused (found by
+	 * fuzz_typed_wire). */
+	static const uint8_t unterminated[] = { 0x6a, 0x02, 0xff, 0xfd };
+	check_decode(all, unterminated, sizeof(unterminated), DECODE_FALLBACK, &m);
+
+	/* An Imu as a driver fills it. */
+	shmbus__msgs__imu__init(&imu);
+	shmbus__msgs__header__init(&header);
+	header.frame_id = (char *)"imu_link";
+	header.stamp_ns = 1764000000123456789;
+	for (int i = 0; i < 9; i++)
+		cov[i] = i * 0.25 - 1;
+	v.x = 0.5;
+	v.z = 9.81;
+	q.w = 1;
+	imu.header = &header;
+	imu.orientation = &q;
+	imu.angular_velocity = &v;
+	imu.linear_acceleration = &v;
+	imu.n_orientation_covariance = imu.n_angular_velocity_covariance =
+		imu.n_linear_acceleration_covariance = 9;
+	imu.orientation_covariance = imu.angular_velocity_covariance =
+		imu.linear_acceleration_covariance = cov;
+	size = shmbus__msgs__imu__pack(&imu, buf);
+	check_decode(&shmbus__msgs__imu__shmbus_type, buf, size, SHMBUS_OK, &m);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_STRING_EQUAL(((Shmbus__Msgs__Imu *)m)->header->frame_id, "imu_link");
+	CU_ASSERT_EQUAL(((Shmbus__Msgs__Imu *)m)->linear_acceleration_covariance[8], 1.0);
+
+	/* proto2: required fields, a default, has_ flags. Without its
+	 * required checksum a Frame is refused by protobuf-c. */
+	frame.id = 7;
+	frame.checksum.data = (uint8_t *)"\x01\x02";
+	frame.checksum.len = 2;
+	frame.has_pixels = 1;
+	frame.pixels.data = (uint8_t *)"px";
+	frame.pixels.len = 2;
+	size = shmbus__test__legacy__frame__pack(&frame, buf);
+	check_decode(&shmbus__test__legacy__frame__shmbus_type, buf, size, SHMBUS_OK, &m);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_STRING_EQUAL(((Shmbus__Test__Legacy__Frame *)m)->note, "none");
+	CU_ASSERT_TRUE(((Shmbus__Test__Legacy__Frame *)m)->has_pixels);
+	check_decode(&shmbus__test__legacy__frame__shmbus_type, buf, 2, DECODE_FALLBACK, &m);
+	decoded_free();
+}
+
 /* The bound a publish packs against without sizing: never below what
  * protobuf-c packs, for every construct (strings, bytes, repeated and map
  * fields, oneofs, nested and imported messages, unknown fields). */
@@ -669,6 +854,7 @@ static void add(void)
 	CU_add_test(s, "taken in one block, chained blocks", test_one_block_chained);
 	CU_add_test(s, "a type without the arena flag: pieces", test_legacy_type_pieces);
 	CU_add_test(s, "the size bound covers every construct", test_size_bound);
+	CU_add_test(s, "one walk decodes as protobuf-c, else leaves it to it", test_one_walk_decode);
 	CU_add_test(s, "a message that fits exactly, its bound not", test_fits_exactly);
 }
 
