@@ -476,6 +476,24 @@ static void test_legacy_type_pieces(void)
 	shmbus_pub_close(pub);
 }
 
+/* An Imu as a driver fills it: a header with a frame id, both vectors
+ * (the same one), the three 3x3 covariances (the same nine values). */
+static void imu_fill(Shmbus__Msgs__Imu *imu, Shmbus__Msgs__Header *header,
+		     Shmbus__Msgs__Vector3 *v, double *cov)
+{
+	shmbus__msgs__imu__init(imu);
+	shmbus__msgs__header__init(header);
+	shmbus__msgs__vector3__init(v);
+	header->frame_id = (char *)"imu_link";
+	imu->header = header;
+	imu->angular_velocity = v;
+	imu->linear_acceleration = v;
+	imu->n_orientation_covariance = imu->n_angular_velocity_covariance =
+		imu->n_linear_acceleration_covariance = 9;
+	imu->orientation_covariance = imu->angular_velocity_covariance =
+		imu->linear_acceleration_covariance = cov;
+}
+
 /* decode.c on its own: its pieces from malloc, kept to be freed after. */
 static void *decoded[256];
 static size_t n_decoded;
@@ -555,7 +573,7 @@ static void test_one_walk_decode(void)
 	const struct shmbus_typed_type *all = &shmbus__test__all__everything__shmbus_type;
 	Shmbus__Msgs__Imu imu;
 	Shmbus__Msgs__Header header;
-	Shmbus__Msgs__Vector3 v = SHMBUS__MSGS__VECTOR3__INIT;
+	Shmbus__Msgs__Vector3 v;
 	Shmbus__Msgs__Quaternion q = SHMBUS__MSGS__QUATERNION__INIT;
 	Shmbus__Test__Legacy__Frame frame = SHMBUS__TEST__LEGACY__FRAME__INIT;
 	double cov[9];
@@ -619,24 +637,15 @@ static void test_one_walk_decode(void)
 	static const uint8_t unterminated[] = { 0x6a, 0x02, 0xff, 0xfd };
 	check_decode(all, unterminated, sizeof(unterminated), DECODE_FALLBACK, &m);
 
-	/* An Imu as a driver fills it. */
-	shmbus__msgs__imu__init(&imu);
-	shmbus__msgs__header__init(&header);
-	header.frame_id = (char *)"imu_link";
+	/* An Imu as a driver fills it, with an orientation. */
+	imu_fill(&imu, &header, &v, cov);
 	header.stamp_ns = 1764000000123456789;
 	for (int i = 0; i < 9; i++)
 		cov[i] = i * 0.25 - 1;
 	v.x = 0.5;
 	v.z = 9.81;
 	q.w = 1;
-	imu.header = &header;
 	imu.orientation = &q;
-	imu.angular_velocity = &v;
-	imu.linear_acceleration = &v;
-	imu.n_orientation_covariance = imu.n_angular_velocity_covariance =
-		imu.n_linear_acceleration_covariance = 9;
-	imu.orientation_covariance = imu.angular_velocity_covariance =
-		imu.linear_acceleration_covariance = cov;
 	size = shmbus__msgs__imu__pack(&imu, buf);
 	check_decode(&shmbus__msgs__imu__shmbus_type, buf, size, SHMBUS_OK, &m);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
@@ -718,18 +727,8 @@ static void test_size_bound(void)
 
 	/* An Imu as a driver fills it stays under the typed default size, so
 	 * its publisher never sizes it first. */
-	shmbus__msgs__imu__init(&imu);
-	shmbus__msgs__header__init(&header);
-	shmbus__msgs__vector3__init(&v);
-	header.frame_id = (char *)"imu_link";
+	imu_fill(&imu, &header, &v, cov);
 	header.stamp_ns = INT64_MAX;
-	imu.header = &header;
-	imu.angular_velocity = &v;
-	imu.linear_acceleration = &v;
-	imu.n_orientation_covariance = imu.n_angular_velocity_covariance =
-		imu.n_linear_acceleration_covariance = 9;
-	imu.orientation_covariance = imu.angular_velocity_covariance =
-		imu.linear_acceleration_covariance = cov;
 	check_bound(&imu.base);
 	CU_ASSERT_TRUE(typed_size_bound(&imu.base) <= SHMBUS_TYPED_DEFAULT_MAX_SIZE);
 
