@@ -746,16 +746,30 @@ static void test_size_bound(void)
 	protobuf_c_message_free_unpacked(q, NULL);
 }
 
-/* Publishers in several threads make the plans of the same types at the
- * same time (the first messages of a process): each gets a plan that
- * bounds its message (ThreadSanitizer checks the table's atomics). This
- * test runs first, while no plan exists. */
+/* Publishers and subscribers in several threads make the plans of the
+ * same types at the same time (the first messages of a process): each
+ * gets a plan that bounds its message, and decodes it (ThreadSanitizer
+ * checks the tables' atomics: this test is in the concurrency suite). It
+ * runs first, while no plan exists. */
 #define RACERS 4
 
 struct racer {
 	pthread_barrier_t *start;
+	const uint8_t *wire, *imu_wire; /* an Everything and an Imu, packed */
+	size_t size, imu_size;
 	bool ok;
 };
+
+/* size bytes at wire unpack as type (decode.c makes the type's plans at
+ * its first message, racing other threads here). */
+static bool decodes(const struct shmbus_typed_type *type, const uint8_t *wire, size_t size)
+{
+	ProtobufCMessage *m = NULL;
+	bool ok = shmbus_typed_unpack(type, NULL, wire, size, &m) == SHMBUS_OK;
+
+	shmbus_typed_free(type, m, NULL);
+	return ok;
+}
 
 static void *race_bounds(void *arg)
 {
@@ -776,7 +790,9 @@ static void *race_bounds(void *arg)
 	r->ok = typed_size_bound(&imu.base) >= protobuf_c_message_get_packed_size(&imu.base) &&
 		typed_size_bound(&n.base) >= protobuf_c_message_get_packed_size(&n.base) &&
 		typed_size_bound(&f.e.base) >= protobuf_c_message_get_packed_size(&f.e.base) &&
-		typed_size_bound(&a.base) == SHMBUS__TEST__BOUND__SCALARS__SHMBUS_MAX_SIZE;
+		typed_size_bound(&a.base) == SHMBUS__TEST__BOUND__SCALARS__SHMBUS_MAX_SIZE &&
+		decodes(&shmbus__test__all__everything__shmbus_type, r->wire, r->size) &&
+		decodes(&shmbus__msgs__imu__shmbus_type, r->imu_wire, r->imu_size);
 	return NULL;
 }
 
@@ -785,11 +801,27 @@ static void test_bound_plans_race(void)
 	pthread_barrier_t start;
 	pthread_t t[RACERS];
 	struct racer r[RACERS];
+	Shmbus__Msgs__Imu imu;
+	Shmbus__Msgs__Header header;
+	Shmbus__Msgs__Vector3 v;
+	double cov[9] = { 0 };
+	uint8_t imu_wire[1024], *wire;
+	size_t size, imu_size;
 
 	fill();
+	size = shmbus__test__all__everything__get_packed_size(&f.e);
+	wire = malloc(size);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(wire);
+	shmbus__test__all__everything__pack(&f.e, wire);
+	imu_fill(&imu, &header, &v, cov);
+	imu_size = shmbus__msgs__imu__pack(&imu, imu_wire);
 	CU_ASSERT_EQUAL_FATAL(pthread_barrier_init(&start, NULL, RACERS), 0);
 	for (int i = 0; i < RACERS; i++) {
 		r[i].start = &start;
+		r[i].wire = wire;
+		r[i].size = size;
+		r[i].imu_wire = imu_wire;
+		r[i].imu_size = imu_size;
 		r[i].ok = false;
 		CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, race_bounds, &r[i]), 0);
 	}
@@ -798,6 +830,7 @@ static void test_bound_plans_race(void)
 		CU_ASSERT_TRUE(r[i].ok);
 	}
 	pthread_barrier_destroy(&start);
+	free(wire);
 }
 
 /* A message that fits its topic exactly, though its bound does not: it is
@@ -843,7 +876,7 @@ static void add(void)
 {
 	CU_pSuite s = h_add_bus_suite("typed_constructs", "constructs");
 
-	CU_add_test(s, "size-bound plans made by racing threads", test_bound_plans_race);
+	CU_add_test(s, "size and decoding plans made by racing threads", test_bound_plans_race);
 
 	CU_add_test(s, "every construct round-trips", test_round_trip);
 	CU_add_test(s, "view of a field in the middle", test_view_in_the_middle);
