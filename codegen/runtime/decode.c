@@ -18,8 +18,9 @@
  * message when its first element is met.
  *
  * It gives exactly what protobuf-c gives, and only where that is simple.
- * On a field the descriptor does not know (protobuf-c keeps it as an
- * unknown field), a singular sub-message given twice (merged), a second
+ * A field the descriptor does not know (a newer schema's) is kept as
+ * protobuf-c keeps it: an unknown field, its bytes packed again after the
+ * known ones. On a singular sub-message given twice (merged), a second
  * member of a oneof (the first one freed), a repeated field given both
  * packed and not, a missing required field, a wire type protobuf-c reads
  * oddly or refuses, a varint or length protobuf-c refuses, more than 64
@@ -576,6 +577,59 @@ static bool element_get(ProtobufCMessage *m, struct dplan *plan, unsigned i, enu
 	return true;
 }
 
+/* Fields from *at on whose numbers desc does not know (the one at *at
+ * included, its key read). false: a field protobuf-c refuses. */
+static bool unknowns_count(const ProtobufCMessageDescriptor *desc, const uint8_t *at,
+			   const uint8_t *end, unsigned wire, size_t *count)
+{
+	size_t n = 1;
+
+	if (!value_skip(&at, end, wire))
+		return false;
+	while (at < end) {
+		uint32_t number;
+		unsigned other_wire;
+
+		if (!key_read(&at, end, &number, &other_wire) || !value_skip(&at, end, other_wire))
+			return false;
+		n += !field_find(desc, number);
+	}
+	*count = n;
+	return true;
+}
+
+/* A field of a number desc does not know (its key read: number, wire),
+ * kept as protobuf-c keeps it: its value's bytes as they are on the wire
+ * (a length prefix included), in the message's unknown fields, whose
+ * array is made at the first one (room: its size). */
+static bool unknown_get(ProtobufCMessage *m, const ProtobufCMessageDescriptor *desc,
+			uint32_t number, unsigned wire, const uint8_t **at, const uint8_t *end,
+			size_t *room, ProtobufCAllocator *allocator)
+{
+	const uint8_t *value = *at;
+	ProtobufCMessageUnknownField *u;
+	size_t count;
+
+	if (!m->unknown_fields) {
+		if (!unknowns_count(desc, *at, end, wire, &count) ||
+		    count > SIZE_MAX / sizeof(*u) ||
+		    !(m->unknown_fields = piece(allocator, count * sizeof(*u))))
+			return false;
+		*room = count;
+	}
+	if (m->n_unknown_fields == *room || !value_skip(at, end, wire))
+		return false;
+	u = &m->unknown_fields[m->n_unknown_fields];
+	u->tag = number;
+	u->wire_type = (ProtobufCWireType)wire;
+	u->len = (size_t)(*at - value);
+	if (!(u->data = piece(allocator, u->len)))
+		return false;
+	memcpy(u->data, value, u->len);
+	m->n_unknown_fields++;
+	return true;
+}
+
 static int decode_message(struct dplan *plan, ProtobufCAllocator *allocator, const uint8_t *data,
 			  size_t size, unsigned depth, ProtobufCMessage **out)
 {
@@ -584,6 +638,7 @@ static int decode_message(struct dplan *plan, ProtobufCAllocator *allocator, con
 	ProtobufCMessage *m;
 	uint64_t seen = 0;
 	size_t room[FIELDS_MAX]; /* of each repeated field, once its array is made */
+	size_t unknown_room = 0;
 
 	if (depth > DEPTH_MAX || !plan->usable)
 		return DECODE_FALLBACK;
@@ -606,8 +661,15 @@ static int decode_message(struct dplan *plan, ProtobufCAllocator *allocator, con
 		} else {
 			const ProtobufCFieldDescriptor *field;
 
-			if (!key_read(&p, end, &number, &wire) || !(field = field_find(desc, number)) ||
-			    (op = op_for(field, wire)) == OP_NONE)
+			if (!key_read(&p, end, &number, &wire))
+				return DECODE_FALLBACK;
+			if (!(field = field_find(desc, number))) {
+				if (!unknown_get(m, desc, number, wire, &p, end, &unknown_room,
+						 allocator))
+					return DECODE_FALLBACK;
+				continue;
+			}
+			if ((op = op_for(field, wire)) == OP_NONE)
 				return DECODE_FALLBACK;
 			i = (unsigned)(field - desc->fields);
 		}

@@ -594,11 +594,34 @@ static void test_one_walk_decode(void)
 	/* Cut short inside its last field: refused by both. */
 	check_decode(all, wire, size - 1, DECODE_FALLBACK, &m);
 
-	/* A field this schema does not know (100, varint) is protobuf-c's to
-	 * keep as an unknown field. */
+	/* A field this schema does not know (100, varint) is kept as an
+	 * unknown field, as protobuf-c keeps it. */
 	memcpy(wire + size, "\xa0\x06\x01", 3);
-	check_decode(all, wire, size + 3, DECODE_FALLBACK, &m);
+	check_decode(all, wire, size + 3, SHMBUS_OK, &m);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->n_unknown_fields, 1);
 	free(wire);
+
+	/* Unknown fields of every wire type, in a sub-message too (an Inner
+	 * from a newer schema: field 9, length-delimited). */
+	static const uint8_t newer[] = {
+		0x1a, 0x08, 0x0a, 0x01, 'i', 0x4a, 0x03, 'n', 'e', 'w', /* inner */
+		0xa8, 0x06, 0x96, 0x01,                                 /* 101, varint */
+		0x90, 0x01, 0x03,                                       /* int */
+		0xb1, 0x06, 1, 2, 3, 4, 5, 6, 7, 8,                     /* 102, 64-bit */
+		0xbd, 0x06, 1, 2, 3, 4,                                 /* 103, 32-bit */
+	};
+	check_decode(all, newer, sizeof(newer), SHMBUS_OK, &m);
+	g = (Everything *)m;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	CU_ASSERT_EQUAL(g->base.n_unknown_fields, 3);
+	CU_ASSERT_EQUAL(g->int_, 3);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g->inner);
+	CU_ASSERT_EQUAL(g->inner->base.n_unknown_fields, 1);
+	CU_ASSERT_STRING_EQUAL(g->inner->label, "i");
+	/* An unknown field of a wire type protobuf-c refuses (a group). */
+	static const uint8_t group[] = { 0xa3, 0x06 };
+	check_decode(all, group, sizeof(group), DECODE_FALLBACK, &m);
 
 	/* What encoders other than protobuf-c may write, read as protobuf-c
 	 * reads it: a repeated int32 one value at a time, around other
