@@ -499,11 +499,14 @@ static bool packed_get(const struct dplan *plan, unsigned i, const uint8_t *p, s
 	return true;
 }
 
-/* Elements of field `number` sent one at a time with this wire type from
- * *at on (the one at *at included). false: a value protobuf-c refuses, or
- * the same field packed as well. */
-static bool elements_count(const uint8_t *at, const uint8_t *end, uint32_t number, unsigned wire,
-			   size_t *count)
+/* From the value at *at (its key read: number, of this wire type) to the
+ * end of the message, the fields of that number (or, `unknown`, every
+ * field desc does not know), the one at *at included. false: a value
+ * protobuf-c refuses, or a field of that number with another wire type
+ * (an array sent both packed and not). */
+static bool rest_count(const ProtobufCMessageDescriptor *desc, const uint8_t *at,
+		       const uint8_t *end, uint32_t number, unsigned wire, bool unknown,
+		       size_t *count)
 {
 	size_t n = 1;
 
@@ -515,7 +518,9 @@ static bool elements_count(const uint8_t *at, const uint8_t *end, uint32_t numbe
 
 		if (!key_read(&at, end, &other, &other_wire) || !value_skip(&at, end, other_wire))
 			return false;
-		if (other == number) {
+		if (unknown) {
+			n += !field_find(desc, other);
+		} else if (other == number) {
 			if (other_wire != wire)
 				return false;
 			n++;
@@ -567,34 +572,14 @@ static bool element_get(ProtobufCMessage *m, struct dplan *plan, unsigned i, enu
 		*n += count;
 		return true;
 	}
-	if (!*array_of(m, plan, i) && !elements_count(*at, end, number, wire, &count))
+	if (!*array_of(m, plan, i) &&
+	    !rest_count(plan->head.desc, *at, end, number, wire, false, &count))
 		return false;
 	if (!room_for(m, plan, i, count, room, allocator) ||
 	    !value_get(op, plan, i, at, end, *array_of(m, plan, i) + *n * plan->elem_size[i],
 		       allocator, depth))
 		return false;
 	++*n;
-	return true;
-}
-
-/* Fields from *at on whose numbers desc does not know (the one at *at
- * included, its key read). false: a field protobuf-c refuses. */
-static bool unknowns_count(const ProtobufCMessageDescriptor *desc, const uint8_t *at,
-			   const uint8_t *end, unsigned wire, size_t *count)
-{
-	size_t n = 1;
-
-	if (!value_skip(&at, end, wire))
-		return false;
-	while (at < end) {
-		uint32_t number;
-		unsigned other_wire;
-
-		if (!key_read(&at, end, &number, &other_wire) || !value_skip(&at, end, other_wire))
-			return false;
-		n += !field_find(desc, number);
-	}
-	*count = n;
 	return true;
 }
 
@@ -611,7 +596,7 @@ static bool unknown_get(ProtobufCMessage *m, const ProtobufCMessageDescriptor *d
 	size_t count;
 
 	if (!m->unknown_fields) {
-		if (!unknowns_count(desc, *at, end, wire, &count) ||
+		if (!rest_count(desc, *at, end, number, wire, true, &count) ||
 		    count > SIZE_MAX / sizeof(*u) ||
 		    !(m->unknown_fields = piece(allocator, count * sizeof(*u))))
 			return false;
