@@ -148,7 +148,7 @@ static void test_lapped_pace(void)
 	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
 	CU_ASSERT_EQUAL(info.seq, 24);
 	CU_ASSERT_EQUAL(info.lost, 24);
-	/* In overload now: a view (at lag 15) during which 5 messages are
+	/* Pacing now: a view (at lag 15) during which 5 messages are
 	 * published is overwritten, and teaches the reader its hold costs 5. */
 	CU_ASSERT_EQUAL(ring_view(&r, &view), 0);
 	CU_ASSERT_EQUAL(view.info.seq, 25);
@@ -199,7 +199,9 @@ static void test_lapped_pace(void)
 	 * on the number the publisher is still writing, again at every look
 	 * while it writes without pause, and a reader that holds nothing never
 	 * learns better: it holds what it has instead, and the estimate comes
-	 * down. */
+	 * down. (The reader caught up above, which ended its pacing: it is
+	 * behind again here.) */
+	r.pacing = true;
 	r.advance = 16;
 	for (uint64_t i = 64; i < 72; i++)
 		CU_ASSERT_EQUAL(send_u64(&w, i), 0);
@@ -219,6 +221,45 @@ static void test_lapped_pace(void)
 	CU_ASSERT_TRUE(r.advance < 16);
 	CU_ASSERT_EQUAL(r.received + r.lost + (r.next < ring_head(&m) ? ring_head(&m) - r.next : 0),
 			ring_head(&m));
+	topic_unmap(&m);
+}
+
+/* A reader slower than its publisher for good (the publisher puts two
+ * messages in the ring while the reader holds one) stays paced for as long
+ * as it is behind, not for a fixed number of messages after a lap: left to
+ * drift, it would sit at the oldest message again and have each view
+ * overwritten while held. It stops pacing once it has caught up. */
+static void test_lapped_pace_holds(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r;
+	struct shmbus_view view;
+	make_topic(&m, 16, 64);
+	ring_writer_init(&w, &m, &lines[0], 0, 1);
+	ring_reader_init(&r, &m, &lines[32], 0, 0);
+	uint64_t sent = 0;
+	for (; sent < 40; sent++)
+		CU_ASSERT_EQUAL(send_u64(&w, sent), 0);
+	uint64_t overwritten = 0, held = 0;
+	for (int i = 0; i < 1000; i++) {
+		CU_ASSERT_EQUAL_FATAL(ring_view(&r, &view), 0);
+		for (int k = 0; k < 2; k++, sent++)
+			CU_ASSERT_EQUAL(send_u64(&w, sent), 0);
+		if (ring_release(&r, &view) != 0 && i >= 4)
+			overwritten++; /* the first holds teach it what one costs */
+		held++;
+	}
+	CU_ASSERT_EQUAL(overwritten, 0);
+	CU_ASSERT_TRUE(r.pacing);
+	/* Caught up: pacing ends, and every number is accounted for. */
+	uint64_t v;
+	struct shmbus_msg_info info;
+	while (ring_take(&r, &v, sizeof(v), &info) == 0)
+		CU_ASSERT_EQUAL(v, info.seq);
+	CU_ASSERT_FALSE(r.pacing);
+	CU_ASSERT_EQUAL(r.received + r.lost, ring_head(&m));
+	CU_ASSERT_TRUE(held > 0);
 	topic_unmap(&m);
 }
 
@@ -1425,6 +1466,8 @@ static void add(void)
 	CU_add_test(s, "wrap-around", test_wraparound);
 	CU_add_test(s, "lapped: exact loss", test_lapped_exact_loss);
 	CU_add_test(s, "lapped: a slow reader paces itself", test_lapped_pace);
+	CU_add_test(s, "lapped: a reader slower for good stays paced until it catches up",
+		    test_lapped_pace_holds);
 	CU_add_test(s, "view invalidated while held", test_view_invalidated);
 	CU_add_test(s, "batches: take_many and view_many, exact losses", test_batches);
 	CU_add_test(s, "history for late joiners", test_history);

@@ -43,8 +43,6 @@ void AnnotateIgnoreReadsEnd(const char *file, int line);
 #define RACY_COPY_END() ((void)0)
 #endif
 
-/* Messages after a lap during which a pacing reader checks the head. */
-#define OVERLOAD_WINDOW 64u
 /* A lost wake-up (a client scribbled the wake board) costs at most this. */
 #define WAIT_MAX_NAP_NS 200000000ll
 
@@ -403,7 +401,7 @@ void ring_reader_move(struct ring_reader *r, const struct topic_map *next)
 	}
 	r->map = next;
 	r->stall_since = 0;
-	r->overload = 0;
+	r->pacing = false;
 	r->idle_polls = 0;
 	/* A ring in between that the broker no longer had (all it keeps were
 	 * in use, or it restarted): what it carried is lost to this reader,
@@ -430,17 +428,17 @@ static void reader_lapped(struct ring_reader *r)
 	if (!r->oldest_on_lap) {
 		uint64_t keep = ring > 1 + 2 * r->advance ? ring - 1 - 2 * r->advance : 0;
 		target = head > 1 + keep ? head - 1 - keep : 0;
-		r->overload = OVERLOAD_WINDOW;
+		r->pacing = true;
 	}
 	reader_lose(r, target > r->next + 1 ? target : r->next + 1);
 }
 
-/* A pacing reader in overload, about to hold message n: if the publishers
+/* A pacing reader (lapped, not caught up since), about to hold message n: if the publishers
  * will overwrite it before the hold ends, skip to the oldest one they will
  * not (a message it could not keep is lost either way; that one it can). */
 static bool reader_pace(struct ring_reader *r, uint64_t n)
 {
-	if (!r->overload)
+	if (!r->pacing)
 		return false;
 	uint64_t ring = (uint64_t)r->map->mask + 1;
 	uint64_t head = ring_head(r->map);
@@ -470,9 +468,8 @@ static bool reader_pace(struct ring_reader *r, uint64_t n)
  * moved, kept as a slowly decaying maximum. */
 static void reader_paced(struct ring_reader *r)
 {
-	if (!r->overload)
+	if (!r->pacing)
 		return;
-	r->overload--;
 	uint64_t head = ring_head(r->map);
 	uint64_t moved = head > r->held_head ? head - r->held_head : 0;
 	uint64_t decayed = r->advance - r->advance / 8;
@@ -595,7 +592,11 @@ static int reader_find(struct ring_reader *r, uint64_t *st)
 			return 0;
 		if (p == PEEK_END)
 			return RING_SEALED;
-		if (p == PEEK_NOTHING && !reader_idle(r))
+		if (p != PEEK_NOTHING)
+			continue;
+		/* Caught up: pacing was for a reader behind its publishers. */
+		r->pacing = false;
+		if (!reader_idle(r))
 			return SHMBUS_EAGAIN;
 	}
 }

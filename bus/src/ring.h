@@ -50,10 +50,11 @@ struct ring_reader {
 	uint64_t stall_head;       /* numbers below it were handed out by then */
 	uint32_t idle_polls;
 	/* Pacing a subscriber slower than its publishers (SHMBUS_LAPPED_PACE):
-	 * after a lap, for `overload` more messages, it looks at the head
-	 * before each one and skips ahead when the message would be overwritten
-	 * while held; `advance` is how far the head moved during one hold. */
-	uint32_t overload;
+	 * from a lap until it finds nothing new (it caught up), it looks at the
+	 * head before each message and skips ahead when the message would be
+	 * overwritten while held; `advance` is how far the head moved during
+	 * one hold. */
+	bool pacing;
 	uint64_t advance;
 	uint64_t held_head;
 };
