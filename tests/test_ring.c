@@ -458,6 +458,46 @@ static void test_oversize_and_discard(void)
 	topic_unmap(&m);
 }
 
+/* A loan gives up (EBUSY) only when every slot is held by an open loan,
+ * not after a fixed number of tries. On a loaded machine the publishers'
+ * claims interleave, so one publisher's tries can land on held slots and on
+ * numbers other publishers already passed while free slots remain: here
+ * half the ring is held by two live loans and the other half carries
+ * numbers claimed ahead of this publisher's (as a publisher slowed between
+ * taking a number and claiming its slot finds them). */
+static void test_loan_busy_only_when_all_held(void)
+{
+	struct topic_map m;
+	struct ring_writer a, h[4];
+	void *buf;
+	size_t cap;
+	make_topic(&m, 8, 64);
+	for (uint32_t i = 0; i < 5; i++)
+		atomic_store(&meta_rw->pubs[i].pid, getpid());
+	ring_writer_init(&a, &m, &lines[0], 0, 1);
+	for (uint32_t i = 0; i < 4; i++) {
+		ring_writer_init(&h[i], &m, &lines[1 + i], 1 + i, 2 + i);
+		CU_ASSERT_EQUAL_FATAL(ring_loan(&h[i], &buf, &cap), 0); /* seq i, slot i */
+	}
+	/* Slots 4..7 hold numbers 12..15: claimed ahead, committed. */
+	for (uint64_t n = 12; n < 16; n++)
+		atomic_store(&topic_slot(&m, n)->state, SLOT_STATE(n, 0));
+	atomic_store(&m.data->next_seq, 4);
+	/* Numbers 4..15 all fail (held, or already passed); 16 on succeed. */
+	CU_ASSERT_EQUAL(ring_loan(&a, &buf, &cap), 0);
+	CU_ASSERT_EQUAL(a.loan_seq, 20);
+	CU_ASSERT_EQUAL(ring_discard(&a), 0);
+	/* Every slot held: EBUSY, still. */
+	struct ring_writer more[4];
+	for (uint32_t i = 0; i < 4; i++) {
+		ring_writer_init(&more[i], &m, &lines[5 + i], 5 + i, 6 + i);
+		atomic_store(&meta_rw->pubs[5 + i].pid, getpid());
+		CU_ASSERT_EQUAL(ring_loan(&more[i], &buf, &cap), 0);
+	}
+	CU_ASSERT_EQUAL(ring_loan(&a, &buf, &cap), SHMBUS_EBUSY);
+	topic_unmap(&m);
+}
+
 static void test_loan_outlives_lap(void)
 {
 	struct topic_map m;
@@ -1466,6 +1506,8 @@ static void add(void)
 	CU_add_test(s, "wrap-around", test_wraparound);
 	CU_add_test(s, "lapped: exact loss", test_lapped_exact_loss);
 	CU_add_test(s, "lapped: a slow reader paces itself", test_lapped_pace);
+	CU_add_test(s, "a loan is refused only when every slot is held",
+		    test_loan_busy_only_when_all_held);
 	CU_add_test(s, "lapped: a reader slower for good stays paced until it catches up",
 		    test_lapped_pace_holds);
 	CU_add_test(s, "view invalidated while held", test_view_invalidated);

@@ -43,6 +43,9 @@ void AnnotateIgnoreReadsEnd(const char *file, int line);
 #define RACY_COPY_END() ((void)0)
 #endif
 
+/* Tries a loan makes beyond one per slot before it gives up while slots
+ * are free but other publishers keep claiming past its numbers. */
+#define LOAN_MAX_TRIES 4096u
 /* A lost wake-up (a client scribbled the wake board) costs at most this. */
 #define WAIT_MAX_NAP_NS 200000000ll
 
@@ -204,9 +207,18 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 
 	if (w->loaned)
 		return SHMBUS_ESTATE;
-	/* Each try burns one sequence number; a try fails only when the slot
-	 * is held by another live publisher's loan that has outlived a lap. */
-	for (uint32_t tries = 0; tries <= m->mask + 1; tries++) {
+	/* Each try burns one sequence number; a try fails when the slot is
+	 * held by another live publisher's loan that has outlived a lap, or
+	 * when other publishers claimed past the number first. Give up only
+	 * once the slots found held cover the ring: with claims interleaving
+	 * (a loaded machine), one publisher's tries need not visit every slot,
+	 * so a count of tries alone would refuse while slots are free. A slot
+	 * names its holder in 6 bits, so a ring of more than 64 slots is never
+	 * all held; LOAN_MAX_TRIES bounds a loan that others keep outrunning. */
+	uint32_t slots = m->mask + 1;
+	uint64_t held = 0;
+	uint64_t all = slots >= 64 ? UINT64_MAX : (1ull << slots) - 1;
+	for (uint32_t tries = 0; tries < LOAN_MAX_TRIES + slots; tries++) {
 		/* Relaxed: the counter only hands out unique numbers; who owns
 		 * the slot is decided by the CAS on its state below. */
 		uint64_t n = atomic_fetch_add_explicit(&m->data->next_seq, 1, memory_order_relaxed);
@@ -224,8 +236,12 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 								   memory_order_acquire,
 								   memory_order_relaxed))
 				continue;
-			if (want & SLOT_SKIP)
-				break; /* held by a live older loan: n skipped */
+			if (want & SLOT_SKIP) {
+				/* held by a live older loan: n skipped */
+				if (slots <= 64)
+					held |= 1ull << (n & m->mask);
+				break;
+			}
 			/* Release fence: the claim is ordered before the payload
 			 * writes, so a reader that saw any of them re-reads a
 			 * changed state (seqlock writer side). */
@@ -238,6 +254,8 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 			return 0;
 		}
 		writer_count(&w->skipped, &w->line->lost);
+		if (held == all)
+			break;
 	}
 	return SHMBUS_EBUSY;
 }
