@@ -184,8 +184,10 @@ static void writer_count(uint64_t *local, _Atomic uint64_t *shared)
 }
 
 /* The state a claim of n installs over `cur`, or 0 if n is lost (a later
- * claim got there first). */
-static uint64_t claim_over(const struct ring_writer *w, uint64_t cur, uint64_t n)
+ * claim got there first). *alive: the holders this loan found alive
+ * already (each look is a read of /proc), a bit per holder. */
+static uint64_t claim_over(const struct ring_writer *w, uint64_t cur, uint64_t n,
+			   uint64_t *alive)
 {
 	if (cur != 0 && SLOT_SEQ(cur) >= n)
 		return 0;
@@ -196,8 +198,13 @@ static uint64_t claim_over(const struct ring_writer *w, uint64_t cur, uint64_t n
 	 * so a dead publisher costs one message once, not one per lap. Alive:
 	 * skip n, keeping who holds it. */
 	uint32_t h = SLOT_HOLDER(cur);
-	if (h == w->holder || !ring_holder_alive(w->map, h))
+	if (h == w->holder)
 		return SLOT_HELD(n, w->holder);
+	if (!(*alive & (1ull << h))) {
+		if (!ring_holder_alive(w->map, h))
+			return SLOT_HELD(n, w->holder);
+		*alive |= 1ull << h;
+	}
 	return SLOT_STATE(n, (cur & SLOT_HOLD_BITS) | SLOT_SKIP);
 }
 
@@ -216,7 +223,7 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 	 * names its holder in 6 bits, so a ring of more than 64 slots is never
 	 * all held; LOAN_MAX_TRIES bounds a loan that others keep outrunning. */
 	uint32_t slots = m->mask + 1;
-	uint64_t held = 0;
+	uint64_t held = 0, alive = 0;
 	uint64_t all = slots >= 64 ? UINT64_MAX : (1ull << slots) - 1;
 	for (uint32_t tries = 0; tries < LOAN_MAX_TRIES + slots; tries++) {
 		/* Relaxed: the counter only hands out unique numbers; who owns
@@ -227,7 +234,7 @@ int ring_loan(struct ring_writer *w, void **buf, size_t *capacity)
 		struct slot_header *s = topic_slot(m, n);
 		uint64_t cur = atomic_load_explicit(&s->state, memory_order_relaxed);
 		for (;;) {
-			uint64_t want = claim_over(w, cur, n);
+			uint64_t want = claim_over(w, cur, n, &alive);
 			if (!want)
 				break; /* n is lost */
 			/* Acquire: the previous holder's payload writes (released by
