@@ -241,14 +241,13 @@ static void test_lapped_pace_holds(void)
 	uint64_t sent = 0;
 	for (; sent < 40; sent++)
 		CU_ASSERT_EQUAL(send_u64(&w, sent), 0);
-	uint64_t overwritten = 0, held = 0;
+	uint64_t overwritten = 0;
 	for (int i = 0; i < 1000; i++) {
 		CU_ASSERT_EQUAL_FATAL(ring_view(&r, &view), 0);
 		for (int k = 0; k < 2; k++, sent++)
 			CU_ASSERT_EQUAL(send_u64(&w, sent), 0);
 		if (ring_release(&r, &view) != 0 && i >= 4)
 			overwritten++; /* the first holds teach it what one costs */
-		held++;
 	}
 	CU_ASSERT_EQUAL(overwritten, 0);
 	CU_ASSERT_TRUE(r.pacing);
@@ -259,7 +258,6 @@ static void test_lapped_pace_holds(void)
 		CU_ASSERT_EQUAL(v, info.seq);
 	CU_ASSERT_FALSE(r.pacing);
 	CU_ASSERT_EQUAL(r.received + r.lost, ring_head(&m));
-	CU_ASSERT_TRUE(held > 0);
 	topic_unmap(&m);
 }
 
