@@ -458,9 +458,10 @@ static void reader_lapped(struct ring_reader *r)
 	reader_lose(r, target > r->next + 1 ? target : r->next + 1);
 }
 
-/* A pacing reader (lapped, not caught up since), about to hold message n: if the publishers
- * will overwrite it before the hold ends, skip to the oldest one they will
- * not (a message it could not keep is lost either way; that one it can). */
+/* A pacing reader (lapped, and not caught up since), about to hold message
+ * n: if the publishers will overwrite it before the hold ends, skip to the
+ * oldest one they will not (a message it could not keep is lost either way;
+ * that one it can). */
 static bool reader_pace(struct ring_reader *r, uint64_t n)
 {
 	if (!r->pacing)
