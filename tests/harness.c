@@ -179,6 +179,18 @@ int h_bus_stop(const char *bus)
 			fprintf(stderr, "bus %s: broker %d did not exit on SIGTERM\n", bus, (int)pid);
 			kill(pid, SIGKILL);
 			rc = -1;
+		} else {
+			/* A broker that stopped takes its files with it (the log
+			 * stays, to be read). */
+			static const char *const gone[] = { "sock", "pid", "lock" };
+			for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+				char path[256];
+				bus_path(path, sizeof(path), bus, gone[i]);
+				if (access(path, F_OK) == 0) {
+					fprintf(stderr, "bus %s: %s left behind\n", bus, path);
+					rc = -1;
+				}
+			}
 		}
 	}
 	/* The broker let everything go: its keeper is gone with what it held. */

@@ -5,11 +5,13 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -493,6 +495,113 @@ static void test_autostart_race(void)
 	CU_ASSERT_EQUAL(brokers_of(name), 0);
 }
 
+/* The broker of the bus now, by its socket; 0 if none answers. */
+static int broker_now(const char *bus)
+{
+	struct shmbus_connect_options o;
+	shmbus_bus *b;
+	shmbus_connect_options_init(&o);
+	o.autostart = false;
+	if (shmbus_connect(bus, &o, &b))
+		return 0;
+	int pid = shmbus_broker_pid(b);
+	shmbus_disconnect(b);
+	return pid;
+}
+
+/* A stopping broker removes its lock file. A broker starting at that
+ * moment may have opened the file just before, and lock it just after: it
+ * then holds a lock nobody else will ever ask for, while the next broker
+ * locks a new file. It must see that and not serve. strace holds the
+ * starting broker just before its flock() until we have stopped the old
+ * broker and started a new one; killing strace lets it go. */
+static void test_lock_file_removed_under_a_starting_broker(void)
+{
+	const char *name = h_bus_name("relock");
+	const char *shmbusd = getenv("SHMBUSD");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(shmbusd);
+	shmbus_bus *a = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	int old = shmbus_broker_pid(a);
+	shmbus_disconnect(a);
+
+	char err_path[300];
+	const char *dir = getenv("SHMBUS_RUNTIME_DIR");
+	snprintf(err_path, sizeof(err_path), "%s/%s.late.err", dir ? dir : "/tmp", name);
+	pid_t tracer = fork();
+	CU_ASSERT_FATAL(tracer >= 0);
+	if (tracer == 0) {
+		int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		sigset_t none; /* the test's blocked signals would reach strace */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* Held at flock() for a minute, or until strace is killed. */
+		execlp("strace", "strace", "-qq", "-o", "/dev/null", "-e", "trace=flock", "-e",
+		       "inject=flock:delay_enter=60000000", shmbusd, "--bus", name, "--foreground",
+		       (char *)NULL);
+		fprintf(stderr, "cannot run strace (scripts/dev installs it): %s\n", strerror(errno));
+		_exit(127);
+	}
+	/* The late broker is strace's child: wait until it sits in its flock
+	 * (the system call /proc shows it in), the lock file open. */
+	pid_t late = -1;
+	int64_t deadline = h_now_ns() + 20 * SEC;
+	while (late < 0 && h_now_ns() < deadline) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)tracer, (int)tracer);
+		FILE *f = fopen(path, "r");
+		int child = 0;
+		if (f && fscanf(f, "%d", &child) == 1) {
+			snprintf(path, sizeof(path), "/proc/%d/syscall", child);
+			FILE *sc = fopen(path, "r");
+			long nr = -1;
+			if (sc && fscanf(sc, "%ld", &nr) == 1 && nr == SYS_flock)
+				late = child;
+			if (sc)
+				fclose(sc);
+		}
+		if (f)
+			fclose(f);
+		if (late < 0)
+			poll(NULL, 0, 10);
+	}
+	CU_ASSERT_FATAL(late > 0);
+	CU_ASSERT_EQUAL(broker_now(name), old); /* the late one does not serve yet */
+
+	/* The old broker stops (removing the file the late one opened) and a
+	 * new one starts, with a new lock file. */
+	CU_ASSERT_EQUAL_FATAL(kill(old, SIGTERM), 0);
+	CU_ASSERT_FATAL(h_wait_exit(old, 20000));
+	shmbus_bus *c = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	int now = shmbus_broker_pid(c);
+	shmbus_disconnect(c);
+	CU_ASSERT(now != old && now != late);
+
+	/* Let the late broker lock the file it opened, which nobody uses any
+	 * more: it must find it gone and give way to the new one. */
+	kill(tracer, SIGKILL); /* the kernel lets strace's tracee go */
+	CU_ASSERT_TRUE(h_wait_exit(tracer, 20000));
+	waitpid(tracer, NULL, 0);
+	bool gave_way = h_wait_exit(late, 20000);
+	CU_ASSERT_TRUE(gave_way);
+	if (!gave_way) /* two brokers serve: stop this one, keep the rest going */
+		kill(late, SIGKILL);
+	char msg[512] = "";
+	FILE *f = fopen(err_path, "r");
+	size_t k = f ? fread(msg, 1, sizeof(msg) - 1, f) : 0;
+	msg[k] = '\0';
+	if (f)
+		fclose(f);
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "a broker already serves"));
+	CU_ASSERT_EQUAL(brokers_of(name), 1);
+	CU_ASSERT_EQUAL(broker_now(name), now);
+	unlink(err_path);
+	h_stop_bus(name);
+}
+
 /* ------------------------------------------- isolation, types, sizes */
 
 static void test_two_buses(void)
@@ -863,6 +972,8 @@ static void add(void)
 	CU_add_test(s, "blocking wait wakes per message, times out", test_blocking_wait);
 	CU_add_test(s, "wait set over several topics", test_waitset);
 	CU_add_test(s, "broker auto-start raced by 8 clients", test_autostart_race);
+	CU_add_test(s, "a broker that locked a removed lock file gives way",
+		    test_lock_file_removed_under_a_starting_broker);
 	CU_add_test(s, "two buses side by side", test_two_buses);
 	CU_add_test(s, "type mismatch, layout, oversize, names", test_type_and_size_errors);
 	CU_add_test(s, "broker kill -9 and restart", test_broker_killed_and_restarted);

@@ -52,7 +52,7 @@ static void usage(FILE *f)
 		"directory ($SHMBUS_RUNTIME_DIR, else $XDG_RUNTIME_DIR/shmbus, else\n"
 		"/tmp/shmbus-UID). Topics are sealed memfds; a companion process (the\n"
 		"keeper) holds them so a restarted broker takes them back. SIGTERM or SIGINT\n"
-		"stop the bus and let them go.\n"
+		"stop the bus and let them go; its files go too, except the log.\n"
 		"\n"
 		"Policy file: one rule per line, the first that matches decides, '#' comments:\n"
 		"  allow|deny  WHO  ACTIONS  TOPICS\n"
@@ -182,17 +182,40 @@ static void daemonize(const char *pid_path, int *ready_fd)
 	}
 }
 
+/* True if fd is the file that path names now. */
+static bool is_path_of(int fd, const char *path)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
 /* The bus lock, held for the broker's whole life and released by the
- * kernel however it ends. -1 when another broker holds it. */
+ * kernel however it ends. A broker that stops removes the lock file while
+ * it still holds the lock, so a broker that locked a file must check that
+ * the path still names it: if it was removed between our open and our
+ * lock, that lock guards nothing and we try again with the new file. -1
+ * when another broker holds it. */
 static int take_lock(const char *bus, const char *lock_path, const char *pid_path)
 {
-	int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int lock_fd = -1;
+	for (int tries = 0; tries < 100; tries++) {
+		lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (lock_fd < 0) {
+			die("open %s: %s", lock_path, strerror(errno));
+			return -1;
+		}
+		if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+			break;
+		if (is_path_of(lock_fd, lock_path))
+			return lock_fd;
+		close(lock_fd); /* removed under us by a broker that stopped */
+		lock_fd = -1;
+	}
 	if (lock_fd < 0) {
-		die("open %s: %s", lock_path, strerror(errno));
+		die("cannot lock %s: it keeps being replaced", lock_path);
 		return -1;
 	}
-	if (flock(lock_fd, LOCK_EX | LOCK_NB) == 0)
-		return lock_fd;
 	char pidbuf[32] = "?";
 	FILE *pf = fopen(pid_path, "r");
 	if (pf) {
@@ -356,8 +379,10 @@ int main(int argc, char **argv)
 	close(b.listen_fd);
 	close(b.signal_fd);
 	log_msg("bus '%s' stopped", bus);
-	/* The lock file stays (removing it would race a starting broker);
-	 * the lock itself goes with the process. */
+	/* Removed while still locked: a broker starting now either locked
+	 * this file before (and then finds it gone, take_lock) or creates a
+	 * new one. The log stays, to be read. */
+	unlink(lock_path);
 	close(lock_fd);
 	return 0;
 }
