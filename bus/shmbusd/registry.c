@@ -263,9 +263,9 @@ static int map_ring(struct registry *r, struct topic *t, struct topic_map *m)
  * clients', so not to be trusted to be set). */
 static void wake_all(struct registry *r, struct topic *t)
 {
-	(void)r;
-	atomic_fetch_add_explicit(&t->data->epoch, 1, memory_order_seq_cst);
-	futex_wake_all_shared(&t->data->epoch);
+	struct board_line *l = &r->board[t->layout.board_line];
+	atomic_fetch_add_explicit(&l->epoch, 1, memory_order_seq_cst);
+	futex_wake_all_shared(&l->epoch);
 }
 
 /* The successor ring of t for messages of `size` bytes: at least twice

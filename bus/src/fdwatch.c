@@ -69,7 +69,7 @@ static _Atomic uint32_t *src_announce(void *obj, uint32_t *value)
 		return &((struct bus_page *)p->page)->topics_gen;
 	}
 	*value = ring_announce_sleep(p->map);
-	return &p->map->data->epoch;
+	return &p->map->wake->epoch;
 }
 
 static void *fdwatch_main(void *arg)

@@ -14,7 +14,9 @@
  *   per bus
  *     bus page   broker writes; clients read. The topics generation (a
  *                futex word that moves when topics come and go).
- *     wake board clients write. One line per topic: "a subscriber sleeps".
+ *     wake board clients write. One line per topic: "a subscriber sleeps"
+ *                and the wake-up epoch subscribers sleep on (one line, so
+ *                a wake-up moves one line between cores, not two).
  *                Scribbled by a hostile client, it costs others a bounded
  *                delay (sleeps are capped), never a message or a hang.
  *   per topic
@@ -24,7 +26,7 @@
  *                time: publishers check a slot holder's liveness here when
  *                no broker runs), who subscribes, then the schema.
  *     data       publishers write, subscribers read. The sequence counter,
- *                the wake-up epoch subscribers sleep on, then the slots.
+ *                then the slots.
  *   per client connection
  *     page       that client writes; the broker reads (for `shmbus info`).
  *                One line per publisher or subscriber handle: its counters.
@@ -42,6 +44,8 @@
  *      (clients, per bus), pages (per client); the data segment keeps no
  *      name, type or layout; sealed memfds; a ring can be sealed (removed
  *      or grown); tags bind the bus, topic incarnation and publisher.
+ *   6  the wake-up epoch moves from the data to the topic's wake-board
+ *      line, beside the flag that says someone sleeps.
  */
 #ifndef SHMBUS_LAYOUT_H
 #define SHMBUS_LAYOUT_H
@@ -55,7 +59,7 @@
 
 #define META_MAGIC 0x4154454d53554253ull /* "SBUSMETA" little-endian */
 #define BUS_MAGIC 0x5355425355424d53ull  /* "SMBUSBUS" little-endian */
-#define SEG_LAYOUT_VERSION 5u
+#define SEG_LAYOUT_VERSION 6u
 
 #define SEG_TOPIC_MAX 256 /* bytes, with the NUL */
 #define SEG_TYPE_MAX 256
@@ -132,11 +136,7 @@ struct data_header {
 	/* Publishers claim sequence numbers here with one atomic add; alone
 	 * on its line so that nothing else bounces with it. */
 	_Alignas(SHMBUS_CACHE_LINE) _Atomic uint64_t next_seq;
-	/* The futex word subscribers sleep on. A publisher that commits and
-	 * finds the topic's wake-board line set clears it, moves the epoch on
-	 * and makes the one wake-up call; subscribers only read it. */
-	_Alignas(SHMBUS_CACHE_LINE) _Atomic uint32_t epoch;
-	uint8_t pad[SHMBUS_CACHE_LINE - sizeof(uint32_t)];
+	uint8_t pad[SHMBUS_CACHE_LINE - sizeof(uint64_t)];
 };
 /* Slots start at the first page boundary after the header. */
 #define DATA_SLOTS_OFFSET SHMBUS_PAGE
@@ -229,10 +229,16 @@ _Static_assert(sizeof(struct client_line) == SHMBUS_CACHE_LINE, "one line per ha
 #define PAGE_LINES 64u
 #define PAGE_SIZE_BYTES (PAGE_LINES * SHMBUS_CACHE_LINE)
 
-/* The wake board: one line per topic (meta board_line). */
+/* The wake board: one line per topic (meta board_line). A subscriber about
+ * to sleep sets `sleeping`, reads `epoch` and sleeps on it (futex); a
+ * publisher that commits and finds `sleeping` set clears it, moves the
+ * epoch on and makes the one wake-up call. Both words on one line: the
+ * sleeper's store brings the line to its core with the epoch it reads
+ * next, and the publisher's clear with the epoch it moves. */
 struct board_line {
 	_Alignas(SHMBUS_CACHE_LINE) _Atomic uint32_t sleeping;
-	uint8_t pad[SHMBUS_CACHE_LINE - sizeof(uint32_t)];
+	_Atomic uint32_t epoch;
+	uint8_t pad[SHMBUS_CACHE_LINE - 2 * sizeof(uint32_t)];
 };
 #define BOARD_SIZE ((size_t)BUS_MAX_TOPICS * SHMBUS_CACHE_LINE)
 

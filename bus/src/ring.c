@@ -83,8 +83,8 @@ void ring_wake(const struct topic_map *m)
 	 * first, so a sleeper that read the old epoch either finds the word
 	 * changed or is woken. */
 	if (atomic_exchange_explicit(&m->wake->sleeping, 0, memory_order_seq_cst)) {
-		atomic_fetch_add_explicit(&m->data->epoch, 1, memory_order_seq_cst);
-		futex_wake_all_shared(&m->data->epoch);
+		atomic_fetch_add_explicit(&m->wake->epoch, 1, memory_order_seq_cst);
+		futex_wake_all_shared(&m->wake->epoch);
 	}
 }
 
@@ -94,7 +94,7 @@ uint32_t ring_announce_sleep(const struct topic_map *m)
 	 * ring_wake); the epoch is read after it, so a publisher that clears
 	 * the line after this store moves the epoch after this read. */
 	atomic_store_explicit(&m->wake->sleeping, 1, memory_order_seq_cst);
-	return atomic_load_explicit(&m->data->epoch, memory_order_seq_cst);
+	return atomic_load_explicit(&m->wake->epoch, memory_order_seq_cst);
 }
 
 /* --------------------------------------------------------- other processes */
@@ -844,7 +844,7 @@ static _Atomic uint32_t *src_announce(void *obj, uint32_t *value)
 {
 	struct ring_reader *r = obj;
 	*value = ring_announce_sleep(r->map);
-	return &r->map->data->epoch;
+	return &r->map->wake->epoch;
 }
 
 static int64_t src_nap(void *obj)

@@ -153,7 +153,6 @@ void seg_data_format(void *mem, uint64_t base_seq)
 	struct data_header *d = mem;
 	/* Relaxed: nobody else has the object yet. */
 	atomic_store_explicit(&d->next_seq, base_seq, memory_order_relaxed);
-	atomic_store_explicit(&d->epoch, 0, memory_order_relaxed);
 }
 
 int seg_data_format_head(int fd, uint64_t base_seq)

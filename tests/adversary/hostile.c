@@ -452,9 +452,15 @@ int hostile_publish_raw(const char *topic, const void *payload, size_t len, uint
 	atomic_store(&s->size, size);
 	atomic_store(&s->publish_ns, now_real_ns());
 	atomic_store(&s->state, SLOT_STATE(n, 0));
-	/* Wake every sleeper whatever the board says. */
-	atomic_fetch_add(&d->epoch, 1);
-	syscall(SYS_futex, &d->epoch, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	/* Wake every sleeper whatever the board says: its epoch is on the
+	 * topic's line of the wake board ("shmbus:BUS:-:board"). */
+	struct hostile_map board;
+	if (object_of("-", "board", true, &board) &&
+	    (size_t)(h->board_line + 1) * sizeof(struct board_line) <= board.len) {
+		struct board_line *l = (struct board_line *)board.addr + h->board_line;
+		atomic_fetch_add(&l->epoch, 1);
+		syscall(SYS_futex, &l->epoch, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	}
 	if (seq)
 		*seq = n;
 	return 0;
