@@ -161,16 +161,24 @@ bool h_keeper_gone(const char *bus, int timeout_ms)
 	return true;
 }
 
-int h_bus_stop(const char *bus)
+pid_t h_broker_pid(const char *bus)
 {
 	struct shmbus_connect_options o;
 	shmbus_bus *b;
-	int rc = 0;
 	shmbus_connect_options_init(&o);
 	o.autostart = false;
-	if (shmbus_connect(bus, &o, &b) == 0) {
-		pid_t pid = shmbus_broker_pid(b);
-		shmbus_disconnect(b);
+	if (shmbus_connect(bus, &o, &b))
+		return 0;
+	pid_t pid = shmbus_broker_pid(b);
+	shmbus_disconnect(b);
+	return pid;
+}
+
+int h_bus_stop(const char *bus)
+{
+	int rc = 0;
+	pid_t pid = h_broker_pid(bus);
+	if (pid > 0) {
 		if (kill(pid, SIGTERM) != 0) {
 			fprintf(stderr, "bus %s: cannot signal broker %d: %s\n", bus, (int)pid,
 				strerror(errno));

@@ -24,6 +24,10 @@ const char *h_bus_name(const char *tag);
  * return -1 when it fails. */
 shmbus_bus *h_connect(const char *bus);
 
+/* The pid of the broker serving the bus now (by its socket, never
+ * starting one); 0 if none answers. */
+pid_t h_broker_pid(const char *bus);
+
 /* Stop the bus's broker with SIGTERM and wait (pidfd, bounded) until it
  * has exited; then check its keeper let everything go and exited. 0, or
  * -1 with the reason on stderr (for suite clean-ups, which return it). */

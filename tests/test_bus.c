@@ -495,20 +495,6 @@ static void test_autostart_race(void)
 	CU_ASSERT_EQUAL(brokers_of(name), 0);
 }
 
-/* The broker of the bus now, by its socket; 0 if none answers. */
-static int broker_now(const char *bus)
-{
-	struct shmbus_connect_options o;
-	shmbus_bus *b;
-	shmbus_connect_options_init(&o);
-	o.autostart = false;
-	if (shmbus_connect(bus, &o, &b))
-		return 0;
-	int pid = shmbus_broker_pid(b);
-	shmbus_disconnect(b);
-	return pid;
-}
-
 /* A stopping broker removes its lock file. A broker starting at that
  * moment may have opened the file just before, and lock it just after: it
  * then holds a lock nobody else will ever ask for, while the next broker
@@ -568,7 +554,7 @@ static void test_lock_file_removed_under_a_starting_broker(void)
 			poll(NULL, 0, 10);
 	}
 	CU_ASSERT_FATAL(late > 0);
-	CU_ASSERT_EQUAL(broker_now(name), old); /* the late one does not serve yet */
+	CU_ASSERT_EQUAL(h_broker_pid(name), old); /* the late one does not serve yet */
 
 	/* The old broker stops (removing the file the late one opened) and a
 	 * new one starts, with a new lock file. */
@@ -597,7 +583,7 @@ static void test_lock_file_removed_under_a_starting_broker(void)
 		fclose(f);
 	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "a broker already serves"));
 	CU_ASSERT_EQUAL(brokers_of(name), 1);
-	CU_ASSERT_EQUAL(broker_now(name), now);
+	CU_ASSERT_EQUAL(h_broker_pid(name), now);
 	unlink(err_path);
 	h_stop_bus(name);
 }

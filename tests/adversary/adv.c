@@ -157,22 +157,9 @@ int adv_policy_bus(const char *bus, const char *text)
 	return rc;
 }
 
-pid_t adv_broker_pid(const char *bus)
-{
-	struct shmbus_connect_options o;
-	shmbus_bus *b;
-	shmbus_connect_options_init(&o);
-	o.autostart = false;
-	if (shmbus_connect(bus, &o, &b))
-		return 0;
-	pid_t pid = shmbus_broker_pid(b);
-	shmbus_disconnect(b);
-	return pid;
-}
-
 void adv_kill_broker(const char *bus)
 {
-	pid_t pid = adv_broker_pid(bus);
+	pid_t pid = h_broker_pid(bus);
 	CU_ASSERT_TRUE_FATAL(pid > 0);
 	kill(pid, SIGKILL);
 	CU_ASSERT_TRUE(h_wait_exit(pid, 20000));

@@ -43,8 +43,6 @@ int adv_start_broker(const char *bus, const char *policy, int nofile, int mask, 
  * user's name; shmbusd's exit status (its output printed on failure). */
 int adv_policy_bus(const char *bus, const char *text);
 
-/* The pid of the broker that answers for bus, or 0. */
-pid_t adv_broker_pid(const char *bus);
 /* kill -9 the bus's broker and wait until it is gone. */
 void adv_kill_broker(const char *bus);
 

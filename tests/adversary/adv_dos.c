@@ -201,7 +201,7 @@ static void test_idle_connections(void)
 	/* The descriptor limit most systems give a process (1024), below
 	 * what the flood opens. */
 	CU_ASSERT_EQUAL_FATAL(start_bus(name, adv_other.name, 1024), 0);
-	pid_t broker = adv_broker_pid(name);
+	pid_t broker = h_broker_pid(name);
 	CU_ASSERT_TRUE_FATAL(broker > 0);
 	int c[2], fd;
 	CU_ASSERT_FATAL(pipe(c) == 0);
@@ -289,7 +289,7 @@ static void test_partial_frames(void)
 		return;
 	const char *name = h_bus_name("partial");
 	CU_ASSERT_EQUAL_FATAL(start_bus(name, adv_other.name, 0), 0);
-	pid_t broker = adv_broker_pid(name);
+	pid_t broker = h_broker_pid(name);
 	CU_ASSERT_TRUE_FATAL(broker > 0);
 	long rss0 = rss_kib(broker);
 	int fd;
