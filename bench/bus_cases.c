@@ -339,6 +339,48 @@ static int run_latency(const char *name, enum bus_mode mode, int64_t spin_ns, si
 	return 0;
 }
 
+/* ---------------------------------------------------------- empty poll */
+
+/* A polling subscriber spends most of its calls finding nothing: what one
+ * such take costs, in one process on one core (nothing shared is written
+ * and the topic's lines stay in this core's cache). */
+#define EMPTY_BATCH 1000
+
+struct empty_poll {
+	shmbus_pub *pub;
+	shmbus_sub *sub;
+};
+
+static int empty_batch(void *ctx)
+{
+	struct empty_poll *c = ctx;
+	uint64_t v;
+
+	for (int k = 0; k < EMPTY_BATCH; k++)
+		if (shmbus_sub_take(c->sub, &v, sizeof(v), NULL) != SHMBUS_EAGAIN)
+			return -1;
+	return 0;
+}
+
+static int run_empty_poll(void)
+{
+	const char *name = "bus_empty_poll_cpu";
+	struct empty_poll c = {0};
+	struct bench_row *r = NULL;
+
+	if (bench_bus_open_pair(name, main_bus, "bench/empty_poll", "bench/empty_poll", 64,
+				bench_bus_latency_slots(64), 0, &c.pub, &c.sub) != 0)
+		return -1;
+	r = bench_batched(name, 64, empty_batch, &c, EMPTY_BATCH);
+	if (r)
+		snprintf(r->note, sizeof(r->note),
+			 "ns per shmbus_sub_take finding nothing, one process, one core, "
+			 "batches of %d", EMPTY_BATCH);
+	shmbus_sub_close(c.sub);
+	shmbus_pub_close(c.pub);
+	return r ? 0 : -1;
+}
+
 /* ----------------------------------------------------------- streaming */
 
 struct bus_pub_counts {
@@ -969,6 +1011,8 @@ int bench_bus_run(int stage)
 		if (bench_selected("bus_wait"))
 			failed += run_latency("bus_wait", MODE_WAIT, 0, s, "floor_futex", s,
 					      "unix_socket") != 0;
+		if (stage == 0 && bench_selected("bus_empty_poll_cpu"))
+			failed += run_empty_poll() != 0;
 	} else if (stage >= (int)bench_nsizes && (size_t)stage < bench_nsizes + bench_ntput_sizes) {
 		size_t s = bench_tput_sizes[(size_t)stage - bench_nsizes];
 
