@@ -11,10 +11,12 @@
 #include "shmbus/shmbus.h"
 
 static _Thread_local char err_buf[ERR_TEXT_MAX];
+_Thread_local unsigned char err_dirty __attribute__((tls_model("initial-exec")));
 
-void err_clear(void)
+void err_wipe(void)
 {
 	err_buf[0] = '\0';
+	err_dirty = 0;
 }
 
 static void err_vset(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
@@ -22,6 +24,7 @@ static void err_vset(const char *fmt, va_list ap) __attribute__((format(printf, 
 static void err_vset(const char *fmt, va_list ap)
 {
 	vsnprintf(err_buf, sizeof(err_buf), fmt, ap);
+	err_dirty = 1;
 }
 
 void err_set(const char *fmt, ...)
