@@ -10,7 +10,10 @@
  *   camera  1280x720 RGB frames at 30 Hz (test pattern with sensor noise)
  *           and an IMU at 1 kHz, recorded with zstd: losses, file size
  *   play    a 1 kHz recording played back at --rate 1: how far each
- *           message is from its recorded time offset (p50, p99, max)
+ *           message is from its recorded time offset (p50, p99, max), as
+ *           received (rec_play) and as the player stamped it
+ *           (rec_play_sent), beside how late a bare 1 kHz sleep loop
+ *           wakes meanwhile (rec_sleep_floor)
  *
  * usage: shmbus-record-bench SHMBUS_CLI [floor|bulk|camera|play|all] [--seconds S]
  *        [--rate-mbs MBS] [--only SUBSTR[,SUBSTR...]] [--tsv FILE]
@@ -18,7 +21,8 @@
  *
  * --tsv appends one row per case to bench/results/latest.tsv (bench/run
  * does), in its columns: rec_write_floor, rec_bulk, rec_bulk_over,
- * rec_camera, rec_play; --only keeps the cases whose row name contains one
+ * rec_camera, rec_sleep_floor, rec_play_sent, rec_play (their
+ * ratio_to_floor: p99 over the sleep floor's p99); --only keeps the cases whose row name contains one
  * of the substrings, as shmbus-bench's --only.
  */
 #include "mcap.h"
@@ -29,6 +33,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <spawn.h>
@@ -395,6 +400,49 @@ static int cmp64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* errs[0..n) become their distances from their median, sorted. */
+static void spread(int64_t *errs, uint64_t n)
+{
+	qsort(errs, n, sizeof(*errs), cmp64);
+	int64_t median = errs[n / 2];
+	for (uint64_t i = 0; i < n; i++)
+		errs[i] = errs[i] > median ? errs[i] - median : median - errs[i];
+	qsort(errs, n, sizeof(*errs), cmp64);
+}
+
+/* The machine's own sleep: a thread that sleeps to each point of a 1 kHz
+ * grid of its own (clock_nanosleep, TIMER_ABSTIME, as the player sleeps)
+ * while the playback runs. How late each wake
+ * was is the floor under the player's timing error: on a VM an idle vCPU
+ * can be woken milliseconds late, whoever sleeps. */
+struct sleep_floor {
+	pthread_t thread;
+	int64_t start;
+	uint64_t n;
+	int64_t *late;
+};
+
+static void *sleep_floor_run(void *arg)
+{
+	struct sleep_floor *f = arg;
+	for (uint64_t i = 0; i < f->n; i++) {
+		int64_t due = f->start + (int64_t)i * 1000000;
+		sleep_until(due);
+		f->late[i] = now_mono_ns() - due;
+	}
+	return NULL;
+}
+
+/* The latency columns of a timing error: p50, p99, p99.9 of errs[0..n)
+ * (sorted distances from their median). */
+static void error_row(const char *name, const int64_t *errs, uint64_t n, const char *floor,
+		      double ratio, double lost_pct)
+{
+	tsv_row(&(struct row){ name, sizeof(uint64_t), (double)errs[n / 2],
+			       (double)errs[n * 99 / 100], (double)errs[n * 999 / 1000], NAN, NAN,
+			       floor, ratio, lost_pct, NAN, NULL });
+}
+
 static void bench_play(shmbus_bus *bus)
 {
 	char file[128], out[128];
@@ -426,6 +474,12 @@ static void bench_play(shmbus_bus *bus)
 	char *pargv[] = { (char *)cli, "play", "--bus", bus_name, file, "--remap",
 			  "play/imu:=play/back", NULL };
 	pid_t player = spawn(pargv, out);
+	struct sleep_floor fl = { .start = now_mono_ns() + 500000, .n = n };
+	fl.late = calloc(n, sizeof(*fl.late));
+	if (!fl.late || pthread_create(&fl.thread, NULL, sleep_floor_run, &fl) != 0) {
+		fprintf(stderr, "the sleep floor's thread: %s\n", strerror(errno));
+		exit(1);
+	}
 	char err[256];
 	mcap_reader *r;
 	if (mcap_reader_open(file, 0, &r, err, sizeof(err))) {
@@ -433,6 +487,7 @@ static void bench_play(shmbus_bus *bus)
 		exit(1);
 	}
 	int64_t *errs = calloc(n, sizeof(*errs)), recv0 = 0;
+	int64_t *perrs = calloc(n, sizeof(*perrs)), sent0 = 0;
 	uint64_t log0 = 0, got = 0;
 	struct mcap_message m;
 	while (got < n && mcap_reader_next(r, &m) == 1) {
@@ -448,35 +503,50 @@ static void bench_play(shmbus_bus *bus)
 			break;
 		if (got == 0) {
 			recv0 = t;
+			sent0 = info.publish_ns;
 			log0 = m.log_time;
 		}
+		perrs[got] = (info.publish_ns - sent0) - (int64_t)(m.log_time - log0);
 		errs[got++] = (t - recv0) - (int64_t)(m.log_time - log0);
 	}
 	mcap_reader_close(r);
 	int st;
 	waitpid(player, &st, 0);
+	pthread_join(fl.thread, NULL);
 	uint64_t short_of = n - got; /* never arrived (or the file was short) */
 	/* errs[i]: how much later than the recording says message i arrived,
-	 * relative to the first. A constant part is latency (the first
-	 * message's own delay); the timing error is the spread around it. */
-	qsort(errs, got, sizeof(*errs), cmp64);
+	 * relative to the first (perrs[i]: was stamped by the player). A
+	 * constant part is latency (the first message's own delay); the
+	 * timing error is the spread around it. */
 	if (got) {
-		int64_t median = errs[got / 2];
-		for (uint64_t i = 0; i < got; i++)
-			errs[i] = errs[i] > median ? errs[i] - median : median - errs[i];
+		int64_t median;
 		qsort(errs, got, sizeof(*errs), cmp64);
+		median = errs[got / 2];
+		spread(errs, got);
+		spread(perrs, got);
+		spread(fl.late, n);
 		printf("play at --rate 1: %" PRIu64 " messages at 1 kHz; offsets vs the recording "
 		       "(first message as 0): median %.3f ms; timing error around it: p50 %.3f ms, "
 		       "p99 %.3f ms, max %.3f ms\n",
 		       got, median / 1e6, errs[got / 2] / 1e6, errs[got * 99 / 100] / 1e6,
 		       errs[got - 1] / 1e6);
-		/* The timing error as latency columns: p50, p99, p99.9. */
-		tsv_row(&(struct row){ "rec_play", sizeof(uint64_t), (double)errs[got / 2],
-				       (double)errs[got * 99 / 100], (double)errs[got * 999 / 1000],
-				       NAN, NAN, NULL, NAN, 100.0 * (double)short_of / (double)n,
-				       NAN, NULL });
+		printf("  of which the player's own publish stamps: p50 %.3f ms, p99 %.3f ms, "
+		       "max %.3f ms\n",
+		       perrs[got / 2] / 1e6, perrs[got * 99 / 100] / 1e6, perrs[got - 1] / 1e6);
+		printf("  a bare 1 kHz clock_nanosleep loop meanwhile, its wake-ups: p50 %.3f ms, "
+		       "p99 %.3f ms, max %.3f ms\n",
+		       fl.late[n / 2] / 1e6, fl.late[n * 99 / 100] / 1e6, fl.late[n - 1] / 1e6);
+		error_row("rec_sleep_floor", fl.late, n, NULL, NAN, NAN);
+		double p99_floor = (double)fl.late[n * 99 / 100];
+		error_row("rec_play_sent", perrs, got, "rec_sleep_floor",
+			  p99_floor > 0 ? (double)perrs[got * 99 / 100] / p99_floor : NAN, NAN);
+		error_row("rec_play", errs, got, "rec_sleep_floor",
+			  p99_floor > 0 ? (double)errs[got * 99 / 100] / p99_floor : NAN,
+			  100.0 * (double)short_of / (double)n);
 	}
 	free(errs);
+	free(perrs);
+	free(fl.late);
 	shmbus_sub_close(sub);
 	unlink(file);
 	unlink(out);
@@ -532,7 +602,8 @@ int main(int argc, char **argv)
 			fclose(f);
 		fprintf(tsv, "# recording: shmbus-record-bench, files in /dev/shm, %.1f s per case, "
 			     "one pass each; rec_bulk offered %.0f MB/s of 1 MiB messages, "
-			     "rec_bulk_over 4x that; rec_play: timing error in the latency columns; "
+			     "rec_bulk_over 4x that; rec_play*, rec_sleep_floor: timing error in the latency "
+			     "columns, ratio of p99s; "
 			     "load average (1 min) at its start %s\n",
 			seconds, mbs, load);
 	}
