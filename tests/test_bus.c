@@ -588,6 +588,41 @@ static void test_lock_file_removed_under_a_starting_broker(void)
 	h_stop_bus(name);
 }
 
+/* A broker that finds the bus taken names the broker that holds it, even
+ * before that one has written its pid file (it does once it listens):
+ * here the file is gone, as it is while a broker starts. */
+static void test_second_broker_names_the_first(void)
+{
+	const char *name = h_bus_name("second");
+	const char *shmbusd = getenv("SHMBUSD");
+	const char *dir = getenv("SHMBUS_RUNTIME_DIR");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(shmbusd);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	shmbus_bus *a = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	int first = shmbus_broker_pid(a);
+	shmbus_disconnect(a);
+	char pid_path[300];
+	snprintf(pid_path, sizeof(pid_path), "%s/%s.pid", dir, name);
+	CU_ASSERT_EQUAL(unlink(pid_path), 0);
+
+	const char *argv[] = { shmbusd, "--bus", name, "--foreground", NULL };
+	int out = -1;
+	pid_t second = h_spawn(argv, &out, NULL);
+	CU_ASSERT_FATAL(second > 0);
+	char msg[512], want[64];
+	h_read_all(out, msg, sizeof(msg), 20000);
+	close(out);
+	CU_ASSERT_NOT_EQUAL(h_reap(second, 20000), 0);
+	snprintf(want, sizeof(want), "(pid %d)", first);
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "a broker already serves"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, want));
+	if (!strstr(msg, want))
+		fprintf(stderr, "want %s in: %s\n", want, msg);
+	CU_ASSERT_EQUAL(h_broker_pid(name), first);
+	h_stop_bus(name);
+}
+
 /* ------------------------------------------- isolation, types, sizes */
 
 static void test_two_buses(void)
@@ -960,6 +995,8 @@ static void add(void)
 	CU_add_test(s, "broker auto-start raced by 8 clients", test_autostart_race);
 	CU_add_test(s, "a broker that locked a removed lock file gives way",
 		    test_lock_file_removed_under_a_starting_broker);
+	CU_add_test(s, "a second broker names the one that serves",
+		    test_second_broker_names_the_first);
 	CU_add_test(s, "two buses side by side", test_two_buses);
 	CU_add_test(s, "type mismatch, layout, oversize, names", test_type_and_size_errors);
 	CU_add_test(s, "broker kill -9 and restart", test_broker_killed_and_restarted);

@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -190,6 +191,35 @@ static bool is_path_of(int fd, const char *path)
 	       a.st_ino == b.st_ino;
 }
 
+/* The pid that holds the flock on fd's file, from /proc/locks ("1: FLOCK
+ * ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF", device numbers in hex), or 0.
+ * The holder may not have written its pid file yet: it does so once it
+ * listens. */
+static int lock_holder(int fd)
+{
+	struct stat st;
+	FILE *f = fopen("/proc/locks", "r");
+	if (!f || fstat(fd, &st) != 0) {
+		if (f)
+			fclose(f);
+		return 0;
+	}
+	char line[256];
+	int pid = 0;
+	while (!pid && fgets(line, sizeof(line), f)) {
+		char kind[16];
+		int p;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", kind, &p, &maj, &min, &ino) == 5 &&
+		    strcmp(kind, "FLOCK") == 0 && maj == major(st.st_dev) && min == minor(st.st_dev) &&
+		    ino == (unsigned long long)st.st_ino)
+			pid = p;
+	}
+	fclose(f);
+	return pid;
+}
+
 /* The bus lock, held for the broker's whole life and released by the
  * kernel however it ends. A broker that stops removes the lock file while
  * it still holds the lock, so a broker that locked a file must check that
@@ -217,8 +247,11 @@ static int take_lock(const char *bus, const char *lock_path, const char *pid_pat
 		return -1;
 	}
 	char pidbuf[32] = "?";
-	FILE *pf = fopen(pid_path, "r");
-	if (pf) {
+	int holder = lock_holder(lock_fd);
+	FILE *pf;
+	if (holder > 0)
+		snprintf(pidbuf, sizeof(pidbuf), "%d", holder);
+	else if ((pf = fopen(pid_path, "r"))) { /* no /proc: the pid file, if written yet */
 		if (!fgets(pidbuf, sizeof(pidbuf), pf))
 			snprintf(pidbuf, sizeof(pidbuf), "?");
 		pidbuf[strcspn(pidbuf, "\n")] = '\0';
