@@ -495,6 +495,16 @@ static void test_autostart_race(void)
 	CU_ASSERT_EQUAL(brokers_of(name), 0);
 }
 
+/* Start bus `name`'s broker (a client connecting does); its pid. */
+static int start_broker(const char *name)
+{
+	shmbus_bus *a = h_connect(name);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	int pid = shmbus_broker_pid(a);
+	shmbus_disconnect(a);
+	return pid;
+}
+
 /* A stopping broker removes its lock file. A broker starting at that
  * moment may have opened the file just before, and lock it just after: it
  * then holds a lock nobody else will ever ask for, while the next broker
@@ -506,10 +516,7 @@ static void test_lock_file_removed_under_a_starting_broker(void)
 	const char *name = h_bus_name("relock");
 	const char *shmbusd = getenv("SHMBUSD");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(shmbusd);
-	shmbus_bus *a = h_connect(name);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-	int old = shmbus_broker_pid(a);
-	shmbus_disconnect(a);
+	int old = start_broker(name);
 
 	char err_path[300];
 	const char *dir = getenv("SHMBUS_RUNTIME_DIR");
@@ -598,10 +605,7 @@ static void test_second_broker_names_the_first(void)
 	const char *dir = getenv("SHMBUS_RUNTIME_DIR");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(shmbusd);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
-	shmbus_bus *a = h_connect(name);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-	int first = shmbus_broker_pid(a);
-	shmbus_disconnect(a);
+	int first = start_broker(name);
 	char pid_path[300];
 	snprintf(pid_path, sizeof(pid_path), "%s/%s.pid", dir, name);
 	CU_ASSERT_EQUAL(unlink(pid_path), 0);
