@@ -85,8 +85,23 @@ int typed_decode(const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *all
  * (size_bound.c); SIZE_MAX when it cannot tell. */
 size_t typed_size_bound(const ProtobufCMessage *msg);
 
+/* Packs msg into out (room for what it packs into: typed_size_bound()
+ * bytes will do) as protobuf_c_message_pack() does, the same bytes, by a
+ * plan of its type (pack.c); the bytes written. */
+size_t typed_pack(const ProtobufCMessage *msg, uint8_t *out);
+
 /* The varint encoding of v into out (at most 10 bytes); its length. */
-size_t wire_put_varint(uint8_t *out, uint64_t v);
+static inline size_t wire_put_varint(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
 
 /* Walks the top-level fields of a message. The last length-delimited
  * occurrence of `number` is the field's value (*field, *field_size);

@@ -26,18 +26,6 @@ void typed_prefetch(const void *p, size_t size, bool for_write)
 	}
 }
 
-size_t wire_put_varint(uint8_t *out, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		out[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	out[n++] = (uint8_t)v;
-	return n;
-}
-
 static int get_varint(const uint8_t *p, size_t size, size_t *pos, uint64_t *v)
 {
 	uint64_t r = 0;
