@@ -1,7 +1,8 @@
 /*
- * publish.c - typed publishing: protobuf-c packs a message straight into
- * a loaned slot, or lays out all but one large bytes field and leaves
- * that field's bytes to the caller to write in place.
+ * publish.c - typed publishing: pack.c packs a message (the bytes
+ * protobuf-c would write) into a loaned slot, or lays out all but one
+ * large bytes field and leaves that field's bytes to the caller to write
+ * in place.
  *
  * Every refusal (too big, wrong message, wrong topic) happens before the
  * loan: a loan claims a sequence number, and a number given back
@@ -56,7 +57,7 @@ static int loan_too_small(shmbus_pub *pub, size_t size, size_t capacity)
 #define STAGE_MAX 2048
 
 /* Packs msg (at most `bound` bytes) into the slot at buf; its size.
- * protobuf-c writes a message a field at a time, and each line of a slot
+ * A packer writes a message a field at a time, and each line of a slot
  * that the subscriber's core read last is a wait of its own for that
  * line, even after a prefetch for writing: an Imu packed into its slot
  * took 1.15 us ping-pong against 0.44 us untyped; packed on the stack and
@@ -70,9 +71,9 @@ static size_t pack_into(const ProtobufCMessage *msg, size_t bound, void *buf)
 
 	if (bound > STAGE_MAX) {
 		typed_prefetch(buf, bound, true);
-		return protobuf_c_message_pack(msg, buf);
+		return typed_pack(msg, buf);
 	}
-	n = protobuf_c_message_pack(msg, stage);
+	n = typed_pack(msg, stage);
 	memcpy(buf, stage, n);
 	return n;
 }

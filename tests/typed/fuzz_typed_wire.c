@@ -10,7 +10,8 @@
  * Image, an Imu, the test schema's Everything (oneofs, maps, strings,
  * packed and unpacked repeated fields, nesting) and a proto2 message with
  * required fields and defaults, the message packs back into the very
- * bytes protobuf-c's own unpack (malloc per piece) gives, the bytes
+ * bytes protobuf-c's own unpack (malloc per piece) gives (and so does
+ * pack.c's packer for both), the bytes
  * decode.c takes on itself are exactly those protobuf-c accepts among
  * them, and the block is freed whole.
  */
@@ -69,14 +70,19 @@ static void same_in_one_block(const ProtobufCMessageDescriptor *desc, const uint
 		abort();
 	if (block) {
 		size_t n = protobuf_c_message_get_packed_size(block);
-		uint8_t *a = malloc(n ? n : 1), *b = malloc(n ? n : 1);
+		uint8_t *a = malloc(n ? n : 1), *b = malloc(n ? n : 1), *c = malloc(n ? n : 1);
 
-		if (!a || !b || protobuf_c_message_get_packed_size(pieces) != n ||
+		if (!a || !b || !c || protobuf_c_message_get_packed_size(pieces) != n ||
 		    protobuf_c_message_pack(block, a) != n || protobuf_c_message_pack(pieces, b) != n ||
 		    memcmp(a, b, n) != 0)
 			abort();
+		/* pack.c packs both as protobuf-c does, byte for byte. */
+		if (typed_pack(block, c) != n || memcmp(c, b, n) != 0 ||
+		    typed_pack(pieces, c) != n || memcmp(c, b, n) != 0)
+			abort();
 		free(a);
 		free(b);
+		free(c);
 	}
 	typed_arena_free(block);
 	protobuf_c_message_free_unpacked(pieces, NULL);

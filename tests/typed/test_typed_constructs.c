@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h" /* typed_size_bound(), typed_decode(): size_bound.c, decode.c compiled in */
+#include "internal.h" /* typed_size_bound(), typed_pack(), typed_decode(): compiled in */
 
 #include "golden.shmbus.h"
 #include "nopkg.shmbus.h"
@@ -704,6 +704,174 @@ static void check_bound(const ProtobufCMessage *m)
 		fprintf(stderr, "%s: bound %zu < packed %zu\n", m->descriptor->name, bound, exact);
 }
 
+/* pack.c's packer writes protobuf-c's bytes for m, no more (it is given
+ * the exact room and a guard byte after it). */
+static void check_pack(const ProtobufCMessage *m)
+{
+	size_t n = protobuf_c_message_get_packed_size(m), got;
+	uint8_t *theirs = malloc(n + 1), *ours = malloc(n + 1);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(theirs);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ours);
+	CU_ASSERT_EQUAL_FATAL(protobuf_c_message_pack(m, theirs), n);
+	ours[n] = 0xa5;
+	got = typed_pack(m, ours);
+	CU_ASSERT_EQUAL(got, n);
+	CU_ASSERT_EQUAL(ours[n], 0xa5);
+	CU_ASSERT_TRUE(got == n && memcmp(ours, theirs, n) == 0);
+	if (got != n || memcmp(ours, theirs, n) != 0)
+		fprintf(stderr, "%s: packed %zu bytes unlike protobuf-c's %zu\n", m->descriptor->name,
+			got, n);
+	free(theirs);
+	free(ours);
+}
+
+/* Every construct and value edge the packer has a way for: proto3 zero
+ * values left out (-0.0 among them, as protobuf-c), proto2 presence and
+ * defaults, oneofs of every kind, packed and unpacked repeated fields
+ * with negative values, keys of one to five bytes, lengths of one to
+ * three bytes (sub-messages and packed fields moved up), unknown
+ * fields. */
+static void test_pack(void)
+{
+	Shmbus__Test__Bound__Scalars sc, sc2;
+	Shmbus__Test__Bound__Nested nested;
+	Shmbus__Test__Bound__Nested__Small small;
+	Shmbus__Test__Bound__Empty empty;
+	Shmbus__Test__Legacy__Frame frame = SHMBUS__TEST__LEGACY__FRAME__INIT;
+	Shmbus__Msgs__Imu imu;
+	Shmbus__Msgs__Header header;
+	Shmbus__Msgs__Vector3 v;
+	double cov[9];
+	int32_t many[40];
+	static char long_label[20000];
+	ProtobufCMessage *unknown;
+	uint8_t *wire;
+	size_t size;
+
+	fill();
+	check_pack(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_TEXT;
+	f.e.text = (char *)"text";
+	check_pack(&f.e.base);
+	f.e.text = (char *)""; /* a oneof member is packed even when empty */
+	check_pack(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_NUMBER;
+	f.e.number = 0;
+	check_pack(&f.e.base);
+	f.e.number = INT64_MIN;
+	check_pack(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_RAW_CHOICE;
+	f.e.raw_choice.data = f.extra;
+	f.e.raw_choice.len = 300;
+	check_pack(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_NESTED_CHOICE;
+	f.e.nested_choice = NULL; /* a oneof message not set: left out */
+	check_pack(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE__NOT_SET;
+	f.e.default_ = NULL;
+	f.e.inner = NULL;
+	f.e.ratio = -0.0f; /* zero to protobuf-c: left out */
+	f.e.precise = -0.0;
+	f.e.struct_ = 0;
+	f.e.int_ = INT32_MIN;
+	check_pack(&f.e.base);
+	/* Lengths of two and three bytes: a sub-message, a string in it,
+	 * a packed field. */
+	fill();
+	memset(long_label, 'x', sizeof(long_label) - 1);
+	f.inner.label = long_label;
+	for (int i = 0; i < 40; i++)
+		many[i] = i % 2 ? -i : i * 1000;
+	f.e.numbers = many;
+	f.e.n_numbers = 40;
+	check_pack(&f.e.base);
+	long_label[100] = '\0';
+	check_pack(&f.e.base);
+	shmbus__test__all__everything__init(&f.e); /* all zero: nothing */
+	check_pack(&f.e.base);
+
+	/* Every scalar at its widest, keys of one to five bytes; and at
+	 * small values. */
+	shmbus__test__bound__scalars__init(&sc);
+	sc.i32 = INT32_MIN;
+	sc.i64 = INT64_MIN;
+	sc.u32 = UINT32_MAX;
+	sc.u64 = UINT64_MAX;
+	sc.s32 = INT32_MIN;
+	sc.s64 = INT64_MIN;
+	sc.flag = 1;
+	sc.sign = SHMBUS__TEST__BOUND__SIGN__SIGN_MINUS;
+	sc.f32 = UINT32_MAX;
+	sc.f64 = UINT64_MAX;
+	sc.sf32 = -1;
+	sc.sf64 = -1;
+	sc.ratio = 1.5f;
+	sc.precise = -2.5;
+	sc.wide_key = -1;
+	sc.widest_key = UINT32_MAX;
+	check_pack(&sc.base);
+	shmbus__test__bound__scalars__init(&sc2);
+	sc2.i32 = 1;
+	sc2.s32 = -1;
+	sc2.s64 = 1;
+	sc2.sign = SHMBUS__TEST__BOUND__SIGN__SIGN_PLUS;
+	sc2.flag = 2; /* any non-zero: true, one byte 1 */
+	sc2.widest_key = 1;
+	check_pack(&sc2.base);
+	shmbus__test__bound__nested__init(&nested);
+	shmbus__test__bound__nested__small__init(&small);
+	shmbus__test__bound__empty__init(&empty);
+	small.x = 7;
+	nested.a = &sc;
+	nested.b = &sc2;
+	nested.small = &small;
+	nested.empty = &empty; /* set but empty: a key and a zero length */
+	nested.choice_case = SHMBUS__TEST__BOUND__NESTED__CHOICE_BIG;
+	nested.big = &sc;
+	check_pack(&nested.base);
+	nested.choice_case = SHMBUS__TEST__BOUND__NESTED__CHOICE_TINY;
+	nested.tiny = 0;
+	check_pack(&nested.base);
+	nested.choice_case = SHMBUS__TEST__BOUND__NESTED__CHOICE_MIDDLE;
+	nested.middle = -3;
+	check_pack(&nested.base);
+
+	/* proto2: required fields always, optional ones by has_ or pointer,
+	 * the default string left out. */
+	frame.id = 0;
+	check_pack(&frame.base);
+	frame.id = 7;
+	frame.checksum.data = (uint8_t *)"\x01\x02";
+	frame.checksum.len = 2;
+	frame.has_pixels = 1;
+	frame.pixels.len = 0; /* present though empty */
+	check_pack(&frame.base);
+	frame.note = (char *)"set";
+	check_pack(&frame.base);
+
+	/* An Imu as a driver fills it. */
+	imu_fill(&imu, &header, &v, cov);
+	for (int i = 0; i < 9; i++)
+		cov[i] = i * 0.25 - 1;
+	header.stamp_ns = 1764000000123456789;
+	check_pack(&imu.base);
+
+	/* Unknown fields, as an unpack keeps them, at the top and inside. */
+	fill();
+	size = shmbus__test__all__everything__get_packed_size(&f.e);
+	wire = malloc(size);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(wire);
+	shmbus__test__all__everything__pack(&f.e, wire);
+	unknown = protobuf_c_message_unpack(&shmbus__test__bound__empty__descriptor, NULL, size,
+					    wire);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(unknown);
+	CU_ASSERT_TRUE(unknown->n_unknown_fields > 0);
+	check_pack(unknown);
+	protobuf_c_message_free_unpacked(unknown, NULL);
+	free(wire);
+}
+
 static void test_size_bound(void)
 {
 	Shmbus__Test__Bound__Scalars sc;
@@ -794,6 +962,19 @@ static bool decodes(const struct shmbus_typed_type *type, const uint8_t *wire, s
 	return ok;
 }
 
+/* typed_pack() gives protobuf-c's bytes for m (a thread's own check). */
+static bool packs(const ProtobufCMessage *m)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *a = malloc(n + 1), *b = malloc(n + 1);
+	bool same = a && b && protobuf_c_message_pack(m, a) == n && typed_pack(m, b) == n &&
+		    memcmp(a, b, n) == 0;
+
+	free(a);
+	free(b);
+	return same;
+}
+
 static void *race_bounds(void *arg)
 {
 	struct racer *r = arg;
@@ -815,7 +996,8 @@ static void *race_bounds(void *arg)
 		typed_size_bound(&f.e.base) >= protobuf_c_message_get_packed_size(&f.e.base) &&
 		typed_size_bound(&a.base) == SHMBUS__TEST__BOUND__SCALARS__SHMBUS_MAX_SIZE &&
 		decodes(&shmbus__test__all__everything__shmbus_type, r->wire, r->size) &&
-		decodes(&shmbus__msgs__imu__shmbus_type, r->imu_wire, r->imu_size);
+		decodes(&shmbus__msgs__imu__shmbus_type, r->imu_wire, r->imu_size) &&
+		packs(&f.e.base) && packs(&imu.base) && packs(&n.base);
 	return NULL;
 }
 
@@ -899,7 +1081,8 @@ static void add(void)
 {
 	CU_pSuite s = h_add_bus_suite("typed_constructs", "constructs");
 
-	CU_add_test(s, "size and decoding plans made by racing threads", test_bound_plans_race);
+	CU_add_test(s, "size, packing and decoding plans made by racing threads",
+		    test_bound_plans_race);
 
 	CU_add_test(s, "every construct round-trips", test_round_trip);
 	CU_add_test(s, "view of a field in the middle", test_view_in_the_middle);
@@ -909,6 +1092,7 @@ static void add(void)
 	CU_add_test(s, "taken in one block, chained blocks", test_one_block_chained);
 	CU_add_test(s, "a type without the arena flag: pieces", test_legacy_type_pieces);
 	CU_add_test(s, "the size bound covers every construct", test_size_bound);
+	CU_add_test(s, "packed by plan as protobuf-c packs", test_pack);
 	CU_add_test(s, "one walk decodes as protobuf-c, else leaves it to it", test_one_walk_decode);
 	CU_add_test(s, "a message that fits exactly, its bound not", test_fits_exactly);
 }
