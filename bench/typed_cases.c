@@ -10,10 +10,13 @@
  *        typed_imu_raw_cpu): what it costs without cache lines crossing
  *        cores.
  *   typed_imu_size_cpu, typed_imu_bound_cpu, typed_imu_pack_cpu,
- *   typed_imu_unpack_cpu, typed_imu_unpack_pieces_cpu   where
+ *   typed_imu_pack_plan_cpu, typed_imu_unpack_cpu,
+ *   typed_imu_unpack_pieces_cpu   where
  *        typed_imu_cpu's time goes, in one process on one core, no bus:
  *        protobuf-c sizing the Imu exactly, the runtime's size bound (what
- *        a publish computes instead; peer: the exact sizing), packing it, the runtime unpacking it into one block and freeing it
+ *        a publish computes instead; peer: the exact sizing), protobuf-c
+ *        packing it, the runtime packing it by its plan (what a publish
+ *        does; peer: protobuf-c's pack), the runtime unpacking it into one block and freeing it
  *        (shmbus_typed_unpack / shmbus_typed_free, as a take does), and
  *        protobuf-c unpacking it with malloc per piece and freeing it
  *        (the unpack's peer).
@@ -37,6 +40,7 @@
 #include "shmbus/msgs/imu.shmbus.h"
 
 size_t typed_size_bound(const ProtobufCMessage *msg); /* codegen/runtime/size_bound.c */
+size_t typed_pack(const ProtobufCMessage *msg, uint8_t *out); /* codegen/runtime/pack.c */
 
 #define TYPED_TIMEOUT_NS (10 * (int64_t)1000000000)
 /* header.stamp_ns of the bench's Imu: a time of day, plus the command. */
@@ -434,6 +438,7 @@ enum part {
 	PART_SIZE,          /* protobuf_c_message_get_packed_size */
 	PART_BOUND,         /* typed_size_bound, what publish computes instead */
 	PART_PACK,          /* protobuf_c_message_pack into a buffer */
+	PART_PACK_PLAN,     /* typed_pack, what publish does instead */
 	PART_UNPACK,        /* shmbus_typed_unpack + shmbus_typed_free */
 	PART_UNPACK_PIECES, /* protobuf_c_message_unpack + free_unpacked, malloc */
 };
@@ -460,6 +465,9 @@ static int part_batch(void *ctx)
 			break;
 		case PART_PACK:
 			c->sink += protobuf_c_message_pack(&c->imu.imu.base, c->wire);
+			break;
+		case PART_PACK_PLAN:
+			c->sink += typed_pack(&c->imu.imu.base, c->wire);
 			break;
 		case PART_UNPACK:
 			if (shmbus_typed_unpack(&shmbus__msgs__imu__shmbus_type, NULL, c->wire,
@@ -537,6 +545,9 @@ int bench_typed_run(int stage)
 		if (stage == 0 && bench_selected("typed_imu_pack_cpu"))
 			failed += run_part("typed_imu_pack_cpu", PART_PACK, NULL,
 					   "protobuf-c pack into a buffer") != 0;
+		if (stage == 0 && bench_selected("typed_imu_pack_plan_cpu"))
+			failed += run_part("typed_imu_pack_plan_cpu", PART_PACK_PLAN,
+					   "typed_imu_pack_cpu", "runtime pack by plan, as publish") != 0;
 		if (stage == 0 && bench_selected("typed_imu_unpack_pieces_cpu"))
 			failed += run_part("typed_imu_unpack_pieces_cpu", PART_UNPACK_PIECES, NULL,
 					   "protobuf-c unpack + free, malloc per piece") != 0;
