@@ -56,33 +56,55 @@ static int loan_too_small(shmbus_pub *pub, size_t size, size_t capacity)
  * copied into its slot. */
 #define STAGE_MAX 2048
 
-/* Packs msg (at most `bound` bytes) into the slot at buf; its size.
- * A packer writes a message a field at a time, and each line of a slot
- * that the subscriber's core read last is a wait of its own for that
- * line, even after a prefetch for writing: an Imu packed into its slot
- * took 1.15 us ping-pong against 0.44 us untyped; packed on the stack and
- * copied, as the untyped send does, 0.89-0.91 us (`shmbus-bench --only
- * typed_imu_take,typed_imu_raw`, BENCHMARKS.md). A larger message is
- * packed in place, its first lines asked for ahead. */
-static size_t pack_into(const ProtobufCMessage *msg, size_t bound, void *buf)
+/* Loans a slot of pub and publishes the `size` bytes packed at `packed`
+ * (NULL: msg is packed straight into the slot). */
+static int loan_and_publish(shmbus_pub *pub, const ProtobufCMessage *msg, size_t bound,
+			    size_t size, const uint8_t *packed, uint64_t *seq)
 {
-	uint8_t stage[STAGE_MAX];
-	size_t n;
+	size_t capacity;
+	void *buf;
+	int rc = shmbus_pub_loan(pub, &buf, &capacity);
 
-	if (bound > STAGE_MAX) {
+	if (rc != SHMBUS_OK)
+		return rc;
+	if (packed) {
+		if (size > capacity) /* the topic changed since the check */
+			return loan_too_small(pub, size, capacity);
+		memcpy(buf, packed, size);
+	} else {
+		if (bound > capacity) {
+			/* The topic changed since the check (or the bound was
+			 * not the exact size): what the message really needs
+			 * decides. */
+			if (!size)
+				size = protobuf_c_message_get_packed_size(msg);
+			if (size > capacity)
+				return loan_too_small(pub, size, capacity);
+		}
 		typed_prefetch(buf, bound, true);
-		return typed_pack(msg, buf);
+		size = typed_pack(msg, buf);
 	}
-	n = typed_pack(msg, stage);
-	memcpy(buf, stage, n);
-	return n;
+	rc = shmbus_pub_publish(pub, size, seq);
+	if (rc != SHMBUS_OK)
+		(void)shmbus_pub_discard(pub);
+	return rc;
 }
 
+/* A message whose bound is at most STAGE_MAX is packed on the stack
+ * before the loan and copied into its slot. A packer writes a message a
+ * field at a time, and each line of a slot that the subscriber's core
+ * read last is a wait of its own for that line, even after a prefetch for
+ * writing: an Imu packed into its slot took 1.15 us ping-pong against
+ * 0.44 us untyped; packed on the stack and copied, as the untyped send
+ * does, 0.89-0.91 us (`shmbus-bench --only typed_imu_take,typed_imu_raw`,
+ * BENCHMARKS.md). Packed before the loan, the slot is held (and the
+ * header line a subscriber polls is written twice) only for the copy. A
+ * larger message is packed in place, its first lines asked for ahead. */
 int shmbus_typed_publish(shmbus_pub *pub, const struct shmbus_typed_type *type,
 			 const ProtobufCMessage *msg, uint64_t *seq)
 {
-	size_t bound, size = 0, capacity;
-	void *buf;
+	uint8_t stage[STAGE_MAX];
+	size_t bound, size = 0;
 	int rc = check("shmbus_typed_publish", pub, type, msg);
 
 	if (rc != SHMBUS_OK)
@@ -90,28 +112,19 @@ int shmbus_typed_publish(shmbus_pub *pub, const struct shmbus_typed_type *type,
 	/* A message whose bound fits is packed without being sized first;
 	 * only one that may not fit is sized exactly, before the loan. */
 	bound = typed_size_bound(msg);
+	if (bound <= STAGE_MAX) {
+		size = typed_pack(msg, stage);
+		if ((rc = room(pub, size)) != SHMBUS_OK)
+			return rc;
+		return loan_and_publish(pub, msg, bound, size, stage, seq);
+	}
 	if (bound > shmbus_pub_max_message_size(pub)) {
 		size = protobuf_c_message_get_packed_size(msg);
 		if ((rc = room(pub, size)) != SHMBUS_OK)
 			return rc;
 		bound = size;
 	}
-	rc = shmbus_pub_loan(pub, &buf, &capacity);
-	if (rc != SHMBUS_OK)
-		return rc;
-	if (bound > capacity) {
-		/* The topic changed since the check (or the bound was not the
-		 * exact size): what the message really needs decides. */
-		if (!size)
-			size = protobuf_c_message_get_packed_size(msg);
-		if (size > capacity)
-			return loan_too_small(pub, size, capacity);
-		bound = size;
-	}
-	rc = shmbus_pub_publish(pub, pack_into(msg, bound, buf), seq);
-	if (rc != SHMBUS_OK)
-		(void)shmbus_pub_discard(pub);
-	return rc;
+	return loan_and_publish(pub, msg, bound, size, NULL, seq);
 }
 
 static void loan_clear(struct shmbus_typed_loan *loan)
