@@ -159,29 +159,6 @@ static enum kind kind_of(const ProtobufCFieldDescriptor *f)
 	return KIND_PLAIN;
 }
 
-/* Bytes of one element of a repeated field of this type. */
-static size_t element_size(ProtobufCType type)
-{
-	switch (type) {
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	default:
-		return 4;
-	}
-}
-
 /* A type's fields sorted by number, as the field search needs (protobuf-c
  * generated code sorts them). */
 static bool sorted(const ProtobufCMessageDescriptor *desc)
@@ -213,7 +190,7 @@ static struct dplan *plan_get(const ProtobufCMessageDescriptor *desc)
 					  : scalar_op(f->type, WIRE_64BIT) != OP_NONE
 						  ? scalar_op(f->type, WIRE_64BIT)
 						  : scalar_op(f->type, WIRE_32BIT));
-		p->elem_size[i] = (uint8_t)element_size(f->type);
+		p->elem_size[i] = (uint8_t)typed_element_size(f->type);
 		if (f->label == PROTOBUF_C_LABEL_REQUIRED && !f->default_value)
 			p->required |= UINT64_C(1) << i;
 		for (unsigned wire = 0; f->id < 16 && wire < 8; wire++) {

@@ -85,6 +85,30 @@ int typed_decode(const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *all
  * (size_bound.c); SIZE_MAX when it cannot tell. */
 size_t typed_size_bound(const ProtobufCMessage *msg);
 
+/* The bytes one element of a repeated field of type t takes in its
+ * array (decode.c, pack.c). */
+static inline size_t typed_element_size(ProtobufCType t)
+{
+	switch (t) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	default:
+		return 4;
+	}
+}
+
 /* Packs msg into out (room for what it packs into: typed_size_bound()
  * bytes will do) as protobuf_c_message_pack() does, the same bytes, by a
  * plan of its type (pack.c); the bytes written. */

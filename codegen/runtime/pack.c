@@ -97,29 +97,6 @@ static unsigned wire_type(ProtobufCType t)
 	}
 }
 
-/* The bytes one element of a repeated field takes in its array. */
-static size_t element_size(ProtobufCType t)
-{
-	switch (t) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	default:
-		return 4;
-	}
-}
-
 static enum pack_way way_of(const ProtobufCFieldDescriptor *f)
 {
 	if (f->label == PROTOBUF_C_LABEL_REQUIRED)
@@ -353,7 +330,7 @@ static size_t put_value(const struct pack_field *pf, const void *p, uint8_t *out
 static size_t put_repeated(const struct pack_field *pf, const char *array, size_t count,
 			   uint8_t *out)
 {
-	size_t elt = element_size(pf->f->type), n = 0;
+	size_t elt = typed_element_size(pf->f->type), n = 0;
 
 	if (pf->way == WAY_PACKED) {
 		size_t body = 0;

@@ -704,6 +704,44 @@ static void check_bound(const ProtobufCMessage *m)
 		fprintf(stderr, "%s: bound %zu < packed %zu\n", m->descriptor->name, bound, exact);
 }
 
+/* check() on f.e with every construct (fill()), then each other member
+ * of its oneof, then with none and without its default-named string and
+ * its inner message; f.e is filled again after. */
+static void everything_variants(void (*check)(const ProtobufCMessage *m))
+{
+	fill();
+	check(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_TEXT;
+	f.e.text = (char *)"text";
+	check(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_RAW_CHOICE;
+	f.e.raw_choice.data = f.extra;
+	f.e.raw_choice.len = 300;
+	check(&f.e.base);
+	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE__NOT_SET;
+	f.e.default_ = NULL;
+	f.e.inner = NULL;
+	check(&f.e.base);
+	fill();
+}
+
+/* f.e packed and unpacked as an empty message: every field of it kept as
+ * an unknown field. Freed with protobuf_c_message_free_unpacked(). */
+static ProtobufCMessage *everything_unknown(void)
+{
+	size_t size = shmbus__test__all__everything__get_packed_size(&f.e);
+	uint8_t *wire = malloc(size);
+	ProtobufCMessage *m;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(wire);
+	shmbus__test__all__everything__pack(&f.e, wire);
+	m = protobuf_c_message_unpack(&shmbus__test__bound__empty__descriptor, NULL, size, wire);
+	free(wire);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_TRUE(m->n_unknown_fields > 0);
+	return m;
+}
+
 /* pack.c's packer writes protobuf-c's bytes for m, no more (it is given
  * the exact room and a guard byte after it). */
 static void check_pack(const ProtobufCMessage *m)
@@ -746,14 +784,9 @@ static void test_pack(void)
 	int32_t many[40];
 	static char long_label[20000];
 	ProtobufCMessage *unknown;
-	uint8_t *wire;
-	size_t size;
 
-	fill();
-	check_pack(&f.e.base);
+	everything_variants(check_pack);
 	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_TEXT;
-	f.e.text = (char *)"text";
-	check_pack(&f.e.base);
 	f.e.text = (char *)""; /* a oneof member is packed even when empty */
 	check_pack(&f.e.base);
 	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_NUMBER;
@@ -761,16 +794,10 @@ static void test_pack(void)
 	check_pack(&f.e.base);
 	f.e.number = INT64_MIN;
 	check_pack(&f.e.base);
-	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_RAW_CHOICE;
-	f.e.raw_choice.data = f.extra;
-	f.e.raw_choice.len = 300;
-	check_pack(&f.e.base);
 	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_NESTED_CHOICE;
 	f.e.nested_choice = NULL; /* a oneof message not set: left out */
 	check_pack(&f.e.base);
 	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE__NOT_SET;
-	f.e.default_ = NULL;
-	f.e.inner = NULL;
 	f.e.ratio = -0.0f; /* zero to protobuf-c: left out */
 	f.e.precise = -0.0;
 	f.e.struct_ = 0;
@@ -857,19 +884,11 @@ static void test_pack(void)
 	header.stamp_ns = 1764000000123456789;
 	check_pack(&imu.base);
 
-	/* Unknown fields, as an unpack keeps them, at the top and inside. */
+	/* Unknown fields, as an unpack keeps them. */
 	fill();
-	size = shmbus__test__all__everything__get_packed_size(&f.e);
-	wire = malloc(size);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(wire);
-	shmbus__test__all__everything__pack(&f.e, wire);
-	unknown = protobuf_c_message_unpack(&shmbus__test__bound__empty__descriptor, NULL, size,
-					    wire);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(unknown);
-	CU_ASSERT_TRUE(unknown->n_unknown_fields > 0);
+	unknown = everything_unknown();
 	check_pack(unknown);
 	protobuf_c_message_free_unpacked(unknown, NULL);
-	free(wire);
 }
 
 static void test_size_bound(void)
@@ -880,36 +899,13 @@ static void test_size_bound(void)
 	Shmbus__Msgs__Vector3 v;
 	double cov[9] = { 0 };
 	ProtobufCMessage *unknown;
-	uint8_t *wire;
-	size_t size;
 
-	fill();
-	check_bound(&f.e.base);
-	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_TEXT;
-	f.e.text = (char *)"text";
-	check_bound(&f.e.base);
-	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE_RAW_CHOICE;
-	f.e.raw_choice.data = f.extra;
-	f.e.raw_choice.len = 300;
-	check_bound(&f.e.base);
-	f.e.choice_case = SHMBUS__TEST__ALL__EVERYTHING__CHOICE__NOT_SET;
-	f.e.default_ = NULL;
-	f.e.inner = NULL;
-	check_bound(&f.e.base);
-	fill();
+	everything_variants(check_bound);
 
 	/* Every field unknown to the type it is unpacked as: kept, packed. */
-	size = shmbus__test__all__everything__get_packed_size(&f.e);
-	wire = malloc(size);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(wire);
-	shmbus__test__all__everything__pack(&f.e, wire);
-	unknown = protobuf_c_message_unpack(&shmbus__test__bound__empty__descriptor, NULL, size,
-					    wire);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(unknown);
-	CU_ASSERT_TRUE(unknown->n_unknown_fields > 0);
+	unknown = everything_unknown();
 	check_bound(unknown);
 	protobuf_c_message_free_unpacked(unknown, NULL);
-	free(wire);
 
 	/* A bounded type: its plan is its exact bound, with no field left to
 	 * look at. */
