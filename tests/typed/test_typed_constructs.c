@@ -846,6 +846,11 @@ static void test_pack(void)
 	sc2.flag = 2; /* any non-zero: true, one byte 1 */
 	sc2.widest_key = 1;
 	check_pack(&sc2.base);
+	shmbus__test__bound__scalars__init(&sc2); /* every scalar at zero: nothing */
+	check_pack(&sc2.base);
+	sc2.s32 = 1;
+	sc2.s64 = -1;
+	check_pack(&sc2.base);
 	shmbus__test__bound__nested__init(&nested);
 	shmbus__test__bound__nested__small__init(&small);
 	shmbus__test__bound__empty__init(&empty);
