@@ -346,9 +346,10 @@ static void drain(struct recorder *rec, struct rtopic *t)
 			return;
 		}
 		memcpy(dst, v.data, v.info.size);
-		/* The copy is good only if no publisher lapped us meanwhile. */
-		bool valid = shmbus_sub_view_valid(t->sub, &v);
-		shmbus_sub_release(t->sub, &v);
+		/* The copy is good only if no publisher lapped us meanwhile:
+		 * the release says so after the copy, and counts a lapped view
+		 * lost. One check, so a message is either recorded or lost. */
+		bool valid = shmbus_sub_release(t->sub, &v) == SHMBUS_OK;
 		if (mcap_writer_message_end(rec->w, valid) != 0) {
 			stop_with_write_error(rec);
 			return;
