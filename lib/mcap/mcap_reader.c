@@ -63,8 +63,17 @@ struct mcap_reader {
 	struct rmeta *meta;
 
 	uint64_t data_start, data_end;
+	/* The Chunk offsets the summary's ChunkIndex records give, sorted and
+	 * unique: the walk of the data section must land on each in turn, so
+	 * a damaged byte that turns a chunk into some other record (skipped,
+	 * as the spec says unknown records are) or makes the walk step over
+	 * one is an error, not messages silently missing. */
+	uint64_t *chunk_offs;
+	size_t n_chunk_offs, cap_chunk_offs;
 	/* iteration */
 	uint64_t pos;
+	size_t next_chunk; /* chunk_offs[next_chunk] is the next one due */
+	uint8_t prev_op;   /* of the record before pos */
 	uint8_t *chunk; /* the whole chunk, or (streamed) the current record */
 	size_t chunk_cap;
 	uint64_t chunk_size, chunk_pos;
@@ -652,6 +661,11 @@ static int summary_chunk_index(mcap_reader *r, struct cur *c, uint64_t off, uint
 			   "at %llu, %llu bytes)",
 			   r->path, (unsigned long long)off, (unsigned long long)co,
 			   (unsigned long long)cl);
+	uint64_t *offs = grow(r->chunk_offs, r->n_chunk_offs, &r->cap_chunk_offs, sizeof(*offs));
+	if (!offs)
+		return bad(r, -ENOMEM, "out of memory");
+	r->chunk_offs = offs;
+	offs[r->n_chunk_offs++] = co;
 	if (strcmp(comp, "zstd") == 0)
 		in->chunks_zstd++;
 	else if (strcmp(comp, "lz4") == 0)
@@ -717,6 +731,24 @@ static int summary_data_crc(mcap_reader *r, uint64_t ss)
 	return check_data_crc(r, de, r->base + de + MCAP_RECORD_PREFIX, 4);
 }
 
+static int by_offset(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* ChunkIndex records may come in any order, and name a chunk twice. */
+static void sort_chunk_offsets(mcap_reader *r)
+{
+	size_t n = 0;
+	if (r->n_chunk_offs)
+		qsort(r->chunk_offs, r->n_chunk_offs, sizeof(uint64_t), by_offset);
+	for (size_t i = 0; i < r->n_chunk_offs; i++)
+		if (n == 0 || r->chunk_offs[i] != r->chunk_offs[n - 1])
+			r->chunk_offs[n++] = r->chunk_offs[i];
+	r->n_chunk_offs = n;
+}
+
 /* Read the summary named by the footer. 0: done; 1: nothing usable there
  * (scan instead); < 0: corrupt. */
 static int read_summary(mcap_reader *r, uint64_t footer_off)
@@ -750,10 +782,31 @@ static int read_summary(mcap_reader *r, uint64_t footer_off)
 		return rc;
 	if (!have_stats)
 		return 1;
+	sort_chunk_offsets(r);
 	r->data_end = ss;
 	if ((r->flags & MCAP_READ_VERIFY_DATA_CRC) && (rc = summary_data_crc(r, ss)) != 0)
 		return rc;
 	r->info.complete = true;
+	return 0;
+}
+
+/* A MessageIndex record comes right after a Chunk or another
+ * MessageIndex ("a sequence of Message Index records occurs immediately
+ * after each chunk", says the spec), and its lengths add up. One anywhere
+ * else means the record before it was a Chunk once: with its opcode
+ * damaged, the walk would skip it as an unknown record and its messages
+ * would be silently missing. */
+static int check_message_index(mcap_reader *r, uint8_t prev_op, const uint8_t *p, uint64_t len,
+			       uint64_t off)
+{
+	if (prev_op != MCAP_OP_CHUNK && prev_op != MCAP_OP_MESSAGE_INDEX)
+		return bad(r, -EBADMSG,
+			   "%s: MessageIndex record at offset %llu follows no Chunk (the record "
+			   "before it, opcode 0x%02x, may be a damaged Chunk)",
+			   r->path, (unsigned long long)off, prev_op);
+	if (len < 6 || mcap_get32(p + 2) != len - 6 || (len - 6) % 16)
+		return bad(r, -EBADMSG, "%s: malformed MessageIndex record at offset %llu", r->path,
+			   (unsigned long long)off);
 	return 0;
 }
 
@@ -764,6 +817,7 @@ static int scan(mcap_reader *r, bool footer)
 	struct mcap_info *in = &r->info;
 	uint64_t off = r->data_start;
 	bool data_end = false;
+	uint8_t prev_op = MCAP_OP_HEADER;
 	for (size_t i = 0; i < r->n_channels; i++)
 		r->channels[i].message_count = 0;
 	in->message_count = in->chunk_count = in->metadata_count = 0;
@@ -843,6 +897,9 @@ static int scan(mcap_reader *r, bool footer)
 		case MCAP_OP_ATTACHMENT:
 			in->attachment_count++;
 			break;
+		case MCAP_OP_MESSAGE_INDEX:
+			rc = check_message_index(r, prev_op, p, len, off);
+			break;
 		case MCAP_OP_DATA_END:
 			if (r->flags & MCAP_READ_VERIFY_DATA_CRC)
 				rc = check_data_crc(r, off, p, len);
@@ -855,6 +912,7 @@ static int scan(mcap_reader *r, bool footer)
 			return rc;
 		if (data_end)
 			break;
+		prev_op = op;
 		off += MCAP_RECORD_PREFIX + len;
 	}
 	if (!data_end && !in->why_incomplete[0])
@@ -936,6 +994,7 @@ int mcap_reader_open(const char *path, unsigned flags, mcap_reader **out, char *
 		goto fail;
 	if (rc == 1) {
 		/* Forget whatever a partial summary gave; the scan is the truth. */
+		r->n_chunk_offs = 0;
 		rc = scan(r, footer);
 		if (rc < 0)
 			goto fail;
@@ -973,6 +1032,7 @@ void mcap_reader_close(mcap_reader *r)
 		}
 	}
 	free(r->meta);
+	free(r->chunk_offs);
 	free(r->meta_offsets);
 	free(r->schemas);
 	free(r->channels);
@@ -1053,6 +1113,33 @@ void mcap_reader_rewind(mcap_reader *r)
 {
 	r->pos = r->data_start;
 	r->in_chunk = false;
+	r->next_chunk = 0;
+	r->prev_op = MCAP_OP_HEADER;
+}
+
+/* The walk is at a record with opcode op at off (off == data_end: at the
+ * end): it must not have passed an indexed chunk, and the record at an
+ * indexed offset must be a Chunk. */
+static int check_indexed_chunk(mcap_reader *r, uint64_t off, uint8_t op)
+{
+	if (r->next_chunk >= r->n_chunk_offs)
+		return 0;
+	uint64_t want = r->chunk_offs[r->next_chunk];
+	if (off > want)
+		return bad(r, -EBADMSG,
+			   "%s: the summary indexes a Chunk at offset %llu, which the records of "
+			   "the data section step over (the record before offset %llu is "
+			   "damaged)",
+			   r->path, (unsigned long long)want, (unsigned long long)off);
+	if (off < want)
+		return 0;
+	if (op != MCAP_OP_CHUNK)
+		return bad(r, -EBADMSG,
+			   "%s: the summary indexes a Chunk at offset %llu, but the record there "
+			   "has opcode 0x%02x",
+			   r->path, (unsigned long long)want, op);
+	r->next_chunk++;
+	return 0;
 }
 
 int mcap_reader_next(mcap_reader *r, struct mcap_message *msg)
@@ -1065,7 +1152,7 @@ int mcap_reader_next(mcap_reader *r, struct mcap_message *msg)
 			r->in_chunk = false;
 		}
 		if (r->pos >= r->data_end)
-			return 0;
+			return check_indexed_chunk(r, UINT64_MAX, 0);
 		uint8_t op;
 		const uint8_t *p;
 		uint64_t len;
@@ -1075,7 +1162,11 @@ int mcap_reader_next(mcap_reader *r, struct mcap_message *msg)
 					       "section's end (%llu)",
 				   r->path, (unsigned long long)off, (unsigned long long)r->data_end);
 		r->pos = off + MCAP_RECORD_PREFIX + len;
-		int rc = 0;
+		uint8_t prev_op = r->prev_op;
+		r->prev_op = op;
+		int rc = check_indexed_chunk(r, off, op);
+		if (rc)
+			return rc;
 		switch (op) {
 		case MCAP_OP_CHUNK:
 			rc = load_chunk(r, off, p, len);
@@ -1093,9 +1184,12 @@ int mcap_reader_next(mcap_reader *r, struct mcap_message *msg)
 		case MCAP_OP_CHANNEL:
 			rc = add_channel(r, p, len, off);
 			break;
+		case MCAP_OP_MESSAGE_INDEX:
+			rc = check_message_index(r, prev_op, p, len, off);
+			break;
 		case MCAP_OP_DATA_END:
 			r->pos = r->data_end;
-			return 0;
+			return check_indexed_chunk(r, UINT64_MAX, 0);
 		case 0:
 		case MCAP_OP_HEADER:
 		case MCAP_OP_FOOTER:
