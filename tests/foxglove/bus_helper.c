@@ -11,9 +11,11 @@
  *                             written in place: byte k = (k * 7 + (k >> 11)) & 255
  *   create TOPIC              create an Imu topic; reply with CLOCK_REALTIME
  *                             just before and after
- *   flood TOPIC SIZE N HZ FIRST  publish N foxglove.RawImage of SIZE data
- *                             bytes at HZ (absolute deadlines), width =
- *                             FIRST, FIRST + 1, ...
+ *   flood TOPIC SIZE N HZ FIRST [SLOTS]  publish N foxglove.RawImage of
+ *                             SIZE data bytes at HZ (absolute deadlines),
+ *                             width = FIRST, FIRST + 1, ..., every data
+ *                             byte of the k-th = k & 255 (k from 0); a new
+ *                             topic gets SLOTS slots (default 64)
  *   take TOPIC N MS           subscribe from the topic's first message and
  *                             return N messages as JSON (pbjson, from the
  *                             topic's schema), waiting at most MS
@@ -178,13 +180,13 @@ static void cmd_remove(const char *topic)
 	reply(json_pack("{s:I}", "t0_ns", (json_int_t)t0));
 }
 
-static void cmd_flood(const char *topic, size_t size, long n, long hz, long first)
+static void cmd_flood(const char *topic, size_t size, long n, long hz, long first, long slots)
 {
 	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 	int64_t period = 1000000000 / (hz > 0 ? hz : 1), start, next;
 	long published = 0, failed = 0;
 	shmbus_pub *pub;
-	int rc = open_image(topic, size, 64, &pub);
+	int rc = open_image(topic, size, (uint32_t)slots, &pub);
 
 	if (rc) {
 		fail(topic, rc);
@@ -283,8 +285,9 @@ int main(void)
 	reply(json_pack("{s:b}", "ready", 1));
 	while (fgets(line, sizeof(line), stdin)) {
 		char verb[32], topic[256];
-		long a = 0, b = 0, c = 0, d = 0;
-		int n = sscanf(line, "%31s %255s %ld %ld %ld %ld", verb, topic, &a, &b, &c, &d);
+		long a = 0, b = 0, c = 0, d = 0, e = 64;
+		int n = sscanf(line, "%31s %255s %ld %ld %ld %ld %ld", verb, topic, &a, &b, &c, &d,
+			       &e);
 
 		if (n >= 1 && strcmp(verb, "quit") == 0)
 			break;
@@ -296,8 +299,8 @@ int main(void)
 			cmd_create(topic);
 		else if (n == 2 && strcmp(verb, "remove") == 0)
 			cmd_remove(topic);
-		else if (n == 6 && strcmp(verb, "flood") == 0)
-			cmd_flood(topic, (size_t)a, b, c, d);
+		else if ((n == 6 || n == 7) && strcmp(verb, "flood") == 0)
+			cmd_flood(topic, (size_t)a, b, c, d, e);
 		else if (n == 4 && strcmp(verb, "take") == 0)
 			cmd_take(topic, a, b);
 		else
