@@ -1117,9 +1117,9 @@ void mcap_reader_rewind(mcap_reader *r)
 	r->prev_op = MCAP_OP_HEADER;
 }
 
-/* The walk is at a record with opcode op at off (off == data_end: at the
- * end): it must not have passed an indexed chunk, and the record at an
- * indexed offset must be a Chunk. */
+/* The walk is at a record with opcode op at off (or at the data section's
+ * end, off = data_end): it must not have passed an indexed chunk, and the
+ * record at an indexed offset must be a Chunk. */
 static int check_indexed_chunk(mcap_reader *r, uint64_t off, uint8_t op)
 {
 	if (r->next_chunk >= r->n_chunk_offs)
@@ -1152,7 +1152,7 @@ int mcap_reader_next(mcap_reader *r, struct mcap_message *msg)
 			r->in_chunk = false;
 		}
 		if (r->pos >= r->data_end)
-			return check_indexed_chunk(r, UINT64_MAX, 0);
+			return check_indexed_chunk(r, r->data_end, 0);
 		uint8_t op;
 		const uint8_t *p;
 		uint64_t len;
@@ -1189,7 +1189,7 @@ int mcap_reader_next(mcap_reader *r, struct mcap_message *msg)
 			break;
 		case MCAP_OP_DATA_END:
 			r->pos = r->data_end;
-			return check_indexed_chunk(r, UINT64_MAX, 0);
+			return check_indexed_chunk(r, r->data_end, 0);
 		case 0:
 		case MCAP_OP_HEADER:
 		case MCAP_OP_FOOTER:
