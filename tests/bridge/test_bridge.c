@@ -1207,6 +1207,11 @@ static void test_malformed_envelopes(void)
 	bad.topic = "bad/no spaces";
 	bad.dds_topic = "shmbus/bad/no_20spaces";
 	CU_ASSERT_EQUAL(dds_write(aw, &bad), 0);
+	/* One whose DDS topic is not its own name's: taking it would feed
+	 * bad/t's envelopes into bad/x. */
+	shmbus_bridge_Announce crossed = an;
+	crossed.topic = "bad/x";
+	CU_ASSERT_EQUAL(dds_write(aw, &crossed), 0);
 
 	CU_ASSERT_FATAL(wait_topic(b, "bad/t", 30000));
 	shmbus_sub *sub;
@@ -1242,10 +1247,13 @@ static void test_malformed_envelopes(void)
 	CU_ASSERT_STRING_EQUAL(s.frame[0], "good");
 	CU_ASSERT_EQUAL(s.stamp[0], 7);
 	CU_ASSERT_EQUAL(s.lost_at[0], 4);
-	/* 1 bad announce + 4 bad envelopes, counted; nothing else. */
-	CU_ASSERT(bp_wait(&bb, "malformed", 5, 10000));
+	/* 2 bad announces + 4 bad envelopes, counted; nothing else. */
+	CU_ASSERT(bp_wait(&bb, "malformed", 6, 10000));
 	CU_ASSERT(bp_wait(&bb, "in", 1, 10000));
-	CU_ASSERT_EQUAL(bp_stat(&bb, "malformed"), 5);
+	CU_ASSERT_EQUAL(bp_stat(&bb, "malformed"), 6);
+	struct shmbus_topic_info ti;
+	CU_ASSERT_EQUAL(shmbus_topic_inspect(b, "bad/x", &ti, NULL, 0, NULL, NULL, 0, NULL),
+			SHMBUS_ENOTOPIC);
 	CU_ASSERT_EQUAL(bp_stat(&bb, "in"), 1);
 	/* The large junk payload was refused before the topic could grow
 	 * for it. */
@@ -1269,7 +1277,7 @@ static void test_malformed_envelopes(void)
 	CU_ASSERT_EQUAL(s.stamp[2], 9);
 	CU_ASSERT_EQUAL(s.lost_at[2], 16);
 	CU_ASSERT(bp_wait(&bb, "in", 3, 10000));
-	bp_expect(&bb, "in 3 malformed 5 dds_gaps 2 src_lost 10 marked_lost 16 publish_failed 0");
+	bp_expect(&bb, "in 3 malformed 6 dds_gaps 2 src_lost 10 marked_lost 16 publish_failed 0");
 
 	dds_delete(d);
 	shmbus_sub_close(sub);
