@@ -221,7 +221,9 @@ static int lz4_decompress(const uint8_t *in, size_t n, uint8_t *out, size_t expe
 			LZ4F_freeDecompressionContext(dctx);
 			return -EBADMSG;
 		}
-		hint = LZ4F_decompress(dctx, out + done_out, &dst, in + done_in, &src, NULL);
+		/* out is NULL for an empty chunk: no offset onto it. */
+		uint8_t *at = done_out ? out + done_out : out;
+		hint = LZ4F_decompress(dctx, at, &dst, in + done_in, &src, NULL);
 		if (LZ4F_isError(hint)) {
 			snprintf(err, errlen, "lz4: %s", LZ4F_getErrorName(hint));
 			LZ4F_freeDecompressionContext(dctx);
