@@ -156,12 +156,20 @@ struct mcap_info {
 	uint32_t chunks_none, chunks_lz4, chunks_zstd;
 	uint64_t file_size;
 	uint64_t uncompressed_bytes, compressed_bytes; /* of chunk records */
+	/* MCAP_READ_SALVAGE only: */
+	uint32_t damaged_ranges;   /* parts of the data section skipped as damaged */
+	uint64_t damaged_bytes;
+	bool summary_read;         /* the file's summary was intact... */
+	uint64_t summary_messages; /* ...and counts this many messages */
 };
 
 /* Flags of mcap_reader_open. */
 #define MCAP_READ_VERIFY_DATA_CRC 0x1u /* check DataEnd's data-section CRC */
 #define MCAP_READ_SCAN 0x2u            /* ignore the summary; count by scanning
 					* (gives max_message_size per channel) */
+#define MCAP_READ_SALVAGE 0x4u         /* scan, and skip what is damaged instead of
+					* failing (for recovery; the data CRC is
+					* not checked): see mcap_reader_damage() */
 
 /* Open and index a file: the summary when the footer is intact, else a
  * forward scan up to the last complete record (info->complete = false). A
@@ -183,6 +191,15 @@ const struct mcap_schema *mcap_reader_schema(const mcap_reader *r, uint16_t id);
 int mcap_reader_metadata(mcap_reader *r, size_t i, const char **name,
 			 const struct mcap_kv **kv, size_t *n);
 
+/* With MCAP_READ_SALVAGE, a damaged record does not fail the reader: it is
+ * skipped with everything up to the next place reading can resume with
+ * confidence, a Chunk whose CRC holds (one without a CRC cannot be told
+ * from noise) or a record the file's summary indexes, when the summary's
+ * own CRC holds (then its channels and schemas are known even if the
+ * chunk that defined them is lost). The i-th such range [*from, *to) of
+ * the file, in file order, and why it was skipped: 0, or -ENOENT. */
+int mcap_reader_damage(const mcap_reader *r, size_t i, uint64_t *from, uint64_t *to,
+		       const char **why);
 /* Messages in file order: 1 and *msg, 0 at the end, or a negative errno
  * with mcap_reader_error() naming the offset. */
 int mcap_reader_next(mcap_reader *r, struct mcap_message *msg);

@@ -41,6 +41,11 @@ struct rmeta {
 	size_t n;
 };
 
+struct damage {
+	uint64_t from, to;
+	char *why;
+};
+
 struct mcap_reader {
 	int fd;
 	const uint8_t *base;
@@ -70,6 +75,13 @@ struct mcap_reader {
 	 * one is an error, not messages silently missing. */
 	uint64_t *chunk_offs;
 	size_t n_chunk_offs, cap_chunk_offs;
+	/* MCAP_READ_SALVAGE: the ranges skipped as damaged, in file order, and
+	 * the offsets an intact summary vouches for (chunks, metadata, DataEnd),
+	 * sorted: places to resume after damage. */
+	struct damage *damage;
+	size_t n_damage, cap_damage, next_damage;
+	uint64_t *anchors;
+	size_t n_anchors;
 	/* iteration */
 	uint64_t pos;
 	size_t next_chunk; /* chunk_offs[next_chunk] is the next one due */
@@ -330,6 +342,25 @@ static void sort_tables(mcap_reader *r)
 	for (size_t i = 0; i < r->n_schemas; i++)
 		r->schema_at[r->schemas[i].id] = (uint32_t)i + 1;
 	r->sorted = true;
+}
+
+/* Forgets the channels and schemas added after the first n_channels and
+ * n_schemas (the tables are in the order they were added: nothing sorts
+ * them while a file is opened). */
+static void forget_tables(mcap_reader *r, size_t n_channels, size_t n_schemas)
+{
+	while (r->n_channels > n_channels) {
+		struct mcap_channel *ch = &r->channels[--r->n_channels];
+		r->channel_at[ch->id] = 0;
+		free_channel(ch);
+	}
+	while (r->n_schemas > n_schemas) {
+		struct mcap_schema *sc = &r->schemas[--r->n_schemas];
+		r->schema_at[sc->id] = 0;
+		free(sc->name);
+		free(sc->encoding);
+		free(sc->data);
+	}
 }
 
 static int add_meta_offset(mcap_reader *r, uint64_t off)
@@ -810,33 +841,226 @@ static int check_message_index(mcap_reader *r, uint8_t prev_op, const uint8_t *p
 	return 0;
 }
 
+/* ------------------------------------------------------------- salvage */
+
+/* Whether the Chunk record at off is whole: it decompresses, its CRC holds
+ * (and it has one, with `need_crc`), and every record in it parses. Leaves
+ * nothing registered. */
+static int chunk_whole(mcap_reader *r, uint64_t off, const uint8_t *p, uint64_t len,
+		       bool need_crc)
+{
+	if (need_crc && (len < 28 || mcap_get32(p + 24) == 0))
+		return bad(r, -EBADMSG, "%s: chunk at offset %llu has no CRC", r->path,
+			   (unsigned long long)off);
+	size_t nc = r->n_channels, ns = r->n_schemas;
+	struct mcap_message m;
+	int rc = load_chunk(r, off, p, len);
+	while (rc == 0 && (rc = chunk_next(r, &m, false)) == 1)
+		rc = 0;
+	forget_tables(r, nc, ns);
+	return rc;
+}
+
+static bool cur_skip(struct cur *c)
+{
+	uint32_t n;
+	const uint8_t *d;
+	return cur_u32(c, &n) && cur_take(c, n, &d);
+}
+
+/* Whether a record of the data section outside chunks is one the spec
+ * puts there and its fields fill it exactly, so that a damaged length
+ * cannot swallow what follows it unseen. */
+static bool record_whole(uint8_t op, const uint8_t *p, uint64_t len)
+{
+	struct cur c = { p, len, 0, "record" };
+	uint64_t u;
+	uint16_t id;
+	const uint8_t *d;
+	bool ok;
+	switch (op) {
+	case MCAP_OP_SCHEMA:
+		ok = cur_u16(&c, &id) && cur_skip(&c) && cur_skip(&c) && cur_skip(&c);
+		break;
+	case MCAP_OP_CHANNEL:
+		ok = cur_u16(&c, &id) && cur_u16(&c, &id) && cur_skip(&c) && cur_skip(&c) &&
+		     cur_skip(&c);
+		break;
+	case MCAP_OP_METADATA:
+		ok = cur_skip(&c) && cur_skip(&c);
+		break;
+	case MCAP_OP_ATTACHMENT:
+		ok = cur_u64(&c, &u) && cur_u64(&c, &u) && cur_skip(&c) && cur_skip(&c) &&
+		     cur_u64(&c, &u) && cur_take(&c, u, &d) && cur_take(&c, 4, &d);
+		break;
+	case MCAP_OP_CHUNK:
+		ok = cur_u64(&c, &u) && cur_u64(&c, &u) && cur_u64(&c, &u) && cur_take(&c, 4, &d) &&
+		     cur_skip(&c) && cur_u64(&c, &u) && cur_take(&c, u, &d);
+		break;
+	case MCAP_OP_MESSAGE:
+	case MCAP_OP_MESSAGE_INDEX:
+	case MCAP_OP_DATA_END:
+		return true; /* checked where they are read */
+	default:
+		return false;
+	}
+	return ok && c.n == 0;
+}
+
+/* Whether a MessageIndex record starts at off. Only a Chunk or another
+ * MessageIndex may come before one. */
+static bool index_follows(const mcap_reader *r, uint64_t off)
+{
+	uint8_t op;
+	const uint8_t *p;
+	uint64_t len;
+	return record_at(r, off, r->size, &op, &p, &len) && op == MCAP_OP_MESSAGE_INDEX;
+}
+
+/* The first offset from `start` on where reading can resume after damage:
+ * a Chunk whose CRC holds, or an offset the intact summary indexes. */
+static bool resync(mcap_reader *r, uint64_t start, uint64_t *next)
+{
+	uint64_t limit = r->size;
+	bool anchored = false;
+	for (size_t i = 0; i < r->n_anchors && !anchored; i++)
+		if (r->anchors[i] >= start) {
+			limit = r->anchors[i];
+			anchored = true;
+		}
+	for (uint64_t k = start; k < limit; k++) {
+		const uint8_t *q = memchr(r->base + k, MCAP_OP_CHUNK, (size_t)(limit - k));
+		if (!q)
+			break;
+		k = (uint64_t)(q - r->base);
+		uint8_t op;
+		const uint8_t *p;
+		uint64_t len;
+		if (record_at(r, k, r->size, &op, &p, &len) && chunk_whole(r, k, p, len, true) == 0) {
+			*next = k;
+			return true;
+		}
+	}
+	*next = limit;
+	return anchored;
+}
+
+/* Records [from, to) as skipped, for the reason in r->err. */
+static int add_damage(mcap_reader *r, uint64_t from, uint64_t to, const char *why)
+{
+	struct damage *d = grow(r->damage, r->n_damage, &r->cap_damage, sizeof(*d));
+	char *w = strdup(why);
+	if (!d || !w) {
+		free(w);
+		if (d)
+			r->damage = d;
+		return bad(r, -ENOMEM, "out of memory");
+	}
+	r->damage = d;
+	d[r->n_damage++] = (struct damage){ from, to, w };
+	r->info.damaged_ranges++;
+	r->info.damaged_bytes += to - from;
+	return 0;
+}
+
+static int read_summary(mcap_reader *r, uint64_t footer_off);
+
+/* Salvage takes from an intact summary its channels, schemas and message
+ * count, and the offsets it indexes as places to resume; the data section
+ * is then scanned all the same. A damaged summary gives nothing. */
+static int salvage_summary(mcap_reader *r, uint64_t footer_off)
+{
+	struct mcap_info *in = &r->info;
+	/* Only a summary whose CRC vouches for it (the footer stores one). */
+	uint32_t crc = mcap_get32(r->base + footer_off + MCAP_RECORD_PREFIX + 16);
+	int rc = crc ? read_summary(r, footer_off) : 1;
+	if (rc < 0 && rc != -EBADMSG)
+		return rc;
+	if (rc == 0) {
+		size_t n = r->n_chunk_offs + r->n_meta + 1;
+		r->anchors = malloc(n * sizeof(*r->anchors));
+		if (!r->anchors)
+			return bad(r, -ENOMEM, "out of memory");
+		n = 0;
+		for (size_t i = 0; i < r->n_chunk_offs; i++)
+			r->anchors[n++] = r->chunk_offs[i];
+		for (size_t i = 0; i < r->n_meta; i++)
+			r->anchors[n++] = r->meta_offsets[i];
+		uint64_t de = r->data_end - MCAP_RECORD_PREFIX - 4;
+		if (r->data_end >= r->data_start + MCAP_RECORD_PREFIX + 4 &&
+		    r->base[de] == MCAP_OP_DATA_END)
+			r->anchors[n++] = de;
+		qsort(r->anchors, n, sizeof(uint64_t), by_offset);
+		r->n_anchors = n;
+		in->summary_read = true;
+		in->summary_messages = in->message_count;
+	} else {
+		forget_tables(r, 0, 0);
+	}
+	r->n_chunk_offs = 0;
+	r->n_meta = 0;
+	r->err[0] = 0;
+	in->complete = false;
+	return 0;
+}
+
 /* Forward scan of the data section: schemas, channels, counts; stops at
- * DataEnd or at the first record that does not fit in the file. */
+ * DataEnd or at the first record that does not fit in the file. With
+ * MCAP_READ_SALVAGE a damaged record is skipped (salvage above) instead of
+ * failing, and a chunk counts only once it is known whole. */
 static int scan(mcap_reader *r, bool footer)
 {
 	struct mcap_info *in = &r->info;
+	bool salvage = r->flags & MCAP_READ_SALVAGE;
 	uint64_t off = r->data_start;
 	bool data_end = false;
 	uint8_t prev_op = MCAP_OP_HEADER;
 	for (size_t i = 0; i < r->n_channels; i++)
 		r->channels[i].message_count = 0;
-	in->message_count = in->chunk_count = in->metadata_count = 0;
+	in->message_count = in->chunk_count = in->metadata_count = in->attachment_count = 0;
 	in->chunks_none = in->chunks_lz4 = in->chunks_zstd = 0;
 	in->compressed_bytes = in->uncompressed_bytes = 0;
 	r->n_meta = 0;
 	while (off < r->size) {
 		uint8_t op;
 		const uint8_t *p;
-		uint64_t len;
+		uint64_t len, next;
+		int rc = 0;
 		if (!record_at(r, off, r->size, &op, &p, &len)) {
+			/* A length damaged past the end looks like a file cut short,
+			 * unless a whole chunk follows. */
+			if (salvage && resync(r, off + 1, &next)) {
+				bad(r, -EBADMSG, "%s: the record at offset %llu runs past the end of "
+						 "the file (%llu bytes)",
+				    r->path, (unsigned long long)off, (unsigned long long)r->size);
+				if ((rc = add_damage(r, off, next, r->err)) != 0)
+					return rc;
+				off = next;
+				prev_op = 0;
+				continue;
+			}
 			snprintf(in->why_incomplete, sizeof(in->why_incomplete),
 				 "the record at offset %llu is cut short at the end of the file "
 				 "(%llu bytes)",
 				 (unsigned long long)off, (unsigned long long)r->size);
 			break;
 		}
-		int rc = 0;
 		struct mcap_message m;
+		if (salvage && op != 0 && !record_whole(op, p, len)) {
+			rc = bad(r, -EBADMSG,
+				 "%s: record at offset %llu (opcode 0x%02x, %llu bytes) is damaged or "
+				 "not one of the data section",
+				 r->path, (unsigned long long)off, op, (unsigned long long)len);
+			goto checked;
+		}
+		if (salvage && op != MCAP_OP_CHUNK && op != MCAP_OP_MESSAGE_INDEX &&
+		    index_follows(r, off + MCAP_RECORD_PREFIX + len)) {
+			rc = bad(r, -EBADMSG,
+				 "%s: record at offset %llu (opcode 0x%02x) is followed by a "
+				 "MessageIndex: a Chunk whose opcode is damaged",
+				 r->path, (unsigned long long)off, op);
+			goto checked;
+		}
 		switch (op) {
 		case 0: {
 			/* Zeros where a record should start: a file whose tail was
@@ -850,15 +1074,18 @@ static int scan(mcap_reader *r, bool footer)
 					 "only zero bytes from offset %llu on", (unsigned long long)off);
 				goto done;
 			}
-			return bad(r, -EBADMSG, "%s: invalid record opcode 0 at offset %llu", r->path,
-				   (unsigned long long)off);
+			rc = bad(r, -EBADMSG, "%s: invalid record opcode 0 at offset %llu", r->path,
+				 (unsigned long long)off);
+			break;
 		}
 		case MCAP_OP_HEADER:
-			return bad(r, -EBADMSG, "%s: second Header record at offset %llu", r->path,
-				   (unsigned long long)off);
+			rc = bad(r, -EBADMSG, "%s: second Header record at offset %llu", r->path,
+				 (unsigned long long)off);
+			break;
 		case MCAP_OP_FOOTER:
-			return bad(r, -EBADMSG, "%s: Footer at offset %llu before any DataEnd",
-				   r->path, (unsigned long long)off);
+			rc = bad(r, -EBADMSG, "%s: Footer at offset %llu before any DataEnd", r->path,
+				 (unsigned long long)off);
+			break;
 		case MCAP_OP_SCHEMA:
 			rc = add_schema(r, p, len, off);
 			break;
@@ -871,7 +1098,10 @@ static int scan(mcap_reader *r, bool footer)
 				count_message(r, &m);
 			break;
 		case MCAP_OP_CHUNK:
-			rc = load_chunk(r, off, p, len);
+			if (salvage)
+				rc = chunk_whole(r, off, p, len, false);
+			if (rc == 0)
+				rc = load_chunk(r, off, p, len);
 			while (rc == 0 && (rc = chunk_next(r, &m, false)) == 1) {
 				count_message(r, &m);
 				rc = 0;
@@ -901,12 +1131,30 @@ static int scan(mcap_reader *r, bool footer)
 			rc = check_message_index(r, prev_op, p, len, off);
 			break;
 		case MCAP_OP_DATA_END:
-			if (r->flags & MCAP_READ_VERIFY_DATA_CRC)
+			if ((r->flags & MCAP_READ_VERIFY_DATA_CRC) && !salvage)
 				rc = check_data_crc(r, off, p, len);
 			data_end = true;
 			break;
 		default:
-			break;
+			break; /* as the spec asks of records it does not know */
+		}
+checked:
+		if (rc == -EBADMSG && salvage) {
+			char why[sizeof(r->err)];
+			memcpy(why, r->err, sizeof(why));
+			bool more = resync(r, off + 1, &next);
+			if ((rc = add_damage(r, off, more ? next : r->size, why)) != 0)
+				return rc;
+			data_end = false;
+			if (!more) {
+				snprintf(in->why_incomplete, sizeof(in->why_incomplete),
+					 "damaged from offset %llu on, with no whole chunk after it",
+					 (unsigned long long)off);
+				goto done;
+			}
+			off = next;
+			prev_op = 0;
+			continue;
 		}
 		if (rc)
 			return rc;
@@ -942,6 +1190,8 @@ int mcap_reader_open(const char *path, unsigned flags, mcap_reader **out, char *
 			snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	if (flags & MCAP_READ_SALVAGE)
+		flags |= MCAP_READ_SCAN;
 	r->flags = flags;
 	r->fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -971,7 +1221,24 @@ int mcap_reader_open(const char *path, unsigned flags, mcap_reader **out, char *
 	uint8_t op;
 	const uint8_t *p;
 	uint64_t len;
-	if (!record_at(r, MCAP_MAGIC_SIZE, r->size, &op, &p, &len) || op != MCAP_OP_HEADER) {
+	bool header = record_at(r, MCAP_MAGIC_SIZE, r->size, &op, &p, &len) &&
+		      op == MCAP_OP_HEADER;
+	bool salvage = flags & MCAP_READ_SALVAGE;
+	if (salvage && r->size > MCAP_MAGIC_SIZE + MCAP_RECORD_PREFIX &&
+	    r->base[MCAP_MAGIC_SIZE] == MCAP_OP_HEADER) {
+		/* Either the Header's length or its fields may be damaged: start
+		 * the data section at the earlier end they give. Anything before
+		 * the first whole record is then skipped as damage; starting too
+		 * late could lose the first chunk, and with it the channels. */
+		uint64_t room = r->size - MCAP_MAGIC_SIZE - MCAP_RECORD_PREFIX;
+		struct cur h = { r->base + MCAP_MAGIC_SIZE + MCAP_RECORD_PREFIX, room, 0, "header" };
+		if (cur_skip(&h) && cur_skip(&h) && (!header || room - h.n < len)) {
+			p = r->base + MCAP_MAGIC_SIZE + MCAP_RECORD_PREFIX;
+			len = room - h.n;
+			header = true;
+		}
+	}
+	if (!header) {
 		rc = bad(r, -EBADMSG, "%s: no complete Header record at offset %d", path,
 			 MCAP_MAGIC_SIZE);
 		goto fail;
@@ -979,9 +1246,12 @@ int mcap_reader_open(const char *path, unsigned flags, mcap_reader **out, char *
 	struct cur c = { p, len, MCAP_MAGIC_SIZE, "header" };
 	if (!cur_str_into(&c, r->info.profile, sizeof(r->info.profile)) ||
 	    !cur_str_into(&c, r->info.library, sizeof(r->info.library))) {
-		rc = bad(r, -EBADMSG, "%s: malformed Header record at offset %d", path,
-			 MCAP_MAGIC_SIZE);
-		goto fail;
+		r->info.profile[0] = r->info.library[0] = 0;
+		if (!salvage) {
+			rc = bad(r, -EBADMSG, "%s: malformed Header record at offset %d", path,
+				 MCAP_MAGIC_SIZE);
+			goto fail;
+		}
 	}
 	r->data_start = MCAP_MAGIC_SIZE + MCAP_RECORD_PREFIX + len;
 
@@ -990,6 +1260,8 @@ int mcap_reader_open(const char *path, unsigned flags, mcap_reader **out, char *
 	rc = 1;
 	if (footer && !(flags & MCAP_READ_SCAN))
 		rc = read_summary(r, footer_off);
+	else if (footer && (flags & MCAP_READ_SALVAGE) && (rc = salvage_summary(r, footer_off)) == 0)
+		rc = 1;
 	if (rc < 0)
 		goto fail;
 	if (rc == 1) {
@@ -1032,6 +1304,10 @@ void mcap_reader_close(mcap_reader *r)
 		}
 	}
 	free(r->meta);
+	for (size_t i = 0; i < r->n_damage; i++)
+		free(r->damage[i].why);
+	free(r->damage);
+	free(r->anchors);
 	free(r->chunk_offs);
 	free(r->meta_offsets);
 	free(r->schemas);
@@ -1114,7 +1390,19 @@ void mcap_reader_rewind(mcap_reader *r)
 	r->pos = r->data_start;
 	r->in_chunk = false;
 	r->next_chunk = 0;
+	r->next_damage = 0;
 	r->prev_op = MCAP_OP_HEADER;
+}
+
+int mcap_reader_damage(const mcap_reader *r, size_t i, uint64_t *from, uint64_t *to,
+		       const char **why)
+{
+	if (i >= r->n_damage)
+		return -ENOENT;
+	*from = r->damage[i].from;
+	*to = r->damage[i].to;
+	*why = r->damage[i].why;
+	return 0;
 }
 
 /* The walk is at a record with opcode op at off (or at the data section's
@@ -1150,6 +1438,12 @@ int mcap_reader_next(mcap_reader *r, struct mcap_message *msg)
 			if (rc != 0)
 				return rc;
 			r->in_chunk = false;
+		}
+		/* Salvage: what the scan found damaged is passed over. */
+		if (r->next_damage < r->n_damage && r->pos >= r->damage[r->next_damage].from) {
+			r->pos = r->damage[r->next_damage++].to;
+			r->prev_op = 0;
+			continue;
 		}
 		if (r->pos >= r->data_end)
 			return check_indexed_chunk(r, r->data_end, 0);

@@ -1,11 +1,14 @@
 /*
  * fuzz_mcap.c - libFuzzer target: lib/mcap's reader, fed arbitrary bytes as
  * a file (a recording from anywhere: `shmbus play`, `mcap info`, `cat`,
- * `recover` read such files). Each input is opened twice, by its summary
- * and by a forward scan with the data CRC checked, and everything the
- * reader offers is walked: channels, schemas, metadata, every message
- * twice (rewind), each byte of each payload read. A reader that accepts
- * a file must hand out only what lies inside it.
+ * `recover` read such files). Each input is opened three times: by its
+ * summary, by a forward scan with the data CRC checked, and salvaging (as
+ * `mcap recover` does); everything the reader offers is walked: channels,
+ * schemas, metadata, every message twice (rewind), each byte of each
+ * payload read. A reader that accepts a file must hand out only what lies
+ * inside it; a salvaging one never fails after opening, hands out as many
+ * messages as it counted, and names damaged ranges in order inside the
+ * file.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -70,7 +73,17 @@ static void walk(unsigned flags)
 		}
 		if (rc < 0 && !mcap_reader_error(r)[0])
 			__builtin_trap();
+		if ((flags & MCAP_READ_SALVAGE) &&
+		    (rc < 0 || (n < 100000 && (uint64_t)n != in->message_count)))
+			__builtin_trap(); /* the walk must go where the scan went */
 		mcap_reader_rewind(r);
+	}
+	uint64_t from, to, end = 0;
+	const char *why;
+	for (size_t i = 0; mcap_reader_damage(r, i, &from, &to, &why) == 0; i++) {
+		if (from < end || to <= from || to > in->file_size || !why[0])
+			__builtin_trap();
+		end = to;
 	}
 	const struct mcap_channel *chs;
 	const struct mcap_schema *ss;
@@ -98,5 +111,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	walk(0);
 	walk(MCAP_READ_SCAN | MCAP_READ_VERIFY_DATA_CRC);
+	walk(MCAP_READ_SALVAGE);
 	return 0;
 }

@@ -838,33 +838,42 @@ static void test_bad_input(void)
 
 /* Cut and damaged copies of a recording through the CLI (built with the
  * sanitizers in that configuration): exit 0 or 1, never a crash. */
-static void test_cli_damaged_files(void)
+/* n Imu messages (stamp i, sequence i, log time 1000 + i) on channel
+ * "imu", in chunks of chunk_size bytes. */
+static void write_imu_file(const char *path, int n, size_t chunk_size,
+			   enum mcap_compression comp)
 {
-	char src[256], bad[256];
-	path_in_dir(src, sizeof(src), "damage-src.mcap");
-	path_in_dir(bad, sizeof(bad), "damaged.mcap");
 	mcap_writer *w;
 	struct mcap_writer_options o;
 	char err[256];
 	uint16_t sid, cid;
 	mcap_writer_options_init(&o);
-	o.chunk_size = 2048;
-	CU_ASSERT_EQUAL_FATAL(mcap_writer_open(src, &o, &w, err, sizeof(err)), 0);
+	o.chunk_size = chunk_size;
+	o.compression = comp;
+	CU_ASSERT_EQUAL_FATAL(mcap_writer_open(path, &o, &w, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(mcap_writer_add_schema(w, "shmbus.msgs.Imu", "protobuf",
 					       shmbus_schema_shmbus_2fmsgs_2fimu_2eproto,
 					       shmbus_schema_shmbus_2fmsgs_2fimu_2eproto_size, &sid), 0);
 	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, sid, "imu", "protobuf", NULL, 0, &cid), 0);
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < n; i++) {
 		Shmbus__Msgs__Header h = SHMBUS__MSGS__HEADER__INIT;
 		Shmbus__Msgs__Imu m = SHMBUS__MSGS__IMU__INIT;
 		uint8_t buf[256];
 		h.stamp_ns = i;
 		m.header = &h;
-		size_t n = shmbus__msgs__imu__pack(&m, buf);
+		size_t len = shmbus__msgs__imu__pack(&m, buf);
 		CU_ASSERT_EQUAL(mcap_writer_message(w, cid, (uint32_t)i, 1000u + (uint64_t)i,
-						    1000u + (uint64_t)i, buf, n), 0);
+						    1000u + (uint64_t)i, buf, len), 0);
 	}
 	CU_ASSERT_EQUAL(mcap_writer_close(w, err, sizeof(err)), 0);
+}
+
+static void test_cli_damaged_files(void)
+{
+	char src[256], bad[256];
+	path_in_dir(src, sizeof(src), "damage-src.mcap");
+	path_in_dir(bad, sizeof(bad), "damaged.mcap");
+	write_imu_file(src, 200, 2048, MCAP_COMPRESSION_ZSTD);
 	FILE *f = fopen(src, "rb");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
 	uint8_t *b = malloc(1 << 20);
@@ -897,6 +906,139 @@ static void test_cli_damaged_files(void)
 	}
 	free(b);
 	printf("\n  %d damaged files through mcap info and cat ", runs);
+}
+
+/* The Chunk records of a file, each with the MessageIndex records after it:
+ * [off, end), and which messages it holds (first, count). */
+struct chunk_span {
+	size_t off, end;
+	long first, count;
+};
+
+static size_t find_chunks(const uint8_t *b, size_t n, struct chunk_span *out, size_t cap)
+{
+	size_t k = 0, off = 8;
+	long total = 0;
+	while (off + 9 <= n && k < cap) {
+		uint64_t len;
+		memcpy(&len, b + off + 1, 8); /* little-endian host */
+		if (b[off] == 0x0F)
+			break;
+		if (b[off] == 0x06)
+			out[k++] = (struct chunk_span){ off, off + 9 + len, total, 0 };
+		if (b[off] == 0x07 && k) {
+			uint32_t l;
+			memcpy(&l, b + off + 11, 4);
+			out[k - 1].count += l / 16;
+			out[k - 1].end = off + 9 + len;
+			total += l / 16;
+		}
+		off += 9 + len;
+	}
+	return k;
+}
+
+/* A damaged byte costs what it damaged, not the rest of the file: `mcap
+ * recover` skips a damaged record and resumes at the next chunk its CRC
+ * vouches for (or that the summary indexes), says what it skipped, and
+ * writes everything else, exactly and in order, into a complete file. */
+static void test_recover_damaged(void)
+{
+	enum { N = 300 };
+	char src[256], bad[256], out[256];
+	path_in_dir(src, sizeof(src), "salvage-src.mcap");
+	path_in_dir(bad, sizeof(bad), "salvage.mcap");
+	path_in_dir(out, sizeof(out), "salvage-out.mcap");
+	write_imu_file(src, N, 1024, MCAP_COMPRESSION_ZSTD);
+	uint8_t *b = NULL;
+	size_t n = 0;
+	FILE *f = fopen(src, "rb");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	b = malloc(1 << 20);
+	n = fread(b, 1, 1 << 20, f);
+	fclose(f);
+	struct chunk_span ch[256];
+	size_t nch = find_chunks(b, n, ch, 256);
+	CU_ASSERT_FATAL(nch >= 8);
+	size_t k = nch / 2;
+	static const char *const what[] = {
+		"a flipped byte in a chunk's data", "a damaged chunk opcode",
+		"a chunk length past the end of the file",
+		"the first chunk, which holds the channel (the summary has it too)",
+		"a damaged chunk in a file cut short",
+	};
+	for (int c = 0; c < 5; c++) {
+		struct chunk_span *d = c == 3 ? &ch[0] : &ch[k];
+		uint8_t save[8];
+		size_t at = d->off + (d->end - d->off) / 3;
+		uint8_t old_at = b[at];
+		memcpy(save, b + d->off, 8);
+		size_t len = n;
+		long want = N - d->count;
+		if (c == 0 || c == 3 || c == 4)
+			b[at] ^= 0x5a;
+		else if (c == 1)
+			b[d->off] ^= 0x5a;
+		else
+			memset(b + d->off + 1, 0xee, 7);
+		if (c == 4) {
+			/* Cut in the middle of the last chunk: it and the summary go. */
+			len = (ch[nch - 1].off + ch[nch - 1].end) / 2;
+			want -= ch[nch - 1].count;
+		}
+		f = fopen(bad, "wb");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		CU_ASSERT_EQUAL(fwrite(b, 1, len, f), len);
+		fclose(f);
+		memcpy(b + d->off, save, 8);
+		b[at] = old_at;
+		unlink(out);
+		char *args[] = { "mcap", "recover", bad, "-o", out, NULL };
+		int rc = run_cli("salvage", args);
+		char *err = slurp("salvage", "err"), *o = slurp("salvage", "out");
+		char skipped[64], rec[512];
+		snprintf(skipped, sizeof(skipped), "skipped bytes %zu..", d->off);
+		snprintf(rec, sizeof(rec), "recovered %ld messages of 1 channels into %s", want, out);
+		bool ok = rc == 1 && strstr(err, skipped) && strstr(o, rec);
+		if (!ok)
+			fprintf(stderr, "\n%s: exit %d, want %ld messages and '%s'\nstdout: %s\nstderr: %s\n",
+				what[c], rc, want, skipped, o, err);
+		CU_ASSERT_TRUE(ok);
+		free(err);
+		free(o);
+		/* What was written: every message outside the damaged chunk (and
+		 * the cut), each exactly as written, in order, in a complete file. */
+		char e[512];
+		mcap_reader *r;
+		struct mcap_message m;
+		long got = 0, i = 0;
+		bool exact = true;
+		if (mcap_reader_open(out, 0, &r, e, sizeof(e)) != 0) {
+			fprintf(stderr, "\n%s: %s\n", what[c], e);
+			CU_FAIL("the recovered file does not open");
+			continue;
+		}
+		CU_ASSERT_TRUE(mcap_reader_info(r)->complete);
+		while (mcap_reader_next(r, &m) == 1) {
+			if (i == d->first)
+				i += d->count;
+			Shmbus__Msgs__Imu *imu = shmbus__msgs__imu__unpack(NULL, m.size, m.data);
+			exact = exact && imu && imu->header && imu->header->stamp_ns == i &&
+				m.sequence == (uint32_t)i && m.log_time == 1000u + (uint64_t)i;
+			if (imu)
+				shmbus__msgs__imu__free_unpacked(imu, NULL);
+			i++;
+			got++;
+		}
+		mcap_reader_close(r);
+		CU_ASSERT_TRUE(exact);
+		CU_ASSERT_EQUAL(got, want);
+		struct spec_result sr;
+		CU_ASSERT_EQUAL(spec_check(out, &sr), 0);
+		foxglove_ok(out, want);
+		printf("\n  %s: %ld of %d recovered ", what[c], got, N);
+	}
+	free(b);
 }
 
 /* A recording split into many files by `record --split-size` plays as
@@ -1593,6 +1735,7 @@ static void add(void)
 	CU_add_test(s, "record says what a late topic missed", test_record_missed);
 	CU_add_test(s, "bad input", test_bad_input);
 	CU_add_test(s, "damaged files through the CLI", test_cli_damaged_files);
+	CU_add_test(s, "recover skips what is damaged and keeps the rest", test_recover_damaged);
 	CU_add_test(s, "a 1 GiB chunk in a small file", test_chunk_bomb);
 	CU_add_test(s, "a split recording plays as one", test_play_split);
 	CU_add_test(s, "a ROS 2 / Foxglove recording plays and records again", test_play_foreign);

@@ -352,6 +352,36 @@ static void test_truncated_everywhere(void)
 	free(b);
 }
 
+/* Reads a file with MCAP_READ_SALVAGE: every message must be one of
+ * sent[], in order (gaps allowed: what was skipped). Returns how many, -1
+ * when it does not open or a read fails, -2 on a wrong message. */
+static long read_salvaged(const char *path, char *err, size_t errlen)
+{
+	mcap_reader *r;
+	struct mcap_message m;
+	long n = 0, j = 0;
+	if (mcap_reader_open(path, MCAP_READ_SALVAGE, &r, err, errlen) != 0)
+		return -1;
+	int rc;
+	while ((rc = mcap_reader_next(r, &m)) == 1) {
+		while (j < N_SENT && (m.sequence != sent[j].seq || m.channel_id != sent[j].channel))
+			j++;
+		const struct sent *s = &sent[j];
+		if (j == N_SENT || m.log_time != s->log_time || m.publish_time != s->publish_time ||
+		    m.size != s->size || !payload_ok(m.data, s)) {
+			snprintf(err, errlen, "message %ld is none of those written", n);
+			mcap_reader_close(r);
+			return -2;
+		}
+		j++;
+		n++;
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "%s", mcap_reader_error(r));
+	mcap_reader_close(r);
+	return rc < 0 ? -1 : n;
+}
+
 static void test_corrupted_everywhere(void)
 {
 	char path[256], bad[256], err[320];
@@ -364,6 +394,12 @@ static void test_corrupted_everywhere(void)
 		CU_ASSERT_EQUAL_FATAL(write_file(path, (enum mcap_compression)comp, 16 * 1024), 0);
 		CU_ASSERT_EQUAL_FATAL(read_file(path, &b, &n), 0);
 		size_t step = n / 200 + 1, undetected = 0, wrong = 0, tried = 0;
+		struct chunk_end ends[1024];
+		size_t k = chunk_ends(b, n, ends, 1024);
+		long most = 0, lost_most = 0;
+		for (size_t i = 0; i < k; i++)
+			if (ends[i].msgs_before - (i ? ends[i - 1].msgs_before : 0) > most)
+				most = ends[i].msgs_before - (i ? ends[i - 1].msgs_before : 0);
 		for (size_t at = 0; at < n; at += (at < 40 || at > n - 150 ? 1 : step)) {
 			for (int v = 0; v < 2; v++) {
 				uint8_t old = b[at];
@@ -381,9 +417,21 @@ static void test_corrupted_everywhere(void)
 						wrong++;
 					}
 				}
+				/* Salvaged: no wrong message either, and one damaged
+				 * byte costs at most the messages of one chunk (the
+				 * magic and Header aside, without which it is not MCAP). */
+				long got = read_salvaged(bad, err, sizeof(err));
+				if (got == -2 || (got == -1 && at >= 8 + 9 + 40) ||
+				    (got >= 0 && N_SENT - got > most)) {
+					fprintf(stderr, "\nflip at %zu (of %zu), salvaged %ld of %d: %s\n",
+						at, n, got, N_SENT, got < 0 ? err : "");
+					wrong++;
+				}
+				if (got >= 0 && N_SENT - got > lost_most)
+					lost_most = N_SENT - got;
 				/* With it: every flipped byte is noticed. */
-				long got = read_all(bad, MCAP_READ_VERIFY_DATA_CRC, &complete, err,
-						    sizeof(err));
+				got = read_all(bad, MCAP_READ_VERIFY_DATA_CRC, &complete, err,
+					       sizeof(err));
 				if (got >= 0 && complete) {
 					undetected++;
 					fprintf(stderr, "\nflip at %zu (of %zu) not detected\n", at, n);
@@ -396,8 +444,10 @@ static void test_corrupted_everywhere(void)
 		}
 		CU_ASSERT_EQUAL(undetected, 0);
 		CU_ASSERT_EQUAL(wrong, 0);
-		printf("\n  %s: %zu flipped bytes, all detected ", comp ? mcap_compression_name(
-				       (enum mcap_compression)comp) : "none", tried);
+		printf("\n  %s: %zu flipped bytes, all detected; salvaged, at most %ld of %d "
+		       "messages lost (the most in one chunk: %ld) ",
+		       comp ? mcap_compression_name((enum mcap_compression)comp) : "none", tried,
+		       lost_most, N_SENT, most);
 		free(b);
 	}
 	unlink(bad);
@@ -478,6 +528,21 @@ static void test_large_chunk_streamed(void)
 			;
 		CU_ASSERT_EQUAL(rc, -EBADMSG);
 		CU_ASSERT_PTR_NOT_NULL(strstr(mcap_reader_error(r), "CRC mismatch"));
+		mcap_reader_close(r);
+		/* Salvaged: what follows the damaged chunk (the first message
+		 * shares its chunk and goes with it), and the damage named. */
+		CU_ASSERT_EQUAL_FATAL(mcap_reader_open(path, MCAP_READ_SALVAGE, &r, err, sizeof(err)), 0);
+		unsigned seen = 0;
+		while ((rc = mcap_reader_next(r, &m)) == 1)
+			seen |= 1u << m.sequence;
+		CU_ASSERT_EQUAL(rc, 0);
+		CU_ASSERT_EQUAL(seen, 1u << 3);
+		CU_ASSERT_EQUAL(mcap_reader_info(r)->damaged_ranges, 1);
+		uint64_t from = 0, to = 0;
+		const char *why = "";
+		CU_ASSERT_EQUAL(mcap_reader_damage(r, 0, &from, &to, &why), 0);
+		CU_ASSERT_TRUE(from < size / 2 && to > size / 2);
+		CU_ASSERT_PTR_NOT_NULL(strstr(why, "CRC mismatch"));
 		mcap_reader_close(r);
 	}
 	free(buf);

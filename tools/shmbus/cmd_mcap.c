@@ -33,11 +33,12 @@ static void usage(FILE *f)
 		"       \"publish_time_ns\":..., \"size\":...}, \"msg\":{...}}\n"
 		"      \"msg\" is decoded with the file's protobuf schema; payloads without one\n"
 		"      print as {\"_base64\": ...}. --full prints bytes fields whole.\n"
-		"recover: writes what a file cut short still holds (every message of its\n"
-		"      complete chunks, its schemas, channels and metadata) into a new,\n"
+		"recover: writes what a file cut short or damaged still holds (every message\n"
+		"      of its whole chunks, its schemas, channels and metadata) into a new,\n"
 		"      complete and indexed file: OUT.mcap, by default FILE-recovered.mcap\n"
-		"      (never over an existing file). Exit 1 if a damaged record stopped it\n"
-		"      before the end (what came before is written).\n"
+		"      (never over an existing file). A damaged record is skipped up to the\n"
+		"      next chunk whose CRC holds (or that an intact summary indexes); each\n"
+		"      skipped range is named, and then the exit status is 1.\n"
 		"A corrupt file is an error naming the offset (exit status 1).\n");
 }
 
@@ -287,7 +288,7 @@ static int mcap_recover(const char *file, const char *out, enum mcap_compression
 		return 1;
 	}
 	mcap_reader *r;
-	if (mcap_reader_open(file, MCAP_READ_SCAN, &r, err, sizeof(err)) != 0) {
+	if (mcap_reader_open(file, MCAP_READ_SALVAGE, &r, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shmbus mcap recover: %s\n", err);
 		return 1;
 	}
@@ -329,6 +330,19 @@ static int mcap_recover(const char *file, const char *out, enum mcap_compression
 		       out);
 		if (!in->complete)
 			printf("the input was cut short: %s\n", in->why_incomplete);
+		uint64_t from, to;
+		const char *why;
+		for (size_t i = 0; mcap_reader_damage(r, i, &from, &to, &why) == 0; i++)
+			fprintf(stderr, "shmbus mcap recover: skipped bytes %" PRIu64 "..%" PRIu64
+					" (%" PRIu64 " bytes): %s\n",
+				from, to, to - from, why);
+		if (in->damaged_ranges) {
+			if (in->summary_read && in->summary_messages >= n)
+				fprintf(stderr, "shmbus mcap recover: the file's summary counts %" PRIu64
+						" messages; the skipped bytes held %" PRIu64 " of them\n",
+					in->summary_messages, in->summary_messages - n);
+			status = 1;
+		}
 		if (rc < 0) {
 			fprintf(stderr, "shmbus mcap recover: stopped early: %s\n",
 				mcap_reader_error(r));
