@@ -918,18 +918,22 @@ static bool index_follows(const mcap_reader *r, uint64_t off)
 }
 
 /* The first offset from `start` on where reading can resume after damage:
- * a Chunk whose CRC holds, or an offset the intact summary indexes. */
+ * the next one an intact summary indexes; without one, the next Chunk
+ * whose CRC holds. (A CRC shows a chunk whole, not that it is a record of
+ * the file rather than bytes inside a message, say a recording of MCAP
+ * files: only the summary knows, so when there is one, only it is asked.) */
 static bool resync(mcap_reader *r, uint64_t start, uint64_t *next)
 {
-	uint64_t limit = r->size;
-	bool anchored = false;
-	for (size_t i = 0; i < r->n_anchors && !anchored; i++)
-		if (r->anchors[i] >= start) {
-			limit = r->anchors[i];
-			anchored = true;
-		}
-	for (uint64_t k = start; k < limit; k++) {
-		const uint8_t *q = memchr(r->base + k, MCAP_OP_CHUNK, (size_t)(limit - k));
+	if (r->info.summary_read) {
+		for (size_t i = 0; i < r->n_anchors; i++)
+			if (r->anchors[i] >= start) {
+				*next = r->anchors[i];
+				return true;
+			}
+		return false;
+	}
+	for (uint64_t k = start; k < r->size; k++) {
+		const uint8_t *q = memchr(r->base + k, MCAP_OP_CHUNK, (size_t)(r->size - k));
 		if (!q)
 			break;
 		k = (uint64_t)(q - r->base);
@@ -941,8 +945,7 @@ static bool resync(mcap_reader *r, uint64_t start, uint64_t *next)
 			return true;
 		}
 	}
-	*next = limit;
-	return anchored;
+	return false;
 }
 
 /* Records [from, to) as skipped, for the reason in r->err. */

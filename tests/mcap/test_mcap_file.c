@@ -453,6 +453,139 @@ static void test_corrupted_everywhere(void)
 	unlink(bad);
 }
 
+/* A message may itself hold MCAP bytes (a topic carrying recordings):
+ * salvage must never resume inside one. Message 1's payload is a whole
+ * Chunk record holding a message "FAKE" on the file's own channel; the
+ * chunk that carries it (alone) is damaged before it. In a complete file the
+ * summary says where chunks are, so even a fake with a good CRC is passed
+ * over; in a file cut short only a CRC can vouch, so one without a CRC is. */
+static void salvage_nested(bool fake_crc, bool cut)
+{
+	char path[256], err[320];
+	snprintf(path, sizeof(path), "%s/nested.mcap", dir);
+	struct mcap_writer_options o;
+	mcap_writer *w;
+	uint16_t cid;
+	mcap_writer_options_init(&o);
+	o.compression = MCAP_COMPRESSION_NONE;
+	o.chunk_size = 1 << 20;
+	CU_ASSERT_EQUAL_FATAL(mcap_writer_open(path, &o, &w, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, 0, "files", "x", NULL, 0, &cid), 0);
+	/* The fake: a Chunk of one Message record, compression "". */
+	struct mcap_buf in = { 0 }, fake = { 0 };
+	size_t at = mcap_buf_record_begin(&in, MCAP_OP_MESSAGE);
+	mcap_buf_u16(&in, cid);
+	mcap_buf_u32(&in, 99);
+	mcap_buf_u64(&in, 5);
+	mcap_buf_u64(&in, 5);
+	mcap_buf_bytes(&in, "FAKE", 4);
+	mcap_buf_record_end(&in, at);
+	at = mcap_buf_record_begin(&fake, MCAP_OP_CHUNK);
+	mcap_buf_u64(&fake, 5);
+	mcap_buf_u64(&fake, 5);
+	mcap_buf_u64(&fake, in.size);
+	mcap_buf_u32(&fake, fake_crc ? mcap_crc32(mcap_crc32(0, NULL, 0), in.data, in.size) : 0);
+	mcap_buf_str(&fake, "");
+	mcap_buf_u64(&fake, in.size);
+	mcap_buf_bytes(&fake, in.data, in.size);
+	mcap_buf_record_end(&fake, at);
+	CU_ASSERT_EQUAL(mcap_writer_message(w, cid, 0, 1, 1, "first", 5), 0);
+	CU_ASSERT_EQUAL(mcap_writer_flush(w), 0);
+	CU_ASSERT_EQUAL(mcap_writer_message(w, cid, 1, 2, 2, fake.data, fake.size), 0);
+	CU_ASSERT_EQUAL(mcap_writer_flush(w), 0);
+	for (uint32_t i = 2; i < 10; i++)
+		CU_ASSERT_EQUAL(mcap_writer_message(w, cid, i, i + 1, i + 1, "later", 5), 0);
+	CU_ASSERT_EQUAL(mcap_writer_flush(w), 0);
+	size_t cut_at = (size_t)mcap_writer_size(w);
+	CU_ASSERT_EQUAL(mcap_writer_close(w, err, sizeof(err)), 0);
+	mcap_buf_free(&in);
+	mcap_buf_free(&fake);
+
+	uint8_t *b = NULL;
+	size_t n = 0;
+	CU_ASSERT_EQUAL_FATAL(read_file(path, &b, &n), 0);
+	/* The second chunk (the first defines the channel, and follows the
+	 * Header) carries the fake; its CRC field is damaged. */
+	size_t second = 8 + 9 + (size_t)mcap_get64(b + 9);
+	CU_ASSERT_EQUAL_FATAL(b[second], MCAP_OP_CHUNK);
+	do
+		second += 9 + (size_t)mcap_get64(b + second + 1);
+	while (second < n && b[second] != MCAP_OP_CHUNK);
+	CU_ASSERT_FATAL(second < n);
+	b[second + 9 + 24] ^= 0x01;
+	write_bytes(path, b, cut ? cut_at : n);
+	free(b);
+	mcap_reader *r;
+	struct mcap_message m;
+	CU_ASSERT_EQUAL_FATAL(mcap_reader_open(path, MCAP_READ_SALVAGE, &r, err, sizeof(err)), 0);
+	int got = 0, fakes = 0, rc;
+	while ((rc = mcap_reader_next(r, &m)) == 1) {
+		fakes += m.size == 4 && memcmp(m.data, "FAKE", 4) == 0;
+		got += m.size == 5 && memcmp(m.data, "later", 5) == 0;
+	}
+	CU_ASSERT_EQUAL(rc, 0);
+	if (fakes || got != 8)
+		fprintf(stderr, "\nnested chunk (fake %s a CRC, file %s): %d fakes, %d of 8 after\n",
+			fake_crc ? "with" : "without", cut ? "cut short" : "complete", fakes, got);
+	CU_ASSERT_EQUAL(fakes, 0);
+	CU_ASSERT_EQUAL(got, 8);
+	CU_ASSERT_EQUAL(mcap_reader_info(r)->damaged_ranges, 1);
+	mcap_reader_close(r);
+}
+
+/* A Chunk whose opcode is damaged into a Message's reads as a message
+ * (channel and sequence from the chunk's start time) unless the
+ * MessageIndex records after it give it away. The middle chunk's start
+ * time is the channel's id. */
+static void salvage_chunk_as_message(void)
+{
+	char path[256], err[320];
+	snprintf(path, sizeof(path), "%s/as-message.mcap", dir);
+	struct mcap_writer_options o;
+	mcap_writer *w;
+	uint16_t cid;
+	mcap_writer_options_init(&o);
+	CU_ASSERT_EQUAL_FATAL(mcap_writer_open(path, &o, &w, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, 0, "t", "x", NULL, 0, &cid), 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(mcap_writer_message(w, cid, i, i ? cid : 0, 0, "good", 4), 0);
+		CU_ASSERT_EQUAL(mcap_writer_flush(w), 0);
+	}
+	CU_ASSERT_EQUAL(mcap_writer_close(w, err, sizeof(err)), 0);
+	uint8_t *b = NULL;
+	size_t n = 0, at = 8 + 9;
+	CU_ASSERT_EQUAL_FATAL(read_file(path, &b, &n), 0);
+	at += (size_t)mcap_get64(b + 9);
+	do
+		at += 9 + (size_t)mcap_get64(b + at + 1);
+	while (at < n && b[at] != MCAP_OP_CHUNK);
+	CU_ASSERT_FATAL(at < n);
+	b[at] = MCAP_OP_MESSAGE;
+	write_bytes(path, b, n);
+	free(b);
+	mcap_reader *r;
+	struct mcap_message m;
+	CU_ASSERT_EQUAL_FATAL(mcap_reader_open(path, MCAP_READ_SALVAGE, &r, err, sizeof(err)), 0);
+	int good = 0, other = 0, rc;
+	while ((rc = mcap_reader_next(r, &m)) == 1) {
+		if (m.size == 4 && memcmp(m.data, "good", 4) == 0)
+			good++;
+		else
+			other++;
+	}
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(good, 2);
+	CU_ASSERT_EQUAL(other, 0);
+	mcap_reader_close(r);
+}
+
+static void test_salvage_nested(void)
+{
+	salvage_nested(true, false);
+	salvage_nested(false, true);
+	salvage_chunk_as_message();
+}
+
 static void test_not_mcap(void)
 {
 	char path[256], err[320] = "";
@@ -598,6 +731,7 @@ static void add(void)
 	CU_add_test(s, "not an MCAP file", test_not_mcap);
 	CU_add_test(s, "truncated at every offset", test_truncated_everywhere);
 	CU_add_test(s, "corrupted at every offset", test_corrupted_everywhere);
+	CU_add_test(s, "salvage reads no message out of what is not one", test_salvage_nested);
 	CU_add_test(s, "a chunk too large to keep whole is streamed", test_large_chunk_streamed);
 }
 
