@@ -960,6 +960,24 @@ static void test_recover_damaged(void)
 	struct chunk_span ch[256];
 	size_t nch = find_chunks(b, n, ch, 256);
 	CU_ASSERT_FATAL(nch >= 8);
+	/* info --check: the whole file is ok; a byte outside every chunk (the
+	 * Header's library name) only the data section's CRC sees. */
+	char *check[] = { "mcap", "info", src, "--check", NULL };
+	CU_ASSERT_EQUAL(run_cli("salvage-check", check), 0);
+	char *o = slurp("salvage-check", "out");
+	CU_ASSERT_PTR_NOT_NULL(strstr(o, "check:       ok: every record read, every CRC holds"));
+	free(o);
+	b[30] ^= 0x20;
+	f = fopen(bad, "wb");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(fwrite(b, 1, n, f), n);
+	fclose(f);
+	b[30] ^= 0x20;
+	check[2] = bad;
+	CU_ASSERT_EQUAL(run_cli("salvage-check", check), 1);
+	o = slurp("salvage-check", "out");
+	CU_ASSERT_PTR_NOT_NULL(strstr(o, "data section CRC mismatch"));
+	free(o);
 	size_t k = nch / 2;
 	static const char *const what[] = {
 		"a flipped byte in a chunk's data", "a damaged chunk opcode",
@@ -995,7 +1013,8 @@ static void test_recover_damaged(void)
 		unlink(out);
 		char *args[] = { "mcap", "recover", bad, "-o", out, NULL };
 		int rc = run_cli("salvage", args);
-		char *err = slurp("salvage", "err"), *o = slurp("salvage", "out");
+		char *err = slurp("salvage", "err");
+		o = slurp("salvage", "out");
 		char skipped[64], rec[512];
 		snprintf(skipped, sizeof(skipped), "skipped bytes %zu..", d->off);
 		snprintf(rec, sizeof(rec), "recovered %ld messages of 1 channels into %s", want, out);
@@ -1005,6 +1024,12 @@ static void test_recover_damaged(void)
 				what[c], rc, want, skipped, o, err);
 		CU_ASSERT_TRUE(ok);
 		free(err);
+		free(o);
+		/* info --check names the same range. */
+		rc = run_cli("salvage-check", check);
+		o = slurp("salvage-check", "out");
+		snprintf(skipped, sizeof(skipped), "damaged: bytes %zu..", d->off);
+		CU_ASSERT_TRUE(rc == 1 && strstr(o, skipped));
 		free(o);
 		/* What was written: every message outside the damaged chunk (and
 		 * the cut), each exactly as written, in order, in a complete file. */
