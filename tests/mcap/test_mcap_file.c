@@ -453,6 +453,35 @@ static void test_corrupted_everywhere(void)
 	unlink(bad);
 }
 
+/* A writer on path with one untyped channel (its id in *cid). */
+static mcap_writer *one_channel_writer(const char *path, enum mcap_compression comp,
+				       uint16_t *cid)
+{
+	char err[320];
+	struct mcap_writer_options o;
+	mcap_writer *w = NULL;
+	mcap_writer_options_init(&o);
+	o.compression = comp;
+	o.chunk_size = 1 << 20;
+	CU_ASSERT_EQUAL(mcap_writer_open(path, &o, &w, err, sizeof(err)), 0);
+	if (w)
+		CU_ASSERT_EQUAL(mcap_writer_add_channel(w, 0, "t", "x", NULL, 0, cid), 0);
+	return w;
+}
+
+/* The offset of the second top-level Chunk record of a file (the first
+ * follows the Header), or n. */
+static size_t second_chunk(const uint8_t *b, size_t n)
+{
+	size_t at = 8 + 9 + (size_t)mcap_get64(b + 9);
+	if (at >= n || b[at] != MCAP_OP_CHUNK)
+		return n;
+	do
+		at += 9 + (size_t)mcap_get64(b + at + 1);
+	while (at < n && b[at] != MCAP_OP_CHUNK);
+	return at < n ? at : n;
+}
+
 /* A message may itself hold MCAP bytes (a topic carrying recordings):
  * salvage must never resume inside one. Message 1's payload is a whole
  * Chunk record holding a message "FAKE" on the file's own channel; the
@@ -463,14 +492,9 @@ static void salvage_nested(bool fake_crc, bool cut)
 {
 	char path[256], err[320];
 	snprintf(path, sizeof(path), "%s/nested.mcap", dir);
-	struct mcap_writer_options o;
-	mcap_writer *w;
-	uint16_t cid;
-	mcap_writer_options_init(&o);
-	o.compression = MCAP_COMPRESSION_NONE;
-	o.chunk_size = 1 << 20;
-	CU_ASSERT_EQUAL_FATAL(mcap_writer_open(path, &o, &w, err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, 0, "files", "x", NULL, 0, &cid), 0);
+	uint16_t cid = 0;
+	mcap_writer *w = one_channel_writer(path, MCAP_COMPRESSION_NONE, &cid);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
 	/* The fake: a Chunk of one Message record, compression "". */
 	struct mcap_buf in = { 0 }, fake = { 0 };
 	size_t at = mcap_buf_record_begin(&in, MCAP_OP_MESSAGE);
@@ -504,13 +528,9 @@ static void salvage_nested(bool fake_crc, bool cut)
 	uint8_t *b = NULL;
 	size_t n = 0;
 	CU_ASSERT_EQUAL_FATAL(read_file(path, &b, &n), 0);
-	/* The second chunk (the first defines the channel, and follows the
-	 * Header) carries the fake; its CRC field is damaged. */
-	size_t second = 8 + 9 + (size_t)mcap_get64(b + 9);
-	CU_ASSERT_EQUAL_FATAL(b[second], MCAP_OP_CHUNK);
-	do
-		second += 9 + (size_t)mcap_get64(b + second + 1);
-	while (second < n && b[second] != MCAP_OP_CHUNK);
+	/* The second chunk (the first defines the channel) carries the fake;
+	 * its CRC field is damaged. */
+	size_t second = second_chunk(b, n);
 	CU_ASSERT_FATAL(second < n);
 	b[second + 9 + 24] ^= 0x01;
 	write_bytes(path, b, cut ? cut_at : n);
@@ -541,24 +561,18 @@ static void salvage_chunk_as_message(void)
 {
 	char path[256], err[320];
 	snprintf(path, sizeof(path), "%s/as-message.mcap", dir);
-	struct mcap_writer_options o;
-	mcap_writer *w;
-	uint16_t cid;
-	mcap_writer_options_init(&o);
-	CU_ASSERT_EQUAL_FATAL(mcap_writer_open(path, &o, &w, err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL(mcap_writer_add_channel(w, 0, "t", "x", NULL, 0, &cid), 0);
+	uint16_t cid = 0;
+	mcap_writer *w = one_channel_writer(path, MCAP_COMPRESSION_ZSTD, &cid);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
 	for (uint32_t i = 0; i < 3; i++) {
 		CU_ASSERT_EQUAL(mcap_writer_message(w, cid, i, i ? cid : 0, 0, "good", 4), 0);
 		CU_ASSERT_EQUAL(mcap_writer_flush(w), 0);
 	}
 	CU_ASSERT_EQUAL(mcap_writer_close(w, err, sizeof(err)), 0);
 	uint8_t *b = NULL;
-	size_t n = 0, at = 8 + 9;
+	size_t n = 0;
 	CU_ASSERT_EQUAL_FATAL(read_file(path, &b, &n), 0);
-	at += (size_t)mcap_get64(b + 9);
-	do
-		at += 9 + (size_t)mcap_get64(b + at + 1);
-	while (at < n && b[at] != MCAP_OP_CHUNK);
+	size_t at = second_chunk(b, n);
 	CU_ASSERT_FATAL(at < n);
 	b[at] = MCAP_OP_MESSAGE;
 	write_bytes(path, b, n);
