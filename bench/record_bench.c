@@ -400,14 +400,16 @@ static int cmp64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* errs[0..n) become their distances from their median, sorted. */
-static void spread(int64_t *errs, uint64_t n)
+/* errs[0..n) become their distances from their median, sorted; returns
+ * the median. */
+static int64_t spread(int64_t *errs, uint64_t n)
 {
 	qsort(errs, n, sizeof(*errs), cmp64);
 	int64_t median = errs[n / 2];
 	for (uint64_t i = 0; i < n; i++)
 		errs[i] = errs[i] > median ? errs[i] - median : median - errs[i];
 	qsort(errs, n, sizeof(*errs), cmp64);
+	return median;
 }
 
 /* The machine's own sleep: a thread that sleeps to each point of a 1 kHz
@@ -519,10 +521,7 @@ static void bench_play(shmbus_bus *bus)
 	 * constant part is latency (the first message's own delay); the
 	 * timing error is the spread around it. */
 	if (got) {
-		int64_t median;
-		qsort(errs, got, sizeof(*errs), cmp64);
-		median = errs[got / 2];
-		spread(errs, got);
+		int64_t median = spread(errs, got);
 		spread(perrs, got);
 		spread(fl.late, n);
 		printf("play at --rate 1: %" PRIu64 " messages at 1 kHz; offsets vs the recording "
