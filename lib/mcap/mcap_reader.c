@@ -1021,6 +1021,7 @@ static int scan(mcap_reader *r, bool footer)
 	for (size_t i = 0; i < r->n_channels; i++)
 		r->channels[i].message_count = 0;
 	in->message_count = in->chunk_count = in->metadata_count = in->attachment_count = 0;
+	in->start_time = in->end_time = 0;
 	in->chunks_none = in->chunks_lz4 = in->chunks_zstd = 0;
 	in->compressed_bytes = in->uncompressed_bytes = 0;
 	r->n_meta = 0;
