@@ -437,6 +437,8 @@ static void test_lapped_view(void)
 #define LAP_MSGS 20000
 #define LAP_BYTES 65536
 #define LAP_NUMBERS 4096
+#define LAP_KINDS 100 /* messages 1..100, in turn */
+#define LAP_MAX(image) ((image) ? LAP_BYTES + 256 : LAP_NUMBERS * 5 + 64)
 
 struct lap_job {
 	char bus[64];
@@ -467,23 +469,72 @@ static int lap_publish(shmbus_pub *pub, bool image, int32_t i)
 	return shmbus__test__all__everything__publish(pub, &e, NULL);
 }
 
+/* Packs message i (an Image or an Everything, whose size does not depend
+ * on i for i < 128) into a new buffer. */
+static uint8_t *lap_pack(bool image, int32_t i, size_t *size)
+{
+	static uint8_t px[LAP_BYTES];
+	static int32_t numbers[LAP_NUMBERS];
+	uint8_t *b;
+	if (image) {
+		Shmbus__Msgs__Image img;
+		Shmbus__Msgs__Header hdr;
+		image_init(&img, &hdr, i);
+		memset(px, (uint8_t)i, sizeof(px));
+		img.data.data = px;
+		img.data.len = sizeof(px);
+		*size = shmbus__msgs__image__get_packed_size(&img);
+		if ((b = malloc(*size)) != NULL)
+			shmbus__msgs__image__pack(&img, b);
+		return b;
+	}
+	Shmbus__Test__All__Everything e;
+	shmbus__test__all__everything__init(&e);
+	for (size_t k = 0; k < LAP_NUMBERS; k++)
+		numbers[k] = i;
+	e.n_numbers = LAP_NUMBERS;
+	e.numbers = numbers;
+	e.int_ = i;
+	*size = shmbus__test__all__everything__get_packed_size(&e);
+	if ((b = malloc(*size)) != NULL)
+		shmbus__test__all__everything__pack(&e, b);
+	return b;
+}
+
+/* Floods the topic with messages packed beforehand, so that a publish is
+ * one copy into the slot: at that pace a subscriber's own copy or unpack
+ * of a slot is overwritten while it reads, often. */
 static int lap_publisher(void *arg, int fd)
 {
 	const struct lap_job *j = arg;
 	shmbus_bus *bus;
 	shmbus_pub *pub;
+	struct shmbus_topic_options to;
+	uint8_t *packed[LAP_KINDS];
+	size_t size[LAP_KINDS];
 	(void)fd;
+	for (int k = 0; k < LAP_KINDS; k++)
+		if (!(packed[k] = lap_pack(j->image, k + 1, &size[k])))
+			return 9;
 	if (shmbus_connect(j->bus, NULL, &bus) != SHMBUS_OK)
 		return 10;
-	int rc = j->image ? shmbus__msgs__image__pub_open(bus, "lap", NULL, NULL, &pub)
-			  : shmbus__test__all__everything__pub_open(bus, "lap", NULL, NULL, &pub);
-	if (rc != SHMBUS_OK)
+	shmbus_topic_options_init(&to);
+	if (j->image)
+		shmbus__msgs__image__topic_type(&to);
+	else
+		shmbus__test__all__everything__topic_type(&to);
+	to.slot_count = 2;
+	to.max_message_size = LAP_MAX(j->image);
+	if (shmbus_pub_open(bus, "lap", &to, NULL, &pub) != SHMBUS_OK)
 		return 11;
-	for (int32_t i = 1; i <= LAP_MSGS; i++)
-		if (lap_publish(pub, j->image, i) != SHMBUS_OK)
+	for (int32_t i = 0; i < LAP_MSGS; i++)
+		if (shmbus_pub_send(pub, packed[i % LAP_KINDS], size[i % LAP_KINDS], NULL) !=
+		    SHMBUS_OK)
 			return 12;
 	shmbus_pub_close(pub);
 	shmbus_disconnect(bus);
+	for (int k = 0; k < LAP_KINDS; k++)
+		free(packed[k]);
 	return 0;
 }
 
@@ -537,7 +588,7 @@ static void lapped_takes(bool image)
 	snprintf(job.bus, sizeof(job.bus), "%s", h_bus_name("zc"));
 	shmbus_topic_options_init(&to);
 	to.slot_count = 2;
-	to.max_message_size = image ? LAP_BYTES + 256 : LAP_NUMBERS * 5 + 64;
+	to.max_message_size = LAP_MAX(image);
 	CU_ASSERT_EQUAL_FATAL(
 		image ? shmbus__msgs__image__pub_open(h_suite_bus, "lap", &to, NULL, &keep)
 		      : shmbus__test__all__everything__pub_open(h_suite_bus, "lap", &to, NULL, &keep),
