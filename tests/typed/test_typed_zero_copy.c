@@ -445,30 +445,6 @@ struct lap_job {
 	bool image;
 };
 
-/* Publishes message i (an Image or an Everything). */
-static int lap_publish(shmbus_pub *pub, bool image, int32_t i)
-{
-	static uint8_t px[LAP_BYTES];
-	static int32_t numbers[LAP_NUMBERS];
-	if (image) {
-		Shmbus__Msgs__Image img;
-		Shmbus__Msgs__Header hdr;
-		image_init(&img, &hdr, i);
-		memset(px, (uint8_t)i, sizeof(px));
-		img.data.data = px;
-		img.data.len = sizeof(px);
-		return shmbus__msgs__image__publish(pub, &img, NULL);
-	}
-	Shmbus__Test__All__Everything e;
-	shmbus__test__all__everything__init(&e);
-	for (size_t k = 0; k < LAP_NUMBERS; k++)
-		numbers[k] = i;
-	e.n_numbers = LAP_NUMBERS;
-	e.numbers = numbers;
-	e.int_ = i;
-	return shmbus__test__all__everything__publish(pub, &e, NULL);
-}
-
 /* Packs message i (an Image or an Everything, whose size does not depend
  * on i for i < 128) into a new buffer. */
 static uint8_t *lap_pack(bool image, int32_t i, size_t *size)
@@ -499,6 +475,16 @@ static uint8_t *lap_pack(bool image, int32_t i, size_t *size)
 	if ((b = malloc(*size)) != NULL)
 		shmbus__test__all__everything__pack(&e, b);
 	return b;
+}
+
+/* Publishes message i (an Image or an Everything). */
+static int lap_publish(shmbus_pub *pub, bool image, int32_t i)
+{
+	size_t size;
+	uint8_t *b = lap_pack(image, i, &size);
+	int rc = b ? shmbus_pub_send(pub, b, size, NULL) : SHMBUS_ENOMEM;
+	free(b);
+	return rc;
 }
 
 /* Floods the topic with messages packed beforehand, so that a publish is
