@@ -978,6 +978,23 @@ static void test_recover_damaged(void)
 	o = slurp("salvage-check", "out");
 	CU_ASSERT_PTR_NOT_NULL(strstr(o, "data section CRC mismatch"));
 	free(o);
+	/* A byte of the summary: info refuses the file, --check finds every
+	 * chunk whole and says the damage is elsewhere, and recover writes
+	 * all of it. */
+	b[n - 60] ^= 0x20;
+	f = fopen(bad, "wb");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(fwrite(b, 1, n, f), n);
+	fclose(f);
+	b[n - 60] ^= 0x20;
+	CU_ASSERT_EQUAL(run_cli("salvage-check", check), 1);
+	o = slurp("salvage-check", "out");
+	CU_ASSERT_PTR_NOT_NULL(strstr(o, "every chunk whole, every chunk CRC holds; the damage"));
+	free(o);
+	unlink(out);
+	char *whole[] = { "mcap", "recover", bad, "-o", out, NULL };
+	CU_ASSERT_EQUAL(run_cli("salvage", whole), 0);
+	CU_ASSERT_EQUAL(count_messages(out), N);
 	size_t k = nch / 2;
 	static const char *const what[] = {
 		"a flipped byte in a chunk's data", "a damaged chunk opcode",
