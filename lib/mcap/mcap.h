@@ -158,7 +158,6 @@ struct mcap_info {
 	uint64_t uncompressed_bytes, compressed_bytes; /* of chunk records */
 	/* MCAP_READ_SALVAGE only: */
 	uint32_t damaged_ranges;   /* parts of the data section skipped as damaged */
-	uint64_t damaged_bytes;
 	bool summary_read;         /* the file's summary was intact... */
 	uint64_t summary_messages; /* ...and counts this many messages */
 };

@@ -962,7 +962,6 @@ static int add_damage(mcap_reader *r, uint64_t from, uint64_t to, const char *wh
 	r->damage = d;
 	d[r->n_damage++] = (struct damage){ from, to, w };
 	r->info.damaged_ranges++;
-	r->info.damaged_bytes += to - from;
 	return 0;
 }
 
@@ -1102,9 +1101,13 @@ static int scan(mcap_reader *r, bool footer)
 				count_message(r, &m);
 			break;
 		case MCAP_OP_CHUNK:
+			/* Salvage counts a chunk only once it is known whole; one
+			 * kept in memory is then read again, not decompressed again. */
 			if (salvage)
 				rc = chunk_whole(r, off, p, len, false);
-			if (rc == 0)
+			if (rc == 0 && salvage && !r->streamed)
+				r->chunk_pos = 0;
+			else if (rc == 0)
 				rc = load_chunk(r, off, p, len);
 			while (rc == 0 && (rc = chunk_next(r, &m, false)) == 1) {
 				count_message(r, &m);
