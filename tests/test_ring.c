@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "harness.h"
 #include "ring.h"
 #include "segment.h"
@@ -618,6 +619,216 @@ static void test_spin_auto(void)
 		CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
 	}
 	CU_ASSERT_TRUE(r.spin_ns >= SPIN_AUTO_MIN_NS && r.spin_ns <= SPIN_AUTO_MAX_NS);
+}
+
+/* ------------------------------------------------- waking for a period */
+
+#define US 1000ll
+#define MS 1000000ll
+
+/* A message stamped `stamp` delivered, then a wait starting at `now`:
+ * whether it plans a sleep. */
+static bool plan_after(struct wake_plan *p, int64_t stamp, int64_t now, int64_t *wake,
+		       int64_t *end)
+{
+	wake_plan_note(p, stamp);
+	return wake_plan_next(p, now, wake, end);
+}
+
+/* 1 kHz, one message per wait, each wait starting 5 us after its message:
+ * the index of the first wait that plans (-1: none in n). */
+static int first_plan(struct wake_plan *p, int64_t t0, int64_t period, int n)
+{
+	int64_t wake, end;
+	for (int i = 0; i < n; i++)
+		if (plan_after(p, t0 + i * period, t0 + i * period + 5 * US, &wake, &end))
+			return i;
+	return -1;
+}
+
+/* The plan's arithmetic, fed stamps: a steady stream is planned for after a
+ * few intervals, its wake-up before the due time by the window and the
+ * learned lateness, its spin ending a window after; bursts, replayed or
+ * foreign stamps, periods too short and messages taken several per wait
+ * are never planned for; a rate change is followed, an outlier is not. */
+static void test_wake_plan(void)
+{
+	const int64_t t0 = 1000000 * MS;
+	int64_t wake, end;
+
+	struct wake_plan p = {0};
+	int first = first_plan(&p, t0, MS, 20);
+	CU_ASSERT_TRUE(first > WAKE_PLAN_REGULAR && first <= WAKE_PLAN_REGULAR + 2);
+	int64_t last = t0 + first * MS, now = last + 5 * US;
+	CU_ASSERT_TRUE(wake_plan_next(&p, now, &wake, &end));
+	int64_t window = WAKE_PLAN_WINDOW_NS + MS / 128;
+	/* Before the first timed sleep: lateness guessed at 100 us. */
+	CU_ASSERT_EQUAL(wake, last + MS - window - 100 * US);
+	CU_ASSERT_EQUAL(end, last + MS + window);
+	/* Timed sleeps end 115 us late: the wake-up moves to match. */
+	wake_plan_woke(&p, 115 * US);
+	CU_ASSERT_TRUE(wake_plan_next(&p, now, &wake, &end));
+	CU_ASSERT_EQUAL(wake, last + MS - window - 115 * US);
+	/* A stall of the machine (3 ms late) moves it by a bounded step. */
+	wake_plan_woke(&p, 3 * MS);
+	CU_ASSERT_TRUE(wake_plan_next(&p, now, &wake, &end));
+	CU_ASSERT_TRUE(last + MS - window - wake < 115 * US + 30 * US);
+	CU_ASSERT_TRUE(last + MS - window - wake > 115 * US);
+	/* The due time passed or is too close: no plan. */
+	CU_ASSERT_FALSE(wake_plan_next(&p, last + MS, &wake, &end));
+	CU_ASSERT_FALSE(wake_plan_next(&p, last + MS - window - 115 * US, &wake, &end));
+
+	/* An outlier (a publisher woken 3 ms late, then catching up) stops
+	 * the plans only until an interval fits again; the period stays. */
+	int64_t t = last;
+	CU_ASSERT_FALSE(plan_after(&p, t + 3 * MS, t + 3 * MS + 5 * US, &wake, &end));
+	CU_ASSERT_FALSE(plan_after(&p, t + 3 * MS + 10 * US, t + 3 * MS + 15 * US, &wake, &end));
+	CU_ASSERT_TRUE(plan_after(&p, t + 4 * MS, t + 4 * MS + 5 * US, &wake, &end));
+	CU_ASSERT_TRUE(end > t + 5 * MS && end < t + 5 * MS + 2 * window);
+
+	/* The rate halves: three intervals that agree make the new period,
+	 * and the next one that fits it, a plan. */
+	t += 4 * MS;
+	int i;
+	for (i = 1; i <= 6; i++)
+		if (plan_after(&p, t + i * 2 * MS, t + i * 2 * MS + 5 * US, &wake, &end))
+			break;
+	CU_ASSERT_EQUAL(i, WAKE_PLAN_REGULAR);
+	CU_ASSERT_TRUE(end > t + (i + 1) * 2 * MS && end < t + (i + 1) * 2 * MS + 2 * window);
+
+	/* Eight messages 2 us apart every 8 ms, taken one per wait or all
+	 * in one: never planned for. */
+	struct wake_plan b = {0}, b8 = {0};
+	int planned = 0;
+	for (int k = 0; k < 50; k++)
+		for (int j = 0; j < 8; j++) {
+			int64_t st = t0 + k * 8 * MS + j * 2 * US;
+			planned += plan_after(&b, st, st + 5 * US, &wake, &end);
+			wake_plan_note(&b8, st);
+			if (j == 7)
+				planned += wake_plan_next(&b8, st + 5 * US, &wake, &end);
+		}
+	CU_ASSERT_EQUAL(planned, 0);
+
+	/* Stamps ahead of the reader's clock (a publisher's own clock), or a
+	 * recording's stamps long past: never planned for. */
+	struct wake_plan ahead = {0}, past = {0};
+	CU_ASSERT_EQUAL(first_plan(&ahead, t0 + 3600000 * MS, MS, 0), -1);
+	planned = 0;
+	for (int k = 0; k < 20; k++) {
+		planned += plan_after(&ahead, t0 + 3600000 * MS + k * MS, t0 + k * MS, &wake, &end);
+		planned += plan_after(&past, t0 - 3600000 * MS + k * MS, t0 + k * MS, &wake, &end);
+	}
+	CU_ASSERT_EQUAL(planned, 0);
+
+	/* 10 kHz: the spin budget's business, not a timer's. */
+	struct wake_plan fast = {0};
+	CU_ASSERT_EQUAL(first_plan(&fast, t0, 100 * US, 100), -1);
+}
+
+struct late_send {
+	struct ring_writer *w;
+	struct wait_intr *intr; /* raise it instead of publishing */
+	int64_t after_ns;
+};
+
+static void *late_send_main(void *arg)
+{
+	struct late_send *ls = arg;
+	struct timespec ts = {ls->after_ns / MS / 1000, ls->after_ns % (1000 * MS)};
+	nanosleep(&ts, NULL);
+	if (ls->intr)
+		wait_intr_raise(ls->intr);
+	else
+		CU_ASSERT_EQUAL(send_u64(ls->w, 99), 0);
+	return NULL;
+}
+
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A reader whose messages came `period` apart, the next due `due_in` from
+ * now (at most a period): its wait sleeps until just before then and spins
+ * a window. */
+static void plan_reader(struct topic_map *m, struct ring_writer *w, struct ring_reader *r,
+			int64_t period, int64_t due_in)
+{
+	uint64_t v;
+	struct shmbus_msg_info info;
+	make_topic(m, 64, 64);
+	ring_writer_init(w, m, &lines[1], 1, 2);
+	ring_reader_init(r, m, &lines[32], 0, 0);
+	ring_reader_spin_auto(r);
+	/* Waits that end after milliseconds: a rare stream, no spin. */
+	CU_ASSERT_EQUAL(ring_wait(r, 2 * MS, NULL), SHMBUS_ETIMEDOUT);
+	CU_ASSERT_EQUAL(r->spin_ns, 0);
+	int64_t base = stamp_ns() + due_in - 7 * period;
+	for (int i = 0; i <= 6; i++) {
+		void *buf;
+		size_t cap;
+		CU_ASSERT_EQUAL(ring_loan(w, &buf, &cap), 0);
+		memcpy(buf, &i, sizeof(i));
+		CU_ASSERT_EQUAL(ring_publish(w, sizeof(v), base + i * period, NULL), 0);
+		CU_ASSERT_EQUAL(ring_take(r, &v, sizeof(v), &info), 0);
+		/* A poll: learns the interval, teaches the spin nothing. */
+		CU_ASSERT_EQUAL(ring_wait(r, 0, NULL), SHMBUS_ETIMEDOUT);
+	}
+	CU_ASSERT_EQUAL(r->spin_ns, 0);
+	CU_ASSERT_TRUE(r->plan.regular >= WAKE_PLAN_REGULAR);
+}
+
+/* Planned waits, for real (threads, the clock): a message that does not
+ * come by the window's end is waited for asleep (the wait costs no core)
+ * and still ends the wait when it comes; one that comes early, or an
+ * interrupt, ends the planned sleep; the caller's timeout holds. Bounds
+ * are loose: only a wait that spun to its end, or slept through a
+ * message, could fail them. */
+static void test_planned_wait(void)
+{
+	struct topic_map m;
+	struct ring_writer w;
+	struct ring_reader r;
+	uint64_t v;
+	struct shmbus_msg_info info;
+	pthread_t th;
+
+	/* Nothing comes: the wait sleeps to the due time, spins its window,
+	 * sleeps again, and times out when asked. */
+	plan_reader(&m, &w, &r, 1000 * MS, 250 * MS);
+	CU_ASSERT_FALSE(r.plan.late_known);
+	int64_t t = h_now_ns(), cpu = thread_cpu_ns();
+	CU_ASSERT_EQUAL(ring_wait(&r, 1000 * MS, NULL), SHMBUS_ETIMEDOUT);
+	CU_ASSERT_TRUE(h_now_ns() - t >= 1000 * MS);
+	CU_ASSERT_TRUE(r.plan.late_known); /* the planned sleep ran out */
+	CU_ASSERT_TRUE(thread_cpu_ns() - cpu < 100 * MS);
+
+	/* It comes 500 ms late: the wait was asleep again, and wakes for it. */
+	plan_reader(&m, &w, &r, 1000 * MS, 100 * MS);
+	struct late_send ls = {.w = &w, .after_ns = 600 * MS};
+	CU_ASSERT_EQUAL(pthread_create(&th, NULL, late_send_main, &ls), 0);
+	cpu = thread_cpu_ns();
+	CU_ASSERT_EQUAL(ring_wait(&r, 20000 * MS, NULL), 0);
+	CU_ASSERT_TRUE(thread_cpu_ns() - cpu < 200 * MS);
+	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
+	CU_ASSERT_EQUAL(v, 99);
+	pthread_join(th, NULL);
+
+	/* Planned for 5 s from now, it comes at once, or an interrupt does:
+	 * either ends the planned sleep (a missed wake-up would sleep until
+	 * the plan's time ran out). */
+	for (int k = 0; k < 2; k++) {
+		struct wait_intr intr = {0};
+		plan_reader(&m, &w, &r, 10000 * MS, 5000 * MS);
+		ls = (struct late_send){.w = &w, .intr = k ? &intr : NULL, .after_ns = 1 * MS};
+		CU_ASSERT_EQUAL(pthread_create(&th, NULL, late_send_main, &ls), 0);
+		CU_ASSERT_EQUAL(ring_wait(&r, 20000 * MS, &intr), k ? SHMBUS_EINTR : 0);
+		pthread_join(th, NULL);
+		CU_ASSERT_FALSE(r.plan.late_known); /* woken, not timed out */
+	}
 }
 
 static void test_stall_recovery(void)
@@ -1593,6 +1804,9 @@ static void add(void)
 	CU_add_test(s, "loan that outlives a lap", test_loan_outlives_lap);
 	CU_add_test(s, "dead publisher's loan released", test_dead_loan_released);
 	CU_add_test(s, "spin: self-tuned from the waits", test_spin_auto);
+	CU_add_test(s, "spin: a steady stream's next message planned for", test_wake_plan);
+	CU_add_test(s, "spin: a planned wait sleeps, wakes for a message, ends when told",
+		    test_planned_wait);
 	CU_add_test(s, "stalls: dead claimant, dead holder, stopped holder", test_stall_recovery);
 	CU_add_test(s, "stalls: a run of stuck numbers costs one timeout", test_stall_batch);
 	CU_add_test(s, "a late claim finds a later lap's message: its number is lost",

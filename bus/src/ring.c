@@ -671,6 +671,7 @@ static int reader_take(struct ring_reader *r, void *buf, size_t capacity,
 		r->next = n + 1;
 		r->pending_lost = 0; /* reported in info */
 		reader_deliver(r, n);
+		wake_plan_note(&r->plan, info->publish_ns);
 		return 0;
 	}
 }
@@ -744,6 +745,7 @@ static int reader_view(struct ring_reader *r, struct shmbus_view *view)
 		}
 		view->data = slot_payload(s);
 		view->state_ = st;
+		wake_plan_note(&r->plan, view->info.publish_ns);
 		r->next = n + 1;
 		/* Reported with this view; the next one counts from here. */
 		r->pending_lost = 0;
@@ -911,6 +913,35 @@ static void spin_learn(struct ring_reader *r, int rc, int64_t took, int64_t time
 		r->spin_ns = 3 * r->gap_ns;
 }
 
+/* SHMBUS_SPIN_AUTO on a stream too rare to spin for: when its messages come
+ * at a steady period, sleep until just before the next is due, then spin
+ * for it (wakeplan.h); otherwise sleep at once. A message that comes while
+ * the planned sleep lasts wakes it as any other. */
+static int wait_planned(struct ring_reader *r, struct wait_src *s, int64_t t0, int64_t timeout_ns,
+			struct wait_intr *intr)
+{
+	int64_t wake, spin_end;
+	int which;
+	bool plan = wake_plan_next(&r->plan, t0, &wake, &spin_end);
+	if (!plan || r->spin_ns != 0 || timeout_ns == 0 ||
+	    (timeout_ns > 0 && wake - t0 >= timeout_ns))
+		return wait_sources(s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
+	int rc = wait_sources(s, 1, intr, NULL, 0, wake - t0, 0, &which);
+	int64_t t1 = stamp_ns();
+	if (rc != SHMBUS_ETIMEDOUT) {
+		/* Woken by the message (or told to stop). After the planned
+		 * time, the timed sleep was at least that late: learning only
+		 * from sleeps that ran out would miss the late ones. */
+		if (t1 > wake)
+			wake_plan_woke(&r->plan, t1 - wake);
+		return rc;
+	}
+	wake_plan_woke(&r->plan, t1 - wake);
+	int64_t took = t1 - t0;
+	int64_t left = timeout_ns < 0 ? -1 : timeout_ns > took ? timeout_ns - took : 0;
+	return wait_sources(s, 1, intr, NULL, 0, left, spin_end > t1 ? spin_end - t1 : 0, &which);
+}
+
 int ring_wait(struct ring_reader *r, int64_t timeout_ns, struct wait_intr *intr)
 {
 	struct wait_src s;
@@ -919,7 +950,7 @@ int ring_wait(struct ring_reader *r, int64_t timeout_ns, struct wait_intr *intr)
 	if (!r->spin_auto)
 		return wait_sources(&s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
 	int64_t t0 = stamp_ns();
-	int rc = wait_sources(&s, 1, intr, NULL, 0, timeout_ns, r->spin_ns, &which);
+	int rc = wait_planned(r, &s, t0, timeout_ns, intr);
 	spin_learn(r, rc, stamp_ns() - t0, timeout_ns);
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include "segment.h"
 #include "shmbus/shmbus.h"
 #include "wait.h"
+#include "wakeplan.h"
 
 /* A claim found the ring sealed (the topic was removed or grew). */
 #define RING_SEALED 1
@@ -45,6 +46,7 @@ struct ring_reader {
 	int64_t spin_ns;           /* a wait's spin budget (spin_auto: learned) */
 	bool spin_auto;            /* SHMBUS_SPIN_AUTO: spin_ns follows gap_ns */
 	int64_t gap_ns;            /* how long waits took to end, averaged */
+	struct wake_plan plan;     /* spin_auto on a periodic stream */
 	int64_t stall_ns;          /* skip a handed-out number not ready this long */
 	int64_t stall_since;       /* 0: not stalled */
 	uint64_t stall_head;       /* numbers below it were handed out by then */
@@ -66,7 +68,8 @@ struct ring_reader {
  * SPIN_AUTO_MIN_NS (a reader that always finds the next message waiting
  * learns a gap near 0, yet must still catch the stream once it is level
  * with it) and at most SPIN_AUTO_MAX_NS; when they come more rarely, it
- * sleeps at once. */
+ * sleeps, at once or until just before a steady stream's next message is
+ * due (wakeplan.h). */
 #define SPIN_AUTO_GAP_NS 25000ll
 #define SPIN_AUTO_MIN_NS 5000ll
 #define SPIN_AUTO_MAX_NS 50000ll

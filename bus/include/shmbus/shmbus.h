@@ -324,9 +324,16 @@ enum shmbus_lapped {
 /* spin_ns value (the default): a wait spins before it sleeps while
  * messages have been coming within about 25 us of each other, for three
  * times that gap (at most 50 us), so a fast stream is taken without a
- * kernel wake-up per message; when they come more rarely it sleeps at
- * once (spinning through the gaps of, say, a 1 kHz sensor would cost a
- * whole core). The subscriber learns the gap from its own waits. */
+ * kernel wake-up per message. When they come more rarely but at a steady
+ * period (a 1 kHz IMU, a 30 Hz camera: 200 us apart or more, by their
+ * publish stamps), shmbus_sub_wait sleeps only until just before the next
+ * one is due, allowing for how late its timed sleeps end, and spins from
+ * there for a short window (10 us + period/128 each side of the due time),
+ * so the message finds it awake instead of waiting for a kernel wake-up;
+ * a message earlier than that wakes it as usual, one later is waited for
+ * asleep. Otherwise it sleeps at once. The subscriber learns all this from
+ * its own waits and messages. (Wait sets and the event-loop descriptor
+ * sleep at once.) */
 #define SHMBUS_SPIN_AUTO (-1)
 
 struct shmbus_sub_options {
