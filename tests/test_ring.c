@@ -721,6 +721,23 @@ static void test_wake_plan(void)
 	}
 	CU_ASSERT_EQUAL(planned, 0);
 
+	/* Stamps a publisher made up (the ends of int64_t, backwards, far
+	 * apart), and lateness from a stopped machine: never a plan, and no
+	 * overflow (UBSan builds would stop here). */
+	const int64_t odd[] = {INT64_MAX, INT64_MIN, 0, -1, INT64_MAX - 1, 1, INT64_MIN + 1,
+			       t0 + 20000 * MS, t0, t0 - MS};
+	const int nodd = (int)(sizeof(odd) / sizeof(odd[0]));
+	struct wake_plan h = {0};
+	planned = 0;
+	for (int k = 0; k < 20 * nodd; k++) {
+		planned += plan_after(&h, odd[k % nodd], t0 + k * MS, &wake, &end);
+		wake_plan_woke(&h, k % 2 ? INT64_MAX : INT64_MIN);
+	}
+	CU_ASSERT_EQUAL(planned, 0);
+	CU_ASSERT_TRUE(h.late_ns >= 0 && h.late_ns <= WAKE_PLAN_MAX_LATE_NS);
+	/* A steady stream after all that is planned for again. */
+	CU_ASSERT_TRUE(first_plan(&h, t0 + 100000 * MS, MS, 20) >= 0);
+
 	/* 10 kHz: the spin budget's business, not a timer's. */
 	struct wake_plan fast = {0};
 	CU_ASSERT_EQUAL(first_plan(&fast, t0, 100 * US, 100), -1);

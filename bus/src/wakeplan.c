@@ -46,7 +46,7 @@ static void learn(struct wake_plan *p, int64_t d)
 		p->candidate_ns = d;
 		p->agree = 1;
 	}
-	if (p->period_ns == 0)
+	if (p->period_ns == 0 && d > 0)
 		p->period_ns = d;
 	if (++p->misfits >= WAKE_PLAN_REGULAR)
 		p->regular = 0;
@@ -57,8 +57,16 @@ bool wake_plan_next(struct wake_plan *p, int64_t now, int64_t *wake, int64_t *sp
 	if (p->stamps != p->seen) {
 		/* Several since the last wait (a burst, or a reader that fell
 		 * behind): their spacing says nothing of the period. */
-		if (p->seen != 0 && p->stamps - p->seen == 1)
-			learn(p, p->last_stamp - p->seen_stamp);
+		if (p->seen != 0 && p->stamps - p->seen == 1) {
+			/* Out of order, or too far apart to plan for: an
+			 * interval that fits nothing (-1), so that every sum
+			 * learn() makes stays small. */
+			int64_t d;
+			if (__builtin_sub_overflow(p->last_stamp, p->seen_stamp, &d) || d < 0 ||
+			    d > WAKE_PLAN_MAX_PERIOD_NS)
+				d = -1;
+			learn(p, d);
+		}
 		p->seen = p->stamps;
 		p->seen_stamp = p->last_stamp;
 	}
@@ -66,10 +74,12 @@ bool wake_plan_next(struct wake_plan *p, int64_t now, int64_t *wake, int64_t *sp
 	    p->period_ns < WAKE_PLAN_MIN_PERIOD_NS)
 		return false;
 	int64_t window = WAKE_PLAN_WINDOW_NS + p->period_ns / 128;
+	if (window > WAKE_PLAN_MAX_WINDOW_NS)
+		window = WAKE_PLAN_MAX_WINDOW_NS;
 	/* Stamps ahead of our clock are not live times (a replay that keeps
-	 * a recording's stamps, a publisher's own clock): no plan. Stamps
-	 * behind it make the due time past, and no plan either. */
-	if (p->last_stamp > now + window)
+	 * a recording's stamps, a publisher's own clock): no plan. Stamps a
+	 * period or more behind it make the due time past: no plan either. */
+	if (p->last_stamp > now + window || p->last_stamp <= now - p->period_ns)
 		return false;
 	int64_t due = p->last_stamp + p->period_ns;
 	int64_t late = p->late_known ? p->late_ns : WAKE_PLAN_LATE_GUESS_NS;
@@ -83,16 +93,18 @@ bool wake_plan_next(struct wake_plan *p, int64_t now, int64_t *wake, int64_t *sp
 
 void wake_plan_woke(struct wake_plan *p, int64_t late_ns)
 {
+	int64_t cap = 2 * (p->late_known ? p->late_ns : WAKE_PLAN_LATE_GUESS_NS) +
+		      (p->late_known ? WAKE_PLAN_LATE_SLACK_NS : 0);
+	if (cap > WAKE_PLAN_MAX_LATE_NS)
+		cap = WAKE_PLAN_MAX_LATE_NS;
 	if (late_ns < 0)
 		late_ns = 0;
+	if (late_ns > cap)
+		late_ns = cap;
 	if (!p->late_known) {
-		p->late_ns = late_ns < 2 * WAKE_PLAN_LATE_GUESS_NS ? late_ns
-								   : 2 * WAKE_PLAN_LATE_GUESS_NS;
+		p->late_ns = late_ns;
 		p->late_known = true;
 		return;
 	}
-	int64_t cap = 2 * p->late_ns + WAKE_PLAN_LATE_SLACK_NS;
-	if (late_ns > cap)
-		late_ns = cap;
 	p->late_ns += (late_ns - p->late_ns) / 8;
 }

@@ -12,6 +12,8 @@
  *
  * Pure bookkeeping on numbers it is given (stamps and times in the
  * publish-stamp clock, stamp_ns()), so tests drive it without a clock.
+ * Stamps are whatever publishers wrote: any int64_t, in any order, must
+ * give a sane answer (at worst no plan) and no overflow.
  */
 #ifndef SHMBUS_WAKEPLAN_H
 #define SHMBUS_WAKEPLAN_H
@@ -25,9 +27,16 @@
 /* Periods shorter than this are not planned: a timed sleep on these VMs
  * ends about 100 us late, and the spin budget covers fast streams. */
 #define WAKE_PLAN_MIN_PERIOD_NS 200000ll
+/* Longer periods are not planned: sleeping through them costs nothing
+ * worth a plan, and it bounds every sum made of stamps. */
+#define WAKE_PLAN_MAX_PERIOD_NS 10000000000ll
 /* The spin window on each side of the due time: this plus period/128
- * (18 us at 1 kHz; timed sleeps here end within a few us of each other). */
+ * (18 us at 1 kHz; timed sleeps here end within a few us of each other),
+ * at most WAKE_PLAN_MAX_WINDOW_NS. */
 #define WAKE_PLAN_WINDOW_NS 10000ll
+#define WAKE_PLAN_MAX_WINDOW_NS 1000000ll
+/* Timed sleeps that end later than this are not planned around. */
+#define WAKE_PLAN_MAX_LATE_NS 1000000ll
 /* A planned sleep shorter than this is not worth a timer: wait as usual. */
 #define WAKE_PLAN_MIN_SLEEP_NS 20000ll
 
