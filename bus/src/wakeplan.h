@@ -31,8 +31,9 @@
  * worth a plan, and it bounds every sum made of stamps. */
 #define WAKE_PLAN_MAX_PERIOD_NS 10000000000ll
 /* The spin window on each side of the due time: this plus period/128
- * (18 us at 1 kHz; timed sleeps here end within a few us of each other),
- * at most WAKE_PLAN_MAX_WINDOW_NS. */
+ * (18 us at 1 kHz), at most WAKE_PLAN_MAX_WINDOW_NS. Wider windows bought
+ * little on our VMs, whose timed sleeps end 80-140 us late (BENCHMARKS.md,
+ * "Where the misses come from"). */
 #define WAKE_PLAN_WINDOW_NS 10000ll
 #define WAKE_PLAN_MAX_WINDOW_NS 1000000ll
 /* Timed sleeps that end later than this are not planned around. */
