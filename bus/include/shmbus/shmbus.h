@@ -328,10 +328,10 @@ enum shmbus_lapped {
  * period (a 1 kHz IMU, a 30 Hz camera: 200 us apart or more, by their
  * publish stamps), shmbus_sub_wait sleeps only until just before the next
  * one is due, allowing for how late its timed sleeps end, and spins from
- * there for a short window (10 us + period/128 each side of the due time),
- * so the message finds it awake instead of waiting for a kernel wake-up;
- * a message earlier than that wakes it as usual, one later is waited for
- * asleep. Otherwise it sleeps at once. The subscriber learns all this from
+ * there for a short window (10 us + period/128, at most 1 ms, each side of
+ * the due time), so the message finds it awake instead of waiting for a
+ * kernel wake-up; a message earlier than that wakes it as usual, one later
+ * is waited for asleep. Otherwise it sleeps at once. The subscriber learns all this from
  * its own waits and messages. (Wait sets and the event-loop descriptor
  * sleep at once.) */
 #define SHMBUS_SPIN_AUTO (-1)
