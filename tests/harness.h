@@ -81,6 +81,12 @@ static inline int64_t h_now_ns(void)
 	return now_mono_ns();
 }
 
+/* CPU time the calling thread has used: what a wait cost it. */
+static inline int64_t h_thread_cpu_ns(void)
+{
+	return now_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
 /* Run `$SHMBUS_CLI ARGS` (bounded by timeout(1): 60 s), stdout and stderr
  * into out; returns its exit code, or -1. */
 int h_run_cli(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

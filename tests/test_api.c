@@ -1002,13 +1002,6 @@ static int steady_publisher(void *arg, int out)
 	return write(out, &result, sizeof(result)) == sizeof(result) ? 0 : 9;
 }
 
-static int64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (int64_t)ts.tv_sec * SEC + ts.tv_nsec;
-}
-
 /* A subscriber with the default options on a steady 1 kHz stream from
  * another process: it plans its wake-ups (README, "Latency and waiting"),
  * and still gets every message, in order, none lost, without spending a
@@ -1044,12 +1037,12 @@ static void test_steady_stream(void)
 			next = v + 1;
 			if (v == 0) {
 				first = h_now_ns();
-				cpu = thread_cpu_ns();
+				cpu = h_thread_cpu_ns();
 			}
 		}
 	}
 	CU_ASSERT_EQUAL(next, STEADY_N);
-	int64_t wall = h_now_ns() - first, used = thread_cpu_ns() - cpu;
+	int64_t wall = h_now_ns() - first, used = h_thread_cpu_ns() - cpu;
 	CU_ASSERT_TRUE(used < wall / 4);
 	struct shmbus_sub_stats stats;
 	shmbus_sub_stats(sub, &stats);

@@ -738,6 +738,14 @@ static void test_wake_plan(void)
 	/* A steady stream after all that is planned for again. */
 	CU_ASSERT_TRUE(first_plan(&h, t0 + 100000 * MS, MS, 20) >= 0);
 
+	/* A slow stream (one message in 5 s): the window stops at its
+	 * bound, so a stream that stops costs a bounded spin. */
+	struct wake_plan slow = {0};
+	int k5 = first_plan(&slow, t0, 5000 * MS, 20);
+	CU_ASSERT_TRUE(k5 >= 0);
+	CU_ASSERT_TRUE(wake_plan_next(&slow, t0 + k5 * 5000 * MS + 5 * US, &wake, &end));
+	CU_ASSERT_EQUAL(end, t0 + (k5 + 1) * 5000 * MS + WAKE_PLAN_MAX_WINDOW_NS);
+
 	/* 10 kHz: the spin budget's business, not a timer's. */
 	struct wake_plan fast = {0};
 	CU_ASSERT_EQUAL(first_plan(&fast, t0, 100 * US, 100), -1);
@@ -759,13 +767,6 @@ static void *late_send_main(void *arg)
 	else
 		CU_ASSERT_EQUAL(send_u64(ls->w, 99), 0);
 	return NULL;
-}
-
-static int64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* A reader whose messages came `period` apart, the next due `due_in` from
@@ -817,19 +818,19 @@ static void test_planned_wait(void)
 	 * sleeps again, and times out when asked. */
 	plan_reader(&m, &w, &r, 1000 * MS, 250 * MS);
 	CU_ASSERT_FALSE(r.plan.late_known);
-	int64_t t = h_now_ns(), cpu = thread_cpu_ns();
+	int64_t t = h_now_ns(), cpu = h_thread_cpu_ns();
 	CU_ASSERT_EQUAL(ring_wait(&r, 1000 * MS, NULL), SHMBUS_ETIMEDOUT);
 	CU_ASSERT_TRUE(h_now_ns() - t >= 1000 * MS);
 	CU_ASSERT_TRUE(r.plan.late_known); /* the planned sleep ran out */
-	CU_ASSERT_TRUE(thread_cpu_ns() - cpu < 100 * MS);
+	CU_ASSERT_TRUE(h_thread_cpu_ns() - cpu < 100 * MS);
 
 	/* It comes 500 ms late: the wait was asleep again, and wakes for it. */
 	plan_reader(&m, &w, &r, 1000 * MS, 100 * MS);
 	struct late_send ls = {.w = &w, .after_ns = 600 * MS};
 	CU_ASSERT_EQUAL(pthread_create(&th, NULL, late_send_main, &ls), 0);
-	cpu = thread_cpu_ns();
+	cpu = h_thread_cpu_ns();
 	CU_ASSERT_EQUAL(ring_wait(&r, 20000 * MS, NULL), 0);
-	CU_ASSERT_TRUE(thread_cpu_ns() - cpu < 200 * MS);
+	CU_ASSERT_TRUE(h_thread_cpu_ns() - cpu < 200 * MS);
 	CU_ASSERT_EQUAL(ring_take(&r, &v, sizeof(v), &info), 0);
 	CU_ASSERT_EQUAL(v, 99);
 	pthread_join(th, NULL);
