@@ -507,6 +507,16 @@ enum peek { PEEK_NOTHING, PEEK_MESSAGE, PEEK_MOVED, PEEK_END };
 /* Look at the slot for r->next. PEEK_MESSAGE: *state is its committed
  * state. PEEK_MOVED: r->next moved past lost sequence numbers (look again).
  * PEEK_END: the ring was sealed before r->next. */
+/* The slot holds nothing for this number yet: start fetching its payload's
+ * first line. When the commit is then seen, that line is on its way or
+ * here, so a poll that finds a message pays one cross-core miss, not two in
+ * a row (the state's, then the payload's). A hint: it changes nothing that
+ * is read, and a payload written after it is fetched again. */
+static inline void await_payload(const struct slot_header *s)
+{
+	__builtin_prefetch(slot_payload((struct slot_header *)s), 0, 3);
+}
+
 static enum peek reader_peek(struct ring_reader *r, uint64_t *state, memory_order order)
 {
 	struct slot_header *s = topic_slot(r->map, r->next);
@@ -514,8 +524,10 @@ static enum peek reader_peek(struct ring_reader *r, uint64_t *state, memory_orde
 	 * payload and size read next are the committed ones unless the state
 	 * changes under us. */
 	uint64_t st = atomic_load_explicit(&s->state, order);
-	if (st == 0 || SLOT_SEQ(st) < r->next)
+	if (st == 0 || SLOT_SEQ(st) < r->next) {
+		await_payload(s);
 		return ring_ends_by(r->map, r->next) ? PEEK_END : PEEK_NOTHING;
+	}
 	if (SLOT_SEQ(st) > r->next) {
 		reader_lapped(r);
 		return PEEK_MOVED;
@@ -811,8 +823,10 @@ bool ring_ready_at(const struct topic_map *m, uint64_t seq, memory_order order)
 {
 	const struct slot_header *s = topic_slot(m, seq);
 	uint64_t st = atomic_load_explicit(&((struct slot_header *)s)->state, order);
-	if (st == 0 || SLOT_SEQ(st) < seq)
+	if (st == 0 || SLOT_SEQ(st) < seq) {
+		await_payload(s);
 		return ring_ends_by(m, seq);
+	}
 	if (SLOT_SEQ(st) > seq || (st & SLOT_SKIP))
 		return true;
 	return !(st & SLOT_OCC);
