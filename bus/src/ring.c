@@ -504,9 +504,6 @@ static void reader_paced(struct ring_reader *r)
 
 enum peek { PEEK_NOTHING, PEEK_MESSAGE, PEEK_MOVED, PEEK_END };
 
-/* Look at the slot for r->next. PEEK_MESSAGE: *state is its committed
- * state. PEEK_MOVED: r->next moved past lost sequence numbers (look again).
- * PEEK_END: the ring was sealed before r->next. */
 /* The slot holds nothing for this number yet: start fetching its payload's
  * first line. When the commit is then seen, that line is on its way or
  * here, so a poll that finds a message pays one cross-core miss, not two in
@@ -517,6 +514,9 @@ static inline void await_payload(const struct slot_header *s)
 	__builtin_prefetch(slot_payload((struct slot_header *)s), 0, 3);
 }
 
+/* Look at the slot for r->next. PEEK_MESSAGE: *state is its committed
+ * state. PEEK_MOVED: r->next moved past lost sequence numbers (look again).
+ * PEEK_END: the ring was sealed before r->next. */
 static enum peek reader_peek(struct ring_reader *r, uint64_t *state, memory_order order)
 {
 	struct slot_header *s = topic_slot(r->map, r->next);
