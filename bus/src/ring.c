@@ -508,7 +508,10 @@ enum peek { PEEK_NOTHING, PEEK_MESSAGE, PEEK_MOVED, PEEK_END };
  * first line. When the commit is then seen, that line is on its way or
  * here, so a poll that finds a message pays one cross-core miss, not two in
  * a row (the state's, then the payload's). A hint: it changes nothing that
- * is read, and a payload written after it is fetched again. */
+ * is read, and a payload written after it is fetched again. Only take and
+ * view do it: readiness checks (a spinning wait, wait sets, the event-loop
+ * descriptor's thread) gained nothing measurable from it, and a wait set's
+ * check would pay it for every topic. */
 static inline void await_payload(const struct slot_header *s)
 {
 	__builtin_prefetch(slot_payload((struct slot_header *)s), 0, 3);
@@ -823,10 +826,8 @@ bool ring_ready_at(const struct topic_map *m, uint64_t seq, memory_order order)
 {
 	const struct slot_header *s = topic_slot(m, seq);
 	uint64_t st = atomic_load_explicit(&((struct slot_header *)s)->state, order);
-	if (st == 0 || SLOT_SEQ(st) < seq) {
-		await_payload(s);
+	if (st == 0 || SLOT_SEQ(st) < seq)
 		return ring_ends_by(m, seq);
-	}
 	if (SLOT_SEQ(st) > seq || (st & SLOT_SKIP))
 		return true;
 	return !(st & SLOT_OCC);
