@@ -1355,8 +1355,17 @@ static void *racer_waiter(void *arg)
 		int which;
 		int64_t t0 = h_now_ns();
 		int rc = wait_sources(&s, 1, NULL, NULL, 0, WAKE_BOUND_NS, 0, &which);
-		if (rc != SHMBUS_OK || h_now_ns() - t0 >= WAKE_BOUND_NS ||
-		    ring_take(&r, &v, sizeof(v), NULL) != 0 || v != i) {
+		int64_t took = h_now_ns() - t0;
+		int taken = rc == SHMBUS_OK ? ring_take(&r, &v, sizeof(v), NULL) : -1;
+		if (rc != SHMBUS_OK || took >= WAKE_BOUND_NS || taken != 0 || v != i) {
+			/* Say which way it failed: a lost wake-up ends at the
+			 * deadline; anything else is another fault. */
+			fprintf(stderr,
+				"  round %llu: wait %d after %lld ms, take %d, value %llu, "
+				"lost %llu\n",
+				(unsigned long long)i, rc, (long long)(took / 1000000), taken,
+				taken == 0 ? (unsigned long long)v : 0ull,
+				(unsigned long long)r.lost);
 			x->late++;
 			break;
 		}
