@@ -90,11 +90,17 @@ void ring_wake(const struct topic_map *m)
 
 uint32_t ring_announce_sleep(const struct topic_map *m)
 {
-	/* seq_cst: the store orders before the caller's slot-state load (see
-	 * ring_wake); the epoch is read after it, so a publisher that clears
-	 * the line after this store moves the epoch after this read. */
+	/* The epoch first, then the flag. A publisher that clears the flag
+	 * after it is set moves the epoch after that, so after this read: the
+	 * sleep on this value ends. Read after the store, the epoch could
+	 * already carry that publisher's move (a wake-up for an earlier
+	 * message, running late) while the flag stays cleared: the sleep
+	 * would wait for a wake-up no later commit makes.
+	 * seq_cst: the store orders before the caller's slot-state load (see
+	 * ring_wake). */
+	uint32_t epoch = atomic_load_explicit(&m->wake->epoch, memory_order_seq_cst);
 	atomic_store_explicit(&m->wake->sleeping, 1, memory_order_seq_cst);
-	return atomic_load_explicit(&m->wake->epoch, memory_order_seq_cst);
+	return epoch;
 }
 
 /* --------------------------------------------------------- other processes */
